@@ -1,0 +1,1 @@
+"""The UniDesk server core: API, scheduler, node registry, ingress, event bus."""

@@ -1,0 +1,1 @@
+"""People and credentials: users, sessions, personal API tokens, node tokens."""

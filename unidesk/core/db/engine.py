@@ -1,0 +1,31 @@
+"""Async engine and session factory for the one authoritative PostgreSQL database."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+__all__ = ["make_engine", "make_sessionmaker", "sync_url", "libpq_url"]
+
+
+def _normalise(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(_normalise(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def sync_url(url: str) -> str:
+    """The same database for synchronous tools (Alembic) with psycopg 3."""
+    return _normalise(url)
+
+
+def libpq_url(url: str) -> str:
+    """A plain libpq URL (for psycopg connections and pg_dump)."""
+    return "postgresql://" + _normalise(url).split("://", 1)[1]

@@ -1,0 +1,9 @@
+"""Imports every core model so ``Base.metadata`` holds the whole core schema."""
+
+from unidesk.core.auth.models import ApiToken, NodeToken, User
+from unidesk.core.db.base import Base
+from unidesk.core.events.models import Event
+from unidesk.core.nodes.models import NodeRow
+from unidesk.core.tasks.models import AttemptRow, TaskRow
+
+__all__ = ["Base", "User", "ApiToken", "NodeToken", "Event", "NodeRow", "TaskRow", "AttemptRow"]

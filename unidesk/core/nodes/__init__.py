@@ -1,0 +1,1 @@
+"""The node registry: compute nodes, their resources, state and heartbeats."""

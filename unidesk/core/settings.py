@@ -1,0 +1,90 @@
+"""Server settings: one msgspec Struct, loaded from defaults, a TOML file, then UNIDESK_* env vars."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+import msgspec
+
+from unidesk.errors import BadRequest
+
+__all__ = ["Settings", "load_settings", "settings_reference"]
+
+Doc = msgspec.Meta
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every server setting. Env var: ``UNIDESK_<NAME upper-cased>``; TOML key: ``<name>``."""
+
+    data_dir: Annotated[str, Doc(description="Where the server keeps its embedded database, files and backups.")] = ".unidesk"
+    host: Annotated[str, Doc(description="Address the HTTP server binds to.")] = "127.0.0.1"
+    port: Annotated[int, Doc(description="TCP port the HTTP server binds to.", ge=0, le=65535)] = 8080
+    public_url: Annotated[str | None, Doc(description="URL people and agents use to reach this server (defaults to http://host:port).")] = None
+    database_url: Annotated[str | None, Doc(description="PostgreSQL URL; unset starts an embedded PostgreSQL in <data_dir>/pg.")] = None
+    db_pool_size: Annotated[int, Doc(description="SQLAlchemy connection pool size per server process.", ge=1, le=200)] = 10
+    heartbeat_interval_s: Annotated[float, Doc(description="Seconds between agent heartbeats.", gt=0)] = 15.0
+    offline_timeout_s: Annotated[float, Doc(description="Seconds without a heartbeat before a node is marked offline.", gt=0)] = 90.0
+    dispatch_ack_timeout_s: Annotated[float, Doc(description="Seconds to wait for an agent's ack before redelivering a dispatch.", gt=0)] = 10.0
+    admin_username: Annotated[str, Doc(description="Username of the first admin created on first start.")] = "admin"
+    admin_password: Annotated[str | None, Doc(description="If set and no admin exists, the first start creates one with this password.")] = None
+    session_ttl_s: Annotated[int, Doc(description="Lifetime of a browser login session in seconds.", ge=60)] = 7 * 24 * 3600
+    secure_cookies: Annotated[bool, Doc(description="Mark the session cookie Secure (set when served over HTTPS).")] = False
+    login_max_failures: Annotated[int, Doc(description="Failed logins allowed per client within login_window_s before 429.", ge=1)] = 10
+    login_window_s: Annotated[int, Doc(description="Window for counting failed logins, seconds.", ge=1)] = 300
+    allow_file_urls: Annotated[bool, Doc(description="Accept file:// repository URLs in task submissions (tests and single-machine setups).")] = False
+    max_request_bytes: Annotated[int, Doc(description="Largest accepted request body for JSON API calls, bytes.", ge=1024)] = 1_048_576
+    local_agent: Annotated[bool, Doc(description="Start a local agent so the main server is also a compute node.")] = True
+    local_agent_labels: Annotated[dict[str, str], Doc(description="Labels declared by the local agent.")] = {}
+    log_format: Annotated[Literal["auto", "json", "console"], Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY).")] = "auto"
+    log_level: Annotated[str, Doc(description="Minimum log level.")] = "info"
+    max_log_bytes_per_attempt: Annotated[int, Doc(description="Log bytes stored per attempt before truncation.", ge=1024)] = 64 * 1024 * 1024
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in Settings.__struct_fields__:
+        raw = environ.get(f"UNIDESK_{name.upper()}")
+        if raw is None:
+            continue
+        if name == "local_agent_labels":
+            out[name] = dict(p.split("=", 1) for p in raw.split(",") if "=" in p)
+        else:
+            out[name] = raw
+    return out
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings: defaults, then the TOML file, then env vars, then explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get("UNIDESK_CONFIG")
+    if config_file:
+        with open(config_file, "rb") as fh:
+            values.update(tomllib.load(fh))
+    values.update(_env_overrides(environ))
+    values.update(overrides)
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid setting: {exc}") from None
+
+
+def settings_reference() -> str:
+    """Markdown table of every setting with its default and description."""
+    rows = ["| setting | env var | default | description |", "|---|---|---|---|"]
+    for field in msgspec.structs.fields(Settings):
+        meta = next((m for m in getattr(field.type, "__metadata__", ()) if isinstance(m, msgspec.Meta)), None)
+        default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+        rows.append(f"| `{field.name}` | `UNIDESK_{field.name.upper()}` | `{default!r}` | {meta.description if meta else ''} |")
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Tasks and their attempts: submission, listing, trace, cancel."""

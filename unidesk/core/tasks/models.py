@@ -1,0 +1,75 @@
+"""Tables ``tasks`` and ``task_attempts``: projections of task events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Identity, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from unidesk.core.db.base import Base, CreatedAt, new_id
+
+__all__ = ["TaskRow", "AttemptRow", "TASK_FINAL_STATES", "TASK_ACTIVE_STATES", "ATTEMPT_FINAL_STATES"]
+
+TASK_FINAL_STATES = ("succeeded", "failed", "cancelled")
+TASK_ACTIVE_STATES = ("assigned", "preparing", "running", "cancelling")
+ATTEMPT_FINAL_STATES = ("succeeded", "failed", "cancelled", "lost")
+
+
+class TaskRow(CreatedAt, Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    reason: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    unschedulable_reason: Mapped[str | None] = mapped_column(Text)
+    code_repo_url: Mapped[str] = mapped_column(Text, nullable=False)
+    code_commit_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    env_repo_url: Mapped[str] = mapped_column(Text, nullable=False)
+    env_commit_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    dockerfile_path: Mapped[str] = mapped_column(Text, nullable=False)
+    command: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
+    env: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
+    cpus: Mapped[float] = mapped_column(Float, nullable=False, default=1.0)
+    memory_mb: Mapped[int] = mapped_column(Integer, nullable=False, default=512)
+    gpus: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    labels: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
+    timeout_s: Mapped[int] = mapped_column(Integer, nullable=False, default=3600)
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
+    retry_on_failure: Mapped[bool] = mapped_column(nullable=False, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    attempt_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_tasks_pending_queue", "priority", "seq", postgresql_where=text("state = 'pending'")),
+        Index("ix_tasks_state_seq", "state", "seq"),
+    )
+
+
+class AttemptRow(Base):
+    __tablename__ = "task_attempts"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    attempt_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
+    node_name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="assigned")
+    stage: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    gpu_indices: Mapped[list[int]] = mapped_column(JSONB, nullable=False, default=list)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
