@@ -1,0 +1,58 @@
+"""What the agent needs from an executor: run one attempt, report its progress, stop it.
+
+The connection layer (``agent.py``) owns dispatch, acks and reporting over the socket; a
+``Runner`` owns how an attempt actually executes. ``DockerRunner`` (``docker_runner.py``) is
+the production implementation; ``SubprocessTestRunner`` exists only for tests of the
+connection layer and is never the default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import msgspec
+
+from unidesk.protocol import AttemptRef, Dispatch
+
+__all__ = ["Outcome", "Reporter", "Runner", "StopReason"]
+
+StopReason = Literal["cancelled", "timed_out", "reconcile", "shutdown"]
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How an attempt ended, as the runner saw it."""
+
+    reason: Literal["succeeded", "exit_nonzero", "timed_out", "cancelled", "infra_error", "killed"]
+    exit_code: int | None = None
+    message: str | None = None
+
+
+class Reporter(Protocol):
+    """The runner's channel back to the server for one attempt."""
+
+    async def stage(self, stage: str) -> None:
+        """Entered a preparing stage: fetch_code, fetch_env, build_image, fetch_inputs."""
+
+    async def running(self) -> None:
+        """The user's command started."""
+
+    def log(self, stream: Literal["stdout", "stderr", "build", "system"], data: bytes) -> None:
+        """Append output; buffered, ordered and flushed by the connection layer."""
+
+
+class Runner(Protocol):
+    async def run(self, dispatch: Dispatch, reporter: Reporter) -> Outcome:
+        """Run the attempt to its end and return how it ended. Must not raise for task
+        failures: an infrastructure problem is ``Outcome(reason="infra_error", message=...)``."""
+
+    async def stop(self, ref: AttemptRef, reason: StopReason) -> None:
+        """Ask a running attempt to stop (grace period, then kill); ``run`` then returns."""
+
+    async def owned_attempts(self) -> list[AttemptRef]:
+        """Attempts this node still has running (e.g. containers found by label after a restart)."""
+
+    async def remove_orphans(self, keep: set[AttemptRef]) -> None:
+        """Kill and remove anything of ours that is not in ``keep``."""
+
+    async def health(self) -> str | None:
+        """None when able to take work, else the reason (e.g. 'docker unreachable')."""

@@ -1,0 +1,218 @@
+"""Every message between the server's provider ingress and ``unidesk-agent``.
+
+Both sides import only this module to talk to each other (the agent never imports
+``unidesk.core``; the core never imports ``unidesk.gateway_agent``).
+
+Transport: one WebSocket per node, opened by the agent (the server never dials a node) to
+``/api/agent/ws`` with ``Authorization: Bearer <node token>``. Every frame is a binary
+msgpack encoding of exactly one message below, tagged by its ``type`` field, at most
+``MAX_FRAME_BYTES`` long.
+
+Call order:
+    agent  → Hello          (first frame; declares version, resources, attempts still running)
+    server → Welcome        (node id, heartbeat interval) or a close with a reason
+    server → Reconcile      (after Welcome: which reported attempts to keep, which to kill)
+    agent  → Heartbeat      every ``heartbeat_interval_s`` (usage, running attempts, health)
+    server → Dispatch       one attempt to run; the agent answers Ack at once (at-least-once:
+                            the server redelivers an unacked Dispatch; the agent acks duplicates
+                            again and runs the attempt once)
+    agent  → AttemptState   preparing (with stage) → running → exited/failed
+    agent  → LogChunk       ordered by ``seq`` per attempt; the server answers LogAck with the
+                            highest stored seq, and the agent resends anything unacked after a
+                            reconnect (the server drops seqs it already has)
+    server → Cancel         stop an attempt; the agent reports its final AttemptState
+    either → Error          a problem with one message; the connection stays open
+
+Error rules: a frame that does not decode, is too large, or has an unknown type closes the
+socket with 4400 (or 1009 for size) and a reason; a bad token closes with 4401; a protocol
+version the server does not speak closes with 4426. Every message about an attempt carries
+``(task_id, attempt_no)``; a report for a stale or foreign attempt is recorded as a fact and
+changes nothing (fencing).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION", "MAX_FRAME_BYTES", "CLOSE_BAD_FRAME", "CLOSE_UNAUTHENTICATED",
+    "CLOSE_INCOMPATIBLE", "CLOSE_REPLACED", "CLOSE_REVOKED", "CLOSE_TOO_BIG", "CLOSE_SERVER_SHUTDOWN",
+    "Gpu", "GpuUsage", "Usage", "AttemptRef", "FileInput", "FileOutput",
+    "Hello", "Welcome", "Heartbeat", "Dispatch", "Ack", "AttemptState", "LogChunk", "LogAck",
+    "Cancel", "Reconcile", "Error", "Message", "encode", "decode",
+]
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+CLOSE_BAD_FRAME = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_REVOKED = 4403
+CLOSE_REPLACED = 4409
+CLOSE_INCOMPATIBLE = 4426
+CLOSE_TOO_BIG = 1009
+CLOSE_SERVER_SHUTDOWN = 1001
+
+AttemptPhase = Literal["preparing", "running", "exited", "failed"]
+"""``exited``: the command ran and ended (see exit_code/reason); ``failed``: it could not run."""
+
+EndReason = Literal["succeeded", "exit_nonzero", "timed_out", "cancelled", "infra_error", "killed"]
+
+
+class Gpu(msgspec.Struct, frozen=True):
+    index: int
+    model: str
+    memory_mb: int
+    uuid: str
+
+
+class GpuUsage(msgspec.Struct, frozen=True):
+    index: int
+    util_percent: float
+    memory_used_mb: int
+
+
+class Usage(msgspec.Struct, frozen=True):
+    cpu_percent: float = 0.0
+    memory_used_mb: int = 0
+    memory_total_mb: int = 0
+    disk_free_mb: int = 0
+    gpus: list[GpuUsage] = []
+
+
+class AttemptRef(msgspec.Struct, frozen=True):
+    task_id: str
+    attempt_no: int
+
+
+class FileInput(msgspec.Struct, frozen=True):
+    """An input artifact: fetched by URL, verified by SHA-256, placed read-only at ``path``."""
+
+    artifact_id: str
+    name: str
+    url: str
+    sha256: str
+    size: int
+    path: str
+
+
+class FileOutput(msgspec.Struct, frozen=True):
+    """Paths or globs under /workspace/outputs the agent uploads after the run."""
+
+    pattern: str
+
+
+class Hello(msgspec.Struct, tag="hello", kw_only=True):
+    protocol_version: int
+    agent_version: str
+    node_name: str
+    hostname: str
+    os: str
+    cpus: float
+    memory_mb: int
+    gpus: list[Gpu] = []
+    labels: dict[str, str] = {}
+    runtimes: list[str] = msgspec.field(default_factory=lambda: ["docker"])
+    running: list[AttemptRef] = []
+    instance_id: str = ""
+    unhealthy_reason: str | None = None
+
+
+class Welcome(msgspec.Struct, tag="welcome", kw_only=True):
+    protocol_version: int
+    node_id: str
+    heartbeat_interval_s: float
+    server_instance: str = ""
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat", kw_only=True):
+    seq: int
+    usage: Usage = Usage()
+    running: list[AttemptRef] = []
+    unhealthy_reason: str | None = None
+    sent_at: float = 0.0
+    """The node's own clock; recorded, never used for liveness."""
+
+
+class Dispatch(msgspec.Struct, tag="dispatch", kw_only=True):
+    task_id: str
+    attempt_no: int
+    code_repo_url: str
+    code_commit_id: str
+    env_repo_url: str
+    env_commit_id: str
+    dockerfile_path: str
+    command: list[str]
+    env: dict[str, str] = {}
+    cpus: float = 1.0
+    memory_mb: int = 512
+    gpu_indices: list[int] = []
+    timeout_s: int = 3600
+    inputs: list[FileInput] = []
+    outputs: list[FileOutput] = []
+    kind: str = "container"
+    """``container`` for ordinary tasks; ``host.ssh`` for bounded admin maintenance operations."""
+    params: dict[str, str] = {}
+
+
+class Ack(msgspec.Struct, tag="ack", kw_only=True):
+    task_id: str
+    attempt_no: int
+
+
+class AttemptState(msgspec.Struct, tag="attempt_state", kw_only=True):
+    task_id: str
+    attempt_no: int
+    phase: AttemptPhase
+    stage: str | None = None
+    """While preparing: fetch_code, fetch_env, build_image, fetch_inputs, upload_outputs."""
+    exit_code: int | None = None
+    reason: EndReason | None = None
+    message: str | None = None
+
+
+class LogChunk(msgspec.Struct, tag="log", kw_only=True):
+    task_id: str
+    attempt_no: int
+    seq: int
+    stream: Literal["stdout", "stderr", "build", "system"]
+    data: str
+
+
+class LogAck(msgspec.Struct, tag="log_ack", kw_only=True):
+    task_id: str
+    attempt_no: int
+    seq: int
+
+
+class Cancel(msgspec.Struct, tag="cancel", kw_only=True):
+    task_id: str
+    attempt_no: int
+    reason: Literal["cancelled", "reconcile", "lost"] = "cancelled"
+
+
+class Reconcile(msgspec.Struct, tag="reconcile", kw_only=True):
+    keep: list[AttemptRef] = []
+    kill: list[AttemptRef] = []
+
+
+class Error(msgspec.Struct, tag="error", kw_only=True):
+    code: str
+    message: str
+
+
+Message = Union[Hello, Welcome, Heartbeat, Dispatch, Ack, AttemptState, LogChunk, LogAck, Cancel, Reconcile, Error]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode(msg: Message) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode(frame: bytes) -> Message:
+    """Decode one frame; raises ``msgspec.DecodeError``/``ValidationError`` on bad input."""
+    return _decoder.decode(frame)
