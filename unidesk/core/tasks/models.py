@@ -12,11 +12,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
 
-__all__ = ["TaskRow", "AttemptRow", "TASK_FINAL_STATES", "TASK_ACTIVE_STATES", "ATTEMPT_FINAL_STATES"]
+__all__ = ["TaskRow", "AttemptRow", "TASK_FINAL_STATES", "TASK_ACTIVE_STATES", "ATTEMPT_FINAL_STATES", "ATTEMPT_ACTIVE_STATES"]
 
 TASK_FINAL_STATES = ("succeeded", "failed", "cancelled")
 TASK_ACTIVE_STATES = ("assigned", "preparing", "running", "cancelling")
 ATTEMPT_FINAL_STATES = ("succeeded", "failed", "cancelled", "lost")
+ATTEMPT_ACTIVE_STATES = ("assigned", "preparing", "running")
 
 
 class TaskRow(CreatedAt, Base):

@@ -1,0 +1,130 @@
+"""The app factory: ``create_app(settings)`` builds the Litestar app; nothing happens at import."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, AsyncIterator, Protocol, Sequence
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+import unidesk
+from unidesk.core import health as health_mod
+from unidesk.core.auth.controllers import ApiTokenController, AuthController, NodeTokenController, UserController
+from unidesk.core.auth.middleware import PUBLIC_PATHS, AuthMiddleware
+from unidesk.core.auth.ratelimit import LoginLimiter
+from unidesk.core.auth.services import UserService
+from unidesk.core.auth.schemas import UserCreate
+from unidesk.core.db.bootstrap import DatabaseHandle, open_database
+from unidesk.core.db.engine import make_engine, make_sessionmaker
+from unidesk.core.db.migrate import expected_heads
+from unidesk.core.deps import DEPENDENCIES
+from unidesk.core.events.controllers import EventController
+from unidesk.core.events.hub import EventHub
+from unidesk.core.nodes.controllers import NodeController
+from unidesk.core.problems import EXCEPTION_HANDLERS
+from unidesk.core.requestid import RequestIdMiddleware
+from unidesk.core.settings import Settings
+from unidesk.core.tasks.controllers import TaskController
+from unidesk.core.webui import serve_ui
+
+__all__ = ["create_app", "Component", "COMPONENT_FACTORIES"]
+
+log = structlog.get_logger("unidesk.app")
+
+
+class Component(Protocol):
+    """A long-running part of the server (scheduler, sweeper, local agent …) started with the app."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+COMPONENT_FACTORIES: list[Any] = []
+"""Callables ``(state) -> Component | None`` run at startup, in order; filled by core modules."""
+
+
+async def _ensure_first_admin(state: State, settings: Settings) -> None:
+    if not settings.admin_password:
+        return
+    async with state.sessions() as s:
+        if await UserService(s).any_admin():
+            return
+        await UserService(s).create(UserCreate(username=settings.admin_username, password=settings.admin_password, role="admin"), actor="system:first-start")
+        log.info("first admin created", username=settings.admin_username)
+
+
+def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), components: Sequence[Any] | None = None) -> Litestar:
+    """Build the server. Its lifespan opens (or starts) the database, migrates, and starts components."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        state = app.state
+        db: DatabaseHandle = await open_database(settings)
+        state.db_handle = db
+        state.engine = make_engine(db.url, settings.db_pool_size)
+        state.sessions = make_sessionmaker(state.engine)
+        state.expected_heads = expected_heads(db.url)
+        state.event_hub = EventHub(db.dsn, state.sessions)
+        await state.event_hub.start()
+        checks = state.health_checks
+        checks.register("database", health_mod.database_check(state))
+        checks.register("migrations", health_mod.migrations_check(state))
+
+        async def event_stream() -> str | None:
+            return state.event_hub.error
+
+        checks.register("event_stream", event_stream)
+        await _ensure_first_admin(state, settings)
+        started: list[Any] = []
+        try:
+            for factory in (COMPONENT_FACTORIES if components is None else components):
+                component = factory(state)
+                if component is not None:
+                    await component.start()
+                    started.append(component)
+            log.info("server ready", url=settings.base_url, version=unidesk.__version__, pid=os.getpid())
+            yield
+        finally:
+            for component in reversed(started):
+                with contextlib.suppress(Exception):
+                    await component.stop()
+            await state.event_hub.stop()
+            await state.engine.dispose()
+            db.close()
+
+    state = State({
+        "settings": settings,
+        "login_limiter": LoginLimiter(settings.login_max_failures, settings.login_window_s),
+        "health_checks": health_mod.HealthChecks(),
+        "git_commit": health_mod.git_commit(),
+        "components": {},
+    })
+    return Litestar(
+        route_handlers=[health_mod.health, AuthController, UserController, ApiTokenController, NodeTokenController,
+                        TaskController, NodeController, EventController, *extra_route_handlers, serve_ui],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],
+        lifespan=[lifespan],
+        state=state,
+        request_max_body_size=settings.max_request_bytes,
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="UniDesk", version=unidesk.__version__,
+            components=Components(security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="Personal API token (udk_…)"),
+                "session": SecurityScheme(type="apiKey", name="unidesk_session", security_scheme_in="cookie"),
+            }),
+            security=[{"bearer": []}, {"session": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,168 @@
+"""``unidesk-server``: serve (default), migrate, create-admin, node-token, settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from typing import Any, Awaitable, Callable
+
+from unidesk.core.settings import Settings, load_settings, settings_reference
+from unidesk.errors import UnideskError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unidesk-server", description="UniDesk main server (API, scheduler, ingress, UI).")
+    p.add_argument("--config", help="TOML settings file (env UNIDESK_CONFIG); UNIDESK_* env vars override it")
+    sub = p.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the server (default)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-local-agent", action="store_true", help="do not run this machine as a compute node")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    ca = sub.add_parser("create-admin", help="create an admin user")
+    ca.add_argument("username")
+    ca.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of prompting")
+    nt = sub.add_parser("node-token", help="manage node tokens")
+    nts = nt.add_subparsers(dest="action", required=True)
+    c = nts.add_parser("create", help="issue a token (the secret is printed once)")
+    c.add_argument("name")
+    nts.add_parser("list", help="list tokens")
+    r = nts.add_parser("revoke", help="revoke a token")
+    r.add_argument("token_id")
+    sub.add_parser("settings", help="print every setting with its default")
+    return p
+
+
+def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from unidesk.core.db.bootstrap import open_database
+    from unidesk.core.db.engine import make_engine, make_sessionmaker
+
+    async def run() -> int:
+        handle = await open_database(settings)
+        engine = make_engine(handle.url, 2)
+        try:
+            return await fn(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+            handle.close()
+
+    return asyncio.run(run())
+
+
+def _create_admin(settings: Settings, username: str, password_stdin: bool) -> int:
+    from unidesk.core.auth.schemas import UserCreate
+    from unidesk.core.auth.services import UserService
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"password for {username}: ")
+
+    async def go(sessions: Any) -> int:
+        async with sessions() as s:
+            user = await UserService(s).create(UserCreate(username=username, password=password, role="admin"), actor="cli:create-admin")
+        print(f"admin {user.username} created ({user.id})")
+        return 0
+
+    return _with_db(settings, go)
+
+
+def _node_token(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    from unidesk.core.auth.services import NodeTokenService
+
+    async def go(sessions: Any) -> int:
+        async with sessions() as s:
+            svc = NodeTokenService(s)
+            if args.action == "create":
+                created = await svc.create(args.name, actor="cli:node-token", created_by=None)
+                print(f"node token {created.token.id} ({created.token.name}); the secret is shown only now:")
+                print(created.secret)
+                print(f"\nstart a node with:\n  unidesk-agent --server {settings.base_url} --token {created.secret}")
+            elif args.action == "list":
+                for t in await svc.list():
+                    state = "revoked" if t.revoked_at else "active"
+                    print(f"{t.id}  {t.prefix}…  {state:8}  {t.name}")
+            else:
+                await svc.revoke(uuid.UUID(args.token_id), actor="cli:node-token")
+                print(f"revoked {args.token_id}")
+        return 0
+
+    return _with_db(settings, go)
+
+
+def _first_admin_password(settings: Settings) -> Settings:
+    """On a first start with no admin configured, generate a password and keep it in the data dir."""
+    import msgspec
+
+    if settings.admin_password:
+        return settings
+    path = settings.data_path / "initial-admin-password"
+    if path.exists():
+        password = path.read_text().strip()
+    else:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(12)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+    return msgspec.structs.replace(settings, admin_password=password)
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from unidesk.core.app import create_app
+
+    settings = _first_admin_password(settings)
+    app = create_app(settings)
+    pw_file = settings.data_path / "initial-admin-password"
+    print(f"\n  UniDesk is starting at {settings.base_url}\n"
+          f"  log in as '{settings.admin_username}' with the password in {pw_file}\n"
+          f"  (only used when no admin exists yet; change it under Admin → Users)\n", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, ws_max_size=4 * 1024 * 1024 + 1024)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if getattr(args, "no_local_agent", False):
+        overrides["local_agent"] = False
+    try:
+        settings = load_settings(args.config, **overrides)
+    except (UnideskError, OSError) as exc:
+        print(f"unidesk-server: {exc}", file=sys.stderr)
+        return 2
+    from unidesk.core.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    command = args.command or "serve"
+    try:
+        if command == "serve":
+            return _serve(settings)
+        if command == "migrate":
+            return _with_db(settings, lambda _s: asyncio.sleep(0, 0))
+        if command == "create-admin":
+            return _create_admin(settings, args.username, args.password_stdin)
+        if command == "node-token":
+            return _node_token(settings, args)
+        if command == "settings":
+            print(settings_reference())
+            return 0
+    except UnideskError as exc:
+        print(f"unidesk-server: {exc.detail}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""Litestar dependency providers shared by every controller."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from litestar import Request
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.auth.schemas import Principal
+from unidesk.core.settings import Settings
+
+__all__ = ["provide_db", "provide_principal", "provide_settings", "DEPENDENCIES"]
+
+
+async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+def provide_principal(request: Request) -> Principal:
+    return request.user
+
+
+def provide_settings(state: State) -> Settings:
+    return state.settings
+
+
+from litestar.di import Provide  # noqa: E402
+
+DEPENDENCIES = {
+    "db": Provide(provide_db),
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+}

@@ -1,0 +1,65 @@
+"""HTTP handlers for the event log and its live stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+from typing import Annotated, AsyncIterator
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.events.hub import EventHub, to_out
+from unidesk.core.events.models import Event
+from unidesk.core.events.schemas import EventPage
+from unidesk.errors import BadRequest, Unavailable
+
+__all__ = ["EventController"]
+
+
+class EventController(Controller):
+    path = "/api/events"
+    tags = ["events"]
+
+    @get("/", operation_id="list_events")
+    async def list_events(
+        self, db: AsyncSession,
+        after: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        kind: Annotated[str | None, Parameter(max_length=64)] = None,
+        subject_type: Annotated[str | None, Parameter(max_length=32)] = None,
+        subject_id: Annotated[str | None, Parameter(max_length=64)] = None,
+    ) -> EventPage:
+        """Events with id greater than ``after``, oldest first."""
+        stmt = select(Event).where(Event.id > after)
+        if kind:
+            stmt = stmt.where(Event.kind == kind)
+        if subject_type:
+            stmt = stmt.where(Event.subject_type == subject_type)
+        if subject_id:
+            stmt = stmt.where(Event.subject_id == subject_id)
+        items = [to_out(e) for e in (await db.scalars(stmt.order_by(Event.id).limit(limit))).all()]
+        return EventPage(items=items, last_id=items[-1].id if items else after)
+
+    @get("/stream", operation_id="stream_events")
+    async def stream(self, request: Request, state: State, after: Annotated[int | None, Parameter(ge=0)] = None) -> ServerSentEvent:
+        """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID header."""
+        hub: EventHub = state.event_hub
+        if not hub.healthy:
+            raise Unavailable(f"event stream unavailable: {hub.error}")
+        if after is None:
+            raw = request.headers.get("last-event-id")
+            try:
+                after = int(raw) if raw else hub.cursor
+            except ValueError:
+                raise BadRequest("Last-Event-ID must be an event id") from None
+
+        async def gen() -> AsyncIterator[ServerSentEventMessage]:
+            yield ServerSentEventMessage(event="hello", data=msgspec.json.encode({"cursor": hub.cursor}).decode(), retry_duration=2000)
+            async for ev in hub.subscribe(after):
+                yield ServerSentEventMessage(id=str(ev.id), event=ev.kind, data=msgspec.json.encode(ev).decode())
+
+        return ServerSentEvent(gen())

@@ -1,0 +1,163 @@
+"""Live fan-out of committed events: LISTEN once per process, read by id, deliver in order.
+
+The events table is the only source: NOTIFY only says "there is something after id N".
+A pump reads committed events in id order; an id that is missing (a transaction still in
+flight, or rolled back) holds delivery back until it appears or ``GAP_TIMEOUT_S`` passes,
+so subscribers never see events out of order or miss one that commits late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import AsyncIterator, Awaitable, Callable
+
+import psycopg
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unidesk.core.events.models import Event
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.events.writer import NOTIFY_CHANNEL
+
+__all__ = ["EventHub", "Listener", "read_events", "to_out"]
+
+log = structlog.get_logger("unidesk.events")
+
+GAP_TIMEOUT_S = 2.0
+Listener = Callable[[list[EventOut]], Awaitable[None]]
+
+
+def to_out(row: Event) -> EventOut:
+    return EventOut(id=row.id, ts=row.ts, kind=row.kind, subject_type=row.subject_type,
+                    subject_id=row.subject_id, actor=row.actor, payload=row.payload)
+
+
+async def read_events(session: AsyncSession, after: int, limit: int, *, until: int | None = None) -> list[EventOut]:
+    stmt = select(Event).where(Event.id > after).order_by(Event.id).limit(limit)
+    if until is not None:
+        stmt = stmt.where(Event.id <= until)
+    return [to_out(r) for r in (await session.scalars(stmt)).all()]
+
+
+class EventHub:
+    """One per server process: LISTENs on the bus and fans events out to subscribers."""
+
+    def __init__(self, dsn: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._dsn = dsn
+        self._sessions = sessionmaker
+        self._listeners: list[tuple[str, Listener]] = []
+        self._queues: set[asyncio.Queue[EventOut | None]] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.cursor = 0
+        self.error: str | None = "not started"
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None
+
+    def add_listener(self, name: str, listener: Listener) -> None:
+        """Call ``listener`` with every batch of committed events, in order. Failures are logged."""
+        self._listeners.append((name, listener))
+
+    async def start(self) -> None:
+        async with self._sessions() as s:
+            self.cursor = (await s.scalar(select(func.coalesce(func.max(Event.id), 0)))) or 0
+        self._tasks = [asyncio.create_task(self._listen(), name="events-listen"),
+                       asyncio.create_task(self._pump(), name="events-pump")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for q in list(self._queues):
+            q.put_nowait(None)
+
+    async def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.error = None
+                    backoff = 0.5
+                    self._wake.set()
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the bus is down: say so on /health, retry
+                self.error = f"event stream listener down: {type(exc).__name__}"
+                log.warning("event listener lost", error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _pump(self) -> None:
+        gap_since: float | None = None
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5 if gap_since else 5.0)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                async with self._sessions() as s:
+                    batch = await read_events(s, self.cursor, 1000)
+            except Exception as exc:
+                log.warning("event pump read failed", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            ready: list[EventOut] = []
+            for ev in batch:
+                expected = (ready[-1].id if ready else self.cursor) + 1
+                if ev.id != expected:
+                    gap_since = gap_since or time.monotonic()
+                    if time.monotonic() - gap_since < GAP_TIMEOUT_S:
+                        break
+                ready.append(ev)
+                gap_since = None
+            if ready:
+                self.cursor = ready[-1].id
+                await self._deliver(ready)
+                if len(batch) == 1000 or len(ready) < len(batch):
+                    self._wake.set()
+
+    async def _deliver(self, events: list[EventOut]) -> None:
+        for q in list(self._queues):
+            for ev in events:
+                q.put_nowait(ev)
+        for name, listener in self._listeners:
+            try:
+                await listener(events)
+            except Exception:
+                log.exception("event listener failed", listener=name)
+
+    async def subscribe(self, after: int) -> AsyncIterator[EventOut]:
+        """Every committed event with id > ``after``, in order, then live ones as they commit."""
+        q: asyncio.Queue[EventOut | None] = asyncio.Queue()
+        self._queues.add(q)
+        try:
+            last = after
+            live_from = self.cursor
+            while last < live_from:
+                async with self._sessions() as s:
+                    page = await read_events(s, last, 500, until=live_from)
+                if not page:
+                    break
+                for ev in page:
+                    yield ev
+                    last = ev.id
+            while True:
+                ev = await q.get()
+                if ev is None:
+                    return
+                if ev.id > last:
+                    last = ev.id
+                    yield ev
+        finally:
+            self._queues.discard(q)

@@ -1,0 +1,95 @@
+"""/health: is the documented path up? Each check names what is wrong, never hides it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+from sqlalchemy import text
+
+import unidesk
+
+__all__ = ["HealthChecks", "health", "git_commit", "Health"]
+
+Check = Callable[[], Awaitable[str | None]]
+"""A check returns None when healthy, else a short reason."""
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    reasons: list[str]
+    version: str
+    commit: str
+    checks: dict[str, str]
+
+
+def git_commit() -> str:
+    """The commit this server runs from (UNIDESK_GIT_COMMIT, else the checkout's HEAD)."""
+    if os.environ.get("UNIDESK_GIT_COMMIT"):
+        return os.environ["UNIDESK_GIT_COMMIT"]
+    try:
+        root = Path(unidesk.__file__).resolve().parents[1]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class HealthChecks:
+    """Named checks other modules register (database, migrations, event stream, storage, …)."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, Check] = {}
+
+    def register(self, name: str, check: Check) -> None:
+        self._checks[name] = check
+
+    async def run(self, timeout_s: float = 3.0) -> dict[str, str]:
+        async def one(name: str, check: Check) -> tuple[str, str]:
+            try:
+                reason = await asyncio.wait_for(check(), timeout_s)
+            except asyncio.TimeoutError:
+                reason = "check timed out"
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return name, reason or "ok"
+
+        return dict(await asyncio.gather(*(one(n, c) for n, c in self._checks.items())))
+
+
+def database_check(state: State) -> Check:
+    async def check() -> str | None:
+        async with state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return None
+    return check
+
+
+def migrations_check(state: State) -> Check:
+    async def check() -> str | None:
+        async with state.engine.connect() as conn:
+            current = {r[0] for r in (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()}
+        expected: set[str] = state.expected_heads
+        if current != expected:
+            return f"schema at {sorted(current)}, code expects {sorted(expected)}; run `unidesk-server migrate`"
+        return None
+    return check
+
+
+@get("/health", operation_id="health", tags=["health"], exclude_from_auth=True)
+async def health(state: State) -> Response[Health]:
+    """Liveness and the state of every documented dependency; 503 with reasons when degraded."""
+    checks = await state.health_checks.run()
+    reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
+    body = Health(status="degraded" if reasons else "ok", reasons=reasons, version=unidesk.__version__,
+                  commit=state.git_commit, checks=checks)
+    return Response(body, status_code=503 if reasons else 200)
+
+

@@ -1,0 +1,45 @@
+"""HTTP handlers for nodes: list, get, drain, undrain, delete."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, delete, get, post
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.auth.guards import admin_only
+from unidesk.core.auth.schemas import Principal
+from unidesk.core.nodes import schemas
+from unidesk.core.nodes.services import NodeService
+
+__all__ = ["NodeController"]
+
+
+class NodeController(Controller):
+    path = "/api/nodes"
+    tags = ["nodes"]
+
+    @get("/", operation_id="list_nodes")
+    async def list_nodes(self, db: AsyncSession) -> dict[str, list[schemas.Node]]:
+        """Every known node with state, resources, usage and running attempts."""
+        return {"items": await NodeService(db).list()}
+
+    @get("/{node_id:uuid}", operation_id="get_node")
+    async def get_node(self, node_id: uuid.UUID, db: AsyncSession) -> schemas.Node:
+        """One node."""
+        return await NodeService(db).get(node_id)
+
+    @post("/{node_id:uuid}/drain", operation_id="drain_node", status_code=200, guards=[admin_only])
+    async def drain(self, node_id: uuid.UUID, db: AsyncSession, principal: Principal) -> schemas.Node:
+        """Stop scheduling new work on a node; running attempts finish."""
+        return await NodeService(db).set_draining(node_id, True, actor=principal.actor)
+
+    @post("/{node_id:uuid}/undrain", operation_id="undrain_node", status_code=200, guards=[admin_only])
+    async def undrain(self, node_id: uuid.UUID, db: AsyncSession, principal: Principal) -> schemas.Node:
+        """Let the scheduler use the node again."""
+        return await NodeService(db).set_draining(node_id, False, actor=principal.actor)
+
+    @delete("/{node_id:uuid}", operation_id="delete_node", guards=[admin_only])
+    async def delete_node(self, node_id: uuid.UUID, db: AsyncSession, principal: Principal) -> None:
+        """Forget an offline node with no active work."""
+        await NodeService(db).delete(node_id, actor=principal.actor)

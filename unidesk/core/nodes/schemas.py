@@ -1,0 +1,45 @@
+"""Public shapes of nodes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+__all__ = ["Node", "NodeFree", "RunningAttempt"]
+
+
+class NodeFree(msgspec.Struct, kw_only=True):
+    cpus: float
+    memory_mb: int
+    gpus: int
+
+
+class RunningAttempt(msgspec.Struct, kw_only=True):
+    task_id: uuid.UUID
+    attempt_no: int
+    state: str
+
+
+class Node(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    state: str
+    draining: bool
+    unhealthy_reason: str | None
+    hostname: str
+    os: str
+    agent_version: str
+    cpus: float
+    memory_mb: int
+    gpus: list[dict[str, Any]]
+    labels: dict[str, str]
+    runtimes: list[str]
+    last_heartbeat_at: datetime | None
+    connected_at: datetime | None
+    created_at: datetime
+    usage: dict[str, Any]
+    running_attempts: list[RunningAttempt]
+    free: NodeFree

@@ -1,0 +1,71 @@
+"""One mapping from errors to RFC 9457 problem+json responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from unidesk.errors import RateLimited, UnideskError
+
+__all__ = ["EXCEPTION_HANDLERS", "problem"]
+
+log = structlog.get_logger("unidesk.http")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {}
+    if "retry_after_s" in extra:
+        headers["Retry-After"] = str(extra["retry_after_s"])
+    return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _unidesk(request: Request, exc: UnideskError) -> Response[dict[str, Any]]:
+    log.info("request refused", path=request.url.path, method=request.method, status=exc.status, detail=exc.detail)
+    extra = {k: v for k, v in exc.context.items() if isinstance(v, (str, int, float, bool))}
+    if isinstance(exc, RateLimited):
+        extra["retry_after_s"] = exc.retry_after_s
+    return problem(exc.status, exc.title, exc.detail, **extra)
+
+
+def _validation(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:
+    log.info("request invalid", path=request.url.path, method=request.method, detail=exc.detail)
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    detail = exc.detail
+    if errors:
+        detail = "; ".join(f"{e.get('key', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)) or detail
+    return problem(400, "Bad request", detail, errors=errors)
+
+
+def _http(request: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("http error", path=request.url.path, status=status, detail=exc.detail)
+    else:
+        log.info("request refused", path=request.url.path, method=request.method, status=status, detail=exc.detail)
+    titles = {401: "Authentication required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    return problem(status, titles.get(status, "Error"), exc.detail)
+
+
+def _database(request: Request, exc: DBAPIError) -> Response[dict[str, Any]]:
+    log.error("database unavailable", path=request.url.path, error=type(exc.orig).__name__ if exc.orig else str(type(exc)))
+    return problem(503, "Service unavailable", "the database is unreachable; see /health")
+
+
+def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", path=request.url.path, method=request.method)
+    return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    UnideskError: _unidesk,
+    ValidationException: _validation,
+    HTTPException: _http,
+    OperationalError: _database,
+    Exception: _unexpected,
+}

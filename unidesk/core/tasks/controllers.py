@@ -1,0 +1,71 @@
+"""HTTP handlers for tasks: submit, list, get, trace, cancel, retry."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.auth.schemas import Principal
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.settings import Settings
+from unidesk.core.tasks import schemas
+from unidesk.core.tasks.services import TaskService
+from unidesk.errors import BadRequest
+
+__all__ = ["TaskController"]
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+
+    @post("/", operation_id="submit_task", status_code=201)
+    async def submit(self, data: schemas.TaskCreate, db: AsyncSession, principal: Principal, settings: Settings) -> schemas.Task:
+        """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
+        return await TaskService(db, settings).submit(data, principal)
+
+    @get("/", operation_id="list_tasks")
+    async def list_tasks(
+        self, db: AsyncSession, principal: Principal, settings: Settings,
+        state_filter: Annotated[list[str] | None, Parameter(query="state")] = None,
+        owner: Annotated[str | None, Parameter(description="'me' or a user id")] = None,
+        q: Annotated[str | None, Parameter(max_length=200)] = None,
+        node: uuid.UUID | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+    ) -> schemas.TaskPage:
+        """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
+        owner_id: uuid.UUID | None = None
+        if owner == "me":
+            owner_id = principal.user_id
+        elif owner:
+            try:
+                owner_id = uuid.UUID(owner)
+            except ValueError:
+                raise BadRequest("owner: 'me' or a user id") from None
+        return await TaskService(db, settings).list(states=state_filter or [], owner=owner_id, q=q, node=node, limit=limit, cursor=cursor)
+
+    @get("/{task_id:uuid}", operation_id="get_task")
+    async def get_task(self, task_id: uuid.UUID, db: AsyncSession, settings: Settings) -> schemas.Task:
+        """One task with its attempts."""
+        return await TaskService(db, settings).get(task_id)
+
+    @get("/{task_id:uuid}/trace", operation_id="task_trace")
+    async def trace(self, task_id: uuid.UUID, db: AsyncSession, settings: Settings) -> dict[str, list[EventOut]]:
+        """The task's events in order: its complete history."""
+        return {"items": await TaskService(db, settings).trace(task_id)}
+
+    @post("/{task_id:uuid}/cancel", operation_id="cancel_task", status_code=200)
+    async def cancel(self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings) -> schemas.Task:
+        """Cancel a task: pending ends at once; a running attempt is stopped on its node."""
+        task, _ = await TaskService(db, settings).request_cancel(task_id, principal)
+        return task
+
+    @post("/{task_id:uuid}/retry", operation_id="retry_task", status_code=201)
+    async def retry(self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings) -> schemas.Task:
+        """Submit a new task with the same spec."""
+        return await TaskService(db, settings).retry(task_id, principal)

@@ -1,0 +1,100 @@
+"""Public shapes of tasks and attempts: TaskCreate (input), Task and Attempt (output)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = ["Resources", "TaskCreate", "Task", "Attempt", "TaskPage", "TraceOut", "COMMIT_PATTERN"]
+
+COMMIT_PATTERN = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
+Commit = Annotated[str, msgspec.Meta(pattern=COMMIT_PATTERN, description="Full 40- or 64-hex commit id")]
+RepoUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+LabelKey = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+LabelValue = Annotated[str, msgspec.Meta(max_length=128)]
+Labels = Annotated[dict[LabelKey, LabelValue], msgspec.Meta(max_length=32)]
+Arg = Annotated[str, msgspec.Meta(max_length=8192)]
+EnvValue = Annotated[str, msgspec.Meta(max_length=32768)]
+EnvKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class Resources(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    cpus: Annotated[float, msgspec.Meta(gt=0, le=1024)] = 1.0
+    memory_mb: Annotated[int, msgspec.Meta(ge=16, le=4 * 1024 * 1024)] = 512
+    gpus: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
+    labels: Labels = {}
+
+
+class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A task pinned to exact code and environment commits."""
+
+    code_repo_url: RepoUrl
+    code_commit_id: Commit
+    env_repo_url: RepoUrl
+    env_commit_id: Commit
+    dockerfile_path: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    command: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)] | Annotated[list[Arg], msgspec.Meta(min_length=1, max_length=1024)]
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    env: Annotated[dict[EnvKey, EnvValue], msgspec.Meta(max_length=256)] = {}
+    resources: Resources = msgspec.field(default_factory=Resources)
+    timeout_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] = 3600
+    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    retry_on_failure: bool = False
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    attempt_no: int
+    node_id: uuid.UUID | None
+    node_name: str
+    state: str
+    stage: str | None
+    reason: str | None
+    message: str | None
+    exit_code: int | None
+    gpu_indices: list[int]
+    assigned_at: datetime
+    acked_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Task(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    state: str
+    reason: str | None
+    message: str | None
+    unschedulable_reason: str | None
+    owner_id: uuid.UUID | None
+    owner: str | None
+    code_repo_url: str
+    code_commit_id: str
+    env_repo_url: str
+    env_commit_id: str
+    dockerfile_path: str
+    command: list[str]
+    env: dict[str, str]
+    resources: Resources
+    timeout_s: int
+    priority: int
+    max_attempts: int
+    retry_on_failure: bool
+    attempt_count: int
+    extra: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempts: list[Attempt] | None = None
+
+
+class TaskPage(msgspec.Struct, kw_only=True):
+    items: list[Task]
+    next_cursor: str | None
+
+
+class TraceOut(msgspec.Struct, kw_only=True):
+    items: list[Any]

@@ -1,0 +1,201 @@
+"""Task submission, queries, trace and cancel: the only code touching task tables from the API."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import uuid
+from typing import Any, Sequence
+
+import msgspec
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.auth.models import User
+from unidesk.core.auth.schemas import Principal
+from unidesk.core.events.hub import to_out
+from unidesk.core.events.models import Event
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.events.writer import append
+from unidesk.core.settings import Settings
+from unidesk.core.tasks import schemas
+from unidesk.core.nodes.models import NodeRow
+from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, AttemptRow, TaskRow
+from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
+from unidesk.core.tasks.validation import check_dockerfile_path, check_env_name, check_repo_url
+from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
+
+__all__ = ["TaskService", "task_out", "attempt_out", "TASK_STATES"]
+
+TASK_STATES = ("pending", "assigned", "preparing", "running", "cancelling", "succeeded", "failed", "cancelled")
+
+
+def attempt_out(a: AttemptRow) -> schemas.Attempt:
+    return schemas.Attempt(
+        attempt_no=a.attempt_no, node_id=a.node_id, node_name=a.node_name, state=a.state, stage=a.stage,
+        reason=a.reason, message=a.message, exit_code=a.exit_code, gpu_indices=list(a.gpu_indices),
+        assigned_at=a.assigned_at, acked_at=a.acked_at, started_at=a.started_at, finished_at=a.finished_at,
+    )
+
+
+def task_out(t: TaskRow, owner: str | None, attempts: Sequence[AttemptRow] | None = None) -> schemas.Task:
+    return schemas.Task(
+        id=t.id, name=t.name, state=t.state, reason=t.reason, message=t.message,
+        unschedulable_reason=t.unschedulable_reason, owner_id=t.owner_id, owner=owner,
+        code_repo_url=t.code_repo_url, code_commit_id=t.code_commit_id, env_repo_url=t.env_repo_url,
+        env_commit_id=t.env_commit_id, dockerfile_path=t.dockerfile_path, command=list(t.command), env=dict(t.env),
+        resources=schemas.Resources(cpus=t.cpus, memory_mb=t.memory_mb, gpus=t.gpus, labels=dict(t.labels)),
+        timeout_s=t.timeout_s, priority=t.priority, max_attempts=t.max_attempts, retry_on_failure=t.retry_on_failure,
+        attempt_count=t.attempt_count, extra=dict(t.extra), created_at=t.created_at, updated_at=t.updated_at,
+        finished_at=t.finished_at, attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
+    )
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "s":
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor: not a cursor returned by this API") from None
+
+
+class TaskService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.s = session
+        self.settings = settings
+
+    def validate(self, data: schemas.TaskCreate) -> list[str]:
+        """Edge checks beyond the schema; returns the argv to store."""
+        allow_file = self.settings.allow_file_urls
+        check_repo_url("code_repo_url", data.code_repo_url, allow_file=allow_file)
+        check_repo_url("env_repo_url", data.env_repo_url, allow_file=allow_file)
+        check_dockerfile_path(data.dockerfile_path)
+        for k in data.env:
+            check_env_name(k)
+        if isinstance(data.command, str):
+            if "\x00" in data.command:
+                raise BadRequest("command: NUL bytes are not allowed", field="command")
+            return ["/bin/sh", "-c", data.command]
+        if any("\x00" in a for a in data.command):
+            raise BadRequest("command: NUL bytes are not allowed", field="command")
+        return list(data.command)
+
+    async def submit(self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None) -> schemas.Task:
+        argv = self.validate(data)
+        row = TaskRow(
+            id=uuid.uuid4(), name=data.name or shlex.join(argv)[:200], owner_id=principal.user_id, state="pending",
+            code_repo_url=data.code_repo_url, code_commit_id=data.code_commit_id, env_repo_url=data.env_repo_url,
+            env_commit_id=data.env_commit_id, dockerfile_path=data.dockerfile_path, command=argv, env=dict(data.env),
+            cpus=data.resources.cpus, memory_mb=data.resources.memory_mb, gpus=data.resources.gpus,
+            labels=dict(data.resources.labels), timeout_s=data.timeout_s, priority=data.priority,
+            max_attempts=data.max_attempts, retry_on_failure=data.retry_on_failure, extra=extra or {},
+        )
+        self.s.add(row)
+        await self.s.flush()
+        spec = msgspec.to_builtins(data)
+        spec.pop("env", None)  # values may be secrets; the trace records only their names
+        spec["env_keys"] = sorted(data.env)
+        await append(self.s, task_event(row.id, "task.submitted", principal.actor, spec=spec))
+        await self.s.commit()
+        await self.s.refresh(row)
+        return task_out(row, principal.username, [])
+
+    async def _row(self, task_id: uuid.UUID, *, lock: bool = False) -> TaskRow:
+        stmt = select(TaskRow).where(TaskRow.id == task_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = await self.s.scalar(stmt)
+        if row is None:
+            raise NotFound(f"task {task_id} not found", task_id=str(task_id))
+        return row
+
+    async def get(self, task_id: uuid.UUID) -> schemas.Task:
+        row = await self._row(task_id)
+        owner = await self.s.scalar(select(User.username).where(User.id == row.owner_id)) if row.owner_id else None
+        attempts = (await self.s.scalars(select(AttemptRow).where(AttemptRow.task_id == task_id).order_by(AttemptRow.attempt_no))).all()
+        return task_out(row, owner, attempts)
+
+    async def list(self, *, states: list[str], owner: uuid.UUID | None, q: str | None, node: uuid.UUID | None,
+                   limit: int, cursor: str | None) -> schemas.TaskPage:
+        bad = [s for s in states if s not in TASK_STATES]
+        if bad:
+            raise BadRequest(f"state: unknown state(s) {', '.join(bad)}; one of {', '.join(TASK_STATES)}")
+        stmt: Select[Any] = select(TaskRow, User.username).outerjoin(User, User.id == TaskRow.owner_id)
+        if states:
+            stmt = stmt.where(TaskRow.state.in_(states))
+        if owner is not None:
+            stmt = stmt.where(TaskRow.owner_id == owner)
+        if q:
+            stmt = stmt.where(TaskRow.name.icontains(q, autoescape=True))
+        if node is not None:
+            stmt = stmt.where(TaskRow.id.in_(select(AttemptRow.task_id).where(AttemptRow.node_id == node)))
+        if cursor:
+            stmt = stmt.where(TaskRow.seq < _decode_cursor(cursor))
+        rows = (await self.s.execute(stmt.order_by(TaskRow.seq.desc()).limit(limit + 1))).all()
+        items = [task_out(t, name) for t, name in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1][0].seq) if len(rows) > limit else None
+        return schemas.TaskPage(items=items, next_cursor=next_cursor)
+
+    async def trace(self, task_id: uuid.UUID) -> list[EventOut]:
+        await self._row(task_id)
+        rows = await self.s.scalars(select(Event).where(Event.subject_type == "task", Event.subject_id == str(task_id)).order_by(Event.id))
+        return [to_out(e) for e in rows.all()]
+
+    def _check_owner(self, row: TaskRow, principal: Principal, verb: str) -> None:
+        if not principal.is_admin and row.owner_id != principal.user_id:
+            raise Forbidden(f"only the task's owner or an admin may {verb} it", task_id=str(row.id))
+
+    async def request_cancel(self, task_id: uuid.UUID, principal: Principal) -> tuple[schemas.Task, AttemptRow | None]:
+        """Cancel a task. Pending tasks end at once; a running attempt is returned so the
+        caller can tell its node (the task sits in ``cancelling`` until the node reports)."""
+        row = await self._row(task_id, lock=True)
+        self._check_owner(row, principal, "cancel")
+        if row.state in TASK_FINAL_STATES:
+            raise Conflict(f"task is already {row.state}", task_id=str(task_id))
+        if row.state == "cancelling":
+            await self.s.rollback()
+            return await self.get(task_id), None
+        await append(self.s, task_event(row.id, "task.cancel_requested", principal.actor, from_state=row.state))
+        attempt = None
+        if row.state == "pending":
+            await move_task(self.s, row.id, from_states=("pending",), to="cancelled", reason="cancelled",
+                            message=f"cancelled by {principal.username}",
+                            event=task_event(row.id, "task.cancelled", principal.actor, reason="cancelled"))
+        else:
+            attempt = await self.s.scalar(select(AttemptRow).where(AttemptRow.task_id == row.id, AttemptRow.attempt_no == row.attempt_count))
+            node_state = await self.s.scalar(select(NodeRow.state).where(NodeRow.id == attempt.node_id)) if attempt and attempt.node_id else None
+            if attempt is None or node_state != "online":
+                # Nobody can stop it: the node is gone, so the task ends now.
+                if attempt is not None:
+                    await move_attempt(self.s, row.id, attempt.attempt_no, from_states=ATTEMPT_ACTIVE_STATES, to="cancelled",
+                                       reason="cancelled", message="node offline at cancel")
+                await move_task(self.s, row.id, from_states=(row.state,), to="cancelled", reason="cancelled",
+                                message=f"cancelled by {principal.username} (node offline)",
+                                event=task_event(row.id, "task.cancelled", principal.actor, reason="cancelled",
+                                                 attempt_no=row.attempt_count, node_offline=True))
+                attempt = None
+            else:
+                await move_task(self.s, row.id, from_states=(row.state,), to="cancelling",
+                                event=task_event(row.id, "task.cancelling", principal.actor, attempt_no=row.attempt_count,
+                                                 node_id=str(attempt.node_id)))
+        await self.s.commit()
+        return await self.get(task_id), attempt
+
+    async def retry(self, task_id: uuid.UUID, principal: Principal) -> schemas.Task:
+        """Submit a new task with the same spec as an existing one."""
+        old = await self._row(task_id)
+        data = schemas.TaskCreate(
+            name=old.name, code_repo_url=old.code_repo_url, code_commit_id=old.code_commit_id,
+            env_repo_url=old.env_repo_url, env_commit_id=old.env_commit_id, dockerfile_path=old.dockerfile_path,
+            command=list(old.command), env=dict(old.env),
+            resources=schemas.Resources(cpus=old.cpus, memory_mb=old.memory_mb, gpus=old.gpus, labels=dict(old.labels)),
+            timeout_s=old.timeout_s, priority=old.priority, max_attempts=old.max_attempts, retry_on_failure=old.retry_on_failure,
+        )
+        return await self.submit(data, principal, extra={**old.extra, "retry_of": str(old.id)})

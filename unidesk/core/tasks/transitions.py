@@ -1,0 +1,55 @@
+"""Guarded state transitions for tasks and attempts, each written with its event.
+
+This module is the only writer of ``tasks.state`` and ``task_attempts.state``. A transition
+is an UPDATE guarded by the states it may leave (so a duplicate or stale report is a
+no-op) plus the event that explains it, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterable
+
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.events.writer import NewEvent, append
+from unidesk.core.tasks.models import AttemptRow, TaskRow
+
+__all__ = ["move_task", "move_attempt", "task_event"]
+
+
+def task_event(task_id: uuid.UUID, kind: str, actor: str, **payload: Any) -> NewEvent:
+    return NewEvent(kind=kind, subject_type="task", subject_id=str(task_id), actor=actor, payload=payload)
+
+
+async def move_task(session: AsyncSession, task_id: uuid.UUID, *, from_states: Iterable[str], to: str,
+                    event: NewEvent, **values: Any) -> bool:
+    """Move a task to ``to`` if it is in ``from_states``; write ``event`` only if it moved."""
+    if to in ("succeeded", "failed", "cancelled"):
+        values.setdefault("finished_at", func.now())
+    result = await session.execute(
+        update(TaskRow).where(TaskRow.id == task_id, TaskRow.state.in_(tuple(from_states)))
+        .values(state=to, updated_at=func.now(), **values).returning(TaskRow.id)
+    )
+    if result.first() is None:
+        return False
+    await append(session, event)
+    return True
+
+
+async def move_attempt(session: AsyncSession, task_id: uuid.UUID, attempt_no: int, *, from_states: Iterable[str],
+                       to: str, event: NewEvent | None = None, **values: Any) -> bool:
+    """Move an attempt if it is in ``from_states``; its event (if given) is written only if it moved."""
+    if to in ("succeeded", "failed", "cancelled", "lost"):
+        values.setdefault("finished_at", func.now())
+    result = await session.execute(
+        update(AttemptRow).where(AttemptRow.task_id == task_id, AttemptRow.attempt_no == attempt_no,
+                                 AttemptRow.state.in_(tuple(from_states)))
+        .values(state=to, **values).returning(AttemptRow.task_id)
+    )
+    if result.first() is None:
+        return False
+    if event is not None:
+        await append(session, event)
+    return True
