@@ -1,0 +1,417 @@
+"""The agent's main loop: connect, say Hello, take dispatches, report attempts, heartbeat, reconnect.
+
+Delivery rules this module keeps (see ``unidesk.protocol`` for the call order):
+- a Dispatch is acked at once and run once per ``(task_id, attempt_no)``, however often it comes;
+- non-final states are best effort, the latest one per attempt is re-sent after a reconnect;
+- log chunks stay buffered until the server's LogAck and are re-sent, in seq order, after a
+  reconnect; all of an attempt's output is sent before its final state;
+- final states are kept in the state file until a WebSocket ping sent after them is answered
+  (the server has read them), and re-sent after every reconnect and every restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from contextlib import suppress
+
+import msgspec
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from unidesk.protocol import (
+    PROTOCOL_VERSION, Ack, AttemptRef, AttemptState, Cancel, Dispatch, Error, Heartbeat, Hello,
+    LogAck, Message, Reconcile, Welcome, decode, encode,
+)
+
+from .attempt import AttemptRun, final_state
+from .config import AgentConfig
+from .connection import RETRYABLE, FinalRefusal, backoff_delay, dial, final_refusal_for
+from .logbuffer import FLUSH_INTERVAL_S, AttemptLog
+from .resources import NodeResources, sample_usage
+from .runner import Outcome, Runner, StopReason
+from .state import StateFile
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+WELCOME_TIMEOUT_S = 30.0
+CONFIRM_TIMEOUT_S = 30.0
+_REMEMBERED_FINALS = 10_000
+
+
+class Agent:
+    """One node's agent; ``await run()`` until a graceful stop (0) or a final refusal (non-zero)."""
+
+    def __init__(self, config: AgentConfig, runner: Runner, *, resources: NodeResources,
+                 state: StateFile) -> None:
+        self.config = config
+        self.runner = runner
+        self.resources = resources
+        self.state = state
+        self.heartbeat_interval_s = config.heartbeat_interval_s or 15.0
+        self._ws: ClientConnection | None = None
+        self._send_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._runs: dict[AttemptRef, AttemptRun] = {}
+        self._logs: dict[AttemptRef, AttemptLog] = {}
+        self._finished: collections.OrderedDict[AttemptRef, AttemptState] = collections.OrderedDict()
+        self._flush_event = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._draining = False
+        self._heartbeat_seq = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ---- public -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> list[AttemptRef]:
+        """Attempts accepted and not yet final (including those waiting for a free slot)."""
+        return list(self._runs)
+
+    async def run(self) -> int:
+        await self._clean_up_leftovers()
+        flusher = asyncio.create_task(self._flush_loop())
+        failures = 0
+        try:
+            while not self._closed.is_set():
+                try:
+                    ws = await dial(self.config)
+                except RETRYABLE as exc:
+                    log.warning("cannot reach %s: %s", self.config.ws_url, exc)
+                else:
+                    if self._closed.is_set():
+                        await ws.close(1000, "agent shutting down")
+                        break
+                    if await self._session(ws):
+                        failures = 0
+                if self._closed.is_set():
+                    break
+                delay = backoff_delay(failures, cap_s=self.config.backoff_cap_s)
+                failures += 1
+                log.info("reconnecting in %.1f s", delay)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), delay)
+            log.info("agent stopped")
+            return 0
+        except FinalRefusal as exc:
+            log.error("%s; giving up (not retrying)", exc)
+            await self._abandon()
+            return exc.exit_code
+        finally:
+            flusher.cancel()
+
+    def request_stop(self) -> None:
+        """SIGTERM: take no new work, let attempts finish (grace), stop the rest, report, close."""
+        if self._draining:
+            log.warning("second stop request: stopping running attempts now")
+            self._hurry.set()
+            return
+        self._draining = True
+        log.info("stopping: no new work; %d attempt(s) running", len(self._runs))
+        self._spawn(self._shutdown())
+
+    async def send_state(self, report: AttemptState) -> bool:
+        return await self._send(report)
+
+    def flush_soon(self) -> None:
+        self._flush_event.set()
+
+    # ---- connection ---------------------------------------------------------------------
+
+    async def _hello(self) -> Hello:
+        r = self.resources
+        return Hello(
+            protocol_version=PROTOCOL_VERSION, agent_version=r.agent_version, node_name=r.node_name,
+            hostname=r.hostname, os=r.os, cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus,
+            labels=r.labels, runtimes=r.runtimes, running=self.running,
+            instance_id=self.state.state.instance_id, unhealthy_reason=await self._health(),
+        )
+
+    async def _session(self, ws: ClientConnection) -> bool:
+        """One connection's life; True when the server welcomed us. Raises ``FinalRefusal``."""
+        welcomed = False
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            await ws.send(encode(await self._hello()))
+            first = decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT_S))
+            if not isinstance(first, Welcome):
+                raise msgspec.ValidationError(f"expected welcome, got {type(first).__name__}")
+            welcomed = True
+            self.heartbeat_interval_s = self.config.heartbeat_interval_s or first.heartbeat_interval_s
+            self.state.set_node_id(first.node_id)
+            log.info("connected to %s as node %s (%s)", self.config.ws_url, first.node_id,
+                     self.resources.node_name)
+            async with self._send_lock:
+                self._ws = ws
+                await self._replay(ws)
+            heartbeat = asyncio.create_task(self._heartbeat_loop())
+            async for frame in ws:
+                await self._on_frame(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("the server sent an unexpected first frame (%s); reconnecting", exc)
+            await ws.close(4400, "expected welcome")
+        except RETRYABLE as exc:
+            log.warning("connection lost: %s", exc)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if self._ws is ws:
+                self._ws = None
+        final = final_refusal_for(ws.close_code, ws.close_reason or "")
+        if final is not None:
+            raise final
+        if not self._closed.is_set():
+            log.warning("disconnected (close %s %s)", ws.close_code, ws.close_reason or "")
+        return welcomed
+
+    async def _replay(self, ws: ClientConnection) -> None:
+        """After (re)connecting: latest states, unacked logs in order, then unconfirmed finals."""
+        for run in self._runs.values():
+            if run.last_state is not None:
+                await ws.send(encode(run.last_state))
+        for buffer in self._logs.values():
+            for chunk in buffer.unacked():
+                await ws.send(encode(chunk))
+        finals = list(self.state.state.finals)
+        for report in finals:
+            await ws.send(encode(report))
+        if finals:
+            self._spawn(self._confirm(ws, {AttemptRef(f.task_id, f.attempt_no) for f in finals}))
+
+    async def _send(self, msg: Message) -> bool:
+        async with self._send_lock:
+            return await self._send_locked(msg)
+
+    async def _send_locked(self, msg: Message) -> bool:
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(encode(msg))
+            return True
+        except ConnectionClosed:
+            return False
+
+    async def _confirm(self, ws: ClientConnection, refs: set[AttemptRef]) -> None:
+        """Forget final reports once a ping sent after them comes back (the server read them)."""
+        try:
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, CONFIRM_TIMEOUT_S)
+        except (ConnectionClosed, TimeoutError):
+            return
+        self.state.confirm(refs)
+
+    # ---- incoming -----------------------------------------------------------------------
+
+    async def _on_frame(self, frame: str | bytes) -> None:
+        try:
+            msg = decode(frame if isinstance(frame, bytes) else frame.encode())
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("ignoring a frame the agent cannot decode: %s", exc)
+            await self._send(Error(code="bad_frame", message=str(exc)[:200]))
+            return
+        if isinstance(msg, Dispatch):
+            await self._on_dispatch(msg)
+        elif isinstance(msg, Cancel):
+            await self._on_stop(AttemptRef(msg.task_id, msg.attempt_no), "cancelled")
+        elif isinstance(msg, Reconcile):
+            for ref in msg.kill:
+                await self._on_stop(ref, "reconcile")
+        elif isinstance(msg, LogAck):
+            self._on_log_ack(msg)
+        elif isinstance(msg, Error):
+            log.warning("server reported a problem: %s: %s", msg.code, msg.message)
+        else:
+            log.warning("ignoring unexpected %s from the server", type(msg).__name__)
+
+    async def _on_dispatch(self, msg: Dispatch) -> None:
+        ref = AttemptRef(msg.task_id, msg.attempt_no)
+        ack = Ack(task_id=msg.task_id, attempt_no=msg.attempt_no)
+        if ref in self._runs:
+            await self._send(ack)
+            return
+        if ref in self._finished:
+            await self._send(ack)
+            await self._send(self._finished[ref])
+            return
+        if self._draining:
+            await self._send(Error(code="draining", message=f"agent is stopping; {ref.task_id}/{ref.attempt_no} not accepted"))
+            return
+        run = AttemptRun(self, msg)
+        self._runs[ref] = run
+        self._logs[ref] = run.log_buffer
+        self.state.own(ref)
+        await self._send(ack)
+        run.task = asyncio.create_task(self._execute(run))
+
+    async def _on_stop(self, ref: AttemptRef, reason: StopReason) -> None:
+        run = self._runs.get(ref)
+        if run is None:
+            if ref in self._finished:
+                await self._send(self._finished[ref])
+            elif reason == "cancelled":
+                await self._send(AttemptState(task_id=ref.task_id, attempt_no=ref.attempt_no,
+                                              phase="failed", reason="cancelled",
+                                              message="attempt was not running on this node"))
+            return
+        run.stop_reason = run.stop_reason or reason
+        if run.in_runner:
+            self._spawn(self._stop_in_runner(ref, reason))
+        elif run.task is not None:
+            run.task.cancel()
+
+    async def _stop_in_runner(self, ref: AttemptRef, reason: StopReason) -> None:
+        try:
+            await self.runner.stop(ref, reason)
+        except Exception:
+            log.exception("runner failed to stop %s/%s", ref.task_id, ref.attempt_no)
+
+    def _on_log_ack(self, msg: LogAck) -> None:
+        ref = AttemptRef(msg.task_id, msg.attempt_no)
+        buffer = self._logs.get(ref)
+        if buffer is None:
+            return
+        buffer.ack(msg.seq)
+        if ref not in self._runs and buffer.idle:
+            del self._logs[ref]
+
+    # ---- attempts -----------------------------------------------------------------------
+
+    async def _execute(self, run: AttemptRun) -> None:
+        try:
+            async with self._slots:
+                if run.stop_reason is not None:
+                    raise asyncio.CancelledError
+                run.in_runner = True
+                await run.preparing()
+                try:
+                    outcome = await self.runner.run(run.dispatch, run)
+                except Exception as exc:
+                    log.exception("runner failed on %s/%s", run.ref.task_id, run.ref.attempt_no)
+                    outcome = Outcome(reason="infra_error", message=f"runner error: {exc}")
+                finally:
+                    run.in_runner = False
+        except asyncio.CancelledError:
+            if run.stop_reason is None:
+                raise
+            outcome = Outcome(reason="cancelled" if run.stop_reason == "cancelled" else "killed",
+                              message=f"stopped ({run.stop_reason}) before it started")
+        await self._finish(run, final_state(run, outcome))
+
+    async def _finish(self, run: AttemptRun, report: AttemptState) -> None:
+        async with self._send_lock:
+            for chunk in run.log_buffer.cut(final=True):
+                await self._send_locked(chunk)
+        self._runs.pop(run.ref, None)
+        if run.log_buffer.idle:
+            self._logs.pop(run.ref, None)
+        self._remember(report)
+        self.state.finish(report)
+        log.info("attempt %s/%s ended: %s", run.ref.task_id, run.ref.attempt_no, report.reason)
+        ws = self._ws
+        if await self._send(report) and ws is not None:
+            self._spawn(self._confirm(ws, {run.ref}))
+
+    def _remember(self, report: AttemptState) -> None:
+        self._finished[AttemptRef(report.task_id, report.attempt_no)] = report
+        while len(self._finished) > _REMEMBERED_FINALS:
+            self._finished.popitem(last=False)
+
+    async def _clean_up_leftovers(self) -> None:
+        """A fresh process follows nothing: stop what a previous run left, report it as killed."""
+        try:
+            leftover = set(await self.runner.owned_attempts()) | set(self.state.state.owned)
+            await self.runner.remove_orphans(set())
+        except Exception:
+            log.exception("could not list or clean up attempts left by a previous run")
+            leftover = set(self.state.state.owned)
+        for ref in leftover:
+            log.warning("attempt %s/%s was left running by a previous agent; stopped", *ref)
+            self.state.finish(AttemptState(
+                task_id=ref.task_id, attempt_no=ref.attempt_no, phase="failed", reason="killed",
+                message="the agent restarted while this attempt ran; it was stopped"))
+        for report in self.state.state.finals:
+            self._remember(report)
+
+    # ---- periodic work ------------------------------------------------------------------
+
+    async def _health(self) -> str | None:
+        try:
+            return await self.runner.health()
+        except Exception as exc:
+            return f"runner health check failed: {exc}"
+
+    async def _send_heartbeat(self) -> None:
+        self._heartbeat_seq += 1
+        usage = await sample_usage(self.config.cache_dir, with_gpus=bool(self.resources.gpus))
+        await self._send(Heartbeat(seq=self._heartbeat_seq, usage=usage, running=self.running,
+                                   unhealthy_reason=await self._health(), sent_at=time.time()))
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            try:
+                await self._send_heartbeat()
+            except Exception:
+                log.exception("could not send a heartbeat")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_event.wait(), FLUSH_INTERVAL_S)
+            self._flush_event.clear()
+            await self._flush_logs()
+
+    async def _flush_logs(self) -> None:
+        async with self._send_lock:
+            for buffer in list(self._logs.values()):
+                for chunk in buffer.cut():
+                    await self._send_locked(chunk)
+
+    # ---- stopping -----------------------------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _wait_runs(self, timeout_s: float) -> None:
+        """Wait until every attempt ended, ``timeout_s`` passed, or a second stop request came."""
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        if not tasks:
+            return
+        waiters = [asyncio.create_task(asyncio.wait(tasks)), asyncio.create_task(self._hurry.wait())]
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _stop_all(self, reason: StopReason) -> None:
+        for ref in list(self._runs):
+            await self._on_stop(ref, reason)
+
+    async def _shutdown(self) -> None:
+        await self._wait_runs(self.config.shutdown_grace_s)
+        await self._stop_all("shutdown")
+        await self._wait_runs(self.config.shutdown_grace_s)
+        await self._flush_logs()
+        ws = self._ws
+        if ws is not None:
+            await self._send_heartbeat()
+            await self._confirm(ws, {AttemptRef(f.task_id, f.attempt_no) for f in self.state.state.finals})
+        self._closed.set()
+        if ws is not None:
+            await ws.close(1000, "agent shutting down")
+
+    async def _abandon(self) -> None:
+        """After a final refusal: stop everything; outcomes stay in the state file for later."""
+        self._draining = True
+        await self._stop_all("shutdown")
+        await self._wait_runs(self.config.shutdown_grace_s)
+        for run in list(self._runs.values()):
+            if run.task is not None:
+                run.task.cancel()

@@ -1,0 +1,102 @@
+"""Per-attempt log buffering: ordered ``seq`` numbers, bounded chunks, resend until acked."""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from typing import Literal
+
+from unidesk.protocol import LogChunk
+
+__all__ = ["AttemptLog", "CHUNK_BYTES", "FLUSH_INTERVAL_S", "MAX_UNACKED_BYTES"]
+
+Stream = Literal["stdout", "stderr", "build", "system"]
+
+FLUSH_INTERVAL_S = 1.0
+"""Buffered output is sent at least this often."""
+CHUNK_BYTES = 1024 * 1024
+"""A chunk carries at most this much output; reaching it triggers an early flush."""
+MAX_UNACKED_BYTES = 64 * 1024 * 1024
+"""Past this, the oldest unacknowledged chunks are dropped (a server that never acks)."""
+
+log = logging.getLogger(__name__)
+
+
+class AttemptLog:
+    """Output of one attempt: pending bytes, then numbered chunks kept until the server acks."""
+
+    def __init__(self, task_id: str, attempt_no: int) -> None:
+        self.task_id = task_id
+        self.attempt_no = attempt_no
+        self.next_seq = 1
+        self._pending: list[tuple[Stream, bytearray]] = []
+        self._pending_bytes = 0
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+        self._unacked: dict[int, LogChunk] = {}
+        self._unacked_bytes = 0
+        self.dropped = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending and nothing waiting for an ack."""
+        return not self._pending and not self._unacked
+
+    def append(self, stream: Stream, data: bytes) -> bool:
+        """Buffer output; returns True when a chunk's worth is pending (flush soon)."""
+        if not data:
+            return False
+        if self._pending and self._pending[-1][0] == stream:
+            self._pending[-1][1].extend(data)
+        else:
+            self._pending.append((stream, bytearray(data)))
+        self._pending_bytes += len(data)
+        return self._pending_bytes >= CHUNK_BYTES
+
+    def cut(self, *, final: bool = False) -> list[LogChunk]:
+        """Turn pending output into numbered chunks (kept as unacked) and return them.
+
+        ``final`` also flushes the UTF-8 decoders, so a trailing partial character is not lost.
+        """
+        chunks: list[LogChunk] = []
+        for stream, data in self._pending:
+            decoder = self._decoders.setdefault(stream, codecs.getincrementaldecoder("utf-8")("replace"))
+            for start in range(0, len(data), CHUNK_BYTES):
+                text = decoder.decode(bytes(data[start:start + CHUNK_BYTES]))
+                if text:
+                    chunks.append(self._number(stream, text))
+        self._pending.clear()
+        self._pending_bytes = 0
+        if final:
+            for stream, decoder in self._decoders.items():
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    chunks.append(self._number(stream, tail))  # type: ignore[arg-type]
+        return chunks
+
+    def _number(self, stream: Stream, text: str) -> LogChunk:
+        chunk = LogChunk(task_id=self.task_id, attempt_no=self.attempt_no, seq=self.next_seq,
+                         stream=stream, data=text)
+        self.next_seq += 1
+        self._unacked[chunk.seq] = chunk
+        self._unacked_bytes += len(text)
+        while self._unacked_bytes > MAX_UNACKED_BYTES and len(self._unacked) > 1:
+            seq, old = next(iter(self._unacked.items()))
+            del self._unacked[seq]
+            self._unacked_bytes -= len(old.data)
+            self.dropped += 1
+            log.warning("dropping unacknowledged log chunk %s of %s/%s: the server is not acking",
+                        seq, self.task_id, self.attempt_no)
+        return chunk
+
+    def ack(self, seq: int) -> None:
+        """The server stored every chunk up to ``seq``."""
+        for s in [s for s in self._unacked if s <= seq]:
+            self._unacked_bytes -= len(self._unacked.pop(s).data)
+
+    def unacked(self) -> list[LogChunk]:
+        """Chunks sent (or cut) but not yet acknowledged, in seq order: resent after a reconnect."""
+        return list(self._unacked.values())

@@ -1,0 +1,99 @@
+"""The agent's local state file: node identity, attempts it owns, final reports not yet confirmed.
+
+A restarted agent reads it to know which attempts were its own (and cleans up what it can
+no longer follow) and re-reports outcomes the server may not have received. Written
+atomically (temporary file + rename) so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from unidesk.protocol import AttemptRef, AttemptState
+
+__all__ = ["AgentState", "StateFile"]
+
+log = logging.getLogger(__name__)
+
+
+class AgentState(msgspec.Struct, kw_only=True):
+    instance_id: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)
+    """Stable per state directory: the server tells a reconnecting agent from a second one."""
+    node_id: str | None = None
+    owned: list[AttemptRef] = []
+    """Attempts accepted and not yet reported final."""
+    finals: list[AttemptState] = []
+    """Final reports not yet confirmed delivered; re-sent after every (re)connect."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AgentState)
+
+
+class StateFile:
+    """Load/modify/save helper around one ``AgentState``; every mutation is persisted."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state = self._load()
+
+    def _load(self) -> AgentState:
+        try:
+            return _decoder.decode(self.path.read_bytes())
+        except FileNotFoundError:
+            return AgentState()
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            broken = self.path.with_suffix(".broken")
+            log.error("agent state file %s is unreadable (%s); moved to %s, starting empty",
+                      self.path, exc, broken)
+            try:
+                self.path.replace(broken)
+            except OSError:
+                pass
+            return AgentState()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(_encoder.encode(self.state))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def set_node_id(self, node_id: str) -> None:
+        if self.state.node_id != node_id:
+            self.state.node_id = node_id
+            self.save()
+
+    def own(self, ref: AttemptRef) -> None:
+        if ref not in self.state.owned:
+            self.state.owned = [*self.state.owned, ref]
+            self.save()
+
+    def finish(self, report: AttemptState) -> None:
+        """The attempt ended: it is no longer owned, and its final report awaits delivery."""
+        ref = AttemptRef(report.task_id, report.attempt_no)
+        self.state.owned = [r for r in self.state.owned if r != ref]
+        self.state.finals = [f for f in self.state.finals if _ref(f) != ref] + [report]
+        self.save()
+
+    def disown(self, refs: set[AttemptRef]) -> None:
+        self.state.owned = [r for r in self.state.owned if r not in refs]
+        self.save()
+
+    def confirm(self, refs: set[AttemptRef]) -> None:
+        """These final reports reached the server; forget them."""
+        kept = [f for f in self.state.finals if _ref(f) not in refs]
+        if len(kept) != len(self.state.finals):
+            self.state.finals = kept
+            self.save()
+
+
+def _ref(report: AttemptState) -> AttemptRef:
+    return AttemptRef(report.task_id, report.attempt_no)
