@@ -1,0 +1,55 @@
+"""Settings of attempt execution on a node: caches, Docker, hardening, limits, git credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+__all__ = ["ExecConfig"]
+
+
+class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How ``DockerRunner`` fetches code, builds env images and runs containers."""
+
+    cache_dir: str = "~/.cache/unidesk-agent"
+    """Root of the git cache (``git/``), build contexts (``envctx/``) and workspaces (``work/``)."""
+    host_cache_dir: str = ""
+    """When the agent runs in a container with the host's Docker socket: the HOST path of
+    ``cache_dir``. Bind-mount sources are rewritten from ``cache_dir`` to this path."""
+    docker_url: str = "unix:///var/run/docker.sock"
+    """Docker Engine API endpoint (``unix://`` socket path or ``tcp://``)."""
+    allow_file_urls: bool = False
+    """Accept ``file://`` repository URLs (tests and single-machine setups only)."""
+    network_mode: Literal["none", "host"] = "none"
+    """Container network mode; ``none`` unless tasks need loopback (``host``)."""
+    keep_finished: bool = False
+    """Keep finished containers and workspaces for debugging instead of removing them."""
+    image_budget_mb: int = 20_000
+    """Total size of ``unidesk-env`` images to keep; least recently used ones beyond it are removed."""
+    stop_grace_s: int = 10
+    """Seconds between SIGTERM and SIGKILL when an attempt is stopped (timeout, cancel)."""
+    pids_limit: int = 4096
+    """Maximum processes per container (a fork bomb stops here)."""
+    log_cap_bytes: int = 256 * 1024 * 1024
+    """Output kept per attempt (build + stdout + stderr); past it, one marker line and nothing more."""
+    git_credential_helper: str = ""
+    """A git ``credential.helper`` value used for https fetches (e.g. ``store --file /etc/unidesk/git-cred``)."""
+    git_ssh_key: str = ""
+    """Private key file for ``ssh://`` and ``user@host:path`` repositories."""
+    git_timeout_s: float = 600.0
+    """Upper bound for one git command (fetch of a large repository)."""
+    docker_timeout_s: float = 30.0
+    """Upper bound for short Docker API calls (inspect, create, health)."""
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser().resolve()
+
+    def host_path(self, path: Path) -> str:
+        """The path Docker must see for ``path`` (under ``cache_dir``) as a bind-mount source."""
+        path = path.resolve()
+        if not self.host_cache_dir:
+            return str(path)
+        return str(Path(self.host_cache_dir) / path.relative_to(self.cache_path))
