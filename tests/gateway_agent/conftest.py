@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiodocker
 import pytest
 
 from tests.docker_images import ensure_busybox_image
@@ -32,3 +33,26 @@ def make_repo(tmp_path: Path):
 @pytest.fixture(scope="session")
 def busybox_image() -> str:
     return ensure_busybox_image()
+
+
+@pytest.fixture
+async def docker():
+    client = aiodocker.Docker(url="unix:///var/run/docker.sock")
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def env_image_cleanup(tmp_path: Path):
+    """Remove the env images a test built from its own repositories (tags carry tmp paths)."""
+    yield
+    async with aiodocker.Docker(url="unix:///var/run/docker.sock") as client:
+        images = await client.images.list(filters={"label": ["unidesk.env"]})
+        for image in images:
+            repo = (image.get("Labels") or {}).get("unidesk.env.repo", "")
+            if repo.startswith(f"file://{tmp_path}"):
+                for tag in image.get("RepoTags") or []:
+                    try:
+                        await client.images.delete(tag, force=True)
+                    except aiodocker.DockerError:
+                        pass
