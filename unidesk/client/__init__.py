@@ -1,0 +1,1 @@
+"""``unidesk``: the user's command-line client for the UniDesk HTTP API."""
