@@ -1,0 +1,224 @@
+/** Typed client for the UniDesk API: same origin, session cookie, problem+json errors as ApiError. */
+import { ENDPOINTS, endpointPath, type EndpointName } from "./endpoints";
+import type {
+  ApiToken,
+  Artifact,
+  EventPage,
+  Health,
+  Items,
+  LogPage,
+  Node,
+  NodeSample,
+  NodeToken,
+  Page,
+  Problem,
+  Stats,
+  Task,
+  TaskCreate,
+  TaskState,
+  TokenCreated,
+  UnideskEvent,
+  User,
+} from "./types";
+
+/** An API call that failed: status 0 means the server could not be reached at all. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly problem: Problem | null;
+  constructor(status: number, message: string, problem: Problem | null = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+type Query = Record<string, string | number | boolean | null | undefined | (string | number)[]>;
+
+export function buildQuery(query: Query | undefined): string {
+  if (!query) return "";
+  const sp = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value === null || value === undefined || value === "") continue;
+    if (Array.isArray(value)) value.forEach((v) => sp.append(key, String(v)));
+    else sp.append(key, String(value));
+  }
+  const s = sp.toString();
+  return s ? `?${s}` : "";
+}
+
+/** Turns a failed response into an ApiError carrying the server's problem detail. */
+export async function errorFromResponse(res: Response): Promise<ApiError> {
+  let problem: Problem | null = null;
+  const text = await res.text().catch(() => "");
+  try {
+    problem = text ? (JSON.parse(text) as Problem) : null;
+  } catch {
+    problem = null;
+  }
+  const detail =
+    (problem && (typeof problem.detail === "string" && problem.detail ? problem.detail : problem.title)) ||
+    (text && text.length < 300 ? text : "") ||
+    res.statusText ||
+    "request failed";
+  return new ApiError(res.status, `${res.status}: ${detail}`, problem);
+}
+
+let unauthorizedHandler: (() => void) | null = null;
+
+/** Called whenever the server answers 401 outside the login call (session expired or revoked). */
+export function onUnauthorized(handler: (() => void) | null): void {
+  unauthorizedHandler = handler;
+}
+
+interface CallOptions {
+  params?: Record<string, string | number>;
+  query?: Query;
+  body?: unknown;
+  signal?: AbortSignal;
+}
+
+export async function call<T>(name: EndpointName, opts: CallOptions = {}): Promise<T> {
+  const [method] = ENDPOINTS[name];
+  const url = endpointPath(name, opts.params) + buildQuery(opts.query);
+  const init: RequestInit = {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+    signal: opts.signal,
+  };
+  if (opts.body !== undefined) {
+    init.body = JSON.stringify(opts.body);
+    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {
+    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    throw new ApiError(0, "The server could not be reached.");
+  }
+  if (!res.ok) {
+    const err = await errorFromResponse(res);
+    if (res.status === 401 && name !== "login" && unauthorizedHandler) unauthorizedHandler();
+    throw err;
+  }
+  if (res.status === 204) return undefined as T;
+  const type = res.headers.get("content-type") ?? "";
+  if (!type.includes("json")) return (await res.text()) as T;
+  return (await res.json()) as T;
+}
+
+export interface TaskQuery {
+  state?: TaskState[];
+  owner?: string;
+  q?: string;
+  node?: string;
+  limit?: number;
+  cursor?: string | null;
+}
+
+export const api = {
+  login: (username: string, password: string) =>
+    call<{ user: User }>("login", { body: { username, password } }),
+  logout: () => call<void>("logout"),
+  me: (signal?: AbortSignal) => call<User>("me", { signal }),
+
+  users: () => call<Items<User>>("users"),
+  createUser: (body: { username: string; password: string; role: User["role"] }) => call<User>("userCreate", { body }),
+  updateUser: (id: string, body: { role?: User["role"]; disabled?: boolean; password?: string }) =>
+    call<User>("userUpdate", { params: { id }, body }),
+
+  tokens: () => call<Items<ApiToken>>("tokens"),
+  createToken: (name: string, expires_in_days?: number) =>
+    call<TokenCreated<ApiToken>>("tokenCreate", { body: expires_in_days ? { name, expires_in_days } : { name } }),
+  revokeToken: (id: string) => call<void>("tokenRevoke", { params: { id } }),
+  nodeTokens: () => call<Items<NodeToken>>("nodeTokens"),
+  createNodeToken: (name: string) => call<TokenCreated<NodeToken>>("nodeTokenCreate", { body: { name } }),
+  revokeNodeToken: (id: string) => call<void>("nodeTokenRevoke", { params: { id } }),
+
+  tasks: (q: TaskQuery, signal?: AbortSignal) =>
+    call<Page<Task>>("tasks", {
+      query: { state: q.state, owner: q.owner, q: q.q, node: q.node, limit: q.limit ?? 50, cursor: q.cursor },
+      signal,
+    }),
+  createTask: (body: TaskCreate) => call<Task>("taskCreate", { body }),
+  task: (id: string, signal?: AbortSignal) => call<Task>("task", { params: { id }, signal }),
+  trace: (id: string, signal?: AbortSignal) => call<Items<UnideskEvent>>("taskTrace", { params: { id }, signal }),
+  cancelTask: (id: string) => call<Task>("taskCancel", { params: { id } }),
+  retryTask: (id: string) => call<Task>("taskRetry", { params: { id } }),
+  logs: (id: string, q: { attempt?: number; after?: number; limit?: number }, signal?: AbortSignal) =>
+    call<LogPage>("taskLogs", { params: { id }, query: q, signal }),
+
+  nodes: (signal?: AbortSignal) => call<Items<Node>>("nodes", { signal }),
+  node: (id: string, signal?: AbortSignal) => call<Node>("node", { params: { id }, signal }),
+  drain: (id: string) => call<Node>("nodeDrain", { params: { id } }),
+  undrain: (id: string) => call<Node>("nodeUndrain", { params: { id } }),
+  deleteNode: (id: string) => call<void>("nodeDelete", { params: { id } }),
+  samples: (id: string, since: string, step_s: number, signal?: AbortSignal) =>
+    call<Items<NodeSample>>("nodeSamples", { params: { id }, query: { since, step_s }, signal }),
+
+  events: (q: { after?: number; limit?: number; subject_type?: string; subject_id?: string; kind?: string }) =>
+    call<EventPage>("events", { query: q }),
+  stats: (signal?: AbortSignal) => call<Stats>("stats", { signal }),
+
+  artifacts: (signal?: AbortSignal) => call<Items<Artifact>>("artifacts", { signal }),
+  deleteArtifact: (id: string) => call<void>("artifactDelete", { params: { id } }),
+  artifactDownloadUrl: (id: string) => endpointPath("artifactDownload", { id }),
+};
+
+/** GET /health: a 503 still carries the health body (status "degraded"); unreachable is reported as such. */
+export async function fetchHealth(signal?: AbortSignal): Promise<Health> {
+  let res: Response;
+  try {
+    res = await fetch(endpointPath("health"), { credentials: "same-origin", signal, cache: "no-store" });
+  } catch (err) {
+    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    return { status: "degraded", reasons: ["the server cannot be reached"], version: "", commit: null, checks: {} };
+  }
+  try {
+    const body = (await res.json()) as Health;
+    if (!res.ok && body.status !== "degraded") body.status = "degraded";
+    return body;
+  } catch {
+    return { status: "degraded", reasons: [`/health answered ${res.status} without a health body`], version: "", commit: null, checks: {} };
+  }
+}
+
+/** Uploads a file as a raw body stream with progress callbacks (XMLHttpRequest: fetch has no upload progress). */
+export function uploadArtifact(
+  file: File,
+  onProgress: (loaded: number, total: number) => void,
+): { promise: Promise<Artifact>; abort: () => void } {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise<Artifact>((resolve, reject) => {
+    xhr.open("POST", endpointPath("artifactUpload") + buildQuery({ name: file.name }));
+    xhr.withCredentials = true;
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText) as Artifact);
+        } catch {
+          reject(new ApiError(xhr.status, "The server answered the upload without a JSON body."));
+        }
+        return;
+      }
+      const res = new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText });
+      void errorFromResponse(res).then(reject);
+    };
+    xhr.onerror = () => reject(new ApiError(0, "The upload failed: the server could not be reached."));
+    xhr.onabort = () => reject(new ApiError(0, "The upload was cancelled."));
+    xhr.send(file);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+/** Message to show a person for any thrown value. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof ApiError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

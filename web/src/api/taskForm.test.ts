@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { EMPTY_TASK_FORM, buildTaskCreate, commitError, dockerfilePathError, repoUrlError } from "./taskForm";
+
+const SHA = "a".repeat(40);
+
+describe("task form validation mirrors the API", () => {
+  it("accepts https, ssh, scp-like and file URLs", () => {
+    expect(repoUrlError("https://example.com/x.git")).toBeNull();
+    expect(repoUrlError("ssh://git@example.com:22/x.git")).toBeNull();
+    expect(repoUrlError("git@example.com:team/x.git")).toBeNull();
+    expect(repoUrlError("file:///srv/git/x")).toBeNull();
+  });
+  it("rejects other schemes and odd URLs", () => {
+    expect(repoUrlError("http://example.com/x")).toMatch(/not allowed/);
+    expect(repoUrlError("ext::sh -c id")).not.toBeNull();
+    expect(repoUrlError("-uhttps://x")).toMatch(/'-'/);
+    expect(repoUrlError("https:///x")).toMatch(/host/);
+    expect(repoUrlError("file://relative/x")).toMatch(/absolute/);
+    expect(repoUrlError("")).toBe("Required.");
+  });
+  it("wants full commit ids", () => {
+    expect(commitError(SHA)).toBeNull();
+    expect(commitError("b".repeat(64))).toBeNull();
+    expect(commitError("abc123")).not.toBeNull();
+    expect(commitError("g".repeat(40))).not.toBeNull();
+  });
+  it("wants a relative dockerfile path without '..'", () => {
+    expect(dockerfilePathError("docker/Dockerfile")).toBeNull();
+    expect(dockerfilePathError("/etc/Dockerfile")).not.toBeNull();
+    expect(dockerfilePathError("a/../../Dockerfile")).toMatch(/\.\./);
+    expect(dockerfilePathError("a\\b")).not.toBeNull();
+  });
+  it("builds a request body, lower-casing commits", () => {
+    const { body, errors } = buildTaskCreate({
+      ...EMPTY_TASK_FORM,
+      name: " demo ",
+      code_repo_url: "https://example.com/c.git",
+      code_commit_id: "A".repeat(40),
+      env_repo_url: "https://example.com/e.git",
+      env_commit_id: SHA,
+      command: "echo hi",
+      env: "FOO=bar\n# comment\nX_1 = 2",
+      labels: "gpu=a100",
+    });
+    expect(errors).toEqual({});
+    expect(body).toMatchObject({
+      name: "demo",
+      code_commit_id: "a".repeat(40),
+      command: "echo hi",
+      env: { FOO: "bar", X_1: "2" },
+      resources: { cpus: 1, memory_mb: 512, gpus: 0, labels: { gpu: "a100" } },
+      timeout_s: 3600,
+      max_attempts: 3,
+    });
+  });
+  it("splits argv mode by line and reports every bad field", () => {
+    const { body, errors } = buildTaskCreate({
+      ...EMPTY_TASK_FORM,
+      command_mode: "argv",
+      command: "",
+      env: "1BAD=x",
+      cpus: "0",
+      memory_mb: "8",
+      max_attempts: "0",
+    });
+    expect(body).toBeNull();
+    expect(Object.keys(errors).sort()).toEqual(
+      ["code_commit_id", "code_repo_url", "command", "cpus", "env", "env_commit_id", "env_repo_url", "max_attempts", "memory_mb"].sort(),
+    );
+    const ok = buildTaskCreate({
+      ...EMPTY_TASK_FORM,
+      code_repo_url: "https://e/c",
+      code_commit_id: SHA,
+      env_repo_url: "https://e/e",
+      env_commit_id: SHA,
+      command_mode: "argv",
+      command: "python\n-c\nprint(1)",
+    });
+    expect(ok.body?.command).toEqual(["python", "-c", "print(1)"]);
+  });
+});

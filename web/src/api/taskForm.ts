@@ -1,0 +1,164 @@
+/** Client-side validation of the submit-task form, mirroring the server's TaskCreate rules. */
+import type { TaskCreate } from "./types";
+
+export interface TaskFormValues {
+  name: string;
+  code_repo_url: string;
+  code_commit_id: string;
+  env_repo_url: string;
+  env_commit_id: string;
+  dockerfile_path: string;
+  command: string;
+  /** "shell": the command string runs via /bin/sh -c; "argv": one argument per line. */
+  command_mode: "shell" | "argv";
+  env: string;
+  cpus: string;
+  memory_mb: string;
+  gpus: string;
+  labels: string;
+  timeout_s: string;
+  priority: string;
+  max_attempts: string;
+  retry_on_failure: boolean;
+}
+
+export const EMPTY_TASK_FORM: TaskFormValues = {
+  name: "",
+  code_repo_url: "",
+  code_commit_id: "",
+  env_repo_url: "",
+  env_commit_id: "",
+  dockerfile_path: "Dockerfile",
+  command: "",
+  command_mode: "shell",
+  env: "",
+  cpus: "1",
+  memory_mb: "512",
+  gpus: "0",
+  labels: "",
+  timeout_s: "3600",
+  priority: "0",
+  max_attempts: "3",
+  retry_on_failure: false,
+};
+
+export type TaskFormErrors = Partial<Record<keyof TaskFormValues, string>>;
+
+const COMMIT_RE = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
+const SCP_LIKE_RE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]\S*$/;
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
+
+/** Mirrors the server's check_repo_url; file:// is accepted here and left to the server's allow_file_urls setting. */
+export function repoUrlError(url: string): string | null {
+  if (!url) return "Required.";
+  if (url !== url.trim() || /[\s\0]/.test(url)) return "No spaces or control characters.";
+  if (url.startsWith("-")) return "Must not start with '-'.";
+  if (url.split("/", 1)[0].includes("::")) return "Transport helpers like 'ext::' are not allowed.";
+  if (SCP_LIKE_RE.test(url)) return null;
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)(.*)$/i.exec(url);
+  if (!m) return "Use an https://, ssh:// or git@host:path URL.";
+  const scheme = m[1].toLowerCase();
+  if (scheme === "file") return m[2] === "" && m[3].startsWith("/") ? null : "A file URL needs an absolute path (file:///…).";
+  if (scheme !== "https" && scheme !== "ssh") return `Scheme '${scheme}' is not allowed; use https or ssh.`;
+  const host = m[2].replace(/^[^@]*@/, "").replace(/:\d*$/, "");
+  if (!host) return "The URL has no host.";
+  return null;
+}
+
+export function commitError(commit: string): string | null {
+  if (!commit) return "Required.";
+  return COMMIT_RE.test(commit) ? null : "A full commit id: 40 or 64 hex characters.";
+}
+
+/** Mirrors check_dockerfile_path: relative POSIX path inside the env repository, no '..'. */
+export function dockerfilePathError(path: string): string | null {
+  if (!path) return "Required.";
+  if (path.includes("\0") || path.includes("\\")) return "Use a relative POSIX path (forward slashes).";
+  if (path.startsWith("/") || path.startsWith("~")) return "Must be relative to the environment repository.";
+  if (path.split("/").some((seg) => seg === "..")) return "'..' is not allowed.";
+  if (path.length > 1024) return "At most 1024 characters.";
+  return null;
+}
+
+/** Parses KEY=VALUE lines (blank lines and # comments skipped). */
+export function parsePairs(text: string, keyRe: RegExp, what: string): { value: Record<string, string>; error: string | null } {
+  const value: Record<string, string> = {};
+  for (const [i, raw] of text.split("\n").entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) return { value, error: `Line ${i + 1}: expected KEY=VALUE.` };
+    const key = line.slice(0, eq).trim();
+    if (!keyRe.test(key)) return { value, error: `Line ${i + 1}: invalid ${what} name '${key.slice(0, 40)}'.` };
+    if (key in value) return { value, error: `Line ${i + 1}: '${key}' appears twice.` };
+    value[key] = line.slice(eq + 1).trim();
+  }
+  return { value, error: null };
+}
+
+function intIn(text: string, min: number, max: number): number | null {
+  if (!/^-?\d+$/.test(text.trim())) return null;
+  const n = Number(text);
+  return n >= min && n <= max ? n : null;
+}
+
+/** Validates the form; returns the request body when valid, else per-field messages. */
+export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; errors: TaskFormErrors } {
+  const errors: TaskFormErrors = {};
+  const codeCommit = v.code_commit_id.trim().toLowerCase();
+  const envCommit = v.env_commit_id.trim().toLowerCase();
+  const set = (k: keyof TaskFormValues, e: string | null) => {
+    if (e) errors[k] = e;
+  };
+  if (v.name.length > 200) errors.name = "At most 200 characters.";
+  set("code_repo_url", repoUrlError(v.code_repo_url.trim()));
+  set("code_commit_id", commitError(codeCommit));
+  set("env_repo_url", repoUrlError(v.env_repo_url.trim()));
+  set("env_commit_id", commitError(envCommit));
+  set("dockerfile_path", dockerfilePathError(v.dockerfile_path.trim()));
+
+  let command: string | string[] = v.command;
+  if (v.command_mode === "argv") {
+    command = v.command.split("\n").filter((a) => a.length > 0);
+    if (command.length === 0) errors.command = "Give at least one argument.";
+    else if (command.length > 1024) errors.command = "At most 1024 arguments.";
+  } else if (!v.command.trim()) errors.command = "Required.";
+  else if (v.command.length > 65536) errors.command = "At most 65536 characters.";
+
+  const env = parsePairs(v.env, ENV_NAME_RE, "variable");
+  if (env.error) errors.env = env.error;
+  const labels = parsePairs(v.labels, LABEL_KEY_RE, "label");
+  if (labels.error) errors.labels = labels.error;
+
+  const cpus = Number(v.cpus);
+  if (!v.cpus.trim() || !Number.isFinite(cpus) || cpus <= 0 || cpus > 1024) errors.cpus = "A number above 0, at most 1024.";
+  const memory = intIn(v.memory_mb, 16, 4 * 1024 * 1024);
+  if (memory === null) errors.memory_mb = "Whole MiB, 16 to 4194304.";
+  const gpus = intIn(v.gpus, 0, 64);
+  if (gpus === null) errors.gpus = "Whole number, 0 to 64.";
+  const timeout = intIn(v.timeout_s, 1, 30 * 24 * 3600);
+  if (timeout === null) errors.timeout_s = "Seconds, 1 to 2592000 (30 days).";
+  const priority = intIn(v.priority, -1000, 1000);
+  if (priority === null) errors.priority = "Whole number, -1000 to 1000.";
+  const maxAttempts = intIn(v.max_attempts, 1, 20);
+  if (maxAttempts === null) errors.max_attempts = "Whole number, 1 to 20.";
+
+  if (Object.keys(errors).length > 0) return { body: null, errors };
+  const body: TaskCreate = {
+    code_repo_url: v.code_repo_url.trim(),
+    code_commit_id: codeCommit,
+    env_repo_url: v.env_repo_url.trim(),
+    env_commit_id: envCommit,
+    dockerfile_path: v.dockerfile_path.trim(),
+    command,
+    env: env.value,
+    resources: { cpus, memory_mb: memory!, gpus: gpus!, labels: labels.value },
+    timeout_s: timeout!,
+    priority: priority!,
+    max_attempts: maxAttempts!,
+    retry_on_failure: v.retry_on_failure,
+  };
+  if (v.name.trim()) body.name = v.name.trim();
+  return { body, errors };
+}

@@ -1,0 +1,243 @@
+/** Types of the UniDesk HTTP API (see /schema/openapi.json); timestamps are ISO 8601 UTC strings. */
+
+export type Role = "admin" | "member";
+
+export interface User {
+  id: string;
+  username: string;
+  role: Role;
+  created_at: string;
+  disabled: boolean;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface NodeToken {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface TokenCreated<T> {
+  token: T;
+  secret: string;
+}
+
+export const TASK_STATES = [
+  "pending",
+  "assigned",
+  "preparing",
+  "running",
+  "cancelling",
+  "succeeded",
+  "failed",
+  "cancelled",
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const FINAL_TASK_STATES: readonly TaskState[] = ["succeeded", "failed", "cancelled"];
+
+export type AttemptState = "assigned" | "preparing" | "running" | "succeeded" | "failed" | "cancelled" | "lost";
+export const FINAL_ATTEMPT_STATES: readonly AttemptState[] = ["succeeded", "failed", "cancelled", "lost"];
+
+export interface Resources {
+  cpus: number;
+  memory_mb: number;
+  gpus: number;
+  labels: Record<string, string>;
+}
+
+export interface TaskCreate {
+  name?: string;
+  code_repo_url: string;
+  code_commit_id: string;
+  env_repo_url: string;
+  env_commit_id: string;
+  dockerfile_path: string;
+  command: string | string[];
+  env?: Record<string, string>;
+  resources?: Partial<Resources>;
+  timeout_s?: number;
+  priority?: number;
+  max_attempts?: number;
+  retry_on_failure?: boolean;
+}
+
+export interface Attempt {
+  attempt_no: number;
+  node_id: string | null;
+  node_name: string | null;
+  state: AttemptState;
+  stage: string | null;
+  reason: string | null;
+  message: string | null;
+  exit_code: number | null;
+  gpu_indices: number[];
+  assigned_at: string | null;
+  acked_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface Task {
+  id: string;
+  name: string | null;
+  state: TaskState;
+  reason: string | null;
+  message: string | null;
+  unschedulable_reason: string | null;
+  owner_id: string;
+  owner: string | null;
+  code_repo_url: string;
+  code_commit_id: string;
+  env_repo_url: string;
+  env_commit_id: string;
+  dockerfile_path: string;
+  command: string[];
+  env: Record<string, string>;
+  resources: Resources;
+  timeout_s: number;
+  priority: number;
+  max_attempts: number;
+  retry_on_failure: boolean;
+  attempt_count: number;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+  attempts?: Attempt[];
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface Items<T> {
+  items: T[];
+}
+
+export type LogStream = "stdout" | "stderr" | "build" | "system";
+
+export interface LogLine {
+  seq: number;
+  stream: LogStream;
+  data: string;
+  ts: string;
+}
+
+export interface LogPage {
+  items: LogLine[];
+  next_after: number;
+  truncated: boolean;
+  attempt_no: number | null;
+}
+
+export interface GpuInfo {
+  index: number;
+  model: string;
+  memory_mb: number;
+  uuid: string;
+}
+
+export interface GpuUsage {
+  index: number;
+  util_percent: number | null;
+  memory_used_mb: number | null;
+}
+
+export interface NodeUsage {
+  cpu_percent: number | null;
+  memory_used_mb: number | null;
+  memory_total_mb: number | null;
+  disk_free_mb: number | null;
+  gpus: GpuUsage[];
+}
+
+export interface Node {
+  id: string;
+  name: string;
+  state: "online" | "offline";
+  draining: boolean;
+  unhealthy_reason: string | null;
+  hostname: string | null;
+  os: string | null;
+  agent_version: string | null;
+  cpus: number;
+  memory_mb: number;
+  gpus: GpuInfo[];
+  labels: Record<string, string>;
+  runtimes: string[];
+  last_heartbeat_at: string | null;
+  connected_at: string | null;
+  created_at: string;
+  usage: NodeUsage | null;
+  running_attempts: { task_id: string; attempt_no: number }[];
+  free: { cpus: number; memory_mb: number; gpus: number } | null;
+}
+
+export interface NodeSample {
+  ts: string;
+  cpu_percent: number | null;
+  memory_used_mb: number | null;
+  memory_total_mb: number | null;
+  gpus: GpuUsage[];
+}
+
+export interface UnideskEvent {
+  id: number;
+  ts: string;
+  kind: string;
+  subject_type: string;
+  subject_id: string;
+  actor: string | null;
+  payload: Record<string, unknown>;
+}
+
+export interface EventPage {
+  items: UnideskEvent[];
+  last_id: number | null;
+}
+
+export interface Stats {
+  nodes: { online: number; offline: number; draining: number; unhealthy: number };
+  tasks: Partial<Record<TaskState, number>>;
+  finished_per_hour: { hour: string; succeeded: number; failed: number }[];
+  recent_failures: Task[];
+}
+
+export interface Health {
+  status: "ok" | "degraded";
+  reasons: string[];
+  version: string;
+  commit: string | null;
+  checks: Record<string, string>;
+}
+
+export interface Artifact {
+  id: string;
+  name: string;
+  size: number;
+  sha256: string | null;
+  content_type: string | null;
+  created_at: string;
+  created_by: string | null;
+}
+
+/** RFC 9457 problem details as the server sends them. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  [extra: string]: unknown;
+}

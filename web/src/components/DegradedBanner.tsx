@@ -1,0 +1,52 @@
+/** The banner that says, loudly, when what's on screen may not be current. */
+import { useContext } from "react";
+import { LiveContext } from "../state/contexts";
+import { useNow } from "../state/hooks";
+import { formatTime } from "../time";
+
+export function DegradedBanner() {
+  const { feed, feedState, health } = useContext(LiveContext);
+  const now = useNow(1000);
+  const problems: string[] = [];
+  const h = health.health;
+  if (h && h.status !== "ok") {
+    problems.push(`Server degraded: ${h.reasons.length ? h.reasons.join("; ") : "no reason given"}.`);
+  }
+  const streamDown = feedState.status === "down";
+  if (streamDown) {
+    const since = feedState.downSince ? ` since ${formatTime(feedState.downSince)}` : "";
+    const retry = feedState.retryAt ? Math.max(0, Math.ceil((feedState.retryAt - now) / 1000)) : null;
+    problems.push(
+      `Live updates are disconnected${since} (${feedState.error ?? "stream closed"}). ` +
+        `What you see may be out of date${retry !== null ? `; reconnecting in ${retry} s` : ""}.`,
+    );
+  }
+  if (problems.length === 0) return null;
+  return (
+    <div className="degraded" role="alert" data-testid="degraded-banner">
+      <strong className="degraded-title">Degraded</strong>
+      <div className="degraded-body">
+        {problems.map((p) => (
+          <p key={p.slice(0, 40)}>{p}</p>
+        ))}
+      </div>
+      {streamDown && (
+        <button type="button" className="btn btn-small" onClick={() => feed.retryNow()}>
+          Reconnect now
+        </button>
+      )}
+    </div>
+  );
+}
+
+/** A small live/stale indicator for page headers. */
+export function LiveIndicator() {
+  const { feedState } = useContext(LiveContext);
+  const label = feedState.status === "live" ? "Live" : feedState.status === "connecting" ? "Connecting…" : "Stale";
+  return (
+    <span className={`live-dot live-${feedState.status}`} title="Event stream status" data-testid="live-indicator">
+      <span aria-hidden="true" className="live-pulse" />
+      {label}
+    </span>
+  );
+}

@@ -1,0 +1,77 @@
+/** App shell: skip link, navigation (sidebar on laptops, top bar on phones), degraded banner, page outlet. */
+import { useContext, useState } from "react";
+import { NavLink, Outlet, useLocation } from "react-router-dom";
+import { AuthContext } from "../state/contexts";
+import { DegradedBanner, LiveIndicator } from "./DegradedBanner";
+import { TIME_ZONE_LABEL } from "../time";
+
+const NAV = [
+  { to: "/", label: "Dashboard", end: true },
+  { to: "/tasks", label: "Tasks", end: false },
+  { to: "/tasks/new", label: "Submit task", end: true },
+  { to: "/nodes", label: "Nodes", end: false },
+  { to: "/files", label: "Files", end: false },
+];
+
+export function Layout() {
+  const auth = useContext(AuthContext)!;
+  const [menuOpen, setMenuOpen] = useState(false);
+  const location = useLocation();
+  const nav = [...NAV, { to: "/admin", label: auth.user.role === "admin" ? "Admin" : "API tokens", end: false }];
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <NavLink to="/" className="brand" aria-label="UniDesk home">
+          <span className="brand-mark" aria-hidden="true">
+            U
+          </span>
+          UniDesk
+        </NavLink>
+        <button
+          type="button"
+          className="btn btn-ghost menu-toggle"
+          aria-expanded={menuOpen}
+          aria-controls="main-nav"
+          onClick={() => setMenuOpen(!menuOpen)}
+        >
+          Menu
+        </button>
+        <div className="topbar-right">
+          <LiveIndicator />
+          <span className="tz-note" title="Every time on these pages is Beijing time">
+            {TIME_ZONE_LABEL}
+          </span>
+          <span className="user-chip" data-testid="current-user">
+            {auth.user.username}
+            <span className="muted"> · {auth.user.role}</span>
+          </span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => void auth.signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <nav id="main-nav" className={`sidenav${menuOpen ? " open" : ""}`} aria-label="Main">
+        <ul>
+          {nav.map((n) => (
+            <li key={n.to}>
+              <NavLink
+                to={n.to}
+                end={n.end || (n.to === "/tasks" && location.pathname === "/tasks/new")}
+                onClick={() => setMenuOpen(false)}
+              >
+                {n.label}
+              </NavLink>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main id="main" className="main" tabIndex={-1}>
+        <DegradedBanner />
+        <Outlet />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,264 @@
+/** One task: code/env pins with copy buttons, resources, attempts, logs, trace, cancel/retry, raw JSON. */
+import { useState, type KeyboardEvent } from "react";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
+import { api } from "../api/client";
+import { FINAL_ATTEMPT_STATES, FINAL_TASK_STATES, type Task } from "../api/types";
+import { LiveIndicator } from "../components/DegradedBanner";
+import { TaskLogs } from "../components/TaskLogs";
+import { TaskTrace } from "../components/TaskTrace";
+import { Time } from "../components/Time";
+import { ConfirmButton, CopyButton, ErrorBox, KeyValues, Labels, Loading, RawJson, StateBadge, shortId } from "../components/ui";
+import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { elapsedMs, formatDuration } from "../time";
+
+const TABS = ["logs", "trace", "attempts", "json"] as const;
+type Tab = (typeof TABS)[number];
+const TAB_LABEL: Record<Tab, string> = { logs: "Logs", trace: "Trace", attempts: "Attempts", json: "Raw JSON" };
+
+export function TaskDetailPage() {
+  const { id = "" } = useParams();
+  const navigate = useNavigate();
+  const [params, setParams] = useSearchParams();
+  const tab: Tab = (TABS as readonly string[]).includes(params.get("tab") ?? "") ? (params.get("tab") as Tab) : "logs";
+  const task = useAsync((signal) => api.task(id, signal), [id]);
+  const now = useNow(1000);
+  const reload = useThrottled(task.reload, 400);
+  useLiveEvents((ev) => ev.subject_id === id, reload);
+  useReloadOnReconnect(task.reload);
+  useTitle(task.data ? `Task ${task.data.name || shortId(task.data.id)}` : "Task");
+  const [pickedAttempt, setPickedAttempt] = useState<number | null>(null);
+
+  const t = task.data;
+  if (!t) {
+    return (
+      <div className="page">
+        <Breadcrumb label={shortId(id)} />
+        {task.error !== null ? <ErrorBox error={task.error} onRetry={task.reload} /> : <Loading />}
+      </div>
+    );
+  }
+  const final = FINAL_TASK_STATES.includes(t.state);
+  const attempts = t.attempts ?? [];
+  const attemptNo = pickedAttempt ?? (attempts.length ? attempts[attempts.length - 1].attempt_no : null);
+  const attempt = attempts.find((a) => a.attempt_no === attemptNo) ?? null;
+  const setTab = (next: Tab) => {
+    const p = new URLSearchParams(params);
+    p.set("tab", next);
+    setParams(p, { replace: true });
+  };
+  const onTabKey = (e: KeyboardEvent) => {
+    const i = TABS.indexOf(tab);
+    if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+      const next = TABS[(i + (e.key === "ArrowRight" ? 1 : TABS.length - 1)) % TABS.length];
+      setTab(next);
+      document.getElementById(`tab-${next}`)?.focus();
+      e.preventDefault();
+    }
+  };
+
+  return (
+    <div className="page">
+      <Breadcrumb label={t.name || shortId(t.id)} />
+      <div className="page-head">
+        <h1>
+          {t.name || shortId(t.id)} <StateBadge state={t.state} />
+        </h1>
+        <div className="actions">
+          <LiveIndicator />
+          {!final && (
+            <ConfirmButton label="Cancel task" confirmLabel="Yes, cancel it" onConfirm={() => api.cancelTask(t.id).then((x) => task.setData(() => ({ ...x, attempts: x.attempts ?? t.attempts })))} />
+          )}
+          {final && (
+            <ConfirmButton label="Retry" tone="normal" confirmLabel="Submit again" onConfirm={() => api.retryTask(t.id).then((x) => navigate(`/tasks/${x.id}`))} />
+          )}
+        </div>
+      </div>
+      {task.error !== null && <ErrorBox error={task.error} onRetry={task.reload} />}
+      {(t.message || t.unschedulable_reason) && (
+        <div className={`alert ${t.state === "failed" ? "alert-error" : "alert-info"}`}>
+          {t.reason && <strong>{t.reason}: </strong>}
+          {t.message ?? t.unschedulable_reason}
+        </div>
+      )}
+      <div className="grid-3">
+        <section className="card">
+          <h2>Summary</h2>
+          <KeyValues
+            items={[
+              ["State", <span data-testid="task-state">{t.state}{t.reason && t.reason !== t.state ? ` (${t.reason})` : ""}</span>],
+              ["Owner", t.owner ?? "—"],
+              ["Created", <Time value={t.created_at} mode="full" />],
+              ["Updated", <Time value={t.updated_at} mode="full" />],
+              ["Finished", <Time value={t.finished_at} mode="full" />],
+              ["Duration", formatDuration(elapsedMs(t.created_at, t.finished_at, now))],
+              ["ID", <span className="mono small">{t.id}</span>],
+            ]}
+          />
+        </section>
+        <section className="card">
+          <h2>Code &amp; environment</h2>
+          <MetaList task={t} />
+        </section>
+        <section className="card">
+          <h2>Resources &amp; policy</h2>
+          <KeyValues
+            items={[
+              ["CPUs", t.resources.cpus],
+              ["Memory", `${t.resources.memory_mb} MiB`],
+              ["GPUs", t.resources.gpus],
+              ["Labels", <Labels labels={t.resources.labels} />],
+              ["Timeout", formatDuration(t.timeout_s * 1000)],
+              ["Priority", t.priority],
+              ["Attempts", `${t.attempt_count} of ${t.max_attempts}${t.retry_on_failure ? ", retries on failure" : ""}`],
+            ]}
+          />
+        </section>
+      </div>
+      <section className="card section">
+        <h2>Command</h2>
+        <div className="command-line">
+          <code className="mono">{t.command.map(shellQuote).join(" ")}</code>
+          <CopyButton text={t.command.map(shellQuote).join(" ")} />
+        </div>
+        {Object.keys(t.env).length > 0 && (
+          <KeyValues items={Object.entries(t.env).map(([k, v]) => [k, <span className="mono">{v}</span>])} />
+        )}
+      </section>
+
+      <div className="tabs" role="tablist" aria-label="Task details" onKeyDown={onTabKey}>
+        {TABS.map((name) => (
+          <button
+            key={name}
+            id={`tab-${name}`}
+            role="tab"
+            type="button"
+            aria-selected={tab === name}
+            aria-controls={`panel-${name}`}
+            tabIndex={tab === name ? 0 : -1}
+            className={`tab${tab === name ? " tab-on" : ""}`}
+            onClick={() => setTab(name)}
+          >
+            {TAB_LABEL[name]}
+            {name === "attempts" && ` (${attempts.length})`}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tabpanel">
+        {tab === "logs" &&
+          (attemptNo === null || !attempt ? (
+            <div className="empty">
+              <p className="empty-title">No attempt yet.</p>
+              <p className="muted">Logs appear here once a node picks the task up{t.state === "pending" ? " (it is pending)" : ""}.</p>
+            </div>
+          ) : (
+            <>
+              {attempts.length > 1 && (
+                <label className="inline-field">
+                  <span>Attempt</span>
+                  <select value={attemptNo} onChange={(e) => setPickedAttempt(Number(e.target.value))}>
+                    {attempts.map((a) => (
+                      <option key={a.attempt_no} value={a.attempt_no}>
+                        #{a.attempt_no} · {a.state} · {a.node_name}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+              )}
+              <TaskLogs key={`${t.id}:${attemptNo}`} task={t} attemptNo={attemptNo} live={!FINAL_ATTEMPT_STATES.includes(attempt.state)} />
+            </>
+          ))}
+        {tab === "trace" && <TaskTrace taskId={t.id} />}
+        {tab === "attempts" && <AttemptsTable task={t} now={now} />}
+        {tab === "json" && <RawJson value={t} label="Raw JSON" />}
+      </div>
+    </div>
+  );
+}
+
+function Breadcrumb({ label }: { label: string }) {
+  return (
+    <nav aria-label="Breadcrumb" className="breadcrumb">
+      <Link to="/tasks">Tasks</Link> / <span aria-current="page">{label}</span>
+    </nav>
+  );
+}
+
+/** The five items that pin what ran: code repo and commit, env repo and commit, Dockerfile path. */
+function MetaList({ task: t }: { task: Task }) {
+  const items: [string, string][] = [
+    ["Code repository", t.code_repo_url],
+    ["Code commit", t.code_commit_id],
+    ["Env repository", t.env_repo_url],
+    ["Env commit", t.env_commit_id],
+    ["Dockerfile", t.dockerfile_path],
+  ];
+  return (
+    <dl className="kv meta-list" data-testid="task-meta">
+      {items.map(([k, v]) => (
+        <div className="kv-row" key={k}>
+          <dt>{k}</dt>
+          <dd className="meta-value">
+            <span className="mono break" title={v}>
+              {v}
+            </span>
+            <CopyButton text={v} label="Copy" />
+          </dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function AttemptsTable({ task: t, now }: { task: Task; now: number }) {
+  const attempts = t.attempts ?? [];
+  if (attempts.length === 0) return <p className="muted">No attempts yet.</p>;
+  return (
+    <div className="table-wrap">
+      <table className="table">
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">State</th>
+            <th scope="col">Node</th>
+            <th scope="col">Stage</th>
+            <th scope="col">Exit</th>
+            <th scope="col">GPUs</th>
+            <th scope="col">Assigned</th>
+            <th scope="col">Started</th>
+            <th scope="col">Finished</th>
+            <th scope="col">Ran for</th>
+          </tr>
+        </thead>
+        <tbody>
+          {attempts.map((a) => (
+            <tr key={a.attempt_no}>
+              <td className="num">{a.attempt_no}</td>
+              <td>
+                <StateBadge state={a.state} />
+                {a.reason && <div className="muted small">{a.reason}{a.message ? `: ${a.message}` : ""}</div>}
+              </td>
+              <td>{a.node_id ? <Link to={`/nodes/${a.node_id}`}>{a.node_name ?? shortId(a.node_id)}</Link> : (a.node_name ?? "—")}</td>
+              <td>{a.stage ?? "—"}</td>
+              <td className="num">{a.exit_code ?? "—"}</td>
+              <td>{a.gpu_indices.length ? a.gpu_indices.join(", ") : "—"}</td>
+              <td>
+                <Time value={a.assigned_at} now={now} />
+              </td>
+              <td>
+                <Time value={a.started_at} now={now} />
+              </td>
+              <td>
+                <Time value={a.finished_at} now={now} />
+              </td>
+              <td className="num">{a.started_at ? formatDuration(elapsedMs(a.started_at, a.finished_at, now)) : "—"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

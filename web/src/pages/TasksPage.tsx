@@ -1,0 +1,204 @@
+/** Tasks: filter by state/owner/name, cursor pagination, rows kept current from the event stream. */
+import { useEffect, useState } from "react";
+import { Link, useSearchParams } from "react-router-dom";
+import { api } from "../api/client";
+import { TASK_STATES, type Task, type TaskState } from "../api/types";
+import { LiveIndicator } from "../components/DegradedBanner";
+import { Time } from "../components/Time";
+import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
+import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { elapsedMs, formatDuration } from "../time";
+
+const PAGE_SIZE = 50;
+
+export function TasksPage() {
+  useTitle("Tasks");
+  const [params, setParams] = useSearchParams();
+  const states = params.getAll("state").filter((s): s is TaskState => (TASK_STATES as readonly string[]).includes(s));
+  const owner = params.get("owner") ?? "";
+  const q = params.get("q") ?? "";
+  const cursor = params.get("cursor");
+  const [cursorStack, setCursorStack] = useState<string[]>([]);
+  const [qDraft, setQDraft] = useState(q);
+  const now = useNow(10_000);
+  useEffect(() => setQDraft(q), [q]);
+
+  const key = JSON.stringify([states, owner, q, cursor]);
+  const tasks = useAsync((signal) => api.tasks({ state: states, owner: owner || undefined, q: q || undefined, cursor, limit: PAGE_SIZE }, signal), [key]);
+
+  const update = (patch: Record<string, string | string[] | null>, keepCursor = false) => {
+    const next = new URLSearchParams(params);
+    for (const [k, v] of Object.entries(patch)) {
+      next.delete(k);
+      if (Array.isArray(v)) v.forEach((x) => next.append(k, x));
+      else if (v) next.set(k, v);
+    }
+    if (!keepCursor) {
+      next.delete("cursor");
+      setCursorStack([]);
+    }
+    setParams(next);
+  };
+
+  // Live: the first page reloads (new tasks appear at the top); later pages refresh only the rows they show.
+  const reload = useThrottled(tasks.reload, 800);
+  useLiveEvents(
+    (ev) => ev.subject_type === "task",
+    (ev) => {
+      if (!cursor) return reload();
+      if (tasks.data?.items.some((t) => t.id === ev.subject_id)) {
+        api.task(ev.subject_id).then(
+          (fresh) => tasks.setData((old) => old && { ...old, items: old.items.map((t) => (t.id === fresh.id ? fresh : t)) }),
+          () => undefined,
+        );
+      }
+    },
+  );
+  useReloadOnReconnect(tasks.reload);
+
+  const toggleState = (s: TaskState) =>
+    update({ state: states.includes(s) ? states.filter((x) => x !== s) : [...states, s] });
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <h1>Tasks</h1>
+        <div className="actions">
+          <LiveIndicator />
+          <Link to="/tasks/new" className="btn btn-primary">
+            Submit task
+          </Link>
+        </div>
+      </div>
+      <div className="filters">
+        <div className="toolbar" role="group" aria-label="Filter by state">
+          {TASK_STATES.map((s) => (
+            <button
+              key={s}
+              type="button"
+              className={`chip${states.includes(s) ? " chip-on" : ""}`}
+              aria-pressed={states.includes(s)}
+              onClick={() => toggleState(s)}
+            >
+              {s}
+            </button>
+          ))}
+          {states.length > 0 && (
+            <button type="button" className="chip chip-clear" onClick={() => update({ state: [] })}>
+              all states
+            </button>
+          )}
+        </div>
+        <div className="toolbar">
+          <label className="inline-field">
+            <span>Owner</span>
+            <select value={owner} onChange={(e) => update({ owner: e.target.value })}>
+              <option value="">anyone</option>
+              <option value="me">me</option>
+            </select>
+          </label>
+          <form
+            role="search"
+            className="inline-field"
+            onSubmit={(e) => {
+              e.preventDefault();
+              update({ q: qDraft.trim() });
+            }}
+          >
+            <label htmlFor="task-q">Name</label>
+            <input id="task-q" type="search" placeholder="contains…" value={qDraft} onChange={(e) => setQDraft(e.target.value)} />
+            <button type="submit" className="btn btn-small">
+              Filter
+            </button>
+          </form>
+        </div>
+      </div>
+      {tasks.error !== null && <ErrorBox error={tasks.error} onRetry={tasks.reload} />}
+      {!tasks.data && tasks.loading && <Loading />}
+      {tasks.data && tasks.data.items.length === 0 && (
+        <EmptyState title={states.length || owner || q ? "No tasks match these filters." : "No tasks yet."}>
+          <Link to="/tasks/new">Submit a task</Link>
+        </EmptyState>
+      )}
+      {tasks.data && tasks.data.items.length > 0 && (
+        <div className="table-wrap">
+          <table className="table" data-testid="tasks-table">
+            <thead>
+              <tr>
+                <th scope="col">Task</th>
+                <th scope="col">State</th>
+                <th scope="col">Owner</th>
+                <th scope="col">Commit</th>
+                <th scope="col">Resources</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Created</th>
+                <th scope="col">Duration</th>
+              </tr>
+            </thead>
+            <tbody>
+              {tasks.data.items.map((t) => (
+                <TaskRow key={t.id} task={t} now={now} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <div className="pager">
+        <button
+          type="button"
+          className="btn"
+          disabled={!cursor}
+          onClick={() => {
+            const stack = [...cursorStack];
+            const prev = stack.pop() ?? null;
+            setCursorStack(stack);
+            update({ cursor: prev }, true);
+          }}
+        >
+          ← Newer
+        </button>
+        <button
+          type="button"
+          className="btn"
+          disabled={!tasks.data?.next_cursor}
+          onClick={() => {
+            setCursorStack([...cursorStack, cursor ?? ""]);
+            update({ cursor: tasks.data!.next_cursor }, true);
+          }}
+        >
+          Older →
+        </button>
+      </div>
+    </div>
+  );
+}
+
+function TaskRow({ task: t, now }: { task: Task; now: number }) {
+  const started = t.created_at;
+  return (
+    <tr data-task-id={t.id}>
+      <td>
+        <Link to={`/tasks/${t.id}`}>{t.name || shortId(t.id)}</Link>
+        <div className="muted small mono">{shortId(t.id)}</div>
+      </td>
+      <td>
+        <StateBadge state={t.state} />
+        {t.reason && t.reason !== t.state && <div className="muted small">{t.reason}</div>}
+      </td>
+      <td>{t.owner ?? "—"}</td>
+      <td className="mono small" title={t.code_commit_id}>
+        {t.code_commit_id.slice(0, 10)}
+      </td>
+      <td className="small">
+        {t.resources.cpus} CPU · {t.resources.memory_mb} MiB{t.resources.gpus ? ` · ${t.resources.gpus} GPU` : ""}
+      </td>
+      <td className="num">
+        {t.attempt_count}/{t.max_attempts}
+      </td>
+      <td>
+        <Time value={t.created_at} now={now} />
+      </td>
+      <td className="num">{formatDuration(elapsedMs(started, t.finished_at, now))}</td>
+    </tr>
+  );
+}

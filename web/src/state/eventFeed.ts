@@ -1,0 +1,126 @@
+/**
+ * One live connection to /api/events/stream for the whole app: reconnects with
+ * full-jitter backoff and resumes after the last event id it saw, so nothing is missed.
+ */
+import { endpointPath } from "../api/endpoints";
+import { ApiError, buildQuery, errorMessage } from "../api/client";
+import { backoffDelay, readSse } from "../api/sse";
+import type { UnideskEvent } from "../api/types";
+
+export type FeedStatus = "connecting" | "live" | "down";
+
+export interface FeedState {
+  status: FeedStatus;
+  /** Increases on every (re)connect: views reload then, since they may have missed changes while down. */
+  generation: number;
+  /** When the stream last went down (epoch ms), null while live. */
+  downSince: number | null;
+  error: string | null;
+  /** When the next reconnect attempt is due (epoch ms), while down. */
+  retryAt: number | null;
+  lastId: number | null;
+}
+
+type Listener = (ev: UnideskEvent) => void;
+
+export class EventFeed {
+  private listeners = new Set<Listener>();
+  private stateListeners = new Set<(s: FeedState) => void>();
+  private abort: AbortController | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private failures = 0;
+  private stopped = true;
+  private openedAt = 0;
+  state: FeedState = { status: "connecting", generation: 0, downSince: null, error: null, retryAt: null, lastId: null };
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort?.abort();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Reconnect now (the "retry" button), skipping the backoff wait. */
+  retryNow(): void {
+    if (this.stopped || this.state.status === "live") return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.abort?.abort();
+    void this.connect();
+  }
+
+  subscribe(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  watch(fn: (s: FeedState) => void): () => void {
+    this.stateListeners.add(fn);
+    fn(this.state);
+    return () => this.stateListeners.delete(fn);
+  }
+
+  private set(patch: Partial<FeedState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const fn of this.stateListeners) fn(this.state);
+  }
+
+  private async connect(): Promise<void> {
+    const ctl = new AbortController();
+    this.abort = ctl;
+    if (this.state.status !== "down") this.set({ status: "connecting" });
+    const url = endpointPath("eventStream") + buildQuery({ after: this.state.lastId ?? undefined });
+    let error: string | null = null;
+    try {
+      await readSse(url, {
+        signal: ctl.signal,
+        onOpen: () => {
+          this.openedAt = Date.now();
+          this.set({ status: "live", generation: this.state.generation + 1, downSince: null, error: null, retryAt: null });
+        },
+        onMessage: (msg) => {
+          if (msg.event === "hello") {
+            if (this.state.lastId === null) {
+              const cursor = Number((JSON.parse(msg.data) as { cursor?: number }).cursor);
+              if (Number.isFinite(cursor)) this.state = { ...this.state, lastId: cursor };
+            }
+            return;
+          }
+          let ev: UnideskEvent;
+          try {
+            ev = JSON.parse(msg.data) as UnideskEvent;
+          } catch {
+            return;
+          }
+          if (typeof ev.id === "number") this.state = { ...this.state, lastId: ev.id };
+          for (const fn of this.listeners) fn(ev);
+        },
+      });
+      error = "the server closed the event stream";
+    } catch (err) {
+      if (ctl.signal.aborted) return;
+      error = errorMessage(err);
+      if (err instanceof ApiError && err.status === 401) {
+        // Signed out: the auth layer redirects; do not spin.
+        this.set({ status: "down", downSince: this.state.downSince ?? Date.now(), error, retryAt: null });
+        return;
+      }
+    }
+    if (this.stopped || ctl.signal.aborted) return;
+    // A stream that stayed up a while starts the backoff afresh; one that drops at once keeps growing it.
+    if (this.openedAt && Date.now() - this.openedAt > 10_000) this.failures = 0;
+    this.openedAt = 0;
+    const delay = backoffDelay(this.failures++);
+    this.set({ status: "down", downSince: this.state.downSince ?? Date.now(), error, retryAt: Date.now() + delay });
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, delay);
+  }
+}

@@ -1,0 +1,103 @@
+/** Small React hooks shared by the pages: async loading, a ticking clock, live events, document title. */
+import { useCallback, useContext, useEffect, useRef, useState } from "react";
+import type { UnideskEvent } from "../api/types";
+import { LiveContext } from "./contexts";
+
+export interface AsyncState<T> {
+  data: T | null;
+  error: unknown;
+  loading: boolean;
+  /** Reload in the background: the current data stays on screen until the new answer arrives. */
+  reload: () => void;
+  setData: (fn: (old: T | null) => T | null) => void;
+}
+
+/** Runs loader on mount and whenever deps change; aborts stale requests. */
+export function useAsync<T>(loader: (signal: AbortSignal) => Promise<T>, deps: unknown[]): AsyncState<T> {
+  const [data, setDataState] = useState<T | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const loaderRef = useRef(loader);
+  loaderRef.current = loader;
+  useEffect(() => {
+    const ctl = new AbortController();
+    setLoading(true);
+    loaderRef
+      .current(ctl.signal)
+      .then((d) => {
+        if (ctl.signal.aborted) return;
+        setDataState(d);
+        setError(null);
+      })
+      .catch((err: unknown) => {
+        if (ctl.signal.aborted) return;
+        setError(err);
+      })
+      .finally(() => {
+        if (!ctl.signal.aborted) setLoading(false);
+      });
+    return () => ctl.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  const setData = useCallback((fn: (old: T | null) => T | null) => setDataState(fn), []);
+  return { data, error, loading, reload, setData };
+}
+
+/** Current time in epoch ms, refreshed every intervalMs (for "3 min ago" texts). */
+export function useNow(intervalMs = 15_000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), intervalMs);
+    return () => clearInterval(t);
+  }, [intervalMs]);
+  return now;
+}
+
+/** Calls handler for each live event accepted by filter. */
+export function useLiveEvents(filter: (ev: UnideskEvent) => boolean, handler: (ev: UnideskEvent) => void): void {
+  const { feed } = useContext(LiveContext);
+  const ref = useRef({ filter, handler });
+  ref.current = { filter, handler };
+  useEffect(
+    () =>
+      feed.subscribe((ev) => {
+        if (ref.current.filter(ev)) ref.current.handler(ev);
+      }),
+    [feed],
+  );
+}
+
+/** Calls fn at most once per waitMs, trailing edge (batches bursts of live events into one reload). */
+export function useThrottled(fn: () => void, waitMs = 700): () => void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => () => {
+    if (timer.current) clearTimeout(timer.current);
+  }, []);
+  return useCallback(() => {
+    if (timer.current) return;
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      ref.current();
+    }, waitMs);
+  }, [waitMs]);
+}
+
+/** Reload when the live stream (re)connects: changes made while it was down were not seen. */
+export function useReloadOnReconnect(reload: () => void): void {
+  const { feedState } = useContext(LiveContext);
+  const first = useRef(feedState.generation);
+  useEffect(() => {
+    if (feedState.generation !== first.current) reload();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [feedState.generation]);
+}
+
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = title ? `${title} · UniDesk` : "UniDesk";
+  }, [title]);
+}
