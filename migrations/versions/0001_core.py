@@ -2,7 +2,7 @@
 
 Revision ID: 0001_core
 Revises: 
-Create Date: 2026-11-27 18:06:39.742834
+Create Date: 2026-11-27 18:16:34.662284
 """
 from alembic import op
 import sqlalchemy as sa
@@ -106,6 +106,16 @@ def upgrade() -> None:
     op.create_index(op.f('ix_tasks_owner_id'), 'tasks', ['owner_id'], unique=False)
     op.create_index('ix_tasks_pending_queue', 'tasks', ['priority', 'seq'], unique=False, postgresql_where=sa.text("state = 'pending'"))
     op.create_index('ix_tasks_state_seq', 'tasks', ['state', 'seq'], unique=False)
+    op.create_table('log_chunks',
+    sa.Column('task_id', sa.Uuid(), nullable=False),
+    sa.Column('attempt_no', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('stream', sa.String(length=8), nullable=False),
+    sa.Column('data', sa.Text(), nullable=False),
+    sa.Column('ts', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_log_chunks_task_id_tasks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('task_id', 'attempt_no', 'seq', name=op.f('pk_log_chunks'))
+    )
     op.create_table('nodes',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
@@ -123,6 +133,7 @@ def upgrade() -> None:
     sa.Column('labels', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('runtimes', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('instance_id', sa.String(length=64), nullable=True),
+    sa.Column('connection_id', sa.String(length=64), nullable=True),
     sa.Column('last_heartbeat_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('connected_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_usage', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -132,6 +143,17 @@ def upgrade() -> None:
     sa.UniqueConstraint('name', name=op.f('uq_nodes_name'))
     )
     op.create_index(op.f('ix_nodes_token_id'), 'nodes', ['token_id'], unique=False)
+    op.create_table('node_samples',
+    sa.Column('node_id', sa.Uuid(), nullable=False),
+    sa.Column('ts', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('cpu_percent', sa.Float(), nullable=False),
+    sa.Column('memory_used_mb', sa.Integer(), nullable=False),
+    sa.Column('memory_total_mb', sa.Integer(), nullable=False),
+    sa.Column('gpus', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.ForeignKeyConstraint(['node_id'], ['nodes.id'], name=op.f('fk_node_samples_node_id_nodes'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('node_id', 'ts', name=op.f('pk_node_samples'))
+    )
+    op.create_index('ix_node_samples_ts', 'node_samples', ['ts'], unique=False)
     op.create_table('task_attempts',
     sa.Column('task_id', sa.Uuid(), nullable=False),
     sa.Column('attempt_no', sa.Integer(), nullable=False),
@@ -143,6 +165,8 @@ def upgrade() -> None:
     sa.Column('message', sa.Text(), nullable=True),
     sa.Column('exit_code', sa.Integer(), nullable=True),
     sa.Column('gpu_indices', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('log_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('log_truncated', sa.Boolean(), nullable=False),
     sa.Column('assigned_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('acked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
@@ -161,8 +185,11 @@ def downgrade() -> None:
         op.execute(stmt)
     op.drop_index(op.f('ix_task_attempts_node_id'), table_name='task_attempts')
     op.drop_table('task_attempts')
+    op.drop_index('ix_node_samples_ts', table_name='node_samples')
+    op.drop_table('node_samples')
     op.drop_index(op.f('ix_nodes_token_id'), table_name='nodes')
     op.drop_table('nodes')
+    op.drop_table('log_chunks')
     op.drop_index('ix_tasks_state_seq', table_name='tasks')
     op.drop_index('ix_tasks_pending_queue', table_name='tasks', postgresql_where=sa.text("state = 'pending'"))
     op.drop_index(op.f('ix_tasks_owner_id'), table_name='tasks')

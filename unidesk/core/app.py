@@ -26,6 +26,8 @@ from unidesk.core.db.migrate import expected_heads
 from unidesk.core.deps import DEPENDENCIES
 from unidesk.core.events.controllers import EventController
 from unidesk.core.events.hub import EventHub
+from unidesk.core.ingress.handler import agent_socket
+from unidesk.core.logs.controllers import LogController
 from unidesk.core.nodes.controllers import NodeController
 from unidesk.core.problems import EXCEPTION_HANDLERS
 from unidesk.core.requestid import RequestIdMiddleware
@@ -48,8 +50,33 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-COMPONENT_FACTORIES: list[Any] = []
-"""Callables ``(state) -> Component | None`` run at startup, in order; filled by core modules."""
+def _ingress(state: State) -> Any:
+    from unidesk.core.ingress.runtime import IngressRuntime
+
+    state.ingress = IngressRuntime(state)
+    return state.ingress
+
+
+def _scheduler(state: State) -> Any:
+    from unidesk.core.scheduler.service import Scheduler
+
+    scheduler = Scheduler(state.sessions)
+    state.event_hub.add_listener("scheduler", scheduler.on_events)
+    state.scheduler_wake = scheduler.wake
+    state.scheduler = scheduler
+    return scheduler
+
+
+def _local_agent(state: State) -> Any:
+    if not state.settings.local_agent:
+        return None
+    from unidesk.core.localagent import LocalAgent
+
+    return LocalAgent(state)
+
+
+COMPONENT_FACTORIES: list[Any] = [_ingress, _scheduler, _local_agent]
+"""Callables ``(state) -> Component | None`` run at startup, in order. Tests pass their own list."""
 
 
 async def _ensure_first_admin(state: State, settings: Settings) -> None:
@@ -107,10 +134,11 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
         "health_checks": health_mod.HealthChecks(),
         "git_commit": health_mod.git_commit(),
         "components": {},
+        "scheduler_wake": lambda: None,
     })
     return Litestar(
         route_handlers=[health_mod.health, AuthController, UserController, ApiTokenController, NodeTokenController,
-                        TaskController, NodeController, EventController, *extra_route_handlers, serve_ui],
+                        TaskController, NodeController, EventController, LogController, agent_socket, *extra_route_handlers, serve_ui],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allow_file_urls: Annotated[bool, Doc(description="Accept file:// repository URLs in task submissions (tests and single-machine setups).")] = False
     max_request_bytes: Annotated[int, Doc(description="Largest accepted request body for JSON API calls, bytes.", ge=1024)] = 1_048_576
     local_agent: Annotated[bool, Doc(description="Start a local agent so the main server is also a compute node.")] = True
+    local_agent_runner: Annotated[Literal["docker", "subprocess-test"], Doc(description="Runner of the local agent; subprocess-test exists only for tests.")] = "docker"
+    local_agent_network_mode: Annotated[Literal["none", "host"], Doc(description="Container network mode of the local agent's tasks.")] = "none"
     local_agent_labels: Annotated[dict[str, str], Doc(description="Labels declared by the local agent.")] = {}
     log_format: Annotated[Literal["auto", "json", "console"], Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY).")] = "auto"
     log_level: Annotated[str, Doc(description="Minimum log level.")] = "info"

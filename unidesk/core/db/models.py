@@ -3,7 +3,9 @@
 from unidesk.core.auth.models import ApiToken, NodeToken, User
 from unidesk.core.db.base import Base
 from unidesk.core.events.models import Event
+from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.models import NodeRow
+from unidesk.core.nodes.samples import NodeSampleRow
 from unidesk.core.tasks.models import AttemptRow, TaskRow
 
-__all__ = ["Base", "User", "ApiToken", "NodeToken", "Event", "NodeRow", "TaskRow", "AttemptRow"]
+__all__ = ["Base", "User", "ApiToken", "NodeToken", "Event", "NodeRow", "TaskRow", "AttemptRow", "LogChunkRow", "NodeSampleRow"]

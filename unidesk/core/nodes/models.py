@@ -34,6 +34,9 @@ class NodeRow(CreatedAt, Base):
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
     runtimes: Mapped[list[str]] = mapped_column(JSONB, nullable=False, default=list)
     instance_id: Mapped[str | None] = mapped_column(String(64))
+    """The server instance holding this node's socket (None while disconnected)."""
+    connection_id: Mapped[str | None] = mapped_column(String(64))
+    """Identifies the current socket; a newer connection with the same token replaces it."""
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_usage: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)

@@ -70,6 +70,8 @@ class AttemptRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     gpu_indices: Mapped[list[int]] = mapped_column(JSONB, nullable=False, default=list)
+    log_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    log_truncated: Mapped[bool] = mapped_column(nullable=False, default=False)
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,132 @@
+"""Deliver dispatches and cancels to the nodes this instance holds, at least once.
+
+The database says what each node should be doing (attempts ``assigned`` and not yet acked;
+tasks ``cancelling``). Events on the bus wake delivery; a periodic pass redelivers whatever
+is still unacknowledged after ``dispatch_ack_timeout_s``. Whichever instance holds a node's
+socket delivers to it; the others ignore the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, Callable
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unidesk import protocol
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.ingress.connections import ConnectionTable, NodeConnection
+from unidesk.core.tasks.models import AttemptRow, TaskRow
+
+__all__ = ["Delivery", "DispatchExtender", "build_dispatch"]
+
+log = structlog.get_logger("unidesk.delivery")
+
+DispatchExtender = Callable[[AsyncSession, TaskRow, AttemptRow, protocol.Dispatch], Any]
+"""Async hook that may return a changed Dispatch (e.g. adding presigned input URLs)."""
+
+
+def build_dispatch(t: TaskRow, a: AttemptRow) -> protocol.Dispatch:
+    return protocol.Dispatch(
+        task_id=str(t.id), attempt_no=a.attempt_no, code_repo_url=t.code_repo_url, code_commit_id=t.code_commit_id,
+        env_repo_url=t.env_repo_url, env_commit_id=t.env_commit_id, dockerfile_path=t.dockerfile_path,
+        command=list(t.command), env=dict(t.env), cpus=t.cpus, memory_mb=t.memory_mb, gpu_indices=list(a.gpu_indices),
+        timeout_s=t.timeout_s, kind=str(t.extra.get("kind", "container")),
+        params={k: str(v) for k, v in (t.extra.get("params") or {}).items()},
+    )
+
+
+class Delivery:
+    name = "delivery"
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], connections: ConnectionTable, *, ack_timeout_s: float) -> None:
+        self._sessions = sessions
+        self._connections = connections
+        self.ack_timeout_s = ack_timeout_s
+        self.extenders: list[DispatchExtender] = []
+        self._task: asyncio.Task[None] | None = None
+        self.dispatched = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._redeliver_loop(), name="redeliver")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def on_events(self, events: list[EventOut]) -> None:
+        """Event-bus listener: act on assignments, cancels, replaced sockets and revoked tokens."""
+        wanted: dict[uuid.UUID, set[str]] = {}
+        for ev in events:
+            if ev.kind == "task.assigned":
+                node_id = uuid.UUID(ev.payload["node_id"])
+                if self._connections.get(node_id):
+                    wanted.setdefault(node_id, set()).add(ev.subject_id)
+            elif ev.kind == "task.cancelling":
+                node_id = uuid.UUID(ev.payload["node_id"])
+                conn = self._connections.get(node_id)
+                if conn:
+                    await conn.send(protocol.Cancel(task_id=ev.subject_id, attempt_no=ev.payload["attempt_no"]))
+                    conn.sent_cancel[(ev.subject_id, ev.payload["attempt_no"])] = time.monotonic()
+            elif ev.kind == "node.connected":
+                conn = self._connections.get(uuid.UUID(ev.subject_id))
+                if conn and conn.connection_id != ev.payload.get("connection_id"):
+                    await conn.close(protocol.CLOSE_REPLACED, "replaced by a newer connection with the same node token")
+        for node_id, task_ids in wanted.items():
+            conn = self._connections.get(node_id)
+            if conn:
+                await self.deliver(conn, only_tasks=task_ids)
+
+    async def deliver(self, conn: NodeConnection, *, only_tasks: set[str] | None = None, resend_after: float | None = None) -> int:
+        """Send every unacked dispatch for ``conn``'s node (optionally only some tasks)."""
+        async with self._sessions() as s:
+            stmt = (select(TaskRow, AttemptRow).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
+                    .where(AttemptRow.node_id == conn.node_id, AttemptRow.state == "assigned", AttemptRow.acked_at.is_(None)))
+            if only_tasks:
+                stmt = stmt.where(TaskRow.id.in_([uuid.UUID(t) for t in only_tasks]))
+            rows = (await s.execute(stmt)).all()
+            now = time.monotonic()
+            sent = 0
+            for t, a in rows:
+                key = (str(t.id), a.attempt_no)
+                if resend_after is not None and now - conn.sent_dispatch.get(key, 0) < resend_after:
+                    continue
+                msg = build_dispatch(t, a)
+                for extend in self.extenders:
+                    msg = (await extend(s, t, a, msg)) or msg
+                if await conn.send(msg):
+                    conn.sent_dispatch[key] = now
+                    sent += 1
+        self.dispatched += sent
+        return sent
+
+    async def resend_cancels(self, conn: NodeConnection) -> None:
+        async with self._sessions() as s:
+            rows = (await s.execute(
+                select(TaskRow.id, AttemptRow.attempt_no).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
+                .where(TaskRow.state == "cancelling", AttemptRow.node_id == conn.node_id)
+            )).all()
+        now = time.monotonic()
+        for task_id, attempt_no in rows:
+            key = (str(task_id), attempt_no)
+            if now - conn.sent_cancel.get(key, 0) >= self.ack_timeout_s:
+                conn.sent_cancel[key] = now
+                await conn.send(protocol.Cancel(task_id=str(task_id), attempt_no=attempt_no))
+
+    async def _redeliver_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.2, self.ack_timeout_s / 2))
+            for conn in self._connections:
+                try:
+                    await self.deliver(conn, resend_after=self.ack_timeout_s)
+                    await self.resend_cancels(conn)
+                except Exception:
+                    log.exception("redelivery failed", node=conn.node_name)

@@ -1,0 +1,198 @@
+"""The provider ingress WebSocket: authenticate, hello/welcome, reconcile, then the frame loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import msgspec
+import structlog
+from litestar import WebSocket, websocket
+from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
+
+from unidesk import protocol
+from unidesk.core.auth.services import NodeTokenService
+from unidesk.core.db.tx import in_transaction
+from unidesk.core.events.writer import append
+from unidesk.core.ingress.connections import NodeConnection
+from unidesk.core.ingress.registration import register_node
+from unidesk.core.ingress.reports import Report
+from unidesk.core.nodes.models import NodeRow
+from unidesk.core.nodes.services import node_event
+from unidesk.errors import Unauthenticated
+
+__all__ = ["agent_socket"]
+
+log = structlog.get_logger("unidesk.ingress")
+HELLO_TIMEOUT_S = 10.0
+
+
+def _bearer(socket: WebSocket) -> str | None:
+    scheme, _, value = (socket.headers.get("authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def _receive(socket: WebSocket, timeout: float) -> protocol.Message:
+    event = await asyncio.wait_for(socket.receive(), timeout)
+    if event["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(detail="disconnected", code=event.get("code", 1000))
+    data = event.get("bytes")
+    if data is None:
+        text = event.get("text")
+        data = text.encode() if text is not None else b""
+    if len(data) > protocol.MAX_FRAME_BYTES:
+        raise OverflowError(f"frame of {len(data)} bytes exceeds {protocol.MAX_FRAME_BYTES}")
+    return protocol.decode(data)
+
+
+@websocket("/api/agent/ws", exclude_from_auth=True)
+async def agent_socket(socket: WebSocket, state: State) -> None:
+    """A node's agent connects here with ``Authorization: Bearer <node token>``."""
+    await socket.accept()
+    peer = socket.client.host if socket.client else "?"
+    secret = _bearer(socket)
+    if not secret:
+        log.info("agent refused", peer=peer, why="no node token")
+        await socket.close(code=protocol.CLOSE_UNAUTHENTICATED, reason="missing 'Authorization: Bearer <node token>'")
+        return
+    try:
+        async with state.sessions() as s:
+            token = await NodeTokenService(s).resolve(secret)
+    except Unauthenticated as exc:
+        log.info("agent refused", peer=peer, why=exc.detail)
+        await socket.close(code=protocol.CLOSE_UNAUTHENTICATED, reason=exc.detail)
+        return
+    try:
+        hello = await _receive(socket, HELLO_TIMEOUT_S)
+    except (asyncio.TimeoutError, WebSocketDisconnect):
+        await socket.close(code=protocol.CLOSE_BAD_FRAME, reason="expected a hello frame")
+        return
+    except OverflowError as exc:
+        await socket.close(code=protocol.CLOSE_TOO_BIG, reason=str(exc))
+        return
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.info("agent sent a bad frame", peer=peer, error=str(exc)[:200])
+        await socket.close(code=protocol.CLOSE_BAD_FRAME, reason=f"bad frame: {str(exc)[:100]}")
+        return
+    if not isinstance(hello, protocol.Hello):
+        await socket.close(code=protocol.CLOSE_BAD_FRAME, reason=f"first frame must be hello, got {type(hello).__name__.lower()}")
+        return
+    if hello.protocol_version != protocol.PROTOCOL_VERSION:
+        log.info("agent protocol mismatch", peer=peer, agent=hello.protocol_version, server=protocol.PROTOCOL_VERSION)
+        await socket.close(code=protocol.CLOSE_INCOMPATIBLE,
+                           reason=f"server speaks protocol {protocol.PROTOCOL_VERSION}, agent {hello.protocol_version}; upgrade the agent")
+        return
+
+    ingress = state.ingress
+    connection_id = uuid.uuid4().hex
+    reg = await in_transaction(state.sessions, lambda s: register_node(s, token, hello, instance_id=ingress.instance_id,
+                                                                       connection_id=connection_id), name="register")
+    conn = NodeConnection(socket, node_id=reg.node_id, node_name=reg.node_name, token_id=token.id, connection_id=connection_id)
+    old = ingress.connections.attach(conn)
+    if old is not None:
+        await old.close(protocol.CLOSE_REPLACED, "replaced by a newer connection with the same node token")
+    log.info("node connected", node=reg.node_name, peer=peer, agent_version=hello.agent_version, running=len(hello.running))
+    await conn.send(protocol.Welcome(protocol_version=protocol.PROTOCOL_VERSION, node_id=str(reg.node_id),
+                                     heartbeat_interval_s=state.settings.heartbeat_interval_s, server_instance=ingress.instance_id))
+    await conn.send(reg.reconcile)
+    await ingress.delivery.deliver(conn)
+    await ingress.delivery.resend_cancels(conn)
+    state.scheduler_wake()
+    try:
+        await _frame_loop(conn, state)
+    finally:
+        if ingress.connections.detach(conn):
+            await _mark_disconnected(state, conn)
+        log.info("node disconnected", node=conn.node_name)
+
+
+async def _frame_loop(conn: NodeConnection, state: State) -> None:
+    ingress = state.ingress
+    silence = state.settings.offline_timeout_s
+    while not conn.closed.is_set():
+        try:
+            msg = await _receive(conn.socket, silence)
+        except asyncio.TimeoutError:
+            log.info("node silent; closing its socket", node=conn.node_name, silent_s=silence)
+            await conn.close(4408, "no frames within the offline timeout")
+            return
+        except WebSocketDisconnect:
+            conn.closed.set()
+            return
+        except OverflowError as exc:
+            log.info("frame too large", node=conn.node_name)
+            await conn.close(protocol.CLOSE_TOO_BIG, str(exc))
+            return
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.info("bad frame", node=conn.node_name, error=str(exc)[:200])
+            await conn.close(protocol.CLOSE_BAD_FRAME, f"bad frame: {str(exc)[:100]}")
+            return
+        except RuntimeError:  # socket already closed underneath us
+            conn.closed.set()
+            return
+        conn.last_frame = time.monotonic()
+        if isinstance(msg, protocol.Heartbeat):
+            ingress.liveness.heartbeat(conn.node_id, msg)
+            await _track_health(state, conn, msg.unhealthy_reason)
+        elif isinstance(msg, protocol.Ack):
+            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg))
+        elif isinstance(msg, protocol.AttemptState):
+            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_final_ack(conn, msg)))
+        elif isinstance(msg, protocol.LogChunk):
+            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_log_ack(conn, msg)))
+        elif isinstance(msg, protocol.Error):
+            log.info("agent reported an error", node=conn.node_name, code=msg.code[:64], message=msg.message[:500])
+        else:
+            await conn.close(protocol.CLOSE_BAD_FRAME, f"unexpected message type {type(msg).__name__.lower()} from an agent")
+            return
+
+
+def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):  # type: ignore[no-untyped-def]
+    if msg.phase not in ("exited", "failed"):
+        return None
+
+    async def done(result: object) -> None:
+        if result is not None:  # stored (or already final): the agent may forget this report
+            await conn.send(protocol.Ack(task_id=msg.task_id, attempt_no=msg.attempt_no))
+    return done
+
+
+def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):  # type: ignore[no-untyped-def]
+    async def done(result: object) -> None:
+        if result is not None:
+            await conn.send(protocol.LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq))
+    return done
+
+
+async def _track_health(state: State, conn: NodeConnection, reason: str | None) -> None:
+    known = state.ingress.health_reasons
+    if known.get(conn.node_id, "unset") == reason:
+        return
+    known[conn.node_id] = reason
+
+    async def work(s):  # type: ignore[no-untyped-def]
+        node = await s.get(NodeRow, conn.node_id, with_for_update=True)
+        if node is None or node.unhealthy_reason == reason:
+            return
+        node.unhealthy_reason = reason[:500] if reason else None
+        await append(s, node_event(conn.node_id, "node.unhealthy" if reason else "node.healthy", f"node:{conn.node_name}", reason=reason))
+    await in_transaction(state.sessions, work, name="node-health")
+    if not reason:
+        state.scheduler_wake()
+
+
+async def _mark_disconnected(state: State, conn: NodeConnection) -> None:
+    """The socket is gone: the node stays online until the offline timeout, but gets no new work."""
+    async def work(s):  # type: ignore[no-untyped-def]
+        node = await s.get(NodeRow, conn.node_id, with_for_update=True)
+        if node is None or node.connection_id != conn.connection_id:
+            return  # a newer connection already took over
+        node.instance_id = None
+        node.connection_id = None
+        await append(s, node_event(conn.node_id, "node.disconnected", f"node:{conn.node_name}", connection_id=conn.connection_id))
+    try:
+        await in_transaction(state.sessions, work, name="disconnect")
+    except Exception:
+        log.exception("could not record disconnect", node=conn.node_name)

@@ -1,0 +1,195 @@
+"""Apply what agents report (acks, attempt states, log chunks), batched into few transactions.
+
+Every report is fenced: it must name an attempt that exists, belongs to the reporting node,
+and is still in a state the report can move. Anything else is a duplicate or stale report:
+recorded as a fact where useful, and it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Awaitable, Callable
+
+import msgspec
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unidesk import protocol
+from unidesk.core.db.tx import in_transaction
+from unidesk.core.events.writer import append
+from unidesk.core.logs.models import LogChunkRow
+from unidesk.core.nodes.services import node_event
+from unidesk.core.tasks.models import AttemptRow, TaskRow
+from unidesk.core.tasks.policy import apply_attempt_end
+from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
+
+__all__ = ["Report", "ReportWriter", "apply_report"]
+
+log = structlog.get_logger("unidesk.ingress")
+
+Done = Callable[[Any], Awaitable[None]]
+
+
+class Report(msgspec.Struct, kw_only=True):
+    node_id: uuid.UUID
+    node_name: str
+    msg: protocol.Ack | protocol.AttemptState | protocol.LogChunk
+    done: Any = None  # callable run after commit with the apply result
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def _fenced_attempt(session: AsyncSession, r: Report) -> AttemptRow | None:
+    task_id = _uuid(r.msg.task_id)
+    if task_id is None:
+        return None
+    # Lock the task first: every writer locks task → attempt in that order.
+    await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
+    attempt = await session.get(AttemptRow, (task_id, r.msg.attempt_no), with_for_update=True, populate_existing=True)
+    if attempt is None or attempt.node_id != r.node_id:
+        await append(session, node_event(r.node_id, "node.foreign_report", f"node:{r.node_name}", task_id=r.msg.task_id[:64],
+                                         attempt_no=r.msg.attempt_no, message_type=type(r.msg).__name__))
+        return None
+    return attempt
+
+
+async def _ack(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
+    actor = f"node:{r.node_name}"
+    moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned",), to="preparing", acked_at=func.now(),
+                               event=task_event(a.task_id, "task.acked", actor, attempt_no=a.attempt_no, node=r.node_name))
+    if moved:
+        await move_task(session, a.task_id, from_states=("assigned",), to="preparing",
+                        event=task_event(a.task_id, "task.preparing", actor, attempt_no=a.attempt_no))
+    return moved
+
+
+_FINAL_ATTEMPT_STATE = {"succeeded": "succeeded", "cancelled": "cancelled"}
+
+
+async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
+    m: protocol.AttemptState = r.msg  # type: ignore[assignment]
+    actor = f"node:{r.node_name}"
+    if m.phase == "preparing":
+        if a.state == "assigned":
+            await _ack(session, r, a)
+        if a.state in ("assigned", "preparing") and m.stage and m.stage != a.stage:
+            await session.execute(update(AttemptRow).where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no).values(stage=m.stage[:32]))
+            await append(session, task_event(a.task_id, "task.stage", actor, attempt_no=a.attempt_no, stage=m.stage[:32]))
+        return True
+    if m.phase == "running":
+        moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned", "preparing"), to="running",
+                                   started_at=func.now(), acked_at=func.coalesce(AttemptRow.acked_at, func.now()), stage=None)
+        if moved:
+            await move_task(session, a.task_id, from_states=("assigned", "preparing"), to="running",
+                            event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no))
+        return moved
+    # exited / failed: a final fact, then the policy's decision
+    reason = m.reason or ("succeeded" if m.phase == "exited" and m.exit_code == 0 else "infra_error" if m.phase == "failed" else "exit_nonzero")
+    if reason == "killed":
+        reason = "cancelled"
+    to = _FINAL_ATTEMPT_STATE.get(reason, "failed")
+    message = (m.message or "")[:4000] or None
+    fact = task_event(a.task_id, "task.exited", actor, attempt_no=a.attempt_no, exit_code=m.exit_code, reason=reason, message=message)
+    moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned", "preparing", "running"), to=to,
+                               reason=reason, exit_code=m.exit_code, message=message, event=fact)
+    if not moved:
+        await append(session, task_event(a.task_id, "task.stale_report", actor, attempt_no=a.attempt_no, phase=m.phase,
+                                         reason=reason, attempt_state=a.state))
+        return True  # already final: the agent may forget it
+    await apply_attempt_end(session, a.task_id, a.attempt_no, reason=reason, exit_code=m.exit_code, message=message, actor="system:policy")
+    return True
+
+
+async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int:
+    m: protocol.LogChunk = r.msg  # type: ignore[assignment]
+    if a.log_truncated:
+        return m.seq
+    data = m.data
+    size = len(data.encode())
+    values: dict[str, Any] = {"log_bytes": AttemptRow.log_bytes + size}
+    if a.log_bytes + size > cap:
+        data = data[: max(0, cap - a.log_bytes)] + f"\n[unidesk] log truncated: this attempt's output passed {cap} bytes\n"
+        values["log_truncated"] = True
+    inserted = await session.execute(
+        pg_insert(LogChunkRow).values(task_id=a.task_id, attempt_no=a.attempt_no, seq=m.seq, stream=m.stream, data=data)
+        .on_conflict_do_nothing().returning(LogChunkRow.seq)
+    )
+    if inserted.first() is not None:
+        await session.execute(update(AttemptRow).where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no).values(**values))
+        a.log_bytes += size
+        a.log_truncated = bool(values.get("log_truncated"))
+    return m.seq
+
+
+async def apply_report(session: AsyncSession, r: Report, *, log_cap: int) -> Any:
+    a = await _fenced_attempt(session, r)
+    if a is None:
+        return None
+    if isinstance(r.msg, protocol.Ack):
+        return await _ack(session, r, a)
+    if isinstance(r.msg, protocol.AttemptState):
+        return await _state(session, r, a)
+    return await _log(session, r, a, log_cap)
+
+
+class ReportWriter:
+    """Collects reports from every socket on this instance and applies them in batches."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, log_cap: int, max_batch: int = 256) -> None:
+        self._sessions = sessions
+        self._log_cap = log_cap
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[Report] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.name = "report-writer"
+
+    def submit(self, report: Report) -> None:
+        self._queue.put_nowait(report)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="report-writer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._apply(batch)
+
+    async def _apply(self, batch: list[Report]) -> None:
+        ordered = sorted(batch, key=lambda r: (r.msg.task_id, r.msg.attempt_no, getattr(r.msg, "seq", 0)))
+
+        async def work(session: AsyncSession) -> list[Any]:
+            return [await apply_report(session, r, log_cap=self._log_cap) for r in ordered]
+
+        try:
+            results = await in_transaction(self._sessions, work, name="reports")
+        except Exception:
+            if len(batch) == 1:
+                log.exception("report could not be applied", node=batch[0].node_name, message_type=type(batch[0].msg).__name__)
+                return
+            for r in batch:  # isolate the one bad report; the rest still apply
+                await self._apply([r])
+            return
+        for r, result in zip(ordered, results):
+            if r.done is not None:
+                try:
+                    await r.done(result)
+                except Exception:
+                    log.exception("report callback failed")

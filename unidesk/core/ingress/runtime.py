@@ -1,0 +1,41 @@
+"""Wires the ingress parts for one server instance: sockets, reports, liveness, delivery."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar.datastructures import State
+
+from unidesk.core.ingress.connections import ConnectionTable
+from unidesk.core.ingress.delivery import Delivery
+from unidesk.core.ingress.liveness import Liveness
+from unidesk.core.ingress.reports import ReportWriter
+
+__all__ = ["IngressRuntime"]
+
+
+class IngressRuntime:
+    """Started with the app; ``state.ingress`` is this object."""
+
+    name = "ingress"
+
+    def __init__(self, state: State) -> None:
+        settings = state.settings
+        self.instance_id = uuid.uuid4().hex[:16]
+        self.connections = ConnectionTable(self.instance_id)
+        self.reports = ReportWriter(state.sessions, log_cap=settings.max_log_bytes_per_attempt)
+        self.liveness = Liveness(state.sessions, self.connections, heartbeat_interval_s=settings.heartbeat_interval_s,
+                                 offline_timeout_s=settings.offline_timeout_s)
+        self.delivery = Delivery(state.sessions, self.connections, ack_timeout_s=settings.dispatch_ack_timeout_s)
+        self.health_reasons: dict[uuid.UUID, str | None] = {}
+        state.event_hub.add_listener("delivery", self.delivery.on_events)
+
+    async def start(self) -> None:
+        for part in (self.reports, self.liveness, self.delivery):
+            await part.start()
+
+    async def stop(self) -> None:
+        for conn in self.connections:
+            await conn.close(1001, "server shutting down")
+        for part in (self.delivery, self.liveness, self.reports):
+            await part.stop()

@@ -1,0 +1,1 @@
+"""Attempt logs: ordered, sequence-numbered chunks streamed by agents, read by people."""

@@ -1,0 +1,93 @@
+"""Pure placement: which node gets which task, given free capacity. No I/O here."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+__all__ = ["NodeCapacity", "Demand", "Placement", "place", "never_fits_reason"]
+
+
+class NodeCapacity(msgspec.Struct, kw_only=True):
+    node_id: uuid.UUID
+    name: str
+    labels: dict[str, str]
+    cpus: float
+    memory_mb: int
+    gpu_indices: list[int]
+    free_cpus: float
+    free_memory_mb: int
+    free_gpu_indices: list[int]
+    runtimes: list[str] = []
+
+
+class Demand(msgspec.Struct, kw_only=True):
+    task_id: uuid.UUID
+    cpus: float
+    memory_mb: int
+    gpus: int
+    labels: dict[str, str]
+    runtime: str = "docker"
+    pinned_node: uuid.UUID | None = None
+
+
+class Placement(msgspec.Struct, kw_only=True):
+    task_id: uuid.UUID
+    node_id: uuid.UUID
+    node_name: str
+    gpu_indices: list[int]
+
+
+def _labels_match(want: dict[str, str], have: dict[str, str]) -> bool:
+    return all(have.get(k) == v for k, v in want.items())
+
+
+def _fits_now(d: Demand, n: NodeCapacity) -> bool:
+    return (d.cpus <= n.free_cpus + 1e-9 and d.memory_mb <= n.free_memory_mb and d.gpus <= len(n.free_gpu_indices)
+            and _labels_match(d.labels, n.labels) and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
+            and (d.pinned_node is None or d.pinned_node == n.node_id))
+
+
+def place(demands: list[Demand], nodes: list[NodeCapacity]) -> tuple[list[Placement], list[Demand]]:
+    """Greedy in the given order (priority, then age): each task goes to the fitting node with
+    the most free CPU (spreading load); lower tasks may backfill around one that does not fit.
+    Capacity is consumed as tasks are placed; GPUs are handed out by lowest free index."""
+    placed: list[Placement] = []
+    left: list[Demand] = []
+    for d in demands:
+        fitting = [n for n in nodes if _fits_now(d, n)]
+        if not fitting:
+            left.append(d)
+            continue
+        n = max(fitting, key=lambda x: (x.free_cpus - d.cpus, x.free_memory_mb, x.name))
+        gpus = sorted(n.free_gpu_indices)[: d.gpus]
+        n.free_cpus -= d.cpus
+        n.free_memory_mb -= d.memory_mb
+        n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
+        placed.append(Placement(task_id=d.task_id, node_id=n.node_id, node_name=n.name, gpu_indices=gpus))
+    return placed, left
+
+
+def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
+    """Why no known schedulable node could run this task even when idle; None if some could."""
+    if not nodes:
+        return "no online node accepts work"
+    label_ok = [n for n in nodes if _labels_match(d.labels, n.labels)]
+    if not label_ok:
+        want = ", ".join(f"{k}={v}" for k, v in sorted(d.labels.items()))
+        return f"no online node has labels {want}"
+    if d.pinned_node is not None and not any(n.node_id == d.pinned_node for n in label_ok):
+        return "the node this task is pinned to is not online"
+    runtime_ok = [n for n in label_ok if d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes)]
+    if not runtime_ok:
+        return f"no online node offers the {d.runtime} runtime"
+    if not any(n.cpus + 1e-9 >= d.cpus for n in runtime_ok):
+        return f"needs {d.cpus:g} CPUs; the largest matching node has {max(n.cpus for n in runtime_ok):g}"
+    if not any(n.memory_mb >= d.memory_mb for n in runtime_ok):
+        return f"needs {d.memory_mb} MB memory; the largest matching node has {max(n.memory_mb for n in runtime_ok)} MB"
+    if not any(len(n.gpu_indices) >= d.gpus for n in runtime_ok):
+        return f"needs {d.gpus} GPUs; the largest matching node has {max(len(n.gpu_indices) for n in runtime_ok)}"
+    if not any(n.cpus + 1e-9 >= d.cpus and n.memory_mb >= d.memory_mb and len(n.gpu_indices) >= d.gpus for n in runtime_ok):
+        return "no single matching node has enough CPUs, memory and GPUs together"
+    return None

@@ -1,0 +1,64 @@
+"""Retry policy: the one place that decides what an ended attempt means for its task.
+
+Facts (an attempt exited, a node was lost) are recorded by whoever observed them; this
+module turns them into decisions (retry, fail, succeed, cancel), each its own event.
+
+    attempt ended by …        task becomes
+    succeeded                 succeeded
+    exit_nonzero / timed_out  failed, or pending again if retry_on_failure and attempts remain
+    infra_error               pending again while attempts remain (another node may work), else failed
+    node_lost                 pending again while attempts remain, else failed
+    anything, while the task is cancelling   cancelled
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.tasks.models import TaskRow
+from unidesk.core.tasks.transitions import move_task, task_event
+
+__all__ = ["apply_attempt_end", "ACTIVE_TASK_STATES"]
+
+ACTIVE_TASK_STATES = ("assigned", "preparing", "running")
+
+
+async def apply_attempt_end(session: AsyncSession, task_id: uuid.UUID, attempt_no: int, *, reason: str,
+                            exit_code: int | None = None, message: str | None = None, actor: str = "system:policy") -> str | None:
+    """Decide the task's next state after attempt ``attempt_no`` ended for ``reason``.
+
+    Returns the new task state, or None when the attempt is not the task's current one
+    (a stale report: recorded elsewhere as a fact, changes nothing here)."""
+    task = await session.scalar(select(TaskRow).where(TaskRow.id == task_id).with_for_update())
+    if task is None or task.attempt_count != attempt_no or task.state not in (*ACTIVE_TASK_STATES, "cancelling"):
+        return None
+    detail = dict(attempt_no=attempt_no, reason=reason, exit_code=exit_code, message=message)
+    if task.state == "cancelling":
+        await move_task(session, task_id, from_states=("cancelling",), to="cancelled", reason="cancelled",
+                        message=message or "cancelled", event=task_event(task_id, "task.cancelled", actor, **detail))
+        return "cancelled"
+    if reason == "succeeded":
+        await move_task(session, task_id, from_states=ACTIVE_TASK_STATES, to="succeeded", reason="succeeded", message=None,
+                        event=task_event(task_id, "task.succeeded", actor, **detail))
+        return "succeeded"
+    retryable = reason in ("node_lost", "infra_error") or (reason in ("exit_nonzero", "timed_out") and task.retry_on_failure)
+    if retryable and attempt_no < task.max_attempts:
+        await move_task(session, task_id, from_states=ACTIVE_TASK_STATES, to="pending", reason=None,
+                        message=f"attempt {attempt_no} ended ({reason}); retrying",
+                        event=task_event(task_id, "task.retried", actor, **detail, next_attempt=attempt_no + 1))
+        return "pending"
+    why = {
+        "exit_nonzero": f"command exited with code {exit_code}",
+        "timed_out": f"timed out after {task.timeout_s}s",
+        "node_lost": "node lost",
+        "infra_error": "infrastructure error",
+    }.get(reason, reason)
+    if retryable:
+        why += f" (no attempts left of {task.max_attempts})"
+    await move_task(session, task_id, from_states=ACTIVE_TASK_STATES, to="failed", reason=reason,
+                    message=f"{why}: {message}" if message else why,
+                    event=task_event(task_id, "task.failed", actor, **detail))
+    return "failed"
