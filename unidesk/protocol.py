@@ -17,6 +17,8 @@ Call order:
                             the server redelivers an unacked Dispatch; the agent acks duplicates
                             again and runs the attempt once)
     agent  → AttemptState   preparing (with stage) → running → exited/failed
+    server → Ack            after a final AttemptState (exited/failed) is committed (or was
+                            already known): the agent may then forget that report
     agent  → LogChunk       ordered by ``seq`` per attempt; the server answers LogAck with the
                             highest stored seq, and the agent resends anything unacked after a
                             reconnect (the server drops seqs it already has)

@@ -63,7 +63,7 @@ async def _fenced_attempt(session: AsyncSession, r: Report) -> AttemptRow | None
 
 async def _ack(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
     actor = f"node:{r.node_name}"
-    moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned",), to="preparing", acked_at=func.now(),
+    moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned",), to="preparing", acked_at=func.clock_timestamp(),
                                event=task_event(a.task_id, "task.acked", actor, attempt_no=a.attempt_no, node=r.node_name))
     if moved:
         await move_task(session, a.task_id, from_states=("assigned",), to="preparing",
@@ -86,7 +86,7 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
         return True
     if m.phase == "running":
         moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned", "preparing"), to="running",
-                                   started_at=func.now(), acked_at=func.coalesce(AttemptRow.acked_at, func.now()), stage=None)
+                                   started_at=func.clock_timestamp(), acked_at=func.coalesce(AttemptRow.acked_at, func.clock_timestamp()), stage=None)
         if moved:
             await move_task(session, a.task_id, from_states=("assigned", "preparing"), to="running",
                             event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no))

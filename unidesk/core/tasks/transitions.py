@@ -27,10 +27,10 @@ async def move_task(session: AsyncSession, task_id: uuid.UUID, *, from_states: I
                     event: NewEvent, **values: Any) -> bool:
     """Move a task to ``to`` if it is in ``from_states``; write ``event`` only if it moved."""
     if to in ("succeeded", "failed", "cancelled"):
-        values.setdefault("finished_at", func.now())
+        values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(
         update(TaskRow).where(TaskRow.id == task_id, TaskRow.state.in_(tuple(from_states)))
-        .values(state=to, updated_at=func.now(), **values).returning(TaskRow.id)
+        .values(state=to, updated_at=func.clock_timestamp(), **values).returning(TaskRow.id)
     )
     if result.first() is None:
         return False
@@ -42,7 +42,7 @@ async def move_attempt(session: AsyncSession, task_id: uuid.UUID, attempt_no: in
                        to: str, event: NewEvent | None = None, **values: Any) -> bool:
     """Move an attempt if it is in ``from_states``; its event (if given) is written only if it moved."""
     if to in ("succeeded", "failed", "cancelled", "lost"):
-        values.setdefault("finished_at", func.now())
+        values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(
         update(AttemptRow).where(AttemptRow.task_id == task_id, AttemptRow.attempt_no == attempt_no,
                                  AttemptRow.state.in_(tuple(from_states)))
