@@ -1,0 +1,87 @@
+"""The ``unidesk`` CLI against a real server process (embedded PostgreSQL) on loopback."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from unidesk.client.cli import main
+
+SHA = "c" * 40
+REPO = "https://git.example.org/repo.git"
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for var in ("UNIDESK_SERVER", "UNIDESK_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    path = tmp_path / "cfg" / "config.toml"
+    monkeypatch.setenv("UNIDESK_CONFIG", str(path))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def submit_args(*extra: str, commit: str = SHA) -> list[str]:
+    return ["submit", "--code-repo", REPO, "--code-commit", commit, "--env-repo", REPO,
+            "--env-commit", SHA, "--dockerfile", "Dockerfile", *extra]
+
+
+def test_login_checks_the_token_and_stores_it_privately(live_server, cli_env, capsys):
+    code, _, err = run(capsys, "login", "--server", live_server.url, "--token", "udk_wrong")
+    assert code == 1 and "error:" in err and not cli_env.exists()
+    token = live_server.token()
+    code, out, _ = run(capsys, "login", "--server", live_server.url + "/", "--token", token)
+    assert code == 0 and "as admin" in out
+    assert stat.S_IMODE(cli_env.stat().st_mode) == 0o600
+    assert token in cli_env.read_text()
+    code, out, _ = run(capsys, "tasks")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "NAME", "STATE"]
+
+
+def test_submit_list_show_cancel(live_server, cli_env, capsys, monkeypatch):
+    monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
+    monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
+    code, out, err = run(capsys, *submit_args("--name", "cli-test", "--label", "zone=nowhere",
+                                              "--env", "A=1", "--priority", "4", "--json"), "--", "echo hi")
+    assert code == 0, err
+    task = json.loads(out)
+    assert task["name"] == "cli-test" and task["env"] == {"A": "1"}
+    assert task["command"][-1] == "echo hi"
+    assert task["resources"]["labels"] == {"zone": "nowhere"} and task["priority"] == 4
+    code, out, _ = run(capsys, "tasks", "--json")
+    assert [t["id"] for t in json.loads(out)["items"]] == [task["id"]]
+    code, out, _ = run(capsys, "tasks", "--state", "succeeded")
+    assert task["id"] not in out
+    code, out, _ = run(capsys, "task", task["id"])
+    assert code == 0 and task["id"] in out and "task.submitted" in out
+    code, out, _ = run(capsys, "cancel", task["id"])
+    assert code == 0 and "cancel" in out
+    code, out, _ = run(capsys, "task", task["id"], "--json")
+    shown = json.loads(out)
+    assert shown["state"] == "cancelled"
+    assert [e["kind"] for e in shown["trace"]][:1] == ["task.submitted"]
+    assert "task.cancelled" in [e["kind"] for e in shown["trace"]]
+
+
+def test_errors_print_the_problem_detail(live_server, cli_env, capsys, monkeypatch):
+    monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
+    monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
+    code, _, err = run(capsys, *submit_args(commit="main"), "--", "true")
+    assert code == 1 and "code_commit_id" in err
+    code, _, err = run(capsys, "task", "00000000-0000-0000-0000-000000000000")
+    assert code == 1 and err.startswith("unidesk: error:")
+    code, out, _ = run(capsys, "tasks", "--json")
+    assert json.loads(out)["items"] == []
+    code, out, _ = run(capsys, "nodes")
+    assert code == 0 and out.split()[:2] == ["NAME", "STATE"]
+    monkeypatch.setenv("UNIDESK_SERVER", "http://127.0.0.1:1")
+    code, _, err = run(capsys, "nodes")
+    assert code == 1 and "cannot reach the server" in err
