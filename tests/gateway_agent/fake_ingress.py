@@ -14,7 +14,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from unidesk.protocol import (
-    PROTOCOL_VERSION, AttemptState, Hello, LogAck, LogChunk, Message, Reconcile, Welcome, decode, encode,
+    PROTOCOL_VERSION, Ack, AttemptState, Hello, LogAck, LogChunk, Message, Reconcile, Welcome, decode, encode,
 )
 
 __all__ = ["FakeIngress", "Session"]
@@ -37,10 +37,11 @@ class Session:
 
 class FakeIngress:
     def __init__(self, *, heartbeat_interval_s: float = 0.2, refuse_with: int | None = None,
-                 ack_logs: bool = True) -> None:
+                 ack_logs: bool = True, ack_finals: bool = True) -> None:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.refuse_with = refuse_with
         self.ack_logs = ack_logs
+        self.ack_finals = ack_finals
         self.reconcile: Callable[[Hello], Reconcile] = lambda hello: Reconcile(keep=hello.running)
         self.sessions: list[Session] = []
         self._server: Server | None = None
@@ -75,6 +76,8 @@ class FakeIngress:
                 session.received.append(msg)
                 if isinstance(msg, LogChunk) and self.ack_logs:
                     await ws.send(encode(LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq)))
+                if isinstance(msg, AttemptState) and msg.phase in ("exited", "failed") and self.ack_finals:
+                    await ws.send(encode(Ack(task_id=msg.task_id, attempt_no=msg.attempt_no)))
         except ConnectionClosed:
             pass
         finally:

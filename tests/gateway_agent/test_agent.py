@@ -249,3 +249,21 @@ async def test_graceful_stop_finishes_reports_and_closes_1000(ingress, tmp_path:
     assert finals_of(ingress, "t-long")[0].reason == "killed"
     assert stored_log(ingress, "t-short") == "done\n"
     assert StateFile(run.config.state_path).state.finals == []
+
+
+async def test_unacked_final_is_kept_and_resent_after_reconnect(tmp_path: Path):
+    async with FakeIngress(ack_finals=False) as ingress:
+        run = Running(ingress, tmp_path).start()
+        try:
+            await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
+            await ingress.send(dispatch("t-final", "exit 4"))
+            await ingress.wait_for(lambda: finals_of(ingress, "t-final"))
+            await asyncio.sleep(0.3)
+            assert [f.task_id for f in StateFile(run.config.state_path).state.finals] == ["t-final"]
+            ingress.ack_finals = True
+            ingress.current.ws.transport.abort()
+            await ingress.wait_for(lambda: len(ingress.sessions) == 2 and finals_of(ingress, "t-final")[1:])
+            assert finals_of(ingress, "t-final")[1].exit_code == 4
+            await ingress.wait_for(lambda: not StateFile(run.config.state_path).state.finals)
+        finally:
+            await run.stop()

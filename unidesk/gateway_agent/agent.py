@@ -5,8 +5,8 @@ Delivery rules this module keeps (see ``unidesk.protocol`` for the call order):
 - non-final states are best effort, the latest one per attempt is re-sent after a reconnect;
 - log chunks stay buffered until the server's LogAck and are re-sent, in seq order, after a
   reconnect; all of an attempt's output is sent before its final state;
-- final states are kept in the state file until a WebSocket ping sent after them is answered
-  (the server has read them), and re-sent after every reconnect and every restart.
+- final states are kept in the state file until the server's Ack for them (sent once the
+  outcome is committed), and re-sent after every reconnect and every restart.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ __all__ = ["Agent"]
 log = logging.getLogger(__name__)
 
 WELCOME_TIMEOUT_S = 30.0
-CONFIRM_TIMEOUT_S = 30.0
+FINAL_ACK_WAIT_S = 5.0
+"""On a graceful stop, how long to wait for the server to acknowledge final reports."""
 _REMEMBERED_FINALS = 10_000
 
 
@@ -177,11 +178,8 @@ class Agent:
         for buffer in self._logs.values():
             for chunk in buffer.unacked():
                 await ws.send(encode(chunk))
-        finals = list(self.state.state.finals)
-        for report in finals:
+        for report in list(self.state.state.finals):
             await ws.send(encode(report))
-        if finals:
-            self._spawn(self._confirm(ws, {AttemptRef(f.task_id, f.attempt_no) for f in finals}))
 
     async def _send(self, msg: Message) -> bool:
         async with self._send_lock:
@@ -197,14 +195,14 @@ class Agent:
         except ConnectionClosed:
             return False
 
-    async def _confirm(self, ws: ClientConnection, refs: set[AttemptRef]) -> None:
-        """Forget final reports once a ping sent after them comes back (the server read them)."""
-        try:
-            pong = await ws.ping()
-            await asyncio.wait_for(pong, CONFIRM_TIMEOUT_S)
-        except (ConnectionClosed, TimeoutError):
-            return
-        self.state.confirm(refs)
+    async def _wait_final_acks(self, timeout_s: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.state.state.finals and self._ws is not None:
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("%d final report(s) not acknowledged; kept for the next start",
+                            len(self.state.state.finals))
+                return
+            await asyncio.sleep(0.05)
 
     # ---- incoming -----------------------------------------------------------------------
 
@@ -224,6 +222,8 @@ class Agent:
                 await self._on_stop(ref, "reconcile")
         elif isinstance(msg, LogAck):
             self._on_log_ack(msg)
+        elif isinstance(msg, Ack):  # the server committed our final report of this attempt
+            self.state.confirm({AttemptRef(msg.task_id, msg.attempt_no)})
         elif isinstance(msg, Error):
             log.warning("server reported a problem: %s: %s", msg.code, msg.message)
         else:
@@ -313,9 +313,7 @@ class Agent:
         self._remember(report)
         self.state.finish(report)
         log.info("attempt %s/%s ended: %s", run.ref.task_id, run.ref.attempt_no, report.reason)
-        ws = self._ws
-        if await self._send(report) and ws is not None:
-            self._spawn(self._confirm(ws, {run.ref}))
+        await self._send(report)
 
     def _remember(self, report: AttemptState) -> None:
         self._finished[AttemptRef(report.task_id, report.attempt_no)] = report
@@ -331,7 +329,7 @@ class Agent:
             log.exception("could not list or clean up attempts left by a previous run")
             leftover = set(self.state.state.owned)
         for ref in leftover:
-            log.warning("attempt %s/%s was left running by a previous agent; stopped", *ref)
+            log.warning("attempt %s/%s was left by a previous agent; stopped", ref.task_id, ref.attempt_no)
             self.state.finish(AttemptState(
                 task_id=ref.task_id, attempt_no=ref.attempt_no, phase="failed", reason="killed",
                 message="the agent restarted while this attempt ran; it was stopped"))
@@ -402,7 +400,7 @@ class Agent:
         ws = self._ws
         if ws is not None:
             await self._send_heartbeat()
-            await self._confirm(ws, {AttemptRef(f.task_id, f.attempt_no) for f in self.state.state.finals})
+            await self._wait_final_acks(FINAL_ACK_WAIT_S)
         self._closed.set()
         if ws is not None:
             await ws.close(1000, "agent shutting down")

@@ -20,6 +20,9 @@ __all__ = ["AgentState", "StateFile"]
 
 log = logging.getLogger(__name__)
 
+MAX_FINALS = 1000
+"""Unacknowledged final reports kept at most; the oldest go first (a server that never acks)."""
+
 
 class AgentState(msgspec.Struct, kw_only=True):
     instance_id: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)
@@ -28,7 +31,7 @@ class AgentState(msgspec.Struct, kw_only=True):
     owned: list[AttemptRef] = []
     """Attempts accepted and not yet reported final."""
     finals: list[AttemptState] = []
-    """Final reports not yet confirmed delivered; re-sent after every (re)connect."""
+    """Final reports the server has not acknowledged yet; re-sent after every (re)connect."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -80,7 +83,7 @@ class StateFile:
         """The attempt ended: it is no longer owned, and its final report awaits delivery."""
         ref = AttemptRef(report.task_id, report.attempt_no)
         self.state.owned = [r for r in self.state.owned if r != ref]
-        self.state.finals = [f for f in self.state.finals if _ref(f) != ref] + [report]
+        self.state.finals = ([f for f in self.state.finals if _ref(f) != ref] + [report])[-MAX_FINALS:]
         self.save()
 
     def disown(self, refs: set[AttemptRef]) -> None:
@@ -88,7 +91,7 @@ class StateFile:
         self.save()
 
     def confirm(self, refs: set[AttemptRef]) -> None:
-        """These final reports reached the server; forget them."""
+        """The server acknowledged these final reports; forget them."""
         kept = [f for f in self.state.finals if _ref(f) not in refs]
         if len(kept) != len(self.state.finals):
             self.state.finals = kept
