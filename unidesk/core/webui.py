@@ -20,6 +20,7 @@ or use the API at <a href="/schema">/schema</a>.</p>"""
 @get(["/", "/{path:path}"], include_in_schema=False, exclude_from_auth=True, sync_to_thread=False)
 def serve_ui(path: str = "") -> Response[bytes] | File:
     """Static asset if it exists, else index.html (client-side routes)."""
+    path = path.lstrip("/")  # Litestar hands the path parameter over with its leading slash
     if path.startswith("api/") or path == "api":
         return Response(b'{"status":404,"title":"Not found","detail":"no such API route"}', status_code=404, media_type="application/problem+json")
     index = WEB_DIST / "index.html"
