@@ -28,6 +28,8 @@ from unidesk.core.events.controllers import EventController
 from unidesk.core.events.hub import EventHub
 from unidesk.core.ingress.handler import agent_socket
 from unidesk.core.logs.controllers import LogController
+from unidesk.core.nodes.samples_api import node_samples
+from unidesk.core.stats import stats
 from unidesk.core.nodes.controllers import NodeController
 from unidesk.core.problems import EXCEPTION_HANDLERS
 from unidesk.core.requestid import RequestIdMiddleware
@@ -138,7 +140,7 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
     })
     return Litestar(
         route_handlers=[health_mod.health, AuthController, UserController, ApiTokenController, NodeTokenController,
-                        TaskController, NodeController, EventController, LogController, agent_socket, *extra_route_handlers, serve_ui],
+                        TaskController, NodeController, EventController, LogController, node_samples, stats, agent_socket, *extra_route_handlers, serve_ui],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],
