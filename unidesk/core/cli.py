@@ -161,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     except UnideskError as exc:
         print(f"unidesk-server: {exc.detail}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            raise
+        first_line = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"unidesk-server: database error: {first_line}", file=sys.stderr)
+        return 1
     return 2
 
 
