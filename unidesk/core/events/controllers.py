@@ -58,7 +58,7 @@ class EventController(Controller):
                 raise BadRequest("Last-Event-ID must be an event id") from None
 
         async def gen() -> AsyncIterator[ServerSentEventMessage]:
-            yield ServerSentEventMessage(event="hello", data=msgspec.json.encode({"cursor": hub.cursor}).decode(), retry_duration=2000)
+            yield ServerSentEventMessage(event="hello", data=msgspec.json.encode({"cursor": hub.cursor}).decode(), retry=2000)
             async for ev in hub.subscribe(after):
                 yield ServerSentEventMessage(id=str(ev.id), event=ev.kind, data=msgspec.json.encode(ev).decode())
 
