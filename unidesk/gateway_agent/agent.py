@@ -66,13 +66,15 @@ class Agent:
         self._draining = False
         self._heartbeat_seq = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._adoptable: set[AttemptRef] = set()
+        """Attempts a previous agent process left running, reported in Hello until reconciled."""
 
     # ---- public -------------------------------------------------------------------------
 
     @property
     def running(self) -> list[AttemptRef]:
         """Attempts accepted and not yet final (including those waiting for a free slot)."""
-        return list(self._runs)
+        return list(self._runs) + sorted(self._adoptable - set(self._runs), key=lambda r: (r.task_id, r.attempt_no))
 
     async def run(self) -> int:
         await self._clean_up_leftovers()
@@ -218,8 +220,7 @@ class Agent:
         elif isinstance(msg, Cancel):
             await self._on_stop(AttemptRef(msg.task_id, msg.attempt_no), "cancelled")
         elif isinstance(msg, Reconcile):
-            for ref in msg.kill:
-                await self._on_stop(ref, "reconcile")
+            await self._on_reconcile(msg)
         elif isinstance(msg, LogAck):
             self._on_log_ack(msg)
         elif isinstance(msg, Ack):  # the server committed our final report of this attempt
@@ -242,7 +243,7 @@ class Agent:
         if self._draining:
             await self._send(Error(code="draining", message=f"agent is stopping; {ref.task_id}/{ref.attempt_no} not accepted"))
             return
-        run = AttemptRun(self, msg)
+        run = AttemptRun(self, ref, msg, first_log_seq=self.state.next_log_seq(ref))
         self._runs[ref] = run
         self._logs[ref] = run.log_buffer
         self.state.own(ref)
@@ -264,6 +265,24 @@ class Agent:
             self._spawn(self._stop_in_runner(ref, reason))
         elif run.task is not None:
             run.task.cancel()
+
+    async def _on_reconcile(self, msg: Reconcile) -> None:
+        """Kill what the server no longer expects; adopt left-over attempts it keeps."""
+        for ref in msg.kill:
+            await self._on_stop(ref, "reconcile")
+        adoptable, self._adoptable = self._adoptable, set()
+        keep = set(msg.keep)
+        for ref in adoptable:
+            if ref in keep and ref not in self._runs:
+                run = AttemptRun(self, ref, first_log_seq=self.state.next_log_seq(ref))
+                run.in_runner = run.command_started = True
+                self._runs[ref] = run
+                self._logs[ref] = run.log_buffer
+                run.task = asyncio.create_task(self._execute(run))
+                log.info("adopted attempt %s/%s left running by a previous agent", ref.task_id, ref.attempt_no)
+            elif ref not in keep:
+                await self._stop_in_runner(ref, "reconcile")
+                await self._finish_leftover(ref, "the server no longer expected this attempt; stopped")
 
     async def _stop_in_runner(self, ref: AttemptRef, reason: StopReason) -> None:
         try:
@@ -288,9 +307,12 @@ class Agent:
                 if run.stop_reason is not None:
                     raise asyncio.CancelledError
                 run.in_runner = True
-                await run.preparing()
                 try:
-                    outcome = await self.runner.run(run.dispatch, run)
+                    if run.dispatch is None:  # adopted: its container already runs
+                        outcome = await self.runner.adopt(run.ref, run)  # type: ignore[attr-defined]
+                    else:
+                        await run.preparing()
+                        outcome = await self.runner.run(run.dispatch, run)
                 except Exception as exc:
                     log.exception("runner failed on %s/%s", run.ref.task_id, run.ref.attempt_no)
                     outcome = Outcome(reason="infra_error", message=f"runner error: {exc}")
@@ -321,20 +343,30 @@ class Agent:
             self._finished.popitem(last=False)
 
     async def _clean_up_leftovers(self) -> None:
-        """A fresh process follows nothing: stop what a previous run left, report it as killed."""
+        """At start: attempts a previous agent left still running are offered to the server for
+        adoption (when the runner can re-attach, e.g. Docker containers); the rest are stopped
+        and reported as killed."""
+        can_adopt = callable(getattr(self.runner, "adopt", None))
+        owned = set(self.state.state.owned)
         try:
-            leftover = set(await self.runner.owned_attempts()) | set(self.state.state.owned)
-            await self.runner.remove_orphans(set())
+            still_running = set(await self.runner.owned_attempts())
+            self._adoptable = still_running if can_adopt else set()
+            await self.runner.remove_orphans(set(self._adoptable))
         except Exception:
             log.exception("could not list or clean up attempts left by a previous run")
-            leftover = set(self.state.state.owned)
-        for ref in leftover:
-            log.warning("attempt %s/%s was left by a previous agent; stopped", ref.task_id, ref.attempt_no)
-            self.state.finish(AttemptState(
-                task_id=ref.task_id, attempt_no=ref.attempt_no, phase="failed", reason="killed",
-                message="the agent restarted while this attempt ran; it was stopped"))
+            still_running = set()
+        for ref in (owned | still_running) - self._adoptable:
+            await self._finish_leftover(ref, "the agent restarted while this attempt ran; it was stopped")
         for report in self.state.state.finals:
             self._remember(report)
+
+    async def _finish_leftover(self, ref: AttemptRef, message: str) -> None:
+        log.warning("attempt %s/%s left by a previous agent: %s", ref.task_id, ref.attempt_no, message)
+        report = AttemptState(task_id=ref.task_id, attempt_no=ref.attempt_no, phase="failed",
+                              reason="killed", message=message)
+        self.state.finish(report)
+        self._remember(report)
+        await self._send(report)
 
     # ---- periodic work ------------------------------------------------------------------
 
@@ -370,6 +402,7 @@ class Agent:
             for buffer in list(self._logs.values()):
                 for chunk in buffer.cut():
                     await self._send_locked(chunk)
+        self.state.set_log_seqs({ref: run.log_buffer.next_seq for ref, run in self._runs.items()})
 
     # ---- stopping -----------------------------------------------------------------------
 

@@ -19,11 +19,14 @@ __all__ = ["AttemptRun", "final_state"]
 class AttemptRun:
     """Bookkeeping for one ``(task_id, attempt_no)``; also the ``Reporter`` handed to the runner."""
 
-    def __init__(self, agent: Agent, dispatch: Dispatch) -> None:
+    def __init__(self, agent: Agent, ref: AttemptRef, dispatch: Dispatch | None = None,
+                 *, first_log_seq: int = 1) -> None:
         self.agent = agent
         self.dispatch = dispatch
-        self.ref = AttemptRef(dispatch.task_id, dispatch.attempt_no)
-        self.log_buffer = AttemptLog(dispatch.task_id, dispatch.attempt_no)
+        """None for an attempt adopted after an agent restart (its container already runs)."""
+        self.ref = ref
+        self.log_buffer = AttemptLog(ref.task_id, ref.attempt_no)
+        self.log_buffer.next_seq = first_log_seq
         self.last_state: AttemptState | None = None
         """The latest non-final state, re-sent after a reconnect."""
         self.stop_reason: StopReason | None = None

@@ -79,7 +79,7 @@ def make_runner(config: AgentConfig) -> Runner:
     settings = msgspec.convert({**config.docker, "cache_dir": config.cache_dir,
                                 "allow_file_urls": config.allow_file_urls,
                                 "network_mode": config.network_mode}, exec_config.ExecConfig)
-    return docker_runner.DockerRunner(settings)  # type: ignore[no-any-return]
+    return docker_runner.DockerRunner(settings, node_name=config.node_name)  # type: ignore[no-any-return]
 
 
 def _configure_logging(level: str) -> None:
@@ -102,7 +102,12 @@ async def _run(config: AgentConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop)
-    return await agent.run()
+    try:
+        return await agent.run()
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            await close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

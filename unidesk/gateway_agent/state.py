@@ -32,6 +32,9 @@ class AgentState(msgspec.Struct, kw_only=True):
     """Attempts accepted and not yet reported final."""
     finals: list[AttemptState] = []
     """Final reports the server has not acknowledged yet; re-sent after every (re)connect."""
+    log_seqs: dict[str, int] = {}
+    """Next log seq per owned attempt (``task_id/attempt_no``), so output of an attempt adopted
+    after a restart continues the numbering instead of repeating seqs the server already has."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -79,10 +82,20 @@ class StateFile:
             self.state.owned = [*self.state.owned, ref]
             self.save()
 
+    def next_log_seq(self, ref: AttemptRef) -> int:
+        return self.state.log_seqs.get(_key(ref), 1)
+
+    def set_log_seqs(self, seqs: dict[AttemptRef, int]) -> None:
+        changed = {_key(r): n for r, n in seqs.items() if self.state.log_seqs.get(_key(r)) != n}
+        if changed:
+            self.state.log_seqs = {**self.state.log_seqs, **changed}
+            self.save()
+
     def finish(self, report: AttemptState) -> None:
         """The attempt ended: it is no longer owned, and its final report awaits delivery."""
         ref = AttemptRef(report.task_id, report.attempt_no)
         self.state.owned = [r for r in self.state.owned if r != ref]
+        self.state.log_seqs = {k: v for k, v in self.state.log_seqs.items() if k != _key(ref)}
         self.state.finals = ([f for f in self.state.finals if _ref(f) != ref] + [report])[-MAX_FINALS:]
         self.save()
 
@@ -96,6 +109,10 @@ class StateFile:
         if len(kept) != len(self.state.finals):
             self.state.finals = kept
             self.save()
+
+
+def _key(ref: AttemptRef) -> str:
+    return f"{ref.task_id}/{ref.attempt_no}"
 
 
 def _ref(report: AttemptState) -> AttemptRef:

@@ -1,0 +1,127 @@
+"""A restarted agent adopts attempts its predecessor left running, when the server keeps them.
+
+The runner here is a stand-in for the Docker engine (whose containers outlive the agent
+process): its jobs live outside the agent, so "crashing" the first agent leaves them running.
+``DockerRunner.adopt`` itself is tested with real containers in test_docker_runner.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.gateway_agent.fake_ingress import FakeIngress
+from tests.gateway_agent.test_agent import dispatch, finals_of, stored_log
+from unidesk.gateway_agent.agent import Agent
+from unidesk.gateway_agent.config import load_config
+from unidesk.gateway_agent.resources import detect_resources
+from unidesk.gateway_agent.runner import Outcome
+from unidesk.gateway_agent.state import StateFile
+from unidesk.protocol import AttemptRef, LogChunk, Reconcile
+
+
+class ExternalJobs:
+    """Jobs that outlive the agent, like containers: finished by the test, not by the agent."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[AttemptRef, asyncio.Future[int]] = {}
+        self.stopped: list[AttemptRef] = []
+
+    async def _wait(self, ref, reporter, text: str) -> Outcome:
+        reporter.log("stdout", text.encode())
+        code = await asyncio.shield(self.jobs[ref])
+        reporter.log("stdout", b"end\n")
+        return Outcome(reason="succeeded" if code == 0 else "exit_nonzero", exit_code=code)
+
+    async def run(self, d, reporter) -> Outcome:
+        ref = AttemptRef(d.task_id, d.attempt_no)
+        self.jobs[ref] = asyncio.get_running_loop().create_future()
+        await reporter.running()
+        return await self._wait(ref, reporter, "first agent\n")
+
+    async def adopt(self, ref, reporter) -> Outcome:
+        return await self._wait(ref, reporter, "second agent\n")
+
+    async def stop(self, ref, reason) -> None:
+        self.stopped.append(ref)
+        if ref in self.jobs and not self.jobs[ref].done():
+            self.jobs[ref].set_result(137)
+
+    async def owned_attempts(self):
+        return [r for r, f in self.jobs.items() if not f.done()]
+
+    async def remove_orphans(self, keep) -> None:
+        for ref in [r for r in self.jobs if r not in keep]:
+            await self.stop(ref, "reconcile")
+
+    async def health(self):
+        return None
+
+
+def make_agent(ingress: FakeIngress, tmp_path: Path, runner: ExternalJobs) -> Agent:
+    config = load_config({"server_url": ingress.url, "token": "t", "state_dir": str(tmp_path / "st"),
+                          "cache_dir": str(tmp_path), "backoff_cap_s": 0.2}, env={})
+    return Agent(config, runner, state=StateFile(config.state_path),  # type: ignore[arg-type]
+                 resources=detect_resources(node_name="n"))
+
+
+async def crash(agent: Agent, task: asyncio.Task[int]) -> None:
+    """What kill -9 does to the agent process (but not to the runner's jobs)."""
+    for run in agent._runs.values():
+        run.task.cancel()
+    task.cancel()
+    for t in list(agent._background):
+        t.cancel()
+    if agent._ws is not None:
+        agent._ws.transport.abort()
+    await asyncio.gather(task, *[r.task for r in agent._runs.values()], return_exceptions=True)
+
+
+async def test_restarted_agent_adopts_a_kept_attempt(tmp_path: Path):
+    jobs = ExternalJobs()
+    ref = AttemptRef("t-adopt", 1)
+    async with FakeIngress() as ingress:
+        first = make_agent(ingress, tmp_path, jobs)
+        task = asyncio.create_task(first.run())
+        await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
+        await ingress.send(dispatch("t-adopt", "irrelevant"))
+        await ingress.wait_for(lambda: ingress.current.of(LogChunk))
+        first_seqs = [c.seq for c in ingress.current.of(LogChunk)]
+        await crash(first, task)
+
+        second = make_agent(ingress, tmp_path, jobs)
+        task2 = asyncio.create_task(second.run())
+        await ingress.wait_for(lambda: len(ingress.sessions) == 2 and ingress.current.hello)
+        assert ingress.current.hello.running == [ref]
+        await ingress.wait_for(lambda: ingress.current.of(LogChunk))
+        jobs.jobs[ref].set_result(0)
+        await ingress.wait_for(lambda: finals_of(ingress, "t-adopt"))
+        final = finals_of(ingress, "t-adopt")[0]
+        assert (final.phase, final.reason, final.exit_code) == ("exited", "succeeded", 0)
+        assert min(c.seq for c in ingress.current.of(LogChunk)) > max(first_seqs)
+        assert stored_log(ingress, "t-adopt") == "first agent\nsecond agent\nend\n"
+        assert jobs.stopped == []
+        second.request_stop()
+        assert await asyncio.wait_for(task2, 10) == 0
+
+
+async def test_restarted_agent_stops_what_the_server_no_longer_expects(tmp_path: Path):
+    jobs = ExternalJobs()
+    ref = AttemptRef("t-stale", 3)
+    async with FakeIngress() as ingress:
+        first = make_agent(ingress, tmp_path, jobs)
+        task = asyncio.create_task(first.run())
+        await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
+        await ingress.send(dispatch("t-stale", "x", attempt_no=3))
+        await ingress.wait_for(lambda: ingress.current.of(LogChunk))
+        await crash(first, task)
+
+        ingress.reconcile = lambda hello: Reconcile(keep=[], kill=list(hello.running))
+        second = make_agent(ingress, tmp_path, jobs)
+        task2 = asyncio.create_task(second.run())
+        await ingress.wait_for(lambda: finals_of(ingress, "t-stale"))
+        assert ingress.sessions[-1].hello.running == [ref]
+        assert finals_of(ingress, "t-stale")[0].reason == "killed"
+        assert ref in jobs.stopped and second.running == []
+        second.request_stop()
+        assert await asyncio.wait_for(task2, 10) == 0
