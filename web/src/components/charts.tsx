@@ -27,7 +27,7 @@ function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] 
 }
 
 function niceMax(max: number): number {
-  if (max <= 0) return 1;
+  if (max <= 4) return 4; // keeps the five y ticks on whole numbers for small counts
   const pow = 10 ** Math.floor(Math.log10(max));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * pow >= max) return m * pow;
   return 10 * pow;
