@@ -8,7 +8,7 @@ async def test_health_ok(client: AsyncTestClient) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"database": "ok", "migrations": "ok", "event_stream": "ok"}
+    assert body["checks"] == {"database": "ok", "migrations": "ok", "event_stream": "ok", "plugins": "ok"}
 
 
 async def test_api_requires_auth(client: AsyncTestClient) -> None:

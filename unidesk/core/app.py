@@ -31,6 +31,9 @@ from unidesk.core.logs.controllers import LogController
 from unidesk.core.nodes.samples_api import node_samples
 from unidesk.core.stats import stats
 from unidesk.core.nodes.controllers import NodeController
+from unidesk.core.plugins.controllers import list_plugins
+from unidesk.core.plugins.facade import Plugins
+from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, parse_selection
 from unidesk.core.problems import EXCEPTION_HANDLERS
 from unidesk.core.requestid import RequestIdMiddleware
 from unidesk.core.settings import Settings
@@ -91,17 +94,24 @@ async def _ensure_first_admin(state: State, settings: Settings) -> None:
         log.info("first admin created", username=settings.admin_username)
 
 
-def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), components: Sequence[Any] | None = None) -> Litestar:
-    """Build the server. Its lifespan opens (or starts) the database, migrates, and starts components."""
+def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), components: Sequence[Any] | None = None,
+               plugins: LoadedPlugins | None = None) -> Litestar:
+    """Build the server. Its lifespan opens (or starts) the database, migrates, and starts components.
+
+    ``plugins`` defaults to the built-ins and entry points chosen by ``settings.plugins``."""
+    loaded = plugins if plugins is not None else make_plugin_manager(settings.plugins)
+    facade = Plugins(loaded, enabled=parse_selection(settings.plugins) != set())
+    facade.import_models()
+    plugin_dirs = facade.migration_dirs()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state = app.state
-        db: DatabaseHandle = await open_database(settings)
+        db: DatabaseHandle = await open_database(settings, plugin_dirs=plugin_dirs)
         state.db_handle = db
         state.engine = make_engine(db.url, settings.db_pool_size)
         state.sessions = make_sessionmaker(state.engine)
-        state.expected_heads = expected_heads(db.url)
+        state.expected_heads = expected_heads(db.url, plugin_dirs)
         state.event_hub = EventHub(db.dsn, state.sessions)
         await state.event_hub.start()
         checks = state.health_checks
@@ -112,7 +122,15 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
             return state.event_hub.error
 
         checks.register("event_stream", event_stream)
+
+        async def plugin_load() -> str | None:
+            return "; ".join(facade.errors) or None
+
+        checks.register("plugins", plugin_load)
         await _ensure_first_admin(state, settings)
+        await facade.startup(state)
+        for name, listener in facade.event_listeners(state):
+            state.event_hub.add_listener(name, listener)
         started: list[Any] = []
         try:
             for factory in (COMPONENT_FACTORIES if components is None else components):
@@ -137,10 +155,11 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
         "git_commit": health_mod.git_commit(),
         "components": {},
         "scheduler_wake": lambda: None,
+        "plugins": facade,
     })
-    return Litestar(
+    app = Litestar(
         route_handlers=[health_mod.health, AuthController, UserController, ApiTokenController, NodeTokenController,
-                        TaskController, NodeController, EventController, LogController, node_samples, stats, agent_socket, *extra_route_handlers, serve_ui],
+                        TaskController, NodeController, EventController, LogController, node_samples, stats, list_plugins, agent_socket, *extra_route_handlers, serve_ui],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],
@@ -158,3 +177,7 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
         ),
         debug=False,
     )
+    core_routes = {(r.path, m) for r in app.routes for m in getattr(r, "methods", {"WS"})}
+    for router in facade.routers(core_routes):
+        app.register(router)
+    return app

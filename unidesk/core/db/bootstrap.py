@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Sequence
 
 import structlog
 
@@ -30,7 +32,7 @@ class DatabaseHandle:
             self.embedded.stop()
 
 
-async def open_database(settings: Settings, *, migrate: bool = True) -> DatabaseHandle:
+async def open_database(settings: Settings, *, migrate: bool = True, plugin_dirs: Sequence[Path] = ()) -> DatabaseHandle:
     """The URL from settings, or an embedded server in <data_dir>/pg; migrated to head."""
     embedded = None
     url = settings.database_url
@@ -38,6 +40,6 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
         embedded = EmbeddedPostgres(settings.data_path / "pg")
         url = await asyncio.to_thread(embedded.start)
     if migrate:
-        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(upgrade, url, plugin_dirs)
         log.info("database migrated", embedded=embedded is not None)
     return DatabaseHandle(url, embedded)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Sequence
 
 from alembic import command
 from alembic.config import Config
@@ -17,20 +19,23 @@ __all__ = ["alembic_config", "upgrade", "current_heads", "expected_heads", "MIGR
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, plugin_dirs: Sequence[Path] = ()) -> Config:
+    """Core versions plus one version directory (one branch) per loaded plugin."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    cfg.set_main_option("version_path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join([str(MIGRATIONS_DIR / "versions"), *map(str, plugin_dirs)]))
     return cfg
 
 
-def upgrade(url: str, target: str = "heads") -> None:
-    """Apply every pending migration (core and plugin branches)."""
-    command.upgrade(alembic_config(url), target)
+def upgrade(url: str, plugin_dirs: Sequence[Path] = (), target: str = "heads") -> None:
+    """Apply every pending migration of the core and of the loaded plugins' branches."""
+    command.upgrade(alembic_config(url, plugin_dirs), target)
 
 
-def expected_heads(url: str) -> set[str]:
-    return set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+def expected_heads(url: str, plugin_dirs: Sequence[Path] = ()) -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(url, plugin_dirs)).get_heads())
 
 
 def current_heads(url: str) -> set[str]:

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get, post
+from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,9 +25,9 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", operation_id="submit_task", status_code=201)
-    async def submit(self, data: schemas.TaskCreate, db: AsyncSession, principal: Principal, settings: Settings) -> schemas.Task:
+    async def submit(self, data: schemas.TaskCreate, db: AsyncSession, principal: Principal, settings: Settings, state: State) -> schemas.Task:
         """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
-        return await TaskService(db, settings).submit(data, principal)
+        return await TaskService(db, settings, state.plugins).submit(data, principal)
 
     @get("/", operation_id="list_tasks")
     async def list_tasks(

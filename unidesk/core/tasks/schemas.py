@@ -44,6 +44,8 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     retry_on_failure: bool = False
+    extensions: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], dict[str, Any]], msgspec.Meta(max_length=16)] = {}
+    """Fields for plugins, keyed by extension name (e.g. {"projects": {"work_item_id": "…"}})."""
 
 
 class Attempt(msgspec.Struct, kw_only=True):

@@ -67,9 +67,10 @@ def _decode_cursor(cursor: str) -> int:
 
 
 class TaskService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, plugins: Any = None) -> None:
         self.s = session
         self.settings = settings
+        self.plugins = plugins
 
     def validate(self, data: schemas.TaskCreate) -> list[str]:
         """Edge checks beyond the schema; returns the argv to store."""
@@ -95,10 +96,15 @@ class TaskService:
             env_commit_id=data.env_commit_id, dockerfile_path=data.dockerfile_path, command=argv, env=dict(data.env),
             cpus=data.resources.cpus, memory_mb=data.resources.memory_mb, gpus=data.resources.gpus,
             labels=dict(data.resources.labels), timeout_s=data.timeout_s, priority=data.priority,
-            max_attempts=data.max_attempts, retry_on_failure=data.retry_on_failure, extra=extra or {},
+            max_attempts=data.max_attempts, retry_on_failure=data.retry_on_failure,
+            extra={**(extra or {}), **({"extensions": data.extensions} if data.extensions else {})},
         )
         self.s.add(row)
         await self.s.flush()
+        if data.extensions:
+            if self.plugins is None:
+                raise BadRequest("extensions: no plugins are loaded", field="extensions")
+            await self.plugins.task_submitting(self.s, row.id, data.extensions, principal)
         spec = msgspec.to_builtins(data)
         spec.pop("env", None)  # values may be secrets; the trace records only their names
         spec["env_keys"] = sorted(data.env)
@@ -197,5 +203,7 @@ class TaskService:
             command=list(old.command), env=dict(old.env),
             resources=schemas.Resources(cpus=old.cpus, memory_mb=old.memory_mb, gpus=old.gpus, labels=dict(old.labels)),
             timeout_s=old.timeout_s, priority=old.priority, max_attempts=old.max_attempts, retry_on_failure=old.retry_on_failure,
+            extensions=dict(old.extra.get("extensions") or {}),
         )
-        return await self.submit(data, principal, extra={**old.extra, "retry_of": str(old.id)})
+        kept = {k: v for k, v in old.extra.items() if k != "extensions"}
+        return await self.submit(data, principal, extra={**kept, "retry_of": str(old.id)})

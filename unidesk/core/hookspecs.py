@@ -1,0 +1,96 @@
+"""Hook specifications: everything a UniDesk plugin can contribute, grouped by lifecycle.
+
+A plugin is a module or object with functions marked ``@hookimpl`` named after these specs.
+Unless a spec says otherwise, every implementation is called and the results (lists) are
+concatenated in registration order (built-ins first, then entry points). The core calls
+hooks only through ``unidesk.core.plugins.facade.Plugins``; see ``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from litestar.datastructures import State
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from unidesk.core.auth.schemas import Principal
+    from unidesk.core.events.schemas import EventOut
+    from unidesk.core.plugins.types import UiContribution
+
+__all__ = ["hookspec", "hookimpl", "PROJECT"]
+
+PROJECT = "unidesk"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---- registration: what the plugin brings ------------------------------------------------
+
+@hookspec
+def unidesk_route_handlers() -> list[Any]:
+    """Litestar controllers or route handlers to mount. Results are concatenated.
+
+    Paths should live under ``/api/<plugin name>/``; two plugins claiming one route make
+    startup fail with a clear error naming both."""
+
+
+@hookspec
+def unidesk_models() -> list[type]:
+    """SQLAlchemy model classes (on ``unidesk.core.db.base.Base``) the plugin owns. Concatenated.
+
+    Importing them registers their tables in the shared metadata; their schema is created by
+    the plugin's own Alembic branch (see ``unidesk_migrations``)."""
+
+
+@hookspec
+def unidesk_migrations() -> list[str]:
+    """Absolute paths of Alembic version directories, each holding ONE branch whose label is
+    the plugin's name and whose root revision ``depends_on`` "0001_core". Concatenated.
+    Only loaded plugins' branches are migrated, so a disabled plugin's tables are untouched."""
+
+
+@hookspec
+def unidesk_ui_contributions() -> list[UiContribution]:
+    """Navigation entries and pages for the browser UI (served to it by ``GET /api/plugins``).
+    Concatenated; the UI shows only what loaded plugins contribute."""
+
+
+@hookspec
+def unidesk_cli_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add subcommands to the ``unidesk`` user CLI's argparse ``subparsers``. Each parser must
+    ``set_defaults(func=callable(args, api) -> int)``. All implementations are called."""
+
+
+# ---- runtime: what the plugin does ----------------------------------------------------------
+
+@hookspec
+def unidesk_startup(state: State) -> Any:
+    """Called once after the database is ready and before requests are served; may return an
+    awaitable. An exception here fails plugin loading visibly (``/health`` says which plugin)."""
+
+
+@hookspec
+def unidesk_event_listeners() -> list[Any]:
+    """Async callables ``(events: list[EventOut], state: State) -> None`` called after each batch
+    of events commits, in order. Concatenated. A listener that raises is logged and isolated:
+    the core and the other listeners go on."""
+
+
+@hookspec
+def unidesk_task_extension_names() -> list[str]:
+    """Keys this plugin accepts in ``TaskCreate.extensions`` (e.g. ``"projects"``). Concatenated.
+    A submission naming an extension no loaded plugin declares is refused with 400."""
+
+
+@hookspec
+async def unidesk_task_submitting(session: AsyncSession, task_id: Any, extensions: dict[str, Any], principal: Principal) -> None:
+    """Validate and act on the task's ``extensions`` inside the submit transaction, before commit.
+    Raise ``unidesk.errors.BadRequest`` (or another UnideskError) to refuse the whole submission:
+    nothing is written. All implementations are awaited in order."""
+
+

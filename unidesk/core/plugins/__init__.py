@@ -1,0 +1,1 @@
+"""The plugin system: the manager factory, the typed facade the core calls, plugin info."""

@@ -1,0 +1,145 @@
+"""The typed facade through which the core calls plugin hooks (never ``pm.hook`` directly)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from typing import Any
+
+import structlog
+from litestar import Router
+from litestar.datastructures import State
+
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.plugins.manager import LoadedPlugins
+from unidesk.core.plugins.types import PluginInfo, PluginList, UiContribution
+from unidesk.errors import BadRequest
+
+__all__ = ["Plugins", "LISTENER_TIMEOUT_S"]
+
+log = structlog.get_logger("unidesk.plugins")
+LISTENER_TIMEOUT_S = 10.0
+
+
+class Plugins:
+    def __init__(self, loaded: LoadedPlugins, *, enabled: bool = True) -> None:
+        self.loaded = loaded
+        self.pm = loaded.pm
+        self.enabled = enabled
+
+    # -- per-plugin calls, so one plugin's failure is attributed to it ------------------------
+    def _each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        out = []
+        for name in self.loaded.names():
+            plugin = self.pm.get_plugin(name)
+            fn = getattr(plugin, hook, None)
+            if fn is None or name in self.loaded.errors:
+                continue
+            try:
+                out.append((name, fn(**kwargs)))
+            except Exception as exc:
+                self.fail(name, f"{hook} raised {type(exc).__name__}: {exc}")
+        return out
+
+    def fail(self, name: str, why: str) -> None:
+        """Take a plugin out: record why (shown on /health) and stop calling it."""
+        self.loaded.errors[name] = f"plugin {name}: {why}"
+        log.error("plugin failed", plugin=name, why=why)
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self.loaded.errors.values())
+
+    # -- registration -----------------------------------------------------------------------
+    def routers(self, core_routes: set[tuple[str, str]]) -> list[Router]:
+        """One router per plugin; a plugin whose route another already claims is refused."""
+        claimed = dict.fromkeys(core_routes, "core")
+        routers = []
+        for name, handlers in self._each("unidesk_route_handlers"):
+            try:
+                router = Router(path="/", route_handlers=list(handlers or []))
+            except Exception as exc:
+                self.fail(name, f"bad route handlers: {exc}")
+                continue
+            mine = {(r.path, m) for r in router.routes for m in getattr(r, "methods", {"WS"})}
+            clash = sorted(k for k in mine if k in claimed)
+            if clash:
+                path, method = clash[0]
+                self.fail(name, f"route {method} {path} is already claimed by {claimed[(path, method)]}")
+                continue
+            claimed.update(dict.fromkeys(mine, name))
+            routers.append(router)
+        return routers
+
+    def import_models(self) -> None:
+        self._each("unidesk_models")
+
+    def migration_dirs(self) -> list[Path]:
+        dirs = []
+        for name, paths in self._each("unidesk_migrations"):
+            for p in paths or []:
+                if not Path(p).is_dir():
+                    self.fail(name, f"migrations directory {p} does not exist")
+                    break
+                dirs.append(Path(p))
+        return dirs
+
+    def ui(self) -> list[UiContribution]:
+        items: list[UiContribution] = []
+        for name, contributions in self._each("unidesk_ui_contributions"):
+            items += [UiContribution(**{**_asdict(c), "plugin": name}) for c in contributions or []]
+        return sorted(items, key=lambda c: (c.order, c.label))
+
+    def task_extension_names(self) -> dict[str, str]:
+        return {ext: name for name, exts in self._each("unidesk_task_extension_names") for ext in exts or []}
+
+    # -- runtime ----------------------------------------------------------------------------
+    async def startup(self, state: State) -> None:
+        for name, result in self._each("unidesk_startup", state=state):
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception as exc:
+                    self.fail(name, f"startup raised {type(exc).__name__}: {exc}")
+
+    def event_listeners(self, state: State) -> list[tuple[str, Any]]:
+        out = []
+        for name, listeners in self._each("unidesk_event_listeners"):
+            for fn in listeners or []:
+                async def call(events: list[EventOut], fn: Any = fn, name: str = name) -> None:
+                    if name in self.loaded.errors:
+                        return
+                    try:
+                        await asyncio.wait_for(fn(events, state), LISTENER_TIMEOUT_S)
+                    except Exception as exc:  # isolated: logged, never breaks the core
+                        log.error("plugin event listener failed", plugin=name, error=f"{type(exc).__name__}: {exc}")
+                out.append((f"plugin:{name}:{getattr(fn, '__name__', 'listener')}", call))
+        return out
+
+    async def task_submitting(self, session: Any, task_id: Any, extensions: dict[str, Any], principal: Any) -> None:
+        known = self.task_extension_names()
+        unknown = sorted(set(extensions) - set(known))
+        if unknown:
+            raise BadRequest(f"extensions: no loaded plugin handles {', '.join(unknown)}", field="extensions")
+        for name in self.loaded.names():
+            fn = getattr(self.pm.get_plugin(name), "unidesk_task_submitting", None)
+            if fn is not None:
+                await fn(session=session, task_id=task_id, extensions=extensions, principal=principal)
+
+    def info(self) -> PluginList:
+        items = []
+        for name in self.loaded.names():
+            plugin = self.pm.get_plugin(name)
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            items.append(PluginInfo(name=name, version=self.loaded.versions.get(name, "?"), source=self.loaded.sources[name],
+                                    hooks=hooks, ui=[c for c in self.ui() if c.plugin == name]))
+        return PluginList(enabled=self.enabled, items=items, errors=self.errors)
+
+
+def _asdict(c: Any) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.structs.asdict(c) if isinstance(c, msgspec.Struct) else dict(c)

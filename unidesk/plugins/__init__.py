@@ -1,0 +1,1 @@
+"""User-facing modules, each a pluggy plugin the core can run without."""

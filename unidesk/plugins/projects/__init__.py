@@ -1,0 +1,1 @@
+"""Project management plugin: projects, work items with dependencies, Gantt (being built)."""

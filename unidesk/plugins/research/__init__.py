@@ -1,0 +1,1 @@
+"""Research plugin: experiments, runs, metrics, sweeps (being built)."""
