@@ -19,7 +19,7 @@ want iproute2
 if [ "$MODE" = "all" ]; then
   want chromium
   want chromium-driver
-  want nginx-light
+  want nginx
   want openssh-server
   want openssh-client
   want wrk
