@@ -27,6 +27,7 @@ __all__ = ["EventHub", "Listener", "read_events", "to_out"]
 log = structlog.get_logger("unidesk.events")
 
 GAP_TIMEOUT_S = 2.0
+SUBSCRIBER_BUFFER = 10_000
 Listener = Callable[[list[EventOut]], Awaitable[None]]
 
 
@@ -129,6 +130,13 @@ class EventHub:
 
     async def _deliver(self, events: list[EventOut]) -> None:
         for q in list(self._queues):
+            if q.qsize() + len(events) > SUBSCRIBER_BUFFER:
+                # A subscriber this far behind is cut off; it resumes from its last id by re-reading.
+                self._queues.discard(q)
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)
+                continue
             for ev in events:
                 q.put_nowait(ev)
         for name, listener in self._listeners:
@@ -155,7 +163,7 @@ class EventHub:
             while True:
                 ev = await q.get()
                 if ev is None:
-                    return
+                    return  # hub stopped or this subscriber fell too far behind: the client resumes by id
                 if ev.id > last:
                     last = ev.id
                     yield ev
