@@ -1,0 +1,269 @@
+"""The browser UI end to end: real Chromium (New York time zone) against a real server, agent and Docker."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.browser import ISO_RE, beijing, parse_beijing, shot, visible_text
+from tests.browser.conftest import UiServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+
+
+def _utc(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def assert_no_raw_iso(page: Page) -> None:
+    text = visible_text(page)
+    found = ISO_RE.findall(text)
+    assert not found, f"raw ISO timestamps visible outside the raw-JSON view: {found[:5]}"
+
+
+def test_browser_really_runs_in_new_york(page: Page) -> None:
+    tz = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    offset = page.evaluate("new Date(Date.UTC(2026, 0, 15)).getTimezoneOffset()")
+    assert (tz, offset) == ("America/New_York", 300)
+
+
+def test_login_page_and_bad_password_show_the_server_detail(context) -> None:
+    p = context.new_page()
+    p.goto("/tasks")
+    expect(p).to_have_url(re.compile(r"/login\?next=%2Ftasks"))
+    shot(p, "01-login")
+    p.fill("input[name=username]", "admin")
+    p.fill("input[name=password]", "wrong-password")
+    p.get_by_role("button", name="Sign in").click()
+    alert = p.get_by_role("alert")
+    expect(alert).to_contain_text("401")
+
+
+def test_local_node_is_online_with_a_beijing_time_heartbeat(page: Page, ui_server: UiServer) -> None:
+    node = ui_server.local_node()
+    page.get_by_role("link", name="Nodes").click()
+    row = page.locator(f"tr[data-node-name='{node['name']}']")
+    expect(row.locator("[data-state=online]")).to_be_visible()
+    shown = row.get_by_test_id("heartbeat").locator("time").first.inner_text()
+    api_hb = _utc(ui_server.api.get(f"/api/nodes/{node['id']}").json()["last_heartbeat_at"])
+    # Shown as Beijing wall-clock time: within a few heartbeats of the API's instant, never New York's clock.
+    assert abs((parse_beijing(shown) - api_hb).total_seconds()) < 60, (shown, api_hb)
+    expect(page.get_by_text("Beijing time (UTC+8)").first).to_be_visible()
+    assert_no_raw_iso(page)
+    shot(page, "03-nodes")
+
+    row.get_by_role("link", name=node["name"]).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(node["name"])
+    expect(page.locator("figure.chart").first).to_be_visible()
+    expect(page.get_by_text("CPU utilisation")).to_be_visible()
+    # Charts label their axes with Beijing clock times (HH:MM), not New York's.
+    labels = page.locator(".chart-xlabel").all_inner_texts()
+    assert labels and all(re.fullmatch(r"\d{2}:\d{2}|\d{2}-\d{2}", t) for t in labels), labels
+    now_bj = beijing(datetime.now().astimezone().isoformat())[11:13]
+    assert any(t.startswith(now_bj) or t.startswith(f"{(int(now_bj) - 1) % 24:02d}") for t in labels), (labels, now_bj)
+    page.get_by_role("button", name="Show raw json").click()
+    raw = page.locator("[data-raw-json]").inner_text()
+    assert '"last_heartbeat_at"' in raw and ISO_RE.search(raw)
+    shot(page, "04-node-detail")
+
+
+def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui_server: UiServer) -> None:
+    page.get_by_role("link", name="Submit task").click()
+    form = page.get_by_role("form", name="Submit a task")
+    # Client-side validation mirrors the API: a short commit and a '..' path are refused before sending.
+    page.fill("#f-code_commit_id", "abc123")
+    page.fill("#f-dockerfile_path", "../Dockerfile")
+    form.get_by_role("button", name="Submit task").click()
+    expect(page.locator("#e-code_commit_id")).to_contain_text("40 or 64 hex")
+    expect(page.locator("#e-dockerfile_path")).to_contain_text("'..'")
+    expect(page).to_have_url(re.compile(r"/tasks/new$"))
+
+    page.fill("#f-name", "ui-count")
+    page.fill("#f-code_repo_url", ui_server.code.url)
+    page.fill("#f-code_commit_id", ui_server.code_sha)
+    page.fill("#f-env_repo_url", ui_server.env.url)
+    page.fill("#f-env_commit_id", ui_server.env_sha)
+    page.fill("#f-dockerfile_path", "docker/Dockerfile")
+    page.fill("#f-command", "sh /workspace/count.sh")
+    page.fill("#f-env", "N=8")
+    page.fill("#f-cpus", "0.5")
+    page.fill("#f-memory_mb", "128")
+    shot(page, "05-submit-form")
+    form.get_by_role("button", name="Submit task").click()
+    expect(page).to_have_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
+    task_id = page.url.rsplit("/", 1)[1]
+    task = ui_server.task(task_id)
+    assert task["name"] == "ui-count" and task["env"] == {"N": "8"} and task["code_commit_id"] == ui_server.code_sha
+
+    # The five pins, each with a copy button; times in Beijing.
+    meta = page.get_by_test_id("task-meta")
+    for value in (ui_server.code.url, ui_server.code_sha, ui_server.env.url, ui_server.env_sha, "docker/Dockerfile"):
+        expect(meta).to_contain_text(value)
+    expect(meta.get_by_role("button", name=re.compile("^Copy"))).to_have_count(5)
+    expect(page.get_by_text(beijing(task["created_at"]))).to_be_visible()
+
+    # Log lines arrive while the task runs, without the log box moving.
+    lines = page.get_by_test_id("log-line")
+    expect(lines.filter(has_text="line-1")).to_be_visible(timeout=180_000)
+    first_count = lines.count()
+    box_before = page.get_by_test_id("logs-view").bounding_box()
+    expect(page.get_by_test_id("logs-status")).to_have_text("Following live")
+    shot(page, "06-task-running-logs")
+    expect(lines.filter(has_text="line-8")).to_be_visible(timeout=60_000)
+    assert first_count < 8, f"all lines arrived at once ({first_count}); nothing was followed live"
+    expect(page.get_by_test_id("task-state")).to_contain_text("succeeded", timeout=60_000)
+    assert page.get_by_test_id("logs-view").bounding_box() == box_before
+    expect(page.get_by_test_id("logs-status")).to_have_text("Attempt finished")
+
+    page.get_by_role("searchbox", name="Search logs").fill("line-3")
+    expect(page.get_by_test_id("logs-count")).to_contain_text("1 of")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download").click()
+    download = dl.value
+    assert re.fullmatch(r"ui-count-attempt1-\d{8}-\d{4}\.log", download.suggested_filename)
+    stamp = download.suggested_filename.split("-attempt1-")[1][:13]
+    assert abs((datetime.strptime(stamp, "%Y%m%d-%H%M").replace(tzinfo=parse_beijing("2026-01-01 00:00:00").tzinfo)
+                - datetime.now().astimezone()).total_seconds()) < 180, stamp
+    content = open(download.path(), encoding="utf-8").read()
+    assert all(f"line-{i}" in content for i in range(1, 9))
+    assert_no_raw_iso(page)
+    shot(page, "07-task-succeeded")
+
+
+def test_trace_timeline_and_raw_json(page: Page, ui_server: UiServer) -> None:
+    task = ui_server.submit("echo traced", "ui-trace")
+    ui_server.wait_task(task["id"], {"succeeded"})
+    page.goto(f"/tasks/{task['id']}")
+    page.get_by_role("tab", name="Trace").click()
+    trace = page.get_by_test_id("trace")
+    expect(trace.locator("[data-kind='task.succeeded']")).to_be_visible()
+    kinds = trace.locator("li").evaluate_all("els => els.map(e => e.dataset.kind)")
+    events = ui_server.api.get(f"/api/tasks/{task['id']}/trace").json()["items"]
+    assert kinds == [e["kind"] for e in events]
+    assert kinds[0] == "task.submitted" and kinds[-1] == "task.succeeded"
+    first_time = trace.locator(".trace-time").first.inner_text()
+    assert first_time == beijing(events[0]["ts"])[11:], (first_time, events[0]["ts"])
+    assert_no_raw_iso(page)
+    shot(page, "08-task-trace")
+
+    page.get_by_role("tab", name="Raw JSON").click()
+    page.get_by_role("button", name="Show raw json").click()
+    raw = page.locator("[data-raw-json]")
+    expect(raw).to_contain_text(task["created_at"])
+    shot(page, "09-task-raw-json")
+
+
+def test_cancel_a_long_task(page: Page, ui_server: UiServer) -> None:
+    task = ui_server.submit("echo started; sleep 300", "ui-long")
+    page.goto(f"/tasks/{task['id']}")
+    expect(page.get_by_test_id("task-state")).to_contain_text("running", timeout=120_000)
+    expect(page.get_by_test_id("log-line").filter(has_text="started")).to_be_visible()
+    page.get_by_role("button", name="Cancel task").click()
+    page.get_by_role("button", name="Yes, cancel it").click()
+    expect(page.get_by_test_id("task-state")).to_contain_text("cancelled", timeout=60_000)
+    assert ui_server.task(task["id"])["state"] == "cancelled"
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    shot(page, "10-task-cancelled")
+
+
+def test_tasks_list_filters_and_updates_live(page: Page, ui_server: UiServer) -> None:
+    page.get_by_role("link", name="Tasks", exact=True).click()
+    expect(page.get_by_test_id("tasks-table")).to_be_visible()
+    task = ui_server.submit("echo from-api", "ui-live-row")
+    # Appears without a reload, carried by the event stream.
+    row = page.locator(f"tr[data-task-id='{task['id']}']")
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row.locator("[data-state=succeeded]")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="succeeded", exact=True).click()
+    expect(page).to_have_url(re.compile(r"state=succeeded"))
+    expect(page.locator("tbody [data-state]").first).to_be_visible()
+    states = page.locator("tbody td:nth-child(2) [data-state]").evaluate_all("els => els.map(e => e.dataset.state)")
+    assert states and set(states) == {"succeeded"}
+    assert_no_raw_iso(page)
+    shot(page, "11-tasks")
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_test_id("stat-succeeded")).not_to_contain_text("0\n", timeout=10_000)
+    expect(page.get_by_text("Tasks finished per hour")).to_be_visible()
+    assert_no_raw_iso(page)
+    shot(page, "02-dashboard")
+
+
+def test_files_upload_download_delete(page: Page, ui_server: UiServer, tmp_path) -> None:
+    page.get_by_role("link", name="Files").click()
+    status = ui_server.api.get("/api/artifacts").status_code
+    if status == 404:
+        # No file store in this build: the page says so plainly instead of failing or faking a list.
+        expect(page.get_by_text("File storage is not available on this server.")).to_be_visible()
+        shot(page, "12-files")
+        return
+    src = tmp_path / "hello-ui.txt"
+    src.write_bytes(b"hello from the browser test\n" * 1000)
+    page.get_by_test_id("file-input").set_input_files(str(src))
+    row = page.locator("tr[data-file-name='hello-ui.txt']")
+    expect(row).to_be_visible(timeout=30_000)
+    shot(page, "12-files")
+    with page.expect_download() as dl:
+        row.get_by_role("link", name="Download").click()
+    assert open(dl.value.path(), "rb").read() == src.read_bytes()
+    row.get_by_role("button", name="Delete").click()
+    row.get_by_role("button", name="Yes, delete").click()
+    expect(row).to_have_count(0)
+
+
+def test_admin_issues_a_node_token_shown_once_with_the_agent_command(page: Page, ui_server: UiServer) -> None:
+    page.get_by_role("link", name="Admin").click()
+    page.get_by_label("Node token name").fill("gpu-box-ui")
+    page.get_by_role("button", name="Issue node token").click()
+    secret = page.get_by_test_id("secret").last.inner_text()
+    assert secret.startswith("udn_")
+    command = page.get_by_test_id("agent-command").inner_text()
+    assert command == f"unidesk-agent --server {ui_server.url} --token {secret}"
+    assert_no_raw_iso(page)
+    shot(page, "13-admin-node-token")
+    page.reload()
+    expect(page.get_by_role("cell", name="gpu-box-ui")).to_be_visible()
+    assert secret not in page.content()
+
+
+def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -> None:
+    task = ui_server.submit("echo phone", "ui-phone")
+    ui_server.wait_task(task["id"], {"succeeded"})
+    page = page_factory(ui_server.url, width=390, height=844)
+    for path, name in ((f"/tasks/{task['id']}", "14-phone-task"), ("/nodes", "15-phone-nodes"), ("/", "16-phone-dashboard")):
+        page.goto(path)
+        page.get_by_role("heading", level=1).wait_for()
+        page.wait_for_timeout(300)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at phone width"
+        shot(page, name)
+    page.get_by_role("button", name="Menu").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks", exact=True)).to_be_visible()
+
+
+def test_keyboard_skip_link_reaches_main(page: Page) -> None:
+    page.goto("/nodes")
+    page.get_by_role("heading", name="Nodes").wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+
+def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) -> None:
+    page = page_factory(live_server.url)
+    expect(page.get_by_test_id("live-indicator").first).to_have_text("Live")
+    expect(page.get_by_test_id("degraded-banner")).to_have_count(0)
+    live_server.stop()
+    banner = page.get_by_test_id("degraded-banner")
+    expect(banner).to_be_visible(timeout=20_000)
+    expect(banner).to_contain_text("Live updates are disconnected")
+    expect(page.get_by_test_id("live-indicator").first).to_have_text("Stale")
+    deadline = time.monotonic() + 20
+    while "cannot be reached" not in banner.inner_text() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    expect(banner).to_contain_text("the server cannot be reached")
+    shot(page, "17-degraded-banner")
