@@ -56,3 +56,7 @@ class Runner(Protocol):
 
     async def health(self) -> str | None:
         """None when able to take work, else the reason (e.g. 'docker unreachable')."""
+
+    # Optional: ``async def adopt(self, ref: AttemptRef, reporter: Reporter) -> Outcome`` lets a
+    # restarted agent follow an attempt a previous process left running (e.g. its container)
+    # once the server's Reconcile keeps it; runners without it have such attempts stopped.

@@ -94,8 +94,10 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
     # exited / failed: a final fact, then the policy's decision
     reason = m.reason or ("succeeded" if m.phase == "exited" and m.exit_code == 0 else "infra_error" if m.phase == "failed" else "exit_nonzero")
     if reason == "killed":
-        reason = "cancelled"
-    to = _FINAL_ATTEMPT_STATE.get(reason, "failed")
+        # The agent stopped it on its own (graceful shutdown, or not kept after a restart):
+        # for the task that is the node losing the attempt, so the retry policy applies.
+        reason = "node_lost"
+    to = "lost" if reason == "node_lost" else _FINAL_ATTEMPT_STATE.get(reason, "failed")
     message = (m.message or "")[:4000] or None
     fact = task_event(a.task_id, "task.exited", actor, attempt_no=a.attempt_no, exit_code=m.exit_code, reason=reason, message=message)
     moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned", "preparing", "running"), to=to,
