@@ -49,6 +49,7 @@ def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     """Saves a PNG a reviewer can look at: test-artifacts/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # sticky header: shoot from the top or it lands mid-page
     page.screenshot(path=str(path), full_page=full_page)
     return path
 

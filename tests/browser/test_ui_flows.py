@@ -61,7 +61,7 @@ def test_local_node_is_online_with_a_beijing_time_heartbeat(page: Page, ui_serve
     expect(page.locator("figure.chart").first).to_be_visible()
     expect(page.get_by_text("CPU utilisation")).to_be_visible()
     # Charts label their axes with Beijing clock times (HH:MM), not New York's.
-    labels = page.locator(".chart-xlabel").all_inner_texts()
+    labels = page.locator(".chart-xlabel").all_text_contents()
     assert labels and all(re.fullmatch(r"\d{2}:\d{2}|\d{2}-\d{2}", t) for t in labels), labels
     now_bj = beijing(datetime.now().astimezone().isoformat())[11:13]
     assert any(t.startswith(now_bj) or t.startswith(f"{(int(now_bj) - 1) % 24:02d}") for t in labels), (labels, now_bj)
@@ -104,20 +104,24 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui
     for value in (ui_server.code.url, ui_server.code_sha, ui_server.env.url, ui_server.env_sha, "docker/Dockerfile"):
         expect(meta).to_contain_text(value)
     expect(meta.get_by_role("button", name=re.compile("^Copy"))).to_have_count(5)
-    expect(page.get_by_text(beijing(task["created_at"]))).to_be_visible()
+    expect(page.locator(".kv-row", has_text="Created").locator("time")).to_have_text(beijing(task["created_at"]))
 
     # Log lines arrive while the task runs, without the log box moving.
     lines = page.get_by_test_id("log-line")
     expect(lines.filter(has_text="line-1")).to_be_visible(timeout=180_000)
-    first_count = lines.count()
+    counted = lines.locator(".log-text").filter(has_text=re.compile(r"^line-\d+$"))
+    first_count = counted.count()
     box_before = page.get_by_test_id("logs-view").bounding_box()
     expect(page.get_by_test_id("logs-status")).to_have_text("Following live")
     shot(page, "06-task-running-logs")
     expect(lines.filter(has_text="line-8")).to_be_visible(timeout=60_000)
     assert first_count < 8, f"all lines arrived at once ({first_count}); nothing was followed live"
+    assert counted.count() == 8
     expect(page.get_by_test_id("task-state")).to_contain_text("succeeded", timeout=60_000)
     assert page.get_by_test_id("logs-view").bounding_box() == box_before
     expect(page.get_by_test_id("logs-status")).to_have_text("Attempt finished")
+    assert_no_raw_iso(page)
+    shot(page, "07-task-succeeded")
 
     page.get_by_role("searchbox", name="Search logs").fill("line-3")
     expect(page.get_by_test_id("logs-count")).to_contain_text("1 of")
@@ -130,8 +134,6 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui
                 - datetime.now().astimezone()).total_seconds()) < 180, stamp
     content = open(download.path(), encoding="utf-8").read()
     assert all(f"line-{i}" in content for i in range(1, 9))
-    assert_no_raw_iso(page)
-    shot(page, "07-task-succeeded")
 
 
 def test_trace_timeline_and_raw_json(page: Page, ui_server: UiServer) -> None:

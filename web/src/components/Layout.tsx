@@ -1,7 +1,7 @@
 /** App shell: skip link, navigation (sidebar on laptops, top bar on phones), degraded banner, page outlet. */
 import { useContext, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router-dom";
-import { AuthContext } from "../state/contexts";
+import { AuthContext, LiveContext } from "../state/contexts";
 import { DegradedBanner, LiveIndicator } from "./DegradedBanner";
 import { TIME_ZONE_LABEL } from "../time";
 
@@ -16,6 +16,9 @@ const NAV = [
 export function Layout() {
   const auth = useContext(AuthContext)!;
   const [menuOpen, setMenuOpen] = useState(false);
+  const { feedState, health } = useContext(LiveContext);
+  // While live updates are down, what is on screen is marked stale (dimmed) as well as bannered.
+  const stale = feedState.status === "down" || health.health?.checks?.event_stream === "unreachable";
   const location = useLocation();
   const nav = [...NAV, { to: "/admin", label: auth.user.role === "admin" ? "Admin" : "API tokens", end: false }];
   return (
@@ -68,7 +71,7 @@ export function Layout() {
           ))}
         </ul>
       </nav>
-      <main id="main" className="main" tabIndex={-1}>
+      <main id="main" className="main" tabIndex={-1} data-stale={stale || undefined}>
         <DegradedBanner />
         <Outlet />
       </main>

@@ -117,15 +117,20 @@ export function LineChart({ title, series, startMs, endMs, yMax, yFormat = (v) =
   const paths = series.map((s) => {
     let d = "";
     let pen = false;
-    for (const p of s.points) {
-      if (p.v === null || p.ms < startMs || p.ms > endMs) {
+    const dots: { cx: number; cy: number }[] = [];
+    const inRange = s.points.filter((p) => p.ms >= startMs && p.ms <= endMs);
+    inRange.forEach((p, i) => {
+      if (p.v === null) {
         pen = false;
-        continue;
+        return;
       }
       d += `${pen ? "L" : "M"}${x(p.ms).toFixed(1)},${y(p.v).toFixed(1)}`;
       pen = true;
-    }
-    return { s, d };
+      // A point with no neighbour draws no line: mark it, and always mark the latest value.
+      const lonely = (i === 0 || inRange[i - 1].v === null) && (i === inRange.length - 1 || inRange[i + 1].v === null);
+      if (lonely || i === inRange.length - 1) dots.push({ cx: x(p.ms), cy: y(p.v) });
+    });
+    return { s, d, dots };
   });
   let hover: ReactNode = null;
   let readout: ReactNode = null;
@@ -171,8 +176,13 @@ export function LineChart({ title, series, startMs, endMs, yMax, yFormat = (v) =
         </div>
       ) : (
         <ChartFrame width={width} height={height} startMs={startMs} endMs={endMs} yMax={max} yFormat={yFormat} hover={hover} onMove={setHoverMs}>
-          {paths.map(({ s, d }) => (
-            <path key={s.name} d={d} fill="none" stroke={s.color} strokeWidth={1.8} strokeLinejoin="round" />
+          {paths.map(({ s, d, dots }) => (
+            <g key={s.name}>
+              <path d={d} fill="none" stroke={s.color} strokeWidth={1.8} strokeLinejoin="round" />
+              {dots.map((p) => (
+                <circle key={p.cx} cx={p.cx} cy={p.cy} r={2.8} fill={s.color} />
+              ))}
+            </g>
           ))}
         </ChartFrame>
       )}

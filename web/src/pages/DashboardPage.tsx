@@ -3,7 +3,6 @@ import { Link } from "react-router-dom";
 import { api } from "../api/client";
 import { TASK_STATES } from "../api/types";
 import { StackedBarChart } from "../components/charts";
-import { LiveIndicator } from "../components/DegradedBanner";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
@@ -26,7 +25,6 @@ export function DashboardPage() {
     <div className="page">
       <div className="page-head">
         <h1>Dashboard</h1>
-        <LiveIndicator />
       </div>
       {stats.error !== null && <ErrorBox error={stats.error} onRetry={stats.reload} />}
       {!s && stats.loading && <Loading />}

@@ -4,7 +4,6 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api/client";
 import type { Node, NodeSample } from "../api/types";
 import { LineChart, type Series } from "../components/charts";
-import { LiveIndicator } from "../components/DegradedBanner";
 import { NodeBadges } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Labels, Loading, RawJson, formatMb, shortId } from "../components/ui";
@@ -51,7 +50,6 @@ export function NodeDetailPage() {
           {n.name} <NodeBadges node={n} />
         </h1>
         <div className="actions">
-          <LiveIndicator />
           {n.draining ? (
             <ConfirmButton label="Undrain" tone="normal" onConfirm={() => act(api.undrain(n.id))} />
           ) : (

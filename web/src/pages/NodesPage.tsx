@@ -3,7 +3,6 @@ import { useEffect } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import type { Node } from "../api/types";
-import { LiveIndicator } from "../components/DegradedBanner";
 import { NodeBadges, gpuSummary } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Labels, Loading, formatMb } from "../components/ui";
@@ -39,7 +38,6 @@ export function NodesPage() {
     <div className="page">
       <div className="page-head">
         <h1>Nodes</h1>
-        <LiveIndicator />
       </div>
       <div className="toolbar" role="group" aria-label="Filter nodes by state">
         {FILTERS.map((f) => (

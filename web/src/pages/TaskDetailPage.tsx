@@ -3,7 +3,6 @@ import { useState, type KeyboardEvent } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { FINAL_ATTEMPT_STATES, FINAL_TASK_STATES, type Task } from "../api/types";
-import { LiveIndicator } from "../components/DegradedBanner";
 import { TaskLogs } from "../components/TaskLogs";
 import { TaskTrace } from "../components/TaskTrace";
 import { Time } from "../components/Time";
@@ -64,7 +63,6 @@ export function TaskDetailPage() {
           {t.name || shortId(t.id)} <StateBadge state={t.state} />
         </h1>
         <div className="actions">
-          <LiveIndicator />
           {!final && (
             <ConfirmButton label="Cancel task" confirmLabel="Yes, cancel it" onConfirm={() => api.cancelTask(t.id).then((x) => task.setData(() => ({ ...x, attempts: x.attempts ?? t.attempts })))} />
           )}

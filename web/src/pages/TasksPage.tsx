@@ -3,7 +3,6 @@ import { useEffect, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { TASK_STATES, type Task, type TaskState } from "../api/types";
-import { LiveIndicator } from "../components/DegradedBanner";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
@@ -64,7 +63,6 @@ export function TasksPage() {
       <div className="page-head">
         <h1>Tasks</h1>
         <div className="actions">
-          <LiveIndicator />
           <Link to="/tasks/new" className="btn btn-primary">
             Submit task
           </Link>
