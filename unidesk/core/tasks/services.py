@@ -176,9 +176,11 @@ class TaskService:
                             event=task_event(row.id, "task.cancelled", principal.actor, reason="cancelled"))
         else:
             attempt = await self.s.scalar(select(AttemptRow).where(AttemptRow.task_id == row.id, AttemptRow.attempt_no == row.attempt_count))
-            node_state = await self.s.scalar(select(NodeRow.state).where(NodeRow.id == attempt.node_id)) if attempt and attempt.node_id else None
-            if attempt is None or node_state != "online":
-                # Nobody can stop it: the node is gone, so the task ends now.
+            node = (await self.s.execute(select(NodeRow.state, NodeRow.connection_id).where(NodeRow.id == attempt.node_id))).first() \
+                if attempt and attempt.node_id else None
+            if attempt is None or node is None or node.state != "online" or node.connection_id is None:
+                # Nobody can stop it: the node is offline or its socket is gone, so the task ends
+                # now (if the node comes back still running it, reconnect's reconcile kills it).
                 if attempt is not None:
                     await move_attempt(self.s, row.id, attempt.attempt_no, from_states=ATTEMPT_ACTIVE_STATES, to="cancelled",
                                        reason="cancelled", message="node offline at cancel")
