@@ -88,7 +88,8 @@ async def test_concurrent_attempts_on_one_repo_fetch_once(exec_config, make_repo
 
 
 @pytest.mark.parametrize("url, why", [
-    ("ext::sh -c touch% /tmp/pwned", "whitespace"),
+    ("ext::sh -c touch% /tmp/pwned", "'<transport>::'"),
+    ("https://example.invalid/r .git", "whitespace"),
     ("ext::sh", "'<transport>::'"),
     ("--upload-pack=touch /tmp/pwned", "starts with '-'"),
     ("-oProxyCommand=x", "starts with '-'"),

@@ -125,9 +125,13 @@ class EnvBuilder:
                      url: str, commit: str, reporter: Reporter) -> None:
         labels = {ENV_IMAGE_LABEL: "1", "unidesk.env.repo": redact_url(url),
                   "unidesk.env.commit": commit, "unidesk.env.dockerfile": rel}
+        # A client of its own: closing it on cancel closes the build request's connection,
+        # which is what makes the engine abort the build (a released pooled one does not).
+        builder = aiodocker.Docker(url=self._config.docker_url,
+                                   api_version=docker.api_version)
         with open(tar_path, "rb") as context:
             try:
-                async for item in docker.images.build(
+                async for item in builder.images.build(
                     fileobj=context, encoding="identity", path_dockerfile=rel, tag=tag,
                     rm=True, forcerm=True, labels=labels, stream=True,
                 ):
@@ -141,4 +145,6 @@ class EnvBuilder:
                     f"env image build failed for {redact_url(url)}@{commit} "
                     f"({rel}): {message[:500]}"
                 ) from None
+            finally:
+                await builder.close()
 

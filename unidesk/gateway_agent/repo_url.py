@@ -37,10 +37,10 @@ def check_repo_url(url: str, *, allow_file: bool) -> RepoKind:
         raise PrepareFailed(f"repository URL is empty or longer than {_MAX_URL} characters")
     if url.startswith("-"):
         raise PrepareFailed(f"repository URL {shown!r} starts with '-' (looks like an option)")
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise PrepareFailed(f"repository URL {shown!r} contains whitespace or control characters")
     if "::" in url:
         raise PrepareFailed(f"repository URL {shown!r} uses git's '<transport>::' syntax, which is refused")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise PrepareFailed(f"repository URL {shown!r} contains whitespace or control characters")
     match = _SCHEME_RE.match(url)
     if match:
         scheme = match.group(1).lower()

@@ -1,0 +1,90 @@
+"""The Docker Engine container config for one attempt: mounts, limits, GPUs, hardening, labels."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from unidesk.gateway_agent.exec_config import ExecConfig
+from unidesk.gateway_agent.exec_errors import PrepareFailed
+from unidesk.gateway_agent.workspace import attempt_name
+from unidesk.protocol import AttemptRef, Dispatch
+
+__all__ = [
+    "CONTAINER_PREFIX", "LABEL_ATTEMPT", "LABEL_NODE", "LABEL_TASK", "LABEL_TIMEOUT",
+    "container_config", "container_name", "ref_from_labels",
+]
+
+CONTAINER_PREFIX = "unidesk-"
+LABEL_TASK = "unidesk.task_id"
+LABEL_ATTEMPT = "unidesk.attempt_no"
+LABEL_NODE = "unidesk.node"
+LABEL_TIMEOUT = "unidesk.timeout_s"
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def container_name(ref: AttemptRef) -> str:
+    return CONTAINER_PREFIX + attempt_name(ref)
+
+
+def ref_from_labels(labels: dict[str, str]) -> AttemptRef | None:
+    try:
+        return AttemptRef(labels[LABEL_TASK], int(labels[LABEL_ATTEMPT]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _env(dispatch: Dispatch) -> list[str]:
+    env = dict(dispatch.env)
+    for key, value in env.items():
+        if not _ENV_KEY_RE.match(key) or "\x00" in value:
+            raise PrepareFailed(f"environment variable {key[:80]!r} has a bad name or a NUL byte")
+    env["UNIDESK_TASK_ID"] = dispatch.task_id
+    env["UNIDESK_ATTEMPT"] = str(dispatch.attempt_no)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def container_config(dispatch: Dispatch, *, image: str, workspace_source: str,
+                     config: ExecConfig, node: str) -> dict[str, Any]:
+    """The body of ``POST /containers/create`` for this attempt."""
+    if any("\x00" in part for part in dispatch.command):
+        raise PrepareFailed("command contains a NUL byte")
+    memory = max(dispatch.memory_mb, 6) * 1024 * 1024
+    host: dict[str, Any] = {
+        "Binds": [f"{workspace_source}:/workspace:rw"],
+        "NetworkMode": config.network_mode,
+        "NanoCpus": int(dispatch.cpus * 1e9) if dispatch.cpus > 0 else 0,
+        "Memory": memory,
+        "MemorySwap": memory,
+        "PidsLimit": config.pids_limit,
+        "Privileged": False,
+        "SecurityOpt": ["no-new-privileges:true"],
+        "CapDrop": ["ALL"],
+        "ReadonlyRootfs": False,
+        "Init": True,
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1"}},
+    }
+    if dispatch.gpu_indices:
+        host["DeviceRequests"] = [{
+            "Driver": "nvidia",
+            "DeviceIDs": [str(i) for i in dispatch.gpu_indices],
+            "Capabilities": [["gpu"]],
+        }]
+    body: dict[str, Any] = {
+        "Image": image,
+        "Env": _env(dispatch),
+        "WorkingDir": "/workspace",
+        "Labels": {
+            LABEL_TASK: dispatch.task_id,
+            LABEL_ATTEMPT: str(dispatch.attempt_no),
+            LABEL_NODE: node,
+            LABEL_TIMEOUT: str(dispatch.timeout_s),
+        },
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "HostConfig": host,
+    }
+    if dispatch.command:
+        body["Cmd"] = list(dispatch.command)
+    return body

@@ -1,0 +1,351 @@
+"""``DockerRunner``: runs an attempt as a container on the local Docker Engine (aiodocker).
+
+One attempt: ``fetch_code`` (git cache → fresh workspace), ``fetch_env`` (env image by tag;
+``build_image`` only when it is missing), then the container (workspace at /workspace,
+limits, GPUs, hardening, labels), ``running``, output streamed to the reporter, the exit
+code. Timeout and cancel stop the container (SIGTERM, ``stop_grace_s``, SIGKILL); a cancel
+while preparing aborts the fetch or build. Afterwards the container and workspace are
+removed unless ``keep_finished``. Containers carry ``unidesk.*`` labels, so a restarted agent
+finds its running attempts (``owned_attempts``), follows the ones the server keeps
+(``adopt``) and removes the rest (``remove_orphans``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from unidesk.gateway_agent.container_spec import (
+    LABEL_NODE, LABEL_TIMEOUT, container_config, container_name, ref_from_labels,
+)
+from unidesk.gateway_agent.envbuild import EnvBuilder
+from unidesk.gateway_agent.exec_config import ExecConfig
+from unidesk.gateway_agent.exec_errors import PrepareFailed
+from unidesk.gateway_agent.gitcache import GitCache
+from unidesk.gateway_agent.images import ImageLedger
+from unidesk.gateway_agent.logcap import CappedReporter
+from unidesk.gateway_agent.runner import Outcome, Reporter, StopReason
+from unidesk.gateway_agent.workspace import Workspaces, attempt_name
+from unidesk.protocol import AttemptRef, Dispatch
+
+__all__ = ["DockerRunner"]
+
+log = logging.getLogger(__name__)
+
+_STOP_OUTCOME = {"cancelled": "cancelled", "timed_out": "timed_out", "reconcile": "killed", "shutdown": "killed"}
+_NOT_FOUND = ("executable file not found", "no such file or directory")
+
+
+class _Attempt:
+    def __init__(self, ref: AttemptRef) -> None:
+        self.ref = ref
+        self.stop_reason: StopReason | None = None
+        self.prepare: asyncio.Task[Any] | None = None
+        self.container: aiodocker.containers.DockerContainer | None = None
+        self.done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.image: str | None = None
+        self.timings: dict[str, float] = {}
+        self.stderr_head = bytearray()
+
+
+class DockerRunner:
+    """The production ``Runner``. One instance per agent process."""
+
+    def __init__(self, config: ExecConfig, *, node_name: str,
+                 docker: aiodocker.Docker | None = None) -> None:
+        self.config = config
+        self.node = node_name
+        self._docker = docker
+        self._owns_docker = docker is None
+        self.git = GitCache(config)
+        self.ledger = ImageLedger(config.cache_path)
+        self.envs = EnvBuilder(config, self.git, self.ledger)
+        self.workspaces = Workspaces(config)
+        self._active: dict[AttemptRef, _Attempt] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.config.docker_url)
+        return self._docker
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._docker is not None and self._owns_docker:
+            await self._docker.close()
+            self._docker = None
+
+    # -- Runner -------------------------------------------------------------------------
+
+    async def run(self, dispatch: Dispatch, reporter: Reporter) -> Outcome:
+        ref = AttemptRef(dispatch.task_id, dispatch.attempt_no)
+        if ref in self._active:  # a redelivered dispatch: the attempt runs once
+            return await asyncio.shield(self._active[ref].done)
+        attempt = _Attempt(ref)
+        self._active[ref] = attempt
+        capped = CappedReporter(reporter, self.config.log_cap_bytes)
+        abandoned = False
+        try:
+            outcome = await self._run(dispatch, attempt, capped)
+        except PrepareFailed as exc:
+            capped.system(exc.detail)
+            outcome = Outcome(reason="infra_error", message=exc.detail)
+        except aiodocker.DockerError as exc:
+            outcome = Outcome(reason="infra_error", message=f"docker: {exc.message}")
+        except (aiohttp.ClientError, OSError) as exc:
+            outcome = Outcome(reason="infra_error", message=f"docker unreachable: {exc}")
+        except asyncio.CancelledError:
+            if attempt.stop_reason is None or _cancelling():
+                # the agent itself is going away: leave the container for a restarted agent
+                # to adopt or remove (reconcile), and do not report an outcome
+                abandoned = True
+                attempt.done.cancel()
+                raise
+            outcome = Outcome(reason=_STOP_OUTCOME[attempt.stop_reason],  # type: ignore[arg-type]
+                              message=f"stopped while preparing ({attempt.stop_reason})")
+        finally:
+            if not abandoned:
+                await self._cleanup(attempt)
+            del self._active[ref]
+        if capped.truncated:
+            capped.system(f"{capped.dropped} bytes of output were discarded")
+        attempt.done.set_result(outcome)
+        return outcome
+
+    async def stop(self, ref: AttemptRef, reason: StopReason) -> None:
+        attempt = self._active.get(ref)
+        if attempt is None:
+            await self._remove_container(container_name(ref), force=True)
+            return
+        if attempt.stop_reason is None:
+            attempt.stop_reason = reason
+        if attempt.container is None:
+            if attempt.prepare is not None and not attempt.prepare.done():
+                attempt.prepare.cancel()
+            return
+        await self._stop_container(attempt.container)
+
+    async def owned_attempts(self) -> list[AttemptRef]:
+        refs = set(self._active)
+        for container in await self._ours(all_states=False):
+            ref = ref_from_labels(container["Labels"])
+            if ref is not None:
+                refs.add(ref)
+        return sorted(refs, key=lambda r: (r.task_id, r.attempt_no))
+
+    async def remove_orphans(self, keep: set[AttemptRef]) -> None:
+        for ref in [r for r in self._active if r not in keep]:
+            await self.stop(ref, "reconcile")
+        keep_names = {attempt_name(r) for r in keep | set(self._active)}
+        for container in await self._ours(all_states=True):
+            ref = ref_from_labels(container["Labels"])
+            if ref is not None and attempt_name(ref) in keep_names:
+                continue
+            if self.config.keep_finished and container.get("State") == "exited":
+                continue
+            await self._remove_container(container["Id"], force=True)
+        if not self.config.keep_finished:
+            await self.workspaces.remove_except(keep_names)
+
+    async def health(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.docker.version(), self.config.docker_timeout_s)
+        except Exception as exc:  # any failure to answer is the reason, shown to the admin
+            return f"docker unreachable: {exc or type(exc).__name__}"
+        return None
+
+    # -- beyond the Runner protocol --------------------------------------------------------
+
+    async def adopt(self, ref: AttemptRef, reporter: Reporter) -> Outcome:
+        """Follow a container started before this agent restarted until it ends (the server
+        kept the attempt during reconcile): new output, timeout, exit code, cleanup."""
+        if ref in self._active:
+            return await asyncio.shield(self._active[ref].done)
+        attempt = _Attempt(ref)
+        self._active[ref] = attempt
+        capped = CappedReporter(reporter, self.config.log_cap_bytes)
+        try:
+            try:
+                container = await self.docker.containers.get(container_name(ref))
+            except aiodocker.DockerError:
+                outcome = Outcome(reason="infra_error", message="container vanished while the agent was down")
+            else:
+                attempt.container = container
+                info = container._container
+                state = info["State"]
+                if not state.get("Running"):
+                    code = int(state.get("ExitCode", -1))
+                    capped.system(f"the container ended while the agent was down (exit code {code})")
+                    outcome = Outcome(reason="succeeded" if code == 0 else "exit_nonzero", exit_code=code)
+                else:
+                    started = _parse_ts(state.get("StartedAt", ""))
+                    timeout = float(info["Config"]["Labels"].get(LABEL_TIMEOUT, "3600"))
+                    remaining = max(0.0, timeout - (time.time() - started)) if started else timeout
+                    outcome = await self._follow(container, attempt, capped, remaining, attach_first=True)
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
+            outcome = Outcome(reason="infra_error", message=f"docker unreachable: {exc}")
+        finally:
+            await self._cleanup(attempt)
+            del self._active[ref]
+        attempt.done.set_result(outcome)
+        return outcome
+
+    async def prune_images(self) -> None:
+        """Remove least recently used env images beyond ``image_budget_mb`` (not those in use)."""
+        protect = [a.image for a in self._active.values() if a.image]
+        await self.ledger.prune(self.docker, self.config.image_budget_mb * 1024 * 1024, protect)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _run(self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter) -> Outcome:
+        attempt.prepare = asyncio.create_task(self._prepare(dispatch, attempt, reporter))
+        image = await attempt.prepare
+        if attempt.stop_reason:
+            raise asyncio.CancelledError
+        body = container_config(dispatch, image=image, config=self.config, node=self.node,
+                                workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)))
+        container = await self.docker.containers.create(body, name=container_name(attempt.ref))
+        attempt.container = container
+        return await self._follow(container, attempt, reporter, float(dispatch.timeout_s),
+                                  attach_first=False, command=dispatch.command, image=image)
+
+    async def _prepare(self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter) -> str:
+        t0 = time.monotonic()
+        await reporter.stage("fetch_code")
+        workspace = self.workspaces.create(attempt.ref)
+        await self.git.ensure_commit(dispatch.code_repo_url, dispatch.code_commit_id)
+        await self.git.checkout(dispatch.code_repo_url, dispatch.code_commit_id, workspace)
+        t1 = time.monotonic()
+        await reporter.stage("fetch_env")
+        env = await self.envs.ensure_image(self.docker, dispatch.env_repo_url, dispatch.env_commit_id,
+                                           dispatch.dockerfile_path, reporter)
+        attempt.image = env.tag
+        attempt.timings.update(fetch_code=t1 - t0, env_image=time.monotonic() - t1)
+        reporter.system(f"env image {env.tag} " + ("built" if env.built else "reused (no build)"))
+        if env.built:
+            self._spawn(self.prune_images())
+        return env.tag
+
+    async def _follow(self, container: aiodocker.containers.DockerContainer, attempt: _Attempt,
+                      reporter: CappedReporter, timeout: float, *, attach_first: bool,
+                      command: list[str] | None = None, image: str | None = None) -> Outcome:
+        stream = container.attach(stdout=True, stderr=True, logs=False)
+        async with stream:
+            if not attach_first:
+                try:
+                    await container.start()
+                except aiodocker.DockerError as exc:
+                    if any(s in str(exc.message) for s in _NOT_FOUND) and command:
+                        message = f"command {command[0]!r} not found in image {image}"
+                        reporter.system(message)
+                        return Outcome(reason="exit_nonzero", exit_code=127, message=message)
+                    raise
+                attempt.timings["started_at"] = time.monotonic()
+                await reporter.running()
+            if attempt.stop_reason:
+                await self._stop_container(container)
+            pump = asyncio.create_task(_pump(stream, reporter, attempt.stderr_head))
+            waiter = asyncio.create_task(container.wait())
+            try:
+                done, _ = await asyncio.wait({waiter}, timeout=timeout)
+                if not done:
+                    if attempt.stop_reason is None:
+                        attempt.stop_reason = "timed_out"
+                        reporter.system(f"timeout of {timeout:.0f} s reached; stopping the container")
+                    await self._stop_container(container)
+                result = await waiter
+            finally:
+                waiter.cancel()
+                try:
+                    await asyncio.wait_for(pump, 10)
+                except (TimeoutError, asyncio.CancelledError):
+                    pump.cancel()
+        code = int(result.get("StatusCode", -1))
+        if attempt.stop_reason:
+            return Outcome(reason=_STOP_OUTCOME[attempt.stop_reason], exit_code=code,  # type: ignore[arg-type]
+                           message=f"stopped ({attempt.stop_reason})")
+        if code == 0:
+            return Outcome(reason="succeeded", exit_code=0)
+        if code == 127 and command and f"exec {command[0]} failed".encode() in attempt.stderr_head:
+            # docker-init (the container's PID 1) could not exec the command
+            message = f"command {command[0]!r} not found in image {image}"
+            reporter.system(message)
+            return Outcome(reason="exit_nonzero", exit_code=127, message=message)
+        state = (await container.show()).get("State", {})
+        if state.get("OOMKilled"):
+            return Outcome(reason="exit_nonzero", exit_code=code, message="killed: out of memory")
+        return Outcome(reason="exit_nonzero", exit_code=code)
+
+    async def _stop_container(self, container: aiodocker.containers.DockerContainer) -> None:
+        grace = self.config.stop_grace_s
+        try:
+            await container.stop(t=grace, timeout=grace + self.config.docker_timeout_s)
+        except aiodocker.DockerError as exc:
+            if exc.status not in (304, 404):
+                log.warning("stopping %s: %s", container.id[:12], exc.message)
+
+    async def _cleanup(self, attempt: _Attempt) -> None:
+        if self.config.keep_finished:
+            return
+        try:
+            if attempt.container is not None:
+                await self._remove_container(attempt.container.id, force=True)
+            await self.workspaces.remove(attempt.ref)
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("cleanup of %s left something behind: %s", attempt_name(attempt.ref), exc)
+
+    async def _remove_container(self, name_or_id: str, *, force: bool) -> None:
+        try:
+            await self.docker.containers.container(name_or_id).delete(force=force, v=True)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                log.warning("removing container %s: %s", name_or_id[:64], exc.message)
+
+    async def _ours(self, *, all_states: bool) -> list[dict[str, Any]]:
+        containers = await self.docker.containers.list(
+            all=all_states, filters={"label": [f"{LABEL_NODE}={self.node}"]})
+        return [c._container for c in containers]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+
+async def _pump(stream: Any, reporter: CappedReporter, stderr_head: bytearray) -> None:
+    while True:
+        message = await stream.read_out()
+        if message is None:
+            return
+        if message.stream == 2:
+            if len(stderr_head) < 1024:
+                stderr_head.extend(message.data[:1024])
+            reporter.log("stderr", message.data)
+        else:
+            reporter.log("stdout", message.data)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return bool(task and task.cancelling())
+
+
+def _parse_ts(value: str) -> float | None:
+    if not value or value.startswith("0001-"):
+        return None
+    head, _, frac = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float(f"0.{frac[:6] or 0}")
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background work failed: %s", task.exception())
