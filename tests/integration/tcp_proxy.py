@@ -1,0 +1,87 @@
+"""A loopback TCP proxy that can freeze: stop forwarding without closing (a network that went
+away silently, no FIN, no RST). Runs its own asyncio loop in a thread so sync tests can use it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+__all__ = ["FreezableProxy"]
+
+
+class FreezableProxy:
+    """``127.0.0.1:<port>`` → ``target``. ``freeze()`` stalls every open connection for good;
+    connections made after it pass again (a node whose network came back)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.connections = 0
+        self._frozen: list[asyncio.Event] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="freezable-proxy", daemon=True)
+
+    def start(self) -> "FreezableProxy":
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._accept, "127.0.0.1", 0), self._loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def freeze(self) -> None:
+        """Stop forwarding on every open connection; sockets stay open and unread."""
+        def go() -> None:
+            for ev in self._frozen:
+                ev.set()
+        self._loop.call_soon_threadsafe(go)
+
+    def close(self) -> None:
+        async def shut() -> None:
+            if self._server:
+                self._server.close()
+            for w in self._writers:
+                w.transport.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        frozen = asyncio.Event()
+        self._frozen.append(frozen)
+        self._writers += [writer, up_writer]
+        await asyncio.gather(self._pump(reader, up_writer, frozen), self._pump(up_reader, writer, frozen))
+
+    @staticmethod
+    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event) -> None:
+        while not frozen.is_set():
+            read = asyncio.ensure_future(src.read(65536))
+            stop = asyncio.ensure_future(frozen.wait())
+            await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if frozen.is_set():
+                read.cancel()
+                stop.cancel()
+                break
+            stop.cancel()
+            data = read.result()
+            if not data:
+                dst.close()
+                return
+            dst.write(data)
+            await dst.drain()
+        await asyncio.Event().wait()  # frozen: hold both sockets open, forward nothing, forever

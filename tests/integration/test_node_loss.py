@@ -1,0 +1,77 @@
+"""A node that dies (kill -9) or whose network goes silent (no FIN): it goes offline after the
+timeout, its attempt is lost, and the task is retried on another node exactly once."""
+
+from __future__ import annotations
+
+import time
+
+from tests.integration.conftest import (
+    assert_one_final, events, submit, trace_kinds, wait_for, wait_online, wait_state,
+)
+from tests.integration.tcp_proxy import FreezableProxy
+
+
+def _assert_retried_elsewhere(api, task_id: str, lost_node: str, other: str) -> dict:  # type: ignore[no-untyped-def]
+    done = wait_state(api, task_id, timeout=60)
+    assert done["state"] == "succeeded", done
+    assert [(a["node_name"], a["state"]) for a in done["attempts"]] == [(lost_node, "lost"), (other, "succeeded")]
+    assert done["attempts"][0]["reason"] == "node_lost"
+    kinds = trace_kinds(api, task_id)
+    last_assigned = len(kinds) - 1 - kinds[::-1].index("task.assigned")
+    assert kinds.index("task.started") < kinds.index("task.attempt_lost") < kinds.index("task.retried") \
+        < last_assigned < kinds.index("task.succeeded"), kinds
+    assert kinds.count("task.assigned") == 2 and kinds.count("task.retried") == 1
+    assert_one_final(api, task_id)
+    return done
+
+
+def test_kill_9_moves_the_node_offline_and_retries_elsewhere(live_server, agent_factory):
+    first = agent_factory(live_server, "victim", labels={"pool": "x"}, cpus=2)
+    with live_server.api() as api:
+        nodes = wait_online(api, "victim")
+        task = submit(api, "sleep 3; echo done", resources={"labels": {"pool": "x"}})
+        running = wait_state(api, task["id"], "running", timeout=30)
+        assert running["attempts"][0]["node_name"] == "victim"
+        agent_factory(live_server, "survivor", labels={"pool": "x"}, cpus=2)
+        wait_online(api, "survivor")
+        killed_at = time.monotonic()
+        first.kill()
+        offline = wait_for(lambda: (n := api.get(f"/api/nodes/{nodes['victim']['id']}").json())["state"] == "offline" and n,
+                           timeout=30, what="victim offline")
+        # Offline after the timeout (4 s in these tests), not at the disconnect.
+        assert time.monotonic() - killed_at >= 3.0
+        assert offline["running_attempts"] == []
+        ev = events(api, "node.offline", nodes["victim"]["id"])
+        assert len(ev) == 1 and ev[0]["payload"]["reason"] == "no heartbeat"
+        _assert_retried_elsewhere(api, task["id"], "victim", "survivor")
+
+
+def test_silent_network_loss_without_fin(live_server, agent_factory):
+    proxy = FreezableProxy("127.0.0.1", live_server.port).start()
+    try:
+        frozen_agent = agent_factory(_Via(live_server, proxy.url), "frozen", labels={"pool": "y"}, cpus=2)
+        with live_server.api() as api:
+            nodes = wait_online(api, "frozen")
+            task = submit(api, "sleep 4; echo done", resources={"labels": {"pool": "y"}})
+            wait_state(api, task["id"], "running", timeout=30)
+            agent_factory(live_server, "direct", labels={"pool": "y"}, cpus=2)
+            wait_online(api, "direct")
+            proxy.freeze()
+            wait_for(lambda: api.get(f"/api/nodes/{nodes['frozen']['id']}").json()["state"] == "offline", timeout=30,
+                     what="frozen node offline")
+            assert frozen_agent.proc is not None and frozen_agent.proc.poll() is None  # it never saw a FIN
+            assert events(api, "node.disconnected", nodes["frozen"]["id"])  # the server gave up on the silent socket
+            _assert_retried_elsewhere(api, task["id"], "frozen", "direct")
+    finally:
+        proxy.close()
+
+
+class _Via:
+    """A live server as seen through another URL (the proxy): tokens via the real API."""
+
+    def __init__(self, server, url: str) -> None:  # type: ignore[no-untyped-def]
+        self._server = server
+        self.url = url
+
+    def api(self):  # type: ignore[no-untyped-def]
+        return self._server.api()
