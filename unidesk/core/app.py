@@ -18,6 +18,7 @@ from unidesk.core import health as health_mod
 from unidesk.core.auth.controllers import ApiTokenController, AuthController, NodeTokenController, UserController
 from unidesk.core.auth.middleware import PUBLIC_PATHS, AuthMiddleware
 from unidesk.core.auth.ratelimit import LoginLimiter
+from unidesk.core.backup_schedule import backup_check
 from unidesk.core.auth.services import UserService
 from unidesk.core.auth.schemas import UserCreate
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
@@ -28,6 +29,9 @@ from unidesk.core.events.controllers import EventController
 from unidesk.core.events.hub import EventHub
 from unidesk.core.ingress.handler import agent_socket
 from unidesk.core.logs.controllers import LogController
+from unidesk.core.metrics import metrics
+from unidesk.core.nodes.maintenance import request_maintenance
+from unidesk.core.readiness import ready
 from unidesk.core.nodes.samples_api import node_samples
 from unidesk.core.stats import stats
 from unidesk.core.nodes.controllers import NodeController
@@ -37,6 +41,11 @@ from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, par
 from unidesk.core.problems import EXCEPTION_HANDLERS
 from unidesk.core.requestid import RequestIdMiddleware
 from unidesk.core.settings import Settings
+from unidesk.core.storage.agent_api import AgentOutputController
+from unidesk.core.storage.controllers import ArtifactController
+from unidesk.core.storage.runtime import install_storage
+from unidesk.core.storage.signed_routes import signed_files
+from unidesk.core.storage.taskfiles import attach_file_urls
 from unidesk.core.tasks.controllers import TaskController
 from unidesk.core.webui import serve_ui
 
@@ -72,6 +81,15 @@ def _scheduler(state: State) -> Any:
     return scheduler
 
 
+def _backup_schedule(state: State) -> Any:
+    if not state.settings.backup_daily_at:
+        return None
+    from unidesk.core.backup_schedule import BackupSchedule
+
+    state.components["backup"] = BackupSchedule(state)
+    return state.components["backup"]
+
+
 def _local_agent(state: State) -> Any:
     if not state.settings.local_agent:
         return None
@@ -80,7 +98,7 @@ def _local_agent(state: State) -> Any:
     return LocalAgent(state)
 
 
-COMPONENT_FACTORIES: list[Any] = [_ingress, _scheduler, _local_agent]
+COMPONENT_FACTORIES: list[Any] = [_ingress, attach_file_urls, _scheduler, _backup_schedule, _local_agent]
 """Callables ``(state) -> Component | None`` run at startup, in order. Tests pass their own list."""
 
 
@@ -117,6 +135,7 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
         checks = state.health_checks
         checks.register("database", health_mod.database_check(state))
         checks.register("migrations", health_mod.migrations_check(state))
+        install_storage(state)
 
         async def event_stream() -> str | None:
             return state.event_hub.error
@@ -127,6 +146,7 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
             return "; ".join(facade.errors) or None
 
         checks.register("plugins", plugin_load)
+        checks.register("backup", backup_check(state))
         await _ensure_first_admin(state, settings)
         await facade.startup(state)
         for name, listener in facade.event_listeners(state):
@@ -159,7 +179,8 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
     })
     app = Litestar(
         route_handlers=[health_mod.health, AuthController, UserController, ApiTokenController, NodeTokenController,
-                        TaskController, NodeController, EventController, LogController, node_samples, stats, list_plugins, agent_socket, *extra_route_handlers, serve_ui],
+                        TaskController, NodeController, EventController, LogController, node_samples, stats, list_plugins, agent_socket,
+                        ArtifactController, AgentOutputController, signed_files, ready, metrics, request_maintenance, *extra_route_handlers, serve_ui],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],

@@ -44,6 +44,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_format: Annotated[Literal["auto", "json", "console"], Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY).")] = "auto"
     log_level: Annotated[str, Doc(description="Minimum log level.")] = "info"
     max_log_bytes_per_attempt: Annotated[int, Doc(description="Log bytes stored per attempt before truncation.", ge=1024)] = 64 * 1024 * 1024
+    backup_dir: Annotated[str, Doc(description="Directory of pg_dump snapshots; empty means <data_dir>/backups (created); a configured one must exist.")] = ""
+    backup_keep: Annotated[int, Doc(description="How many snapshots to keep; older ones are deleted after a successful backup.", ge=1, le=1000)] = 7
+    backup_daily_at: Annotated[str, Doc(description="UTC time 'HH:MM' at which the server takes its daily backup; empty disables the schedule.", pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d$")] = ""
+    backup_globals: Annotated[bool, Doc(description="Also dump roles and tablespaces (pg_dumpall --globals-only) beside each snapshot.")] = True
+    backup_timeout_s: Annotated[float, Doc(description="Upper bound of one pg_dump or restore run, seconds.", gt=0)] = 3600.0
+    storage_backend: Annotated[Literal["local", "s3"], Doc(description="Object store of artifacts: 'local' (files under storage_dir, served by this server) or 's3'.")] = "local"
+    storage_dir: Annotated[str | None, Doc(description="Directory of the local object store; unset means <data_dir>/files.")] = None
+    storage_signing_key: Annotated[str | None, Doc(description="HMAC key of local presigned URLs (same on every instance); unset: generated in <data_dir>/storage/signing.key.")] = None
+    storage_url_ttl_s: Annotated[int, Doc(description="Lifetime of presigned upload/download URLs handed to people and nodes, seconds.", ge=10, le=7 * 24 * 3600)] = 900
+    storage_max_upload_bytes: Annotated[int, Doc(description="Largest artifact accepted, bytes (the per-route body limit of uploads).", ge=1)] = 1 << 40
+    s3_bucket: Annotated[str, Doc(description="Bucket of the s3 backend.")] = "unidesk"
+    s3_endpoint_url: Annotated[str | None, Doc(description="Endpoint of the S3-compatible service (MinIO, Ceph RGW); unset means AWS.")] = None
+    s3_region: Annotated[str, Doc(description="Region of the s3 backend.")] = "us-east-1"
+    s3_access_key_id: Annotated[str | None, Doc(description="Access key of the s3 backend; unset uses boto3's usual credential chain.")] = None
+    s3_secret_access_key: Annotated[str | None, Doc(description="Secret key of the s3 backend.")] = None
+    s3_multipart_threshold_bytes: Annotated[int, Doc(description="Objects larger than this are uploaded to s3 in parts (resumable).", ge=5 * 1024 * 1024)] = 64 * 1024 * 1024
+    s3_part_size_bytes: Annotated[int, Doc(description="Part size of s3 multipart uploads (S3 needs at least 5 MiB).", ge=5 * 1024 * 1024)] = 64 * 1024 * 1024
 
     @property
     def data_path(self) -> Path:

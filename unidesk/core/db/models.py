@@ -7,5 +7,6 @@ from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.samples import NodeSampleRow
 from unidesk.core.tasks.models import AttemptRow, TaskRow
+from unidesk.core.storage.models import ArtifactRow
 
-__all__ = ["Base", "User", "ApiToken", "NodeToken", "Event", "NodeRow", "TaskRow", "AttemptRow", "LogChunkRow", "NodeSampleRow"]
+__all__ = ["Base", "User", "ApiToken", "NodeToken", "Event", "NodeRow", "TaskRow", "AttemptRow", "LogChunkRow", "NodeSampleRow", "ArtifactRow"]

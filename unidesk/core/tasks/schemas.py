@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from unidesk.core.storage.schemas import OutputPattern, TaskInput
+
 __all__ = ["Resources", "TaskCreate", "Task", "Attempt", "TaskPage", "TraceOut", "COMMIT_PATTERN"]
 
 COMMIT_PATTERN = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
@@ -46,6 +48,10 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_on_failure: bool = False
     extensions: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], dict[str, Any]], msgspec.Meta(max_length=16)] = {}
     """Fields for plugins, keyed by extension name (e.g. {"projects": {"work_item_id": "…"}})."""
+    inputs: Annotated[list[TaskInput], msgspec.Meta(max_length=64)] = []
+    """Artifacts (id or name) mounted read-only in the container; pinned at submit."""
+    outputs: Annotated[list[OutputPattern], msgspec.Meta(max_length=64)] = []
+    """Paths or globs under /workspace/outputs uploaded as artifacts after a successful run."""
 
 
 class Attempt(msgspec.Struct, kw_only=True):

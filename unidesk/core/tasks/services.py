@@ -18,6 +18,7 @@ from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append
 from unidesk.core.settings import Settings
+from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, AttemptRow, TaskRow
@@ -90,6 +91,7 @@ class TaskService:
 
     async def submit(self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None) -> schemas.Task:
         argv = self.validate(data)
+        extra = {**(extra or {}), **await resolve_task_files(self.s, data.inputs, data.outputs)}
         row = TaskRow(
             id=uuid.uuid4(), name=data.name or shlex.join(argv)[:200], owner_id=principal.user_id, state="pending",
             code_repo_url=data.code_repo_url, code_commit_id=data.code_commit_id, env_repo_url=data.env_repo_url,
