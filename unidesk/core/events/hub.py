@@ -101,9 +101,12 @@ class EventHub:
     async def _pump(self) -> None:
         gap_since: float | None = None
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
+            # the event fires, and stop() would then wait for this loop forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5 if gap_since else 5.0)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(0.5 if gap_since else 5.0):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
