@@ -1,4 +1,4 @@
-"""``unidesk-server``: serve (default), migrate, create-admin, node-token, settings."""
+"""``unidesk-server``: serve (default), migrate, create-admin, node-token, settings, backup, restore."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import secrets
 import sys
 from typing import Any, Awaitable, Callable
 
+from unidesk.core.backup_cli import add_backup_parsers, run_backup_command
 from unidesk.core.settings import Settings, load_settings, settings_reference
 from unidesk.errors import UnideskError
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = nts.add_parser("revoke", help="revoke a token")
     r.add_argument("token_id")
     sub.add_parser("settings", help="print every setting with its default")
+    add_backup_parsers(sub)
     return p
 
 
@@ -155,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             return _create_admin(settings, args.username, args.password_stdin)
         if command == "node-token":
             return _node_token(settings, args)
+        if command in ("backup", "restore"):
+            return run_backup_command(settings, args)
         if command == "settings":
             print(settings_reference())
             return 0

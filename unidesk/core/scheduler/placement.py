@@ -6,7 +6,10 @@ import uuid
 
 import msgspec
 
-__all__ = ["NodeCapacity", "Demand", "Placement", "place", "never_fits_reason"]
+__all__ = ["NodeCapacity", "Demand", "Placement", "place", "never_fits_reason", "route_refusal", "MAINTENANCE_OPS"]
+
+MAINTENANCE_OPS = ("probe", "exec")
+"""The only operations the ``host.ssh`` runtime carries (bounded admin maintenance)."""
 
 
 class NodeCapacity(msgspec.Struct, kw_only=True):
@@ -20,6 +23,8 @@ class NodeCapacity(msgspec.Struct, kw_only=True):
     free_memory_mb: int
     free_gpu_indices: list[int]
     runtimes: list[str] = []
+    accepts_work: bool = True
+    """False while draining or unhealthy: only pinned host.ssh maintenance may still reach it."""
 
 
 class Demand(msgspec.Struct, kw_only=True):
@@ -30,6 +35,8 @@ class Demand(msgspec.Struct, kw_only=True):
     labels: dict[str, str]
     runtime: str = "docker"
     pinned_node: uuid.UUID | None = None
+    kind: str = "container"
+    op: str = ""
 
 
 class Placement(msgspec.Struct, kw_only=True):
@@ -43,8 +50,21 @@ def _labels_match(want: dict[str, str], have: dict[str, str]) -> bool:
     return all(have.get(k) == v for k, v in want.items())
 
 
+def route_refusal(d: Demand) -> str | None:
+    """Why a task may never be routed at all: host.ssh carries nothing but bounded maintenance
+    operations pinned to one node, and such operations never run in another runtime."""
+    if d.kind == "host.ssh" or d.runtime == "host.ssh":
+        if d.kind != "host.ssh" or d.runtime != "host.ssh" or d.op not in MAINTENANCE_OPS or d.pinned_node is None:
+            return "the host.ssh runtime carries only probe/exec maintenance operations pinned to one node"
+    return None
+
+
 def _fits_now(d: Demand, n: NodeCapacity) -> bool:
-    return (d.cpus <= n.free_cpus + 1e-9 and d.memory_mb <= n.free_memory_mb and d.gpus <= len(n.free_gpu_indices)
+    if route_refusal(d) is not None:
+        return False
+    if d.runtime == "host.ssh":  # maintenance: no capacity, reaches a draining or unhealthy node too
+        return d.pinned_node == n.node_id and "host.ssh" in n.runtimes
+    return n.accepts_work and (d.cpus <= n.free_cpus + 1e-9 and d.memory_mb <= n.free_memory_mb and d.gpus <= len(n.free_gpu_indices)
             and _labels_match(d.labels, n.labels) and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
             and (d.pinned_node is None or d.pinned_node == n.node_id))
 
@@ -71,6 +91,15 @@ def place(demands: list[Demand], nodes: list[NodeCapacity]) -> tuple[list[Placem
 
 def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
     """Why no known schedulable node could run this task even when idle; None if some could."""
+    refusal = route_refusal(d)
+    if refusal is not None:
+        return refusal
+    if d.runtime == "host.ssh":
+        pinned = [n for n in nodes if n.node_id == d.pinned_node]
+        if not pinned:
+            return "the node this task is pinned to is not online"
+        return None if "host.ssh" in pinned[0].runtimes else "the pinned node does not offer the host.ssh runtime"
+    nodes = [n for n in nodes if n.accepts_work]
     if not nodes:
         return "no online node accepts work"
     label_ok = [n for n in nodes if _labels_match(d.labels, n.labels)]

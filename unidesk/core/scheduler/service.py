@@ -31,14 +31,19 @@ WAKE_KINDS = frozenset({
     "task.submitted", "task.retried", "task.succeeded", "task.failed", "task.cancelled", "task.attempt_lost",
     "node.online", "node.connected", "node.undrained", "node.healthy", "node.registered",
 })
-_SCHEDULABLE = (NodeRow.state == "online", NodeRow.draining.is_(False), NodeRow.unhealthy_reason.is_(None),
-                NodeRow.connection_id.is_not(None))
+_SCHEDULABLE = (NodeRow.state == "online", NodeRow.connection_id.is_not(None))
+"""Connected nodes; draining or unhealthy ones (``accepts_work`` False) get only host.ssh maintenance."""
+
+
+def _accepts_work(n: NodeRow) -> bool:
+    return not n.draining and n.unhealthy_reason is None
 
 
 def _demand(t: TaskRow) -> Demand:
     pinned = t.extra.get("node_id")
     return Demand(task_id=t.id, cpus=t.cpus, memory_mb=t.memory_mb, gpus=t.gpus, labels=dict(t.labels),
-                  runtime=str(t.extra.get("runtime", "docker")), pinned_node=uuid.UUID(pinned) if pinned else None)
+                  runtime=str(t.extra.get("runtime", "docker")), pinned_node=uuid.UUID(pinned) if pinned else None,
+                  kind=str(t.extra.get("kind", "container")), op=str((t.extra.get("params") or {}).get("op", "")))
 
 
 async def _capacities(session: AsyncSession, nodes: list[NodeRow]) -> list[NodeCapacity]:
@@ -60,7 +65,8 @@ async def _capacities(session: AsyncSession, nodes: list[NodeRow]) -> list[NodeC
         indices = sorted(int(g.get("index", i)) for i, g in enumerate(n.gpus))
         out.append(NodeCapacity(node_id=n.id, name=n.name, labels=dict(n.labels), cpus=n.cpus, memory_mb=n.memory_mb,
                                 gpu_indices=indices, free_cpus=n.cpus - used_cpu[n.id], free_memory_mb=n.memory_mb - used_mem[n.id],
-                                free_gpu_indices=[g for g in indices if g not in used_gpu[n.id]], runtimes=list(n.runtimes)))
+                                free_gpu_indices=[g for g in indices if g not in used_gpu[n.id]], runtimes=list(n.runtimes),
+                                accepts_work=_accepts_work(n)))
     return out
 
 
@@ -154,7 +160,8 @@ class Scheduler:
         all_nodes = (await session.scalars(select(NodeRow).where(*_SCHEDULABLE))).all()
         idle = [NodeCapacity(node_id=n.id, name=n.name, labels=dict(n.labels), cpus=n.cpus, memory_mb=n.memory_mb,
                              gpu_indices=[int(g.get("index", i)) for i, g in enumerate(n.gpus)], free_cpus=n.cpus,
-                             free_memory_mb=n.memory_mb, free_gpu_indices=[], runtimes=list(n.runtimes)) for n in all_nodes]
+                             free_memory_mb=n.memory_mb, free_gpu_indices=[], runtimes=list(n.runtimes),
+                             accepts_work=_accepts_work(n)) for n in all_nodes]
         events = []
         for d in left:
             t = by_id[d.task_id]
