@@ -166,3 +166,14 @@ async def test_kill_9_then_restart_reconciles_and_leaves_no_orphan(exec_config, 
             if proc.poll() is None:
                 proc.kill()
         await remove_node_containers(node_name)
+
+
+async def test_reconcile_calls_survive_docker_being_unreachable(exec_config, tmp_path) -> None:
+    config = msgspec.structs.replace(exec_config, docker_url=f"unix://{tmp_path}/no-docker.sock")
+    runner = DockerRunner(config, node_name="unreachable")
+    try:
+        assert await runner.owned_attempts() == []
+        await runner.remove_orphans(set())
+        await runner.stop(AttemptRef("nope", 1), "cancelled")
+    finally:
+        await runner.close()

@@ -31,6 +31,7 @@ from unidesk.gateway_agent.gitcache import GitCache
 from unidesk.gateway_agent.images import ImageLedger
 from unidesk.gateway_agent.logcap import CappedReporter
 from unidesk.gateway_agent.runner import Outcome, Reporter, StopReason
+from unidesk.gateway_agent.transfer import Transfer, TransferFailed
 from unidesk.gateway_agent.workspace import Workspaces, attempt_name
 from unidesk.protocol import AttemptRef, Dispatch
 
@@ -50,6 +51,7 @@ class _Attempt:
         self.container: aiodocker.containers.DockerContainer | None = None
         self.done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.image: str | None = None
+        self.binds: list[str] = []
         self.timings: dict[str, float] = {}
         self.stderr_head = bytearray()
 
@@ -58,8 +60,10 @@ class DockerRunner:
     """The production ``Runner``. One instance per agent process."""
 
     def __init__(self, config: ExecConfig, *, node_name: str,
-                 docker: aiodocker.Docker | None = None) -> None:
+                 docker: aiodocker.Docker | None = None, transfer: Transfer | None = None) -> None:
         self.config = config
+        self.transfer = transfer
+        """Input downloads and output uploads (``transfer.py``); None refuses tasks that declare files."""
         self.node = node_name
         self._docker = docker
         self._owns_docker = docker is None
@@ -82,6 +86,8 @@ class DockerRunner:
         if self._docker is not None and self._owns_docker:
             await self._docker.close()
             self._docker = None
+        if self.transfer is not None:
+            await self.transfer.close()
 
     # -- Runner -------------------------------------------------------------------------
 
@@ -211,11 +217,20 @@ class DockerRunner:
         if attempt.stop_reason:
             raise asyncio.CancelledError
         body = container_config(dispatch, image=image, config=self.config, node=self.node,
-                                workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)))
+                                workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)),
+                                extra_binds=attempt.binds)
         container = await self.docker.containers.create(body, name=container_name(attempt.ref))
         attempt.container = container
-        return await self._follow(container, attempt, reporter, float(dispatch.timeout_s),
-                                  attach_first=False, command=dispatch.command, image=image)
+        outcome = await self._follow(container, attempt, reporter, float(dispatch.timeout_s),
+                                     attach_first=False, command=dispatch.command, image=image)
+        if dispatch.outputs and outcome.reason == "succeeded" and self.transfer is not None:
+            try:
+                await self.transfer.upload_outputs(attempt.ref, self.workspaces.path(attempt.ref) / "outputs",
+                                                   dispatch.outputs, reporter.system)
+            except TransferFailed as exc:
+                reporter.system(exc.detail)
+                return Outcome(reason="infra_error", exit_code=outcome.exit_code, message=exc.detail)
+        return outcome
 
     async def _prepare(self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter) -> str:
         t0 = time.monotonic()
@@ -223,6 +238,8 @@ class DockerRunner:
         workspace = self.workspaces.create(attempt.ref)
         await self.git.ensure_commit(dispatch.code_repo_url, dispatch.code_commit_id)
         await self.git.checkout(dispatch.code_repo_url, dispatch.code_commit_id, workspace)
+        if dispatch.inputs or dispatch.outputs:
+            await self._prepare_files(dispatch, attempt, workspace, reporter)
         t1 = time.monotonic()
         await reporter.stage("fetch_env")
         env = await self.envs.ensure_image(self.docker, dispatch.env_repo_url, dispatch.env_commit_id,
@@ -233,6 +250,20 @@ class DockerRunner:
         if env.built:
             self._spawn(self.prune_images())
         return env.tag
+
+    async def _prepare_files(self, dispatch: Dispatch, attempt: _Attempt, workspace: Any,
+                             reporter: CappedReporter) -> None:
+        """Inputs fetched (or found in the cache) and bound read-only; an empty outputs dir."""
+        if self.transfer is None:
+            raise PrepareFailed("this agent has no file transfer configured; it cannot run tasks with inputs/outputs")
+        if dispatch.inputs:
+            await reporter.stage("fetch_inputs")
+            for cached, target in await self.transfer.fetch_inputs(dispatch.inputs, reporter.system):
+                attempt.binds.append(f"{self.config.host_path(cached)}:{target}:ro")
+        if dispatch.outputs:
+            outputs = workspace / "outputs"
+            outputs.mkdir(exist_ok=True)
+            outputs.chmod(0o777)
 
     async def _follow(self, container: aiodocker.containers.DockerContainer, attempt: _Attempt,
                       reporter: CappedReporter, timeout: float, *, attach_first: bool,
@@ -310,8 +341,14 @@ class DockerRunner:
                 log.warning("removing container %s: %s", name_or_id[:64], exc.message)
 
     async def _ours(self, *, all_states: bool) -> list[dict[str, Any]]:
-        containers = await self.docker.containers.list(
-            all=all_states, filters={"label": [f"{LABEL_NODE}={self.node}"]})
+        """This node's labelled containers; empty (logged) when Docker does not answer, since
+        ``health()`` then reports the node degraded and the next reconcile looks again."""
+        try:
+            containers = await self.docker.containers.list(
+                all=all_states, filters={"label": [f"{LABEL_NODE}={self.node}"]})
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
+            log.warning("cannot list this node's containers: %s", exc)
+            return []
         return [c._container for c in containers]
 
     def _spawn(self, coro: Any) -> None:
