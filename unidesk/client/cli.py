@@ -13,6 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from .api import ApiClient, ApiError
+from .files import add_files_parser, run_files
 from .follow import Follower, exit_code_for
 from .render import node_rows, task_detail, task_rows, trace_lines
 from .settings import ClientSettings, NotLoggedIn, load_settings, save_settings
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.add_argument("--attempt", type=int, help="attempt number (default: latest)")
     s.add_argument("--follow", "-f", action="store_true", help="keep printing until the task is final")
+
+    add_files_parser(sub, common)
     return p
 
 
@@ -108,6 +111,8 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
         _print_json(page) if ns.json else print(node_rows(page["items"]))
     elif ns.cmd == "logs":
         return _logs(api, ns)
+    elif ns.cmd == "files":
+        return run_files(api, ns, _print_json)
     return 0
 
 

@@ -27,6 +27,10 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-attempts", type=int, default=3, help="tries when a node is lost")
     p.add_argument("--retry-on-failure", action="store_true",
                    help="also retry when the command exits non-zero")
+    p.add_argument("--input", action="append", default=[], metavar="NAME[:PATH]",
+                   help="artifact (name or id) mounted read-only at PATH (default /inputs/<name>) (repeatable)")
+    p.add_argument("--output", action="append", default=[], metavar="PATH",
+                   help="path or glob under /workspace/outputs uploaded as an artifact after success (repeatable)")
 
 
 def parse_pairs(items: list[str], what: str) -> dict[str, str]:
@@ -55,4 +59,21 @@ def task_create_body(ns: argparse.Namespace, command: list[str]) -> dict[str, An
                       "labels": parse_pairs(ns.label, "--label")},
         "timeout_s": ns.timeout, "priority": ns.priority, "max_attempts": ns.max_attempts,
         "retry_on_failure": ns.retry_on_failure,
+        **_files(ns),
     }
+
+
+def _files(ns: argparse.Namespace) -> dict[str, Any]:
+    """``--input NAME[:PATH]`` and ``--output PATH`` → the ``inputs``/``outputs`` of the body."""
+    out: dict[str, Any] = {}
+    inputs = []
+    for item in getattr(ns, "input", None) or []:
+        name, sep, path = item.partition(":")
+        if not name:
+            raise ValueError(f"--input {item!r} must be NAME or NAME:PATH")
+        inputs.append({"artifact": name, **({"path": path} if sep else {})})
+    if inputs:
+        out["inputs"] = inputs
+    if getattr(ns, "output", None):
+        out["outputs"] = list(ns.output)
+    return out

@@ -79,7 +79,10 @@ def make_runner(config: AgentConfig) -> Runner:
     settings = msgspec.convert({**config.docker, "cache_dir": config.cache_dir,
                                 "allow_file_urls": config.allow_file_urls,
                                 "network_mode": config.network_mode}, exec_config.ExecConfig)
-    return docker_runner.DockerRunner(settings, node_name=config.node_name)  # type: ignore[no-any-return]
+    from .transfer import Transfer
+
+    transfer = Transfer(server_url=config.server_url, token=config.token, cache_dir=settings.cache_path)
+    return docker_runner.DockerRunner(settings, node_name=config.node_name, transfer=transfer)  # type: ignore[no-any-return]
 
 
 def _configure_logging(level: str) -> None:

@@ -45,13 +45,13 @@ def _env(dispatch: Dispatch) -> list[str]:
 
 
 def container_config(dispatch: Dispatch, *, image: str, workspace_source: str,
-                     config: ExecConfig, node: str) -> dict[str, Any]:
+                     config: ExecConfig, node: str, extra_binds: list[str] | None = None) -> dict[str, Any]:
     """The body of ``POST /containers/create`` for this attempt."""
     if any("\x00" in part for part in dispatch.command):
         raise PrepareFailed("command contains a NUL byte")
     memory = max(dispatch.memory_mb, 6) * 1024 * 1024
     host: dict[str, Any] = {
-        "Binds": [f"{workspace_source}:/workspace:rw"],
+        "Binds": [f"{workspace_source}:/workspace:rw", *(extra_binds or [])],
         "NetworkMode": config.network_mode,
         "NanoCpus": int(dispatch.cpus * 1e9) if dispatch.cpus > 0 else 0,
         "Memory": memory,
