@@ -1,1 +1,65 @@
-"""Project management plugin: projects, work items with dependencies, Gantt (being built)."""
+"""Project management plugin: projects, work items with dependencies, Gantt, runs linked to items.
+
+Loaded like a third-party plugin (``BUILTIN_PLUGINS``); every hook below is one ``@hookimpl``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from unidesk.core.hookspecs import hookimpl
+from unidesk.core.plugins.types import UiContribution
+
+__all__ = ["unidesk_route_handlers", "unidesk_models", "unidesk_migrations", "unidesk_ui_contributions",
+           "unidesk_startup", "unidesk_event_listeners", "unidesk_task_extension_names", "unidesk_task_submitting"]
+
+
+@hookimpl
+def unidesk_route_handlers() -> list[Any]:
+    from unidesk.plugins.projects.controllers import ProjectController, WorkItemController
+
+    return [ProjectController, WorkItemController]
+
+
+@hookimpl
+def unidesk_models() -> list[type]:
+    from unidesk.plugins.projects.models import MODELS
+
+    return MODELS
+
+
+@hookimpl
+def unidesk_migrations() -> list[str]:
+    return [str(Path(__file__).parent / "migrations" / "versions")]
+
+
+@hookimpl
+def unidesk_ui_contributions() -> list[UiContribution]:
+    return [UiContribution(id="projects", label="Projects", path="/projects", page="projects.list", icon="gantt", order=20)]
+
+
+@hookimpl
+def unidesk_startup(state: Any) -> Any:
+    from unidesk.plugins.projects.links import resync_links
+
+    return resync_links(state)
+
+
+@hookimpl
+def unidesk_event_listeners() -> list[Any]:
+    from unidesk.plugins.projects.links import follow_task_states
+
+    return [follow_task_states]
+
+
+@hookimpl
+def unidesk_task_extension_names() -> list[str]:
+    return ["projects"]
+
+
+@hookimpl
+async def unidesk_task_submitting(session: Any, task_id: Any, extensions: dict[str, Any], principal: Any) -> None:
+    from unidesk.plugins.projects.links import on_submit
+
+    await on_submit(session, task_id, extensions, principal)
