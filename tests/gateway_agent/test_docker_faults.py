@@ -177,3 +177,27 @@ async def test_reconcile_calls_survive_docker_being_unreachable(exec_config, tmp
         await runner.stop(AttemptRef("nope", 1), "cancelled")
     finally:
         await runner.close()
+
+
+async def test_docker_going_away_and_returning_is_seen_by_health(exec_config, world, tmp_path,
+                                                                 env_image_cleanup) -> None:
+    from tests.gateway_agent.socket_proxy import SocketProxy
+
+    proxy = SocketProxy(tmp_path / "docker.sock")
+    await proxy.start()
+    config = msgspec.structs.replace(exec_config, docker_url=f"unix://{proxy.path}")
+    runner = DockerRunner(config, node_name=f"proxy-{tmp_path.name}")
+    try:
+        assert await runner.health() is None
+        await proxy.stop()
+        reason = await runner.health()
+        assert reason is not None and reason.startswith("docker unreachable:")
+        outcome = await runner.run(world.dispatch(["true"]), FakeReporter())
+        assert outcome.reason == "infra_error" and "docker" in outcome.message
+        await proxy.start()
+        assert await runner.health() is None
+        outcome = await runner.run(world.dispatch(["sh", "-c", "echo back"]), FakeReporter())
+        assert outcome.reason == "succeeded"
+    finally:
+        await runner.close()
+        await proxy.stop()
