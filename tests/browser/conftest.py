@@ -31,8 +31,10 @@ def ensure_ui_built() -> None:
     subprocess.run(["npm", "run", "--silent", "build"], cwd=WEB, check=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    # Package scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread until it stops, and pytest-asyncio cannot run async tests after it meanwhile.
     for _pw, b in launch():
         yield b
 
