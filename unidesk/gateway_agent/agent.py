@@ -16,6 +16,7 @@ import collections
 import logging
 import time
 from contextlib import suppress
+from typing import Any
 
 import msgspec
 from websockets.asyncio.client import ClientConnection
@@ -48,9 +49,13 @@ class Agent:
     """One node's agent; ``await run()`` until a graceful stop (0) or a final refusal (non-zero)."""
 
     def __init__(self, config: AgentConfig, runner: Runner, *, resources: NodeResources,
-                 state: StateFile) -> None:
+                 state: StateFile, maintenance: Runner | None = None, node_health: Any = None) -> None:
         self.config = config
         self.runner = runner
+        self.maintenance = maintenance
+        """Runs ``host.ssh`` dispatches (``hostssh.HostSshRunner``); None: this node has no host.ssh."""
+        self.node_health = node_health
+        """``health.NodeHealth`` (Docker, disk, k3s-in-container); None: only the runner's health."""
         self.resources = resources
         self.state = state
         self.heartbeat_interval_s = config.heartbeat_interval_s or 15.0
@@ -284,8 +289,18 @@ class Agent:
                 await self._stop_in_runner(ref, "reconcile")
                 await self._finish_leftover(ref, "the server no longer expected this attempt; stopped")
 
+    async def _run_dispatch(self, dispatch: Dispatch, run: AttemptRun) -> Outcome:
+        """Ordinary tasks go to the runner (Docker); host.ssh maintenance only over SSH; nothing else."""
+        if dispatch.kind == "container":
+            return await self.runner.run(dispatch, run)
+        if dispatch.kind == "host.ssh" and self.maintenance is not None:
+            return await self.maintenance.run(dispatch, run)
+        return Outcome(reason="infra_error", message=f"this node does not run {dispatch.kind} dispatches")
+
     async def _stop_in_runner(self, ref: AttemptRef, reason: StopReason) -> None:
         try:
+            if self.maintenance is not None:
+                await self.maintenance.stop(ref, reason)
             await self.runner.stop(ref, reason)
         except Exception:
             log.exception("runner failed to stop %s/%s", ref.task_id, ref.attempt_no)
@@ -312,7 +327,7 @@ class Agent:
                         outcome = await self.runner.adopt(run.ref, run)  # type: ignore[attr-defined]
                     else:
                         await run.preparing()
-                        outcome = await self.runner.run(run.dispatch, run)
+                        outcome = await self._run_dispatch(run.dispatch, run)
                 except Exception as exc:
                     log.exception("runner failed on %s/%s", run.ref.task_id, run.ref.attempt_no)
                     outcome = Outcome(reason="infra_error", message=f"runner error: {exc}")
@@ -372,6 +387,8 @@ class Agent:
 
     async def _health(self) -> str | None:
         try:
+            if self.node_health is not None:
+                return await self.node_health.check()  # type: ignore[no-any-return]
             return await self.runner.health()
         except Exception as exc:
             return f"runner health check failed: {exc}"

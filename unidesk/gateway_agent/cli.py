@@ -98,16 +98,25 @@ async def _run(config: AgentConfig) -> int:
     from .agent import Agent
     from .state import StateFile
 
+    from .health import NodeHealth, declared_runtimes
+    from .hostssh import HostSshRunner, check_ssh_config
+
+    check_ssh_config(config)
     runner = make_runner(config)
     resources = detect_resources(node_name=config.node_name, labels=config.labels,
                                  cpus=config.cpus, memory_mb=config.memory_mb)
-    agent = Agent(config, runner, resources=resources, state=StateFile(config.state_path))
+    resources = msgspec.structs.replace(resources, runtimes=declared_runtimes(config))
+    node_health = NodeHealth(config, runner)
+    maintenance = HostSshRunner(config) if config.ssh_host else None
+    agent = Agent(config, runner, resources=resources, state=StateFile(config.state_path),
+                  maintenance=maintenance, node_health=node_health)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop)
     try:
         return await agent.run()
     finally:
+        await node_health.close()
         close = getattr(runner, "close", None)
         if close is not None:
             await close()
@@ -121,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.print_resources:
             resources = detect_resources(node_name=config.node_name, labels=config.labels,
                                          cpus=config.cpus, memory_mb=config.memory_mb)
+            from .health import declared_runtimes
+
+            resources = msgspec.structs.replace(resources, runtimes=declared_runtimes(config))
             print(json.dumps(msgspec.to_builtins(resources), indent=2))
             return 0
         require_connection_settings(config)

@@ -63,6 +63,24 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: str = "info"
     docker: dict[str, Any] = {}
     """Further Docker runner settings (a ``[docker]`` TOML table; see ``exec_config.ExecConfig``)."""
+    min_free_disk_mb: int = 2048
+    """Below this much free disk under ``cache_dir`` the node reports itself unhealthy."""
+    host_root: str = "/"
+    """Where the host's filesystem is visible (``/host`` in a container) to detect a native k3s."""
+    ssh_host: str = ""
+    """The host OS / WSL distro's SSH address for host.ssh maintenance; empty: no host.ssh runtime."""
+    ssh_port: int = 22
+    """SSH port of ``ssh_host``."""
+    ssh_user: str = ""
+    """SSH user on the host."""
+    ssh_key_file: str = ""
+    """Private key the agent logs in with (public-key auth only)."""
+    ssh_known_hosts: str = ""
+    """known_hosts file with the host's key; required, and an unknown or changed key is refused."""
+    ssh_output_cap_bytes: int = 1024 * 1024
+    """Output kept from one host.ssh operation; past it the command is stopped."""
+    ssh_max_timeout_s: float = 600.0
+    """Upper bound of one host.ssh operation, whatever the request asks."""
 
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__ if f != "token"}
@@ -153,4 +171,3 @@ def require_connection_settings(config: AgentConfig) -> None:
         raise ConfigError(f"server URL {config.server_url!r} must start with http(s):// or ws(s)://")
     if not config.token:
         raise ConfigError("no node token: pass --token-file or set UNIDESK_AGENT_TOKEN")
-

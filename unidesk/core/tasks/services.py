@@ -201,6 +201,8 @@ class TaskService:
     async def retry(self, task_id: uuid.UUID, principal: Principal) -> schemas.Task:
         """Submit a new task with the same spec as an existing one."""
         old = await self._row(task_id)
+        if old.extra.get("kind") == "host.ssh":
+            raise BadRequest("host.ssh maintenance tasks are never retried; request the operation again on its node")
         data = schemas.TaskCreate(
             name=old.name, code_repo_url=old.code_repo_url, code_commit_id=old.code_commit_id,
             env_repo_url=old.env_repo_url, env_commit_id=old.env_commit_id, dockerfile_path=old.dockerfile_path,
