@@ -30,8 +30,8 @@ def check_repo_url(field: str, url: str, *, allow_file: bool) -> str:
         raise BadRequest(f"{field}: scheme '{parts.scheme or '(none)'}' not allowed; use {', '.join(sorted(allowed))}{hint}", field=field)
     if parts.scheme != "file" and not parts.hostname:
         raise BadRequest(f"{field}: URL has no host", field=field)
-    if parts.scheme == "file" and not parts.path.startswith("/"):
-        raise BadRequest(f"{field}: file URL must have an absolute path", field=field)
+    if parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path.startswith("/")):
+        raise BadRequest(f"{field}: file URL must be file:///absolute/path", field=field)
     return url
 
 
