@@ -22,7 +22,6 @@ FORBIDDEN = re.compile(
     | \bDate\.parse\s*\(
     | \bnew\s+Date\s*\(
     | from\s+["'](?:dayjs|moment|date-fns|luxon)
-    | type\s*=\s*["']datetime-local["']
     """,
     re.VERBOSE,
 )
@@ -37,6 +36,9 @@ def _violations(files: list[Path]) -> list[str]:
     for path in files:
         if path in ALLOWED:
             continue
+        text = path.read_text(encoding="utf-8")
+        if "datetime-local" in text and not ("datetimeLocalToIso" in text and "isoToDatetimeLocal" in text):
+            found.append(f"{path}: a datetime-local input not converted with time.ts (datetimeLocalToIso/isoToDatetimeLocal)")
         for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if FORBIDDEN.search(line):
                 found.append(f"{path}:{no}: {line.strip()}")
@@ -60,7 +62,7 @@ def test_the_check_catches_formatting(tmp_path: Path) -> None:
         "const a = d.toLocaleString();\nconst b = new Intl.DateTimeFormat('en');\nconst c = x.getHours();\n"
         "const e = new Date(ts);\nconst f = d.toISOString();\n<input type=\"datetime-local\" />\nconst ok = Date.now();\n"
     )
-    assert len(_violations([bad])) == 6
+    assert len(_violations([bad])) == 6  # five calls, plus the unconverted datetime-local input
 
 
 def test_time_ts_is_the_module_that_formats() -> None:

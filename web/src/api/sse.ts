@@ -61,6 +61,8 @@ export class SseParser {
 export interface SseOptions {
   signal: AbortSignal;
   lastEventId?: string | null;
+  /** Give up on a connect that gets no response headers within this time (default 15 s). */
+  connectTimeoutMs?: number;
   onOpen?: () => void;
   onMessage: (msg: SseMessage) => void;
 }
@@ -70,11 +72,19 @@ export async function readSse(url: string, opts: SseOptions): Promise<void> {
   const headers: Record<string, string> = { Accept: "text/event-stream" };
   if (opts.lastEventId) headers["Last-Event-ID"] = opts.lastEventId;
   let res: Response;
+  // A connect that hangs (a server half-way through stopping) must not leave the caller waiting forever.
+  const connect = new AbortController();
+  const onAbort = () => connect.abort();
+  opts.signal.addEventListener("abort", onAbort);
+  const timer = setTimeout(() => connect.abort(), opts.connectTimeoutMs ?? 15_000);
   try {
-    res = await fetch(url, { headers, credentials: "same-origin", signal: opts.signal, cache: "no-store" });
+    res = await fetch(url, { headers, credentials: "same-origin", signal: connect.signal, cache: "no-store" });
   } catch (err) {
-    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    if (opts.signal.aborted) throw err;
+    if (connect.signal.aborted) throw new ApiError(0, "The server did not answer the stream request in time.");
     throw new ApiError(0, "The server could not be reached.");
+  } finally {
+    clearTimeout(timer);
   }
   if (!res.ok) throw await errorFromResponse(res);
   if (!res.body) throw new ApiError(res.status, "The event stream answered without a body.");
@@ -88,6 +98,7 @@ export async function readSse(url: string, opts: SseOptions): Promise<void> {
       for (const msg of parser.feed(value)) opts.onMessage(msg);
     }
   } finally {
+    opts.signal.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
 }

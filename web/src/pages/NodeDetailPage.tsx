@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api/client";
 import type { Node, NodeSample } from "../api/types";
+import { BeijingDateTimeInput } from "../components/BeijingDateTimeInput";
 import { LineChart, type Series } from "../components/charts";
 import { NodeBadges } from "../components/NodeBadges";
 import { Time } from "../components/Time";
@@ -22,6 +23,7 @@ export function NodeDetailPage() {
   const navigate = useNavigate();
   const node = useAsync((signal) => api.node(id, signal), [id]);
   const [range, setRange] = useState(RANGES[0]);
+  const [since, setSince] = useState<string | null>(null);
   const now = useNow(5_000);
   const reload = useThrottled(node.reload, 800);
   useLiveEvents((ev) => ev.subject_id === id || ev.kind.startsWith("task."), reload);
@@ -127,16 +129,24 @@ export function NodeDetailPage() {
               <button
                 key={r.label}
                 type="button"
-                className={`chip${range === r ? " chip-on" : ""}`}
-                aria-pressed={range === r}
-                onClick={() => setRange(r)}
+                className={`chip${range === r && !since ? " chip-on" : ""}`}
+                aria-pressed={range === r && !since}
+                onClick={() => {
+                  setRange(r);
+                  setSince(null);
+                }}
               >
                 {r.label}
               </button>
             ))}
+            <BeijingDateTimeInput id="samples-since" label="Since" value={since} onChange={setSince} max={toApiIso(now)} />
           </div>
         </div>
-        <NodeCharts node={n} rangeMs={range.ms} stepS={range.step} />
+        {since ? (
+          <NodeCharts node={n} fixedStartMs={toMs(since)} rangeMs={0} stepS={stepFor(now - toMs(since))} />
+        ) : (
+          <NodeCharts node={n} rangeMs={range.ms} stepS={range.step} />
+        )}
       </section>
       <RawJson value={n} />
     </div>
@@ -151,18 +161,18 @@ function Breadcrumb({ name }: { name: string }) {
   );
 }
 
-function NodeCharts({ node, rangeMs, stepS }: { node: Node; rangeMs: number; stepS: number }) {
+function NodeCharts({ node, rangeMs, stepS, fixedStartMs }: { node: Node; rangeMs: number; stepS: number; fixedStartMs?: number }) {
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const t = setInterval(() => setTick((x) => x + 1), 30_000);
     return () => clearInterval(t);
   }, []);
   const samples = useAsync(
-    (signal) => api.samples(node.id, toApiIso(Date.now() - rangeMs), stepS, signal),
-    [node.id, rangeMs, stepS, tick],
+    (signal) => api.samples(node.id, toApiIso(fixedStartMs ?? Date.now() - rangeMs), stepS, signal),
+    [node.id, rangeMs, stepS, fixedStartMs, tick],
   );
   const endMs = Date.now();
-  const startMs = endMs - rangeMs;
+  const startMs = Math.min(fixedStartMs ?? endMs - rangeMs, endMs - 60_000);
   if (samples.error !== null) return <ErrorBox error={samples.error} onRetry={samples.reload} />;
   if (!samples.data) return <Loading label="Loading samples…" />;
   const items: NodeSample[] = samples.data.items;
@@ -205,6 +215,11 @@ function NodeCharts({ node, rangeMs, stepS }: { node: Node; rangeMs: number; ste
       </div>
     </div>
   );
+}
+
+/** Sample step for a custom range: about 300 points, never under a minute. */
+function stepFor(rangeMs: number): number {
+  return Math.max(60, Math.ceil(rangeMs / 1000 / 300 / 60) * 60);
 }
 
 /** Inserts an empty point where samples are missing for over two steps, so lines break instead of bridging gaps. */

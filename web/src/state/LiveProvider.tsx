@@ -40,6 +40,12 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     };
   }, [check]);
 
+  // The server answers /health again: reconnect the stream now rather than at the end of a long backoff.
+  const healthy = health.health?.status === "ok";
+  useEffect(() => {
+    if (healthy) feed.retryNow();
+  }, [healthy, feed]);
+
   // A stream that drops is often the first sign of trouble: ask /health at once.
   useEffect(() => {
     if (feedState.status === "down") check();

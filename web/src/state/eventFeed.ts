@@ -48,7 +48,7 @@ export class EventFeed {
 
   /** Reconnect now (the "retry" button), skipping the backoff wait. */
   retryNow(): void {
-    if (this.stopped || this.state.status === "live") return;
+    if (this.stopped || this.state.status !== "down") return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.abort?.abort();
