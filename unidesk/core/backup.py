@@ -13,7 +13,7 @@ A forced restore drops the target's schemas first, inside that same transaction.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -185,8 +185,9 @@ def run_backup(database_url: str, directory: Path, *, keep: int = 7, with_global
     except OSError as exc:
         raise BadRequest(f"cannot write to backup dir {directory}: {exc.strerror}") from None
     finally:
-        partial.unlink(missing_ok=True)
-        globals_partial.unlink(missing_ok=True)
+        for leftover in (partial, globals_partial):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
     pruned = _prune(directory, keep)
     result = BackupResult(path=str(final), size=final.stat().st_size, entries=len(entries),
                           globals_path=str(globals_path) if globals_path else None, pruned=pruned,

@@ -101,11 +101,14 @@ class BackupSchedule:
 
     def __init__(self, state: Any) -> None:
         self.state = state
-        self.settings: Settings = state.settings
         self.error: str | None = None
         """Why the last scheduled run failed (shown until a newer backup event exists)."""
         self.error_at = datetime.min.replace(tzinfo=timezone.utc)
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings  # type: ignore[no-any-return]
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="backup-schedule")

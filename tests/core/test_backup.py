@@ -1,0 +1,263 @@
+"""Backups against the real embedded PostgreSQL: the restore drill, pruning, the schedule, and every fault."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from unidesk.core.backup import list_snapshots, restore_dump, run_backup, verify_dump
+from unidesk.core.backup_schedule import BACKUP_LOCK_KEY, BackupSchedule, next_run
+from unidesk.core.db.engine import libpq_url
+from unidesk.core.settings import Settings
+from unidesk.errors import BadRequest, Conflict, Unavailable
+
+SHA = "c" * 40
+
+
+def _conn(url: str) -> psycopg.Connection:
+    return psycopg.connect(libpq_url(url), autocommit=True)
+
+
+def snapshot(url: str) -> dict[str, list[str]]:
+    """Every row of every table in the public schema (as JSON text, sorted) plus the alembic version."""
+    with _conn(url) as c:
+        tables = [r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        return {t: sorted(r[0] for r in c.execute(f'SELECT to_jsonb(x)::text FROM public."{t}" x')) for t in tables}
+
+
+def table_count(url: str) -> int:
+    with _conn(url) as c:
+        return c.execute("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')").fetchone()[0]  # type: ignore[index]
+
+
+async def populate(client: AsyncTestClient, admin: dict[str, str]) -> None:
+    """Users, tokens, a node token and tasks in several states, all through the API."""
+    r = await client.post("/api/users", json={"username": "bo", "password": "member-password", "role": "member"}, headers=admin)
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/node-tokens", json={"name": "gpu-box"}, headers=admin)
+    assert r.status_code == 201, r.text
+    ids = []
+    for i in range(5):
+        r = await client.post("/api/tasks", headers=admin, json={
+            "name": f"drill-{i}", "code_repo_url": "https://git.example.org/a.git", "code_commit_id": SHA,
+            "env_repo_url": "https://git.example.org/env.git", "env_commit_id": SHA, "dockerfile_path": "Dockerfile",
+            "command": ["echo", f"héllo {i}"], "env": {"K": "v"}, "resources": {"cpus": 1, "memory_mb": 64}})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    r = await client.post(f"/api/tasks/{ids[0]}/cancel", headers=admin)
+    assert r.status_code == 200, r.text
+
+
+def cli(*args: str, database_url: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    e = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
+    e.update({"UNIDESK_DATABASE_URL": database_url, "UNIDESK_DATA_DIR": str(data_dir), "UNIDESK_LOG_FORMAT": "console", **env})
+    return subprocess.run([sys.executable, "-m", "unidesk.core.cli", *args], env=e, capture_output=True, text=True, timeout=300)
+
+
+async def test_restore_drill(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str, pg_cluster: Any,
+                             tmp_path: Path) -> None:
+    """Populate, back up with the CLI, restore into a fresh empty database, compare everything."""
+    await populate(client, admin_headers)
+    before = snapshot(database_url)
+    assert len(before["tasks"]) == 5 and len(before["users"]) == 2 and len(before["events"]) > 5
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    done = cli("backup", "--dir", str(backups), database_url=database_url, data_dir=tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    [dump] = list_snapshots(backups)
+    assert dump.with_name(dump.name.replace(".dump", ".globals.sql")).read_text().count("CREATE ROLE") >= 1
+    assert "verified with pg_restore --list" in done.stdout
+    with _conn(database_url) as c:
+        kind, payload = c.execute("SELECT kind, payload FROM events ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]
+    assert kind == "backup.succeeded" and payload["size"] == dump.stat().st_size
+
+    target = pg_cluster.empty_database("restore")
+    done = cli("restore", str(dump), database_url=target, data_dir=tmp_path / "d2")
+    assert done.returncode == 0, done.stderr
+    after = snapshot(target)
+    restored_events = after.pop("events")
+    source_events = before.pop("events")
+    assert after == before  # every table, every row, and alembic_version
+    extra = [e for e in restored_events if e not in source_events]
+    assert len(extra) == 1 and '"kind": "backup.restored"' in extra[0]
+    assert sorted(set(restored_events) - set(extra)) == source_events
+    with _conn(target) as c:  # sequences came along: new events continue after the restored ids
+        max_id = c.execute("SELECT max(id) FROM events").fetchone()[0]  # type: ignore[index]
+        nxt = c.execute("SELECT nextval(pg_get_serial_sequence('events', 'id'))").fetchone()[0]  # type: ignore[index]
+    assert nxt > max_id
+
+
+def test_keeps_last_n_and_never_prunes_on_failure(database_url: str, tmp_path: Path) -> None:
+    t0 = datetime(2030, 1, 1, 3, 0, tzinfo=timezone.utc)
+    for day in range(9):
+        result = run_backup(database_url, tmp_path, keep=7, now=t0 + timedelta(days=day))
+    names = [p.name for p in list_snapshots(tmp_path)]
+    assert names == [f"unidesk-203001{d:02d}T030000Z.dump" for d in range(3, 10)]
+    assert result.pruned == ["unidesk-20300102T030000Z.dump"]
+    assert sorted(p.name for p in tmp_path.glob("*.globals.sql")) == [n.replace(".dump", ".globals.sql") for n in names]
+    assert not list(tmp_path.glob(".*partial"))
+    with pytest.raises(Unavailable):
+        run_backup("postgresql://postgres@/nope?host=/nonexistent-socket-dir", tmp_path, keep=1)
+    assert [p.name for p in list_snapshots(tmp_path)] == names  # a failed run prunes nothing
+
+
+def test_two_backups_in_one_second_do_not_overwrite(database_url: str, tmp_path: Path) -> None:
+    now = datetime(2030, 5, 5, tzinfo=timezone.utc)
+    a = run_backup(database_url, tmp_path, now=now, with_globals=False)
+    b = run_backup(database_url, tmp_path, now=now, with_globals=False)
+    assert a.path != b.path and len(list_snapshots(tmp_path)) == 2 and a.globals_path is None
+
+
+def test_pg_dump_failing_reports_without_secrets(tmp_path: Path) -> None:
+    with pytest.raises(Unavailable) as err:
+        run_backup("postgresql://bob:s3cret-pw@127.0.0.1:1/db", tmp_path)
+    assert "pg_dump failed" in err.value.detail and "s3cret-pw" not in err.value.detail
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backup_dir_missing(database_url: str, tmp_path: Path) -> None:
+    missing = tmp_path / "not-mounted"
+    done = cli("backup", "--dir", str(missing), database_url=database_url, data_dir=tmp_path / "d")
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr
+    assert not missing.exists()  # never created: a missing mount must not become a folder on the root disk
+    with _conn(database_url) as c:
+        kind, payload = c.execute("SELECT kind, payload FROM events ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]
+    assert kind == "backup.failed" and "does not exist" in payload["error"]
+
+
+def test_backup_dir_read_only(database_url: str, tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "--bind", str(ro), str(ro)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        with pytest.raises(BadRequest) as err:
+            run_backup(database_url, ro)
+        assert "cannot write to backup dir" in err.value.detail and "Read-only" in err.value.detail
+        assert list(ro.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_cli_rejects_bad_keep(database_url: str, tmp_path: Path) -> None:
+    done = cli("backup", "--keep", "0", database_url=database_url, data_dir=tmp_path)
+    assert done.returncode == 2 and "--keep" in done.stderr
+
+
+@pytest.fixture
+def good_dump(database_url: str, tmp_path: Path) -> Path:
+    directory = tmp_path / "b"
+    directory.mkdir()
+    return Path(run_backup(database_url, directory, with_globals=False).path)
+
+
+def test_corrupt_dump_refused_target_untouched(good_dump: Path, pg_cluster: Any, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.dump"
+    garbage.write_bytes(b"not a dump at all\n" * 100)
+    target = pg_cluster.fresh_database("nonempty")
+    before = snapshot(target)
+    for bad in (garbage, tmp_path / "missing.dump"):
+        with pytest.raises(BadRequest):
+            restore_dump(bad, target, force=True)
+    empty = tmp_path / "empty.dump"
+    empty.write_bytes(b"")
+    with pytest.raises(BadRequest, match="empty"):
+        restore_dump(empty, target, force=True)
+    assert snapshot(target) == before
+    done = cli("restore", str(garbage), "--force", database_url=target, data_dir=tmp_path / "d")
+    assert done.returncode == 1 and "not a readable pg_dump archive" in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(target) == before
+
+
+def test_truncated_dump_rolls_back(good_dump: Path, pg_cluster: Any, tmp_path: Path) -> None:
+    """A dump cut in its data section may pass --list, but the one-transaction restore leaves nothing behind."""
+    data = good_dump.read_bytes()
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    target = pg_cluster.empty_database("cut")
+    with pytest.raises((BadRequest, Unavailable)):
+        restore_dump(cut, target)
+    assert table_count(target) == 0
+    forced = pg_cluster.fresh_database("cutforce")
+    before = snapshot(forced)
+    with pytest.raises((BadRequest, Unavailable)):
+        restore_dump(cut, forced, force=True)
+    assert snapshot(forced) == before
+
+
+def test_non_empty_target_needs_force(good_dump: Path, database_url: str, pg_cluster: Any) -> None:
+    target = pg_cluster.fresh_database("busy")
+    with _conn(target) as c:
+        c.execute("CREATE TABLE leftover (x int)")
+        c.execute("INSERT INTO users (id, username, password_hash, role, disabled) VALUES (gen_random_uuid(), 'stray', 'x', 'member', false)")
+    before = snapshot(target)
+    with pytest.raises(Conflict, match="not empty"):
+        restore_dump(good_dump, target)
+    assert snapshot(target) == before
+    result = restore_dump(good_dump, target, force=True)
+    assert result.forced
+    assert snapshot(target) == snapshot(database_url)  # replaced wholesale: no stray user, no leftover table
+
+
+def test_dump_of_a_foreign_database_refused(pg_cluster: Any, tmp_path: Path) -> None:
+    other = pg_cluster.empty_database("foreign")
+    with _conn(other) as c:
+        c.execute("CREATE TABLE t (x int)")
+    with pytest.raises(BadRequest, match="no UniDesk schema"):
+        run_backup(other, tmp_path)
+    assert list_snapshots(tmp_path) == []
+
+
+def test_verify_lists_entries(good_dump: Path) -> None:
+    entries = verify_dump(good_dump)
+    assert any("TABLE DATA public tasks" in e for e in entries)
+
+
+def test_next_run() -> None:
+    now = datetime(2030, 1, 1, 3, 0, tzinfo=timezone.utc)
+    assert next_run("03:30", now) == datetime(2030, 1, 1, 3, 30, tzinfo=timezone.utc)
+    assert next_run("03:00", now) == datetime(2030, 1, 2, 3, 0, tzinfo=timezone.utc)
+    assert next_run("00:05", now) == datetime(2030, 1, 2, 0, 5, tzinfo=timezone.utc)
+
+
+async def test_schedule_runs_once_per_slot_and_health_shows_failures(client: AsyncTestClient, settings: Settings,
+                                                                     database_url: str, tmp_path: Path) -> None:
+    import msgspec
+
+    state = client.app.state
+    state.settings = msgspec.structs.replace(settings, backup_daily_at="03:00", backup_dir=str(tmp_path))
+    schedule = BackupSchedule(state)
+    state.components["backup"] = schedule
+    slot = datetime.now(timezone.utc) - timedelta(minutes=1)
+    with _conn(database_url) as holder:  # another replica holds the lock: this one skips
+        holder.execute("SELECT pg_advisory_lock(%s)", (BACKUP_LOCK_KEY,))
+        assert await schedule.run_due(slot) is None
+        holder.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
+    assert list_snapshots(tmp_path) == []
+    result = await schedule.run_due(slot)
+    assert result is not None and len(list_snapshots(tmp_path)) == 1
+    assert await schedule.run_due(slot) is None  # that slot is done (by any replica)
+    r = await client.get("/health")
+    assert r.json()["checks"]["backup"] == "ok"
+
+    state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path / "gone"))
+    assert await schedule.run_due(datetime.now(timezone.utc)) is None
+    r = await client.get("/health")
+    assert r.status_code == 503
+    assert "does not exist" in r.json()["checks"]["backup"]
+    with _conn(database_url) as c:
+        assert c.execute("SELECT kind FROM events WHERE kind LIKE 'backup.%' ORDER BY id").fetchall() == [("backup.succeeded",), ("backup.failed",)]
+    state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path))
+    assert await schedule.run_due(datetime.now(timezone.utc)) is not None
+    r = await client.get("/health")
+    assert r.json()["checks"]["backup"] == "ok"
