@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from unidesk.core.auth.schemas import Principal
     from unidesk.core.events.schemas import EventOut
     from unidesk.core.plugins.types import UiContribution
+    import uuid
 
 __all__ = ["hookspec", "hookimpl", "PROJECT"]
 
@@ -94,3 +95,17 @@ async def unidesk_task_submitting(session: AsyncSession, task_id: Any, extension
     nothing is written. All implementations are awaited in order."""
 
 
+
+
+@hookspec
+async def unidesk_attempt_data(session: AsyncSession, task_id: uuid.UUID, attempt_no: int, channel: str, seq: int,
+                               items: list[dict[str, Any]]) -> bool | None:
+    """A batch of data an attempt wrote from inside its container (e.g. ``channel="metrics"``: the
+    JSON lines of ``$UNIDESK_METRICS_FILE``), forwarded by the agent as ``AttemptData``.
+
+    ``items`` are the decoded JSON objects, unvalidated. Called inside the report transaction;
+    return True when this plugin handles ``channel`` (others return None). ``seq`` numbers the
+    batches of one ``(task, attempt, channel)``: a batch may arrive again after a reconnect, so
+    implementations must be idempotent per seq. Raising ``UnideskError`` refuses the batch (it is
+    logged and acknowledged, never retried); any other exception rolls the batch back and the
+    agent resends it later. All implementations are awaited in order."""

@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     local_agent_network_mode: Annotated[Literal["none", "host"], Doc(description="Container network mode of the local agent's tasks.")] = "none"
     local_agent_labels: Annotated[dict[str, str], Doc(description="Labels declared by the local agent.")] = {}
     plugins: Annotated[str, Doc(description="Plugins to load: 'all', 'none', or a comma-separated list of names.")] = "all"
+    research_max_sweep_tasks: Annotated[int, Doc(description="Most tasks one parameter sweep of the research plugin may submit; larger grids are refused with 400.", ge=1, le=1_000_000)] = 1000
     log_format: Annotated[Literal["auto", "json", "console"], Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY).")] = "auto"
     log_level: Annotated[str, Doc(description="Minimum log level.")] = "info"
     max_log_bytes_per_attempt: Annotated[int, Doc(description="Log bytes stored per attempt before truncation.", ge=1024)] = 64 * 1024 * 1024

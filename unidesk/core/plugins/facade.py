@@ -129,6 +129,17 @@ class Plugins:
             if fn is not None:
                 await fn(session=session, task_id=task_id, extensions=extensions, principal=principal)
 
+    async def attempt_data(self, session: Any, task_id: Any, attempt_no: int, channel: str, seq: int,
+                           items: list[dict[str, Any]]) -> list[str]:
+        """Hand a batch of attempt data to every plugin; returns the names of those that took it."""
+        handled = []
+        for name in self.loaded.names():
+            fn = getattr(self.pm.get_plugin(name), "unidesk_attempt_data", None)
+            if fn is not None and await fn(session=session, task_id=task_id, attempt_no=attempt_no, channel=channel,
+                                           seq=seq, items=items):
+                handled.append(name)
+        return handled
+
     def info(self) -> PluginList:
         items = []
         for name in self.loaded.names():
