@@ -9,7 +9,8 @@ msgpack encoding of exactly one message below, tagged by its ``type`` field, at 
 ``MAX_FRAME_BYTES`` long.
 
 Call order:
-    agent  → Hello          (first frame; declares version, resources, attempts still running)
+    agent  → Hello          (first frame; declares version, resources, and the attempts it still
+                            answers for: running, or ended with a final report not yet acked)
     server → Welcome        (node id, heartbeat interval) or a close with a reason
     server → Reconcile      (after Welcome: which reported attempts to keep, which to kill)
     agent  → Heartbeat      every ``heartbeat_interval_s`` (usage, running attempts, health)

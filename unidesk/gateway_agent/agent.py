@@ -132,11 +132,17 @@ class Agent:
     # ---- connection ---------------------------------------------------------------------
 
     async def _hello(self) -> Hello:
+        """Hello reports every attempt this agent still answers for: running ones, and ended ones
+        whose final report the server has not acknowledged. The server's reconcile would
+        otherwise count an attempt that ended while the link was down as lost and run it again."""
         r = self.resources
+        running = self.running
+        unconfirmed = [AttemptRef(f.task_id, f.attempt_no) for f in self.state.state.finals]
+        running += [ref for ref in dict.fromkeys(unconfirmed) if ref not in set(running)]
         return Hello(
             protocol_version=PROTOCOL_VERSION, agent_version=r.agent_version, node_name=r.node_name,
             hostname=r.hostname, os=r.os, cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus,
-            labels=r.labels, runtimes=r.runtimes, running=self.running,
+            labels=r.labels, runtimes=r.runtimes, running=running,
             instance_id=self.state.state.instance_id, unhealthy_reason=await self._health(),
         )
 

@@ -49,11 +49,11 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 async def _fenced_attempt(session: AsyncSession, r: Report) -> AttemptRow | None:
     task_id = _uuid(r.msg.task_id)
-    if task_id is None:
-        return None
-    # Lock the task first: every writer locks task → attempt in that order.
-    await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
-    attempt = await session.get(AttemptRow, (task_id, r.msg.attempt_no), with_for_update=True, populate_existing=True)
+    attempt = None
+    if task_id is not None:
+        # Lock the task first: every writer locks task → attempt in that order.
+        await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
+        attempt = await session.get(AttemptRow, (task_id, r.msg.attempt_no), with_for_update=True, populate_existing=True)
     if attempt is None or attempt.node_id != r.node_id:
         await append(session, node_event(r.node_id, "node.foreign_report", f"node:{r.node_name}", task_id=r.msg.task_id[:64],
                                          attempt_no=r.msg.attempt_no, message_type=type(r.msg).__name__))
