@@ -40,8 +40,8 @@ def check_input_path(path: str) -> str:
 
 
 def check_output_pattern(pattern: str) -> str:
-    """A glob relative to /workspace/outputs (an absolute one must start there); no '..'."""
-    rel = pattern[len(OUTPUTS_DIR) + 1:] if pattern.startswith(OUTPUTS_DIR + "/") else pattern
+    """A glob relative to /workspace/outputs (an absolute one must start there); no '..'; a directory takes all its files."""
+    rel = (pattern[len(OUTPUTS_DIR) + 1:] if pattern.startswith(OUTPUTS_DIR + "/") else pattern).rstrip("/")
     if "\x00" in rel or rel.startswith("/") or not rel or any(p in ("", ".", "..") for p in rel.split("/")):
         raise BadRequest(f"outputs: {pattern[:200]!r} must be a path or glob under {OUTPUTS_DIR} without '..'",
                          field="outputs")
