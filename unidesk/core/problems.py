@@ -9,6 +9,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from unidesk.core.requestid import request_id_of
 from unidesk.errors import RateLimited, UnideskError
 
 __all__ = ["EXCEPTION_HANDLERS", "problem"]
@@ -17,49 +18,55 @@ log = structlog.get_logger("unidesk.http")
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+def problem(status: int, title: str, detail: str, *, request: Request | None = None, **extra: Any) -> Response[dict[str, Any]]:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {}
+    if request is not None:
+        # Exception handlers answer outside the request-id middleware: echo the id here.
+        headers["X-Request-ID"] = request_id_of(request.scope)
     if "retry_after_s" in extra:
         headers["Retry-After"] = str(extra["retry_after_s"])
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def _unidesk(request: Request, exc: UnideskError) -> Response[dict[str, Any]]:
-    log.info("request refused", path=request.url.path, method=request.method, status=exc.status, detail=exc.detail)
+    log.info("request refused", path=request.url.path, method=request.method, status=exc.status, detail=exc.detail,
+             request_id=request_id_of(request.scope))
     extra = {k: v for k, v in exc.context.items() if isinstance(v, (str, int, float, bool))}
     if isinstance(exc, RateLimited):
         extra["retry_after_s"] = exc.retry_after_s
-    return problem(exc.status, exc.title, exc.detail, **extra)
+    return problem(exc.status, exc.title, exc.detail, request=request, **extra)
 
 
 def _validation(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:
-    log.info("request invalid", path=request.url.path, method=request.method, detail=exc.detail)
+    log.info("request invalid", path=request.url.path, method=request.method, detail=exc.detail, request_id=request_id_of(request.scope))
     errors = exc.extra if isinstance(exc.extra, list) else []
     detail = exc.detail
     if errors:
         detail = "; ".join(f"{e.get('key', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)) or detail
-    return problem(400, "Bad request", detail, errors=errors)
+    return problem(400, "Bad request", detail, request=request, errors=errors)
 
 
 def _http(request: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if status >= 500:
-        log.error("http error", path=request.url.path, status=status, detail=exc.detail)
+        log.error("http error", path=request.url.path, status=status, detail=exc.detail, request_id=request_id_of(request.scope))
     else:
-        log.info("request refused", path=request.url.path, method=request.method, status=status, detail=exc.detail)
+        log.info("request refused", path=request.url.path, method=request.method, status=status, detail=exc.detail,
+                 request_id=request_id_of(request.scope))
     titles = {401: "Authentication required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
-    return problem(status, titles.get(status, "Error"), exc.detail)
+    return problem(status, titles.get(status, "Error"), exc.detail, request=request)
 
 
 def _database(request: Request, exc: DBAPIError) -> Response[dict[str, Any]]:
-    log.error("database unavailable", path=request.url.path, error=type(exc.orig).__name__ if exc.orig else str(type(exc)))
-    return problem(503, "Service unavailable", "the database is unreachable; see /health")
+    log.error("database unavailable", path=request.url.path, error=type(exc.orig).__name__ if exc.orig else str(type(exc)),
+              request_id=request_id_of(request.scope))
+    return problem(503, "Service unavailable", "the database is unreachable; see /health", request=request)
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", path=request.url.path, method=request.method)
-    return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+    log.exception("unhandled error", path=request.url.path, method=request.method, request_id=request_id_of(request.scope))
+    return problem(500, "Internal error", "an unexpected error occurred; it has been logged", request=request)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

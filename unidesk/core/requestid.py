@@ -8,9 +8,22 @@ import uuid
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware"]
+__all__ = ["RequestIdMiddleware", "request_id_of"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+SCOPE_KEY = "unidesk.request_id"
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request's id: kept in the ASGI scope, taken from a safe X-Request-ID or made up once."""
+    rid = scope.get(SCOPE_KEY)  # type: ignore[misc]
+    if rid is None:
+        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _SAFE.match(incoming) else uuid.uuid4().hex[:16]
+        scope[SCOPE_KEY] = rid  # type: ignore[literal-required]
+    return rid
 
 
 class RequestIdMiddleware:
@@ -21,8 +34,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _SAFE.match(incoming) else uuid.uuid4().hex[:16]
+        rid = request_id_of(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
