@@ -109,7 +109,7 @@ async def _database_families(state: State) -> list[Family]:
         row = (await conn.execute(_LATENCY_SQL)).one()
         hist = Family("unidesk_dispatch_latency_seconds", "histogram", "Time from a task's assignment to the node's ack of its dispatch.")
         for bound, n in zip(DISPATCH_BUCKETS_S, row[2:]):
-            hist.add(n, "_bucket", le=_number(bound))
+            hist.add(n, "_bucket", le=repr(float(bound)))
         hist.add(row[0], "_bucket", le="+Inf").add(row[0], "_count").add(float(row[1]), "_sum")
         out.append(hist)
         if (await conn.execute(_STORAGE_SQL)).scalar():
