@@ -23,6 +23,12 @@ Call order:
     agent  → LogChunk       ordered by ``seq`` per attempt; the server answers LogAck with the
                             highest stored seq, and the agent resends anything unacked after a
                             reconnect (the server drops seqs it already has)
+    agent  → AttemptData    items a running attempt wrote for a channel (``metrics``: the JSON lines
+                            the container appends to ``$UNIDESK_METRICS_FILE``), numbered by
+                            ``seq`` per (attempt, channel); the server hands them to the plugins and
+                            answers AttemptDataAck for that seq; the agent resends unacked batches
+                            after a reconnect (the server's plugins skip seqs they already stored),
+                            and sends an attempt's last batches before its final AttemptState
     server → Cancel         stop an attempt; the agent reports its final AttemptState
     either → Error          a problem with one message; the connection stays open
 
@@ -35,7 +41,7 @@ changes nothing (fencing).
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 import msgspec
 
@@ -44,10 +50,12 @@ __all__ = [
     "CLOSE_INCOMPATIBLE", "CLOSE_REPLACED", "CLOSE_REVOKED", "CLOSE_TOO_BIG", "CLOSE_SERVER_SHUTDOWN",
     "Gpu", "GpuUsage", "Usage", "AttemptRef", "FileInput", "FileOutput",
     "Hello", "Welcome", "Heartbeat", "Dispatch", "Ack", "AttemptState", "LogChunk", "LogAck",
+    "AttemptData", "AttemptDataAck",
     "Cancel", "Reconcile", "Error", "Message", "encode", "decode",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics)."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 CLOSE_BAD_FRAME = 4400
@@ -190,6 +198,25 @@ class LogAck(msgspec.Struct, tag="log_ack", kw_only=True):
     seq: int
 
 
+class AttemptData(msgspec.Struct, tag="attempt_data", kw_only=True):
+    """A batch of items (decoded JSON objects, unvalidated) an attempt wrote for ``channel``."""
+
+    task_id: str
+    attempt_no: int
+    channel: str
+    seq: int
+    items: list[dict[str, Any]]
+
+
+class AttemptDataAck(msgspec.Struct, tag="attempt_data_ack", kw_only=True):
+    """The server stored (or deliberately refused) batch ``seq``: the agent may forget it."""
+
+    task_id: str
+    attempt_no: int
+    channel: str
+    seq: int
+
+
 class Cancel(msgspec.Struct, tag="cancel", kw_only=True):
     task_id: str
     attempt_no: int
@@ -206,7 +233,8 @@ class Error(msgspec.Struct, tag="error", kw_only=True):
     message: str
 
 
-Message = Union[Hello, Welcome, Heartbeat, Dispatch, Ack, AttemptState, LogChunk, LogAck, Cancel, Reconcile, Error]
+Message = Union[Hello, Welcome, Heartbeat, Dispatch, Ack, AttemptState, LogChunk, LogAck, AttemptData, AttemptDataAck,
+                Cancel, Reconcile, Error]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)

@@ -5,6 +5,9 @@ Delivery rules this module keeps (see ``unidesk.protocol`` for the call order):
 - non-final states are best effort, the latest one per attempt is re-sent after a reconnect;
 - log chunks stay buffered until the server's LogAck and are re-sent, in seq order, after a
   reconnect; all of an attempt's output is sent before its final state;
+- data batches (``AttemptData``, e.g. metrics tailed from ``$UNIDESK_METRICS_FILE``) follow the
+  log rules: kept until the server's AttemptDataAck, re-sent after a reconnect, and an attempt's
+  last batches go out before its final state;
 - final states are kept in the state file until the server's Ack for them (sent once the
   outcome is committed), and re-sent after every reconnect and every restart.
 """
@@ -16,6 +19,7 @@ import collections
 import logging
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,13 +27,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from unidesk.protocol import (
-    PROTOCOL_VERSION, Ack, AttemptRef, AttemptState, Cancel, Dispatch, Error, Heartbeat, Hello,
+    PROTOCOL_VERSION, Ack, AttemptDataAck, AttemptRef, AttemptState, Cancel, Dispatch, Error, Heartbeat, Hello,
     LogAck, Message, Reconcile, Welcome, decode, encode,
 )
 
 from .attempt import AttemptRun, final_state
 from .config import AgentConfig
 from .connection import RETRYABLE, FinalRefusal, backoff_delay, dial, final_refusal_for
+from .datafeed import DataFeed
 from .logbuffer import FLUSH_INTERVAL_S, AttemptLog
 from .resources import NodeResources, sample_usage
 from .runner import Outcome, Runner, StopReason
@@ -64,6 +69,7 @@ class Agent:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._runs: dict[AttemptRef, AttemptRun] = {}
         self._logs: dict[AttemptRef, AttemptLog] = {}
+        self._feeds: dict[tuple[AttemptRef, str], DataFeed] = {}
         self._finished: collections.OrderedDict[AttemptRef, AttemptState] = collections.OrderedDict()
         self._flush_event = asyncio.Event()
         self._closed = asyncio.Event()
@@ -129,6 +135,16 @@ class Agent:
     def flush_soon(self) -> None:
         self._flush_event.set()
 
+    def watch_data(self, ref: AttemptRef, channel: str, path: Path) -> None:
+        """Follow a file the attempt appends JSON lines to; batches go out with the log flushes."""
+        self._feeds[(ref, channel)] = DataFeed(ref.task_id, ref.attempt_no, channel, path)
+
+    async def drain_data(self, ref: AttemptRef) -> None:
+        """Final read of the attempt's data files (the runner calls it before removing them)."""
+        for (r, _channel), feed in list(self._feeds.items()):
+            if r == ref and not feed.closed:
+                await self._poll_feed(feed, final=True)
+
     # ---- connection ---------------------------------------------------------------------
 
     async def _hello(self) -> Hello:
@@ -191,6 +207,9 @@ class Agent:
         for buffer in self._logs.values():
             for chunk in buffer.unacked():
                 await ws.send(encode(chunk))
+        for feed in self._feeds.values():
+            for batch in feed.unacked():
+                await ws.send(encode(batch))
         for report in list(self.state.state.finals):
             await ws.send(encode(report))
 
@@ -234,6 +253,8 @@ class Agent:
             await self._on_reconcile(msg)
         elif isinstance(msg, LogAck):
             self._on_log_ack(msg)
+        elif isinstance(msg, AttemptDataAck):
+            self._on_data_ack(msg)
         elif isinstance(msg, Ack):  # the server committed our final report of this attempt
             self.state.confirm({AttemptRef(msg.task_id, msg.attempt_no)})
         elif isinstance(msg, Error):
@@ -320,6 +341,32 @@ class Agent:
         if ref not in self._runs and buffer.idle:
             del self._logs[ref]
 
+    def _on_data_ack(self, msg: AttemptDataAck) -> None:
+        ref = AttemptRef(msg.task_id, msg.attempt_no)
+        feed = self._feeds.get((ref, msg.channel))
+        if feed is None:
+            return
+        feed.ack(msg.seq)
+        if feed.idle:
+            del self._feeds[(ref, msg.channel)]
+
+    async def _poll_feed(self, feed: DataFeed, *, final: bool = False) -> None:
+        ref = AttemptRef(feed.task_id, feed.attempt_no)
+        try:
+            batches, problems = await asyncio.to_thread(feed.read, final=final)
+        except Exception:
+            log.exception("reading the %s file of %s/%s failed", feed.channel, ref.task_id, ref.attempt_no)
+            return
+        run = self._runs.get(ref)
+        for problem in problems:
+            if run is not None:
+                run.log("system", f"[unidesk] {problem}\n".encode())
+        async with self._send_lock:
+            for batch in batches:
+                await self._send_locked(batch)
+        if feed.idle:
+            self._feeds.pop((ref, feed.channel), None)
+
     # ---- attempts -----------------------------------------------------------------------
 
     async def _execute(self, run: AttemptRun) -> None:
@@ -347,6 +394,7 @@ class Agent:
         await self._finish(run, final_state(run, outcome))
 
     async def _finish(self, run: AttemptRun, report: AttemptState) -> None:
+        await self.drain_data(run.ref)
         async with self._send_lock:
             for chunk in run.log_buffer.cut(final=True):
                 await self._send_locked(chunk)
@@ -421,6 +469,8 @@ class Agent:
             await self._flush_logs()
 
     async def _flush_logs(self) -> None:
+        for feed in [f for f in self._feeds.values() if not f.closed]:
+            await self._poll_feed(feed)
         async with self._send_lock:
             for buffer in list(self._logs.values()):
                 for chunk in buffer.cut():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from unidesk.protocol import AttemptRef, AttemptState, Dispatch
@@ -55,6 +56,13 @@ class AttemptRun:
     def log(self, stream: Literal["stdout", "stderr", "build", "system"], data: bytes) -> None:
         if self.log_buffer.append(stream, data):
             self.agent.flush_soon()
+
+    def watch_data(self, channel: str, path: Path) -> None:
+        """Forward the JSON lines the attempt appends to ``path`` (see ``datafeed``)."""
+        self.agent.watch_data(self.ref, channel, path)
+
+    async def drain_data(self) -> None:
+        await self.agent.drain_data(self.ref)
 
 
 def final_state(run: AttemptRun, outcome: Outcome) -> AttemptState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from unidesk.gateway_agent.datafeed import METRICS_PATH_IN_CONTAINER
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.workspace import attempt_name
@@ -41,6 +42,7 @@ def _env(dispatch: Dispatch) -> list[str]:
             raise PrepareFailed(f"environment variable {key[:80]!r} has a bad name or a NUL byte")
     env["UNIDESK_TASK_ID"] = dispatch.task_id
     env["UNIDESK_ATTEMPT"] = str(dispatch.attempt_no)
+    env["UNIDESK_METRICS_FILE"] = METRICS_PATH_IN_CONTAINER
     return [f"{k}={v}" for k, v in env.items()]
 
 

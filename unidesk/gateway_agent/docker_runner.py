@@ -24,6 +24,7 @@ import aiohttp
 from unidesk.gateway_agent.container_spec import (
     LABEL_NODE, LABEL_TIMEOUT, container_config, container_name, ref_from_labels,
 )
+from unidesk.gateway_agent.datafeed import METRICS_CHANNEL, drain_data, watch_data
 from unidesk.gateway_agent.envbuild import EnvBuilder
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
@@ -119,6 +120,7 @@ class DockerRunner:
                               message=f"stopped while preparing ({attempt.stop_reason})")
         finally:
             if not abandoned:
+                await drain_data(capped)
                 await self._cleanup(attempt)
             del self._active[ref]
         if capped.truncated:
@@ -236,6 +238,7 @@ class DockerRunner:
         t0 = time.monotonic()
         await reporter.stage("fetch_code")
         workspace = self.workspaces.create(attempt.ref)
+        watch_data(reporter, METRICS_CHANNEL, self.workspaces.data_dir(workspace) / "metrics.jsonl")
         await self.git.ensure_commit(dispatch.code_repo_url, dispatch.code_commit_id)
         await self.git.checkout(dispatch.code_repo_url, dispatch.code_commit_id, workspace)
         if dispatch.inputs or dispatch.outputs:

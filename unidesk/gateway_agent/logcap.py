@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
+from unidesk.gateway_agent.datafeed import drain_data, watch_data
 from unidesk.gateway_agent.runner import Reporter
 
 __all__ = ["CappedReporter"]
@@ -49,6 +51,12 @@ class CappedReporter:
                 f"{self.cap} bytes; further output is discarded (the task keeps running)\n"
             ).encode())
         self.dropped += len(data) - max(room, 0)
+
+    def watch_data(self, channel: str, path: Path) -> None:
+        watch_data(self.inner, channel, path)
+
+    async def drain_data(self) -> None:
+        await drain_data(self.inner)
 
     def system(self, text: str) -> None:
         """A line from the agent itself; never counted against nor cut by the cap."""

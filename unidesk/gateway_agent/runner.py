@@ -39,6 +39,10 @@ class Reporter(Protocol):
     def log(self, stream: Literal["stdout", "stderr", "build", "system"], data: bytes) -> None:
         """Append output; buffered, ordered and flushed by the connection layer."""
 
+    # Optional (called through ``datafeed.watch_data``/``drain_data``, so test reporters may
+    # omit them): ``watch_data(channel, path)`` follows a JSON-lines file the attempt writes
+    # (``$UNIDESK_METRICS_FILE``); ``async drain_data()`` reads it a last time before cleanup.
+
 
 class Runner(Protocol):
     async def run(self, dispatch: Dispatch, reporter: Reporter) -> Outcome:

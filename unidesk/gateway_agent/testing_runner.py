@@ -12,9 +12,11 @@ import asyncio
 import os
 import signal
 import tempfile
+from pathlib import Path
 
 from unidesk.protocol import AttemptRef, Dispatch
 
+from .datafeed import METRICS_CHANNEL, drain_data, watch_data
 from .runner import Outcome, Reporter, StopReason
 
 __all__ = ["SubprocessTestRunner"]
@@ -37,10 +39,14 @@ class SubprocessTestRunner:
             if not dispatch.command:
                 return Outcome(reason="infra_error", message="empty command")
             with tempfile.TemporaryDirectory(prefix="unidesk-test-attempt-") as workdir:
+                metrics = Path(workdir) / ".unidesk" / "metrics.jsonl"
+                metrics.parent.mkdir()
+                watch_data(reporter, METRICS_CHANNEL, metrics)
                 try:
                     proc = await asyncio.create_subprocess_exec(
                         *dispatch.command, cwd=workdir, start_new_session=True,
-                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **dispatch.env},
+                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **dispatch.env,
+                             "UNIDESK_METRICS_FILE": str(metrics)},
                         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                         stderr=asyncio.subprocess.PIPE)
                 except OSError as exc:
@@ -49,7 +55,10 @@ class SubprocessTestRunner:
                 if ref in self._stops:
                     self._signal(proc, signal.SIGKILL)
                 await reporter.running()
-                return await self._follow(ref, proc, dispatch.timeout_s, reporter)
+                try:
+                    return await self._follow(ref, proc, dispatch.timeout_s, reporter)
+                finally:
+                    await drain_data(reporter)
         finally:
             proc_left = self._procs.pop(ref, None)
             if proc_left is not None and proc_left.returncode is None:

@@ -44,6 +44,15 @@ class Workspaces:
         os.chmod(path, 0o777)
         return path
 
+    @staticmethod
+    def data_dir(workspace: Path) -> Path:
+        """``/workspace/.unidesk`` (made writable for any container user): where the attempt
+        appends ``metrics.jsonl`` (``$UNIDESK_METRICS_FILE``) for the agent to forward."""
+        path = workspace / ".unidesk"
+        path.mkdir(exist_ok=True)
+        os.chmod(path, 0o777)
+        return path
+
     def host_path(self, path: Path) -> str:
         """The bind-mount source Docker must use (``host_cache_dir`` mapping applied)."""
         return self._config.host_path(path)

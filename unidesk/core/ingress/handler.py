@@ -142,6 +142,8 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_final_ack(conn, msg)))
         elif isinstance(msg, protocol.LogChunk):
             ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_log_ack(conn, msg)))
+        elif isinstance(msg, protocol.AttemptData):
+            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_data_ack(conn, msg)))
         elif isinstance(msg, protocol.Error):
             log.info("agent reported an error", node=conn.node_name, code=msg.code[:64], message=msg.message[:500])
         else:
@@ -163,6 +165,13 @@ def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):  # type: ignore[no-u
     async def done(result: object) -> None:
         if result is not None:
             await conn.send(protocol.LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq))
+    return done
+
+
+def _data_ack(conn: NodeConnection, msg: protocol.AttemptData):  # type: ignore[no-untyped-def]
+    async def done(result: object) -> None:
+        if result is not None:
+            await conn.send(protocol.AttemptDataAck(task_id=msg.task_id, attempt_no=msg.attempt_no, channel=msg.channel, seq=msg.seq))
     return done
 
 

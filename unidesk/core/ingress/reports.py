@@ -1,4 +1,4 @@
-"""Apply what agents report (acks, attempt states, log chunks), batched into few transactions.
+"""Apply what agents report (acks, attempt states, log chunks, attempt data), batched into few transactions.
 
 Every report is fenced: it must name an attempt that exists, belongs to the reporting node,
 and is still in a state the report can move. Anything else is a duplicate or stale report:
@@ -25,6 +25,7 @@ from unidesk.core.nodes.services import node_event
 from unidesk.core.tasks.models import AttemptRow, TaskRow
 from unidesk.core.tasks.policy import apply_attempt_end
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
+from unidesk.errors import UnideskError
 
 __all__ = ["Report", "ReportWriter", "apply_report"]
 
@@ -36,7 +37,7 @@ Done = Callable[[Any], Awaitable[None]]
 class Report(msgspec.Struct, kw_only=True):
     node_id: uuid.UUID
     node_name: str
-    msg: protocol.Ack | protocol.AttemptState | protocol.LogChunk
+    msg: protocol.Ack | protocol.AttemptState | protocol.LogChunk | protocol.AttemptData
     done: Any = None  # callable run after commit with the apply result
 
 
@@ -131,7 +132,25 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
     return m.seq
 
 
-async def apply_report(session: AsyncSession, r: Report, *, log_cap: int) -> Any:
+async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -> int:
+    """Hand the batch to the plugins (``unidesk_attempt_data``) inside a savepoint. A plugin's
+    refusal (UnideskError) is logged and acknowledged; other errors fail the report (resent later)."""
+    m: protocol.AttemptData = r.msg  # type: ignore[assignment]
+    handled: list[str] = []
+    if plugins is not None:
+        try:
+            async with session.begin_nested():
+                handled = await plugins.attempt_data(session, a.task_id, a.attempt_no, m.channel[:64], m.seq, m.items)
+        except UnideskError as exc:
+            log.info("attempt data refused", task_id=str(a.task_id), attempt_no=a.attempt_no, channel=m.channel[:64], detail=exc.detail)
+            return m.seq
+    if not handled:
+        log.warning("attempt data dropped: no loaded plugin handles its channel", task_id=str(a.task_id), channel=m.channel[:64],
+                    items=len(m.items))
+    return m.seq
+
+
+async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugins: Any = None) -> Any:
     a = await _fenced_attempt(session, r)
     if a is None:
         return None
@@ -139,15 +158,18 @@ async def apply_report(session: AsyncSession, r: Report, *, log_cap: int) -> Any
         return await _ack(session, r, a)
     if isinstance(r.msg, protocol.AttemptState):
         return await _state(session, r, a)
+    if isinstance(r.msg, protocol.AttemptData):
+        return await _data(session, r, a, plugins)
     return await _log(session, r, a, log_cap)
 
 
 class ReportWriter:
     """Collects reports from every socket on this instance and applies them in batches."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, log_cap: int, max_batch: int = 256) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, log_cap: int, max_batch: int = 256, plugins: Any = None) -> None:
         self._sessions = sessions
         self._log_cap = log_cap
+        self._plugins = plugins
         self._max_batch = max_batch
         self._queue: asyncio.Queue[Report] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -178,7 +200,7 @@ class ReportWriter:
         ordered = sorted(batch, key=lambda r: (r.msg.task_id, r.msg.attempt_no, getattr(r.msg, "seq", 0)))
 
         async def work(session: AsyncSession) -> list[Any]:
-            return [await apply_report(session, r, log_cap=self._log_cap) for r in ordered]
+            return [await apply_report(session, r, log_cap=self._log_cap, plugins=self._plugins) for r in ordered]
 
         try:
             results = await in_transaction(self._sessions, work, name="reports")
