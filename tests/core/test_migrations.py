@@ -14,12 +14,19 @@ from sqlalchemy import create_engine, pool
 import unidesk.core.db.models  # noqa: F401  (registers every core table)
 from unidesk.core.db.base import Base
 from unidesk.core.db.engine import libpq_url, sync_url
-from unidesk.core.db.migrate import current_heads, expected_heads
+from unidesk.core.db.migrate import current_heads, expected_heads, upgrade
+from unidesk.core.plugins.facade import Plugins
+from unidesk.core.plugins.manager import make_plugin_manager
 
 CORE_TABLES = {"users", "api_tokens", "node_tokens", "nodes", "tasks", "task_attempts", "events"}
 
 
 def test_autogenerate_against_migrated_db_is_empty(database_url: str) -> None:
+    """Core and every built-in plugin: migrate their branches, then compare with all their models."""
+    plugins = Plugins(make_plugin_manager("all"))
+    plugins.import_models()
+    upgrade(database_url, plugins.migration_dirs())
+    assert not plugins.errors, plugins.errors
     engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
@@ -52,7 +59,7 @@ def test_migrate_command_on_empty_database(pg_cluster, tmp_path) -> None:  # typ
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
     out = _cli(["migrate"], url, tmp_path)
     assert out.returncode == 0, out.stderr
-    assert current_heads(url) == expected_heads(url)
+    assert current_heads(url) == expected_heads(url, Plugins(make_plugin_manager("all")).migration_dirs())
     with psycopg.connect(libpq_url(url)) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert CORE_TABLES <= tables

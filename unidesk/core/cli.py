@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 
 from unidesk.core.backup_cli import add_backup_parsers, run_backup_command
 from unidesk.core.settings import Settings, load_settings, settings_reference
-from unidesk.errors import UnideskError
+from unidesk.errors import BadRequest, UnideskError
 
 __all__ = ["main", "build_parser"]
 
@@ -45,8 +45,14 @@ def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
     from unidesk.core.db.bootstrap import open_database
     from unidesk.core.db.engine import make_engine, make_sessionmaker
 
+    from unidesk.core.plugins.facade import Plugins
+    from unidesk.core.plugins.manager import make_plugin_manager, parse_selection
+
+    # The same schema the server keeps: core plus the selected plugins' migration branches.
+    plugin_dirs = Plugins(make_plugin_manager(settings.plugins), enabled=parse_selection(settings.plugins) != set()).migration_dirs()
+
     async def run() -> int:
-        handle = await open_database(settings)
+        handle = await open_database(settings, plugin_dirs=plugin_dirs)
         engine = make_engine(handle.url, 2)
         try:
             return await fn(make_sessionmaker(engine))
@@ -61,11 +67,17 @@ def _create_admin(settings: Settings, username: str, password_stdin: bool) -> in
     from unidesk.core.auth.schemas import UserCreate
     from unidesk.core.auth.services import UserService
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"password for {username}: ")
+    import msgspec
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else getpass.getpass(f"password for {username}: ")
+    try:  # the same rules as the API (constructing the Struct directly would skip them)
+        data = msgspec.convert({"username": username, "password": password, "role": "admin"}, UserCreate)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid admin: {exc}") from None
 
     async def go(sessions: Any) -> int:
         async with sessions() as s:
-            user = await UserService(s).create(UserCreate(username=username, password=password, role="admin"), actor="cli:create-admin")
+            user = await UserService(s).create(data, actor="cli:create-admin")
         print(f"admin {user.username} created ({user.id})")
         return 0
 
@@ -81,6 +93,8 @@ def _node_token(settings: Settings, args: argparse.Namespace) -> int:
         async with sessions() as s:
             svc = NodeTokenService(s)
             if args.action == "create":
+                if not 1 <= len(args.name) <= 128:
+                    raise BadRequest("node token name: 1 to 128 characters")
                 created = await svc.create(args.name, actor="cli:node-token", created_by=None)
                 print(f"node token {created.token.id} ({created.token.name}); the secret is shown only now:")
                 print(created.secret)
@@ -90,7 +104,11 @@ def _node_token(settings: Settings, args: argparse.Namespace) -> int:
                     state = "revoked" if t.revoked_at else "active"
                     print(f"{t.id}  {t.prefix}…  {state:8}  {t.name}")
             else:
-                await svc.revoke(uuid.UUID(args.token_id), actor="cli:node-token")
+                try:
+                    token_id = uuid.UUID(args.token_id)
+                except ValueError:
+                    raise BadRequest(f"not a token id: {args.token_id[:64]!r}") from None
+                await svc.revoke(token_id, actor="cli:node-token")
                 print(f"revoked {args.token_id}")
         return 0
 
