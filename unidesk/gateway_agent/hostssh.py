@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,16 @@ if [ -S /var/run/docker.sock ]; then echo docker_socket=present; else echo docke
 if command -v k3s >/dev/null 2>&1 || [ -x /usr/local/bin/k3s ]; then echo k3s=present; else echo k3s=absent; fi
 echo "k3s_service=$(systemctl is-active k3s 2>/dev/null || echo unknown)"
 """
+
+
+_PGID_MARKER = b"@@unidesk-hostssh-pgid "
+
+
+def _wrap(command: str) -> str:
+    """Run ``command`` with ``sh`` as the leader of a new session whose id it reports first on
+    stderr, so the agent can kill everything it started (``setsid -w`` keeps the exit status)."""
+    inner = f'echo "{_PGID_MARKER.decode()}$$" >&2; exec sh -c "$1"'
+    return f"exec setsid -w sh -c {shlex.quote(inner)} unidesk-hostssh {shlex.quote(command)}"
 
 
 def parse_probe(text: str) -> dict[str, str]:
@@ -152,13 +163,29 @@ class HostSshRunner:
         return Outcome(reason="exit_nonzero", exit_code=code, message=f"host.ssh {op} exited with {code}")
 
     async def _exec(self, conn: asyncssh.SSHClientConnection, command: str, capped: _Capped) -> int | None:
-        """Run ``command``; stream both outputs into ``capped``; kill it when the cap is passed."""
-        process = await conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
+        """Run ``command`` in its own session on the host (``setsid``), stream both outputs into
+        ``capped``; on the cap, a timeout or a stop, kill its whole process group."""
+        process = await conn.create_process(_wrap(command), encoding=None, stdin=asyncssh.DEVNULL)
+        pgid: list[int] = []
+
         async def pump(stream: Any, name: str) -> None:
+            head: bytes | None = b"" if name == "stderr" else None
             while not capped.exceeded:
                 data = await stream.read(_READ_CHUNK)
                 if not data:
                     return
+                if head is not None:  # the first stderr line is the process group id
+                    head += data
+                    if b"\n" not in head:
+                        continue
+                    first, _, data = head.partition(b"\n")
+                    head = None
+                    if first.startswith(_PGID_MARKER) and first[len(_PGID_MARKER):].isdigit():
+                        pgid.append(int(first[len(_PGID_MARKER):]))
+                    else:
+                        data = first + b"\n" + data
+                    if not data:
+                        continue
                 capped.feed(name, data)
 
         pumps = [asyncio.create_task(pump(process.stdout, "stdout")), asyncio.create_task(pump(process.stderr, "stderr"))]
@@ -176,10 +203,11 @@ class HostSshRunner:
             for t in pumps:
                 t.cancel()
             if process.exit_status is None:
-                try:
-                    process.send_signal("KILL")
-                except (asyncssh.Error, OSError):
-                    pass
+                if pgid:
+                    try:
+                        await asyncio.wait_for(conn.run(f"kill -KILL -- -{pgid[0]}", check=False), 5.0)
+                    except (asyncssh.Error, OSError, TimeoutError):
+                        pass
                 process.close()
 
     async def stop(self, ref: AttemptRef, reason: StopReason) -> None:
