@@ -116,19 +116,21 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
     if a.log_truncated:
         return m.seq
     data = m.data
-    size = len(data.encode())
+    raw = data.encode()
+    size = len(raw)
     values: dict[str, Any] = {"log_bytes": AttemptRow.log_bytes + size}
     if a.log_bytes + size > cap:
-        data = data[: max(0, cap - a.log_bytes)] + f"\n[unidesk] log truncated: this attempt's output passed {cap} bytes\n"
+        kept = raw[: max(0, cap - a.log_bytes)].decode(errors="ignore")  # the cap counts bytes, not characters
+        data = kept + f"\n[unidesk] log truncated: this attempt's output passed {cap} bytes\n"
         values["log_truncated"] = True
     inserted = await session.execute(
         pg_insert(LogChunkRow).values(task_id=a.task_id, attempt_no=a.attempt_no, seq=m.seq, stream=m.stream, data=data)
         .on_conflict_do_nothing().returning(LogChunkRow.seq)
     )
     if inserted.first() is not None:
+        # The ORM update also brings ``a`` up to date (synchronize_session): adding ``size`` to
+        # ``a.log_bytes`` again here counted every chunk twice and truncated at half the cap.
         await session.execute(update(AttemptRow).where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no).values(**values))
-        a.log_bytes += size
-        a.log_truncated = bool(values.get("log_truncated"))
     return m.seq
 
 
