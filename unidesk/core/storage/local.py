@@ -202,21 +202,21 @@ class LocalStore:
                 if len(buf) >= WRITE_BATCH:
                     if pending is not None:
                         await pending
-                    pending = asyncio.ensure_future(asyncio.to_thread(_write, fd, bytes(buf), state))
-                    buf.clear()
+                    pending = asyncio.ensure_future(_write_and_hash(fd, buf, state))
+                    buf = bytearray()
             if pending is not None:
                 await pending
                 pending = None
             if buf:
-                await asyncio.to_thread(_write, fd, bytes(buf), state)
-                buf.clear()
+                await _write_and_hash(fd, buf, state)
+                buf = bytearray()
             if got < length:
                 raise _BodyMismatch(f"body has {got} bytes, {length} were declared")
         except ClientGone:
             if pending is not None:
                 await pending
             if buf:
-                await asyncio.to_thread(_write, fd, bytes(buf), state)
+                await _write_and_hash(fd, buf, state)
             raise
         finally:
             if pending is not None and not pending.done():
@@ -232,13 +232,20 @@ class _BodyMismatch(Exception):
     pass
 
 
-def _write(fd: int, data: bytes, state: _Partial) -> None:
+async def _write_and_hash(fd: int, data: bytearray, state: _Partial) -> None:
+    """Write and hash one batch in two threads at once (both release the GIL); the hash
+    and offset advance only when the bytes are on disk."""
+    hasher = state.hasher.copy()
+    await asyncio.gather(asyncio.to_thread(_write, fd, data), asyncio.to_thread(hasher.update, data))
+    state.hasher = hasher
+    state.offset += len(data)
+
+
+def _write(fd: int, data: bytearray) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
         view = view[n:]
-    state.hasher.update(data)
-    state.offset += len(data)
 
 
 def _hash_file(path: Path, hasher: "hashlib._Hash") -> None:
