@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from .api import ApiClient, ApiError
 from .files import add_files_parser, run_files
 from .follow import Follower, exit_code_for
+from .plugin_commands import add_plugin_commands
 from .render import node_rows, task_detail, task_rows, trace_lines
 from .settings import ClientSettings, NotLoggedIn, load_settings, save_settings
 from .submit import add_submit_arguments, task_create_body
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", "-f", action="store_true", help="keep printing until the task is final")
 
     add_files_parser(sub, common)
+    add_plugin_commands(sub)
     return p
 
 
@@ -113,6 +115,8 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
         return _logs(api, ns)
     elif ns.cmd == "files":
         return run_files(api, ns, _print_json)
+    elif callable(getattr(ns, "func", None)):  # a plugin's command
+        return int(ns.func(ns, api))
     return 0
 
 

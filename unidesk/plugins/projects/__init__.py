@@ -12,7 +12,7 @@ from unidesk.core.hookspecs import hookimpl
 from unidesk.core.plugins.types import UiContribution
 
 __all__ = ["unidesk_route_handlers", "unidesk_models", "unidesk_migrations", "unidesk_ui_contributions",
-           "unidesk_startup", "unidesk_event_listeners", "unidesk_task_extension_names", "unidesk_task_submitting"]
+           "unidesk_cli_commands", "unidesk_startup", "unidesk_event_listeners", "unidesk_task_extension_names", "unidesk_task_submitting"]
 
 
 @hookimpl
@@ -37,6 +37,13 @@ def unidesk_migrations() -> list[str]:
 @hookimpl
 def unidesk_ui_contributions() -> list[UiContribution]:
     return [UiContribution(id="projects", label="Projects", path="/projects", page="projects.list", icon="gantt", order=20)]
+
+
+@hookimpl
+def unidesk_cli_commands(subparsers: Any) -> None:
+    from unidesk.plugins.projects.cli import add_commands
+
+    add_commands(subparsers)
 
 
 @hookimpl
