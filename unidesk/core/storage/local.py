@@ -110,7 +110,7 @@ class LocalStore:
         await self.abort_upload(key, upload_id=None)
 
     async def check(self) -> str | None:
-        probe = self.root / ".health-probe"
+        probe = self.root / f".health-probe-{os.urandom(6).hex()}"  # unique: concurrent checks must not collide
         try:
             await asyncio.to_thread(probe.write_bytes, b"ok")
             probe.unlink()
