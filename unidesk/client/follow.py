@@ -53,10 +53,13 @@ class Follower:
         """Follow until the task is final; returns the final task."""
         while True:
             task = self.api.get(f"/api/tasks/{self.task_id}")
-            self._report_state(task)
+            final = task["state"] in FINAL_STATES
+            if not final:
+                self._report_state(task)
             if self.show_logs:
                 self._pull_logs(task)
-            if task["state"] in FINAL_STATES:
+            if final:  # the last output first, then the outcome line
+                self._report_state(task)
                 return task
             time.sleep(self.poll_s)
 
