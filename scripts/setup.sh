@@ -22,6 +22,7 @@ if [ "$MODE" = "all" ]; then
   want nginx
   want openssh-server
   want openssh-client
+  want docker-compose
   want wrk
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -130,7 +130,8 @@ async def test_ready_and_metrics_in_process(client: AsyncTestClient) -> None:
     assert r.status_code == 200
     names = {f.name for f in text_string_to_metric_families(r.text)}
     assert {"unidesk_nodes", "unidesk_tasks", "unidesk_dispatch_latency_seconds", "unidesk_build_info",
-            "unidesk_node_heartbeat_age_seconds", "unidesk_event_bus_lag_events", "unidesk_backup_last_success_timestamp_seconds"} <= names
+            "unidesk_node_heartbeat_age_seconds", "unidesk_event_bus_lag_events", "unidesk_backup_last_success_timestamp_seconds",
+            "unidesk_database_bytes"} <= names
 
 
 def test_render_escapes_labels() -> None:

@@ -121,6 +121,8 @@ async def _database_families(state: State) -> list[Family]:
                 stored.add(b, state=s)
                 objects.add(c, state=s)
             out += [stored, objects]
+        out.append(Family("unidesk_database_bytes", "gauge", "Size of the database on disk (compose budget: 10 GB).")
+                   .add(float((await conn.execute(text("SELECT pg_database_size(current_database())"))).scalar() or 0)))
         backup = (await conn.execute(_BACKUP_SQL)).first()
         out.append(Family("unidesk_backup_last_success_timestamp_seconds", "gauge", "Unix time of the last successful backup (0: none).")
                    .add(float(backup[0]) if backup else 0.0))
