@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["hash_password", "verify_password", "new_secret", "hash_secret", "DUMMY_HASH"]
+__all__ = ["hash_password", "verify_password", "new_secret", "hash_secret", "dummy_hash"]
 
 _hasher = PasswordHasher()
-DUMMY_HASH = _hasher.hash("unidesk-timing-equaliser")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to verify against when the user does not exist (made on first use, not at import)."""
+    return _hasher.hash("unidesk-timing-equaliser")
 
 
 def hash_password(password: str) -> str:

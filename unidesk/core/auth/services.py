@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth import schemas
 from unidesk.core.auth.models import ApiToken, NodeToken, User
-from unidesk.core.auth.secrets import DUMMY_HASH, hash_password, hash_secret, new_secret, verify_password
+from unidesk.core.auth.secrets import dummy_hash, hash_password, hash_secret, new_secret, verify_password
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.errors import Conflict, NotFound, Unauthenticated
 
@@ -57,7 +57,7 @@ class UserService:
     async def authenticate(self, username: str, password: str) -> User:
         user = await self.s.scalar(select(User).where(User.username == username))
         if user is None:
-            verify_password(DUMMY_HASH, password)  # same cost whether or not the user exists
+            verify_password(dummy_hash(), password)  # same cost whether or not the user exists
             raise Unauthenticated("wrong username or password")
         if not verify_password(user.password_hash, password) or user.disabled:
             raise Unauthenticated("wrong username or password")
