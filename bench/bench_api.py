@@ -1,0 +1,172 @@
+"""Benchmark: server cold start (embedded PostgreSQL included) and GET /api/tasks throughput with wrk.
+
+    .venv/bin/python bench/bench_api.py [--duration 10] [--connections 32] [--threads 2] [--tasks 100]
+
+Starts a real ``unidesk-server`` (embedded database in a temporary data dir, no local agent),
+measures process start -> ``/health`` ok on a fresh data dir (initdb included) and again on the
+existing one, fills 100 tasks, then runs ``wrk`` on loopback against ``GET /api/tasks`` with a
+personal token and against ``GET /health`` as the baseline in the same run. Prints figures and
+the ratio. Every loop is bounded in count and time. Needs ``wrk`` (``scripts/setup.sh`` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "bench-admin-password"
+TASK = {
+    "name": "bench", "code_repo_url": "https://git.example.org/lab/code.git", "code_commit_id": "a" * 40,
+    "env_repo_url": "https://git.example.org/lab/env.git", "env_commit_id": "b" * 40, "dockerfile_path": "Dockerfile",
+    "command": ["python", "train.py"], "env": {"SEED": "1"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
+        self.env.update(UNIDESK_DATA_DIR=str(data_dir), UNIDESK_PORT=str(port), UNIDESK_HOST="127.0.0.1",
+                        UNIDESK_LOCAL_AGENT="false", UNIDESK_ADMIN_PASSWORD=PASSWORD, UNIDESK_LOG_FORMAT="json",
+                        UNIDESK_LOG_LEVEL="warning")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Start the process; seconds until /health answers 200."""
+        log = open(self.log_path, "ab")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "unidesk.core.cli", "serve"], env=self.env, stdout=log, stderr=log, cwd=ROOT)
+        deadline = t0 + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return time.perf_counter() - t0
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise SystemExit(f"server not healthy after {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def personal_token(url: str) -> str:
+    with httpx.Client(base_url=url, timeout=30) as c:
+        c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).raise_for_status()
+        r = c.post("/api/tokens", json={"name": "bench"})
+        r.raise_for_status()
+        return r.json()["secret"]
+
+
+def fill_tasks(url: str, token: str, n: int) -> None:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        for i in range(n):
+            c.post("/api/tasks", json={**TASK, "name": f"bench-{i}"}).raise_for_status()
+        total = len(c.get("/api/tasks", params={"limit": 500}).json()["items"])
+        if total != n:
+            raise SystemExit(f"expected {n} tasks, found {total}")
+
+
+def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
+    if out.returncode != 0:
+        raise SystemExit(f"wrk failed: {out.stderr}")
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", text)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+
+    def ms(m: re.Match[str] | None) -> float:
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+    bad = int(non2xx.group(1)) if non2xx else 0
+    if bad > total // 2:
+        raise SystemExit(f"{url}: {bad} of {total} responses not 2xx; is the token header set?\n{text}")
+    return {"rps": rps, "p50_ms": ms(p50), "p99_ms": ms(p99), "non_2xx": float(bad), "total": float(total),
+            "socket_errors": 1.0 if errors else 0.0}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tasks", type=int, default=100)
+    p.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    args = p.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk not found; run scripts/setup.sh (installs the Debian package)", file=sys.stderr)
+        return 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="unidesk-bench-"))
+    tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when started by root
+    port = free_port()
+    server = Server(tmp / "data", port, tmp / "server.log")
+    try:
+        cold_fresh = server.start()
+        server.stop()
+        cold_existing = server.start()
+        token = personal_token(server.url)
+        fill_tasks(server.url, token, args.tasks)
+        lua = tmp / "auth.lua"
+        lua.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
+        tasks_size = len(httpx.get(f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {token}"}).content)
+        health = wrk(f"{server.url}/health", None, args)
+        tasks = wrk(f"{server.url}/api/tasks", lua, args)
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"UniDesk API benchmark  (wrk -t{args.threads} -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs)")
+    print(f"  cold start, fresh data dir (initdb + migrate) : {cold_fresh:6.2f} s  to /health ok")
+    print(f"  cold start, existing data dir                 : {cold_existing:6.2f} s  to /health ok")
+    print(f"  GET /health      (baseline)                   : {health['rps']:8.0f} req/s  p50 {health['p50_ms']:.1f} ms  p99 {health['p99_ms']:.1f} ms")
+    print(f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
+          f" : {tasks['rps']:8.0f} req/s  p50 {tasks['p50_ms']:.1f} ms  p99 {tasks['p99_ms']:.1f} ms")
+    for name, r in (("/health", health), ("/api/tasks", tasks)):
+        if r["non_2xx"] or r["socket_errors"]:
+            print(f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; socket errors: {bool(r['socket_errors'])}")
+    print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
+    print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
