@@ -189,11 +189,12 @@ def test_tasks_list_filters_and_updates_live(page: Page, ui_server: UiServer) ->
     row = page.locator(f"tr[data-task-id='{task['id']}']")
     expect(row).to_be_visible(timeout=15_000)
     expect(row.locator("[data-state=succeeded]")).to_be_visible(timeout=120_000)
-    page.get_by_role("button", name="succeeded", exact=True).click()
+    with page.expect_response(lambda r: "/api/tasks?" in r.url and "state=succeeded" in r.url):
+        page.get_by_role("button", name="succeeded", exact=True).click()
     expect(page).to_have_url(re.compile(r"state=succeeded"))
-    expect(page.locator("tbody [data-state]").first).to_be_visible()
+    expect(row.locator("[data-state=succeeded]")).to_be_visible()
     states = page.locator("tbody td:nth-child(2) [data-state]").evaluate_all("els => els.map(e => e.dataset.state)")
-    assert states and set(states) == {"succeeded"}
+    assert states and set(states) == {"succeeded"}, states
     assert_no_raw_iso(page)
     shot(page, "11-tasks")
     page.get_by_role("link", name="Dashboard").click()

@@ -20,8 +20,16 @@ export function useAsync<T>(loader: (signal: AbortSignal) => Promise<T>, deps: u
   const [tick, setTick] = useState(0);
   const loaderRef = useRef(loader);
   loaderRef.current = loader;
+  const lastDeps = useRef<unknown[] | null>(null);
   useEffect(() => {
     const ctl = new AbortController();
+    // New parameters (another task, other filters): the old answer is not shown as if it were theirs.
+    const changed = lastDeps.current !== null && (lastDeps.current.length !== deps.length || deps.some((d, i) => !Object.is(d, lastDeps.current![i])));
+    lastDeps.current = deps;
+    if (changed) {
+      setDataState(null);
+      setError(null);
+    }
     setLoading(true);
     loaderRef
       .current(ctl.signal)
