@@ -17,6 +17,7 @@ import { SubmitTaskPage } from "./pages/SubmitTaskPage";
 import { FilesPage } from "./pages/FilesPage";
 import { AdminPage } from "./pages/AdminPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
+import { PluginUiContext, pluginRoutes, usePluginUi } from "./plugins/PluginUi";
 
 type Session = { phase: "checking" } | { phase: "anonymous" } | { phase: "error"; error: unknown } | { phase: "signed-in"; user: User };
 
@@ -49,6 +50,7 @@ export function App() {
   }, [navigate]);
 
   const auth = useMemo(() => (session.phase === "signed-in" ? { user: session.user, signOut } : null), [session, signOut]);
+  const pluginUi = usePluginUi(session.phase === "signed-in");
 
   if (session.phase === "checking") return <Loading label="Connecting to UniDesk…" />;
   if (session.phase === "error") {
@@ -81,6 +83,7 @@ export function App() {
   }
   return (
     <AuthContext.Provider value={auth}>
+      <PluginUiContext.Provider value={pluginUi}>
       <LiveProvider>
         <Routes>
           <Route path="/login" element={<Navigate to="/" replace />} />
@@ -93,10 +96,12 @@ export function App() {
             <Route path="tasks/:id" element={<TaskDetailPage />} />
             <Route path="files" element={<FilesPage />} />
             <Route path="admin" element={<AdminPage />} />
+            {pluginRoutes(pluginUi.contributions)}
             <Route path="*" element={<NotFoundPage />} />
           </Route>
         </Routes>
       </LiveProvider>
+      </PluginUiContext.Provider>
     </AuthContext.Provider>
   );
 }

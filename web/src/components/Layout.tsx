@@ -4,6 +4,7 @@ import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { AuthContext, LiveContext } from "../state/contexts";
 import { DegradedBanner, LiveIndicator } from "./DegradedBanner";
 import { TIME_ZONE_LABEL } from "../time";
+import { usePluginNav } from "../plugins/PluginUi";
 
 const NAV = [
   { to: "/", label: "Dashboard", end: true },
@@ -20,7 +21,7 @@ export function Layout() {
   // While live updates are down, what is on screen is marked stale (dimmed) as well as bannered.
   const stale = feedState.status === "down" || health.health?.checks?.event_stream === "unreachable";
   const location = useLocation();
-  const nav = [...NAV, { to: "/admin", label: auth.user.role === "admin" ? "Admin" : "API tokens", end: false }];
+  const nav = [...NAV, ...usePluginNav(), { to: "/admin", label: auth.user.role === "admin" ? "Admin" : "API tokens", end: false }];
   return (
     <div className="shell">
       <a className="skip-link" href="#main">

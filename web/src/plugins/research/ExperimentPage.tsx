@@ -1,0 +1,146 @@
+/** One experiment: sortable run comparison (params, last/best metrics), metric chart across runs, sweep form. */
+import { useMemo, useState } from "react";
+import { Link, useParams } from "react-router-dom";
+import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../../components/ui";
+import { useAsync, useLiveEvents, useThrottled, useTitle } from "../../state/hooks";
+import { http } from "../http";
+import { MetricChart } from "./MetricChart";
+import { SweepForm } from "./SweepForm";
+import type { ExperimentDetail, RunOut, SeriesPage } from "./types";
+
+type Goal = "min" | "max";
+type SortKey = { kind: "param" | "last" | "best" | "state"; name: string };
+
+function value(run: RunOut, key: SortKey, goal: Goal): string | number | boolean | null {
+  if (key.kind === "state") return run.state;
+  if (key.kind === "param") return run.params[key.name] ?? null;
+  const m = run.metrics[key.name];
+  if (!m) return null;
+  return key.kind === "last" ? m.last : goal === "min" ? m.min : m.max;
+}
+
+function fmt(v: number | undefined): string {
+  if (v === undefined) return "—";
+  const a = Math.abs(v);
+  return a !== 0 && (a < 0.001 || a >= 1e5) ? v.toExponential(3) : String(Number(v.toPrecision(5)));
+}
+
+export function ExperimentPage() {
+  const { experimentId = "" } = useParams();
+  const detail = useAsync(() => http.get<ExperimentDetail>(`/api/research/experiments/${experimentId}`), [experimentId]);
+  const [metric, setMetric] = useState("");
+  const [goal, setGoal] = useState<Goal>("min");
+  const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 } | null>(null);
+  const [message, setMessage] = useState("");
+  const chosen = metric || detail.data?.metric_names[0] || "";
+  const chart = useAsync(
+    () => (chosen ? http.get<SeriesPage>(`/api/research/experiments/${experimentId}/metrics`, { name: chosen, points: 500 }) : Promise.resolve(null)),
+    [experimentId, chosen, detail.data],
+  );
+  useTitle(detail.data ? detail.data.experiment.name : "Experiment");
+  const reload = useThrottled(detail.reload, 1500);
+  const runIds = new Set(detail.data?.runs.map((r) => r.task_id) ?? []);
+  useLiveEvents((ev) => ev.subject_id === experimentId || (ev.subject_type === "task" && runIds.has(ev.subject_id)), reload);
+
+  const runs = useMemo(() => {
+    const list = [...(detail.data?.runs ?? [])];
+    if (sort) {
+      list.sort((a, b) => {
+        const va = value(a, sort.key, goal);
+        const vb = value(b, sort.key, goal);
+        if (va === null) return 1;
+        if (vb === null) return -1;
+        return (va < vb ? -1 : va > vb ? 1 : 0) * sort.dir;
+      });
+    }
+    return list;
+  }, [detail.data, sort, goal]);
+
+  if (detail.error && !detail.data) return <div className="page"><ErrorBox error={detail.error} onRetry={detail.reload} /></div>;
+  if (!detail.data) return <Loading />;
+  const d = detail.data;
+  const header = (label: string, key: SortKey) => {
+    const active = sort && sort.key.kind === key.kind && sort.key.name === key.name;
+    return (
+      <th aria-sort={active ? (sort!.dir === 1 ? "ascending" : "descending") : "none"}>
+        <button type="button" className="btn-link" onClick={() => setSort({ key, dir: active && sort!.dir === 1 ? -1 : 1 })}>
+          {label}{active ? (sort!.dir === 1 ? " ▲" : " ▼") : ""}
+        </button>
+      </th>
+    );
+  };
+  const labels = Object.fromEntries(d.runs.map((r) => [r.task_id, Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(" ") || shortId(r.task_id)]));
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <p className="muted small"><Link to="/experiments">Experiments</Link></p>
+          <h1>{d.experiment.name}</h1>
+          <p className="muted small">{d.runs.length} runs</p>
+        </div>
+      </div>
+      {message && <div className="alert alert-info" role="status">{message}</div>}
+      <section className="card" aria-label="Runs">
+        <div className="toolbar">
+          <h2>Runs</h2>
+          <label className="inline-field">
+            <span>Best is</span>
+            <select value={goal} onChange={(e) => setGoal(e.target.value as Goal)} aria-label="Best is">
+              <option value="min">lowest</option>
+              <option value="max">highest</option>
+            </select>
+          </label>
+        </div>
+        {d.runs.length === 0 ? (
+          <EmptyState title="No runs yet">Submit a sweep below, or a task with the research extension.</EmptyState>
+        ) : (
+          <div className="table-wrap">
+            <table className="table" data-testid="runs-table">
+              <thead>
+                <tr>
+                  <th>Run</th>
+                  {header("State", { kind: "state", name: "" })}
+                  {d.param_names.map((p) => header(p, { kind: "param", name: p }))}
+                  {d.metric_names.flatMap((m) => [header(`${m} last`, { kind: "last", name: m }), header(`${m} best`, { kind: "best", name: m })])}
+                </tr>
+              </thead>
+              <tbody>
+                {runs.map((r) => (
+                  <tr key={r.task_id} data-testid={`run-row-${r.task_id}`}>
+                    <td>
+                      <Link to={`/tasks/${r.task_id}`}>{r.name || shortId(r.task_id)}</Link>
+                      {r.rejected_points > 0 && <div className="small alert-detail" title={r.last_rejection ?? ""}>{r.rejected_points} bad points rejected</div>}
+                    </td>
+                    <td><StateBadge state={r.state} /></td>
+                    {d.param_names.map((p) => <td key={p} className="mono">{r.params[p] === undefined ? "—" : String(r.params[p])}</td>)}
+                    {d.metric_names.flatMap((m) => [
+                      <td key={`${m}-last`} className="num">{fmt(r.metrics[m]?.last)}</td>,
+                      <td key={`${m}-best`} className="num">{fmt(goal === "min" ? r.metrics[m]?.min : r.metrics[m]?.max)}</td>,
+                    ])}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+      <section className="card" aria-label="Metrics">
+        <div className="toolbar">
+          <h2>Metrics</h2>
+          {d.metric_names.length > 0 && (
+            <label className="inline-field">
+              <span>Metric</span>
+              <select value={chosen} onChange={(e) => setMetric(e.target.value)} aria-label="Metric">
+                {d.metric_names.map((m) => <option key={m}>{m}</option>)}
+              </select>
+            </label>
+          )}
+        </div>
+        {!chosen && <p className="muted">No metrics reported yet.</p>}
+        <ErrorBox error={chart.error} />
+        {chart.data && <MetricChart page={chart.data} labels={labels} />}
+      </section>
+      <SweepForm experimentId={experimentId} onSubmitted={(n) => { setMessage(`Submitted ${n} tasks.`); detail.reload(); }} />
+    </div>
+  );
+}
