@@ -1,0 +1,176 @@
+"""The plugins' UI end to end (Chromium in New York time, real server, local agent on real Docker):
+a project with dependent work items, a Gantt bar dragged and its dates saved as Beijing days, a
+task run linked to a work item, CSV export stamped in Beijing time; a two-point sweep whose
+containers append metrics to $UNIDESK_METRICS_FILE, compared in the run table and the chart."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.browser import shot
+from tests.browser.conftest import UiServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+BEIJING = timezone(timedelta(hours=8))
+
+
+def bj_day(offset: int = 0) -> str:
+    return (datetime.now(BEIJING) + timedelta(days=offset)).strftime("%Y-%m-%d")
+
+
+def _item(ui: UiServer, item_id: str) -> dict[str, Any]:
+    r = ui.api.get(f"/api/projects/items/{item_id}")
+    r.raise_for_status()
+    return r.json()
+
+
+def _drag(page: Page, test_id: str, dx: float) -> None:
+    box = page.get_by_test_id(test_id).bounding_box()
+    assert box is not None, test_id
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 6):
+        page.mouse.move(x + dx * i / 5, y)
+    page.mouse.up()
+
+
+def test_project_gantt_drag_saves_beijing_days_and_links_a_run(page: Page, ui_server: UiServer) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Projects").click()
+    page.get_by_placeholder("Name").fill("Rocket")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("heading", name="Rocket")).to_be_visible()
+
+    form = page.get_by_role("form", name="New work item")
+    for title, start, due, deps, milestone in [("Design", 1, 3, [], False), ("Build", 4, 8, ["Design"], False),
+                                               ("Launch", None, 9, ["Build"], True)]:
+        form.get_by_label("Title").fill(title)
+        if start is not None:
+            form.get_by_label("Start (Beijing date)").fill(bj_day(start))
+        form.get_by_label("Due (Beijing date)").fill(bj_day(due))
+        if deps:
+            form.get_by_label("Depends on").select_option(label=deps)
+        if milestone:
+            form.get_by_label("Milestone").check()
+        form.get_by_role("button", name="Add item").click()
+        expect(page.get_by_role("link", name=re.compile(title))).to_be_visible()
+
+    project_id = page.url.rstrip("/").split("/")[-1].split("?")[0]
+    detail = ui_server.api.get(f"/api/projects/{project_id}").json()
+    items = {i["title"]: i for i in detail["items"]}
+    assert items["Build"]["depends_on"] == [items["Design"]["id"]] and items["Launch"]["milestone"]
+
+    # a cycle is refused with the server's explanation, nothing changes
+    r = ui_server.api.post(f"/api/projects/items/{items['Design']['id']}/dependencies", json={"predecessor_id": items["Launch"]["id"]})
+    assert r.status_code == 400 and "cycle" in r.json()["detail"]
+
+    page.get_by_role("tab", name="Gantt").click()
+    svg = page.get_by_role("img", name="Gantt chart")
+    expect(svg).to_be_visible()
+    expect(page.get_by_test_id("gantt-dependency")).to_have_count(2)
+    expect(page.get_by_test_id("gantt-today")).to_contain_text(f"today {bj_day()}")  # Beijing's date, not New York's
+    build = page.get_by_test_id(f"gantt-bar-{items['Build']['id']}")
+    expect(build).to_have_attribute("data-start", bj_day(4))
+    shot(page, "p1-gantt-before")
+
+    # drag Build two days later (36 px per day at day zoom): saved through the API as Beijing days
+    _drag(page, f"gantt-bar-{items['Build']['id']}", 72)
+    expect(build).to_have_attribute("data-start", bj_day(6))
+    deadline = time.monotonic() + 10
+    while (saved := _item(ui_server, items["Build"]["id"])["item"])["start_date"] != bj_day(6) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (saved["start_date"], saved["due_date"]) == (bj_day(6), bj_day(10))
+    # the dependency arrow into Build is no longer late; resize Design's end by one day
+    _drag(page, f"gantt-end-{items['Design']['id']}", 36)
+    deadline = time.monotonic() + 10
+    while _item(ui_server, items["Design"]["id"])["item"]["due_date"] != bj_day(4) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (_item(ui_server, items["Design"]["id"])["item"]["start_date"], _item(ui_server, items["Design"]["id"])["item"]["due_date"]) == (bj_day(1), bj_day(4))
+    shot(page, "p2-gantt-after-drag")
+    for zoom in ("Week", "Month"):
+        page.get_by_role("button", name=zoom).click()
+        expect(svg).to_have_attribute("data-zoom", zoom.lower())
+    expect(page.get_by_test_id("gantt-tick").first).to_be_visible()
+
+    # CSV export: a Beijing-time stamp in the file name
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export CSV").click()
+    name = dl.value.suggested_filename
+    m = re.fullmatch(r"Rocket-items-(\d{8}-\d{4})\.csv", name)
+    assert m, name
+    stamp = datetime.strptime(m.group(1), "%Y%m%d-%H%M").replace(tzinfo=BEIJING)
+    assert abs((stamp - datetime.now(BEIJING)).total_seconds()) < 180, name
+
+    # a task submitted with the work item shows on it with its live state; another is linked by hand
+    body = ui_server.task_body("echo built", "build-run")
+    r = ui_server.api.post("/api/tasks", json={**body, "extensions": {"projects": {"work_item_id": items["Build"]["id"]}}})
+    assert r.status_code == 201, r.text
+    run = r.json()
+    other = ui_server.submit("echo other", "other-run")
+    page.goto(f"/projects/items/{items['Build']['id']}")
+    row = page.get_by_test_id(f"run-{run['id']}")
+    expect(row).to_contain_text("build-run")
+    expect(row.locator("[data-state=succeeded]")).to_be_visible(timeout=120_000)
+    page.get_by_label("Task id").fill(other["id"])
+    page.get_by_role("button", name="Link task").click()
+    expect(page.get_by_test_id(f"run-{other['id']}")).to_contain_text("other-run")
+    shot(page, "p3-work-item-runs")
+    assert {x["task_id"] for x in _item(ui_server, items["Build"]["id"])["run_list"]} == {run["id"], other["id"]}
+
+
+SWEEP_COMMAND = ('i=0; while [ $i -lt 20 ]; do '
+                 'echo "{\\"name\\": \\"loss\\", \\"step\\": $i, \\"value\\": $(( (20 - i) * PARAM_LR ))}" >> "$UNIDESK_METRICS_FILE"; '
+                 'i=$((i+1)); done; echo reported')
+
+
+def test_two_point_sweep_reports_metrics_compared_in_the_chart(page: Page, ui_server: UiServer) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Experiments").click()
+    page.get_by_placeholder("Name").fill("lr sweep")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("heading", name="lr sweep")).to_be_visible()
+    experiment_id = page.url.rstrip("/").split("/")[-1]
+
+    form = page.get_by_role("form", name="Parameter sweep")
+    form.get_by_label("Code repo URL").fill(ui_server.code.url)
+    form.get_by_label("Code commit").fill(ui_server.code_sha)
+    form.get_by_label("Env repo URL").fill(ui_server.env.url)
+    form.get_by_label("Env commit").fill(ui_server.env_sha)
+    form.get_by_label("Dockerfile path").fill("docker/Dockerfile")
+    form.get_by_label("Memory (MB)").fill("128")
+    form.get_by_label("Command (run by /bin/sh -c)").fill(SWEEP_COMMAND)
+    form.get_by_label("Grid").fill("lr = 1, 2")
+    form.get_by_role("button", name="Submit 2 tasks").click()
+    expect(page.get_by_role("status").filter(has_text="Submitted 2 tasks")).to_be_visible()
+
+    runs = ui_server.api.get(f"/api/research/experiments/{experiment_id}").json()["runs"]
+    assert [r["params"] for r in runs] == [{"lr": 1}, {"lr": 2}]
+    for r in runs:
+        task = ui_server.wait_task(r["task_id"], {"succeeded", "failed", "cancelled"})
+        assert task["state"] == "succeeded", task
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        runs = ui_server.api.get(f"/api/research/experiments/{experiment_id}").json()["runs"]
+        if all(r["metrics"].get("loss", {}).get("points") == 20 for r in runs):
+            break
+        time.sleep(0.5)
+    assert [(r["metrics"]["loss"]["last"], r["metrics"]["loss"]["max"]) for r in runs] == [(1.0, 20.0), (2.0, 40.0)]
+
+    page.reload()
+    table = page.get_by_test_id("runs-table")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(page.get_by_test_id("metric-series")).to_have_count(2)
+    for s in page.get_by_test_id("metric-series").all():
+        assert s.get_attribute("data-points") == "20"
+    # sortable comparison: loss last, descending puts lr=2 first
+    page.get_by_role("button", name="loss last").click()
+    page.get_by_role("button", name=re.compile("loss last")).click()
+    expect(table.locator("tbody tr").first).to_have_attribute("data-testid", f"run-row-{runs[1]['task_id']}")
+    expect(table.locator("tbody tr").first).to_contain_text("2")
+    expect(page.get_by_text("lr=1", exact=False).first).to_be_visible()
+    shot(page, "p4-sweep-chart")
