@@ -122,7 +122,11 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui
     box_before = page.get_by_test_id("logs-view").bounding_box()
     expect(page.get_by_test_id("logs-status")).to_have_text("Following live")
     shot(page, "06-task-running-logs")
-    expect(lines.filter(has_text="line-8")).to_be_visible(timeout=60_000)
+    try:
+        expect(lines.filter(has_text="line-8")).to_be_visible(timeout=60_000)
+    except AssertionError:
+        attempts = [{k: a[k] for k in ("state", "reason", "message", "exit_code")} for a in ui_server.task(task_id)["attempts"]]
+        raise AssertionError(f"the task stopped before line-8; its attempts: {attempts}") from None
     assert first_count < 8, f"all lines arrived at once ({first_count}); nothing was followed live"
     assert counted.count() == 8
     expect(page.get_by_test_id("task-state")).to_contain_text("succeeded", timeout=60_000)
