@@ -326,7 +326,7 @@ def test_agent_kill9_while_container_runs(pg_cluster: PgCluster, tmp_path: Path)
         assert new_pid != old_pid
         done = wait_state(f.api, task["id"], timeout=90)
         task_now = assert_one_final(f.api, task["id"])
-        assert done["state"] == "succeeded", (done, trace_kinds(f.api, task["id"]))
+        assert done["state"] == "succeeded", (done["attempts"], trace_kinds(f.api, task["id"]))
         states = [a["state"] for a in task_now["attempts"]]
         assert states in (["succeeded"], ["lost", "succeeded"]), task_now["attempts"]
         if states == ["succeeded"]:  # adopted: the output after the restart is there, nothing twice
@@ -336,3 +336,29 @@ def test_agent_kill9_while_container_runs(pg_cluster: PgCluster, tmp_path: Path)
     finally:
         server.stop()
         f.close()
+
+
+def test_second_local_agent_on_the_host_leaves_the_first_ones_containers_alone(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    """Two servers on one host both run a local agent named after the host: the second one's
+    start-up reconcile must not stop or remove the first one's running container."""
+    first = start_docker_server(pg_cluster, tmp_path / "a")
+    fa = Flow(first, tmp_path / "a")
+    second = None
+    try:
+        wait_local_node(fa.api)
+        task = fa.submit("echo begin; sleep 30; echo finished")
+        wait_state(fa.api, task["id"], "running", timeout=60)
+        second = start_docker_server(pg_cluster, tmp_path / "b")
+        with second.api() as api_b:
+            wait_local_node(api_b)
+            time.sleep(2)  # past the second agent's reconcile
+        assert get_task(fa.api, task["id"])["state"] == "running"
+        assert len(containers_of(task["id"])) == 1
+        done = wait_state(fa.api, task["id"], timeout=60)
+        assert done["state"] == "succeeded", (done["attempts"], trace_kinds(fa.api, task["id"]))
+        assert fa.text(task["id"], "stdout") == "begin\nfinished\n"
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+        fa.close()

@@ -12,8 +12,8 @@ from unidesk.gateway_agent.workspace import attempt_name
 from unidesk.protocol import AttemptRef, Dispatch
 
 __all__ = [
-    "CONTAINER_PREFIX", "LABEL_ATTEMPT", "LABEL_NODE", "LABEL_TASK", "LABEL_TIMEOUT",
-    "container_config", "container_name", "ref_from_labels",
+    "CONTAINER_PREFIX", "LABEL_ATTEMPT", "LABEL_CACHE", "LABEL_NODE", "LABEL_TASK", "LABEL_TIMEOUT",
+    "container_config", "container_name", "owner_labels", "ref_from_labels",
 ]
 
 CONTAINER_PREFIX = "unidesk-"
@@ -21,11 +21,19 @@ LABEL_TASK = "unidesk.task_id"
 LABEL_ATTEMPT = "unidesk.attempt_no"
 LABEL_NODE = "unidesk.node"
 LABEL_TIMEOUT = "unidesk.timeout_s"
+LABEL_CACHE = "unidesk.cache_dir"
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def container_name(ref: AttemptRef) -> str:
     return CONTAINER_PREFIX + attempt_name(ref)
+
+
+def owner_labels(config: ExecConfig, node: str) -> dict[str, str]:
+    """The labels that make a container this agent's: its node name AND its cache dir (host
+    path), so two agents declaring one name on one host (two servers' local agents both named
+    after the host) never adopt or remove each other's containers."""
+    return {LABEL_NODE: node, LABEL_CACHE: config.host_path(config.cache_path)}
 
 
 def ref_from_labels(labels: dict[str, str]) -> AttemptRef | None:
@@ -79,7 +87,7 @@ def container_config(dispatch: Dispatch, *, image: str, workspace_source: str,
         "Labels": {
             LABEL_TASK: dispatch.task_id,
             LABEL_ATTEMPT: str(dispatch.attempt_no),
-            LABEL_NODE: node,
+            **owner_labels(config, node),
             LABEL_TIMEOUT: str(dispatch.timeout_s),
         },
         "AttachStdout": True,

@@ -22,7 +22,7 @@ import aiodocker
 import aiohttp
 
 from unidesk.gateway_agent.container_spec import (
-    LABEL_NODE, LABEL_TIMEOUT, container_config, container_name, ref_from_labels,
+    LABEL_TIMEOUT, container_config, container_name, owner_labels, ref_from_labels,
 )
 from unidesk.gateway_agent.datafeed import METRICS_CHANNEL, drain_data, watch_data
 from unidesk.gateway_agent.envbuild import EnvBuilder
@@ -344,11 +344,13 @@ class DockerRunner:
                 log.warning("removing container %s: %s", name_or_id[:64], exc.message)
 
     async def _ours(self, *, all_states: bool) -> list[dict[str, Any]]:
-        """This node's labelled containers; empty (logged) when Docker does not answer, since
-        ``health()`` then reports the node degraded and the next reconcile looks again."""
+        """This agent's labelled containers (node name and cache dir); empty (logged) when Docker
+        does not answer, since ``health()`` then reports the node degraded and the next reconcile
+        looks again."""
         try:
             containers = await self.docker.containers.list(
-                all=all_states, filters={"label": [f"{LABEL_NODE}={self.node}"]})
+                all=all_states,
+                filters={"label": [f"{k}={v}" for k, v in owner_labels(self.config, self.node).items()]})
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             log.warning("cannot list this node's containers: %s", exc)
             return []
