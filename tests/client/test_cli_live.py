@@ -19,7 +19,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for var in ("UNIDESK_SERVER", "UNIDESK_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     path = tmp_path / "cfg" / "config.toml"
-    monkeypatch.setenv("UNIDESK_CONFIG", str(path))
+    monkeypatch.setenv("UNIDESK_CLI_CONFIG", str(path))
     return path
 
 

@@ -57,7 +57,7 @@ def submit(*extra: str) -> list[str]:
 
 
 def test_submit_wait_streams_output_and_exits_with_outcome(live_server, node, capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("UNIDESK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("UNIDESK_CLI_CONFIG", str(tmp_path / "none.toml"))
     monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
     monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
     deadline = time.monotonic() + 30

@@ -30,9 +30,9 @@ def test_settings_file_is_private_and_env_overrides(tmp_path: Path):
 
 def test_not_logged_in_is_clear(tmp_path: Path):
     with pytest.raises(NotLoggedIn, match="unidesk login"):
-        load_settings({"UNIDESK_CONFIG": str(tmp_path / "none.toml")})
+        load_settings({"UNIDESK_CLI_CONFIG": str(tmp_path / "none.toml")})
     with pytest.raises(NotLoggedIn, match="unidesk login"):
-        load_settings({"UNIDESK_CONFIG": str(tmp_path / "none.toml"), "UNIDESK_SERVER": "http://h"})
+        load_settings({"UNIDESK_CLI_CONFIG": str(tmp_path / "none.toml"), "UNIDESK_SERVER": "http://h"})
 
 
 def parse_submit(*flags: str) -> argparse.Namespace:

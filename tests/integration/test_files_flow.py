@@ -88,7 +88,7 @@ def test_task_consumes_dataset_and_produces_artifact(backend, live_server_factor
     env_repo = GitRepo(tmp_path / "env")
     env_sha = env_repo.commit({"Dockerfile": f"FROM {image}\n"})
     agent = start_agent(server, tmp_path, f"files-{backend}")
-    monkeypatch.setenv("UNIDESK_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("UNIDESK_CLI_CONFIG", str(tmp_path / "none.toml"))
     monkeypatch.setenv("UNIDESK_SERVER", server.url)
     monkeypatch.setenv("UNIDESK_TOKEN", server.token())
     try:

@@ -18,7 +18,7 @@ from unidesk.core.db.engine import libpq_url
 
 
 def test_cli_commands_of_plugins(live_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("UNIDESK_CONFIG", str(tmp_path / "cfg.toml"))
+    monkeypatch.setenv("UNIDESK_CLI_CONFIG", str(tmp_path / "cfg.toml"))
     for var in ("UNIDESK_SERVER", "UNIDESK_TOKEN", "UNIDESK_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
     token = live_server.token()

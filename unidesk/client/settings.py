@@ -26,10 +26,10 @@ class ClientSettings(msgspec.Struct, kw_only=True):
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$UNIDESK_CONFIG``, else ``$XDG_CONFIG_HOME/unidesk/config.toml``, else ``~/.config/unidesk/config.toml``."""
+    """``$UNIDESK_CLI_CONFIG``, else ``$XDG_CONFIG_HOME/unidesk/config.toml``, else ``~/.config/unidesk/config.toml``."""
     env = os.environ if env is None else env
-    if env.get("UNIDESK_CONFIG"):
-        return Path(env["UNIDESK_CONFIG"]).expanduser()
+    if env.get("UNIDESK_CLI_CONFIG"):
+        return Path(env["UNIDESK_CLI_CONFIG"]).expanduser()
     base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
     return base / "unidesk" / "config.toml"
 
