@@ -28,6 +28,9 @@ class NodeConnection:
         self.connection_id = connection_id
         self.last_frame = time.monotonic()
         self.sent_dispatch: dict[tuple[str, int], float] = {}
+        self.acked: dict[tuple[str, int], float] = {}
+        """When this node last acked (or reported on) an attempt: its write may still be queued,
+        so redelivery waits another ack timeout before sending that dispatch again."""
         self.sent_cancel: dict[tuple[str, int], float] = {}
         self.closed = asyncio.Event()
         self._send_lock = asyncio.Lock()

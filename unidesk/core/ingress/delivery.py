@@ -80,24 +80,40 @@ class Delivery:
                 conn = self._connections.get(uuid.UUID(ev.subject_id))
                 if conn and conn.connection_id != ev.payload.get("connection_id"):
                     await conn.close(protocol.CLOSE_REPLACED, "replaced by a newer connection with the same node token")
-        for node_id, task_ids in wanted.items():
-            conn = self._connections.get(node_id)
-            if conn:
-                await self.deliver(conn, only_tasks=task_ids)
+        if wanted:
+            conns = {n: c for n in wanted if (c := self._connections.get(n)) is not None}
+            await self.deliver_many(conns, only_tasks=set().union(*wanted.values()))
 
     async def deliver(self, conn: NodeConnection, *, only_tasks: set[str] | None = None, resend_after: float | None = None) -> int:
         """Send every unacked dispatch for ``conn``'s node (optionally only some tasks)."""
+        return await self.deliver_many({conn.node_id: conn}, only_tasks=only_tasks, resend_after=resend_after)
+
+    async def deliver_many(self, conns: dict[uuid.UUID, NodeConnection], *, only_tasks: set[str] | None = None,
+                           resend_after: float | None = None) -> int:
+        """Send the unacked dispatches of many held nodes, read in one query (per 1000 nodes).
+
+        With ``resend_after`` (redelivery), a dispatch is sent again only when it went out that
+        long ago and the node has not acked it (an ack whose write is still queued counts)."""
+        if not conns:
+            return 0
+        base = (select(TaskRow, AttemptRow).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
+                .where(AttemptRow.state == "assigned", AttemptRow.acked_at.is_(None)))
+        if only_tasks:
+            statements = [base.where(TaskRow.id.in_([uuid.UUID(t) for t in only_tasks]))]
+        else:
+            ids = list(conns)
+            statements = [base.where(AttemptRow.node_id.in_(ids[i:i + 1000])) for i in range(0, len(ids), 1000)]
+        sent = 0
+        read_at = time.monotonic()
         async with self._sessions() as s:
-            stmt = (select(TaskRow, AttemptRow).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
-                    .where(AttemptRow.node_id == conn.node_id, AttemptRow.state == "assigned", AttemptRow.acked_at.is_(None)))
-            if only_tasks:
-                stmt = stmt.where(TaskRow.id.in_([uuid.UUID(t) for t in only_tasks]))
-            rows = (await s.execute(stmt)).all()
+            rows = [row for stmt in statements for row in (await s.execute(stmt)).all()]
             now = time.monotonic()
-            sent = 0
             for t, a in rows:
+                conn = conns.get(a.node_id)  # type: ignore[arg-type]
+                if conn is None:
+                    continue
                 key = (str(t.id), a.attempt_no)
-                if resend_after is not None and now - conn.sent_dispatch.get(key, 0) < resend_after:
+                if resend_after is not None and now - max(conn.sent_dispatch.get(key, 0), conn.acked.get(key, 0)) < resend_after:
                     continue
                 msg = build_dispatch(t, a)
                 for extend in self.extenders:
@@ -105,17 +121,35 @@ class Delivery:
                 if await conn.send(msg):
                     conn.sent_dispatch[key] = now
                     sent += 1
+        if not only_tasks:  # a full pass: forget what is no longer waiting for an ack (bounded memory)
+            waiting: dict[uuid.UUID, set[tuple[str, int]]] = {}
+            for t, a in rows:
+                waiting.setdefault(a.node_id, set()).add((str(t.id), a.attempt_no))  # type: ignore[arg-type]
+            for node_id, conn in conns.items():
+                keep = waiting.get(node_id, set())
+                conn.acked = {k: v for k, v in conn.acked.items() if k in keep or v >= read_at}
+                conn.sent_dispatch = {k: v for k, v in conn.sent_dispatch.items() if k in keep or v >= read_at}
         self.dispatched += sent
         return sent
 
     async def resend_cancels(self, conn: NodeConnection) -> None:
+        await self.resend_cancels_many({conn.node_id: conn})
+
+    async def resend_cancels_many(self, conns: dict[uuid.UUID, NodeConnection]) -> None:
+        """Cancels not yet answered go out again after the ack timeout (one query: cancelling tasks are few)."""
+        if not conns:
+            return
         async with self._sessions() as s:
             rows = (await s.execute(
-                select(TaskRow.id, AttemptRow.attempt_no).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
-                .where(TaskRow.state == "cancelling", AttemptRow.node_id == conn.node_id)
+                select(TaskRow.id, AttemptRow.attempt_no, AttemptRow.node_id)
+                .join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
+                .where(TaskRow.state == "cancelling")
             )).all()
         now = time.monotonic()
-        for task_id, attempt_no in rows:
+        for task_id, attempt_no, node_id in rows:
+            conn = conns.get(node_id)
+            if conn is None:
+                continue
             key = (str(task_id), attempt_no)
             if now - conn.sent_cancel.get(key, 0) >= self.ack_timeout_s:
                 conn.sent_cancel[key] = now
@@ -124,9 +158,9 @@ class Delivery:
     async def _redeliver_loop(self) -> None:
         while True:
             await asyncio.sleep(max(0.2, self.ack_timeout_s / 2))
-            for conn in self._connections:
-                try:
-                    await self.deliver(conn, resend_after=self.ack_timeout_s)
-                    await self.resend_cancels(conn)
-                except Exception:
-                    log.exception("redelivery failed", node=conn.node_name)
+            conns = {c.node_id: c for c in self._connections}
+            try:
+                await self.deliver_many(conns, resend_after=self.ack_timeout_s)
+                await self.resend_cancels_many(conns)
+            except Exception:
+                log.exception("redelivery failed", nodes=len(conns))

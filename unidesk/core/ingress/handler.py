@@ -137,8 +137,10 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             ingress.liveness.heartbeat(conn.node_id, msg)
             await _track_health(state, conn, msg.unhealthy_reason)
         elif isinstance(msg, protocol.Ack):
+            conn.acked[(msg.task_id, msg.attempt_no)] = conn.last_frame
             ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg))
         elif isinstance(msg, protocol.AttemptState):
+            conn.acked[(msg.task_id, msg.attempt_no)] = conn.last_frame
             ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_final_ack(conn, msg)))
         elif isinstance(msg, protocol.LogChunk):
             ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_log_ack(conn, msg)))

@@ -13,13 +13,14 @@ from typing import Any, Awaitable, Callable
 
 import msgspec
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
 from unidesk.core.db.tx import in_transaction
-from unidesk.core.events.writer import append
+from unidesk.core.events.writer import append, defer_events, flush_deferred
 from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.services import node_event
 from unidesk.core.tasks.models import AttemptRow, TaskRow
@@ -27,7 +28,7 @@ from unidesk.core.tasks.policy import apply_attempt_end
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.errors import UnideskError
 
-__all__ = ["Report", "ReportWriter", "apply_report"]
+__all__ = ["Report", "ReportWriter", "apply_report", "lock_batch"]
 
 log = structlog.get_logger("unidesk.ingress")
 
@@ -48,13 +49,35 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-async def _fenced_attempt(session: AsyncSession, r: Report) -> AttemptRow | None:
+_READ_FIELDS = frozenset({"node_id", "state", "stage", "log_bytes", "log_truncated"})
+
+
+async def lock_batch(session: AsyncSession, reports: list[Report]) -> None:
+    """Lock every task, then every attempt, a batch names, in two statements (id order), so the
+    reports after it need no locking round trips of their own."""
+    keys = {(tid, r.msg.attempt_no) for r in reports if (tid := _uuid(r.msg.task_id)) is not None}
+    if not keys:
+        return
+    await session.execute(select(TaskRow.id).where(TaskRow.id.in_(sorted({k[0] for k in keys}))).order_by(TaskRow.id).with_for_update())
+    # Consumed (``.all()``) so the rows land in the session's identity map for session.get.
+    (await session.scalars(select(AttemptRow).where(tuple_(AttemptRow.task_id, AttemptRow.attempt_no).in_(sorted(keys)))
+                           .order_by(AttemptRow.task_id, AttemptRow.attempt_no).with_for_update()
+                           .execution_options(populate_existing=True))).all()
+
+
+async def _fenced_attempt(session: AsyncSession, r: Report, *, locked: bool = False) -> AttemptRow | None:
     task_id = _uuid(r.msg.task_id)
     attempt = None
     if task_id is not None:
-        # Lock the task first: every writer locks task → attempt in that order.
-        await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
-        attempt = await session.get(AttemptRow, (task_id, r.msg.attempt_no), with_for_update=True, populate_existing=True)
+        key = (task_id, r.msg.attempt_no)
+        if locked:  # lock_batch loaded it; reload only what an earlier report in the batch expired
+            attempt = await session.get(AttemptRow, key)
+            if attempt is not None and _READ_FIELDS & sa_inspect(attempt).unloaded:
+                await session.refresh(attempt)
+        else:
+            # Lock the task first: every writer locks task → attempt in that order.
+            await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
+            attempt = await session.get(AttemptRow, key, with_for_update=True, populate_existing=True)
     if attempt is None or attempt.node_id != r.node_id:
         await append(session, node_event(r.node_id, "node.foreign_report", f"node:{r.node_name}", task_id=r.msg.task_id[:64],
                                          attempt_no=r.msg.attempt_no, message_type=type(r.msg).__name__))
@@ -152,8 +175,9 @@ async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -
     return m.seq
 
 
-async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugins: Any = None) -> Any:
-    a = await _fenced_attempt(session, r)
+async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugins: Any = None, locked: bool = False) -> Any:
+    """Apply one report; ``locked`` when ``lock_batch`` already locked and loaded its rows."""
+    a = await _fenced_attempt(session, r, locked=locked)
     if a is None:
         return None
     if isinstance(r.msg, protocol.Ack):
@@ -161,7 +185,13 @@ async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugin
     if isinstance(r.msg, protocol.AttemptState):
         return await _state(session, r, a)
     if isinstance(r.msg, protocol.AttemptData):
-        return await _data(session, r, a, plugins)
+        if not locked:
+            return await _data(session, r, a, plugins)
+        await flush_deferred(session)  # plugins write in a savepoint: keep its events out of the batch buffer
+        try:
+            return await _data(session, r, a, plugins)
+        finally:
+            defer_events(session)
     return await _log(session, r, a, log_cap)
 
 
@@ -202,7 +232,11 @@ class ReportWriter:
         ordered = sorted(batch, key=lambda r: (r.msg.task_id, r.msg.attempt_no, getattr(r.msg, "seq", 0)))
 
         async def work(session: AsyncSession) -> list[Any]:
-            return [await apply_report(session, r, log_cap=self._log_cap, plugins=self._plugins) for r in ordered]
+            await lock_batch(session, ordered)
+            defer_events(session)  # the batch's events go out in one INSERT and one NOTIFY
+            results = [await apply_report(session, r, log_cap=self._log_cap, plugins=self._plugins, locked=True) for r in ordered]
+            await flush_deferred(session)
+            return results
 
         try:
             results = await in_transaction(self._sessions, work, name="reports")

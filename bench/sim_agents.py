@@ -1,0 +1,146 @@
+"""Simulated agents for bench_scheduler.py: many minimal protocol clients in one process.
+
+Each node: Hello, then a Heartbeat every interval, and for every Dispatch an Ack, a running
+AttemptState and an exited(0) AttemptState at once. The dispatch latency is the receive time
+minus the ``BENCH_SUBMIT_TS`` the benchmark put in the task's env (same machine, same clock).
+
+Commands on stdin, one per line: ``stats`` prints a JSON line of counters; ``stop`` prints
+the final JSON (with latencies) and exits. Not a test; run by bench_scheduler.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from unidesk import protocol
+
+__all__ = ["main"]
+
+
+class Fleet:
+    def __init__(self, url: str, tokens: list[str], *, heartbeat_s: float, cpus: float, prefix: str) -> None:
+        self.url = url
+        self.tokens = tokens
+        self.heartbeat_s = heartbeat_s
+        self.cpus = cpus
+        self.prefix = prefix
+        self.connected = 0
+        self.failed = 0
+        self.closed: dict[str, int] = {}
+        self.heartbeats = 0
+        self.dispatches = 0
+        self.duplicates = 0
+        self.latencies: list[float] = []
+        self._seen: set[tuple[str, int]] = set()
+        self._stop = asyncio.Event()
+
+    def stats(self, *, final: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {"connected": self.connected, "failed": self.failed, "closed": self.closed,
+                                  "heartbeats": self.heartbeats, "dispatches": self.dispatches, "duplicates": self.duplicates}
+        if final:
+            out["latencies"] = self.latencies
+        return out
+
+    async def node(self, i: int, token: str, gate: asyncio.Semaphore) -> None:
+        name = f"{self.prefix}-{i}"
+        try:
+            async with gate:
+                ws = await connect(self.url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=120,
+                                   max_size=protocol.MAX_FRAME_BYTES, ping_interval=None)
+                await ws.send(protocol.encode(protocol.Hello(
+                    protocol_version=protocol.PROTOCOL_VERSION, agent_version="bench", node_name=name, hostname=name,
+                    os="Linux", cpus=self.cpus, memory_mb=64 * 1024)))
+                welcome = protocol.decode(await asyncio.wait_for(ws.recv(), 120))  # type: ignore[arg-type]
+                assert isinstance(welcome, protocol.Welcome), welcome
+        except Exception as exc:  # noqa: BLE001 - counted and reported, the bench goes on
+            self.failed += 1
+            print(f"node {name} failed to join: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
+        self.connected += 1
+        beat = asyncio.create_task(self._heartbeats(ws))
+        try:
+            async for frame in ws:
+                msg = protocol.decode(frame)  # type: ignore[arg-type]
+                if isinstance(msg, protocol.Dispatch):
+                    await self._run(ws, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            beat.cancel()
+            key = str(ws.close_code)
+            self.closed[key] = self.closed.get(key, 0) + 1
+
+    async def _run(self, ws: ClientConnection, d: protocol.Dispatch) -> None:
+        now = time.time()
+        key = (d.task_id, d.attempt_no)
+        if key in self._seen:
+            self.duplicates += 1
+        else:
+            self._seen.add(key)
+            self.dispatches += 1
+            submitted = d.env.get("BENCH_SUBMIT_TS")
+            if submitted:
+                self.latencies.append(now - float(submitted))
+        await ws.send(protocol.encode(protocol.Ack(task_id=d.task_id, attempt_no=d.attempt_no)))
+        await ws.send(protocol.encode(protocol.AttemptState(task_id=d.task_id, attempt_no=d.attempt_no, phase="running")))
+        await ws.send(protocol.encode(protocol.AttemptState(task_id=d.task_id, attempt_no=d.attempt_no, phase="exited",
+                                                           exit_code=0, reason="succeeded")))
+
+    async def _heartbeats(self, ws: ClientConnection) -> None:
+        await asyncio.sleep(random.random() * self.heartbeat_s)  # spread the fleet over the interval
+        seq = 0
+        while True:
+            seq += 1
+            try:
+                await ws.send(protocol.encode(protocol.Heartbeat(seq=seq, sent_at=time.time())))
+            except ConnectionClosed:
+                return
+            self.heartbeats += 1
+            await asyncio.sleep(self.heartbeat_s)
+
+    async def commands(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := (await reader.readline()).decode().strip():
+            if line == "stats":
+                print(json.dumps(self.stats()), flush=True)
+            elif line == "stop":
+                break
+        print(json.dumps(self.stats(final=True)), flush=True)
+        self._stop.set()
+
+
+async def run(args: argparse.Namespace) -> None:
+    tokens = [t for t in open(args.tokens).read().split() if t]
+    fleet = Fleet(args.url, tokens, heartbeat_s=args.heartbeat, cpus=args.cpus, prefix=args.prefix)
+    gate = asyncio.Semaphore(args.connect_concurrency)
+    nodes = [asyncio.create_task(fleet.node(i, t, gate)) for i, t in enumerate(tokens)]
+    cmd = asyncio.create_task(fleet.commands())
+    await cmd
+    for n in nodes:
+        n.cancel()
+    await asyncio.gather(*nodes, return_exceptions=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--url", required=True, help="ws://host:port/api/agent/ws")
+    p.add_argument("--tokens", required=True, help="file with one node token per line")
+    p.add_argument("--heartbeat", type=float, default=1.0)
+    p.add_argument("--cpus", type=float, default=4.0)
+    p.add_argument("--prefix", default="sim")
+    p.add_argument("--connect-concurrency", type=int, default=64)
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
