@@ -89,10 +89,10 @@ async def store_points(session: AsyncSession, run_id: int, points: list[Point]) 
     for name, step, value, ts in points:
         latest[(keys[name], step)] = {"run_id": run_id, "key_id": keys[name], "step": step, "value": value, "ts": ts}
     rows = list(latest.values())
-    for i in range(0, len(rows), 5000):
-        ins = pg_insert(m.MetricPoint).values(rows[i:i + 5000])
-        await session.execute(ins.on_conflict_do_update(index_elements=["run_id", "key_id", "step"],
-                                                        set_={"value": ins.excluded.value, "ts": ins.excluded.ts}))
+    ins = pg_insert(m.MetricPoint)
+    upsert = ins.on_conflict_do_update(index_elements=["run_id", "key_id", "step"], set_={"value": ins.excluded.value, "ts": ins.excluded.ts})
+    conn = await session.connection()  # Core executemany (no ORM bulk machinery): multi-row VALUES batches
+    await conn.execute(upsert, rows)
     summary: dict[int, dict[str, Any]] = {}
     for r in rows:
         cur = summary.get(r["key_id"])
