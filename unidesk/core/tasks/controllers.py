@@ -67,6 +67,6 @@ class TaskController(Controller):
         return task
 
     @post("/{task_id:uuid}/retry", operation_id="retry_task", status_code=201)
-    async def retry(self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings) -> schemas.Task:
-        """Submit a new task with the same spec."""
-        return await TaskService(db, settings).retry(task_id, principal)
+    async def retry(self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings, state: State) -> schemas.Task:
+        """Submit a new task with the same spec (and the same plugin extensions)."""
+        return await TaskService(db, settings, state.plugins).retry(task_id, principal)
