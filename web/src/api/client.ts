@@ -3,10 +3,14 @@ import { ENDPOINTS, endpointPath, type EndpointName } from "./endpoints";
 import type {
   ApiToken,
   Artifact,
+  ArtifactCreate,
+  ArtifactUpload,
+  DownloadUrl,
   EventPage,
   Health,
   Items,
   LogPage,
+  MaintenanceCreate,
   Node,
   NodeSample,
   NodeToken,
@@ -118,6 +122,16 @@ export interface TaskQuery {
   cursor?: string | null;
 }
 
+export interface FileQuery {
+  q?: string;
+  state?: "uploading" | "ready";
+  /** "me" or a user id. */
+  owner?: string;
+  task_id?: string;
+  limit?: number;
+  cursor?: string | null;
+}
+
 export const api = {
   login: (username: string, password: string) =>
     call<{ user: User }>("login", { body: { username, password } }),
@@ -162,9 +176,21 @@ export const api = {
     call<EventPage>("events", { query: q }),
   stats: (signal?: AbortSignal) => call<Stats>("stats", { signal }),
 
-  artifacts: (signal?: AbortSignal) => call<Items<Artifact>>("artifacts", { signal }),
-  deleteArtifact: (id: string) => call<void>("artifactDelete", { params: { id } }),
-  artifactDownloadUrl: (id: string) => endpointPath("artifactDownload", { id }),
+  maintenance: (id: string, body: MaintenanceCreate) => call<Task>("nodeMaintenance", { params: { id }, body }),
+
+  files: (q: FileQuery, signal?: AbortSignal) =>
+    call<Page<Artifact>>("files", {
+      query: { q: q.q, state: q.state, owner: q.owner, task_id: q.task_id, limit: q.limit ?? 50, cursor: q.cursor },
+      signal,
+    }),
+  file: (id: string, signal?: AbortSignal) => call<Artifact>("file", { params: { id }, signal }),
+  fileByName: (name: string, signal?: AbortSignal) => call<Artifact>("fileByName", { params: { name }, signal }),
+  createFile: (body: ArtifactCreate) => call<ArtifactUpload>("fileCreate", { body }),
+  resumeFile: (id: string) => call<ArtifactUpload>("fileResume", { params: { id } }),
+  completeFile: (id: string, parts: { part_number: number; etag: string }[] = []) =>
+    call<Artifact>("fileComplete", { params: { id }, body: { parts } }),
+  fileDownloadUrl: (id: string) => call<DownloadUrl>("fileDownload", { params: { id } }),
+  deleteFile: (id: string) => call<void>("fileDelete", { params: { id } }),
 };
 
 /** GET /health: a 503 still carries the health body (status "degraded"); unreachable is reported as such. */
@@ -183,37 +209,6 @@ export async function fetchHealth(signal?: AbortSignal): Promise<Health> {
   } catch {
     return { status: "degraded", reasons: [`/health answered ${res.status} without a health body`], version: "", commit: null, checks: {} };
   }
-}
-
-/** Uploads a file as a raw body stream with progress callbacks (XMLHttpRequest: fetch has no upload progress). */
-export function uploadArtifact(
-  file: File,
-  onProgress: (loaded: number, total: number) => void,
-): { promise: Promise<Artifact>; abort: () => void } {
-  const xhr = new XMLHttpRequest();
-  const promise = new Promise<Artifact>((resolve, reject) => {
-    xhr.open("POST", endpointPath("artifactUpload") + buildQuery({ name: file.name }));
-    xhr.withCredentials = true;
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
-    xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        try {
-          resolve(JSON.parse(xhr.responseText) as Artifact);
-        } catch {
-          reject(new ApiError(xhr.status, "The server answered the upload without a JSON body."));
-        }
-        return;
-      }
-      const res = new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText });
-      void errorFromResponse(res).then(reject);
-    };
-    xhr.onerror = () => reject(new ApiError(0, "The upload failed: the server could not be reached."));
-    xhr.onabort = () => reject(new ApiError(0, "The upload was cancelled."));
-    xhr.send(file);
-  });
-  return { promise, abort: () => xhr.abort() };
 }
 
 /** Message to show a person for any thrown value. */

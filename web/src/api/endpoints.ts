@@ -34,26 +34,30 @@ export const ENDPOINTS = {
   eventStream: ["GET", "/api/events/stream"],
   stats: ["GET", "/api/stats"],
   health: ["GET", "/health"],
-  artifacts: ["GET", "/api/artifacts"],
-  artifactUpload: ["POST", "/api/artifacts/upload"],
-  artifactDownload: ["GET", "/api/artifacts/{id}/download"],
-  artifactDelete: ["DELETE", "/api/artifacts/{id}"],
+  nodeMaintenance: ["POST", "/api/nodes/{id}/maintenance"],
+  files: ["GET", "/api/files"],
+  fileCreate: ["POST", "/api/files"],
+  fileByName: ["GET", "/api/files/by-name/{name*}"],
+  file: ["GET", "/api/files/{id}"],
+  fileDownload: ["GET", "/api/files/{id}/download"],
+  fileResume: ["POST", "/api/files/{id}/upload"],
+  fileComplete: ["POST", "/api/files/{id}/complete"],
+  fileDelete: ["DELETE", "/api/files/{id}"],
 } as const satisfies Record<string, readonly ["GET" | "POST" | "PATCH" | "DELETE", string]>;
 
 export type EndpointName = keyof typeof ENDPOINTS;
 
 /** Endpoints that belong to optional server features; the UI hides their pages when they answer 404. */
-export const OPTIONAL_ENDPOINTS: readonly EndpointName[] = [
-  "artifacts",
-  "artifactUpload",
-  "artifactDownload",
-  "artifactDelete",
-];
+export const OPTIONAL_ENDPOINTS: readonly EndpointName[] = [];
 
-/** Fills `{param}` placeholders (URL-encoded) in an endpoint's path. */
+/**
+ * Fills `{param}` placeholders (URL-encoded) in an endpoint's path; `{param*}` is a path
+ * parameter whose slashes stay slashes (each segment encoded on its own).
+ */
 export function endpointPath(name: EndpointName, params: Record<string, string | number> = {}): string {
-  return ENDPOINTS[name][1].replace(/\{(\w+)\}/g, (_, key: string) => {
+  return ENDPOINTS[name][1].replace(/\{(\w+)(\*?)\}/g, (_, key: string, star: string) => {
     if (!(key in params)) throw new Error(`missing path parameter ${key} for ${name}`);
-    return encodeURIComponent(String(params[key]));
+    const value = String(params[key]);
+    return star ? value.split("/").map(encodeURIComponent).join("/") : encodeURIComponent(value);
   });
 }

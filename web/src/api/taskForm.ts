@@ -1,4 +1,5 @@
 /** Client-side validation of the submit-task form, mirroring the server's TaskCreate rules. */
+import { parseInputs, parseOutputs } from "./taskFiles";
 import type { TaskCreate } from "./types";
 
 export interface TaskFormValues {
@@ -20,6 +21,10 @@ export interface TaskFormValues {
   priority: string;
   max_attempts: string;
   retry_on_failure: boolean;
+  /** "NAME" or "NAME -> /mount/path" per line. */
+  inputs: string;
+  /** One path or glob under /workspace/outputs per line. */
+  outputs: string;
 }
 
 export const EMPTY_TASK_FORM: TaskFormValues = {
@@ -40,6 +45,8 @@ export const EMPTY_TASK_FORM: TaskFormValues = {
   priority: "0",
   max_attempts: "3",
   retry_on_failure: false,
+  inputs: "",
+  outputs: "",
 };
 
 export type TaskFormErrors = Partial<Record<keyof TaskFormValues, string>>;
@@ -130,6 +137,10 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
   if (env.error) errors.env = env.error;
   const labels = parsePairs(v.labels, LABEL_KEY_RE, "label");
   if (labels.error) errors.labels = labels.error;
+  const inputs = parseInputs(v.inputs);
+  if (inputs.error) errors.inputs = inputs.error;
+  const outputs = parseOutputs(v.outputs);
+  if (outputs.error) errors.outputs = outputs.error;
 
   const cpus = Number(v.cpus);
   if (!v.cpus.trim() || !Number.isFinite(cpus) || cpus <= 0 || cpus > 1024) errors.cpus = "A number above 0, at most 1024.";
@@ -160,5 +171,7 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
     retry_on_failure: v.retry_on_failure,
   };
   if (v.name.trim()) body.name = v.name.trim();
+  if (inputs.value.length) body.inputs = inputs.value;
+  if (outputs.value.length) body.outputs = outputs.value;
   return { body, errors };
 }

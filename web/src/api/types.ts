@@ -71,6 +71,23 @@ export interface TaskCreate {
   priority?: number;
   max_attempts?: number;
   retry_on_failure?: boolean;
+  inputs?: TaskInput[];
+  outputs?: string[];
+}
+
+/** An artifact (id or name) a task reads, mounted read-only at `path` (default /inputs/<last part of the name>). */
+export interface TaskInput {
+  artifact: string;
+  path?: string | null;
+}
+
+/** What the server pinned at submit, in `Task.extra.inputs`. */
+export interface PinnedInput {
+  artifact_id: string;
+  name: string;
+  path: string;
+  sha256: string;
+  size: number;
 }
 
 export interface Attempt {
@@ -111,6 +128,8 @@ export interface Task {
   max_attempts: number;
   retry_on_failure: boolean;
   attempt_count: number;
+  /** Server-side extras: `inputs` (PinnedInput[]), `outputs` (patterns), `kind` ("host.ssh"), plugin fields. */
+  extra: Record<string, unknown>;
   created_at: string;
   updated_at: string;
   finished_at: string | null;
@@ -223,14 +242,71 @@ export interface Health {
   checks: Record<string, string>;
 }
 
+export type ArtifactState = "uploading" | "ready";
+
 export interface Artifact {
   id: string;
   name: string;
+  state: ArtifactState;
   size: number;
-  sha256: string | null;
-  content_type: string | null;
+  sha256: string;
+  content_type: string;
+  backend: string;
+  owner_id: string | null;
+  owner: string | null;
+  task_id: string | null;
+  attempt_no: number | null;
+  project: string | null;
+  labels: Record<string, string>;
   created_at: string;
-  created_by: string | null;
+  ready_at: string | null;
+}
+
+export interface ArtifactCreate {
+  name: string;
+  size: number;
+  sha256: string;
+  content_type?: string;
+  project?: string | null;
+  labels?: Record<string, string>;
+}
+
+export interface PartUrl {
+  part_number: number;
+  url: string;
+}
+
+/** How to put the bytes: one PUT url (local: resumable with Content-Range chunks) or S3 multipart parts. */
+export interface UploadPlan {
+  method: string;
+  url: string | null;
+  headers: Record<string, string>;
+  expires_at: number;
+  upload_id: string | null;
+  part_size: number | null;
+  parts: PartUrl[];
+  done_parts: number[];
+  offset: number;
+}
+
+export interface ArtifactUpload {
+  artifact: Artifact;
+  upload: UploadPlan;
+}
+
+export interface DownloadUrl {
+  url: string;
+  /** Epoch seconds. */
+  expires_at: number;
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export interface MaintenanceCreate {
+  op: "probe" | "exec";
+  command?: string | null;
+  timeout_s?: number;
 }
 
 /** RFC 9457 problem details as the server sends them. */

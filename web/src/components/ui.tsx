@@ -55,6 +55,8 @@ const STATE_TONE: Record<string, string> = {
   revoked: "muted",
   active: "ok",
   disabled: "muted",
+  ready: "ok",
+  uploading: "info",
 };
 
 export function StateBadge({ state, label }: { state: string; label?: string }) {

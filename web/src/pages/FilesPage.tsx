@@ -1,63 +1,88 @@
-/** Files (artifacts): upload with progress, download, delete; explains itself when storage is not there. */
-import { useRef, useState } from "react";
-import { ApiError, api, errorMessage, uploadArtifact } from "../api/client";
+/** Files (artifacts): resumable uploads with progress, search and pages, download by short-lived URL, delete. */
+import { useContext, useEffect, useRef, useState } from "react";
+import { Link, useSearchParams } from "react-router-dom";
+import { api, type FileQuery } from "../api/client";
 import type { Artifact } from "../api/types";
+import { uploadFile, type UploadProgress } from "../api/upload";
+import { DownloadButton } from "../components/DownloadButton";
 import { Time } from "../components/Time";
-import { ConfirmButton, CopyButton, EmptyState, ErrorBox, Loading, formatBytes } from "../components/ui";
-import { useAsync, useNow, useTitle } from "../state/hooks";
+import { ConfirmButton, CopyButton, EmptyState, ErrorBox, Loading, StateBadge, formatBytes, shortId } from "../components/ui";
+import { AuthContext } from "../state/contexts";
+import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+
+export const FILES_PAGE_SIZE = 25;
+const STATES = ["all", "ready", "uploading"] as const;
 
 interface Upload {
   key: number;
   name: string;
-  loaded: number;
-  total: number;
+  progress: UploadProgress;
   error: string | null;
   abort: () => void;
 }
 
 export function FilesPage() {
   useTitle("Files");
-  const files = useAsync((signal) => api.artifacts(signal), []);
+  const { user } = useContext(AuthContext)!;
+  const [params, setParams] = useSearchParams();
+  const q = params.get("q") ?? "";
+  const stateParam = params.get("state");
+  const state = stateParam === "ready" || stateParam === "uploading" ? stateParam : undefined;
+  const mine = params.get("owner") === "me";
+  const [search, setSearch] = useState(q);
+  // Cursors of the pages before this one (the first page has none).
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const cursor = cursors[cursors.length - 1];
+  const query: FileQuery = { q: q || undefined, state, owner: mine ? "me" : undefined, limit: FILES_PAGE_SIZE, cursor };
+  const files = useAsync((signal) => api.files(query, signal), [q, state, mine, cursor]);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const inputRef = useRef<HTMLInputElement>(null);
   const seq = useRef(0);
   const now = useNow(30_000);
+  const reload = useThrottled(files.reload, 800);
+  useLiveEvents((ev) => ev.subject_type === "artifact", reload);
+  useReloadOnReconnect(files.reload);
 
-  const unavailable = files.error instanceof ApiError && files.error.status === 404;
+  // Typing in the search box updates the URL (and so the list) after a short pause; new filters start at page 1.
+  useEffect(() => {
+    if (search === q) return;
+    const t = setTimeout(() => update({ q: search || null }), 300);
+    return () => clearTimeout(t);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [search]);
+  const update = (changes: Record<string, string | null>) => {
+    const p = new URLSearchParams(params);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) p.set(k, v);
+      else p.delete(k);
+    }
+    setCursors([null]);
+    setParams(p, { replace: true });
+  };
 
   const start = (list: FileList | null) => {
     for (const file of Array.from(list ?? [])) {
       const key = ++seq.current;
       const patch = (p: Partial<Upload>) => setUploads((old) => old.map((u) => (u.key === key ? { ...u, ...p } : u)));
-      const { promise, abort } = uploadArtifact(file, (loaded, total) => patch({ loaded, total }));
-      setUploads((old) => [...old, { key, name: file.name, loaded: 0, total: file.size, error: null, abort }]);
+      const { promise, abort } = uploadFile(file, (progress) => patch({ progress }));
+      const first: UploadProgress = { phase: "hashing", loaded: 0, total: file.size };
+      setUploads((old) => [...old, { key, name: file.name, progress: first, error: null, abort }]);
       promise.then(
-        (art) => {
+        () => {
           setUploads((old) => old.filter((u) => u.key !== key));
-          files.setData((old) => old && { items: [art, ...old.items.filter((a) => a.id !== art.id)] });
+          files.reload();
         },
-        (err: unknown) => patch({ error: errorMessage(err) }),
+        (err: unknown) => {
+          patch({ error: err instanceof Error ? err.message : String(err) });
+          files.reload();
+        },
       );
     }
     if (inputRef.current) inputRef.current.value = "";
   };
 
-  if (unavailable) {
-    return (
-      <div className="page">
-        <div className="page-head">
-          <h1>Files</h1>
-        </div>
-        <EmptyState title="File storage is not available on this server.">
-          <p>
-            The server answered <code>404</code> for its artifact API, so this build has no file store enabled. Task
-            logs and everything else keep working; ask an administrator to enable storage to upload files here.
-          </p>
-        </EmptyState>
-      </div>
-    );
-  }
-
+  const mayDelete = (a: Artifact) => user.role === "admin" || a.owner_id === user.id;
+  const page = files.data;
   return (
     <div className="page">
       <div className="page-head">
@@ -77,82 +102,97 @@ export function FilesPage() {
           start(e.dataTransfer.files);
         }}
       >
-        Drop files here to upload them.
+        Drop files here to upload them. Big files go up in resumable chunks: a dropped connection picks up where it
+        stopped, and choosing the same file again after closing the page resumes it.
       </div>
       {uploads.length > 0 && (
         <ul className="uploads" aria-label="Uploads in progress">
-          {uploads.map((u) => {
-            const pct = u.total ? Math.floor((100 * u.loaded) / u.total) : 0;
-            return (
-              <li key={u.key} className="upload">
-                <span className="upload-name">{u.name}</span>
-                <progress max={100} value={pct} aria-label={`Uploading ${u.name}`} />
-                <span className="small muted">
-                  {formatBytes(u.loaded)} / {formatBytes(u.total)}
-                </span>
-                {u.error ? (
-                  <>
-                    <span className="field-error" role="alert">
-                      {u.error}
-                    </span>
-                    <button type="button" className="btn btn-small btn-ghost" onClick={() => setUploads((o) => o.filter((x) => x.key !== u.key))}>
-                      Dismiss
-                    </button>
-                  </>
-                ) : (
-                  <button type="button" className="btn btn-small btn-ghost" onClick={u.abort}>
-                    Cancel
-                  </button>
-                )}
-              </li>
-            );
-          })}
+          {uploads.map((u) => (
+            <UploadRow key={u.key} upload={u} onDismiss={() => setUploads((o) => o.filter((x) => x.key !== u.key))} />
+          ))}
         </ul>
       )}
+      <div className="toolbar">
+        <input
+          type="search"
+          className="search"
+          aria-label="Search files"
+          placeholder="Name contains…"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+          maxLength={200}
+        />
+        <div className="chips" role="group" aria-label="Filter by state">
+          {STATES.map((s) => {
+            const on = (state ?? "all") === s;
+            return (
+              <button key={s} type="button" className={`chip${on ? " chip-on" : ""}`} aria-pressed={on} onClick={() => update({ state: s === "all" ? null : s })}>
+                {s}
+              </button>
+            );
+          })}
+        </div>
+        <label className="check">
+          <input type="checkbox" checked={mine} onChange={(e) => update({ owner: e.target.checked ? "me" : null })} /> Only mine
+        </label>
+      </div>
       {files.error !== null && <ErrorBox error={files.error} onRetry={files.reload} />}
-      {!files.data && files.loading && <Loading />}
-      {files.data && files.data.items.length === 0 && <EmptyState title="No files yet." />}
-      {files.data && files.data.items.length > 0 && (
+      {!page && files.loading && <Loading />}
+      {page && page.items.length === 0 && (
+        <EmptyState title={q || state || mine ? "No files match." : "No files yet."}>
+          {!(q || state || mine) && <p>Upload one above, or let a task declare outputs under /workspace/outputs.</p>}
+        </EmptyState>
+      )}
+      {page && page.items.length > 0 && (
         <div className="table-wrap">
           <table className="table" data-testid="files-table">
             <thead>
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Size</th>
+                <th scope="col">State</th>
                 <th scope="col">SHA-256</th>
-                <th scope="col">Uploaded</th>
-                <th scope="col">By</th>
+                <th scope="col">From</th>
+                <th scope="col">Created</th>
                 <th scope="col">
                   <span className="sr-only">Actions</span>
                 </th>
               </tr>
             </thead>
             <tbody>
-              {files.data.items.map((a: Artifact) => (
-                <tr key={a.id} data-file-name={a.name}>
+              {page.items.map((a) => (
+                <tr key={a.id} data-file-name={a.name} data-file-id={a.id}>
                   <td className="break">{a.name}</td>
                   <td className="num">{formatBytes(a.size)}</td>
+                  <td>
+                    <StateBadge state={a.state === "ready" ? "ready" : "uploading"} />
+                  </td>
                   <td className="mono small">
-                    {a.sha256 ? (
-                      <>
-                        <span title={a.sha256}>{a.sha256.slice(0, 12)}…</span> <CopyButton text={a.sha256} />
-                      </>
+                    <span title={a.sha256}>{a.sha256.slice(0, 12)}…</span> <CopyButton text={a.sha256} />
+                  </td>
+                  <td>
+                    {a.task_id ? (
+                      <Link to={`/tasks/${a.task_id}`}>
+                        task {shortId(a.task_id)}
+                        {a.attempt_no ? ` #${a.attempt_no}` : ""}
+                      </Link>
                     ) : (
-                      "—"
+                      (a.owner ?? "—")
                     )}
                   </td>
                   <td>
-                    <Time value={a.created_at} now={now} />
+                    <Time value={a.ready_at ?? a.created_at} now={now} />
                   </td>
-                  <td>{a.created_by ?? "—"}</td>
                   <td className="row-actions">
-                    <a className="btn btn-small" href={api.artifactDownloadUrl(a.id)} download={a.name}>
-                      Download
-                    </a>
-                    <ConfirmButton
-                      label="Delete"
-                      onConfirm={() => api.deleteArtifact(a.id).then(() => files.setData((old) => old && { items: old.items.filter((x) => x.id !== a.id) }))}
-                    />
+                    <DownloadButton id={a.id} name={a.name} disabled={a.state !== "ready"} />
+                    {mayDelete(a) && (
+                      <ConfirmButton
+                        label="Delete"
+                        onConfirm={() =>
+                          api.deleteFile(a.id).then(() => files.setData((old) => old && { ...old, items: old.items.filter((x) => x.id !== a.id) }))
+                        }
+                      />
+                    )}
                   </td>
                 </tr>
               ))}
@@ -160,6 +200,60 @@ export function FilesPage() {
           </table>
         </div>
       )}
+      {page && (cursors.length > 1 || page.next_cursor) && (
+        <nav className="pager" aria-label="Pages of files">
+          <button type="button" className="btn btn-small" disabled={cursors.length <= 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
+            Newer
+          </button>
+          <span className="muted small" data-testid="files-page">
+            Page {cursors.length}
+          </span>
+          <button
+            type="button"
+            className="btn btn-small"
+            disabled={!page.next_cursor}
+            onClick={() => page.next_cursor && setCursors((c) => [...c, page.next_cursor])}
+          >
+            Older
+          </button>
+        </nav>
+      )}
     </div>
+  );
+}
+
+const PHASE_LABEL: Record<UploadProgress["phase"], string> = {
+  hashing: "Computing SHA-256",
+  uploading: "Uploading",
+  retrying: "Connection lost, resuming",
+  completing: "Completing",
+};
+
+function UploadRow({ upload: u, onDismiss }: { upload: Upload; onDismiss: () => void }) {
+  const p = u.progress;
+  const pct = p.total ? Math.floor((100 * p.loaded) / p.total) : p.phase === "completing" ? 100 : 0;
+  return (
+    <li className="upload" data-upload-name={u.name} data-phase={u.error ? "failed" : p.phase}>
+      <span className="upload-name">{u.name}</span>
+      <progress max={100} value={pct} aria-label={`Uploading ${u.name}`} data-testid="upload-progress" />
+      <span className="small muted" data-testid="upload-status">
+        {u.error ? "Failed" : PHASE_LABEL[p.phase]} · {formatBytes(p.loaded)} / {formatBytes(p.total)} ({pct}%)
+        {p.phase === "retrying" && p.note && !u.error ? ` · ${p.note}` : ""}
+      </span>
+      {u.error ? (
+        <>
+          <span className="field-error" role="alert">
+            {u.error}
+          </span>
+          <button type="button" className="btn btn-small btn-ghost" onClick={onDismiss}>
+            Dismiss
+          </button>
+        </>
+      ) : (
+        <button type="button" className="btn btn-small btn-ghost" onClick={u.abort}>
+          Cancel
+        </button>
+      )}
+    </li>
   );
 }

@@ -135,6 +135,21 @@ export function SubmitTaskPage() {
           {field("env", "Environment variables (optional)", area("env", 3, "KEY=value, one per line"))}
         </fieldset>
         <fieldset>
+          <legend>Files</legend>
+          {field(
+            "inputs",
+            "Inputs (optional)",
+            area("inputs", 2, "dataset/train.csv -> /workspace/data/train.csv"),
+            "One artifact per line (name or id, see Files), mounted read-only; add -> /path to mount it under /workspace or /inputs (default /inputs/<name>).",
+          )}
+          {field(
+            "outputs",
+            "Outputs (optional)",
+            area("outputs", 2, "result.txt\ncheckpoints/*.pt"),
+            "Paths or globs under /workspace/outputs, one per line; matching files become artifacts after a successful run.",
+          )}
+        </fieldset>
+        <fieldset>
           <legend>Resources and policy</legend>
           <div className="form-row form-row-4">
             {field("cpus", "CPUs", text("cpus", { inputMode: "decimal" }))}
