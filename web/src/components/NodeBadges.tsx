@@ -1,4 +1,4 @@
-/** A node's state as badges: online/offline, draining, unhealthy. */
+/** A node's state as badges (online/offline, draining, unhealthy) and its runtimes as chips. */
 import type { Node } from "../api/types";
 import { StateBadge } from "./ui";
 
@@ -7,7 +7,11 @@ export function NodeBadges({ node }: { node: Node }) {
     <span className="badges">
       <StateBadge state={node.state} />
       {node.draining && <StateBadge state="draining" />}
-      {node.unhealthy_reason && <StateBadge state="unhealthy" label={`unhealthy: ${node.unhealthy_reason}`} />}
+      {node.unhealthy_reason && (
+        <span title={node.unhealthy_reason}>
+          <StateBadge state="unhealthy" />
+        </span>
+      )}
     </span>
   );
 }
@@ -17,4 +21,18 @@ export function gpuSummary(node: Node): string {
   const counts = new Map<string, number>();
   for (const g of node.gpus) counts.set(g.model, (counts.get(g.model) ?? 0) + 1);
   return [...counts.entries()].map(([m, n]) => `${n}× ${m}`).join(", ");
+}
+
+/** The runtimes a node offers (docker, k3s, host.ssh). */
+export function Runtimes({ runtimes }: { runtimes: string[] }) {
+  if (runtimes.length === 0) return <span className="muted">none</span>;
+  return (
+    <span className="labels" data-testid="runtimes">
+      {runtimes.map((r) => (
+        <span className="label-chip" key={r}>
+          {r}
+        </span>
+      ))}
+    </span>
+  );
 }

@@ -2,6 +2,7 @@
 import { Link } from "react-router-dom";
 import { api } from "../api/client";
 import { TASK_STATES } from "../api/types";
+import { BackupCard, HealthChecksCard } from "../components/BackupCard";
 import { StackedBarChart } from "../components/charts";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
@@ -60,6 +61,10 @@ export function DashboardPage() {
               buckets={s.finished_per_hour.map((b) => ({ ms: toMs(b.hour), values: [b.succeeded, b.failed] }))}
             />
           </section>
+          <div className="grid-2 section">
+            <BackupCard />
+            <HealthChecksCard />
+          </div>
           <section aria-labelledby="fail-h" className="section">
             <h2 id="fail-h">Recent failures</h2>
             {s.recent_failures.length === 0 ? (

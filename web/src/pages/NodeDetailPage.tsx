@@ -1,13 +1,15 @@
 /** One node: identity, resources, utilisation charts from heartbeat samples, drain/undrain, delete, raw JSON. */
-import { useEffect, useState } from "react";
+import { useContext, useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api/client";
 import type { Node, NodeSample } from "../api/types";
 import { BeijingDateTimeInput } from "../components/BeijingDateTimeInput";
 import { LineChart, type Series } from "../components/charts";
-import { NodeBadges } from "../components/NodeBadges";
+import { MaintenancePanel } from "../components/MaintenancePanel";
+import { NodeBadges, Runtimes } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Labels, Loading, RawJson, formatMb, shortId } from "../components/ui";
+import { AuthContext } from "../state/contexts";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
 import { toApiIso, toMs } from "../time";
 
@@ -21,6 +23,7 @@ const GPU_COLORS = ["#7c4dff", "#00a3a3", "#e07a00", "#d6336c", "#2f9e44", "#1c7
 export function NodeDetailPage() {
   const { id = "" } = useParams();
   const navigate = useNavigate();
+  const { user } = useContext(AuthContext)!;
   const node = useAsync((signal) => api.node(id, signal), [id]);
   const [range, setRange] = useState(RANGES[0]);
   const [since, setSince] = useState<string | null>(null);
@@ -61,6 +64,12 @@ export function NodeDetailPage() {
         </div>
       </div>
       {node.error !== null && <ErrorBox error={node.error} onRetry={node.reload} />}
+      {n.unhealthy_reason && (
+        <div className="alert alert-error unhealthy-alert" role="alert" data-testid="unhealthy-reason">
+          <strong>Unhealthy:</strong> <span className="alert-detail">{n.unhealthy_reason}</span>
+          <span className="muted small">The node gets no new work until its agent reports healthy again.</span>
+        </div>
+      )}
       <div className="grid-2">
         <section className="card">
           <h2>Node</h2>
@@ -69,7 +78,7 @@ export function NodeDetailPage() {
               ["Hostname", n.hostname ?? "—"],
               ["OS", n.os ?? "—"],
               ["Agent", n.agent_version ?? "—"],
-              ["Runtimes", n.runtimes.join(", ") || "—"],
+              ["Runtimes", <Runtimes runtimes={n.runtimes} />],
               ["Labels", <Labels labels={n.labels} />],
               [
                 "Last heartbeat",
@@ -148,6 +157,7 @@ export function NodeDetailPage() {
           <NodeCharts node={n} rangeMs={range.ms} stepS={range.step} />
         )}
       </section>
+      {user.role === "admin" && <MaintenancePanel node={n} />}
       <RawJson value={n} />
     </div>
   );

@@ -3,7 +3,7 @@ import { useEffect } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import type { Node } from "../api/types";
-import { NodeBadges, gpuSummary } from "../components/NodeBadges";
+import { NodeBadges, Runtimes, gpuSummary } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Labels, Loading, formatMb } from "../components/ui";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
@@ -66,6 +66,7 @@ export function NodesPage() {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">State</th>
+                <th scope="col">Runtimes</th>
                 <th scope="col">Labels</th>
                 <th scope="col">CPUs</th>
                 <th scope="col">Memory</th>
@@ -83,6 +84,14 @@ export function NodesPage() {
                   </td>
                   <td>
                     <NodeBadges node={n} />
+                    {n.unhealthy_reason && (
+                      <div className="node-reason" data-testid="unhealthy-reason">
+                        {n.unhealthy_reason}
+                      </div>
+                    )}
+                  </td>
+                  <td>
+                    <Runtimes runtimes={n.runtimes} />
                   </td>
                   <td>
                     <Labels labels={n.labels} />

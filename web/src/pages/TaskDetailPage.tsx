@@ -3,6 +3,7 @@ import { useState, type KeyboardEvent } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { FINAL_ATTEMPT_STATES, FINAL_TASK_STATES, type Task } from "../api/types";
+import { TaskArtifacts } from "../components/TaskArtifacts";
 import { TaskLogs } from "../components/TaskLogs";
 import { TaskTrace } from "../components/TaskTrace";
 import { Time } from "../components/Time";
@@ -93,10 +94,17 @@ export function TaskDetailPage() {
             ]}
           />
         </section>
-        <section className="card">
-          <h2>Code &amp; environment</h2>
-          <MetaList task={t} />
-        </section>
+        {t.extra?.kind === "host.ssh" ? (
+          <section className="card">
+            <h2>Maintenance</h2>
+            <MaintenanceMeta task={t} />
+          </section>
+        ) : (
+          <section className="card">
+            <h2>Code &amp; environment</h2>
+            <MetaList task={t} />
+          </section>
+        )}
         <section className="card">
           <h2>Resources &amp; policy</h2>
           <KeyValues
@@ -122,6 +130,7 @@ export function TaskDetailPage() {
           <KeyValues items={Object.entries(t.env).map(([k, v]) => [k, <span className="mono">{v}</span>])} />
         )}
       </section>
+      {t.extra?.kind !== "host.ssh" && <TaskArtifacts task={t} />}
 
       <div className="tabs" role="tablist" aria-label="Task details" onKeyDown={onTabKey}>
         {TABS.map((name) => (
@@ -204,6 +213,23 @@ function MetaList({ task: t }: { task: Task }) {
         </div>
       ))}
     </dl>
+  );
+}
+
+/** A host.ssh task: which node's host, what operation, and its bounds (it has no code or environment). */
+function MaintenanceMeta({ task: t }: { task: Task }) {
+  const params = (t.extra.params ?? {}) as Record<string, string>;
+  const nodeId = typeof t.extra.node_id === "string" ? t.extra.node_id : null;
+  return (
+    <KeyValues
+      items={[
+        ["Kind", <span className="mono">host.ssh</span>],
+        ["Operation", params.op ?? "—"],
+        ["Command", params.command ? <span className="mono break">{params.command}</span> : "—"],
+        ["Timeout", params.timeout_s ? `${params.timeout_s} s` : "—"],
+        ["Node", nodeId ? <Link to={`/nodes/${nodeId}`}>{shortId(nodeId)}</Link> : "—"],
+      ]}
+    />
   );
 }
 
