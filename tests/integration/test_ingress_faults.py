@@ -150,3 +150,21 @@ async def _until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.1)
+
+
+async def test_unacked_dispatch_is_redelivered_and_acked_one_is_not(live_server_factory):
+    server = live_server_factory(dispatch_ack_timeout_s=1)
+    with server.api() as api:
+        agent = await RawAgent.join(server.url, node_token(api, "slow")["secret"], "slow")
+        task = submit(api, "true")
+        first = await agent.expect(protocol.Dispatch)
+        again = await agent.expect(protocol.Dispatch, timeout=10)  # no ack: sent again after the ack timeout
+        assert (again.task_id, again.attempt_no) == (first.task_id, first.attempt_no) == (task["id"], 1)
+        await agent.send(protocol.Ack(task_id=task["id"], attempt_no=1))
+        await _until(lambda: get_task(api, task["id"])["state"] == "preparing")
+        try:
+            extra = await agent.expect(protocol.Dispatch, timeout=3)
+        except TimeoutError:
+            extra = None
+        assert extra is None, "an acked dispatch was delivered again"
+        await agent.close()

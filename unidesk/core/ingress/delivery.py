@@ -14,7 +14,7 @@ import uuid
 from typing import Any, Callable
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
@@ -98,6 +98,8 @@ class Delivery:
             return 0
         base = (select(TaskRow, AttemptRow).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
                 .where(AttemptRow.state == "assigned", AttemptRow.acked_at.is_(None)))
+        if resend_after is not None:  # fresh assignments are the event listener's to send, not redelivery's
+            base = base.where(AttemptRow.assigned_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, resend_after))
         if only_tasks:
             statements = [base.where(TaskRow.id.in_([uuid.UUID(t) for t in only_tasks]))]
         else:

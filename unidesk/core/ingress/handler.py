@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 
@@ -137,11 +138,10 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             ingress.liveness.heartbeat(conn.node_id, msg)
             await _track_health(state, conn, msg.unhealthy_reason)
         elif isinstance(msg, protocol.Ack):
-            conn.acked[(msg.task_id, msg.attempt_no)] = conn.last_frame
-            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg))
+            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_acked(conn, msg)))
         elif isinstance(msg, protocol.AttemptState):
-            conn.acked[(msg.task_id, msg.attempt_no)] = conn.last_frame
-            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_final_ack(conn, msg)))
+            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg,
+                                          done=_acked(conn, msg, then=_final_ack(conn, msg))))
         elif isinstance(msg, protocol.LogChunk):
             ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_log_ack(conn, msg)))
         elif isinstance(msg, protocol.AttemptData):
@@ -151,6 +151,19 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
         else:
             await conn.close(protocol.CLOSE_BAD_FRAME, f"unexpected message type {type(msg).__name__.lower()} from an agent")
             return
+
+
+def _acked(conn: NodeConnection, msg: protocol.Ack | protocol.AttemptState, then=None):  # type: ignore[no-untyped-def]
+    """The node answered this attempt's dispatch: no redelivery while the report waits to be
+    written (however long the queue is), nor for an ack timeout after it was applied."""
+    key = (msg.task_id, msg.attempt_no)
+    conn.acked[key] = math.inf
+
+    async def done(result: object) -> None:
+        conn.acked[key] = time.monotonic()
+        if then is not None:
+            await then(result)
+    return done
 
 
 def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):  # type: ignore[no-untyped-def]

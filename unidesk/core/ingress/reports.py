@@ -243,6 +243,11 @@ class ReportWriter:
         except Exception:
             if len(batch) == 1:
                 log.exception("report could not be applied", node=batch[0].node_name, message_type=type(batch[0].msg).__name__)
+                if batch[0].done is not None:  # "not stored": no ack goes out, redelivery guards are released
+                    try:
+                        await batch[0].done(None)
+                    except Exception:
+                        log.exception("report callback failed")
                 return
             for r in batch:  # isolate the one bad report; the rest still apply
                 await self._apply([r])
