@@ -15,7 +15,9 @@ TYPE_TO_SCHEMA = {
     "User": "User", "ApiToken": "ApiToken", "NodeToken": "NodeToken", "Task": "Task", "Attempt": "Attempt",
     "TaskCreate": "TaskCreate", "Resources": "Resources", "LogLine": "LogLine", "LogPage": "LogPage",
     "Node": "Node", "NodeSample": "Sample", "UnideskEvent": "EventOut", "EventPage": "EventPage",
-    "Stats": "Stats", "Health": "Health",
+    "Stats": "Stats", "Health": "Health", "Artifact": "Artifact", "ArtifactCreate": "ArtifactCreate",
+    "UploadPlan": "UploadPlan", "PartUrl": "PartUrl", "ArtifactUpload": "ArtifactUpload", "DownloadUrl": "DownloadUrl",
+    "TaskInput": "TaskInput", "MaintenanceCreate": "MaintenanceCreate",
 }
 
 
@@ -49,8 +51,8 @@ async def _openapi(client: Any) -> dict[str, Any]:
 
 def test_parsers_read_the_client() -> None:
     endpoints, optional = client_endpoints()
-    assert len(endpoints) >= 30 and "taskLogStream" in endpoints
-    assert optional and optional <= set(endpoints)
+    assert len(endpoints) >= 30 and {"taskLogStream", "fileCreate", "fileResume", "nodeMaintenance"} <= set(endpoints)
+    assert optional <= set(endpoints)
     types = ts_interfaces()
     assert {"code_commit_id", "attempts", "resources"} <= types["Task"]
 

@@ -210,28 +210,6 @@ def test_tasks_list_filters_and_updates_live(page: Page, ui_server: UiServer) ->
     shot(page, "02-dashboard")
 
 
-def test_files_upload_download_delete(page: Page, ui_server: UiServer, tmp_path) -> None:
-    page.get_by_role("link", name="Files").click()
-    status = ui_server.api.get("/api/artifacts").status_code
-    if status == 404:
-        # No file store in this build: the page says so plainly instead of failing or faking a list.
-        expect(page.get_by_text("File storage is not available on this server.")).to_be_visible()
-        shot(page, "12-files")
-        return
-    src = tmp_path / "hello-ui.txt"
-    src.write_bytes(b"hello from the browser test\n" * 1000)
-    page.get_by_test_id("file-input").set_input_files(str(src))
-    row = page.locator("tr[data-file-name='hello-ui.txt']")
-    expect(row).to_be_visible(timeout=30_000)
-    shot(page, "12-files")
-    with page.expect_download() as dl:
-        row.get_by_role("link", name="Download").click()
-    assert open(dl.value.path(), "rb").read() == src.read_bytes()
-    row.get_by_role("button", name="Delete").click()
-    row.get_by_role("button", name="Yes, delete").click()
-    expect(row).to_have_count(0)
-
-
 def test_admin_issues_a_node_token_shown_once_with_the_agent_command(page: Page, ui_server: UiServer) -> None:
     page.get_by_role("link", name="Admin").click()
     page.get_by_label("Node token name").fill("gpu-box-ui")

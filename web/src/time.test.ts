@@ -10,6 +10,7 @@ import {
   formatShort,
   formatTime,
   formatTitle,
+  isoInTextToBeijing,
   isoToDatetimeLocal,
   toApiIso,
   toMs,
@@ -156,5 +157,20 @@ describe("API and file-name stamps", () => {
   it("stamps export names in Beijing time", () => {
     expect(fileStamp("2026-11-27T10:30:59Z")).toBe("20261127-1830");
     expect(fileStamp("2026-11-27T16:05:00Z")).toBe("20261128-0005");
+  });
+});
+
+describe("ISO instants inside server messages", () => {
+  it("become Beijing time with the zone named", () => {
+    expect(isoInTextToBeijing("last backup failed at 2026-11-27T19:24:47+00:00: disk full")).toBe(
+      "last backup failed at 2026-11-28 03:24:47 UTC+8: disk full",
+    );
+    expect(isoInTextToBeijing("since 2026-01-01T00:00:00.123Z and 2026-06-30T23:30Z")).toBe(
+      "since 2026-01-01 08:00:00 UTC+8 and 2026-07-01 07:30:00 UTC+8",
+    );
+  });
+  it("leaves zone-less stamps and plain text alone", () => {
+    expect(isoInTextToBeijing("scheduled at 2026-11-27T19:24")).toBe("scheduled at 2026-11-27T19:24");
+    expect(isoInTextToBeijing("docker unreachable: no such file")).toBe("docker unreachable: no such file");
   });
 });

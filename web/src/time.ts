@@ -96,6 +96,19 @@ export function formatShort(value: Instant, now: number = Date.now()): string {
   return formatDateTime(ms, { seconds: false });
 }
 
+const ISO_IN_TEXT_RE = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)(?!\d)/g;
+
+/**
+ * Server messages can carry ISO instants ("last backup failed at 2026-11-27T19:24:47+00:00: …"):
+ * each one with a zone becomes Beijing time, named ("2026-11-28 03:24:47 UTC+8"). Zone-less ones stay as they are.
+ */
+export function isoInTextToBeijing(text: string): string {
+  return text.replace(ISO_IN_TEXT_RE, (iso) => {
+    const ms = toMs(iso);
+    return Number.isNaN(ms) ? iso : `${formatDateTime(ms)} ${TIME_ZONE_SHORT}`;
+  });
+}
+
 /** Title text for a timestamp: full Beijing date-time with the zone named. */
 export function formatTitle(value: Instant): string {
   const ms = toMs(value);

@@ -4,6 +4,7 @@ import { api } from "../api/client";
 import type { UnideskEvent } from "../api/types";
 import { LiveContext } from "../state/contexts";
 import { useAsync, useLiveEvents } from "../state/hooks";
+import { isoInTextToBeijing } from "../time";
 import { Time } from "./Time";
 import { ErrorBox, StateBadge, formatBytes } from "./ui";
 
@@ -46,7 +47,7 @@ export function BackupCard() {
       {check === undefined && <p className="muted">{health.health ? "This server reports no backup check." : "Checking…"}</p>}
       {check !== undefined && check !== "ok" && (
         <p className="backup-reason" role="alert" data-testid="backup-reason">
-          {check}
+          {isoInTextToBeijing(check)}
         </p>
       )}
       {ok ? (
@@ -64,7 +65,7 @@ export function BackupCard() {
       )}
       {failedLast && failed && (
         <p className="muted small">
-          Last failure <Time value={failed.ts} mode="full" />: {String(failed.payload.error ?? "no reason recorded")}
+          The last attempt failed at <Time value={failed.ts} mode="full" />.
         </p>
       )}
       {events.error !== null && <ErrorBox error={events.error} onRetry={events.reload} />}
@@ -90,7 +91,7 @@ export function HealthChecksCard() {
           {checks.map(([name, answer]) => (
             <li key={name} data-check={name} className={answer === "ok" ? "check-ok" : "check-bad"}>
               <span className="check-name">{name.replace(/_/g, " ")}</span>
-              <span className="check-answer">{answer}</span>
+              <span className="check-answer">{isoInTextToBeijing(answer)}</span>
             </li>
           ))}
         </ul>

@@ -2,7 +2,7 @@
 import { useContext } from "react";
 import { LiveContext } from "../state/contexts";
 import { useNow } from "../state/hooks";
-import { formatTime } from "../time";
+import { formatTime, isoInTextToBeijing } from "../time";
 
 export function DegradedBanner() {
   const { feed, feedState, health } = useContext(LiveContext);
@@ -10,7 +10,7 @@ export function DegradedBanner() {
   const problems: string[] = [];
   const h = health.health;
   if (h && h.status !== "ok") {
-    problems.push(`Server degraded: ${h.reasons.length ? h.reasons.join("; ") : "no reason given"}.`);
+    problems.push(`Server degraded: ${h.reasons.length ? h.reasons.map(isoInTextToBeijing).join("; ") : "no reason given"}.`);
   }
   const streamDown = feedState.status === "down";
   if (streamDown) {

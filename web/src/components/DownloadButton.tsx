@@ -15,14 +15,14 @@ export async function downloadArtifact(id: string): Promise<void> {
   a.remove();
 }
 
-export function DownloadButton({ id, name, disabled }: { id: string; name: string; disabled?: boolean }) {
+export function DownloadButton({ id, name, disabled, small = true }: { id: string; name: string; disabled?: boolean; small?: boolean }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   return (
     <span className="confirm">
       <button
         type="button"
-        className="btn btn-small"
+        className={small ? "btn btn-small" : "btn"}
         disabled={disabled || busy}
         aria-label={`Download ${name}`}
         onClick={() => {

@@ -1,5 +1,5 @@
 /** Admin-only host.ssh maintenance on a node: a probe, or one command with a hard timeout; each run is a task. */
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { Link } from "react-router-dom";
 import { api } from "../api/client";
 import type { Node, Task } from "../api/types";
@@ -29,12 +29,18 @@ export function MaintenancePanel({ node }: { node: Node }) {
   const [busy, setBusy] = useState(false);
   const [started, setStarted] = useState<Task[]>([]);
   const offered = node.runtimes.includes("host.ssh");
+  // Once a try was refused, messages follow the fields as they are edited (no stale errors).
+  const [tried, setTried] = useState(false);
+  useEffect(() => {
+    if (tried) setErrors(maintenanceErrors(op, command, timeout));
+  }, [tried, op, command, timeout]);
   const online = node.state === "online";
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const errs = maintenanceErrors(op, command, timeout);
     setErrors(errs);
+    setTried(true);
     if (Object.keys(errs).length) return;
     setBusy(true);
     setServerError(null);

@@ -1,5 +1,6 @@
 /** A node's state as badges (online/offline, draining, unhealthy) and its runtimes as chips. */
 import type { Node } from "../api/types";
+import { isoInTextToBeijing } from "../time";
 import { StateBadge } from "./ui";
 
 export function NodeBadges({ node }: { node: Node }) {
@@ -8,7 +9,7 @@ export function NodeBadges({ node }: { node: Node }) {
       <StateBadge state={node.state} />
       {node.draining && <StateBadge state="draining" />}
       {node.unhealthy_reason && (
-        <span title={node.unhealthy_reason}>
+        <span title={isoInTextToBeijing(node.unhealthy_reason)}>
           <StateBadge state="unhealthy" />
         </span>
       )}

@@ -183,8 +183,9 @@ export function FilesPage() {
                   <td>
                     <Time value={a.ready_at ?? a.created_at} now={now} />
                   </td>
-                  <td className="row-actions">
-                    <DownloadButton id={a.id} name={a.name} disabled={a.state !== "ready"} />
+                  <td>
+                    <div className="row-actions">
+                    <DownloadButton id={a.id} name={a.name} disabled={a.state !== "ready"} small={false} />
                     {mayDelete(a) && (
                       <ConfirmButton
                         label="Delete"
@@ -193,6 +194,7 @@ export function FilesPage() {
                         }
                       />
                     )}
+                    </div>
                   </td>
                 </tr>
               ))}

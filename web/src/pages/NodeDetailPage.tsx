@@ -11,7 +11,7 @@ import { Time } from "../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Labels, Loading, RawJson, formatMb, shortId } from "../components/ui";
 import { AuthContext } from "../state/contexts";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
-import { toApiIso, toMs } from "../time";
+import { isoInTextToBeijing, toApiIso, toMs } from "../time";
 
 const RANGES = [
   { label: "1 h", ms: 3_600_000, step: 60 },
@@ -66,7 +66,7 @@ export function NodeDetailPage() {
       {node.error !== null && <ErrorBox error={node.error} onRetry={node.reload} />}
       {n.unhealthy_reason && (
         <div className="alert alert-error unhealthy-alert" role="alert" data-testid="unhealthy-reason">
-          <strong>Unhealthy:</strong> <span className="alert-detail">{n.unhealthy_reason}</span>
+          <strong>Unhealthy:</strong> <span className="alert-detail">{isoInTextToBeijing(n.unhealthy_reason)}</span>
           <span className="muted small">The node gets no new work until its agent reports healthy again.</span>
         </div>
       )}

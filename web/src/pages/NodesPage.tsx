@@ -6,6 +6,7 @@ import type { Node } from "../api/types";
 import { NodeBadges, Runtimes, gpuSummary } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Labels, Loading, formatMb } from "../components/ui";
+import { isoInTextToBeijing } from "../time";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
 
 const FILTERS = ["all", "online", "offline", "draining", "unhealthy"] as const;
@@ -86,7 +87,7 @@ export function NodesPage() {
                     <NodeBadges node={n} />
                     {n.unhealthy_reason && (
                       <div className="node-reason" data-testid="unhealthy-reason">
-                        {n.unhealthy_reason}
+                        {isoInTextToBeijing(n.unhealthy_reason)}
                       </div>
                     )}
                   </td>
