@@ -116,6 +116,30 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
         assert ui_server.api.get(f"/api/files/by-name/{name}").status_code == 404
 
 
+def test_choosing_the_same_file_again_resumes_its_unfinished_upload(page: Page, ui_server: UiServer, tmp_path) -> None:
+    """As after a closed tab: the server holds the first chunk of an upload this user declared; picking the
+    same file (same name, size and SHA-256) sends only the rest."""
+    src = tmp_path / "resume-ui.bin"
+    data = os.urandom(2 * CHUNK + 4321)
+    src.write_bytes(data)
+    r = ui_server.api.post("/api/files", json={"name": src.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    assert r.status_code == 201, r.text
+    plan = r.json()["upload"]
+    first = httpx.put(plan["url"], content=data[:CHUNK], headers={"Content-Range": f"bytes 0-{CHUNK - 1}/{len(data)}"})
+    assert first.status_code == 308 and first.headers["range"] == f"bytes=0-{CHUNK - 1}", first.text
+
+    page.goto("/files")
+    row = page.locator(f"tr[data-file-name='{src.name}']")
+    expect(row.locator("[data-state=uploading]")).to_be_visible()
+    expect(row.get_by_role("button", name=re.compile("^Download"))).to_be_disabled()
+    sent: list[str] = []
+    page.route("**/api/files/signed/**", lambda route: (sent.append(route.request.headers.get("content-range", "")), route.continue_()))
+    page.get_by_test_id("file-input").set_input_files(str(src))
+    expect(row.locator("[data-state=ready]")).to_be_visible(timeout=60_000)
+    assert sent == [f"bytes {CHUNK}-{2 * CHUNK - 1}/{len(data)}", f"bytes {2 * CHUNK}-{len(data) - 1}/{len(data)}"], sent
+    assert downloaded(page, row) == data
+
+
 def test_search_and_pages(page: Page, ui_server: UiServer) -> None:
     for i in range(30):
         api_upload(ui_server.api, f"pages/item-{i:02d}.txt", f"item {i}\n".encode())
