@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -16,6 +17,9 @@ from sqlalchemy import text
 import unidesk
 
 __all__ = ["HealthChecks", "health", "git_commit", "Health"]
+
+CACHE_S = 1.0
+"""How long one round of check results is shared between callers."""
 
 Check = Callable[[], Awaitable[str | None]]
 """A check returns None when healthy, else a short reason."""
@@ -47,24 +51,38 @@ class HealthChecks:
 
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
+        self._cache: dict[tuple[str, ...] | None, tuple[float, dict[str, str]]] = {}
+        self._lock = asyncio.Lock()
 
     def register(self, name: str, check: Check) -> None:
         self._checks[name] = check
+        self._cache.clear()
 
     async def run(self, timeout_s: float = 3.0, names: Iterable[str] | None = None) -> dict[str, str]:
-        """Run every check (or only those of ``names`` that are registered) at once."""
-        chosen = self._checks if names is None else {n: self._checks[n] for n in names if n in self._checks}
+        """Run every check (or only those of ``names`` that are registered) at once.
 
-        async def one(name: str, check: Check) -> tuple[str, str]:
-            try:
-                reason = await asyncio.wait_for(check(), timeout_s)
-            except asyncio.TimeoutError:
-                reason = "check timed out"
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-            return name, reason or "ok"
+        Results are shared for ``CACHE_S``: a burst of probes (load balancers, dashboards)
+        costs one round of checks, and a failure still shows within about a second."""
+        key = None if names is None else tuple(sorted(names))
+        async with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < CACHE_S:
+                return dict(hit[1])
+            chosen = self._checks if names is None else {n: self._checks[n] for n in names if n in self._checks}
 
-        return dict(await asyncio.gather(*(one(n, c) for n, c in chosen.items())))
+            async def one(name: str, check: Check) -> tuple[str, str]:
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        reason = await check()
+                except TimeoutError:
+                    reason = "check timed out"
+                except Exception as exc:
+                    reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                return name, reason or "ok"
+
+            result = dict(await asyncio.gather(*(one(n, c) for n, c in chosen.items())))
+            self._cache[key] = (time.monotonic(), result)
+            return dict(result)
 
 
 def database_check(state: State) -> Check:

@@ -24,7 +24,7 @@ def alembic_config(url: str, plugin_dirs: Sequence[Path] = ()) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
-    cfg.set_main_option("version_path_separator", "os")
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", os.pathsep.join([str(MIGRATIONS_DIR / "versions"), *map(str, plugin_dirs)]))
     return cfg
 

@@ -102,8 +102,9 @@ class Scheduler:
     async def _loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.tick_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.tick_s):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
