@@ -31,6 +31,12 @@ def ensure_ui_built() -> None:
     subprocess.run(["npm", "run", "--silent", "build"], cwd=WEB, check=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that drive Chromium run after the others (stable order otherwise): while the sync Playwright
+    loop of the package-scoped ``browser`` runs, pytest-asyncio cannot run async tests in this thread."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     # Package scope, not session: Playwright's sync API keeps an event loop running in this
