@@ -117,7 +117,8 @@ class Workers:
             path.write_text("\n".join(chunk))
             self.procs.append(subprocess.Popen(
                 [sys.executable, str(HERE / "sim_agents.py"), "--url", ws_url, "--tokens", str(path), "--heartbeat",
-                 str(args.heartbeat), "--prefix", f"sim{i}", "--connect-concurrency", str(args.connect_concurrency)],
+                 str(args.heartbeat), "--prefix", f"sim{i}", "--connect-concurrency", str(args.connect_concurrency),
+                 *(["--no-compression"] if args.no_compression else [])],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(root / f"agents-{i}.log", "ab"), text=True,
                 preexec_fn=_raise_nofile))
 
@@ -226,6 +227,7 @@ def main() -> None:
     p.add_argument("--hb-window", type=float, default=10.0, help="seconds of idle heartbeat measurement")
     p.add_argument("--submit-concurrency", type=int, default=32)
     p.add_argument("--connect-concurrency", type=int, default=64, help="connects in flight per agent process")
+    p.add_argument("--no-compression", action="store_true", help="agents do not offer permessage-deflate")
     p.add_argument("--timeout", type=float, default=900.0, help="overall bound on the run (s)")
     p.add_argument("--py-spy", metavar="OUT", help="record the server with py-spy during the task phase (collapsed stacks)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")

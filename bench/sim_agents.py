@@ -26,8 +26,10 @@ __all__ = ["main"]
 
 
 class Fleet:
-    def __init__(self, url: str, tokens: list[str], *, heartbeat_s: float, cpus: float, prefix: str) -> None:
+    def __init__(self, url: str, tokens: list[str], *, heartbeat_s: float, cpus: float, prefix: str,
+                 compression: str | None = "deflate") -> None:
         self.url = url
+        self.compression = compression
         self.tokens = tokens
         self.heartbeat_s = heartbeat_s
         self.cpus = cpus
@@ -54,7 +56,8 @@ class Fleet:
         try:
             async with gate:
                 ws = await connect(self.url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=120,
-                                   max_size=protocol.MAX_FRAME_BYTES, ping_interval=None)
+                                   max_size=protocol.MAX_FRAME_BYTES, ping_interval=None,
+                                   compression=self.compression)
                 await ws.send(protocol.encode(protocol.Hello(
                     protocol_version=protocol.PROTOCOL_VERSION, agent_version="bench", node_name=name, hostname=name,
                     os="Linux", cpus=self.cpus, memory_mb=64 * 1024)))
@@ -121,7 +124,8 @@ class Fleet:
 
 async def run(args: argparse.Namespace) -> None:
     tokens = [t for t in open(args.tokens).read().split() if t]
-    fleet = Fleet(args.url, tokens, heartbeat_s=args.heartbeat, cpus=args.cpus, prefix=args.prefix)
+    fleet = Fleet(args.url, tokens, heartbeat_s=args.heartbeat, cpus=args.cpus, prefix=args.prefix,
+                  compression=None if args.no_compression else "deflate")
     gate = asyncio.Semaphore(args.connect_concurrency)
     nodes = [asyncio.create_task(fleet.node(i, t, gate)) for i, t in enumerate(tokens)]
     cmd = asyncio.create_task(fleet.commands())
@@ -139,6 +143,7 @@ def main() -> None:
     p.add_argument("--cpus", type=float, default=4.0)
     p.add_argument("--prefix", default="sim")
     p.add_argument("--connect-concurrency", type=int, default=64)
+    p.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate (the real agent does)")
     asyncio.run(run(p.parse_args()))
 
 

@@ -144,7 +144,8 @@ def _serve(settings: Settings) -> int:
     print(f"\n  UniDesk is starting at {settings.base_url}\n"
           f"  log in as '{settings.admin_username}' with the password in {pw_file}\n"
           f"  (only used when no admin exists yet; change it under Admin → Users)\n", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, ws_max_size=4 * 1024 * 1024 + 1024)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, ws_max_size=4 * 1024 * 1024 + 1024,
+                ws_per_message_deflate=False)  # deflate costs ~44 KiB per agent socket for small msgpack frames
     return 0
 
 

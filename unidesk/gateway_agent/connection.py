@@ -81,6 +81,7 @@ async def dial(config: AgentConfig, *, open_timeout_s: float = 15.0) -> ClientCo
             ping_interval=20,
             ping_timeout=20,
             close_timeout=5,
+            compression=None,  # small msgpack frames: deflate would cost the server ~44 KiB per node
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
