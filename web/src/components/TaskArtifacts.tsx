@@ -26,6 +26,14 @@ export function TaskArtifacts({ task }: { task: Task }) {
   useLiveEvents((ev) => ev.subject_type === "artifact" && ev.payload.task_id === task.id, reload);
   const outputs = produced.data?.items ?? [];
 
+  if (inputs.length === 0 && patterns.length === 0 && produced.data && outputs.length === 0) {
+    return (
+      <section className="card section artifacts-none" aria-labelledby="artifacts-h" data-testid="task-artifacts">
+        <h2 id="artifacts-h">Artifacts</h2>
+        <p className="muted">This task declares no input or output files.</p>
+      </section>
+    );
+  }
   return (
     <section className="card section" aria-labelledby="artifacts-h" data-testid="task-artifacts">
       <h2 id="artifacts-h">Artifacts</h2>

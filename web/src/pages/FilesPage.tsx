@@ -60,6 +60,15 @@ export function FilesPage() {
     setParams(p, { replace: true });
   };
 
+  // Closing the tab mid-upload asks first (picking the same file later would still resume it).
+  const active = uploads.some((u) => !u.error);
+  useEffect(() => {
+    if (!active) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [active]);
+
   const start = (list: FileList | null) => {
     for (const file of Array.from(list ?? [])) {
       const key = ++seq.current;
