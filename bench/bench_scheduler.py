@@ -157,7 +157,11 @@ async def submit_all(url: str, headers: dict[str, str], m: int, concurrency: int
                         "env_repo_url": "https://git.example.org/env.git", "env_commit_id": SHA,
                         "dockerfile_path": "Dockerfile", "command": ["true"],
                         "resources": {"cpus": 1, "memory_mb": 64}, "env": {"BENCH_SUBMIT_TS": repr(time.time())}}
-                r = await c.post("/api/tasks", json=body)
+                try:
+                    r = await c.post("/api/tasks", json=body)
+                except httpx.HTTPError:
+                    errors += 1
+                    return
                 if r.status_code != 201:
                     errors += 1
         first = time.time()
@@ -221,7 +225,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=1000)
-    p.add_argument("--tasks", type=int, default=10000)
+    p.add_argument("--tasks", type=int, default=10000, help="0: connect and measure memory/heartbeats only")
     p.add_argument("--agent-procs", type=int, default=2, help="separate processes holding the simulated agents")
     p.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat interval (s) for the run")
     p.add_argument("--hb-window", type=float, default=10.0, help="seconds of idle heartbeat measurement")
@@ -272,6 +276,15 @@ def main() -> None:
         hb_rate = (hb1 - hb0) / (w1 - w0)
         hb_cpu = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (w1 - w0)
 
+        print(f"\n== UniDesk scheduler bench: {connected}/{args.nodes} nodes in {args.agent_procs} agent processes, "
+              f"{args.tasks} tasks, heartbeat {args.heartbeat}s, host load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"connect {connected} nodes            {connect_s:8.1f} s   ({connected / connect_s:.0f} hello/s)")
+        print(f"server RSS before/after connect    {rss_before / 2**20:8.1f} / {rss_after / 2**20:.1f} MiB")
+        print(f"RSS per connected node            {per_node / 1024:8.1f} KiB   (goal <= 50 KiB; websockets alone ~14 KiB)")
+        print(f"heartbeat ingestion (idle)        {hb_rate:8.0f} /s  for {hb_cpu * 100:.0f}% of a core; {fresh}/{connected} nodes fresh",
+              flush=True)
+        if args.tasks <= 0:
+            return
         spy = None
         if args.py_spy:
             exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -305,13 +318,7 @@ def main() -> None:
         baseline_50 = raw_skip_locked_baseline(conninfo, 5.0, 100000, 50)
 
         e2e = (args.tasks - errors) / (float(last_final) - first)
-        print()
-        print(f"== UniDesk scheduler bench: {connected}/{args.nodes} nodes in {args.agent_procs} agent processes, "
-              f"{args.tasks} tasks, heartbeat {args.heartbeat}s, host load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print(f"connect {connected} nodes            {connect_s:8.1f} s   ({connected / connect_s:.0f} hello/s)")
-        print(f"server RSS before/after connect    {rss_before / 2**20:8.1f} / {rss_after / 2**20:.1f} MiB; after run {rss_end / 2**20:.1f} MiB")
-        print(f"RSS per connected node            {per_node / 1024:8.1f} KiB   (goal <= 50 KiB; websockets alone ~14 KiB)")
-        print(f"heartbeat ingestion (idle)        {hb_rate:8.0f} /s  for {hb_cpu * 100:.0f}% of a core; {fresh}/{connected} nodes fresh")
+        print(f"server RSS after the task phase   {rss_end / 2**20:8.1f} MiB")
         print(f"submit                            {args.tasks - errors} ok, {errors} failed, "
               f"{(args.tasks - errors) / (submitted_end - first):.0f} req/s at concurrency {args.submit_concurrency}")
         print(f"end-to-end throughput             {e2e:8.0f} tasks/s (first submit → last final state; goal >= 1000)")
