@@ -26,7 +26,9 @@ export function TaskArtifacts({ task }: { task: Task }) {
   useLiveEvents((ev) => ev.subject_type === "artifact" && ev.payload.task_id === task.id, reload);
   const outputs = produced.data?.items ?? [];
 
-  if (inputs.length === 0 && patterns.length === 0 && produced.data && outputs.length === 0) {
+  // Decided by the task's declarations alone, so the card never changes height while the
+  // outputs list reloads (the log view below must not move while it streams).
+  if (inputs.length === 0 && patterns.length === 0) {
     return (
       <section className="card section artifacts-none" aria-labelledby="artifacts-h" data-testid="task-artifacts">
         <h2 id="artifacts-h">Artifacts</h2>
