@@ -247,11 +247,13 @@ async def test_schedule_runs_once_per_slot_and_health_shows_failures(client: Asy
     result = await schedule.run_due(slot)
     assert result is not None and len(list_snapshots(tmp_path)) == 1
     assert await schedule.run_due(slot) is None  # that slot is done (by any replica)
+    state.health_checks.invalidate()  # results are shared for 1 s
     r = await client.get("/health")
     assert r.json()["checks"]["backup"] == "ok"
 
     state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path / "gone"))
     assert await schedule.run_due(datetime.now(timezone.utc)) is None
+    state.health_checks.invalidate()  # results are shared for 1 s
     r = await client.get("/health")
     assert r.status_code == 503
     assert "does not exist" in r.json()["checks"]["backup"]
@@ -259,5 +261,6 @@ async def test_schedule_runs_once_per_slot_and_health_shows_failures(client: Asy
         assert c.execute("SELECT kind FROM events WHERE kind LIKE 'backup.%' ORDER BY id").fetchall() == [("backup.succeeded",), ("backup.failed",)]
     state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path))
     assert await schedule.run_due(datetime.now(timezone.utc)) is not None
+    state.health_checks.invalidate()  # results are shared for 1 s
     r = await client.get("/health")
     assert r.json()["checks"]["backup"] == "ok"

@@ -58,6 +58,10 @@ class HealthChecks:
         self._checks[name] = check
         self._cache.clear()
 
+    def invalidate(self) -> None:
+        """Forget shared results: the next call runs the checks again."""
+        self._cache.clear()
+
     async def run(self, timeout_s: float = 3.0, names: Iterable[str] | None = None) -> dict[str, str]:
         """Run every check (or only those of ``names`` that are registered) at once.
 
