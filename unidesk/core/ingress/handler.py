@@ -88,8 +88,13 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
 
     ingress = state.ingress
     connection_id = uuid.uuid4().hex
-    reg = await in_transaction(state.sessions, lambda s: register_node(s, token, hello, instance_id=ingress.instance_id,
-                                                                       connection_id=connection_id), name="register")
+    try:
+        reg = await in_transaction(state.sessions, lambda s: register_node(s, token, hello, instance_id=ingress.instance_id,
+                                                                           connection_id=connection_id), name="register")
+    except Exception:  # database busy or down: the agent retries with backoff (1013 is not final)
+        log.exception("node registration failed", node=hello.node_name[:100], peer=peer)
+        await socket.close(code=1013, reason="server busy: could not register the node; retry later")
+        return
     conn = NodeConnection(socket, node_id=reg.node_id, node_name=reg.node_name, token_id=token.id, connection_id=connection_id)
     old = ingress.connections.attach(conn)
     if old is not None:
