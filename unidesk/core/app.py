@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from typing import Any, AsyncIterator, Protocol, Sequence
@@ -52,6 +53,7 @@ from unidesk.core.webui import serve_ui
 __all__ = ["create_app", "Component", "COMPONENT_FACTORIES"]
 
 log = structlog.get_logger("unidesk.app")
+SHUTDOWN_STEP_S = 20.0
 
 
 class Component(Protocol):
@@ -161,11 +163,17 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
             log.info("server ready", url=settings.base_url, version=unidesk.__version__, pid=os.getpid())
             yield
         finally:
+            # Every step is bounded so one stuck part cannot hang the shutdown of the rest.
             for component in reversed(started):
-                with contextlib.suppress(Exception):
-                    await component.stop()
+                try:
+                    await asyncio.wait_for(component.stop(), SHUTDOWN_STEP_S)
+                except Exception as exc:
+                    log.warning("component did not stop cleanly", component=getattr(component, "name", "?"), error=repr(exc))
             await state.event_hub.stop()
-            await state.engine.dispose()
+            try:
+                await asyncio.wait_for(state.engine.dispose(), SHUTDOWN_STEP_S)
+            except Exception as exc:
+                log.warning("database pool did not close cleanly", error=repr(exc))
             db.close()
 
     state = State({

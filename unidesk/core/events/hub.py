@@ -9,7 +9,6 @@ so subscribers never see events out of order or miss one that commits late.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -28,6 +27,7 @@ log = structlog.get_logger("unidesk.events")
 
 GAP_TIMEOUT_S = 2.0
 SUBSCRIBER_BUFFER = 10_000
+STOP_TIMEOUT_S = 5.0
 Listener = Callable[[list[EventOut]], Awaitable[None]]
 
 
@@ -73,9 +73,11 @@ class EventHub:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            # Bounded: a LISTEN connection stuck in the driver must not hang server shutdown.
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.warning("event hub tasks did not stop in time", tasks=[t.get_name() for t in pending])
         for q in list(self._queues):
             q.put_nowait(None)
 
