@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from unidesk.core.background import cancel_and_wait
 from unidesk.core.backup import BackupResult, backup_dir_for, run_backup
 from unidesk.core.events.models import Event
 from unidesk.core.events.writer import NewEvent, append
@@ -114,12 +115,7 @@ class BackupSchedule:
         self._task = asyncio.create_task(self._loop(), name="backup-schedule")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait([self._task])
 
     async def _loop(self) -> None:
         while True:

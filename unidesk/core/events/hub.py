@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from unidesk.core.background import cancel_and_wait
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NOTIFY_CHANNEL
@@ -71,13 +72,10 @@ class EventHub:
                        asyncio.create_task(self._pump(), name="events-pump")]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self._tasks:
-            # Bounded: a LISTEN connection stuck in the driver must not hang server shutdown.
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
-            if pending:
-                log.warning("event hub tasks did not stop in time", tasks=[t.get_name() for t in pending])
+        # Bounded: a LISTEN connection stuck in the driver must not hang server shutdown.
+        pending = await cancel_and_wait(self._tasks, timeout_s=STOP_TIMEOUT_S)
+        if pending:
+            log.warning("event hub tasks did not stop in time", tasks=[t.get_name() for t in pending])
         for q in list(self._queues):
             q.put_nowait(None)
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
+from unidesk.core.background import cancel_and_wait
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.ingress.connections import ConnectionTable, NodeConnection
 from unidesk.core.tasks.models import AttemptRow, TaskRow
@@ -55,12 +56,7 @@ class Delivery:
         self._task = asyncio.create_task(self._redeliver_loop(), name="redeliver")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait([self._task])
 
     async def on_events(self, events: list[EventOut]) -> None:
         """Event-bus listener: act on assignments, cancels, replaced sockets and revoked tokens."""

@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
+from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append_many
 from unidesk.core.ingress.connections import ConnectionTable
@@ -71,13 +72,7 @@ class Liveness:
                        asyncio.create_task(self._sweep_loop(), name="offline-sweeper")]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         try:
             await self.flush()
         except Exception:

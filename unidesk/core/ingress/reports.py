@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
+from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append, defer_events, flush_deferred
 from unidesk.core.logs.models import LogChunkRow
@@ -214,12 +215,7 @@ class ReportWriter:
         self._task = asyncio.create_task(self._run(), name="report-writer")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait([self._task])
 
     async def _run(self) -> None:
         while True:

@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NewEvent, append_many
@@ -92,12 +93,7 @@ class Scheduler:
         self._task = asyncio.create_task(self._loop(), name="scheduler")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait([self._task])
 
     async def _loop(self) -> None:
         while True:
