@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import AsyncIterator
 
 from litestar import Request
@@ -10,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.settings import Settings
+from unidesk.errors import BadRequest
 
-__all__ = ["provide_db", "provide_principal", "provide_settings", "DEPENDENCIES"]
+__all__ = ["provide_db", "provide_principal", "provide_settings", "owner_filter", "DEPENDENCIES"]
 
 
 async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
@@ -25,6 +27,18 @@ def provide_principal(request: Request) -> Principal:
 
 def provide_settings(state: State) -> Settings:
     return state.settings
+
+
+def owner_filter(owner: str | None, principal: Principal) -> uuid.UUID | None:
+    """The ``owner`` query parameter of list routes: ``me``, a user id, or absent."""
+    if not owner:
+        return None
+    if owner == "me":
+        return principal.user_id
+    try:
+        return uuid.UUID(owner)
+    except ValueError:
+        raise BadRequest("owner: 'me' or a user id") from None
 
 
 from litestar.di import Provide  # noqa: E402

@@ -11,10 +11,10 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.deps import owner_filter
 from unidesk.core.settings import Settings
 from unidesk.core.storage import schemas
 from unidesk.core.storage.services import ArtifactService, Creator, owner_or_admin
-from unidesk.errors import BadRequest
 
 __all__ = ["ArtifactController"]
 
@@ -46,14 +46,7 @@ class ArtifactController(Controller):
         cursor: Annotated[str | None, Parameter(max_length=300)] = None,
     ) -> schemas.ArtifactPage:
         """Artifacts, newest first; filter by name, state, owner or producing task."""
-        owner_id = None
-        if owner == "me":
-            owner_id = principal.user_id
-        elif owner:
-            try:
-                owner_id = uuid.UUID(owner)
-            except ValueError:
-                raise BadRequest("owner: 'me' or a user id") from None
+        owner_id = owner_filter(owner, principal)
         return await _service(db, state, settings).list(q=q, state=state_filter, owner=owner_id, task_id=task_id,
                                                         limit=limit, cursor=cursor)
 

@@ -11,11 +11,11 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.deps import owner_filter
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.settings import Settings
 from unidesk.core.tasks import schemas
 from unidesk.core.tasks.services import TaskService
-from unidesk.errors import BadRequest
 
 __all__ = ["TaskController"]
 
@@ -40,14 +40,7 @@ class TaskController(Controller):
         cursor: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> schemas.TaskPage:
         """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
-        owner_id: uuid.UUID | None = None
-        if owner == "me":
-            owner_id = principal.user_id
-        elif owner:
-            try:
-                owner_id = uuid.UUID(owner)
-            except ValueError:
-                raise BadRequest("owner: 'me' or a user id") from None
+        owner_id = owner_filter(owner, principal)
         return await TaskService(db, settings).list(states=state_filter or [], owner=owner_id, q=q, node=node, limit=limit, cursor=cursor)
 
     @get("/{task_id:uuid}", operation_id="get_task")
