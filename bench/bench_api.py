@@ -28,9 +28,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-admin-password"
 TASK = {
-    "name": "bench", "code_repo_url": "https://git.example.org/lab/code.git", "code_commit_id": "a" * 40,
-    "env_repo_url": "https://git.example.org/lab/env.git", "env_commit_id": "b" * 40, "dockerfile_path": "Dockerfile",
-    "command": ["python", "train.py"], "env": {"SEED": "1"},
+    "name": "bench",
+    "code_repo_url": "https://git.example.org/lab/code.git",
+    "code_commit_id": "a" * 40,
+    "env_repo_url": "https://git.example.org/lab/env.git",
+    "env_commit_id": "b" * 40,
+    "dockerfile_path": "Dockerfile",
+    "command": ["python", "train.py"],
+    "env": {"SEED": "1"},
 }
 
 
@@ -45,16 +50,28 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
-        self.env.update(UNIDESK_DATA_DIR=str(data_dir), UNIDESK_PORT=str(port), UNIDESK_HOST="127.0.0.1",
-                        UNIDESK_LOCAL_AGENT="false", UNIDESK_ADMIN_PASSWORD=PASSWORD, UNIDESK_LOG_FORMAT="json",
-                        UNIDESK_LOG_LEVEL="warning")
+        self.env.update(
+            UNIDESK_DATA_DIR=str(data_dir),
+            UNIDESK_PORT=str(port),
+            UNIDESK_HOST="127.0.0.1",
+            UNIDESK_LOCAL_AGENT="false",
+            UNIDESK_ADMIN_PASSWORD=PASSWORD,
+            UNIDESK_LOG_FORMAT="json",
+            UNIDESK_LOG_LEVEL="warning",
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120.0) -> float:
         """Start the process; seconds until /health answers 200."""
         log = open(self.log_path, "ab")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "unidesk.core.cli", "serve"], env=self.env, stdout=log, stderr=log, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "unidesk.core.cli", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+        )
         deadline = t0 + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
@@ -80,7 +97,9 @@ class Server:
 
 def personal_token(url: str) -> str:
     with httpx.Client(base_url=url, timeout=30) as c:
-        c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).raise_for_status()
+        c.post(
+            "/api/auth/login", json={"username": "admin", "password": PASSWORD}
+        ).raise_for_status()
         r = c.post("/api/tokens", json={"name": "bench"})
         r.raise_for_status()
         return r.json()["secret"]
@@ -96,7 +115,14 @@ def fill_tasks(url: str, token: str, n: int) -> None:
 
 
 def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", url]
+    cmd = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        url,
+    ]
     if script:
         cmd[1:1] = ["-s", str(script)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
@@ -117,9 +143,17 @@ def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, fl
     total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     bad = int(non2xx.group(1)) if non2xx else 0
     if bad > total // 2:
-        raise SystemExit(f"{url}: {bad} of {total} responses not 2xx; is the token header set?\n{text}")
-    return {"rps": rps, "p50_ms": ms(p50), "p99_ms": ms(p99), "non_2xx": float(bad), "total": float(total),
-            "socket_errors": 1.0 if errors else 0.0}
+        raise SystemExit(
+            f"{url}: {bad} of {total} responses not 2xx; is the token header set?\n{text}"
+        )
+    return {
+        "rps": rps,
+        "p50_ms": ms(p50),
+        "p99_ms": ms(p99),
+        "non_2xx": float(bad),
+        "total": float(total),
+        "socket_errors": 1.0 if errors else 0.0,
+    }
 
 
 def main() -> int:
@@ -146,7 +180,11 @@ def main() -> int:
         fill_tasks(server.url, token, args.tasks)
         lua = tmp / "auth.lua"
         lua.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
-        tasks_size = len(httpx.get(f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {token}"}).content)
+        tasks_size = len(
+            httpx.get(
+                f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {token}"}
+            ).content
+        )
         health = wrk(f"{server.url}/health", None, args)
         tasks = wrk(f"{server.url}/api/tasks", lua, args)
     finally:
@@ -154,15 +192,25 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"UniDesk API benchmark  (wrk -t{args.threads} -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs)")
+    print(
+        f"UniDesk API benchmark  (wrk -t{args.threads} -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs)"
+    )
     print(f"  cold start, fresh data dir (initdb + migrate) : {cold_fresh:6.2f} s  to /health ok")
-    print(f"  cold start, existing data dir                 : {cold_existing:6.2f} s  to /health ok")
-    print(f"  GET /health      (baseline)                   : {health['rps']:8.0f} req/s  p50 {health['p50_ms']:.1f} ms  p99 {health['p99_ms']:.1f} ms")
-    print(f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
-          f" : {tasks['rps']:8.0f} req/s  p50 {tasks['p50_ms']:.1f} ms  p99 {tasks['p99_ms']:.1f} ms")
+    print(
+        f"  cold start, existing data dir                 : {cold_existing:6.2f} s  to /health ok"
+    )
+    print(
+        f"  GET /health      (baseline)                   : {health['rps']:8.0f} req/s  p50 {health['p50_ms']:.1f} ms  p99 {health['p99_ms']:.1f} ms"
+    )
+    print(
+        f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
+        f" : {tasks['rps']:8.0f} req/s  p50 {tasks['p50_ms']:.1f} ms  p99 {tasks['p99_ms']:.1f} ms"
+    )
     for name, r in (("/health", health), ("/api/tasks", tasks)):
         if r["non_2xx"] or r["socket_errors"]:
-            print(f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; socket errors: {bool(r['socket_errors'])}")
+            print(
+                f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; socket errors: {bool(r['socket_errors'])}"
+            )
     print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
     print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")
     return 0

@@ -29,13 +29,13 @@ import aiodocker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.docker_images import ensure_busybox_image  # noqa: E402
-from tests.gateway_agent.gitrepos import GitRepo  # noqa: E402
-from unidesk.gateway_agent.docker_runner import DockerRunner  # noqa: E402
-from unidesk.gateway_agent.envbuild import env_tag  # noqa: E402
-from unidesk.gateway_agent.exec_config import ExecConfig  # noqa: E402
-from unidesk.gateway_agent.gitcache import GitCache  # noqa: E402
-from unidesk.protocol import Dispatch  # noqa: E402
+from tests.docker_images import ensure_busybox_image
+from tests.gateway_agent.gitrepos import GitRepo
+from unidesk.gateway_agent.docker_runner import DockerRunner
+from unidesk.gateway_agent.envbuild import env_tag
+from unidesk.gateway_agent.exec_config import ExecConfig
+from unidesk.gateway_agent.gitcache import GitCache
+from unidesk.protocol import Dispatch
 
 NODE = "bench-exec"
 
@@ -60,10 +60,19 @@ class TimingReporter:
 async def baseline_start(docker: aiodocker.Docker, image: str, workdir: Path) -> float:
     """create + start of the same hardened container straight through aiodocker."""
     body = {
-        "Image": image, "Cmd": ["true"], "WorkingDir": "/workspace", "Labels": {"unidesk.node": NODE},
-        "HostConfig": {"Binds": [f"{workdir}:/workspace:rw"], "NetworkMode": "none", "PidsLimit": 4096,
-                       "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges:true"], "Init": True,
-                       "Memory": 512 * 1024 * 1024},
+        "Image": image,
+        "Cmd": ["true"],
+        "WorkingDir": "/workspace",
+        "Labels": {"unidesk.node": NODE},
+        "HostConfig": {
+            "Binds": [f"{workdir}:/workspace:rw"],
+            "NetworkMode": "none",
+            "PidsLimit": 4096,
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "Init": True,
+            "Memory": 512 * 1024 * 1024,
+        },
     }
     t0 = time.monotonic()
     container = await docker.containers.create(body)
@@ -82,17 +91,23 @@ def fast_import_repo(path: Path, commits: int) -> GitRepo:
         files = []
         for f in range(3):
             name = f"src/mod{(i * 3 + f) % 200:03d}.py"
-            body = "".join(f"def f_{i}_{f}_{k}(x):\n    return x * {k} + {i}\n" for k in range(20)).encode()
+            body = "".join(
+                f"def f_{i}_{f}_{k}(x):\n    return x * {k} + {i}\n" for k in range(20)
+            ).encode()
             mark += 1
             lines.append(b"blob\nmark :%d\ndata %d\n%s\n" % (mark, len(body), body))
             files.append((name, mark))
         msg = f"commit {i}\n".encode()
-        lines.append(b"commit refs/heads/main\ncommitter B <b@example.invalid> %d +0000\ndata %d\n%s"
-                     % (1700000000 + i, len(msg), msg))
+        lines.append(
+            b"commit refs/heads/main\ncommitter B <b@example.invalid> %d +0000\ndata %d\n%s"
+            % (1700000000 + i, len(msg), msg)
+        )
         for name, m in files:
             lines.append(b"M 100644 :%d %s\n" % (m, name.encode()))
         lines.append(b"\n")
-    subprocess.run(["git", "-C", str(path), "fast-import", "--quiet"], input=b"".join(lines), check=True)
+    subprocess.run(
+        ["git", "-C", str(path), "fast-import", "--quiet"], input=b"".join(lines), check=True
+    )
     repo.git("reset", "--quiet", "--hard", "main")
     return repo
 
@@ -110,9 +125,16 @@ async def bench_start(tmp: Path, warm_runs: int) -> None:
     runner = DockerRunner(config, node_name=NODE)
 
     def dispatch(code_sha: str, n: int) -> Dispatch:
-        return Dispatch(task_id=f"bench{n}", attempt_no=1, code_repo_url=code.url, code_commit_id=code_sha,
-                        env_repo_url=env.url, env_commit_id=env_sha, dockerfile_path="Dockerfile",
-                        command=["true"])
+        return Dispatch(
+            task_id=f"bench{n}",
+            attempt_no=1,
+            code_repo_url=code.url,
+            code_commit_id=code_sha,
+            env_repo_url=env.url,
+            env_commit_id=env_sha,
+            dockerfile_path="Dockerfile",
+            command=["true"],
+        )
 
     async def one(n: int) -> dict[str, float]:
         sha = code.commit({"main.sh": f"echo {n}\n"})
@@ -121,10 +143,12 @@ async def bench_start(tmp: Path, warm_runs: int) -> None:
         if outcome.reason != "succeeded":
             raise SystemExit(f"bench task failed: {outcome}")
         m, end = reporter.marks, reporter.running_at or float("nan")
-        return {"fetch_code": m["fetch_env"] - m["fetch_code"],
-                "env_image": m["env_ready"] - m["fetch_env"],
-                "start": end - m["env_ready"],
-                "total": end}
+        return {
+            "fetch_code": m["fetch_env"] - m["fetch_code"],
+            "env_image": m["env_ready"] - m["fetch_env"],
+            "start": end - m["env_ready"],
+            "total": end,
+        }
 
     tag = env_tag(env.url, env_sha, "Dockerfile")
     warm, bases = [], []
@@ -147,18 +171,26 @@ async def bench_start(tmp: Path, warm_runs: int) -> None:
     med = {k: statistics.median(w[k] for w in warm) for k in warm[0]}
     print("== start latency: dispatch -> container running (seconds)")
     print(f"{'':12}{'fetch_code':>12}{'env_image':>12}{'create+start':>14}{'total':>10}")
-    for name, row in (("cold", cold), (f"warm (med)", med)):
-        print(f"{name:12}{row['fetch_code']:12.3f}{row['env_image']:12.3f}{row['start']:14.3f}{row['total']:10.3f}")
+    for name, row in (("cold", cold), ("warm (med)", med)):
+        print(
+            f"{name:12}{row['fetch_code']:12.3f}{row['env_image']:12.3f}{row['start']:14.3f}{row['total']:10.3f}"
+        )
     print(f"(env_image: tag check, plus env fetch and build when cold; warm n={warm_runs})")
     print(f"baseline: bare create+start of the same container via aiodocker: {base:.3f} s (median)")
-    print(f"warm overhead beyond the container's own start: {med['total'] - base:.3f} s (goal <= 0.5 s)")
-    print(f"ratio cold/warm: {cold['total'] / med['total']:.1f}x; warm/baseline: {med['total'] / base:.2f}x")
+    print(
+        f"warm overhead beyond the container's own start: {med['total'] - base:.3f} s (goal <= 0.5 s)"
+    )
+    print(
+        f"ratio cold/warm: {cold['total'] / med['total']:.1f}x; warm/baseline: {med['total'] / base:.2f}x"
+    )
 
 
 async def bench_fetch(tmp: Path, commits: int) -> None:
     t0 = time.monotonic()
     repo = fast_import_repo(tmp / "history", commits)
-    print(f"\n== incremental fetch: repository with {commits} commits (made in {time.monotonic() - t0:.1f} s)")
+    print(
+        f"\n== incremental fetch: repository with {commits} commits (made in {time.monotonic() - t0:.1f} s)"
+    )
     warm_cache = GitCache(ExecConfig(cache_dir=str(tmp / "warm"), allow_file_urls=True))
     head = repo.git("rev-parse", "HEAD")
     await warm_cache.ensure_commit(repo.url, head)
@@ -175,8 +207,10 @@ async def bench_fetch(tmp: Path, commits: int) -> None:
     print(f"{'one new commit, warm':26}{inc.seconds:10.3f}{inc_bytes:14,d}")
     print(f"{'fresh clone of it':26}{fresh.seconds:10.3f}{fresh_bytes:14,d}")
     print(f"{'already cached (no-op)':26}{cached.seconds:10.3f}{0:14,d}")
-    print(f"ratio fresh/incremental: time {fresh.seconds / inc.seconds:.1f}x, "
-          f"bytes {fresh_bytes / max(inc_bytes, 1):.0f}x")
+    print(
+        f"ratio fresh/incremental: time {fresh.seconds / inc.seconds:.1f}x, "
+        f"bytes {fresh_bytes / max(inc_bytes, 1):.0f}x"
+    )
 
 
 async def main() -> None:

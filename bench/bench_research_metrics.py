@@ -16,7 +16,7 @@ import asyncio
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -41,21 +41,33 @@ async def main(args: argparse.Namespace) -> None:
             per_run = args.points // args.runs
             async with sessions() as s:
                 exp = uuid.uuid4()
-                await s.execute(text("SET session_replication_role = replica"))  # no task rows needed for the FK in a bench
-                await s.execute(m.Experiment.__table__.insert().values(id=exp, name="bench", description=""))
+                await s.execute(
+                    text("SET session_replication_role = replica")
+                )  # no task rows needed for the FK in a bench
+                await s.execute(
+                    m.Experiment.__table__.insert().values(id=exp, name="bench", description="")
+                )
                 run_ids = []
                 for _ in range(args.runs):
                     tid = uuid.uuid4()
-                    rid = (await s.execute(m.Run.__table__.insert().values(task_id=tid, experiment_id=exp, params={}, rejected_points=0)
-                                           .returning(m.Run.id))).scalar_one()
+                    rid = (
+                        await s.execute(
+                            m.Run.__table__.insert()
+                            .values(task_id=tid, experiment_id=exp, params={}, rejected_points=0)
+                            .returning(m.Run.id)
+                        )
+                    ).scalar_one()
                     run_ids.append((tid, rid))
                 await s.commit()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             t0 = time.perf_counter()
             for _tid, rid in run_ids:
                 for start in range(0, per_run, 2000):
                     async with sessions() as s:
-                        pts = [("loss", step, 1.0 / (step + 1), now) for step in range(start, min(per_run, start + 2000))]
+                        pts = [
+                            ("loss", step, 1.0 / (step + 1), now)
+                            for step in range(start, min(per_run, start + 2000))
+                        ]
                         await store_points(s, rid, pts)
                         await s.commit()
             ingest = time.perf_counter() - t0
@@ -75,17 +87,28 @@ async def main(args: argparse.Namespace) -> None:
                     key = await s.scalar(select(m.MetricKey.id).where(m.MetricKey.name == "loss"))
                     raw = 0
                     for _tid, rid in run_ids:
-                        rows = (await s.execute(select(m.MetricPoint.step, m.MetricPoint.value).where(
-                            m.MetricPoint.run_id == rid, m.MetricPoint.key_id == key).order_by(m.MetricPoint.step))).all()
+                        rows = (
+                            await s.execute(
+                                select(m.MetricPoint.step, m.MetricPoint.value)
+                                .where(m.MetricPoint.run_id == rid, m.MetricPoint.key_id == key)
+                                .order_by(m.MetricPoint.step)
+                            )
+                        ).all()
                         raw += len(rows)
             baseline = (time.perf_counter() - t0) / reps
             async with sessions() as s:
-                size = (await s.execute(text("SELECT pg_total_relation_size('research_metrics')"))).scalar_one()
+                size = (
+                    await s.execute(text("SELECT pg_total_relation_size('research_metrics')"))
+                ).scalar_one()
             await engine.dispose()
             shown = sum(len(x.points) for x in page.series)
-            print(f"points stored: {total} in {args.runs} runs; ingest {ingest:.1f} s = {total / ingest:,.0f} points/s")
+            print(
+                f"points stored: {total} in {args.runs} runs; ingest {ingest:.1f} s = {total / ingest:,.0f} points/s"
+            )
             print(f"table + index size: {size / 1e6:.0f} MB ({size / total:.0f} bytes/point)")
-            print(f"chart read ({shown} points for {args.runs} runs, downsampled in SQL): {chart * 1000:.0f} ms")
+            print(
+                f"chart read ({shown} points for {args.runs} runs, downsampled in SQL): {chart * 1000:.0f} ms"
+            )
             print(f"baseline, every raw point in step order ({raw} rows): {baseline * 1000:.0f} ms")
             print(f"ratio baseline/chart: {baseline / chart:.1f}x")
         finally:

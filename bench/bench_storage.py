@@ -51,7 +51,12 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def curl(args: list[str]) -> None:
-    r = subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", *args], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        ["curl", "-sS", "--fail", "-o", "/dev/null", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if r.returncode != 0:
         raise SystemExit(f"curl {' '.join(args[:3])} failed: {r.stderr.strip()}")
 
@@ -72,15 +77,18 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def rss(self) -> int:
-        return self.proc.memory_info().rss + sum(c.memory_info().rss for c in self.proc.children(recursive=False)
-                                                 if "postgres" not in c.name())
+        return self.proc.memory_info().rss + sum(
+            c.memory_info().rss
+            for c in self.proc.children(recursive=False)
+            if "postgres" not in c.name()
+        )
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.proc.memory_info().rss)
             time.sleep(0.05)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -111,19 +119,34 @@ http {{
 }}
 """)
     (work / "nginx-body").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=open(work / "nginx.out", "wb"))
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "nginx.out", "wb"),
+    )
     wait_http(f"http://127.0.0.1:{port}/", proc)
     return proc
 
 
 def start_server(work: Path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
-    env.update({"UNIDESK_DATA_DIR": str(work / "server"), "UNIDESK_PORT": str(port), "UNIDESK_HOST": "127.0.0.1",
-                "UNIDESK_ADMIN_PASSWORD": PASSWORD, "UNIDESK_LOCAL_AGENT": "false", "UNIDESK_LOG_FORMAT": "json",
-                "UNIDESK_LOG_LEVEL": "warning"})
-    proc = subprocess.Popen([sys.executable, "-m", "unidesk.core.cli", "serve"], env=env,
-                            stdout=open(work / "server.log", "wb"), stderr=subprocess.STDOUT)
+    env.update(
+        {
+            "UNIDESK_DATA_DIR": str(work / "server"),
+            "UNIDESK_PORT": str(port),
+            "UNIDESK_HOST": "127.0.0.1",
+            "UNIDESK_ADMIN_PASSWORD": PASSWORD,
+            "UNIDESK_LOCAL_AGENT": "false",
+            "UNIDESK_LOG_FORMAT": "json",
+            "UNIDESK_LOG_LEVEL": "warning",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unidesk.core.cli", "serve"],
+        env=env,
+        stdout=open(work / "server.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     wait_http(f"http://127.0.0.1:{port}/health", proc)
     return proc
 
@@ -157,7 +180,9 @@ def main() -> None:
         procs.append(server)
         base = f"http://127.0.0.1:{sport}"
         with httpx.Client(base_url=base, timeout=60) as c:
-            c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).raise_for_status()
+            c.post(
+                "/api/auth/login", json={"username": "admin", "password": PASSWORD}
+            ).raise_for_status()
             api = httpx.Client(base_url=base, timeout=60, cookies=c.cookies)
 
         def declare(name: str) -> tuple[str, str]:
@@ -179,7 +204,9 @@ def main() -> None:
             results["upload, 1 stream"] = (mb / ours, mb / theirs)
             urls = [declare(f"bench/multi-{i}.bin") for i in range(n)]
             ours = timed([["-T", str(src), u] for _, u in urls])
-            theirs = timed([["-T", str(src), f"http://127.0.0.1:{nport}/up/multi-{i}.bin"] for i in range(n)])
+            theirs = timed(
+                [["-T", str(src), f"http://127.0.0.1:{nport}/up/multi-{i}.bin"] for i in range(n)]
+            )
             results[f"upload, {n} streams"] = (n * mb / ours, n * mb / theirs)
             for i, (a, _) in enumerate(urls):
                 api.delete(f"/api/files/{a}").raise_for_status()
@@ -199,9 +226,11 @@ def main() -> None:
         print(f"{'transfer':<22}{'UniDesk MB/s':>14}{'nginx MB/s':>12}{'ratio':>8}")
         for name, (a, b) in results.items():
             print(f"{name:<22}{a:>14.0f}{b:>12.0f}{a / b:>8.2f}")
-        print(f"server RSS: before {rss_before / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB, "
-              f"after {rss_after / 2**20:.0f} MiB (file {ns.size_mib} MiB; peak-before = "
-              f"{(sampler.peak - rss_before) / 2**20:.0f} MiB)")
+        print(
+            f"server RSS: before {rss_before / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB, "
+            f"after {rss_after / 2**20:.0f} MiB (file {ns.size_mib} MiB; peak-before = "
+            f"{(sampler.peak - rss_before) / 2**20:.0f} MiB)"
+        )
     finally:
         for p in procs:
             p.terminate()

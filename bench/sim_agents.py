@@ -26,8 +26,16 @@ __all__ = ["main"]
 
 
 class Fleet:
-    def __init__(self, url: str, tokens: list[str], *, heartbeat_s: float, cpus: float, prefix: str,
-                 compression: str | None = "deflate") -> None:
+    def __init__(
+        self,
+        url: str,
+        tokens: list[str],
+        *,
+        heartbeat_s: float,
+        cpus: float,
+        prefix: str,
+        compression: str | None = "deflate",
+    ) -> None:
         self.url = url
         self.compression = compression
         self.tokens = tokens
@@ -45,8 +53,14 @@ class Fleet:
         self._stop = asyncio.Event()
 
     def stats(self, *, final: bool = False) -> dict[str, object]:
-        out: dict[str, object] = {"connected": self.connected, "failed": self.failed, "closed": self.closed,
-                                  "heartbeats": self.heartbeats, "dispatches": self.dispatches, "duplicates": self.duplicates}
+        out: dict[str, object] = {
+            "connected": self.connected,
+            "failed": self.failed,
+            "closed": self.closed,
+            "heartbeats": self.heartbeats,
+            "dispatches": self.dispatches,
+            "duplicates": self.duplicates,
+        }
         if final:
             out["latencies"] = self.latencies
         return out
@@ -55,15 +69,30 @@ class Fleet:
         name = f"{self.prefix}-{i}"
         try:
             async with gate:
-                ws = await connect(self.url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=120,
-                                   max_size=protocol.MAX_FRAME_BYTES, ping_interval=None,
-                                   compression=self.compression)
-                await ws.send(protocol.encode(protocol.Hello(
-                    protocol_version=protocol.PROTOCOL_VERSION, agent_version="bench", node_name=name, hostname=name,
-                    os="Linux", cpus=self.cpus, memory_mb=64 * 1024)))
+                ws = await connect(
+                    self.url,
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    open_timeout=120,
+                    max_size=protocol.MAX_FRAME_BYTES,
+                    ping_interval=None,
+                    compression=self.compression,
+                )
+                await ws.send(
+                    protocol.encode(
+                        protocol.Hello(
+                            protocol_version=protocol.PROTOCOL_VERSION,
+                            agent_version="bench",
+                            node_name=name,
+                            hostname=name,
+                            os="Linux",
+                            cpus=self.cpus,
+                            memory_mb=64 * 1024,
+                        )
+                    )
+                )
                 welcome = protocol.decode(await asyncio.wait_for(ws.recv(), 120))  # type: ignore[arg-type]
                 assert isinstance(welcome, protocol.Welcome), welcome
-        except Exception as exc:  # noqa: BLE001 - counted and reported, the bench goes on
+        except Exception as exc:
             self.failed += 1
             print(f"node {name} failed to join: {type(exc).__name__}: {exc}", file=sys.stderr)
             return
@@ -93,12 +122,27 @@ class Fleet:
             if submitted:
                 self.latencies.append(now - float(submitted))
         await ws.send(protocol.encode(protocol.Ack(task_id=d.task_id, attempt_no=d.attempt_no)))
-        await ws.send(protocol.encode(protocol.AttemptState(task_id=d.task_id, attempt_no=d.attempt_no, phase="running")))
-        await ws.send(protocol.encode(protocol.AttemptState(task_id=d.task_id, attempt_no=d.attempt_no, phase="exited",
-                                                           exit_code=0, reason="succeeded")))
+        await ws.send(
+            protocol.encode(
+                protocol.AttemptState(task_id=d.task_id, attempt_no=d.attempt_no, phase="running")
+            )
+        )
+        await ws.send(
+            protocol.encode(
+                protocol.AttemptState(
+                    task_id=d.task_id,
+                    attempt_no=d.attempt_no,
+                    phase="exited",
+                    exit_code=0,
+                    reason="succeeded",
+                )
+            )
+        )
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
-        await asyncio.sleep(random.random() * self.heartbeat_s)  # spread the fleet over the interval
+        await asyncio.sleep(
+            random.random() * self.heartbeat_s
+        )  # spread the fleet over the interval
         seq = 0
         while True:
             seq += 1
@@ -124,8 +168,14 @@ class Fleet:
 
 async def run(args: argparse.Namespace) -> None:
     tokens = [t for t in open(args.tokens).read().split() if t]
-    fleet = Fleet(args.url, tokens, heartbeat_s=args.heartbeat, cpus=args.cpus, prefix=args.prefix,
-                  compression=None if args.no_compression else "deflate")
+    fleet = Fleet(
+        args.url,
+        tokens,
+        heartbeat_s=args.heartbeat,
+        cpus=args.cpus,
+        prefix=args.prefix,
+        compression=None if args.no_compression else "deflate",
+    )
     gate = asyncio.Semaphore(args.connect_concurrency)
     nodes = [asyncio.create_task(fleet.node(i, t, gate)) for i, t in enumerate(tokens)]
     cmd = asyncio.create_task(fleet.commands())
@@ -143,7 +193,11 @@ def main() -> None:
     p.add_argument("--cpus", type=float, default=4.0)
     p.add_argument("--prefix", default="sim")
     p.add_argument("--connect-concurrency", type=int, default=64)
-    p.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate (the real agent does)")
+    p.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="do not offer permessage-deflate (the real agent does)",
+    )
     asyncio.run(run(p.parse_args()))
 
 

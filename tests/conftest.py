@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -70,9 +71,17 @@ def database_url(pg_cluster: PgCluster) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(environ={}, data_dir=str(tmp_path / "data"), database_url=database_url,
-                         admin_password=ADMIN_PASSWORD, local_agent=False, allow_file_urls=True,
-                         heartbeat_interval_s=0.5, offline_timeout_s=3.0, log_format="console")
+    return load_settings(
+        environ={},
+        data_dir=str(tmp_path / "data"),
+        database_url=database_url,
+        admin_password=ADMIN_PASSWORD,
+        local_agent=False,
+        allow_file_urls=True,
+        heartbeat_interval_s=0.5,
+        offline_timeout_s=3.0,
+        log_format="console",
+    )
 
 
 @pytest.fixture
@@ -86,7 +95,11 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
 async def login(client: AsyncTestClient, username: str, password: str) -> dict[str, str]:
     r = await client.post("/api/auth/login", json={"username": username, "password": password})
     assert r.status_code == 200, r.text
-    r2 = await client.post("/api/tokens", json={"name": "tests"}, cookies={"unidesk_session": r.cookies["unidesk_session"]})
+    r2 = await client.post(
+        "/api/tokens",
+        json={"name": "tests"},
+        cookies={"unidesk_session": r.cookies["unidesk_session"]},
+    )
     assert r2.status_code == 201, r2.text
     client.cookies.clear()
     return {"Authorization": f"Bearer {r2.json()['secret']}"}
@@ -99,7 +112,11 @@ async def admin_headers(client: AsyncTestClient) -> dict[str, str]:
 
 @pytest.fixture
 async def member_headers(client: AsyncTestClient, admin_headers: dict[str, str]) -> dict[str, str]:
-    r = await client.post("/api/users", json={"username": "mia", "password": "member-password", "role": "member"}, headers=admin_headers)
+    r = await client.post(
+        "/api/users",
+        json={"username": "mia", "password": "member-password", "role": "member"},
+        headers=admin_headers,
+    )
     assert r.status_code == 201, r.text
     return await login(client, "mia", "member-password")
 
@@ -120,20 +137,29 @@ class LiveServer:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> "LiveServer":
+    def start(self, timeout: float = 60.0) -> LiveServer:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "unidesk.core.cli", "serve"], env=self.env, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "unidesk.core.cli", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; log:\n{self.log_path.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}; log:\n{self.log_path.read_text()[-4000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code in (200, 503):
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"server did not answer in {timeout}s; log:\n{self.log_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"server did not answer in {timeout}s; log:\n{self.log_path.read_text()[-4000:]}"
+        )
 
     def stop(self, sig: int = 15) -> None:
         if self.proc and self.proc.poll() is None:
@@ -153,17 +179,29 @@ class LiveServer:
             return r2.json()["secret"]
 
     def api(self, token: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token or self.token()}"}, timeout=30)
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.token()}"},
+            timeout=30,
+        )
 
 
 def server_env(database_url: str, data_dir: Path, port: int, **extra: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
-    env.update({
-        "UNIDESK_DATABASE_URL": database_url, "UNIDESK_DATA_DIR": str(data_dir), "UNIDESK_PORT": str(port),
-        "UNIDESK_HOST": "127.0.0.1", "UNIDESK_ADMIN_PASSWORD": ADMIN_PASSWORD, "UNIDESK_LOG_FORMAT": "json",
-        "UNIDESK_ALLOW_FILE_URLS": "true", "UNIDESK_HEARTBEAT_INTERVAL_S": "0.5", "UNIDESK_OFFLINE_TIMEOUT_S": "4",
-        "UNIDESK_LOCAL_AGENT": "false",
-    })
+    env.update(
+        {
+            "UNIDESK_DATABASE_URL": database_url,
+            "UNIDESK_DATA_DIR": str(data_dir),
+            "UNIDESK_PORT": str(port),
+            "UNIDESK_HOST": "127.0.0.1",
+            "UNIDESK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "UNIDESK_LOG_FORMAT": "json",
+            "UNIDESK_ALLOW_FILE_URLS": "true",
+            "UNIDESK_HEARTBEAT_INTERVAL_S": "0.5",
+            "UNIDESK_OFFLINE_TIMEOUT_S": "4",
+            "UNIDESK_LOCAL_AGENT": "false",
+        }
+    )
     env.update({f"UNIDESK_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 
@@ -178,7 +216,9 @@ def live_server_factory(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[Any]:
         port = free_port()
         data = tmp_path / f"server-{port}"
         data.mkdir()
-        srv = LiveServer(server_env(url, data, port, **extra), port, tmp_path / f"server-{port}.log")
+        srv = LiveServer(
+            server_env(url, data, port, **extra), port, tmp_path / f"server-{port}.log"
+        )
         servers.append(srv)
         return srv.start()
 

@@ -28,8 +28,9 @@ def ensure_busybox_image(tag: str = BUSYBOX_IMAGE) -> str:
         for extra in ("tmp", "workspace", "proc", "sys", "dev", "etc"):
             Path(tmp, extra).mkdir()
         tar = subprocess.Popen(["tar", "-C", tmp, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "import", "-", tag], stdin=tar.stdout, check=True, capture_output=True
+        )
         if tar.wait() != 0:
             raise RuntimeError("tar of the busybox rootfs failed")
     return tag

@@ -29,8 +29,15 @@ def imported_modules(source: str, package: str) -> set[str]:
                 base = f"{parent}.{base}" if base else parent
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+        ):
+            if (
+                node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 names.add(node.args[0].value)
     return names
 
@@ -44,7 +51,10 @@ def offending(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     return bad
 
 
-AGENT_FILES = sorted((ROOT / "gateway_agent").rglob("*.py")) + [ROOT / "protocol.py", ROOT / "errors.py"]
+AGENT_FILES = sorted((ROOT / "gateway_agent").rglob("*.py")) + [
+    ROOT / "protocol.py",
+    ROOT / "errors.py",
+]
 
 
 def test_agent_and_protocol_never_import_core_or_plugins():
@@ -58,21 +68,32 @@ def test_core_never_imports_the_agent():
     assert offending(core, ("unidesk.gateway_agent",)) == []
 
 
-@pytest.mark.parametrize("source", [
-    "from unidesk.core import settings\n",
-    "import unidesk.plugins.projects\n",
-    "from ..core.settings import Settings\n",
-    "from .. import core\n",
-    "import importlib\nimportlib.import_module('unidesk.core.db')\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from unidesk.core import settings\n",
+        "import unidesk.plugins.projects\n",
+        "from ..core.settings import Settings\n",
+        "from .. import core\n",
+        "import importlib\nimportlib.import_module('unidesk.core.db')\n",
+    ],
+)
 def test_the_checker_catches_violations(source: str):
     names = imported_modules(source, "unidesk.gateway_agent")
     assert any(n.startswith(("unidesk.core", "unidesk.plugins")) for n in names), names
 
 
 def test_the_checker_allows_the_shared_modules():
-    names = imported_modules("from ..protocol import Hello\nfrom unidesk.errors import BadRequest\n"
-                             "from .runner import Runner\n", "unidesk.gateway_agent")
-    assert names == {"unidesk.protocol", "unidesk.protocol.Hello", "unidesk.errors",
-                     "unidesk.errors.BadRequest", "unidesk.gateway_agent.runner",
-                     "unidesk.gateway_agent.runner.Runner"}
+    names = imported_modules(
+        "from ..protocol import Hello\nfrom unidesk.errors import BadRequest\n"
+        "from .runner import Runner\n",
+        "unidesk.gateway_agent",
+    )
+    assert names == {
+        "unidesk.protocol",
+        "unidesk.protocol.Hello",
+        "unidesk.errors",
+        "unidesk.errors.BadRequest",
+        "unidesk.gateway_agent.runner",
+        "unidesk.gateway_agent.runner.Runner",
+    }

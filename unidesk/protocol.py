@@ -46,12 +46,37 @@ from typing import Any, Literal, Union
 import msgspec
 
 __all__ = [
-    "PROTOCOL_VERSION", "MAX_FRAME_BYTES", "CLOSE_BAD_FRAME", "CLOSE_UNAUTHENTICATED",
-    "CLOSE_INCOMPATIBLE", "CLOSE_REPLACED", "CLOSE_REVOKED", "CLOSE_TOO_BIG", "CLOSE_SERVER_SHUTDOWN",
-    "Gpu", "GpuUsage", "Usage", "AttemptRef", "FileInput", "FileOutput",
-    "Hello", "Welcome", "Heartbeat", "Dispatch", "Ack", "AttemptState", "LogChunk", "LogAck",
-    "AttemptData", "AttemptDataAck",
-    "Cancel", "Reconcile", "Error", "Message", "encode", "decode",
+    "CLOSE_BAD_FRAME",
+    "CLOSE_INCOMPATIBLE",
+    "CLOSE_REPLACED",
+    "CLOSE_REVOKED",
+    "CLOSE_SERVER_SHUTDOWN",
+    "CLOSE_TOO_BIG",
+    "CLOSE_UNAUTHENTICATED",
+    "MAX_FRAME_BYTES",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "AttemptData",
+    "AttemptDataAck",
+    "AttemptRef",
+    "AttemptState",
+    "Cancel",
+    "Dispatch",
+    "Error",
+    "FileInput",
+    "FileOutput",
+    "Gpu",
+    "GpuUsage",
+    "Heartbeat",
+    "Hello",
+    "LogAck",
+    "LogChunk",
+    "Message",
+    "Reconcile",
+    "Usage",
+    "Welcome",
+    "decode",
+    "encode",
 ]
 
 PROTOCOL_VERSION = 2
@@ -233,8 +258,21 @@ class Error(msgspec.Struct, tag="error", kw_only=True):
     message: str
 
 
-Message = Union[Hello, Welcome, Heartbeat, Dispatch, Ack, AttemptState, LogChunk, LogAck, AttemptData, AttemptDataAck,
-                Cancel, Reconcile, Error]
+Message = Union[
+    Hello,
+    Welcome,
+    Heartbeat,
+    Dispatch,
+    Ack,
+    AttemptState,
+    LogChunk,
+    LogAck,
+    AttemptData,
+    AttemptDataAck,
+    Cancel,
+    Reconcile,
+    Error,
+]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)

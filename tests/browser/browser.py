@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 __all__ = [
-    "CHROMIUM", "BROWSER_TZ", "SCREENSHOTS", "launch", "new_context", "shot", "beijing", "parse_beijing",
-    "ISO_RE", "visible_text",
+    "BROWSER_TZ",
+    "CHROMIUM",
+    "ISO_RE",
+    "SCREENSHOTS",
+    "beijing",
+    "launch",
+    "new_context",
+    "parse_beijing",
+    "shot",
+    "visible_text",
 ]
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_TZ = "America/New_York"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ISO_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 BEIJING = timezone(timedelta(hours=8))
@@ -38,9 +52,16 @@ def launch() -> Iterator[tuple[Playwright, Browser]]:
             browser.close()
 
 
-def new_context(browser: Browser, base_url: str, *, width: int = 1440, height: int = 900) -> BrowserContext:
-    ctx = browser.new_context(base_url=base_url, timezone_id=BROWSER_TZ, locale="en-US",
-                              viewport={"width": width, "height": height}, accept_downloads=True)
+def new_context(
+    browser: Browser, base_url: str, *, width: int = 1440, height: int = 900
+) -> BrowserContext:
+    ctx = browser.new_context(
+        base_url=base_url,
+        timezone_id=BROWSER_TZ,
+        locale="en-US",
+        viewport={"width": width, "height": height},
+        accept_downloads=True,
+    )
     ctx.set_default_timeout(15_000)
     return ctx
 

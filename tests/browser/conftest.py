@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,11 +24,20 @@ DIST_INDEX = ROOT / "unidesk" / "web_dist" / "index.html"
 
 def ensure_ui_built() -> None:
     """Builds web/ into unidesk/web_dist when the bundle is missing or older than its sources."""
-    sources = [WEB / "index.html", WEB / "package.json", WEB / "vite.config.ts", *(WEB / "src").rglob("*")]
-    if DIST_INDEX.exists() and all(p.stat().st_mtime <= DIST_INDEX.stat().st_mtime for p in sources if p.is_file()):
+    sources = [
+        WEB / "index.html",
+        WEB / "package.json",
+        WEB / "vite.config.ts",
+        *(WEB / "src").rglob("*"),
+    ]
+    if DIST_INDEX.exists() and all(
+        p.stat().st_mtime <= DIST_INDEX.stat().st_mtime for p in sources if p.is_file()
+    ):
         return
     if not (WEB / "node_modules").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB, check=True)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB, check=True
+        )
     subprocess.run(["npm", "run", "--silent", "build"], cwd=WEB, check=True)
 
 
@@ -48,14 +58,31 @@ def browser() -> Iterator[Browser]:
 class UiServer:
     """A running server plus an admin API client and the repos tasks are pinned to."""
 
-    def __init__(self, server: LiveServer, api: httpx.Client, code: GitRepo, code_sha: str, env: GitRepo, env_sha: str):
+    def __init__(
+        self,
+        server: LiveServer,
+        api: httpx.Client,
+        code: GitRepo,
+        code_sha: str,
+        env: GitRepo,
+        env_sha: str,
+    ):
         self.server, self.api, self.url = server, api, server.url
         self.code, self.code_sha, self.env, self.env_sha = code, code_sha, env, env_sha
 
     def task_body(self, command: str, name: str) -> dict[str, Any]:
-        return {"name": name, "code_repo_url": self.code.url, "code_commit_id": self.code_sha,
-                "env_repo_url": self.env.url, "env_commit_id": self.env_sha, "dockerfile_path": "docker/Dockerfile",
-                "command": command, "resources": {"cpus": 0.5, "memory_mb": 128}, "timeout_s": 600, "max_attempts": 1}
+        return {
+            "name": name,
+            "code_repo_url": self.code.url,
+            "code_commit_id": self.code_sha,
+            "env_repo_url": self.env.url,
+            "env_commit_id": self.env_sha,
+            "dockerfile_path": "docker/Dockerfile",
+            "command": command,
+            "resources": {"cpus": 0.5, "memory_mb": 128},
+            "timeout_s": 600,
+            "max_attempts": 1,
+        }
 
     def submit(self, command: str, name: str) -> dict[str, Any]:
         r = self.api.post("/api/tasks", json=self.task_body(command, name))
@@ -74,21 +101,29 @@ class UiServer:
             if t["state"] in states:
                 return t
             time.sleep(0.5)
-        raise AssertionError(f"task {task_id} stayed {t['state']} (wanted {states}); trace: "
-                             f"{self.api.get(f'/api/tasks/{task_id}/trace').text[-2000:]}")
+        raise AssertionError(
+            f"task {task_id} stayed {t['state']} (wanted {states}); trace: "
+            f"{self.api.get(f'/api/tasks/{task_id}/trace').text[-2000:]}"
+        )
 
     def local_node(self, timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            nodes = [n for n in self.api.get("/api/nodes").json()["items"] if n["state"] == "online"]
+            nodes = [
+                n for n in self.api.get("/api/nodes").json()["items"] if n["state"] == "online"
+            ]
             if nodes:
                 return nodes[0]
             time.sleep(0.3)
-        raise AssertionError(f"the local agent did not come online; server log:\n{self.server.log_path.read_text()[-3000:]}")
+        raise AssertionError(
+            f"the local agent did not come online; server log:\n{self.server.log_path.read_text()[-3000:]}"
+        )
 
 
 @pytest.fixture(scope="module")
-def ui_server(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+def ui_server(
+    pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[UiServer]:
     """A real unidesk-server with its local agent running tasks in the real Docker engine."""
     ensure_ui_built()
     ensure_busybox_image()
@@ -96,12 +131,20 @@ def ui_server(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -
     env_repo = GitRepo(tmp / "env")
     env_sha = env_repo.commit({"docker/Dockerfile": f"FROM {BUSYBOX_IMAGE}\nWORKDIR /workspace\n"})
     code_repo = GitRepo(tmp / "code")
-    code_sha = code_repo.commit({"count.sh": "i=1\nwhile [ $i -le ${N:-8} ]; do echo line-$i; i=$((i+1)); sleep 1; done\n"})
+    code_sha = code_repo.commit(
+        {"count.sh": "i=1\nwhile [ $i -le ${N:-8} ]; do echo line-$i; i=$((i+1)); sleep 1; done\n"}
+    )
     port = free_port()
     data = tmp / "data"
     data.mkdir()
-    env = server_env(pg_cluster.fresh_database("ui"), data, port, local_agent="true", local_agent_runner="docker",
-                     heartbeat_interval_s="1")
+    env = server_env(
+        pg_cluster.fresh_database("ui"),
+        data,
+        port,
+        local_agent="true",
+        local_agent_runner="docker",
+        heartbeat_interval_s="1",
+    )
     server = LiveServer(env, port, tmp / "server.log").start()
     api = server.api()
     try:

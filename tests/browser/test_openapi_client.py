@@ -12,12 +12,29 @@ API_DIR = Path(__file__).resolve().parents[2] / "web" / "src" / "api"
 ENDPOINT_LINE = re.compile(r'^\s*(\w+):\s*\["(GET|POST|PATCH|PUT|DELETE)",\s*"([^"]+)"\],?\s*$')
 # TypeScript interface in web/src/api/types.ts -> schema name in the server's OpenAPI components.
 TYPE_TO_SCHEMA = {
-    "User": "User", "ApiToken": "ApiToken", "NodeToken": "NodeToken", "Task": "Task", "Attempt": "Attempt",
-    "TaskCreate": "TaskCreate", "Resources": "Resources", "LogLine": "LogLine", "LogPage": "LogPage",
-    "Node": "Node", "NodeSample": "Sample", "UnideskEvent": "EventOut", "EventPage": "EventPage",
-    "Stats": "Stats", "Health": "Health", "Artifact": "Artifact", "ArtifactCreate": "ArtifactCreate",
-    "UploadPlan": "UploadPlan", "PartUrl": "PartUrl", "ArtifactUpload": "ArtifactUpload", "DownloadUrl": "DownloadUrl",
-    "TaskInput": "TaskInput", "MaintenanceCreate": "MaintenanceCreate",
+    "User": "User",
+    "ApiToken": "ApiToken",
+    "NodeToken": "NodeToken",
+    "Task": "Task",
+    "Attempt": "Attempt",
+    "TaskCreate": "TaskCreate",
+    "Resources": "Resources",
+    "LogLine": "LogLine",
+    "LogPage": "LogPage",
+    "Node": "Node",
+    "NodeSample": "Sample",
+    "UnideskEvent": "EventOut",
+    "EventPage": "EventPage",
+    "Stats": "Stats",
+    "Health": "Health",
+    "Artifact": "Artifact",
+    "ArtifactCreate": "ArtifactCreate",
+    "UploadPlan": "UploadPlan",
+    "PartUrl": "PartUrl",
+    "ArtifactUpload": "ArtifactUpload",
+    "DownloadUrl": "DownloadUrl",
+    "TaskInput": "TaskInput",
+    "MaintenanceCreate": "MaintenanceCreate",
 }
 
 
@@ -51,7 +68,12 @@ async def _openapi(client: Any) -> dict[str, Any]:
 
 def test_parsers_read_the_client() -> None:
     endpoints, optional = client_endpoints()
-    assert len(endpoints) >= 30 and {"taskLogStream", "fileCreate", "fileResume", "nodeMaintenance"} <= set(endpoints)
+    assert len(endpoints) >= 30 and {
+        "taskLogStream",
+        "fileCreate",
+        "fileResume",
+        "nodeMaintenance",
+    } <= set(endpoints)
     assert optional <= set(endpoints)
     types = ts_interfaces()
     assert {"code_commit_id", "attempts", "resources"} <= types["Task"]
@@ -59,11 +81,18 @@ def test_parsers_read_the_client() -> None:
 
 async def test_every_endpoint_the_ui_calls_exists(client: Any) -> None:
     doc = await _openapi(client)
-    server = {(method.upper(), _shape(path)) for path, ops in doc["paths"].items() for method in ops
-              if method.upper() in {"GET", "POST", "PATCH", "PUT", "DELETE"}}
+    server = {
+        (method.upper(), _shape(path))
+        for path, ops in doc["paths"].items()
+        for method in ops
+        if method.upper() in {"GET", "POST", "PATCH", "PUT", "DELETE"}
+    }
     endpoints, optional = client_endpoints()
-    missing = [f"{name}: {method} {path}" for name, (method, path) in endpoints.items()
-               if name not in optional and (method, _shape(path)) not in server]
+    missing = [
+        f"{name}: {method} {path}"
+        for name, (method, path) in endpoints.items()
+        if name not in optional and (method, _shape(path)) not in server
+    ]
     assert not missing, "the UI calls routes the server does not have:\n" + "\n".join(missing)
 
 

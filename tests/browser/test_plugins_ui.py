@@ -41,15 +41,20 @@ def _drag(page: Page, test_id: str, dx: float) -> None:
     page.mouse.up()
 
 
-def test_project_gantt_drag_saves_beijing_days_and_links_a_run(page: Page, ui_server: UiServer) -> None:
+def test_project_gantt_drag_saves_beijing_days_and_links_a_run(
+    page: Page, ui_server: UiServer
+) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Projects").click()
     page.get_by_placeholder("Name").fill("Rocket")
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_role("heading", name="Rocket")).to_be_visible()
 
     form = page.get_by_role("form", name="New work item")
-    for title, start, due, deps, milestone in [("Design", 1, 3, [], False), ("Build", 4, 8, ["Design"], False),
-                                               ("Launch", None, 9, ["Build"], True)]:
+    for title, start, due, deps, milestone in [
+        ("Design", 1, 3, [], False),
+        ("Build", 4, 8, ["Design"], False),
+        ("Launch", None, 9, ["Build"], True),
+    ]:
         form.get_by_label("Title").fill(title)
         if start is not None:
             form.get_by_label("Start (Beijing date)").fill(bj_day(start))
@@ -67,14 +72,19 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(page: Page, ui_se
     assert items["Build"]["depends_on"] == [items["Design"]["id"]] and items["Launch"]["milestone"]
 
     # a cycle is refused with the server's explanation, nothing changes
-    r = ui_server.api.post(f"/api/projects/items/{items['Design']['id']}/dependencies", json={"predecessor_id": items["Launch"]["id"]})
+    r = ui_server.api.post(
+        f"/api/projects/items/{items['Design']['id']}/dependencies",
+        json={"predecessor_id": items["Launch"]["id"]},
+    )
     assert r.status_code == 400 and "cycle" in r.json()["detail"]
 
     page.get_by_role("tab", name="Gantt").click()
     svg = page.get_by_role("img", name="Gantt chart")
     expect(svg).to_be_visible()
     expect(page.get_by_test_id("gantt-dependency")).to_have_count(2)
-    expect(page.get_by_test_id("gantt-today")).to_contain_text(f"today {bj_day()}")  # Beijing's date, not New York's
+    expect(page.get_by_test_id("gantt-today")).to_contain_text(
+        f"today {bj_day()}"
+    )  # Beijing's date, not New York's
     build = page.get_by_test_id(f"gantt-bar-{items['Build']['id']}")
     expect(build).to_have_attribute("data-start", bj_day(4))
     shot(page, "p1-gantt-before")
@@ -83,15 +93,23 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(page: Page, ui_se
     _drag(page, f"gantt-bar-{items['Build']['id']}", 72)
     expect(build).to_have_attribute("data-start", bj_day(6))
     deadline = time.monotonic() + 10
-    while (saved := _item(ui_server, items["Build"]["id"])["item"])["start_date"] != bj_day(6) and time.monotonic() < deadline:
+    while (saved := _item(ui_server, items["Build"]["id"])["item"])["start_date"] != bj_day(
+        6
+    ) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert (saved["start_date"], saved["due_date"]) == (bj_day(6), bj_day(10))
     # the dependency arrow into Build is no longer late; resize Design's end by one day
     _drag(page, f"gantt-end-{items['Design']['id']}", 36)
     deadline = time.monotonic() + 10
-    while _item(ui_server, items["Design"]["id"])["item"]["due_date"] != bj_day(4) and time.monotonic() < deadline:
+    while (
+        _item(ui_server, items["Design"]["id"])["item"]["due_date"] != bj_day(4)
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
-    assert (_item(ui_server, items["Design"]["id"])["item"]["start_date"], _item(ui_server, items["Design"]["id"])["item"]["due_date"]) == (bj_day(1), bj_day(4))
+    assert (
+        _item(ui_server, items["Design"]["id"])["item"]["start_date"],
+        _item(ui_server, items["Design"]["id"])["item"]["due_date"],
+    ) == (bj_day(1), bj_day(4))
     shot(page, "p2-gantt-after-drag")
     for zoom in ("Week", "Month"):
         page.get_by_role("button", name=zoom).click()
@@ -109,7 +127,10 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(page: Page, ui_se
 
     # a task submitted with the work item shows on it with its live state; another is linked by hand
     body = ui_server.task_body("echo built", "build-run")
-    r = ui_server.api.post("/api/tasks", json={**body, "extensions": {"projects": {"work_item_id": items["Build"]["id"]}}})
+    r = ui_server.api.post(
+        "/api/tasks",
+        json={**body, "extensions": {"projects": {"work_item_id": items["Build"]["id"]}}},
+    )
     assert r.status_code == 201, r.text
     run = r.json()
     other = ui_server.submit("echo other", "other-run")
@@ -121,15 +142,22 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(page: Page, ui_se
     page.get_by_role("button", name="Link task").click()
     expect(page.get_by_test_id(f"run-{other['id']}")).to_contain_text("other-run")
     shot(page, "p3-work-item-runs")
-    assert {x["task_id"] for x in _item(ui_server, items["Build"]["id"])["run_list"]} == {run["id"], other["id"]}
+    assert {x["task_id"] for x in _item(ui_server, items["Build"]["id"])["run_list"]} == {
+        run["id"],
+        other["id"],
+    }
 
 
-SWEEP_COMMAND = ('i=0; while [ $i -lt 20 ]; do '
-                 'echo "{\\"name\\": \\"loss\\", \\"step\\": $i, \\"value\\": $(( (20 - i) * PARAM_LR ))}" >> "$UNIDESK_METRICS_FILE"; '
-                 'i=$((i+1)); done; echo reported')
+SWEEP_COMMAND = (
+    "i=0; while [ $i -lt 20 ]; do "
+    'echo "{\\"name\\": \\"loss\\", \\"step\\": $i, \\"value\\": $(( (20 - i) * PARAM_LR ))}" >> "$UNIDESK_METRICS_FILE"; '
+    "i=$((i+1)); done; echo reported"
+)
 
 
-def test_two_point_sweep_reports_metrics_compared_in_the_chart(page: Page, ui_server: UiServer) -> None:
+def test_two_point_sweep_reports_metrics_compared_in_the_chart(
+    page: Page, ui_server: UiServer
+) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Experiments").click()
     page.get_by_placeholder("Name").fill("lr sweep")
     page.get_by_role("button", name="Create").click()
@@ -159,7 +187,10 @@ def test_two_point_sweep_reports_metrics_compared_in_the_chart(page: Page, ui_se
         if all(r["metrics"].get("loss", {}).get("points") == 20 for r in runs):
             break
         time.sleep(0.5)
-    assert [(r["metrics"]["loss"]["last"], r["metrics"]["loss"]["max"]) for r in runs] == [(1.0, 20.0), (2.0, 40.0)]
+    assert [(r["metrics"]["loss"]["last"], r["metrics"]["loss"]["max"]) for r in runs] == [
+        (1.0, 20.0),
+        (2.0, 40.0),
+    ]
 
     page.reload()
     table = page.get_by_test_id("runs-table")
@@ -170,7 +201,9 @@ def test_two_point_sweep_reports_metrics_compared_in_the_chart(page: Page, ui_se
     # sortable comparison: loss last, descending puts lr=2 first
     page.get_by_role("button", name="loss last").click()
     page.get_by_role("button", name=re.compile("loss last")).click()
-    expect(table.locator("tbody tr").first).to_have_attribute("data-testid", f"run-row-{runs[1]['task_id']}")
+    expect(table.locator("tbody tr").first).to_have_attribute(
+        "data-testid", f"run-row-{runs[1]['task_id']}"
+    )
     expect(table.locator("tbody tr").first).to_contain_text("2")
     expect(page.get_by_text("lr=1", exact=False).first).to_be_visible()
     shot(page, "p4-sweep-chart")

@@ -28,7 +28,11 @@ FORBIDDEN = re.compile(
 
 
 def _sources() -> list[Path]:
-    return sorted(p for p in WEB_SRC.rglob("*") if p.suffix in {".ts", ".tsx"} and not p.name.endswith(".test.ts"))
+    return sorted(
+        p
+        for p in WEB_SRC.rglob("*")
+        if p.suffix in {".ts", ".tsx"} and not p.name.endswith(".test.ts")
+    )
 
 
 def _violations(files: list[Path]) -> list[str]:
@@ -37,8 +41,12 @@ def _violations(files: list[Path]) -> list[str]:
         if path in ALLOWED:
             continue
         text = path.read_text(encoding="utf-8")
-        if "datetime-local" in text and not ("datetimeLocalToIso" in text and "isoToDatetimeLocal" in text):
-            found.append(f"{path}: a datetime-local input not converted with time.ts (datetimeLocalToIso/isoToDatetimeLocal)")
+        if "datetime-local" in text and not (
+            "datetimeLocalToIso" in text and "isoToDatetimeLocal" in text
+        ):
+            found.append(
+                f"{path}: a datetime-local input not converted with time.ts (datetimeLocalToIso/isoToDatetimeLocal)"
+            )
         for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if FORBIDDEN.search(line):
                 found.append(f"{path}:{no}: {line.strip()}")
@@ -60,12 +68,19 @@ def test_the_check_catches_formatting(tmp_path: Path) -> None:
     bad = tmp_path / "Bad.tsx"
     bad.write_text(
         "const a = d.toLocaleString();\nconst b = new Intl.DateTimeFormat('en');\nconst c = x.getHours();\n"
-        "const e = new Date(ts);\nconst f = d.toISOString();\n<input type=\"datetime-local\" />\nconst ok = Date.now();\n"
+        'const e = new Date(ts);\nconst f = d.toISOString();\n<input type="datetime-local" />\nconst ok = Date.now();\n'
     )
     assert len(_violations([bad])) == 6  # five calls, plus the unconverted datetime-local input
 
 
 def test_time_ts_is_the_module_that_formats() -> None:
     text = (WEB_SRC / "time.ts").read_text(encoding="utf-8")
-    for name in ("formatDateTime", "formatRelative", "axisTicks", "datetimeLocalToIso", "isoToDatetimeLocal", "fileStamp"):
+    for name in (
+        "formatDateTime",
+        "formatRelative",
+        "axisTicks",
+        "datetimeLocalToIso",
+        "isoToDatetimeLocal",
+        "fileStamp",
+    ):
         assert f"export function {name}" in text, name

@@ -36,7 +36,10 @@ RECORD_UPLOADS = """() => {
 
 def api_upload(api: httpx.Client, name: str, data: bytes) -> dict[str, Any]:
     """The API's own upload flow: declare, PUT the bytes to the presigned URL, complete."""
-    r = api.post("/api/files", json={"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    r = api.post(
+        "/api/files",
+        json={"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )
     assert r.status_code == 201, r.text
     plan = r.json()["upload"]
     put = httpx.put(plan["url"], content=data, headers=plan["headers"])
@@ -53,11 +56,15 @@ def downloaded(page: Page, row: Any) -> bytes:
         return f.read()
 
 
-def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(page: Page, ui_server: UiServer, tmp_path) -> None:
+def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
+    page: Page, ui_server: UiServer, tmp_path
+) -> None:
     big = tmp_path / "big-ui.bin"
     big.write_bytes(os.urandom(72 * MiB + 12345))  # over 64 MiB: hashed in the Worker; 10 chunks
     small = tmp_path / "hello-ui.txt"
-    small.write_bytes(b"hello from the browser test\n" * 1000)  # hashed with crypto.subtle, one chunk
+    small.write_bytes(
+        b"hello from the browser test\n" * 1000
+    )  # hashed with crypto.subtle, one chunk
     page.get_by_role("link", name="Files").click()
     expect(page.get_by_role("heading", name="Files")).to_be_visible()
     page.evaluate(RECORD_UPLOADS)
@@ -79,23 +86,35 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
     small_row = page.locator("tr[data-file-name='hello-ui.txt']")
     expect(big_row.locator("[data-state=ready]")).to_be_visible(timeout=120_000)
     expect(small_row.locator("[data-state=ready]")).to_be_visible()
-    expect(page.locator("[data-upload-name]")).to_have_count(0)  # finished uploads leave the progress list
+    expect(page.locator("[data-upload-name]")).to_have_count(
+        0
+    )  # finished uploads leave the progress list
     page.unroute("**/api/files/signed/**")
 
     size = big.stat().st_size
     big_puts = [p for p in puts if p.endswith(f"/{size}")]
     starts = [int(p.split()[1].split("-")[0]) for p in big_puts]
-    assert starts == [0, CHUNK, CHUNK] + [CHUNK * i for i in range(2, 10)], big_puts  # chunk 2 resent once, none restarted
+    assert starts == [0, CHUNK, CHUNK] + [CHUNK * i for i in range(2, 10)], (
+        big_puts
+    )  # chunk 2 resent once, none restarted
     states = page.evaluate("window.__uploads")
     big_states = [s.split("|")[1:] for s in states if s.startswith("big-ui.bin|")]
     phases = [p for p, _ in big_states]
     assert {"hashing", "uploading", "retrying", "completing"} <= set(phases), states
     assert any(p == "uploading" and 0 < float(v) < 100 for p, v in big_states), big_states
-    assert phases.index("hashing") < phases.index("uploading") < phases.index("retrying") < phases.index("completing")
+    assert (
+        phases.index("hashing")
+        < phases.index("uploading")
+        < phases.index("retrying")
+        < phases.index("completing")
+    )
 
     for path in (big, small):
         meta = ui_server.api.get(f"/api/files/by-name/{path.name}").json()
-        assert meta["state"] == "ready" and meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), meta
+        assert (
+            meta["state"] == "ready"
+            and meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        ), meta
         assert meta["owner"] == "admin" and meta["size"] == path.stat().st_size
     expect(small_row).to_contain_text(hashlib.sha256(small.read_bytes()).hexdigest()[:12])
     shot(page, "12-files")
@@ -106,7 +125,9 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
     # Picking a name that exists is refused with the server's problem detail, shown on the upload row.
     page.get_by_test_id("file-input").set_input_files(str(small))
     failed = page.locator("[data-upload-name='hello-ui.txt'][data-phase=failed]")
-    expect(failed.get_by_role("alert")).to_contain_text("409: an artifact named 'hello-ui.txt' exists")
+    expect(failed.get_by_role("alert")).to_contain_text(
+        "409: an artifact named 'hello-ui.txt' exists"
+    )
     failed.get_by_role("button", name="Dismiss").click()
 
     for row, name in ((small_row, small.name), (big_row, big.name)):
@@ -116,16 +137,25 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
         assert ui_server.api.get(f"/api/files/by-name/{name}").status_code == 404
 
 
-def test_choosing_the_same_file_again_resumes_its_unfinished_upload(page: Page, ui_server: UiServer, tmp_path) -> None:
+def test_choosing_the_same_file_again_resumes_its_unfinished_upload(
+    page: Page, ui_server: UiServer, tmp_path
+) -> None:
     """As after a closed tab: the server holds the first chunk of an upload this user declared; picking the
     same file (same name, size and SHA-256) sends only the rest."""
     src = tmp_path / "resume-ui.bin"
     data = os.urandom(2 * CHUNK + 4321)
     src.write_bytes(data)
-    r = ui_server.api.post("/api/files", json={"name": src.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    r = ui_server.api.post(
+        "/api/files",
+        json={"name": src.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )
     assert r.status_code == 201, r.text
     plan = r.json()["upload"]
-    first = httpx.put(plan["url"], content=data[:CHUNK], headers={"Content-Range": f"bytes 0-{CHUNK - 1}/{len(data)}"})
+    first = httpx.put(
+        plan["url"],
+        content=data[:CHUNK],
+        headers={"Content-Range": f"bytes 0-{CHUNK - 1}/{len(data)}"},
+    )
     assert first.status_code == 308 and first.headers["range"] == f"bytes=0-{CHUNK - 1}", first.text
 
     page.goto("/files")
@@ -133,10 +163,19 @@ def test_choosing_the_same_file_again_resumes_its_unfinished_upload(page: Page, 
     expect(row.locator("[data-state=uploading]")).to_be_visible()
     expect(row.get_by_role("button", name=re.compile("^Download"))).to_be_disabled()
     sent: list[str] = []
-    page.route("**/api/files/signed/**", lambda route: (sent.append(route.request.headers.get("content-range", "")), route.continue_()))
+    page.route(
+        "**/api/files/signed/**",
+        lambda route: (
+            sent.append(route.request.headers.get("content-range", "")),
+            route.continue_(),
+        ),
+    )
     page.get_by_test_id("file-input").set_input_files(str(src))
     expect(row.locator("[data-state=ready]")).to_be_visible(timeout=60_000)
-    assert sent == [f"bytes {CHUNK}-{2 * CHUNK - 1}/{len(data)}", f"bytes {2 * CHUNK}-{len(data) - 1}/{len(data)}"], sent
+    assert sent == [
+        f"bytes {CHUNK}-{2 * CHUNK - 1}/{len(data)}",
+        f"bytes {2 * CHUNK}-{len(data) - 1}/{len(data)}",
+    ], sent
     assert downloaded(page, row) == data
 
 
@@ -163,7 +202,9 @@ def test_search_and_pages(page: Page, ui_server: UiServer) -> None:
     expect(page.get_by_text("No files match.")).to_be_visible()
 
 
-def test_task_reads_an_input_and_its_output_artifact_is_downloadable(page: Page, ui_server: UiServer) -> None:
+def test_task_reads_an_input_and_its_output_artifact_is_downloadable(
+    page: Page, ui_server: UiServer
+) -> None:
     api_upload(ui_server.api, "ui-inputs/greeting.txt", b"hello input artifact\n")
     page.get_by_role("link", name="Submit task").click()
     form = page.get_by_role("form", name="Submit a task")
@@ -173,7 +214,10 @@ def test_task_reads_an_input_and_its_output_artifact_is_downloadable(page: Page,
     page.fill("#f-env_repo_url", ui_server.env.url)
     page.fill("#f-env_commit_id", ui_server.env_sha)
     page.fill("#f-dockerfile_path", "docker/Dockerfile")
-    page.fill("#f-command", "tr a-z A-Z < /inputs/greeting.txt > /workspace/outputs/result.txt && echo wrote-result")
+    page.fill(
+        "#f-command",
+        "tr a-z A-Z < /inputs/greeting.txt > /workspace/outputs/result.txt && echo wrote-result",
+    )
     page.fill("#f-cpus", "0.5")
     page.fill("#f-memory_mb", "128")
     # Validation mirrors the API: an input mounted outside /workspace or /inputs and an output escaping the outputs dir.
@@ -188,31 +232,48 @@ def test_task_reads_an_input_and_its_output_artifact_is_downloadable(page: Page,
     expect(page).to_have_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
     task_id = page.url.rsplit("/", 1)[1]
     task = ui_server.task(task_id)
-    assert task["extra"]["outputs"] == ["result.txt"] and task["extra"]["inputs"][0]["path"] == "/inputs/greeting.txt"
+    assert (
+        task["extra"]["outputs"] == ["result.txt"]
+        and task["extra"]["inputs"][0]["path"] == "/inputs/greeting.txt"
+    )
 
     artifacts = page.get_by_test_id("task-artifacts")
-    expect(artifacts.locator("[data-input-name='ui-inputs/greeting.txt']")).to_contain_text("/inputs/greeting.txt")
+    expect(artifacts.locator("[data-input-name='ui-inputs/greeting.txt']")).to_contain_text(
+        "/inputs/greeting.txt"
+    )
     output = artifacts.locator(f"[data-output-name='tasks/{task_id}/1/result.txt']")
     expect(output).to_be_visible(timeout=180_000)
     expect(page.get_by_test_id("task-state")).to_contain_text("succeeded", timeout=60_000)
     expect(output).to_contain_text("result.txt")
     assert downloaded(page, output) == b"HELLO INPUT ARTIFACT\n"
-    assert downloaded(page, artifacts.locator("[data-input-name='ui-inputs/greeting.txt']")) == b"hello input artifact\n"
+    assert (
+        downloaded(page, artifacts.locator("[data-input-name='ui-inputs/greeting.txt']"))
+        == b"hello input artifact\n"
+    )
     assert not ISO_RE.search(visible_text(page))
     shot(page, "18-task-artifacts")
 
     # The Files page links the output back to its task.
     page.goto(f"/files?q=tasks/{task_id}")
     row = page.locator(f"tr[data-file-name='tasks/{task_id}/1/result.txt']")
-    expect(row.get_by_role("link", name=re.compile(r"^task "))).to_have_attribute("href", f"/tasks/{task_id}")
+    expect(row.get_by_role("link", name=re.compile(r"^task "))).to_have_attribute(
+        "href", f"/tasks/{task_id}"
+    )
 
 
 def _backup(ui_server: UiServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unidesk.core.cli", "backup", *args], env=ui_server.server.env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "unidesk.core.cli", "backup", *args],
+        env=ui_server.server.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reason(page: Page, ui_server: UiServer, tmp_path) -> None:
+def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reason(
+    page: Page, ui_server: UiServer, tmp_path
+) -> None:
     page.goto("/")
     card = page.get_by_test_id("backup-card")
     expect(card).to_have_attribute("data-backup", "none yet")
@@ -234,7 +295,9 @@ def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reas
     expect(card.get_by_test_id("backup-reason")).to_contain_text("does not exist")
     expect(page.get_by_test_id("degraded-banner")).to_contain_text("backup: last backup failed")
     # The server's reason carries a UTC ISO instant; people read it as Beijing time.
-    expect(card.get_by_test_id("backup-reason")).to_contain_text(re.compile(r"failed at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\+8"))
+    expect(card.get_by_test_id("backup-reason")).to_contain_text(
+        re.compile(r"failed at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\+8")
+    )
     assert not ISO_RE.search(visible_text(page)), visible_text(page)
     shot(page, "19-dashboard-backup-failed")
 

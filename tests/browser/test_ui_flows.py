@@ -45,7 +45,9 @@ def test_login_page_and_bad_password_show_the_server_detail(context) -> None:
     expect(alert).to_contain_text("401")
 
 
-def test_local_node_is_online_with_a_beijing_time_heartbeat(page: Page, ui_server: UiServer) -> None:
+def test_local_node_is_online_with_a_beijing_time_heartbeat(
+    page: Page, ui_server: UiServer
+) -> None:
     node = ui_server.local_node()
     page.get_by_role("link", name="Nodes").click()
     row = page.locator(f"tr[data-node-name='{node['name']}']")
@@ -66,7 +68,9 @@ def test_local_node_is_online_with_a_beijing_time_heartbeat(page: Page, ui_serve
     labels = page.locator(".chart-xlabel").all_text_contents()
     assert labels and all(re.fullmatch(r"\d{2}:\d{2}|\d{2}-\d{2}", t) for t in labels), labels
     now_bj = beijing(datetime.now().astimezone().isoformat())[11:13]
-    assert any(t.startswith(now_bj) or t.startswith(f"{(int(now_bj) - 1) % 24:02d}") for t in labels), (labels, now_bj)
+    assert any(
+        t.startswith(now_bj) or t.startswith(f"{(int(now_bj) - 1) % 24:02d}") for t in labels
+    ), (labels, now_bj)
     # The datetime-local "Since" input is read as Beijing time although the browser is in New York.
     since_bj = (datetime.now(BEIJING_TZ) - timedelta(minutes=30)).replace(second=0, microsecond=0)
     with page.expect_request(lambda r: "/samples?" in r.url) as req:
@@ -79,7 +83,9 @@ def test_local_node_is_online_with_a_beijing_time_heartbeat(page: Page, ui_serve
     shot(page, "04-node-detail")
 
 
-def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui_server: UiServer) -> None:
+def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(
+    page: Page, ui_server: UiServer
+) -> None:
     page.get_by_role("link", name="Submit task").click()
     form = page.get_by_role("form", name="Submit a task")
     # Client-side validation mirrors the API: a short commit and a '..' path are refused before sending.
@@ -105,14 +111,26 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui
     expect(page).to_have_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
     task_id = page.url.rsplit("/", 1)[1]
     task = ui_server.task(task_id)
-    assert task["name"] == "ui-count" and task["env"] == {"N": "8"} and task["code_commit_id"] == ui_server.code_sha
+    assert (
+        task["name"] == "ui-count"
+        and task["env"] == {"N": "8"}
+        and task["code_commit_id"] == ui_server.code_sha
+    )
 
     # The five pins, each with a copy button; times in Beijing.
     meta = page.get_by_test_id("task-meta")
-    for value in (ui_server.code.url, ui_server.code_sha, ui_server.env.url, ui_server.env_sha, "docker/Dockerfile"):
+    for value in (
+        ui_server.code.url,
+        ui_server.code_sha,
+        ui_server.env.url,
+        ui_server.env_sha,
+        "docker/Dockerfile",
+    ):
         expect(meta).to_contain_text(value)
     expect(meta.get_by_role("button", name=re.compile("^Copy"))).to_have_count(5)
-    expect(page.locator(".kv-row", has_text="Created").locator("time")).to_have_text(beijing(task["created_at"]))
+    expect(page.locator(".kv-row", has_text="Created").locator("time")).to_have_text(
+        beijing(task["created_at"])
+    )
 
     # Log lines arrive while the task runs, without the log box moving.
     lines = page.get_by_test_id("log-line")
@@ -125,7 +143,10 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui
     try:
         expect(lines.filter(has_text="line-8")).to_be_visible(timeout=60_000)
     except AssertionError:
-        attempts = [{k: a[k] for k in ("state", "reason", "message", "exit_code")} for a in ui_server.task(task_id)["attempts"]]
+        attempts = [
+            {k: a[k] for k in ("state", "reason", "message", "exit_code")}
+            for a in ui_server.task(task_id)["attempts"]
+        ]
         raise AssertionError(f"the task stopped before line-8; its attempts: {attempts}") from None
     assert first_count < 8, f"all lines arrived at once ({first_count}); nothing was followed live"
     assert counted.count() == 8
@@ -142,8 +163,17 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(page: Page, ui
     download = dl.value
     assert re.fullmatch(r"ui-count-attempt1-\d{8}-\d{4}\.log", download.suggested_filename)
     stamp = download.suggested_filename.split("-attempt1-")[1][:13]
-    assert abs((datetime.strptime(stamp, "%Y%m%d-%H%M").replace(tzinfo=parse_beijing("2026-01-01 00:00:00").tzinfo)
-                - datetime.now().astimezone()).total_seconds()) < 180, stamp
+    assert (
+        abs(
+            (
+                datetime.strptime(stamp, "%Y%m%d-%H%M").replace(
+                    tzinfo=parse_beijing("2026-01-01 00:00:00").tzinfo
+                )
+                - datetime.now().astimezone()
+            ).total_seconds()
+        )
+        < 180
+    ), stamp
     content = open(download.path(), encoding="utf-8").read()
     assert all(f"line-{i}" in content for i in range(1, 9))
 
@@ -186,7 +216,9 @@ def test_cancel_a_long_task(page: Page, ui_server: UiServer) -> None:
 
 def test_tasks_list_filters_and_updates_live(page: Page, ui_server: UiServer) -> None:
     page.get_by_role("link", name="Tasks", exact=True).click()
-    page.locator("[data-testid=tasks-table], .empty").first.wait_for()  # loaded (a list, or none yet)
+    page.locator(
+        "[data-testid=tasks-table], .empty"
+    ).first.wait_for()  # loaded (a list, or none yet)
     page.wait_for_timeout(500)
     task = ui_server.submit("echo from-api", "ui-live-row")
     # Appears without a reload, carried by the event stream.
@@ -197,20 +229,26 @@ def test_tasks_list_filters_and_updates_live(page: Page, ui_server: UiServer) ->
         page.get_by_role("button", name="succeeded", exact=True).click()
     expect(page).to_have_url(re.compile(r"state=succeeded"))
     expect(row.locator("[data-state=succeeded]")).to_be_visible()
-    states = page.locator("tbody td:nth-child(2) [data-state]").evaluate_all("els => els.map(e => e.dataset.state)")
+    states = page.locator("tbody td:nth-child(2) [data-state]").evaluate_all(
+        "els => els.map(e => e.dataset.state)"
+    )
     assert states and set(states) == {"succeeded"}, states
     assert_no_raw_iso(page)
     shot(page, "11-tasks")
     page.get_by_role("link", name="Dashboard").click()
     succeeded = ui_server.api.get("/api/stats").json()["tasks"]["succeeded"]
     assert succeeded >= 1
-    expect(page.get_by_test_id("stat-succeeded").locator(".stat-value")).to_have_text(str(succeeded))
+    expect(page.get_by_test_id("stat-succeeded").locator(".stat-value")).to_have_text(
+        str(succeeded)
+    )
     expect(page.get_by_text("Tasks finished per hour")).to_be_visible()
     assert_no_raw_iso(page)
     shot(page, "02-dashboard")
 
 
-def test_admin_issues_a_node_token_shown_once_with_the_agent_command(page: Page, ui_server: UiServer) -> None:
+def test_admin_issues_a_node_token_shown_once_with_the_agent_command(
+    page: Page, ui_server: UiServer
+) -> None:
     page.get_by_role("link", name="Admin").click()
     page.get_by_label("Node token name").fill("gpu-box-ui")
     page.get_by_role("button", name="Issue node token").click()
@@ -229,15 +267,23 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
     task = ui_server.submit("echo phone", "ui-phone")
     ui_server.wait_task(task["id"], {"succeeded"})
     page = page_factory(ui_server.url, width=390, height=844)
-    for path, name in ((f"/tasks/{task['id']}", "14-phone-task"), ("/nodes", "15-phone-nodes"), ("/", "16-phone-dashboard")):
+    for path, name in (
+        (f"/tasks/{task['id']}", "14-phone-task"),
+        ("/nodes", "15-phone-nodes"),
+        ("/", "16-phone-dashboard"),
+    ):
         page.goto(path)
         page.get_by_role("heading", level=1).wait_for()
         page.wait_for_timeout(300)
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at phone width"
         shot(page, name)
     page.get_by_role("button", name="Menu").click()
-    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks", exact=True)).to_be_visible()
+    expect(
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks", exact=True)
+    ).to_be_visible()
 
 
 def test_keyboard_skip_link_reaches_main(page: Page) -> None:
@@ -276,9 +322,17 @@ def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) ->
     page.get_by_role("link", name="Tasks", exact=True).click()
     expect(page.get_by_text("No tasks yet.")).to_be_visible()
     with live_server.api() as api:
-        r = api.post("/api/tasks", json={
-            "name": "after-reconnect", "code_repo_url": "https://example.com/c.git", "code_commit_id": "a" * 40,
-            "env_repo_url": "https://example.com/e.git", "env_commit_id": "b" * 40, "dockerfile_path": "Dockerfile",
-            "command": "true"})
+        r = api.post(
+            "/api/tasks",
+            json={
+                "name": "after-reconnect",
+                "code_repo_url": "https://example.com/c.git",
+                "code_commit_id": "a" * 40,
+                "env_repo_url": "https://example.com/e.git",
+                "env_commit_id": "b" * 40,
+                "dockerfile_path": "Dockerfile",
+                "command": "true",
+            },
+        )
         assert r.status_code == 201, r.text
     expect(page.get_by_role("link", name="after-reconnect")).to_be_visible(timeout=15_000)

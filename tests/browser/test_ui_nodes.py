@@ -5,8 +5,9 @@ admins see the maintenance panel, whose probe runs as a task linked from the pan
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -26,23 +27,31 @@ def sick_node(ui_server: UiServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
     sshd = Sshd(tmp_path / "sshd")
     cfg = tmp_path / "agent.toml"
     cfg.write_text('[docker]\ndocker_url = "unix:///nonexistent/unidesk-ui-test/docker.sock"\n')
-    agent = AgentProcess(ui_server.url, node_token(ui_server.api, "ui-sick")["secret"], "ui-sick", tmp_path / "agent")
+    agent = AgentProcess(
+        ui_server.url, node_token(ui_server.api, "ui-sick")["secret"], "ui-sick", tmp_path / "agent"
+    )
     agent.env.update(sshd.env())
     agent.env.update(UNIDESK_AGENT_RUNNER="docker", UNIDESK_AGENT_CONFIG=str(cfg))
     agent.start()
     try:
+
         def unhealthy() -> dict[str, Any] | None:
             for n in ui_server.api.get("/api/nodes").json()["items"]:
                 if n["name"] == "ui-sick" and n["state"] == "online" and n["unhealthy_reason"]:
                     return n
             return None
-        yield wait_for(unhealthy, timeout=60, what=f"ui-sick unhealthy; agent log:\n{agent.log()[-2000:]}")
+
+        yield wait_for(
+            unhealthy, timeout=60, what=f"ui-sick unhealthy; agent log:\n{agent.log()[-2000:]}"
+        )
     finally:
         agent.stop()
         sshd.stop()
 
 
-def test_maintenance_panel_only_for_admins(browser: Browser, page: Page, ui_server: UiServer) -> None:
+def test_maintenance_panel_only_for_admins(
+    browser: Browser, page: Page, ui_server: UiServer
+) -> None:
     node = ui_server.local_node()
     page.goto(f"/nodes/{node['id']}")
     panel = page.get_by_test_id("maintenance-panel")
@@ -51,7 +60,10 @@ def test_maintenance_panel_only_for_admins(browser: Browser, page: Page, ui_serv
     expect(panel.get_by_test_id("maintenance-unavailable")).to_contain_text("ssh_host")
     expect(panel.get_by_role("button", name="Run probe")).to_be_disabled()
 
-    r = ui_server.api.post("/api/users", json={"username": "ui-member", "password": "member-password-1", "role": "member"})
+    r = ui_server.api.post(
+        "/api/users",
+        json={"username": "ui-member", "password": "member-password-1", "role": "member"},
+    )
     assert r.status_code in (201, 409), r.text
     ctx = new_context(browser, ui_server.url)
     try:
@@ -65,7 +77,9 @@ def test_maintenance_panel_only_for_admins(browser: Browser, page: Page, ui_serv
         ctx.close()
 
 
-def test_unhealthy_reason_runtimes_and_maintenance_probe(page: Page, ui_server: UiServer, sick_node: dict[str, Any]) -> None:
+def test_unhealthy_reason_runtimes_and_maintenance_probe(
+    page: Page, ui_server: UiServer, sick_node: dict[str, Any]
+) -> None:
     reason = sick_node["unhealthy_reason"]
     assert "docker unreachable" in reason
     page.get_by_role("link", name="Nodes").click()
@@ -91,17 +105,25 @@ def test_unhealthy_reason_runtimes_and_maintenance_probe(page: Page, ui_server: 
     expect(panel.get_by_text("Whole seconds, 1 to 3600.")).to_be_visible()
     panel.get_by_label("Probe").check()
     panel.get_by_label("Timeout (s)").fill("30")
-    expect(panel.get_by_text("Whole seconds, 1 to 3600.")).to_have_count(0)  # the message follows the field
+    expect(panel.get_by_text("Whole seconds, 1 to 3600.")).to_have_count(
+        0
+    )  # the message follows the field
     shot(page, "21-node-unhealthy-maintenance")
-    with page.expect_response(lambda r: r.url.endswith("/maintenance") and r.request.method == "POST") as resp:
+    with page.expect_response(
+        lambda r: r.url.endswith("/maintenance") and r.request.method == "POST"
+    ) as resp:
         panel.get_by_role("button", name="Run probe").click()
     assert resp.value.status == 201
     task_id = resp.value.json()["id"]
-    link = panel.get_by_test_id("maintenance-started").get_by_role("link", name=re.compile(r"^host\.ssh probe on ui-sick"))
+    link = panel.get_by_test_id("maintenance-started").get_by_role(
+        "link", name=re.compile(r"^host\.ssh probe on ui-sick")
+    )
     expect(link).to_have_attribute("href", f"/tasks/{task_id}")
     link.click()
     expect(page.get_by_test_id("task-state")).to_contain_text("succeeded", timeout=60_000)
     expect(page.locator(".kv-row", has_text="Operation")).to_contain_text("probe")
     expect(page.get_by_test_id("log-line").filter(has_text='"probe"').first).to_be_visible()
-    events = ui_server.api.get("/api/events", params={"kind": "node.maintenance_requested", "subject_id": sick_node["id"]}).json()
+    events = ui_server.api.get(
+        "/api/events", params={"kind": "node.maintenance_requested", "subject_id": sick_node["id"]}
+    ).json()
     assert [e["payload"]["op"] for e in events["items"]] == ["probe"]

@@ -30,8 +30,20 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def submit_args(*extra: str, commit: str = SHA) -> list[str]:
-    return ["submit", "--code-repo", REPO, "--code-commit", commit, "--env-repo", REPO,
-            "--env-commit", SHA, "--dockerfile", "Dockerfile", *extra]
+    return [
+        "submit",
+        "--code-repo",
+        REPO,
+        "--code-commit",
+        commit,
+        "--env-repo",
+        REPO,
+        "--env-commit",
+        SHA,
+        "--dockerfile",
+        "Dockerfile",
+        *extra,
+    ]
 
 
 def test_login_checks_the_token_and_stores_it_privately(live_server, cli_env, capsys):
@@ -49,8 +61,22 @@ def test_login_checks_the_token_and_stores_it_privately(live_server, cli_env, ca
 def test_submit_list_show_cancel(live_server, cli_env, capsys, monkeypatch):
     monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
     monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
-    code, out, err = run(capsys, *submit_args("--name", "cli-test", "--label", "zone=nowhere",
-                                              "--env", "A=1", "--priority", "4", "--json"), "--", "echo hi")
+    code, out, err = run(
+        capsys,
+        *submit_args(
+            "--name",
+            "cli-test",
+            "--label",
+            "zone=nowhere",
+            "--env",
+            "A=1",
+            "--priority",
+            "4",
+            "--json",
+        ),
+        "--",
+        "echo hi",
+    )
     assert code == 0, err
     task = json.loads(out)
     assert task["name"] == "cli-test" and task["env"] == {"A": "1"}

@@ -30,10 +30,29 @@ def node(live_server, tmp_path: Path):
     token_file.write_text(secret)
     log = open(tmp_path / "agent.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unidesk.gateway_agent.cli", "--server", live_server.url, "--token-file",
-         str(token_file), "--runner", "subprocess-test", "--node-name", "cli-node", "--label", "zone=cli",
-         "--state-dir", str(tmp_path / "agent-state"), "--cache-dir", str(tmp_path / "agent-cache")],
-        env={k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}, stdout=log, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "unidesk.gateway_agent.cli",
+            "--server",
+            live_server.url,
+            "--token-file",
+            str(token_file),
+            "--runner",
+            "subprocess-test",
+            "--node-name",
+            "cli-node",
+            "--label",
+            "zone=cli",
+            "--state-dir",
+            str(tmp_path / "agent-state"),
+            "--cache-dir",
+            str(tmp_path / "agent-cache"),
+        ],
+        env={k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")},
+        stdout=log,
+        stderr=log,
+    )
     try:
         yield proc
     finally:
@@ -52,11 +71,27 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def submit(*extra: str) -> list[str]:
-    return ["submit", "--code-repo", "file:///srv/code", "--code-commit", SHA, "--env-repo",
-            "file:///srv/env", "--env-commit", SHA, "--dockerfile", "Dockerfile", "--label", "zone=cli", *extra]
+    return [
+        "submit",
+        "--code-repo",
+        "file:///srv/code",
+        "--code-commit",
+        SHA,
+        "--env-repo",
+        "file:///srv/env",
+        "--env-commit",
+        SHA,
+        "--dockerfile",
+        "Dockerfile",
+        "--label",
+        "zone=cli",
+        *extra,
+    ]
 
 
-def test_submit_wait_streams_output_and_exits_with_outcome(live_server, node, capsys, monkeypatch, tmp_path):
+def test_submit_wait_streams_output_and_exits_with_outcome(
+    live_server, node, capsys, monkeypatch, tmp_path
+):
     monkeypatch.setenv("UNIDESK_CLI_CONFIG", str(tmp_path / "none.toml"))
     monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
     monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
@@ -71,7 +106,9 @@ def test_submit_wait_streams_output_and_exits_with_outcome(live_server, node, ca
     code, out, _ = run(capsys, "nodes")
     assert "cli-node" in out and "zone=cli" in out
 
-    code, out, err = run(capsys, *submit("--wait"), "--", "echo one; sleep 0.5; echo two; echo warn >&2; exit 3")
+    code, out, err = run(
+        capsys, *submit("--wait"), "--", "echo one; sleep 0.5; echo two; echo warn >&2; exit 3"
+    )
     assert code == 3, err
     assert out == "one\ntwo\n"
     assert "warn" in err and "running (attempt 1 on cli-node)" in err and "failed" in err

@@ -34,8 +34,12 @@ def task_body(**overrides: Any) -> dict[str, Any]:
 def row_counts(database_url: str) -> dict[str, int]:
     """Rows in every core table (and the events high-water mark), to compare before/after a request."""
     with psycopg.connect(libpq_url(database_url)) as conn:
-        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}  # type: ignore[index]
-        counts["max_event_id"] = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
+        counts = {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES
+        }  # type: ignore[index]
+        counts["max_event_id"] = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[
+            0
+        ]  # type: ignore[index]
     return counts
 
 

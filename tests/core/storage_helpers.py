@@ -19,12 +19,20 @@ def path_of(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-async def upload(client: Any, headers: dict[str, str], name: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    r = await client.post("/api/files", json={"name": name, "size": len(data), "sha256": sha(data), **extra}, headers=headers)
+async def upload(
+    client: Any, headers: dict[str, str], name: str, data: bytes, **extra: Any
+) -> dict[str, Any]:
+    r = await client.post(
+        "/api/files",
+        json={"name": name, "size": len(data), "sha256": sha(data), **extra},
+        headers=headers,
+    )
     assert r.status_code == 201, r.text
     plan = r.json()["upload"]
     put = await client.put(path_of(plan["url"]), content=data)
     assert put.status_code == 201, put.text
-    done = await client.post(f"/api/files/{r.json()['artifact']['id']}/complete", json={}, headers=headers)
+    done = await client.post(
+        f"/api/files/{r.json()['artifact']['id']}/complete", json={}, headers=headers
+    )
     assert done.status_code == 200, done.text
     return done.json()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import psycopg
@@ -25,7 +26,9 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-async def new_token(client: AsyncTestClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+async def new_token(
+    client: AsyncTestClient, headers: dict[str, str], **body: Any
+) -> dict[str, Any]:
     r = await client.post("/api/tokens", json={"name": "script", **body}, headers=headers)
     assert r.status_code == 201, r.text
     return r.json()
@@ -36,13 +39,19 @@ def all_text_in(database_url: str, table: str) -> str:
         return "\n".join(str(row) for row in conn.execute(f"SELECT * FROM {table}"))
 
 
-async def test_login_sets_httponly_cookie_that_opens_me_until_logout(client: AsyncTestClient) -> None:
+async def test_login_sets_httponly_cookie_that_opens_me_until_logout(
+    client: AsyncTestClient,
+) -> None:
     r = await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     assert r.status_code == 200, r.text
     assert r.json()["user"]["username"] == "admin" and r.json()["user"]["role"] == "admin"
     set_cookie = r.headers["set-cookie"]
     assert set_cookie.startswith("unidesk_session=")
-    assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace("samesite", "SameSite") and "Path=/" in set_cookie
+    assert (
+        "HttpOnly" in set_cookie
+        and "SameSite=strict" in set_cookie.replace("samesite", "SameSite")
+        and "Path=/" in set_cookie
+    )
     cookie = r.cookies["unidesk_session"]
     client.cookies.clear()
 
@@ -58,15 +67,21 @@ async def test_login_sets_httponly_cookie_that_opens_me_until_logout(client: Asy
     assert replay.headers["content-type"].startswith(PROBLEM)
 
 
-@pytest.mark.parametrize("username, password", [("admin", "wrong-password"), ("nobody", ADMIN_PASSWORD)])
-async def test_bad_login_is_401_with_the_same_message(client: AsyncTestClient, username: str, password: str) -> None:
+@pytest.mark.parametrize(
+    "username, password", [("admin", "wrong-password"), ("nobody", ADMIN_PASSWORD)]
+)
+async def test_bad_login_is_401_with_the_same_message(
+    client: AsyncTestClient, username: str, password: str
+) -> None:
     r = await client.post("/api/auth/login", json={"username": username, "password": password})
     assert r.status_code == 401 and r.headers["content-type"].startswith(PROBLEM)
     assert r.json()["detail"] == "wrong username or password"
     assert "set-cookie" not in r.headers
 
 
-async def test_personal_token_secret_shown_once_and_stored_hashed(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_personal_token_secret_shown_once_and_stored_hashed(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     created = await new_token(client, admin_headers, name="laptop", expires_in_days=30)
     secret = created["secret"]
     assert secret.startswith("udk_") and len(secret) > 30
@@ -80,7 +95,9 @@ async def test_personal_token_secret_shown_once_and_stored_hashed(client: AsyncT
     assert (await client.get("/api/auth/me", headers=bearer(secret))).json()["username"] == "admin"
 
     table = all_text_in(database_url, "api_tokens")
-    assert secret not in table and secret[8:] not in table, "only a hash of the secret may be stored"
+    assert secret not in table and secret[8:] not in table, (
+        "only a hash of the secret may be stored"
+    )
     events = all_text_in(database_url, "events")
     assert secret not in events
 
@@ -89,32 +106,54 @@ async def test_revoked_token_is_401(client: AsyncTestClient, admin_headers: dict
     created = await new_token(client, admin_headers)
     h = bearer(created["secret"])
     assert (await client.get("/api/tasks", headers=h)).status_code == 200
-    assert (await client.delete(f"/api/tokens/{created['token']['id']}", headers=admin_headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/tokens/{created['token']['id']}", headers=admin_headers)
+    ).status_code == 204
     r = await client.get("/api/tasks", headers=h)
     assert r.status_code == 401 and r.headers["content-type"].startswith(PROBLEM)
     listed = (await client.get("/api/tokens", headers=admin_headers)).json()["items"]
     assert next(t for t in listed if t["id"] == created["token"]["id"])["revoked_at"]
 
 
-async def test_expired_token_is_401(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_expired_token_is_401(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     created = await new_token(client, admin_headers, expires_in_days=1)
     with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = %s", (created["token"]["id"],))
+        conn.execute(
+            "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = %s",
+            (created["token"]["id"],),
+        )
     r = await client.get("/api/tasks", headers=bearer(created["secret"]))
     assert r.status_code == 401 and "expired" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("header", ["Basic YWRtaW46cGFzcw==", "Bearer", "Bearer ", "udk_abc", "Bearer udk_not-a-real-token"])
-async def test_malformed_or_unknown_credentials_are_401(client: AsyncTestClient, header: str) -> None:
+@pytest.mark.parametrize(
+    "header",
+    ["Basic YWRtaW46cGFzcw==", "Bearer", "Bearer ", "udk_abc", "Bearer udk_not-a-real-token"],
+)
+async def test_malformed_or_unknown_credentials_are_401(
+    client: AsyncTestClient, header: str
+) -> None:
     r = await client.get("/api/tasks", headers={"Authorization": header})
     assert r.status_code == 401 and r.headers["content-type"].startswith(PROBLEM)
 
 
-async def test_members_token_cannot_be_revoked_by_another_member(client: AsyncTestClient, admin_headers: dict[str, str],
-                                                                  member_headers: dict[str, str], counts: Any) -> None:
-    r = await client.post("/api/users", json={"username": "otto", "password": "otto-password", "role": "member"}, headers=admin_headers)
+async def test_members_token_cannot_be_revoked_by_another_member(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    counts: Any,
+) -> None:
+    r = await client.post(
+        "/api/users",
+        json={"username": "otto", "password": "otto-password", "role": "member"},
+        headers=admin_headers,
+    )
     assert r.status_code == 201
-    login = await client.post("/api/auth/login", json={"username": "otto", "password": "otto-password"})
+    login = await client.post(
+        "/api/auth/login", json={"username": "otto", "password": "otto-password"}
+    )
     otto = {"unidesk_session": login.cookies["unidesk_session"]}
     client.cookies.clear()
     mias = (await client.get("/api/tokens", headers=member_headers)).json()["items"][0]
@@ -138,10 +177,16 @@ ADMIN_ROUTES = [
 ]
 
 
-async def test_member_calling_admin_routes_is_403_and_changes_nothing(client: AsyncTestClient, admin_headers: dict[str, str],
-                                                                      member_headers: dict[str, str], counts: Any) -> None:
+async def test_member_calling_admin_routes_is_403_and_changes_nothing(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    counts: Any,
+) -> None:
     admin_id = (await client.get("/api/auth/me", headers=admin_headers)).json()["id"]
-    nt = (await client.post("/api/node-tokens", json={"name": "gpu-box"}, headers=admin_headers)).json()["token"]["id"]
+    nt = (
+        await client.post("/api/node-tokens", json={"name": "gpu-box"}, headers=admin_headers)
+    ).json()["token"]["id"]
     ids = {"admin_id": admin_id, "node_token_id": nt, "node_id": str(uuid.uuid4())}
     before = counts()
     for method, path, body in ADMIN_ROUTES:
@@ -151,11 +196,17 @@ async def test_member_calling_admin_routes_is_403_and_changes_nothing(client: As
     assert counts() == before
     me = (await client.get("/api/auth/me", headers=admin_headers)).json()
     assert me["role"] == "admin"
-    assert (await client.get("/api/node-tokens", headers=admin_headers)).json()["items"][0]["revoked_at"] is None
+    assert (await client.get("/api/node-tokens", headers=admin_headers)).json()["items"][0][
+        "revoked_at"
+    ] is None
 
 
-async def test_node_token_is_not_a_user_credential(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
-    created = (await client.post("/api/node-tokens", json={"name": "gpu-box"}, headers=admin_headers)).json()
+async def test_node_token_is_not_a_user_credential(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
+    created = (
+        await client.post("/api/node-tokens", json={"name": "gpu-box"}, headers=admin_headers)
+    ).json()
     secret = created["secret"]
     assert secret.startswith("udn_")
     for path in ("/api/tasks", "/api/auth/me", "/api/nodes", "/api/events"):
@@ -164,9 +215,15 @@ async def test_node_token_is_not_a_user_credential(client: AsyncTestClient, admi
     listing = await client.get("/api/node-tokens", headers=admin_headers)
     assert secret not in listing.text
     assert secret not in all_text_in(database_url, "node_tokens")
-    assert (await client.delete(f"/api/node-tokens/{created['token']['id']}", headers=admin_headers)).status_code == 204
-    assert (await client.get("/api/node-tokens", headers=admin_headers)).json()["items"][0]["revoked_at"]
-    assert (await client.delete(f"/api/node-tokens/{uuid.uuid4()}", headers=admin_headers)).status_code == 404
+    assert (
+        await client.delete(f"/api/node-tokens/{created['token']['id']}", headers=admin_headers)
+    ).status_code == 204
+    assert (await client.get("/api/node-tokens", headers=admin_headers)).json()["items"][0][
+        "revoked_at"
+    ]
+    assert (
+        await client.delete(f"/api/node-tokens/{uuid.uuid4()}", headers=admin_headers)
+    ).status_code == 404
 
 
 def test_user_token_never_opens_the_agent_ingress(live_server: Any) -> None:
@@ -186,25 +243,33 @@ def test_user_token_never_opens_the_agent_ingress(live_server: Any) -> None:
     assert asyncio.run(attempt()) == protocol.CLOSE_UNAUTHENTICATED
 
 
-async def test_disabled_user_tokens_and_password_stop_working(client: AsyncTestClient, admin_headers: dict[str, str],
-                                                              member_headers: dict[str, str]) -> None:
+async def test_disabled_user_tokens_and_password_stop_working(
+    client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
     me = (await client.get("/api/auth/me", headers=member_headers)).json()
     extra = await new_token(client, member_headers)
     r = await client.patch(f"/api/users/{me['id']}", json={"disabled": True}, headers=admin_headers)
     assert r.status_code == 200 and r.json()["disabled"] is True
     for h in (member_headers, bearer(extra["secret"])):
         assert (await client.get("/api/tasks", headers=h)).status_code == 401
-    login = await client.post("/api/auth/login", json={"username": "mia", "password": "member-password"})
+    login = await client.post(
+        "/api/auth/login", json={"username": "mia", "password": "member-password"}
+    )
     assert login.status_code == 401
     # Re-enabling lets them log in again, but the old tokens stay revoked.
     await client.patch(f"/api/users/{me['id']}", json={"disabled": False}, headers=admin_headers)
     assert (await client.get("/api/tasks", headers=member_headers)).status_code == 401
-    assert (await client.post("/api/auth/login", json={"username": "mia", "password": "member-password"})).status_code == 200
+    assert (
+        await client.post(
+            "/api/auth/login", json={"username": "mia", "password": "member-password"}
+        )
+    ).status_code == 200
     client.cookies.clear()
 
 
-async def test_role_change_takes_effect_on_existing_tokens(client: AsyncTestClient, admin_headers: dict[str, str],
-                                                           member_headers: dict[str, str]) -> None:
+async def test_role_change_takes_effect_on_existing_tokens(
+    client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
     me = (await client.get("/api/auth/me", headers=member_headers)).json()
     assert (await client.get("/api/users", headers=member_headers)).status_code == 403
     await client.patch(f"/api/users/{me['id']}", json={"role": "admin"}, headers=admin_headers)
@@ -213,7 +278,9 @@ async def test_role_change_takes_effect_on_existing_tokens(client: AsyncTestClie
 
 @pytest.fixture
 async def limited_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    app = create_app(msgspec.structs.replace(settings, login_max_failures=3, login_window_s=60), components=[])
+    app = create_app(
+        msgspec.structs.replace(settings, login_max_failures=3, login_window_s=60), components=[]
+    )
     async with AsyncTestClient(app=app) as c:
         yield c
 
@@ -223,7 +290,9 @@ async def test_login_rate_limit_429_with_retry_after(limited_client: AsyncTestCl
     bad = {"username": "admin", "password": "wrong-password"}
     assert (await c.post("/api/auth/login", json=bad)).status_code == 401
     # A success forgives earlier failures.
-    assert (await c.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})).status_code == 200
+    assert (
+        await c.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    ).status_code == 200
     c.cookies.clear()
     for _ in range(3):
         assert (await c.post("/api/auth/login", json=bad)).status_code == 401

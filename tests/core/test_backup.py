@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +28,88 @@ def _conn(url: str) -> psycopg.Connection:
 def snapshot(url: str) -> dict[str, list[str]]:
     """Every row of every table in the public schema (as JSON text, sorted) plus the alembic version."""
     with _conn(url) as c:
-        tables = [r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        return {t: sorted(r[0] for r in c.execute(f'SELECT to_jsonb(x)::text FROM public."{t}" x')) for t in tables}
+        tables = [
+            r[0]
+            for r in c.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+        ]
+        return {
+            t: sorted(r[0] for r in c.execute(f'SELECT to_jsonb(x)::text FROM public."{t}" x'))
+            for t in tables
+        }
 
 
 def table_count(url: str) -> int:
     with _conn(url) as c:
-        return c.execute("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')").fetchone()[0]  # type: ignore[index]
+        return c.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchone()[0]  # type: ignore[index]
 
 
 async def populate(client: AsyncTestClient, admin: dict[str, str]) -> None:
     """Users, tokens, a node token and tasks in several states, all through the API."""
-    r = await client.post("/api/users", json={"username": "bo", "password": "member-password", "role": "member"}, headers=admin)
+    r = await client.post(
+        "/api/users",
+        json={"username": "bo", "password": "member-password", "role": "member"},
+        headers=admin,
+    )
     assert r.status_code == 201, r.text
     r = await client.post("/api/node-tokens", json={"name": "gpu-box"}, headers=admin)
     assert r.status_code == 201, r.text
     ids = []
     for i in range(5):
-        r = await client.post("/api/tasks", headers=admin, json={
-            "name": f"drill-{i}", "code_repo_url": "https://git.example.org/a.git", "code_commit_id": SHA,
-            "env_repo_url": "https://git.example.org/env.git", "env_commit_id": SHA, "dockerfile_path": "Dockerfile",
-            "command": ["echo", f"héllo {i}"], "env": {"K": "v"}, "resources": {"cpus": 1, "memory_mb": 64}})
+        r = await client.post(
+            "/api/tasks",
+            headers=admin,
+            json={
+                "name": f"drill-{i}",
+                "code_repo_url": "https://git.example.org/a.git",
+                "code_commit_id": SHA,
+                "env_repo_url": "https://git.example.org/env.git",
+                "env_commit_id": SHA,
+                "dockerfile_path": "Dockerfile",
+                "command": ["echo", f"héllo {i}"],
+                "env": {"K": "v"},
+                "resources": {"cpus": 1, "memory_mb": 64},
+            },
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     r = await client.post(f"/api/tasks/{ids[0]}/cancel", headers=admin)
     assert r.status_code == 200, r.text
 
 
-def cli(*args: str, database_url: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, database_url: str, data_dir: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
     import os
 
     e = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
-    e.update({"UNIDESK_DATABASE_URL": database_url, "UNIDESK_DATA_DIR": str(data_dir), "UNIDESK_LOG_FORMAT": "console", **env})
-    return subprocess.run([sys.executable, "-m", "unidesk.core.cli", *args], env=e, capture_output=True, text=True, timeout=300)
+    e.update(
+        {
+            "UNIDESK_DATABASE_URL": database_url,
+            "UNIDESK_DATA_DIR": str(data_dir),
+            "UNIDESK_LOG_FORMAT": "console",
+            **env,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "unidesk.core.cli", *args],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-async def test_restore_drill(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str, pg_cluster: Any,
-                             tmp_path: Path) -> None:
+async def test_restore_drill(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    database_url: str,
+    pg_cluster: Any,
+    tmp_path: Path,
+) -> None:
     """Populate, back up with the CLI, restore into a fresh empty database, compare everything."""
     await populate(client, admin_headers)
     before = snapshot(database_url)
@@ -74,10 +119,15 @@ async def test_restore_drill(client: AsyncTestClient, admin_headers: dict[str, s
     done = cli("backup", "--dir", str(backups), database_url=database_url, data_dir=tmp_path / "d")
     assert done.returncode == 0, done.stderr
     [dump] = list_snapshots(backups)
-    assert dump.with_name(dump.name.replace(".dump", ".globals.sql")).read_text().count("CREATE ROLE") >= 1
+    assert (
+        dump.with_name(dump.name.replace(".dump", ".globals.sql")).read_text().count("CREATE ROLE")
+        >= 1
+    )
     assert "verified with pg_restore --list" in done.stdout
     with _conn(database_url) as c:
-        kind, payload = c.execute("SELECT kind, payload FROM events ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]
+        kind, payload = c.execute(
+            "SELECT kind, payload FROM events ORDER BY id DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
     assert kind == "backup.succeeded" and payload["size"] == dump.stat().st_size
 
     target = pg_cluster.empty_database("restore")
@@ -97,13 +147,15 @@ async def test_restore_drill(client: AsyncTestClient, admin_headers: dict[str, s
 
 
 def test_keeps_last_n_and_never_prunes_on_failure(database_url: str, tmp_path: Path) -> None:
-    t0 = datetime(2030, 1, 1, 3, 0, tzinfo=timezone.utc)
+    t0 = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     for day in range(9):
         result = run_backup(database_url, tmp_path, keep=7, now=t0 + timedelta(days=day))
     names = [p.name for p in list_snapshots(tmp_path)]
     assert names == [f"unidesk-203001{d:02d}T030000Z.dump" for d in range(3, 10)]
     assert result.pruned == ["unidesk-20300102T030000Z.dump"]
-    assert sorted(p.name for p in tmp_path.glob("*.globals.sql")) == [n.replace(".dump", ".globals.sql") for n in names]
+    assert sorted(p.name for p in tmp_path.glob("*.globals.sql")) == [
+        n.replace(".dump", ".globals.sql") for n in names
+    ]
     assert not list(tmp_path.glob(".*partial"))
     with pytest.raises(Unavailable):
         run_backup("postgresql://postgres@/nope?host=/nonexistent-socket-dir", tmp_path, keep=1)
@@ -111,7 +163,7 @@ def test_keeps_last_n_and_never_prunes_on_failure(database_url: str, tmp_path: P
 
 
 def test_two_backups_in_one_second_do_not_overwrite(database_url: str, tmp_path: Path) -> None:
-    now = datetime(2030, 5, 5, tzinfo=timezone.utc)
+    now = datetime(2030, 5, 5, tzinfo=UTC)
     a = run_backup(database_url, tmp_path, now=now, with_globals=False)
     b = run_backup(database_url, tmp_path, now=now, with_globals=False)
     assert a.path != b.path and len(list_snapshots(tmp_path)) == 2 and a.globals_path is None
@@ -129,9 +181,13 @@ def test_backup_dir_missing(database_url: str, tmp_path: Path) -> None:
     done = cli("backup", "--dir", str(missing), database_url=database_url, data_dir=tmp_path / "d")
     assert done.returncode == 1
     assert "does not exist" in done.stderr and "Traceback" not in done.stderr
-    assert not missing.exists()  # never created: a missing mount must not become a folder on the root disk
+    assert (
+        not missing.exists()
+    )  # never created: a missing mount must not become a folder on the root disk
     with _conn(database_url) as c:
-        kind, payload = c.execute("SELECT kind, payload FROM events ORDER BY id DESC LIMIT 1").fetchone()  # type: ignore[misc]
+        kind, payload = c.execute(
+            "SELECT kind, payload FROM events ORDER BY id DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
     assert kind == "backup.failed" and "does not exist" in payload["error"]
 
 
@@ -161,7 +217,9 @@ def good_dump(database_url: str, tmp_path: Path) -> Path:
     return Path(run_backup(database_url, directory, with_globals=False).path)
 
 
-def test_corrupt_dump_refused_target_untouched(good_dump: Path, pg_cluster: Any, tmp_path: Path) -> None:
+def test_corrupt_dump_refused_target_untouched(
+    good_dump: Path, pg_cluster: Any, tmp_path: Path
+) -> None:
     garbage = tmp_path / "garbage.dump"
     garbage.write_bytes(b"not a dump at all\n" * 100)
     target = pg_cluster.fresh_database("nonempty")
@@ -175,7 +233,11 @@ def test_corrupt_dump_refused_target_untouched(good_dump: Path, pg_cluster: Any,
         restore_dump(empty, target, force=True)
     assert snapshot(target) == before
     done = cli("restore", str(garbage), "--force", database_url=target, data_dir=tmp_path / "d")
-    assert done.returncode == 1 and "not a readable pg_dump archive" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        done.returncode == 1
+        and "not a readable pg_dump archive" in done.stderr
+        and "Traceback" not in done.stderr
+    )
     assert snapshot(target) == before
 
 
@@ -199,14 +261,18 @@ def test_non_empty_target_needs_force(good_dump: Path, database_url: str, pg_clu
     target = pg_cluster.fresh_database("busy")
     with _conn(target) as c:
         c.execute("CREATE TABLE leftover (x int)")
-        c.execute("INSERT INTO users (id, username, password_hash, role, disabled) VALUES (gen_random_uuid(), 'stray', 'x', 'member', false)")
+        c.execute(
+            "INSERT INTO users (id, username, password_hash, role, disabled) VALUES (gen_random_uuid(), 'stray', 'x', 'member', false)"
+        )
     before = snapshot(target)
     with pytest.raises(Conflict, match="not empty"):
         restore_dump(good_dump, target)
     assert snapshot(target) == before
     result = restore_dump(good_dump, target, force=True)
     assert result.forced
-    assert snapshot(target) == snapshot(database_url)  # replaced wholesale: no stray user, no leftover table
+    assert snapshot(target) == snapshot(
+        database_url
+    )  # replaced wholesale: no stray user, no leftover table
 
 
 def test_dump_of_a_foreign_database_refused(pg_cluster: Any, tmp_path: Path) -> None:
@@ -224,21 +290,24 @@ def test_verify_lists_entries(good_dump: Path) -> None:
 
 
 def test_next_run() -> None:
-    now = datetime(2030, 1, 1, 3, 0, tzinfo=timezone.utc)
-    assert next_run("03:30", now) == datetime(2030, 1, 1, 3, 30, tzinfo=timezone.utc)
-    assert next_run("03:00", now) == datetime(2030, 1, 2, 3, 0, tzinfo=timezone.utc)
-    assert next_run("00:05", now) == datetime(2030, 1, 2, 0, 5, tzinfo=timezone.utc)
+    now = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    assert next_run("03:30", now) == datetime(2030, 1, 1, 3, 30, tzinfo=UTC)
+    assert next_run("03:00", now) == datetime(2030, 1, 2, 3, 0, tzinfo=UTC)
+    assert next_run("00:05", now) == datetime(2030, 1, 2, 0, 5, tzinfo=UTC)
 
 
-async def test_schedule_runs_once_per_slot_and_health_shows_failures(client: AsyncTestClient, settings: Settings,
-                                                                     database_url: str, tmp_path: Path) -> None:
+async def test_schedule_runs_once_per_slot_and_health_shows_failures(
+    client: AsyncTestClient, settings: Settings, database_url: str, tmp_path: Path
+) -> None:
     import msgspec
 
     state = client.app.state
-    state.settings = msgspec.structs.replace(settings, backup_daily_at="03:00", backup_dir=str(tmp_path))
+    state.settings = msgspec.structs.replace(
+        settings, backup_daily_at="03:00", backup_dir=str(tmp_path)
+    )
     schedule = BackupSchedule(state)
     state.components["backup"] = schedule
-    slot = datetime.now(timezone.utc) - timedelta(minutes=1)
+    slot = datetime.now(UTC) - timedelta(minutes=1)
     with _conn(database_url) as holder:  # another replica holds the lock: this one skips
         holder.execute("SELECT pg_advisory_lock(%s)", (BACKUP_LOCK_KEY,))
         assert await schedule.run_due(slot) is None
@@ -252,15 +321,17 @@ async def test_schedule_runs_once_per_slot_and_health_shows_failures(client: Asy
     assert r.json()["checks"]["backup"] == "ok"
 
     state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path / "gone"))
-    assert await schedule.run_due(datetime.now(timezone.utc)) is None
+    assert await schedule.run_due(datetime.now(UTC)) is None
     state.health_checks.invalidate()  # results are shared for 1 s
     r = await client.get("/health")
     assert r.status_code == 503
     assert "does not exist" in r.json()["checks"]["backup"]
     with _conn(database_url) as c:
-        assert c.execute("SELECT kind FROM events WHERE kind LIKE 'backup.%' ORDER BY id").fetchall() == [("backup.succeeded",), ("backup.failed",)]
+        assert c.execute(
+            "SELECT kind FROM events WHERE kind LIKE 'backup.%' ORDER BY id"
+        ).fetchall() == [("backup.succeeded",), ("backup.failed",)]
     state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path))
-    assert await schedule.run_due(datetime.now(timezone.utc)) is not None
+    assert await schedule.run_due(datetime.now(UTC)) is not None
     state.health_checks.invalidate()  # results are shared for 1 s
     r = await client.get("/health")
     assert r.json()["checks"]["backup"] == "ok"

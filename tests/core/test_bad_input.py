@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -64,9 +65,17 @@ BAD_TASKS: list[tuple[str, Any, str | None]] = [
     ("empty path", task_body(dockerfile_path=""), "dockerfile_path"),
     # repository URLs
     ("ext transport", task_body(code_repo_url="ext::sh -c x"), "code_repo_url"),
-    ("ext transport no space", task_body(env_repo_url="ext::sh%20-c%20touch%20/tmp/pwn"), "env_repo_url"),
+    (
+        "ext transport no space",
+        task_body(env_repo_url="ext::sh%20-c%20touch%20/tmp/pwn"),
+        "env_repo_url",
+    ),
     ("option-like -u", task_body(code_repo_url="-uevil"), "code_repo_url"),
-    ("option-like --upload-pack", task_body(code_repo_url="--upload-pack=touch /tmp/x"), "code_repo_url"),
+    (
+        "option-like --upload-pack",
+        task_body(code_repo_url="--upload-pack=touch /tmp/x"),
+        "code_repo_url",
+    ),
     ("option-like no space", task_body(env_repo_url="--upload-pack=x"), "env_repo_url"),
     ("plain http", task_body(code_repo_url="http://git.example.org/x.git"), "code_repo_url"),
     ("ftp", task_body(code_repo_url="ftp://git.example.org/x.git"), "code_repo_url"),
@@ -82,7 +91,11 @@ BAD_TASKS: list[tuple[str, Any, str | None]] = [
     ("env name empty", task_body(env={"": "x"}), "env"),
     # sizes and ranges
     ("name too long", task_body(name="n" * 201), "name"),
-    ("too many labels", task_body(resources={"labels": {f"k{i}": "v" for i in range(33)}}), "labels"),
+    (
+        "too many labels",
+        task_body(resources={"labels": {f"k{i}": "v" for i in range(33)}}),
+        "labels",
+    ),
     ("too many args", task_body(command=["x"] * 1025), "command"),
     ("too many env vars", task_body(env={f"V{i}": "x" for i in range(257)}), "env"),
     ("empty command list", task_body(command=[]), "command"),
@@ -98,7 +111,9 @@ BAD_TASKS: list[tuple[str, Any, str | None]] = [
 ]
 
 
-async def test_bad_tasks_are_400_and_write_nothing(client: AsyncTestClient, admin_headers: dict[str, str], counts: Any) -> None:
+async def test_bad_tasks_are_400_and_write_nothing(
+    client: AsyncTestClient, admin_headers: dict[str, str], counts: Any
+) -> None:
     """Every case in BAD_TASKS, in one app (cheaper than one app each); all failures reported together."""
     before = counts()
     failures = []
@@ -113,81 +128,125 @@ async def test_bad_tasks_are_400_and_write_nothing(client: AsyncTestClient, admi
 
 
 @pytest.mark.parametrize("raw", [b'{"code_repo_url": ', b"not json", b"\xff\xfe\x00", b"", b"{}{}"])
-async def test_malformed_json_is_400(client: AsyncTestClient, admin_headers: dict[str, str], counts: Any, raw: bytes) -> None:
+async def test_malformed_json_is_400(
+    client: AsyncTestClient, admin_headers: dict[str, str], counts: Any, raw: bytes
+) -> None:
     before = counts()
-    r = await client.post("/api/tasks", content=raw, headers={**admin_headers, "Content-Type": "application/json"})
+    r = await client.post(
+        "/api/tasks", content=raw, headers={**admin_headers, "Content-Type": "application/json"}
+    )
     assert_problem(r, 400)
     assert counts() == before
 
 
-async def test_oversized_body_is_413(client: AsyncTestClient, admin_headers: dict[str, str], settings: Settings, counts: Any) -> None:
+async def test_oversized_body_is_413(
+    client: AsyncTestClient, admin_headers: dict[str, str], settings: Settings, counts: Any
+) -> None:
     before = counts()
     big = task_body(env={"BLOB": "x" * 30000, **{f"V{i}": "y" * 30000 for i in range(40)}})
     raw = msgspec.json.encode(big)
     assert len(raw) > settings.max_request_bytes
-    r = await client.post("/api/tasks", content=raw, headers={**admin_headers, "Content-Type": "application/json"})
+    r = await client.post(
+        "/api/tasks", content=raw, headers={**admin_headers, "Content-Type": "application/json"}
+    )
     assert_problem(r, 413)
     assert counts() == before
 
 
-async def test_url_with_credentials_never_echoed(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
-    r = await client.post("/api/tasks", json=task_body(code_repo_url="http://user:s3cr3t-pass@git.example.org/x.git"), headers=admin_headers)
+async def test_url_with_credentials_never_echoed(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post(
+        "/api/tasks",
+        json=task_body(code_repo_url="http://user:s3cr3t-pass@git.example.org/x.git"),
+        headers=admin_headers,
+    )
     body = assert_problem(r, 400, "code_repo_url")
     assert "s3cr3t-pass" not in r.text, body
 
 
 @pytest.fixture
-async def strict_client(settings: Settings) -> AsyncIterator[tuple[AsyncTestClient, dict[str, str]]]:
+async def strict_client(
+    settings: Settings,
+) -> AsyncIterator[tuple[AsyncTestClient, dict[str, str]]]:
     """The app with ``allow_file_urls`` off (the production default)."""
     app = create_app(msgspec.structs.replace(settings, allow_file_urls=False), components=[])
     async with AsyncTestClient(app=app) as c:
         yield c, await login(c, "admin", "admin-password-123")
 
 
-async def test_file_urls_refused_unless_allowed(strict_client: tuple[AsyncTestClient, dict[str, str]], counts: Any) -> None:
+async def test_file_urls_refused_unless_allowed(
+    strict_client: tuple[AsyncTestClient, dict[str, str]], counts: Any
+) -> None:
     c, headers = strict_client
     before = counts()
-    r = await c.post("/api/tasks", json=task_body(code_repo_url="file:///srv/repo"), headers=headers)
+    r = await c.post(
+        "/api/tasks", json=task_body(code_repo_url="file:///srv/repo"), headers=headers
+    )
     assert_problem(r, 400, "allow_file_urls")
     assert counts() == before
     assert (await c.post("/api/tasks", json=task_body(), headers=headers)).status_code == 201
 
 
-async def test_file_urls_accepted_when_allowed(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
-    r = await client.post("/api/tasks", json=task_body(code_repo_url="file:///srv/repo", env_repo_url="git@github.com:lab/env.git"), headers=admin_headers)
+async def test_file_urls_accepted_when_allowed(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
+    r = await client.post(
+        "/api/tasks",
+        json=task_body(code_repo_url="file:///srv/repo", env_repo_url="git@github.com:lab/env.git"),
+        headers=admin_headers,
+    )
     assert r.status_code == 201, r.text
-    bad = await client.post("/api/tasks", json=task_body(code_repo_url="file://relative/repo"), headers=admin_headers)
+    bad = await client.post(
+        "/api/tasks", json=task_body(code_repo_url="file://relative/repo"), headers=admin_headers
+    )
     assert_problem(bad, 400, "code_repo_url")
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/api/users", {"username": "x", "password": "short", "role": "member"}),
-    ("/api/users", {"username": "../etc", "password": "long-enough-pw", "role": "member"}),
-    ("/api/users", {"username": "ok", "password": "long-enough-pw", "role": "root"}),
-    ("/api/users", {"username": "ok", "password": "long-enough-pw", "is_admin": True}),
-    ("/api/tokens", {"name": ""}),
-    ("/api/tokens", {"name": "t", "expires_in_days": 0}),
-    ("/api/tokens", {"name": "t", "scope": "all"}),
-    ("/api/node-tokens", {"name": "n" * 129}),
-    ("/api/node-tokens", {}),
-    ("/api/auth/login", {"username": "admin"}),
-    ("/api/auth/login", {"username": "", "password": "x"}),
-])
-async def test_bad_bodies_elsewhere_are_400(client: AsyncTestClient, admin_headers: dict[str, str], counts: Any,
-                                            path: str, body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/users", {"username": "x", "password": "short", "role": "member"}),
+        ("/api/users", {"username": "../etc", "password": "long-enough-pw", "role": "member"}),
+        ("/api/users", {"username": "ok", "password": "long-enough-pw", "role": "root"}),
+        ("/api/users", {"username": "ok", "password": "long-enough-pw", "is_admin": True}),
+        ("/api/tokens", {"name": ""}),
+        ("/api/tokens", {"name": "t", "expires_in_days": 0}),
+        ("/api/tokens", {"name": "t", "scope": "all"}),
+        ("/api/node-tokens", {"name": "n" * 129}),
+        ("/api/node-tokens", {}),
+        ("/api/auth/login", {"username": "admin"}),
+        ("/api/auth/login", {"username": "", "password": "x"}),
+    ],
+)
+async def test_bad_bodies_elsewhere_are_400(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    counts: Any,
+    path: str,
+    body: dict[str, Any],
+) -> None:
     before = counts()
     r = await client.post(path, json=body, headers=admin_headers)
     assert_problem(r, 400)
     assert counts() == before
 
 
-async def test_duplicate_user_is_409(client: AsyncTestClient, admin_headers: dict[str, str], counts: Any) -> None:
+async def test_duplicate_user_is_409(
+    client: AsyncTestClient, admin_headers: dict[str, str], counts: Any
+) -> None:
     before = counts()
-    r = await client.post("/api/users", json={"username": "admin", "password": "another-password", "role": "member"}, headers=admin_headers)
+    r = await client.post(
+        "/api/users",
+        json={"username": "admin", "password": "another-password", "role": "member"},
+        headers=admin_headers,
+    )
     assert_problem(r, 409)
     assert counts() == before
 
 
-async def test_unknown_route_and_method(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
+async def test_unknown_route_and_method(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
     assert_problem(await client.get("/api/nope", headers=admin_headers), 404)
     assert_problem(await client.delete("/api/tasks", headers=admin_headers), 405)

@@ -6,7 +6,8 @@ import asyncio
 import json
 import random
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -29,36 +30,54 @@ async def _a_task(client: AsyncTestClient, headers: dict[str, str]) -> str:
     return r.json()["id"]
 
 
-async def test_state_update_without_event_fails_at_commit(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_state_update_without_event_fails_at_commit(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     task_id = await _a_task(client, admin_headers)
     with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute("UPDATE tasks SET state = 'running' WHERE id = %s", (task_id,))  # accepted until commit (deferred)
+        conn.execute(
+            "UPDATE tasks SET state = 'running' WHERE id = %s", (task_id,)
+        )  # accepted until commit (deferred)
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="without an event"):
             conn.commit()
     with psycopg.connect(libpq_url(database_url)) as conn:
-        assert conn.execute("SELECT state FROM tasks WHERE id = %s", (task_id,)).fetchone()[0] == "pending"
+        assert (
+            conn.execute("SELECT state FROM tasks WHERE id = %s", (task_id,)).fetchone()[0]
+            == "pending"
+        )
 
 
-async def test_event_about_another_subject_does_not_count(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_event_about_another_subject_does_not_count(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     task_id = await _a_task(client, admin_headers)
     with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute("INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.note', 'task', 'someone-else', 'test')")
+        conn.execute(
+            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.note', 'task', 'someone-else', 'test')"
+        )
         conn.execute("UPDATE tasks SET state = 'failed' WHERE id = %s", (task_id,))
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation):
             conn.commit()
 
 
-async def test_state_update_with_event_commits(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_state_update_with_event_commits(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     task_id = await _a_task(client, admin_headers)
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute("UPDATE tasks SET state = 'failed' WHERE id = %s", (task_id,))
-        conn.execute("INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.failed', 'task', %s, 'test')", (task_id,))
+        conn.execute(
+            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.failed', 'task', %s, 'test')",
+            (task_id,),
+        )
         conn.commit()
     r = await client.get(f"/api/tasks/{task_id}", headers=admin_headers)
     assert r.json()["state"] == "failed"
 
 
-async def test_non_state_update_needs_no_event(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_non_state_update_needs_no_event(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     task_id = await _a_task(client, admin_headers)
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute("UPDATE tasks SET priority = 5 WHERE id = %s", (task_id,))
@@ -71,7 +90,9 @@ async def test_inserting_a_task_without_event_fails(database_url: str) -> None:
             "INSERT INTO tasks (id, name, state, code_repo_url, code_commit_id, env_repo_url, env_commit_id, dockerfile_path,"
             " command, env, cpus, memory_mb, gpus, labels, timeout_s, priority, max_attempts, retry_on_failure, extra, attempt_count)"
             " VALUES (gen_random_uuid(), 'x', 'pending', 'https://h/r', %s, 'https://h/e', %s, 'Dockerfile', '[\"true\"]',"
-            " '{}', 1, 512, 0, '{}', 60, 0, 1, false, '{}', 0)", ("a" * 40, "a" * 40))
+            " '{}', 1, 512, 0, '{}', 60, 0, 1, false, '{}', 0)",
+            ("a" * 40, "a" * 40),
+        )
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation):
             conn.commit()
         conn.rollback()
@@ -81,7 +102,9 @@ async def test_inserting_a_task_without_event_fails(database_url: str) -> None:
 # --- GET /api/events ------------------------------------------------------------------------
 
 
-async def test_events_paging_covers_every_event_once(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str) -> None:
+async def test_events_paging_covers_every_event_once(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
     for _ in range(4):
         await _a_task(client, admin_headers)
     with psycopg.connect(libpq_url(database_url)) as conn:
@@ -90,7 +113,9 @@ async def test_events_paging_covers_every_event_once(client: AsyncTestClient, ad
     seen: list[int] = []
     after = 0
     for _ in range(50):
-        r = await client.get("/api/events", params={"after": after, "limit": 2}, headers=admin_headers)
+        r = await client.get(
+            "/api/events", params={"after": after, "limit": 2}, headers=admin_headers
+        )
         assert r.status_code == 200, r.text
         page = r.json()
         assert len(page["items"]) <= 2
@@ -103,14 +128,22 @@ async def test_events_paging_covers_every_event_once(client: AsyncTestClient, ad
 
     r = await client.get("/api/events", params={"kind": "task.submitted"}, headers=admin_headers)
     items = r.json()["items"]
-    assert len(items) == 4 and all(e["kind"] == "task.submitted" and e["subject_type"] == "task" for e in items)
+    assert len(items) == 4 and all(
+        e["kind"] == "task.submitted" and e["subject_type"] == "task" for e in items
+    )
     one = items[0]["subject_id"]
-    r = await client.get("/api/events", params={"subject_type": "task", "subject_id": one}, headers=admin_headers)
+    r = await client.get(
+        "/api/events", params={"subject_type": "task", "subject_id": one}, headers=admin_headers
+    )
     assert [e["subject_id"] for e in r.json()["items"]] == [one]
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"after": -1}, {"limit": "ten"}, {"after": "x"}])
-async def test_events_bad_query_is_400(client: AsyncTestClient, admin_headers: dict[str, str], params: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 1001}, {"after": -1}, {"limit": "ten"}, {"after": "x"}]
+)
+async def test_events_bad_query_is_400(
+    client: AsyncTestClient, admin_headers: dict[str, str], params: dict[str, Any]
+) -> None:
     r = await client.get("/api/events", params=params, headers=admin_headers)
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -168,7 +201,10 @@ def _db_ids(api: httpx.Client, after: int, until: int) -> list[int]:
 def test_sse_delivers_new_events_and_resumes_without_gaps(live_server: Any) -> None:
     token = live_server.token()
     headers = {"Authorization": f"Bearer {token}"}
-    with live_server.api(token) as api, httpx.Client(base_url=live_server.url, headers=headers, timeout=httpx.Timeout(15.0)) as sse:
+    with (
+        live_server.api(token) as api,
+        httpx.Client(base_url=live_server.url, headers=headers, timeout=httpx.Timeout(15.0)) as sse,
+    ):
         with sse.stream("GET", "/api/events/stream") as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
@@ -177,10 +213,20 @@ def test_sse_delivers_new_events_and_resumes_without_gaps(live_server: Any) -> N
             assert hello["event"] == "hello"
             cursor = json.loads(hello["data"])["cursor"]
             submitted = _submit(api, 3)
-            first = _read_until(events, lambda ev: ev["event"] == "task.submitted" and json.loads(ev["data"])["subject_id"] == submitted[-1])
+            first = _read_until(
+                events,
+                lambda ev: (
+                    ev["event"] == "task.submitted"
+                    and json.loads(ev["data"])["subject_id"] == submitted[-1]
+                ),
+            )
         first_ids = [int(e["id"]) for e in first]
-        assert first_ids == _db_ids(api, cursor, first_ids[-1]), "the stream carries exactly the committed events, in order"
-        assert [json.loads(e["data"])["subject_id"] for e in first if e["event"] == "task.submitted"] == submitted
+        assert first_ids == _db_ids(api, cursor, first_ids[-1]), (
+            "the stream carries exactly the committed events, in order"
+        )
+        assert [
+            json.loads(e["data"])["subject_id"] for e in first if e["event"] == "task.submitted"
+        ] == submitted
         for e in first:
             assert json.loads(e["data"])["kind"] == e["event"]
 
@@ -188,12 +234,16 @@ def test_sse_delivers_new_events_and_resumes_without_gaps(live_server: Any) -> N
         later = _submit(api, 2)
         api.post(f"/api/tasks/{later[0]}/cancel").raise_for_status()
         last_seen = first_ids[-1]
-        with sse.stream("GET", "/api/events/stream", headers={"Last-Event-ID": str(last_seen)}) as resp:
+        with sse.stream(
+            "GET", "/api/events/stream", headers={"Last-Event-ID": str(last_seen)}
+        ) as resp:
             replay = _read_until(_sse_events(resp), lambda ev: ev["event"] == "task.cancelled")
         replay_ids = [int(e["id"]) for e in replay]
         assert replay_ids == _db_ids(api, last_seen, replay_ids[-1])
         kinds = [e["event"] for e in replay]
-        assert kinds.count("task.submitted") == 2 and kinds.index("task.cancel_requested") < kinds.index("task.cancelled")
+        assert kinds.count("task.submitted") == 2 and kinds.index(
+            "task.cancel_requested"
+        ) < kinds.index("task.cancelled")
 
         # The `after` query parameter resumes the same way.
         with sse.stream("GET", "/api/events/stream", params={"after": first_ids[0]}) as resp:
@@ -238,10 +288,20 @@ async def test_subscribe_in_order_across_concurrent_writers(database_url: str) -
         async def writer(w: int) -> None:
             rng = random.Random(w)
             for i in range(per_writer):
+
                 async def work(s: Any) -> int:
-                    eid = await append(s, NewEvent(kind="test.concurrent", subject_type="test", subject_id=f"{w}-{i}", actor="test"))
+                    eid = await append(
+                        s,
+                        NewEvent(
+                            kind="test.concurrent",
+                            subject_type="test",
+                            subject_id=f"{w}-{i}",
+                            actor="test",
+                        ),
+                    )
                     await asyncio.sleep(rng.uniform(0, 0.05))  # commit out of id order
                     return eid
+
                 committed.append(await in_transaction(sessions, work))
 
         await asyncio.gather(*(writer(w) for w in range(writers)))
@@ -253,7 +313,9 @@ async def test_subscribe_in_order_across_concurrent_writers(database_url: str) -
         await engine.dispose()
 
 
-async def test_rolled_back_event_does_not_stall_delivery(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rolled_back_event_does_not_stall_delivery(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(hub_mod, "GAP_TIMEOUT_S", 0.5)
     engine = make_engine(database_url, 4)
     sessions = make_sessionmaker(engine)
@@ -264,17 +326,24 @@ async def test_rolled_back_event_does_not_stall_delivery(database_url: str, monk
         sub = hub.subscribe(hub.cursor)
 
         async with sessions() as s:  # takes an id, then rolls back: a permanent gap
-            await append(s, NewEvent(kind="test.lost", subject_type="test", subject_id="x", actor="test"))
+            await append(
+                s, NewEvent(kind="test.lost", subject_type="test", subject_id="x", actor="test")
+            )
             await s.rollback()
 
         async def after_gap(s: Any) -> int:
-            return await append(s, NewEvent(kind="test.after_gap", subject_type="test", subject_id="y", actor="test"))
+            return await append(
+                s,
+                NewEvent(kind="test.after_gap", subject_type="test", subject_id="y", actor="test"),
+            )
+
         await in_transaction(sessions, after_gap)
 
         async def first() -> None:
             async for ev in sub:
                 got.append(ev.kind)
                 return
+
         await asyncio.wait_for(first(), timeout=10)
         assert got == ["test.after_gap"]
     finally:
@@ -282,7 +351,9 @@ async def test_rolled_back_event_does_not_stall_delivery(database_url: str, monk
         await engine.dispose()
 
 
-async def test_listener_receives_batches_in_order_and_survives_a_failing_listener(database_url: str) -> None:
+async def test_listener_receives_batches_in_order_and_survives_a_failing_listener(
+    database_url: str,
+) -> None:
     engine = make_engine(database_url, 4)
     sessions = make_sessionmaker(engine)
     hub = EventHub(libpq_url(database_url), sessions)
@@ -303,8 +374,15 @@ async def test_listener_receives_batches_in_order_and_survives_a_failing_listene
     try:
         ids = []
         for i in range(5):
+
             async def work(s: Any, i: int = i) -> int:
-                return await append(s, NewEvent(kind="test.listen", subject_type="test", subject_id=str(i), actor="test"))
+                return await append(
+                    s,
+                    NewEvent(
+                        kind="test.listen", subject_type="test", subject_id=str(i), actor="test"
+                    ),
+                )
+
             ids.append(await in_transaction(sessions, work))
         for _ in range(100):
             if ready.is_set():
@@ -329,8 +407,18 @@ async def test_stop_returns_while_events_flow(database_url: str) -> None:
             async def write_burst() -> None:
                 n = 0
                 while not stop_writing.is_set() and n < 200:
+
                     async def work(s: Any) -> int:
-                        return await append(s, NewEvent(kind="test.burst", subject_type="test", subject_id=str(n), actor="test"))
+                        return await append(
+                            s,
+                            NewEvent(
+                                kind="test.burst",
+                                subject_type="test",
+                                subject_id=str(n),
+                                actor="test",
+                            ),
+                        )
+
                     await in_transaction(sessions, work)
                     hub._wake.set()
                     n += 1

@@ -21,7 +21,9 @@ async def test_ok_on_fresh_database(client: AsyncTestClient) -> None:
     assert all(v == "ok" for v in body["checks"].values())
 
 
-async def test_degraded_when_migrations_are_behind(client: AsyncTestClient, database_url: str) -> None:
+async def test_degraded_when_migrations_are_behind(
+    client: AsyncTestClient, database_url: str
+) -> None:
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute("DELETE FROM alembic_version")
     r = await client.get("/health")
@@ -33,7 +35,9 @@ async def test_degraded_when_migrations_are_behind(client: AsyncTestClient, data
     assert any(reason.startswith("migrations:") for reason in body["reasons"])
 
 
-async def test_degraded_when_schema_is_from_another_version(client: AsyncTestClient, database_url: str) -> None:
+async def test_degraded_when_schema_is_from_another_version(
+    client: AsyncTestClient, database_url: str
+) -> None:
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute("DELETE FROM alembic_version")
         conn.execute("INSERT INTO alembic_version VALUES ('from_the_future')")
@@ -41,8 +45,9 @@ async def test_degraded_when_schema_is_from_another_version(client: AsyncTestCli
     assert body["status"] == "degraded" and "from_the_future" in body["checks"]["migrations"]
 
 
-async def test_database_gone_is_503_everywhere_not_500(client: AsyncTestClient, admin_headers: dict[str, str], pg_cluster: Any,
-                                                       database_url: str) -> None:
+async def test_database_gone_is_503_everywhere_not_500(
+    client: AsyncTestClient, admin_headers: dict[str, str], pg_cluster: Any, database_url: str
+) -> None:
     name = database_url.split("@/", 1)[1].split("?", 1)[0]
     with pg_cluster.admin_conn() as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

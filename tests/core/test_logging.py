@@ -15,16 +15,32 @@ def test_secrets_never_reach_the_log(live_server: Any) -> None:
     bad = "udk_" + "Zq9" * 14
     node_secret = None
     with httpx.Client(base_url=live_server.url, timeout=30) as c:
-        assert c.post("/api/auth/login", json={"username": "admin", "password": "wrong-" + ADMIN_PASSWORD}).status_code == 401
+        assert (
+            c.post(
+                "/api/auth/login", json={"username": "admin", "password": "wrong-" + ADMIN_PASSWORD}
+            ).status_code
+            == 401
+        )
         assert c.get("/api/tasks", headers={"Authorization": f"Bearer {bad}"}).status_code == 401
         assert c.get("/api/tasks", headers={"Authorization": f"Bearer {good}"}).status_code == 200
         assert c.get("/api/tasks", headers={"Authorization": f"Basic {good}"}).status_code == 401
         assert c.get("/api/tasks", cookies={"unidesk_session": bad}).status_code == 401
-        r = c.post("/api/node-tokens", json={"name": "box"}, headers={"Authorization": f"Bearer {good}"})
+        r = c.post(
+            "/api/node-tokens", json={"name": "box"}, headers={"Authorization": f"Bearer {good}"}
+        )
         node_secret = r.json()["secret"]
-        assert c.get("/api/tasks", headers={"Authorization": f"Bearer {node_secret}"}).status_code == 401
-        assert c.post("/api/users", json={"username": "u1", "password": "user-one-password"},
-                      headers={"Authorization": f"Bearer {good}"}).status_code == 201
+        assert (
+            c.get("/api/tasks", headers={"Authorization": f"Bearer {node_secret}"}).status_code
+            == 401
+        )
+        assert (
+            c.post(
+                "/api/users",
+                json={"username": "u1", "password": "user-one-password"},
+                headers={"Authorization": f"Bearer {good}"},
+            ).status_code
+            == 201
+        )
     live_server.stop()  # flush everything the process would write
     log = live_server.log_path.read_text()
     assert "login failed" in log and "request refused" in log, "the refusals are logged…"
@@ -40,8 +56,10 @@ def test_json_lines_with_request_id(live_server: Any) -> None:
         assert r.headers["x-request-id"] == "trace-me-42"
         generated = c.get("/health").headers["x-request-id"]
         assert generated and generated != "trace-me-42"
-        hostile = c.get("/health", headers={"X-Request-ID": "a\"b c" + "x" * 100}).headers["x-request-id"]
-        assert hostile != "a\"b c" + "x" * 100, "unsafe request ids are replaced"
+        hostile = c.get("/health", headers={"X-Request-ID": 'a"b c' + "x" * 100}).headers[
+            "x-request-id"
+        ]
+        assert hostile != 'a"b c' + "x" * 100, "unsafe request ids are replaced"
     live_server.stop()
     lines = [ln for ln in live_server.log_path.read_text().splitlines() if ln.startswith("{")]
     records = [json.loads(ln) for ln in lines]

@@ -20,36 +20,66 @@ def add_node(database_url: str, name: str, state: str = "offline") -> str:
             "INSERT INTO nodes (id, name, state, draining, hostname, os, agent_version, protocol_version, cpus, memory_mb,"
             " gpus, labels, runtimes, last_usage) VALUES (%s, %s, %s, false, 'h', 'linux', '0.1.0', 1, 4, 8192, %s, '{}',"
             " '[\"docker\"]', '{}')",
-            (node_id, name, state, json.dumps([{"index": 0, "model": "A100", "memory_mb": 40960, "uuid": "GPU-1"}])))
-        conn.execute("INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('node.registered', 'node', %s, 'test')", (node_id,))
+            (
+                node_id,
+                name,
+                state,
+                json.dumps([{"index": 0, "model": "A100", "memory_mb": 40960, "uuid": "GPU-1"}]),
+            ),
+        )
+        conn.execute(
+            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('node.registered', 'node', %s, 'test')",
+            (node_id,),
+        )
     return node_id
 
 
-async def test_list_get_drain_undrain_delete(client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str],
-                                             database_url: str) -> None:
+async def test_list_get_drain_undrain_delete(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    database_url: str,
+) -> None:
     assert (await client.get("/api/nodes", headers=member_headers)).json() == {"items": []}
     node_id = add_node(database_url, "gpu-box")
     listed = (await client.get("/api/nodes", headers=member_headers)).json()["items"]
     assert [n["name"] for n in listed] == ["gpu-box"]
     node = (await client.get(f"/api/nodes/{node_id}", headers=member_headers)).json()
     assert node["state"] == "offline" and node["draining"] is False
-    assert node["free"] == {"cpus": 4.0, "memory_mb": 8192, "gpus": 1} and node["running_attempts"] == []
+    assert (
+        node["free"] == {"cpus": 4.0, "memory_mb": 8192, "gpus": 1}
+        and node["running_attempts"] == []
+    )
 
     r = await client.post(f"/api/nodes/{node_id}/drain", headers=admin_headers)
     assert r.status_code == 200 and r.json()["draining"] is True
     again = await client.post(f"/api/nodes/{node_id}/drain", headers=admin_headers)
     assert again.status_code == 200, "draining a draining node is a no-op"
-    assert (await client.post(f"/api/nodes/{node_id}/undrain", headers=admin_headers)).json()["draining"] is False
-    kinds = [e["kind"] for e in (await client.get("/api/events", params={"subject_id": node_id}, headers=admin_headers)).json()["items"]]
+    assert (await client.post(f"/api/nodes/{node_id}/undrain", headers=admin_headers)).json()[
+        "draining"
+    ] is False
+    kinds = [
+        e["kind"]
+        for e in (
+            await client.get("/api/events", params={"subject_id": node_id}, headers=admin_headers)
+        ).json()["items"]
+    ]
     assert kinds == ["node.registered", "node.draining", "node.undrained"]
 
     assert (await client.delete(f"/api/nodes/{node_id}", headers=admin_headers)).status_code == 204
     assert (await client.get(f"/api/nodes/{node_id}", headers=admin_headers)).status_code == 404
-    kinds = [e["kind"] for e in (await client.get("/api/events", params={"subject_id": node_id}, headers=admin_headers)).json()["items"]]
+    kinds = [
+        e["kind"]
+        for e in (
+            await client.get("/api/events", params={"subject_id": node_id}, headers=admin_headers)
+        ).json()["items"]
+    ]
     assert kinds[-1] == "node.deleted", "the history outlives the node"
 
 
-async def test_online_node_cannot_be_deleted(client: AsyncTestClient, admin_headers: dict[str, str], database_url: str, counts: Any) -> None:
+async def test_online_node_cannot_be_deleted(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str, counts: Any
+) -> None:
     node_id = add_node(database_url, "busy", state="online")
     before = counts()
     r = await client.delete(f"/api/nodes/{node_id}", headers=admin_headers)
@@ -57,9 +87,13 @@ async def test_online_node_cannot_be_deleted(client: AsyncTestClient, admin_head
     assert counts() == before
 
 
-async def test_unknown_node_is_404(client: AsyncTestClient, admin_headers: dict[str, str], counts: Any) -> None:
+async def test_unknown_node_is_404(
+    client: AsyncTestClient, admin_headers: dict[str, str], counts: Any
+) -> None:
     before = counts()
     for method, suffix in (("GET", ""), ("POST", "/drain"), ("POST", "/undrain"), ("DELETE", "")):
-        r = await client.request(method, f"/api/nodes/{uuid.uuid4()}{suffix}", headers=admin_headers)
+        r = await client.request(
+            method, f"/api/nodes/{uuid.uuid4()}{suffix}", headers=admin_headers
+        )
         assert r.status_code == 404, (method, suffix, r.text)
     assert counts() == before

@@ -8,18 +8,39 @@ import uuid
 from unidesk.core.scheduler.placement import Demand, NodeCapacity, never_fits_reason, place
 
 
-def node(name: str, *, cpus: float = 4, mem: int = 8192, gpus: list[int] | None = None, labels: dict[str, str] | None = None,
-         free_cpus: float | None = None, free_mem: int | None = None, free_gpus: list[int] | None = None,
-         runtimes: list[str] | None = None) -> NodeCapacity:
+def node(
+    name: str,
+    *,
+    cpus: float = 4,
+    mem: int = 8192,
+    gpus: list[int] | None = None,
+    labels: dict[str, str] | None = None,
+    free_cpus: float | None = None,
+    free_mem: int | None = None,
+    free_gpus: list[int] | None = None,
+    runtimes: list[str] | None = None,
+) -> NodeCapacity:
     gpus = gpus or []
-    return NodeCapacity(node_id=uuid.uuid5(uuid.NAMESPACE_DNS, name), name=name, labels=labels or {}, cpus=cpus, memory_mb=mem,
-                        gpu_indices=gpus, free_cpus=cpus if free_cpus is None else free_cpus,
-                        free_memory_mb=mem if free_mem is None else free_mem,
-                        free_gpu_indices=list(gpus if free_gpus is None else free_gpus), runtimes=runtimes or ["docker"])
+    return NodeCapacity(
+        node_id=uuid.uuid5(uuid.NAMESPACE_DNS, name),
+        name=name,
+        labels=labels or {},
+        cpus=cpus,
+        memory_mb=mem,
+        gpu_indices=gpus,
+        free_cpus=cpus if free_cpus is None else free_cpus,
+        free_memory_mb=mem if free_mem is None else free_mem,
+        free_gpu_indices=list(gpus if free_gpus is None else free_gpus),
+        runtimes=runtimes or ["docker"],
+    )
 
 
-def demand(cpus: float = 1, mem: int = 512, gpus: int = 0, labels: dict[str, str] | None = None, **kw) -> Demand:  # type: ignore[no-untyped-def]
-    return Demand(task_id=uuid.uuid4(), cpus=cpus, memory_mb=mem, gpus=gpus, labels=labels or {}, **kw)
+def demand(
+    cpus: float = 1, mem: int = 512, gpus: int = 0, labels: dict[str, str] | None = None, **kw
+) -> Demand:  # type: ignore[no-untyped-def]
+    return Demand(
+        task_id=uuid.uuid4(), cpus=cpus, memory_mb=mem, gpus=gpus, labels=labels or {}, **kw
+    )
 
 
 def where(placed) -> dict[uuid.UUID, str]:  # type: ignore[no-untyped-def]
@@ -37,7 +58,12 @@ def test_capacity_is_consumed_as_tasks_are_placed():
     ds = [demand(cpus=1) for _ in range(5)]
     placed, left = place(ds, [node("n1", cpus=2), node("n2", cpus=2)])
     assert len(placed) == 4 and left == [ds[4]]
-    assert sorted(where(placed).values()) == ["n1", "n1", "n2", "n2"]  # spread across nodes, none over capacity
+    assert sorted(where(placed).values()) == [
+        "n1",
+        "n1",
+        "n2",
+        "n2",
+    ]  # spread across nodes, none over capacity
 
 
 def test_memory_limits_too():
@@ -47,8 +73,12 @@ def test_memory_limits_too():
 
 
 def test_labels_must_all_match():
-    a, b, both, none = (demand(labels={"gpu": "a"}), demand(labels={"gpu": "b"}),
-                        demand(labels={"gpu": "a", "zone": "x"}), demand(labels={"gpu": "c"}))
+    a, b, both, none = (
+        demand(labels={"gpu": "a"}),
+        demand(labels={"gpu": "b"}),
+        demand(labels={"gpu": "a", "zone": "x"}),
+        demand(labels={"gpu": "c"}),
+    )
     nodes = [node("na", labels={"gpu": "a", "zone": "x"}), node("nb", labels={"gpu": "b"})]
     placed, left = place([a, b, both, none], nodes)
     assert where(placed) == {a.task_id: "na", b.task_id: "nb", both.task_id: "na"}
@@ -85,21 +115,45 @@ def test_host_ssh_carries_only_pinned_maintenance():
     container_on_ssh = demand(runtime="host.ssh")
     placed, left = place([op, container_on_ssh], [ssh_node])
     assert where(placed) == {op.task_id: "ops"} and left == [container_on_ssh]
-    assert "only probe/exec maintenance operations" in (never_fits_reason(container_on_ssh, [ssh_node]) or "")
+    assert "only probe/exec maintenance operations" in (
+        never_fits_reason(container_on_ssh, [ssh_node]) or ""
+    )
 
 
 def test_never_fits_reasons():
-    nodes = [node("small", cpus=2, mem=4096, gpus=[0], labels={"gpu": "a"}), node("wide", cpus=8, mem=1024, labels={"gpu": "a"})]
+    nodes = [
+        node("small", cpus=2, mem=4096, gpus=[0], labels={"gpu": "a"}),
+        node("wide", cpus=8, mem=1024, labels={"gpu": "a"}),
+    ]
     assert never_fits_reason(demand(), []) == "no online node accepts work"
-    assert never_fits_reason(demand(labels={"gpu": "z", "a": "1"}), nodes) == "no online node has labels a=1, gpu=z"
-    assert never_fits_reason(demand(cpus=64), nodes) == "needs 64 CPUs; the largest matching node has 8"
-    assert never_fits_reason(demand(mem=100_000), nodes) == "needs 100000 MB memory; the largest matching node has 4096 MB"
-    assert never_fits_reason(demand(gpus=2), nodes) == "needs 2 GPUs; the largest matching node has 1"
-    assert never_fits_reason(demand(cpus=4, mem=4096), nodes) == "no single matching node has enough CPUs, memory and GPUs together"
-    assert never_fits_reason(demand(runtime="k3s"), nodes) == "no online node offers the k3s runtime"
+    assert (
+        never_fits_reason(demand(labels={"gpu": "z", "a": "1"}), nodes)
+        == "no online node has labels a=1, gpu=z"
+    )
+    assert (
+        never_fits_reason(demand(cpus=64), nodes)
+        == "needs 64 CPUs; the largest matching node has 8"
+    )
+    assert (
+        never_fits_reason(demand(mem=100_000), nodes)
+        == "needs 100000 MB memory; the largest matching node has 4096 MB"
+    )
+    assert (
+        never_fits_reason(demand(gpus=2), nodes) == "needs 2 GPUs; the largest matching node has 1"
+    )
+    assert (
+        never_fits_reason(demand(cpus=4, mem=4096), nodes)
+        == "no single matching node has enough CPUs, memory and GPUs together"
+    )
+    assert (
+        never_fits_reason(demand(runtime="k3s"), nodes) == "no online node offers the k3s runtime"
+    )
     drained = node("drained", cpus=128)
     drained.accepts_work = False
     assert never_fits_reason(demand(cpus=100), [drained]) == "no online node accepts work"
-    assert never_fits_reason(demand(pinned_node=uuid.uuid4()), nodes) == "the node this task is pinned to is not online"
+    assert (
+        never_fits_reason(demand(pinned_node=uuid.uuid4()), nodes)
+        == "the node this task is pinned to is not online"
+    )
     # Busy is not "never": a task that fits an idle node has no reason, even when nothing is free now.
     assert never_fits_reason(demand(cpus=2, gpus=1), nodes) is None

@@ -27,11 +27,22 @@ def test_defaults_match_the_design() -> None:
 
 def test_toml_file_then_env_then_explicit_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "unidesk.toml"
-    cfg.write_text('port = 9001\nhost = "127.0.0.2"\nheartbeat_interval_s = 2.5\nlocal_agent_labels = {gpu = "a100"}\n')
+    cfg.write_text(
+        'port = 9001\nhost = "127.0.0.2"\nheartbeat_interval_s = 2.5\nlocal_agent_labels = {gpu = "a100"}\n'
+    )
     s = load_settings(cfg, environ={})
-    assert (s.port, s.host, s.heartbeat_interval_s, s.local_agent_labels) == (9001, "127.0.0.2", 2.5, {"gpu": "a100"})
+    assert (s.port, s.host, s.heartbeat_interval_s, s.local_agent_labels) == (
+        9001,
+        "127.0.0.2",
+        2.5,
+        {"gpu": "a100"},
+    )
 
-    env = {"UNIDESK_PORT": "9002", "UNIDESK_LOCAL_AGENT": "false", "UNIDESK_LOCAL_AGENT_LABELS": "zone=a,tier=gpu"}
+    env = {
+        "UNIDESK_PORT": "9002",
+        "UNIDESK_LOCAL_AGENT": "false",
+        "UNIDESK_LOCAL_AGENT_LABELS": "zone=a,tier=gpu",
+    }
     s = load_settings(cfg, environ=env)
     assert s.port == 9002, "env overrides the TOML file"
     assert s.host == "127.0.0.2", "TOML value kept where env is silent"
@@ -53,13 +64,16 @@ def test_public_url_overrides_base_url() -> None:
     assert s.base_url == "https://desk.example.org"
 
 
-@pytest.mark.parametrize("env, needle", [
-    ({"UNIDESK_PORT": "eighty"}, "port"),
-    ({"UNIDESK_PORT": "70000"}, "port"),
-    ({"UNIDESK_HEARTBEAT_INTERVAL_S": "0"}, "heartbeat_interval_s"),
-    ({"UNIDESK_LOG_FORMAT": "xml"}, "log_format"),
-    ({"UNIDESK_LOCAL_AGENT": "maybe"}, "local_agent"),
-])
+@pytest.mark.parametrize(
+    "env, needle",
+    [
+        ({"UNIDESK_PORT": "eighty"}, "port"),
+        ({"UNIDESK_PORT": "70000"}, "port"),
+        ({"UNIDESK_HEARTBEAT_INTERVAL_S": "0"}, "heartbeat_interval_s"),
+        ({"UNIDESK_LOG_FORMAT": "xml"}, "log_format"),
+        ({"UNIDESK_LOCAL_AGENT": "maybe"}, "local_agent"),
+    ],
+)
 def test_bad_env_value_is_a_clear_error(env: dict[str, str], needle: str) -> None:
     with pytest.raises(BadRequest) as exc:
         load_settings(environ=env)
@@ -85,7 +99,13 @@ def test_reference_documents_every_field() -> None:
 
 def test_settings_command_prints_every_field() -> None:
     env = {"PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "unidesk.core.cli", "settings"], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "unidesk.core.cli", "settings"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     for name in Settings.__struct_fields__:
         assert f"`{name}`" in out.stdout
@@ -93,7 +113,13 @@ def test_settings_command_prints_every_field() -> None:
 
 def test_bad_setting_makes_the_cli_exit_2_with_a_message() -> None:
     env = {"PATH": "/usr/bin:/bin", "UNIDESK_PORT": "nope"}
-    out = subprocess.run([sys.executable, "-m", "unidesk.core.cli", "settings"], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "unidesk.core.cli", "settings"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "invalid setting" in out.stderr and "port" in out.stderr
     assert "Traceback" not in out.stderr
@@ -101,4 +127,6 @@ def test_bad_setting_makes_the_cli_exit_2_with_a_message() -> None:
 
 def test_docs_settings_page_is_current() -> None:
     page = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
-    assert settings_reference() in page.read_text(), "regenerate docs/settings.md with `unidesk-server settings`"
+    assert settings_reference() in page.read_text(), (
+        "regenerate docs/settings.md with `unidesk-server settings`"
+    )

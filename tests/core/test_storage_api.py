@@ -21,8 +21,15 @@ SHA = "a" * 40
 
 
 def task_body(**extra):
-    return {"code_repo_url": "file:///srv/code", "code_commit_id": SHA, "env_repo_url": "file:///srv/env",
-            "env_commit_id": SHA, "dockerfile_path": "Dockerfile", "command": "true", **extra}
+    return {
+        "code_repo_url": "file:///srv/code",
+        "code_commit_id": SHA,
+        "env_repo_url": "file:///srv/env",
+        "env_commit_id": SHA,
+        "dockerfile_path": "Dockerfile",
+        "command": "true",
+        **extra,
+    }
 
 
 async def _node(client, headers, name: str) -> tuple[uuid.UUID, str]:
@@ -30,9 +37,18 @@ async def _node(client, headers, name: str) -> tuple[uuid.UUID, str]:
     assert r.status_code == 201, r.text
     node_id = uuid.uuid4()
     async with client.app.state.sessions() as s:
-        s.add(NodeRow(id=node_id, name=name, token_id=uuid.UUID(r.json()["token"]["id"]), state="online"))
+        s.add(
+            NodeRow(
+                id=node_id, name=name, token_id=uuid.UUID(r.json()["token"]["id"]), state="online"
+            )
+        )
         await s.flush()
-        await append(s, NewEvent(kind="node.registered", subject_type="node", subject_id=str(node_id), actor="test"))
+        await append(
+            s,
+            NewEvent(
+                kind="node.registered", subject_type="node", subject_id=str(node_id), actor="test"
+            ),
+        )
         await s.commit()
     return node_id, r.json()["secret"]
 
@@ -45,8 +61,17 @@ async def _attempt_on(client, headers, node_id: uuid.UUID, **task) -> str:
     async with client.app.state.sessions() as s:
         row = await s.get(TaskRow, task_id)
         row.attempt_count, row.state = 1, "running"
-        s.add(AttemptRow(task_id=task_id, attempt_no=1, node_id=node_id, node_name="n", state="running"))
-        await append(s, NewEvent(kind="task.started", subject_type="task", subject_id=str(task_id), actor="test"))
+        s.add(
+            AttemptRow(
+                task_id=task_id, attempt_no=1, node_id=node_id, node_name="n", state="running"
+            )
+        )
+        await append(
+            s,
+            NewEvent(
+                kind="task.started", subject_type="task", subject_id=str(task_id), actor="test"
+            ),
+        )
         await s.commit()
     return str(task_id)
 
@@ -60,11 +85,19 @@ async def test_agent_gets_urls_only_for_its_own_attempts(client, admin_headers):
     url = f"/api/agent/attempts/{task_b}/1/outputs"
     r = await client.post(url, json=files, headers={"Authorization": f"Bearer {token_a}"})
     assert r.status_code == 403 and "not assigned to this node" in r.json()["detail"]
-    r = await client.post(f"/api/agent/attempts/{task_b}/2/outputs", json=files, headers={"Authorization": f"Bearer {token_b}"})
+    r = await client.post(
+        f"/api/agent/attempts/{task_b}/2/outputs",
+        json=files,
+        headers={"Authorization": f"Bearer {token_b}"},
+    )
     assert r.status_code == 403
     assert (await client.post(url, json=files)).status_code == 401
-    assert (await client.post(url, json=files, headers={"Authorization": "Bearer udn_forged"})).status_code == 401
-    assert (await client.post(url, json=files, headers=admin_headers)).status_code == 401  # a user token is not a node token
+    assert (
+        await client.post(url, json=files, headers={"Authorization": "Bearer udn_forged"})
+    ).status_code == 401
+    assert (
+        await client.post(url, json=files, headers=admin_headers)
+    ).status_code == 401  # a user token is not a node token
     assert (await client.get("/api/files", headers=admin_headers)).json()["items"] == []
 
     grant = await client.post(url, json=files, headers={"Authorization": f"Bearer {token_b}"})
@@ -72,14 +105,26 @@ async def test_agent_gets_urls_only_for_its_own_attempts(client, admin_headers):
     item = grant.json()["items"][0]
     assert item["artifact"]["name"] == f"tasks/{task_b}/1/model.bin"
     again = await client.post(url, json=files, headers={"Authorization": f"Bearer {token_b}"})
-    assert again.json()["items"][0]["artifact"]["id"] == item["artifact"]["id"]  # idempotent per path
+    assert (
+        again.json()["items"][0]["artifact"]["id"] == item["artifact"]["id"]
+    )  # idempotent per path
     assert (await client.put(path_of(item["upload"]["url"]), content=data)).status_code == 201
     done = {"items": [{"artifact_id": item["artifact"]["id"]}]}
-    assert (await client.post(url + "/complete", json=done, headers={"Authorization": f"Bearer {token_a}"})).status_code == 403
-    r = await client.post(url + "/complete", json=done, headers={"Authorization": f"Bearer {token_b}"})
+    assert (
+        await client.post(
+            url + "/complete", json=done, headers={"Authorization": f"Bearer {token_a}"}
+        )
+    ).status_code == 403
+    r = await client.post(
+        url + "/complete", json=done, headers={"Authorization": f"Bearer {token_b}"}
+    )
     assert r.status_code == 200, r.text
     artifact = r.json()["items"][0]["artifact"]
-    assert artifact["state"] == "ready" and artifact["task_id"] == task_b and artifact["attempt_no"] == 1
+    assert (
+        artifact["state"] == "ready"
+        and artifact["task_id"] == task_b
+        and artifact["attempt_no"] == 1
+    )
     assert artifact["owner"] == "admin"
     trace = (await client.get(f"/api/tasks/{task_b}/trace", headers=admin_headers)).json()["items"]
     outputs = [e for e in trace if e["kind"] == "task.outputs"]
@@ -87,7 +132,9 @@ async def test_agent_gets_urls_only_for_its_own_attempts(client, admin_headers):
 
     async with client.app.state.sessions() as s:
         (await s.get(AttemptRow, (uuid.UUID(task_b), 1))).state = "succeeded"
-        await append(s, NewEvent(kind="task.exited", subject_type="task", subject_id=task_b, actor="test"))
+        await append(
+            s, NewEvent(kind="task.exited", subject_type="task", subject_id=task_b, actor="test")
+        )
         await s.commit()
     r = await client.post(url, json=files, headers={"Authorization": f"Bearer {token_b}"})
     assert r.status_code == 409 and "already succeeded" in r.json()["detail"]
@@ -109,25 +156,52 @@ async def test_task_inputs_are_pinned_and_checked(client, admin_headers):
         r = await client.post("/api/tasks", json=task_body(**extra), headers=admin_headers)
         assert r.status_code == status, (extra, r.text)
     assert (await client.get("/api/tasks", headers=admin_headers)).json()["items"] == []
-    half = await client.post("/api/files", json={"name": "half.bin", "size": 5, "sha256": sha(b"12345")}, headers=admin_headers)
-    r = await client.post("/api/tasks", json=task_body(inputs=[{"artifact": half.json()["artifact"]["id"]}]), headers=admin_headers)
+    half = await client.post(
+        "/api/files",
+        json={"name": "half.bin", "size": 5, "sha256": sha(b"12345")},
+        headers=admin_headers,
+    )
+    r = await client.post(
+        "/api/tasks",
+        json=task_body(inputs=[{"artifact": half.json()["artifact"]["id"]}]),
+        headers=admin_headers,
+    )
     assert r.status_code == 409
 
-    r = await client.post("/api/tasks", json=task_body(inputs=[{"artifact": "datasets/table.csv"}],
-                                                       outputs=["/workspace/outputs/*.txt", "ckpt/"]), headers=admin_headers)
+    r = await client.post(
+        "/api/tasks",
+        json=task_body(
+            inputs=[{"artifact": "datasets/table.csv"}],
+            outputs=["/workspace/outputs/*.txt", "ckpt/"],
+        ),
+        headers=admin_headers,
+    )
     assert r.status_code == 201, r.text
     extra = r.json()["extra"]
-    assert extra["inputs"] == [{"artifact_id": dataset["id"], "name": "datasets/table.csv", "path": "/inputs/table.csv",
-                                "sha256": sha(data), "size": len(data)}]
+    assert extra["inputs"] == [
+        {
+            "artifact_id": dataset["id"],
+            "name": "datasets/table.csv",
+            "path": "/inputs/table.csv",
+            "sha256": sha(data),
+            "size": len(data),
+        }
+    ]
     assert extra["outputs"] == ["*.txt", "ckpt"]
 
     # the dispatch the scheduler sends carries a short-lived GET URL per input, never the bytes
     async with client.app.state.sessions() as s:
         task = await s.get(TaskRow, uuid.UUID(r.json()["id"]))
-        attempt = AttemptRow(task_id=task.id, attempt_no=1, node_name="n", state="assigned", gpu_indices=[])
-        dispatch = await file_url_extender(client.app.state)(s, task, attempt, build_dispatch(task, attempt))
+        attempt = AttemptRow(
+            task_id=task.id, attempt_no=1, node_name="n", state="assigned", gpu_indices=[]
+        )
+        dispatch = await file_url_extender(client.app.state)(
+            s, task, attempt, build_dispatch(task, attempt)
+        )
     assert isinstance(dispatch, protocol.Dispatch)
-    assert [(i.name, i.path, i.sha256, i.size) for i in dispatch.inputs] == [("datasets/table.csv", "/inputs/table.csv", sha(data), len(data))]
+    assert [(i.name, i.path, i.sha256, i.size) for i in dispatch.inputs] == [
+        ("datasets/table.csv", "/inputs/table.csv", sha(data), len(data))
+    ]
     assert [o.pattern for o in dispatch.outputs] == ["*.txt", "ckpt"]
     url = dispatch.inputs[0].url
     assert len(protocol.encode(dispatch)) < 4096
@@ -140,9 +214,13 @@ def test_server_restart_in_the_middle_of_a_resumable_upload(live_server):
     data = bytes(range(251)) * 8000  # ~2 MB, not a multiple of the chunk
     chunk = 700_000
     with live_server.api() as api, httpx.Client(timeout=30) as raw:
-        grant = api.post("/api/files", json={"name": "ckpt/epoch-1.pt", "size": len(data), "sha256": sha(data)}).json()
+        grant = api.post(
+            "/api/files", json={"name": "ckpt/epoch-1.pt", "size": len(data), "sha256": sha(data)}
+        ).json()
         url = grant["upload"]["url"]
-        r = raw.put(url, content=data[:chunk], headers={"Content-Range": f"bytes 0-{chunk - 1}/{len(data)}"})
+        r = raw.put(
+            url, content=data[:chunk], headers={"Content-Range": f"bytes 0-{chunk - 1}/{len(data)}"}
+        )
         assert r.status_code == 308
     live_server.stop()
     live_server.start()
@@ -154,7 +232,11 @@ def test_server_restart_in_the_middle_of_a_resumable_upload(live_server):
         offset = chunk
         while offset < len(data):
             end = min(offset + chunk, len(data)) - 1
-            r = raw.put(url, content=data[offset:end + 1], headers={"Content-Range": f"bytes {offset}-{end}/{len(data)}"})
+            r = raw.put(
+                url,
+                content=data[offset : end + 1],
+                headers={"Content-Range": f"bytes {offset}-{end}/{len(data)}"},
+            )
             assert r.status_code in (201, 308), r.text
             offset = end + 1
         done = api.post(f"/api/files/{grant['artifact']['id']}/complete", json={})

@@ -27,8 +27,12 @@ def _files(client: AsyncTestClient) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.name != ".health-probe"]
 
 
-async def _declare(client: AsyncTestClient, headers: dict[str, str], name: str, data: bytes) -> dict:
-    r = await client.post("/api/files", json={"name": name, "size": len(data), "sha256": sha(data)}, headers=headers)
+async def _declare(
+    client: AsyncTestClient, headers: dict[str, str], name: str, data: bytes
+) -> dict:
+    r = await client.post(
+        "/api/files", json={"name": name, "size": len(data), "sha256": sha(data)}, headers=headers
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -42,12 +46,21 @@ def _with(url: str, **changes: str) -> str:
 
 async def test_upload_download_range_and_etag(client, admin_headers):
     data = bytes(range(256)) * 4096  # 1 MiB
-    artifact = await upload(client, admin_headers, "datasets/bytes.bin", data, labels={"kind": "test"})
-    assert artifact["state"] == "ready" and artifact["size"] == len(data) and artifact["sha256"] == sha(data)
+    artifact = await upload(
+        client, admin_headers, "datasets/bytes.bin", data, labels={"kind": "test"}
+    )
+    assert (
+        artifact["state"] == "ready"
+        and artifact["size"] == len(data)
+        and artifact["sha256"] == sha(data)
+    )
     link = (await client.get(f"/api/files/{artifact['id']}/download", headers=admin_headers)).json()
     whole = await client.get(path_of(link["url"]))
     assert whole.status_code == 200 and whole.content == data
-    assert whole.headers["content-length"] == str(len(data)) and whole.headers["accept-ranges"] == "bytes"
+    assert (
+        whole.headers["content-length"] == str(len(data))
+        and whole.headers["accept-ranges"] == "bytes"
+    )
     etag = whole.headers["etag"]
     part = await client.get(path_of(link["url"]), headers={"Range": "bytes=1000-1999"})
     assert part.status_code == 206 and part.content == data[1000:2000]
@@ -59,28 +72,55 @@ async def test_upload_download_range_and_etag(client, admin_headers):
     same = await client.get(path_of(link["url"]), headers={"If-None-Match": etag})
     assert same.status_code == 304
     head = await client.head(path_of(link["url"]))
-    assert head.status_code == 200 and head.headers["content-length"] == str(len(data)) and head.content == b""
-    events = await client.get("/api/events", params={"subject_type": "artifact", "subject_id": artifact["id"]}, headers=admin_headers)
-    assert [e["kind"] for e in events.json()["items"]] == ["artifact.upload_started", "artifact.created"]
+    assert (
+        head.status_code == 200
+        and head.headers["content-length"] == str(len(data))
+        and head.content == b""
+    )
+    events = await client.get(
+        "/api/events",
+        params={"subject_type": "artifact", "subject_id": artifact["id"]},
+        headers=admin_headers,
+    )
+    assert [e["kind"] for e in events.json()["items"]] == [
+        "artifact.upload_started",
+        "artifact.created",
+    ]
 
 
 async def test_chunked_resumable_upload(client, admin_headers):
     data = b"0123456789" * 100_000
     grant = await _declare(client, admin_headers, "big/chunks.bin", data)
     url = path_of(grant["upload"]["url"])
-    first = await client.put(url, content=data[:300_000], headers={"Content-Range": f"bytes 0-299999/{len(data)}"})
+    first = await client.put(
+        url, content=data[:300_000], headers={"Content-Range": f"bytes 0-299999/{len(data)}"}
+    )
     assert first.status_code == 308 and first.headers["range"] == "bytes=0-299999"
     status = await client.put(url, headers={"Content-Range": f"bytes */{len(data)}"})
     assert status.status_code == 308 and status.headers["range"] == "bytes=0-299999"
-    gap = await client.put(url, content=data[400_000:500_000], headers={"Content-Range": f"bytes 400000-499999/{len(data)}"})
+    gap = await client.put(
+        url,
+        content=data[400_000:500_000],
+        headers={"Content-Range": f"bytes 400000-499999/{len(data)}"},
+    )
     assert gap.status_code == 409 and gap.json()["offset"] == 300_000
-    early = await client.post(f"/api/files/{grant['artifact']['id']}/complete", json={}, headers=admin_headers)
+    early = await client.post(
+        f"/api/files/{grant['artifact']['id']}/complete", json={}, headers=admin_headers
+    )
     assert early.status_code == 409
-    resumed = await client.post(f"/api/files/{grant['artifact']['id']}/upload", headers=admin_headers)
+    resumed = await client.post(
+        f"/api/files/{grant['artifact']['id']}/upload", headers=admin_headers
+    )
     assert resumed.json()["upload"]["offset"] == 300_000
-    rest = await client.put(url, content=data[300_000:], headers={"Content-Range": f"bytes 300000-{len(data) - 1}/{len(data)}"})
+    rest = await client.put(
+        url,
+        content=data[300_000:],
+        headers={"Content-Range": f"bytes 300000-{len(data) - 1}/{len(data)}"},
+    )
     assert rest.status_code == 201, rest.text
-    done = await client.post(f"/api/files/{grant['artifact']['id']}/complete", json={}, headers=admin_headers)
+    done = await client.post(
+        f"/api/files/{grant['artifact']['id']}/complete", json={}, headers=admin_headers
+    )
     assert done.status_code == 200 and done.json()["state"] == "ready"
 
 
@@ -104,11 +144,17 @@ def store_key(client: AsyncTestClient, artifact: dict) -> str:
 async def test_tampered_signature_key_or_params_are_refused(client, admin_headers):
     artifact = await upload(client, admin_headers, "secret.txt", b"top secret")
     other = await upload(client, admin_headers, "other.txt", b"other")
-    url = (await client.get(f"/api/files/{artifact['id']}/download", headers=admin_headers)).json()["url"]
+    url = (await client.get(f"/api/files/{artifact['id']}/download", headers=admin_headers)).json()[
+        "url"
+    ]
     sig = dict(parse_qsl(urlsplit(url).query))["sig"]
     flipped = sig[:-1] + ("0" if sig[-1] != "0" else "1")
-    for bad in (_with(url, sig=flipped), _with(url, exp=str(int(time.time()) + 10**6)),
-                path_of(url).replace(artifact["id"], other["id"]), _with(url, sig="")):
+    for bad in (
+        _with(url, sig=flipped),
+        _with(url, exp=str(int(time.time()) + 10**6)),
+        path_of(url).replace(artifact["id"], other["id"]),
+        _with(url, sig=""),
+    ):
         r = await client.get(bad)
         assert r.status_code == 403, (bad, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -122,7 +168,9 @@ async def test_tampered_signature_key_or_params_are_refused(client, admin_header
 
 async def test_download_url_used_for_upload_and_the_reverse(client, admin_headers):
     artifact = await upload(client, admin_headers, "keep.txt", b"keep me")
-    get_url = (await client.get(f"/api/files/{artifact['id']}/download", headers=admin_headers)).json()["url"]
+    get_url = (
+        await client.get(f"/api/files/{artifact['id']}/download", headers=admin_headers)
+    ).json()["url"]
     r = await client.put(path_of(get_url), content=b"overwritten")
     assert r.status_code == 403
     assert (await client.get(path_of(get_url))).content == b"keep me"
@@ -138,7 +186,10 @@ def test_body_not_matching_size_or_hash_keeps_nothing(live_server):
     store = Path(live_server.env["UNIDESK_DATA_DIR"]) / "files"
     with live_server.api() as api, httpx.Client(timeout=30) as raw:
         for body, why in ((b"x" * 11, "longer"), (b"x" * 9, "has 9 bytes"), (b"y" * 10, "SHA-256")):
-            r = api.post("/api/files", json={"name": f"exact-{why[:3]}.bin", "size": 10, "sha256": sha(b"x" * 10)})
+            r = api.post(
+                "/api/files",
+                json={"name": f"exact-{why[:3]}.bin", "size": 10, "sha256": sha(b"x" * 10)},
+            )
             assert r.status_code == 201, r.text
             put = raw.put(r.json()["upload"]["url"], content=iter([body[:4], body[4:]]))
             assert put.status_code == 400, put.text
@@ -146,7 +197,9 @@ def test_body_not_matching_size_or_hash_keeps_nothing(live_server):
             assert [p for p in store.rglob("*") if p.is_file() and p.name != ".health-probe"] == []
             done = api.post(f"/api/files/{r.json()['artifact']['id']}/complete", json={})
             assert done.status_code == 409
-            assert api.get(f"/api/files/{r.json()['artifact']['id']}").json()["state"] == "uploading"
+            assert (
+                api.get(f"/api/files/{r.json()['artifact']['id']}").json()["state"] == "uploading"
+            )
 
 
 async def test_declared_content_length_mismatch_is_refused_before_reading(client, admin_headers):
@@ -160,33 +213,49 @@ async def test_key_with_dot_dot_is_refused(client, admin_headers, tmp_path):
     secret = tmp_path / "data" / "storage" / "signing.key"
     assert secret.exists()
     store = client.app.state.object_store
-    for bad in ("../storage/signing.key", "artifacts/../../storage/signing.key", "/etc/passwd", "a//b", "a/./b"):
+    for bad in (
+        "../storage/signing.key",
+        "artifacts/../../storage/signing.key",
+        "/etc/passwd",
+        "a//b",
+        "a/./b",
+    ):
         with pytest.raises(BadRequest):
             check_key(bad)
         with pytest.raises(BadRequest):
             store.signer.get_url(bad, expires_s=60)
-    for raw in ("/api/files/signed/artifacts/%2e%2e/%2e%2e/storage/signing.key?exp=9999999999&sig=00",
-                "/api/files/signed/..%2Fstorage%2Fsigning.key?exp=9999999999&sig=00"):
+    for raw in (
+        "/api/files/signed/artifacts/%2e%2e/%2e%2e/storage/signing.key?exp=9999999999&sig=00",
+        "/api/files/signed/..%2Fstorage%2Fsigning.key?exp=9999999999&sig=00",
+    ):
         r = await client.get(raw)
         assert r.status_code == 400, r.text
         assert "key" in r.json()["detail"]
-    r = await client.post("/api/files", json={"name": "a/../b", "size": 1, "sha256": sha(b"a")}, headers=admin_headers)
+    r = await client.post(
+        "/api/files", json={"name": "a/../b", "size": 1, "sha256": sha(b"a")}, headers=admin_headers
+    )
     assert r.status_code == 400
 
 
 async def test_two_uploads_of_the_same_name_at_once(client, admin_headers):
     one, two = b"first writer", b"second writer"
     body = lambda d: {"name": "race/model.pt", "size": len(d), "sha256": sha(d)}  # noqa: E731
-    r1, r2 = await asyncio.gather(client.post("/api/files", json=body(one), headers=admin_headers),
-                                  client.post("/api/files", json=body(two), headers=admin_headers))
+    r1, r2 = await asyncio.gather(
+        client.post("/api/files", json=body(one), headers=admin_headers),
+        client.post("/api/files", json=body(two), headers=admin_headers),
+    )
     assert sorted([r1.status_code, r2.status_code]) == [201, 409], (r1.text, r2.text)
     winner, data = (r1, one) if r1.status_code == 201 else (r2, two)
     loser = r2 if winner is r1 else r1
     assert "exists or is being uploaded" in loser.json()["detail"]
     put = await client.put(path_of(winner.json()["upload"]["url"]), content=data)
     assert put.status_code == 201
-    await client.post(f"/api/files/{winner.json()['artifact']['id']}/complete", json={}, headers=admin_headers)
-    listed = (await client.get("/api/files", params={"q": "race/"}, headers=admin_headers)).json()["items"]
+    await client.post(
+        f"/api/files/{winner.json()['artifact']['id']}/complete", json={}, headers=admin_headers
+    )
+    listed = (await client.get("/api/files", params={"q": "race/"}, headers=admin_headers)).json()[
+        "items"
+    ]
     assert [a["sha256"] for a in listed] == [sha(data)]
 
 
@@ -195,14 +264,26 @@ async def test_delete_owner_or_admin_and_nothing_left(client, admin_headers, mem
     theirs = await upload(client, admin_headers, "admin/notes.txt", b"admin notes")
     r = await client.delete(f"/api/files/{theirs['id']}", headers=member_headers)
     assert r.status_code == 403
-    link = (await client.get(f"/api/files/{mine['id']}/download", headers=member_headers)).json()["url"]
-    assert (await client.delete(f"/api/files/{mine['id']}", headers=member_headers)).status_code == 204
+    link = (await client.get(f"/api/files/{mine['id']}/download", headers=member_headers)).json()[
+        "url"
+    ]
+    assert (
+        await client.delete(f"/api/files/{mine['id']}", headers=member_headers)
+    ).status_code == 204
     assert (await client.get(f"/api/files/{mine['id']}", headers=member_headers)).status_code == 404
     assert (await client.get(path_of(link))).status_code == 404
     unfinished = await _declare(client, admin_headers, "half.bin", b"h" * 100)
-    await client.put(path_of(unfinished["upload"]["url"]), content=b"h" * 50, headers={"Content-Range": "bytes 0-49/100"})
-    assert (await client.delete(f"/api/files/{theirs['id']}", headers=admin_headers)).status_code == 204
-    assert (await client.delete(f"/api/files/{unfinished['artifact']['id']}", headers=admin_headers)).status_code == 204
+    await client.put(
+        path_of(unfinished["upload"]["url"]),
+        content=b"h" * 50,
+        headers={"Content-Range": "bytes 0-49/100"},
+    )
+    assert (
+        await client.delete(f"/api/files/{theirs['id']}", headers=admin_headers)
+    ).status_code == 204
+    assert (
+        await client.delete(f"/api/files/{unfinished['artifact']['id']}", headers=admin_headers)
+    ).status_code == 204
     assert _files(client) == []
     assert (await client.get("/api/files", headers=admin_headers)).json()["items"] == []
 

@@ -14,72 +14,123 @@ from tests.core.conftest import SHA_A, SHA_B, task_body
 PROBLEM = "application/problem+json"
 
 
-async def submit(client: AsyncTestClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+async def submit(
+    client: AsyncTestClient, headers: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
     r = await client.post("/api/tasks", json=task_body(**overrides), headers=headers)
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def test_submit_then_get_list_and_trace(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
-    task = await submit(client, admin_headers, env={"API_KEY": "hunter2-secret"}, priority=5, timeout_s=60)
+async def test_submit_then_get_list_and_trace(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
+    task = await submit(
+        client, admin_headers, env={"API_KEY": "hunter2-secret"}, priority=5, timeout_s=60
+    )
     assert task["state"] == "pending"
     assert task["owner"] == "admin"
     assert task["code_commit_id"] == SHA_A and task["env_commit_id"] == SHA_B
     assert task["command"] == ["python", "train.py", "--epochs", "1"]
     assert task["resources"] == {"cpus": 1.0, "memory_mb": 256, "gpus": 0, "labels": {}}
-    assert (task["priority"], task["timeout_s"], task["max_attempts"], task["attempt_count"]) == (5, 60, 3, 0)
+    assert (task["priority"], task["timeout_s"], task["max_attempts"], task["attempt_count"]) == (
+        5,
+        60,
+        3,
+        0,
+    )
 
     got = (await client.get(f"/api/tasks/{task['id']}", headers=admin_headers)).json()
-    assert got["id"] == task["id"] and got["attempts"] == [] and got["env"] == {"API_KEY": "hunter2-secret"}
+    assert (
+        got["id"] == task["id"]
+        and got["attempts"] == []
+        and got["env"] == {"API_KEY": "hunter2-secret"}
+    )
 
     listed = (await client.get("/api/tasks", headers=admin_headers)).json()
     assert [t["id"] for t in listed["items"]] == [task["id"]]
 
-    trace = (await client.get(f"/api/tasks/{task['id']}/trace", headers=admin_headers)).json()["items"]
+    trace = (await client.get(f"/api/tasks/{task['id']}/trace", headers=admin_headers)).json()[
+        "items"
+    ]
     assert [e["kind"] for e in trace] == ["task.submitted"]
     assert trace[0]["actor"] == "user:admin" and trace[0]["subject_id"] == task["id"]
     assert trace[0]["payload"]["spec"]["env_keys"] == ["API_KEY"]
-    assert "hunter2-secret" not in str(trace), "env values may be secrets: the trace keeps only names"
+    assert "hunter2-secret" not in str(trace), (
+        "env values may be secrets: the trace keeps only names"
+    )
 
 
-async def test_string_command_runs_through_sh(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
+async def test_string_command_runs_through_sh(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
     task = await submit(client, admin_headers, command="echo hi && ls", name="")
     assert task["command"] == ["/bin/sh", "-c", "echo hi && ls"]
     assert task["name"], "an unnamed task gets a name from its command"
 
 
-async def test_cancel_pending_then_cancel_again(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
+async def test_cancel_pending_then_cancel_again(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
     task = await submit(client, admin_headers)
     r = await client.post(f"/api/tasks/{task['id']}/cancel", headers=admin_headers)
     assert r.status_code == 200, r.text
-    assert r.json()["state"] == "cancelled" and r.json()["reason"] == "cancelled" and r.json()["finished_at"]
-    trace = (await client.get(f"/api/tasks/{task['id']}/trace", headers=admin_headers)).json()["items"]
-    assert [e["kind"] for e in trace] == ["task.submitted", "task.cancel_requested", "task.cancelled"]
+    assert (
+        r.json()["state"] == "cancelled"
+        and r.json()["reason"] == "cancelled"
+        and r.json()["finished_at"]
+    )
+    trace = (await client.get(f"/api/tasks/{task['id']}/trace", headers=admin_headers)).json()[
+        "items"
+    ]
+    assert [e["kind"] for e in trace] == [
+        "task.submitted",
+        "task.cancel_requested",
+        "task.cancelled",
+    ]
     again = await client.post(f"/api/tasks/{task['id']}/cancel", headers=admin_headers)
     assert again.status_code == 409
-    assert again.headers["content-type"].startswith(PROBLEM) and "cancelled" in again.json()["detail"]
-    trace2 = (await client.get(f"/api/tasks/{task['id']}/trace", headers=admin_headers)).json()["items"]
+    assert (
+        again.headers["content-type"].startswith(PROBLEM) and "cancelled" in again.json()["detail"]
+    )
+    trace2 = (await client.get(f"/api/tasks/{task['id']}/trace", headers=admin_headers)).json()[
+        "items"
+    ]
     assert len(trace2) == 3, "a refused cancel writes nothing"
 
 
-async def test_members_read_all_but_cancel_only_their_own(client: AsyncTestClient, admin_headers: dict[str, str],
-                                                           member_headers: dict[str, str], counts: Any) -> None:
+async def test_members_read_all_but_cancel_only_their_own(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    counts: Any,
+) -> None:
     admins = await submit(client, admin_headers)
     mine = await submit(client, member_headers)
-    assert (await client.get(f"/api/tasks/{admins['id']}", headers=member_headers)).status_code == 200
+    assert (
+        await client.get(f"/api/tasks/{admins['id']}", headers=member_headers)
+    ).status_code == 200
     assert len((await client.get("/api/tasks", headers=member_headers)).json()["items"]) == 2
     before = counts()
     r = await client.post(f"/api/tasks/{admins['id']}/cancel", headers=member_headers)
     assert r.status_code == 403 and r.headers["content-type"].startswith(PROBLEM)
     assert counts() == before
-    assert (await client.get(f"/api/tasks/{admins['id']}", headers=admin_headers)).json()["state"] == "pending"
-    assert (await client.post(f"/api/tasks/{mine['id']}/cancel", headers=member_headers)).json()["state"] == "cancelled"
+    assert (await client.get(f"/api/tasks/{admins['id']}", headers=admin_headers)).json()[
+        "state"
+    ] == "pending"
+    assert (await client.post(f"/api/tasks/{mine['id']}/cancel", headers=member_headers)).json()[
+        "state"
+    ] == "cancelled"
     # …and an admin may cancel anyone's.
     other = await submit(client, member_headers)
-    assert (await client.post(f"/api/tasks/{other['id']}/cancel", headers=admin_headers)).json()["state"] == "cancelled"
+    assert (await client.post(f"/api/tasks/{other['id']}/cancel", headers=admin_headers)).json()[
+        "state"
+    ] == "cancelled"
 
 
-async def test_filters_state_owner_and_name(client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]) -> None:
+async def test_filters_state_owner_and_name(
+    client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
     a1 = await submit(client, admin_headers, name="resnet-sweep-1")
     a2 = await submit(client, admin_headers, name="bert-finetune")
     m1 = await submit(client, member_headers, name="RESNET-member")
@@ -101,18 +152,32 @@ async def test_filters_state_owner_and_name(client: AsyncTestClient, admin_heade
     assert await ids(node=str(uuid.uuid4())) == set()
 
 
-@pytest.mark.parametrize("params", [
-    {"state": "runing"}, {"owner": "someone"}, {"limit": 0}, {"limit": 501}, {"node": "not-a-uuid"},
-    {"cursor": "not-a-cursor"}, {"cursor": base64.urlsafe_b64encode(b"x:12").decode()},
-    {"cursor": base64.urlsafe_b64encode(b"s:twelve").decode()}, {"cursor": "\u00e9\u00e9"}, {"cursor": "x" * 201},
-])
-async def test_bad_list_queries_are_400(client: AsyncTestClient, admin_headers: dict[str, str], params: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"state": "runing"},
+        {"owner": "someone"},
+        {"limit": 0},
+        {"limit": 501},
+        {"node": "not-a-uuid"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": base64.urlsafe_b64encode(b"x:12").decode()},
+        {"cursor": base64.urlsafe_b64encode(b"s:twelve").decode()},
+        {"cursor": "\u00e9\u00e9"},
+        {"cursor": "x" * 201},
+    ],
+)
+async def test_bad_list_queries_are_400(
+    client: AsyncTestClient, admin_headers: dict[str, str], params: dict[str, Any]
+) -> None:
     r = await client.get("/api/tasks", params=params, headers=admin_headers)
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
 
 
-async def test_cursor_pagination_has_no_duplicates_or_skips(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
+async def test_cursor_pagination_has_no_duplicates_or_skips(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
     created = [(await submit(client, admin_headers, name=f"t{i}"))["id"] for i in range(7)]
     pages: list[list[str]] = []
     cursor = None
@@ -134,24 +199,49 @@ async def test_cursor_pagination_has_no_duplicates_or_skips(client: AsyncTestCli
     assert len(exact["items"]) == 8 and exact["next_cursor"] is None
 
 
-async def test_retry_creates_a_new_task_with_the_same_spec(client: AsyncTestClient, admin_headers: dict[str, str],
-                                                           member_headers: dict[str, str]) -> None:
-    old = await submit(client, admin_headers, env={"A": "1"}, resources={"cpus": 2, "memory_mb": 1024, "gpus": 0, "labels": {"zone": "x"}})
+async def test_retry_creates_a_new_task_with_the_same_spec(
+    client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
+    old = await submit(
+        client,
+        admin_headers,
+        env={"A": "1"},
+        resources={"cpus": 2, "memory_mb": 1024, "gpus": 0, "labels": {"zone": "x"}},
+    )
     await client.post(f"/api/tasks/{old['id']}/cancel", headers=admin_headers)
     r = await client.post(f"/api/tasks/{old['id']}/retry", headers=member_headers)
     assert r.status_code == 201, r.text
     new = r.json()
     assert new["id"] != old["id"] and new["state"] == "pending" and new["owner"] == "mia"
-    for field in ("code_repo_url", "code_commit_id", "env_repo_url", "env_commit_id", "dockerfile_path", "command", "env", "resources", "name"):
+    for field in (
+        "code_repo_url",
+        "code_commit_id",
+        "env_repo_url",
+        "env_commit_id",
+        "dockerfile_path",
+        "command",
+        "env",
+        "resources",
+        "name",
+    ):
         assert new[field] == old[field], field
     assert new["extra"]["retry_of"] == old["id"]
-    assert (await client.get(f"/api/tasks/{old['id']}", headers=admin_headers)).json()["state"] == "cancelled"
-    trace = (await client.get(f"/api/tasks/{new['id']}/trace", headers=admin_headers)).json()["items"]
+    assert (await client.get(f"/api/tasks/{old['id']}", headers=admin_headers)).json()[
+        "state"
+    ] == "cancelled"
+    trace = (await client.get(f"/api/tasks/{new['id']}/trace", headers=admin_headers)).json()[
+        "items"
+    ]
     assert [e["kind"] for e in trace] == ["task.submitted"]
 
 
-@pytest.mark.parametrize("method, suffix", [("GET", ""), ("GET", "/trace"), ("POST", "/cancel"), ("POST", "/retry"), ("GET", "/logs")])
-async def test_unknown_task_is_404(client: AsyncTestClient, admin_headers: dict[str, str], counts: Any, method: str, suffix: str) -> None:
+@pytest.mark.parametrize(
+    "method, suffix",
+    [("GET", ""), ("GET", "/trace"), ("POST", "/cancel"), ("POST", "/retry"), ("GET", "/logs")],
+)
+async def test_unknown_task_is_404(
+    client: AsyncTestClient, admin_headers: dict[str, str], counts: Any, method: str, suffix: str
+) -> None:
     before = counts()
     r = await client.request(method, f"/api/tasks/{uuid.uuid4()}{suffix}", headers=admin_headers)
     assert r.status_code == 404, r.text
@@ -159,6 +249,8 @@ async def test_unknown_task_is_404(client: AsyncTestClient, admin_headers: dict[
     assert counts() == before
 
 
-async def test_malformed_task_id_is_404_not_500(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
+async def test_malformed_task_id_is_404_not_500(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
     r = await client.get("/api/tasks/not-a-uuid", headers=admin_headers)
     assert r.status_code in (400, 404) and r.headers["content-type"].startswith(PROBLEM)

@@ -17,8 +17,13 @@ from unidesk.protocol import Dispatch
 
 @pytest.fixture
 def exec_config(tmp_path: Path) -> ExecConfig:
-    return ExecConfig(cache_dir=str(tmp_path / "cache"), allow_file_urls=True, stop_grace_s=1,
-                      pids_limit=256, docker_timeout_s=10.0)
+    return ExecConfig(
+        cache_dir=str(tmp_path / "cache"),
+        allow_file_urls=True,
+        stop_grace_s=1,
+        pids_limit=256,
+        docker_timeout_s=10.0,
+    )
 
 
 @pytest.fixture
@@ -69,16 +74,31 @@ class ExecWorld:
         self.env = make_repo("env")
         self.image = image
         self.code_sha = self.code.commit({"hello.txt": "hello from the pinned commit\n"})
-        self.env_sha = self.env.commit({"envs/base/Dockerfile": f"FROM {image}\nRUN echo env-built\n"})
+        self.env_sha = self.env.commit(
+            {"envs/base/Dockerfile": f"FROM {image}\nRUN echo env-built\n"}
+        )
 
-    def dispatch(self, command: list[str], *, task_id: str | None = None, attempt_no: int = 1,
-                 code_sha: str | None = None, env_sha: str | None = None,
-                 dockerfile_path: str = "envs/base/Dockerfile", **kw) -> Dispatch:
+    def dispatch(
+        self,
+        command: list[str],
+        *,
+        task_id: str | None = None,
+        attempt_no: int = 1,
+        code_sha: str | None = None,
+        env_sha: str | None = None,
+        dockerfile_path: str = "envs/base/Dockerfile",
+        **kw,
+    ) -> Dispatch:
         return Dispatch(
-            task_id=task_id or f"t{uuid.uuid4().hex[:12]}", attempt_no=attempt_no,
-            code_repo_url=kw.pop("code_repo_url", self.code.url), code_commit_id=code_sha or self.code_sha,
-            env_repo_url=kw.pop("env_repo_url", self.env.url), env_commit_id=env_sha or self.env_sha,
-            dockerfile_path=dockerfile_path, command=command, **kw,
+            task_id=task_id or f"t{uuid.uuid4().hex[:12]}",
+            attempt_no=attempt_no,
+            code_repo_url=kw.pop("code_repo_url", self.code.url),
+            code_commit_id=code_sha or self.code_sha,
+            env_repo_url=kw.pop("env_repo_url", self.env.url),
+            env_commit_id=env_sha or self.env_sha,
+            dockerfile_path=dockerfile_path,
+            command=command,
+            **kw,
         )
 
 

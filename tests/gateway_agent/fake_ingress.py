@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from unidesk.protocol import (
-    PROTOCOL_VERSION, Ack, AttemptState, Hello, LogAck, LogChunk, Message, Reconcile, Welcome, decode, encode,
+    PROTOCOL_VERSION,
+    Ack,
+    AttemptState,
+    Hello,
+    LogAck,
+    LogChunk,
+    Message,
+    Reconcile,
+    Welcome,
+    decode,
+    encode,
 )
 
 __all__ = ["FakeIngress", "Session"]
@@ -36,8 +46,14 @@ class Session:
 
 
 class FakeIngress:
-    def __init__(self, *, heartbeat_interval_s: float = 0.2, refuse_with: int | None = None,
-                 ack_logs: bool = True, ack_finals: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        heartbeat_interval_s: float = 0.2,
+        refuse_with: int | None = None,
+        ack_logs: bool = True,
+        ack_finals: bool = True,
+    ) -> None:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.refuse_with = refuse_with
         self.ack_logs = ack_logs
@@ -68,15 +84,28 @@ class FakeIngress:
             if self.refuse_with is not None:
                 await ws.close(self.refuse_with, "refused by the test")
                 return
-            await ws.send(encode(Welcome(protocol_version=PROTOCOL_VERSION, node_id="node-1",
-                                         heartbeat_interval_s=self.heartbeat_interval_s)))
+            await ws.send(
+                encode(
+                    Welcome(
+                        protocol_version=PROTOCOL_VERSION,
+                        node_id="node-1",
+                        heartbeat_interval_s=self.heartbeat_interval_s,
+                    )
+                )
+            )
             await ws.send(encode(self.reconcile(hello)))
             async for frame in ws:
                 msg = decode(frame)  # type: ignore[arg-type]
                 session.received.append(msg)
                 if isinstance(msg, LogChunk) and self.ack_logs:
-                    await ws.send(encode(LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq)))
-                if isinstance(msg, AttemptState) and msg.phase in ("exited", "failed") and self.ack_finals:
+                    await ws.send(
+                        encode(LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq))
+                    )
+                if (
+                    isinstance(msg, AttemptState)
+                    and msg.phase in ("exited", "failed")
+                    and self.ack_finals
+                ):
                     await ws.send(encode(Ack(task_id=msg.task_id, attempt_no=msg.attempt_no)))
         except ConnectionClosed:
             pass
@@ -94,8 +123,11 @@ class FakeIngress:
         return [m for s in self.sessions for m in s.received]
 
     def finals(self) -> list[AttemptState]:
-        return [m for m in self.all_received()
-                if isinstance(m, AttemptState) and m.phase in ("exited", "failed")]
+        return [
+            m
+            for m in self.all_received()
+            if isinstance(m, AttemptState) and m.phase in ("exited", "failed")
+        ]
 
     async def wait_for(self, predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -9,9 +9,12 @@ from pathlib import Path
 __all__ = ["GitRepo"]
 
 _ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
 }
 
 
@@ -29,12 +32,22 @@ class GitRepo:
         return f"file://{self.path}"
 
     def git(self, *args: str) -> str:
-        out = subprocess.run(["git", "-C", str(self.path), *args], check=True,
-                             capture_output=True, text=True, env=os.environ | _ENV)
+        out = subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=os.environ | _ENV,
+        )
         return out.stdout.strip()
 
-    def commit(self, files: dict[str, str | bytes] | None = None, *, message: str = "c",
-               symlinks: dict[str, str] | None = None) -> str:
+    def commit(
+        self,
+        files: dict[str, str | bytes] | None = None,
+        *,
+        message: str = "c",
+        symlinks: dict[str, str] | None = None,
+    ) -> str:
         for name, content in (files or {}).items():
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -59,10 +59,22 @@ class ExternalJobs:
 
 
 def make_agent(ingress: FakeIngress, tmp_path: Path, runner: ExternalJobs) -> Agent:
-    config = load_config({"server_url": ingress.url, "token": "t", "state_dir": str(tmp_path / "st"),
-                          "cache_dir": str(tmp_path), "backoff_cap_s": 0.2}, env={})
-    return Agent(config, runner, state=StateFile(config.state_path),  # type: ignore[arg-type]
-                 resources=detect_resources(node_name="n"))
+    config = load_config(
+        {
+            "server_url": ingress.url,
+            "token": "t",
+            "state_dir": str(tmp_path / "st"),
+            "cache_dir": str(tmp_path),
+            "backoff_cap_s": 0.2,
+        },
+        env={},
+    )
+    return Agent(
+        config,
+        runner,
+        state=StateFile(config.state_path),  # type: ignore[arg-type]
+        resources=detect_resources(node_name="n"),
+    )
 
 
 async def crash(agent: Agent, task: asyncio.Task[int]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,15 @@ from unidesk.gateway_agent.resources import detect_resources
 from unidesk.gateway_agent.state import StateFile
 from unidesk.gateway_agent.testing_runner import SubprocessTestRunner
 from unidesk.protocol import (
-    PROTOCOL_VERSION, Ack, AttemptRef, AttemptState, Cancel, Dispatch, Error, Heartbeat, LogChunk,
+    PROTOCOL_VERSION,
+    Ack,
+    AttemptRef,
+    AttemptState,
+    Cancel,
+    Dispatch,
+    Error,
+    Heartbeat,
+    LogChunk,
     Reconcile,
 )
 
@@ -23,23 +30,43 @@ SHA = "a" * 40
 
 
 def dispatch(task_id: str, script: str, *, attempt_no: int = 1, timeout_s: int = 60) -> Dispatch:
-    return Dispatch(task_id=task_id, attempt_no=attempt_no, code_repo_url="file:///x", code_commit_id=SHA,
-                    env_repo_url="file:///x", env_commit_id=SHA, dockerfile_path="Dockerfile",
-                    command=["/bin/sh", "-c", script], timeout_s=timeout_s)
+    return Dispatch(
+        task_id=task_id,
+        attempt_no=attempt_no,
+        code_repo_url="file:///x",
+        code_commit_id=SHA,
+        env_repo_url="file:///x",
+        env_commit_id=SHA,
+        dockerfile_path="Dockerfile",
+        command=["/bin/sh", "-c", script],
+        timeout_s=timeout_s,
+    )
 
 
 class Running:
     """An in-process agent on its own asyncio task."""
 
     def __init__(self, ingress: FakeIngress, tmp_path: Path, **overrides: object) -> None:
-        flags = {"server_url": ingress.url, "token": "udn_secret", "node_name": "n1",
-                 "labels": {"zone": "lab"}, "state_dir": str(tmp_path / "state"),
-                 "cache_dir": str(tmp_path / "cache"), "runner": "subprocess-test",
-                 "backoff_cap_s": 0.2, "shutdown_grace_s": 2.0, **overrides}
+        flags = {
+            "server_url": ingress.url,
+            "token": "udn_secret",
+            "node_name": "n1",
+            "labels": {"zone": "lab"},
+            "state_dir": str(tmp_path / "state"),
+            "cache_dir": str(tmp_path / "cache"),
+            "runner": "subprocess-test",
+            "backoff_cap_s": 0.2,
+            "shutdown_grace_s": 2.0,
+            **overrides,
+        }
         self.config = load_config(flags, env={})
         self.state = StateFile(self.config.state_path)
-        self.agent = Agent(self.config, SubprocessTestRunner(grace_s=1.0), state=self.state,
-                           resources=detect_resources(node_name="n1", labels=self.config.labels))
+        self.agent = Agent(
+            self.config,
+            SubprocessTestRunner(grace_s=1.0),
+            state=self.state,
+            resources=detect_resources(node_name="n1", labels=self.config.labels),
+        )
         self.task: asyncio.Task[int] | None = None
 
     def start(self) -> Running:
@@ -158,7 +185,11 @@ async def test_logs_resent_after_reconnect_in_order_without_duplicates(ingress, 
     assert stored_log(ingress, "t-log") == "".join(f"line{i}\n" for i in range(1, 81))
     # Every chunk of the attempt reaches the server before its final state.
     last_log = max(i for i, m in enumerate(second.received) if isinstance(m, LogChunk))
-    final_at = next(i for i, m in enumerate(second.received) if isinstance(m, AttemptState) and m.phase == "exited")
+    final_at = next(
+        i
+        for i, m in enumerate(second.received)
+        if isinstance(m, AttemptState) and m.phase == "exited"
+    )
     assert last_log < final_at
     await ingress.wait_for(lambda: not agent.agent._logs)
 
@@ -167,7 +198,9 @@ async def test_cancel_stops_the_attempt(ingress, agents):
     agents(ingress)
     await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
     await ingress.send(dispatch("t-cancel", "echo started; sleep 30"))
-    await ingress.wait_for(lambda: any(m.phase == "running" for m in ingress.current.of(AttemptState)))
+    await ingress.wait_for(
+        lambda: any(m.phase == "running" for m in ingress.current.of(AttemptState))
+    )
     await ingress.send(Cancel(task_id="t-cancel", attempt_no=1))
     await ingress.wait_for(lambda: finals_of(ingress, "t-cancel"), 5)
     assert finals_of(ingress, "t-cancel")[0].reason == "cancelled"
@@ -182,7 +215,9 @@ async def test_reconcile_kill_list_stops_attempts(ingress, agents):
     await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
     await ingress.send(dispatch("t-keep", "sleep 30"))
     await ingress.send(dispatch("t-kill", "sleep 30"))
-    await ingress.wait_for(lambda: len([m for m in ingress.current.of(AttemptState) if m.phase == "running"]) == 2)
+    await ingress.wait_for(
+        lambda: len([m for m in ingress.current.of(AttemptState) if m.phase == "running"]) == 2
+    )
     await ingress.send(Reconcile(keep=[AttemptRef("t-keep", 1)], kill=[AttemptRef("t-kill", 1)]))
     await ingress.wait_for(lambda: finals_of(ingress, "t-kill"), 5)
     assert finals_of(ingress, "t-kill")[0].reason == "killed"
@@ -214,14 +249,23 @@ async def test_auth_refusal_is_final(tmp_path: Path):
 async def test_restart_reports_leftovers_and_unsent_finals(ingress, tmp_path: Path):
     state = StateFile(tmp_path / "state" / "agent-state.json")
     state.own(AttemptRef("t-left", 1))
-    state.finish(AttemptState(task_id="t-done", attempt_no=2, phase="exited", reason="succeeded", exit_code=0))
+    state.finish(
+        AttemptState(
+            task_id="t-done", attempt_no=2, phase="exited", reason="succeeded", exit_code=0
+        )
+    )
     run = Running(ingress, tmp_path).start()
     try:
-        await ingress.wait_for(lambda: {f.task_id for f in ingress.finals()} == {"t-left", "t-done"})
+        await ingress.wait_for(
+            lambda: {f.task_id for f in ingress.finals()} == {"t-left", "t-done"}
+        )
         left = finals_of(ingress, "t-left")[0]
         assert (left.phase, left.reason) == ("failed", "killed")
         # Ended attempts whose finals are unconfirmed are declared, so reconcile keeps them.
-        assert set(ingress.current.hello.running) == {AttemptRef("t-left", 1), AttemptRef("t-done", 2)}
+        assert set(ingress.current.hello.running) == {
+            AttemptRef("t-left", 1),
+            AttemptRef("t-done", 2),
+        }
         await ingress.wait_for(lambda: not StateFile(run.config.state_path).state.finals)
         assert StateFile(run.config.state_path).state.owned == []
         # A redelivered dispatch of the finished attempt is not run again.
@@ -237,7 +281,9 @@ async def test_graceful_stop_finishes_reports_and_closes_1000(ingress, tmp_path:
     await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
     await ingress.send(dispatch("t-short", "sleep 0.2; echo done"))
     await ingress.send(dispatch("t-long", "sleep 30"))
-    await ingress.wait_for(lambda: len([m for m in ingress.current.of(AttemptState) if m.phase == "running"]) == 2)
+    await ingress.wait_for(
+        lambda: len([m for m in ingress.current.of(AttemptState) if m.phase == "running"]) == 2
+    )
     run.agent.request_stop()
     await ingress.send(dispatch("t-late", "echo never"))
     assert await asyncio.wait_for(run.task, 10) == 0
@@ -263,7 +309,9 @@ async def test_unacked_final_is_kept_and_resent_after_reconnect(tmp_path: Path):
             assert [f.task_id for f in StateFile(run.config.state_path).state.finals] == ["t-final"]
             ingress.ack_finals = True
             ingress.current.ws.transport.abort()
-            await ingress.wait_for(lambda: len(ingress.sessions) == 2 and finals_of(ingress, "t-final")[1:])
+            await ingress.wait_for(
+                lambda: len(ingress.sessions) == 2 and finals_of(ingress, "t-final")[1:]
+            )
             assert finals_of(ingress, "t-final")[1].exit_code == 4
             await ingress.wait_for(lambda: not StateFile(run.config.state_path).state.finals)
         finally:

@@ -17,11 +17,26 @@ async def start_agent(ingress: FakeIngress, tmp_path: Path) -> asyncio.subproces
     token = tmp_path / "token"
     token.write_text("udn_cli_secret\n")
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "unidesk.gateway_agent.cli", "run", "--server", ingress.url,
-        "--token-file", str(token), "--runner", "subprocess-test", "--state-dir", str(tmp_path / "st"),
-        "--cache-dir", str(tmp_path / "cache"), "--shutdown-grace", "5",
+        sys.executable,
+        "-m",
+        "unidesk.gateway_agent.cli",
+        "run",
+        "--server",
+        ingress.url,
+        "--token-file",
+        str(token),
+        "--runner",
+        "subprocess-test",
+        "--state-dir",
+        str(tmp_path / "st"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--shutdown-grace",
+        "5",
         env={**os.environ, "UNIDESK_AGENT_BACKOFF_CAP_S": "0.2"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def test_auth_refusal_exits_nonzero_without_retrying(tmp_path: Path):
@@ -41,7 +56,9 @@ async def test_sigterm_finishes_running_work_reports_and_closes(tmp_path: Path):
         try:
             await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello, 30)
             await ingress.send(dispatch("t-term", "sleep 1; echo finished"))
-            await ingress.wait_for(lambda: any(m.phase == "running" for m in ingress.current.of(AttemptState)))
+            await ingress.wait_for(
+                lambda: any(m.phase == "running" for m in ingress.current.of(AttemptState))
+            )
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
         finally:

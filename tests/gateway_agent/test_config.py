@@ -11,10 +11,16 @@ from unidesk.gateway_agent.config import ConfigError, load_config, require_conne
 
 def test_layers_in_order(tmp_path: Path):
     toml = tmp_path / "agent.toml"
-    toml.write_text('server_url = "https://toml.example"\nconcurrency = 2\nnode_name = "from-toml"\n'
-                    '[labels]\nzone = "toml"\n')
-    env = {"UNIDESK_AGENT_CONFIG": str(toml), "UNIDESK_AGENT_CONCURRENCY": "3",
-           "UNIDESK_AGENT_LABELS": "zone=env,gpu=a100", "UNIDESK_AGENT_ALLOW_FILE_URLS": "true"}
+    toml.write_text(
+        'server_url = "https://toml.example"\nconcurrency = 2\nnode_name = "from-toml"\n'
+        '[labels]\nzone = "toml"\n'
+    )
+    env = {
+        "UNIDESK_AGENT_CONFIG": str(toml),
+        "UNIDESK_AGENT_CONCURRENCY": "3",
+        "UNIDESK_AGENT_LABELS": "zone=env,gpu=a100",
+        "UNIDESK_AGENT_ALLOW_FILE_URLS": "true",
+    }
     config = load_config({"node_name": "from-flag", "cache_dir": None}, env=env)
     assert config.server_url == "https://toml.example"
     assert config.concurrency == 3 and config.allow_file_urls is True
@@ -25,19 +31,24 @@ def test_layers_in_order(tmp_path: Path):
 
 def test_token_file_and_redaction(tmp_path: Path):
     (tmp_path / "tok").write_text("udn_abc123\n")
-    config = load_config({"token_file": str(tmp_path / "tok"), "server_url": "http://127.0.0.1:1"}, env={})
+    config = load_config(
+        {"token_file": str(tmp_path / "tok"), "server_url": "http://127.0.0.1:1"}, env={}
+    )
     assert config.token == "udn_abc123"
     assert "udn_abc123" not in repr(config) and "udn_abc123" not in str(config)
     require_connection_settings(config)
 
 
-@pytest.mark.parametrize("flags,env,needle", [
-    ({"concurrency": 0}, {}, "concurrency"),
-    ({}, {"UNIDESK_AGENT_CONCURENCY": "2"}, "UNIDESK_AGENT_CONCURENCY"),
-    ({"network_mode": "bridge"}, {}, "network_mode"),
-    ({"token_file": "/nonexistent/tok"}, {}, "token file"),
-    ({}, {"UNIDESK_AGENT_LABELS": "novalue"}, "key=value"),
-])
+@pytest.mark.parametrize(
+    "flags,env,needle",
+    [
+        ({"concurrency": 0}, {}, "concurrency"),
+        ({}, {"UNIDESK_AGENT_CONCURENCY": "2"}, "UNIDESK_AGENT_CONCURENCY"),
+        ({"network_mode": "bridge"}, {}, "network_mode"),
+        ({"token_file": "/nonexistent/tok"}, {}, "token file"),
+        ({}, {"UNIDESK_AGENT_LABELS": "novalue"}, "key=value"),
+    ],
+)
 def test_bad_settings_are_refused_clearly(flags, env, needle):
     with pytest.raises(ConfigError) as info:
         load_config(flags, env=env)

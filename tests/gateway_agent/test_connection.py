@@ -9,14 +9,19 @@ from websockets.asyncio.server import serve
 
 from unidesk.gateway_agent.config import load_config
 from unidesk.gateway_agent.connection import (
-    EXIT_AUTH_REFUSED, EXIT_INCOMPATIBLE, EXIT_REPLACED, FinalRefusal, backoff_delay, dial,
+    EXIT_AUTH_REFUSED,
+    EXIT_INCOMPATIBLE,
+    EXIT_REPLACED,
+    FinalRefusal,
+    backoff_delay,
+    dial,
     final_refusal_for,
 )
 
 
 def test_backoff_full_jitter_bounds():
     for failures in range(12):
-        ceiling = min(60.0, 0.5 * 2 ** failures)
+        ceiling = min(60.0, 0.5 * 2**failures)
         assert backoff_delay(failures, rand=lambda: 0.0) == 0.0
         assert backoff_delay(failures, rand=lambda: 0.999999) == pytest.approx(ceiling, rel=1e-5)
         for _ in range(200):
@@ -31,8 +36,15 @@ def test_backoff_is_capped_and_jittered():
     assert len(delays) > 40, "full jitter spreads reconnects"
 
 
-@pytest.mark.parametrize("code,exit_code", [(4401, EXIT_AUTH_REFUSED), (4403, EXIT_AUTH_REFUSED),
-                                            (4426, EXIT_INCOMPATIBLE), (4409, EXIT_REPLACED)])
+@pytest.mark.parametrize(
+    "code,exit_code",
+    [
+        (4401, EXIT_AUTH_REFUSED),
+        (4403, EXIT_AUTH_REFUSED),
+        (4426, EXIT_INCOMPATIBLE),
+        (4409, EXIT_REPLACED),
+    ],
+)
 def test_final_close_codes(code, exit_code):
     refusal = final_refusal_for(code, "why")
     assert refusal is not None and refusal.exit_code == exit_code and "why" in str(refusal)

@@ -14,49 +14,84 @@ from unidesk.protocol import AttemptRef, Dispatch
 
 
 def dispatch(**kw) -> Dispatch:
-    base = dict(task_id="t1", attempt_no=3, code_repo_url="https://h/c", code_commit_id="a" * 40,
-                env_repo_url="https://h/e", env_commit_id="b" * 40, dockerfile_path="Dockerfile",
-                command=["python", "train.py"], cpus=1.5, memory_mb=2048)
+    base = dict(
+        task_id="t1",
+        attempt_no=3,
+        code_repo_url="https://h/c",
+        code_commit_id="a" * 40,
+        env_repo_url="https://h/e",
+        env_commit_id="b" * 40,
+        dockerfile_path="Dockerfile",
+        command=["python", "train.py"],
+        cpus=1.5,
+        memory_mb=2048,
+    )
     return Dispatch(**(base | kw))
 
 
 def test_gpus_limits_hardening_and_labels() -> None:
-    body = container_config(dispatch(gpu_indices=[0, 2]), image="unidesk-env:x", workspace_source="/w",
-                            config=ExecConfig(pids_limit=100), node="n1")
+    body = container_config(
+        dispatch(gpu_indices=[0, 2]),
+        image="unidesk-env:x",
+        workspace_source="/w",
+        config=ExecConfig(pids_limit=100),
+        node="n1",
+    )
     host = body["HostConfig"]
-    assert host["DeviceRequests"] == [{"Driver": "nvidia", "DeviceIDs": ["0", "2"], "Capabilities": [["gpu"]]}]
+    assert host["DeviceRequests"] == [
+        {"Driver": "nvidia", "DeviceIDs": ["0", "2"], "Capabilities": [["gpu"]]}
+    ]
     assert host["NanoCpus"] == 1_500_000_000 and host["Memory"] == 2048 * 1024 * 1024
     assert host["PidsLimit"] == 100 and host["NetworkMode"] == "none"
     assert host["Privileged"] is False and host["CapDrop"] == ["ALL"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert host["Binds"] == ["/w:/workspace:rw"] and body["WorkingDir"] == "/workspace"
     assert not any("docker.sock" in b for b in host["Binds"])
-    assert ref_from_labels(body["Labels"]) == AttemptRef("t1", 3) and body["Labels"]["unidesk.node"] == "n1"
+    assert (
+        ref_from_labels(body["Labels"]) == AttemptRef("t1", 3)
+        and body["Labels"]["unidesk.node"] == "n1"
+    )
     assert "UNIDESK_TASK_ID=t1" in body["Env"] and "UNIDESK_ATTEMPT=3" in body["Env"]
     assert body["Cmd"] == ["python", "train.py"]
 
 
 def test_no_gpus_means_no_device_requests() -> None:
-    body = container_config(dispatch(), image="i", workspace_source="/w", config=ExecConfig(), node="n")
+    body = container_config(
+        dispatch(), image="i", workspace_source="/w", config=ExecConfig(), node="n"
+    )
     assert "DeviceRequests" not in body["HostConfig"]
 
 
 def test_task_env_cannot_override_attempt_identity_or_smuggle_bad_names() -> None:
-    body = container_config(dispatch(env={"UNIDESK_TASK_ID": "other", "A": "1"}), image="i",
-                            workspace_source="/w", config=ExecConfig(), node="n")
+    body = container_config(
+        dispatch(env={"UNIDESK_TASK_ID": "other", "A": "1"}),
+        image="i",
+        workspace_source="/w",
+        config=ExecConfig(),
+        node="n",
+    )
     assert "UNIDESK_TASK_ID=t1" in body["Env"] and "UNIDESK_TASK_ID=other" not in body["Env"]
     with pytest.raises(PrepareFailed, match="bad name"):
-        container_config(dispatch(env={"A=B": "1"}), image="i", workspace_source="/w",
-                         config=ExecConfig(), node="n")
+        container_config(
+            dispatch(env={"A=B": "1"}),
+            image="i",
+            workspace_source="/w",
+            config=ExecConfig(),
+            node="n",
+        )
 
 
 def test_host_cache_dir_maps_bind_sources(tmp_path: Path) -> None:
-    config = ExecConfig(cache_dir=str(tmp_path / "agent-cache"), host_cache_dir="/srv/unidesk/cache")
+    config = ExecConfig(
+        cache_dir=str(tmp_path / "agent-cache"), host_cache_dir="/srv/unidesk/cache"
+    )
     spaces = Workspaces(config)
     path = spaces.create(AttemptRef("t1", 3))
     assert path == tmp_path / "agent-cache" / "work" / "t1-3"
     assert spaces.host_path(path) == "/srv/unidesk/cache/work/t1-3"
-    assert Workspaces(ExecConfig(cache_dir=str(tmp_path / "agent-cache"))).host_path(path) == str(path)
+    assert Workspaces(ExecConfig(cache_dir=str(tmp_path / "agent-cache"))).host_path(path) == str(
+        path
+    )
 
 
 @pytest.mark.parametrize("task_id", ["../x", "a/b", "", "-rf", "x" * 200])

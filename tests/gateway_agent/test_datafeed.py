@@ -15,15 +15,28 @@ def test_reads_complete_lines_in_numbered_batches_until_acked(tmp_path: Path) ->
     assert feed.read() == ([], [])  # no file yet: nothing, no complaint
     path.write_text('{"name": "loss", "step": 1, "value": 0.5}\n{"name": "loss", "st')
     batches, problems = feed.read()
-    assert problems == [] and [b.items for b in batches] == [[{"name": "loss", "step": 1, "value": 0.5}]]
-    assert (batches[0].task_id, batches[0].attempt_no, batches[0].channel, batches[0].seq) == ("t1", 2, "metrics", 1)
+    assert problems == [] and [b.items for b in batches] == [
+        [{"name": "loss", "step": 1, "value": 0.5}]
+    ]
+    assert (batches[0].task_id, batches[0].attempt_no, batches[0].channel, batches[0].seq) == (
+        "t1",
+        2,
+        "metrics",
+        1,
+    )
     with path.open("a") as f:
         f.write('ep": 2, "value": NaN}\nnot json\n[1, 2]\n\n{"name": "acc", "step": 2, "value": 1}')
     batches, problems = feed.read()
     # NaN is valid for Python's json and is forwarded: the server names it as a bad value
     assert [b.seq for b in batches] == [2]
-    assert batches[0].items[0]["step"] == 2 and batches[0].items[0]["value"] != batches[0].items[0]["value"]
-    assert problems == ["metrics file line 3 is not JSON (Expecting value); skipped", "metrics file line 4 is not a JSON object; skipped"]
+    assert (
+        batches[0].items[0]["step"] == 2
+        and batches[0].items[0]["value"] != batches[0].items[0]["value"]
+    )
+    assert problems == [
+        "metrics file line 3 is not JSON (Expecting value); skipped",
+        "metrics file line 4 is not a JSON object; skipped",
+    ]
     batches, _ = feed.read(final=True)  # the last line without a newline counts at the end
     assert [b.items for b in batches] == [[{"name": "acc", "step": 2, "value": 1}]] and feed.closed
     assert [b.seq for b in feed.unacked()] == [1, 2, 3]
@@ -36,13 +49,23 @@ def test_reads_complete_lines_in_numbered_batches_until_acked(tmp_path: Path) ->
 
 def test_large_files_are_batched_and_bounded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "m.jsonl"
-    path.write_text("".join(json.dumps({"name": "x", "step": i, "value": i}) + "\n" for i in range(5000)))
+    path.write_text(
+        "".join(json.dumps({"name": "x", "step": i, "value": i}) + "\n" for i in range(5000))
+    )
     feed = DataFeed("t", 1, "metrics", path)
     batches, _ = feed.read()
-    assert [len(b.items) for b in batches] == [2000, 2000, 1000] and [b.seq for b in batches] == [1, 2, 3]
+    assert [len(b.items) for b in batches] == [2000, 2000, 1000] and [b.seq for b in batches] == [
+        1,
+        2,
+        3,
+    ]
     monkeypatch.setattr(datafeed, "MAX_FILE_BYTES", path.stat().st_size + 10)
     with path.open("a") as f:
-        f.write("".join(json.dumps({"name": "x", "step": i, "value": i}) + "\n" for i in range(5000, 5100)))
+        f.write(
+            "".join(
+                json.dumps({"name": "x", "step": i, "value": i}) + "\n" for i in range(5000, 5100)
+            )
+        )
     batches, problems = feed.read()
     assert problems == [f"metrics file passed {datafeed.MAX_FILE_BYTES} bytes; the rest is ignored"]
     assert feed.read() == ([], [])

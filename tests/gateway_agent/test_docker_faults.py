@@ -25,12 +25,17 @@ async def ours(docker, node: str) -> list:
     return await docker.containers.list(all=True, filters={"label": [f"unidesk.node={node}"]})
 
 
-@pytest.mark.parametrize("url, why", [
-    ("ext::sh -c touch% /tmp/unidesk-pwned", "'<transport>::'"),
-    ("--upload-pack=touch /tmp/unidesk-pwned", "starts with '-'"),
-    ("-u", "starts with '-'"),
-])
-async def test_hostile_repo_urls_end_as_infra_error(runner, world, docker, node_name, url, why) -> None:
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("ext::sh -c touch% /tmp/unidesk-pwned", "'<transport>::'"),
+        ("--upload-pack=touch /tmp/unidesk-pwned", "starts with '-'"),
+        ("-u", "starts with '-'"),
+    ],
+)
+async def test_hostile_repo_urls_end_as_infra_error(
+    runner, world, docker, node_name, url, why
+) -> None:
     reporter = FakeReporter()
     dispatch = world.dispatch(["true"], code_repo_url=url)
     outcome = await runner.run(dispatch, reporter)
@@ -48,14 +53,20 @@ async def test_missing_code_commit_names_repo_and_commit(runner, world) -> None:
     assert f"commit {missing} not found in repository {world.code.url}" == outcome.message
 
 
-@pytest.mark.parametrize("path, why", [
-    ("../Dockerfile", "contains '..'"), ("/etc/passwd", "is absolute"),
-    ("escape/Dockerfile", "resolves outside"),
-])
+@pytest.mark.parametrize(
+    "path, why",
+    [
+        ("../Dockerfile", "contains '..'"),
+        ("/etc/passwd", "is absolute"),
+        ("escape/Dockerfile", "resolves outside"),
+    ],
+)
 async def test_bad_dockerfile_path_ends_as_infra_error(runner, world, path, why) -> None:
     env_sha = world.env.commit(symlinks={"escape/Dockerfile": "/etc/hostname"})
     reporter = FakeReporter()
-    outcome = await runner.run(world.dispatch(["true"], env_sha=env_sha, dockerfile_path=path), reporter)
+    outcome = await runner.run(
+        world.dispatch(["true"], env_sha=env_sha, dockerfile_path=path), reporter
+    )
     assert outcome.reason == "infra_error" and why in outcome.message
     assert "running" not in reporter.events
 
@@ -63,19 +74,30 @@ async def test_bad_dockerfile_path_ends_as_infra_error(runner, world, path, why)
 async def test_failing_dockerfile_ends_as_infra_error_with_build_log(runner, world) -> None:
     env_sha = world.env.commit({"bad/Dockerfile": f"FROM {world.image}\nRUN echo nope && false\n"})
     reporter = FakeReporter()
-    outcome = await runner.run(world.dispatch(["true"], env_sha=env_sha, dockerfile_path="bad/Dockerfile"),
-                               reporter)
+    outcome = await runner.run(
+        world.dispatch(["true"], env_sha=env_sha, dockerfile_path="bad/Dockerfile"), reporter
+    )
     assert outcome.reason == "infra_error" and "env image build failed" in outcome.message
-    assert "nope" in reporter.text("build") and "returned a non-zero code: 1" in reporter.text("build")
+    assert "nope" in reporter.text("build") and "returned a non-zero code: 1" in reporter.text(
+        "build"
+    )
 
 
-async def test_huge_output_is_capped_with_a_marker(exec_config, node_name, world, env_image_cleanup) -> None:
+async def test_huge_output_is_capped_with_a_marker(
+    exec_config, node_name, world, env_image_cleanup
+) -> None:
     cap = 2 * 1024 * 1024
-    runner = DockerRunner(msgspec.structs.replace(exec_config, log_cap_bytes=cap), node_name=node_name)
+    runner = DockerRunner(
+        msgspec.structs.replace(exec_config, log_cap_bytes=cap), node_name=node_name
+    )
     try:
         reporter = FakeReporter()
-        outcome = await runner.run(world.dispatch(
-            ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x; echo done-writing >&2"]), reporter)
+        outcome = await runner.run(
+            world.dispatch(
+                ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x; echo done-writing >&2"]
+            ),
+            reporter,
+        )
     finally:
         await runner.close()
     assert outcome.reason == "succeeded"
@@ -87,18 +109,23 @@ async def test_huge_output_is_capped_with_a_marker(exec_config, node_name, world
     assert "done-writing" not in reporter.text("stderr")
 
 
-async def test_fork_bomb_is_held_by_the_pids_limit(exec_config, node_name, world, docker,
-                                                   env_image_cleanup) -> None:
+async def test_fork_bomb_is_held_by_the_pids_limit(
+    exec_config, node_name, world, docker, env_image_cleanup
+) -> None:
     limit = 32
-    runner = DockerRunner(msgspec.structs.replace(exec_config, pids_limit=limit), node_name=node_name)
+    runner = DockerRunner(
+        msgspec.structs.replace(exec_config, pids_limit=limit), node_name=node_name
+    )
     script = (
         f"max=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max); "
-        f"[ \"$max\" = {limit} ] || {{ echo no-pids-limit; exit 99; }}; "
+        f'[ "$max" = {limit} ] || {{ echo no-pids-limit; exit 99; }}; '
         "bomb() { bomb | bomb & }; bomb; sleep 60"
     )
     reporter = FakeReporter()
     try:
-        outcome = await runner.run(world.dispatch(["sh", "-c", script], timeout_s=3, cpus=0.5), reporter)
+        outcome = await runner.run(
+            world.dispatch(["sh", "-c", script], timeout_s=3, cpus=0.5), reporter
+        )
     finally:
         await runner.close()
     assert "no-pids-limit" not in reporter.text("stdout")
@@ -107,7 +134,9 @@ async def test_fork_bomb_is_held_by_the_pids_limit(exec_config, node_name, world
     assert await ours(docker, node_name) == []
 
 
-async def test_docker_unreachable_is_a_health_reason_and_an_infra_error(exec_config, world, tmp_path) -> None:
+async def test_docker_unreachable_is_a_health_reason_and_an_infra_error(
+    exec_config, world, tmp_path
+) -> None:
     config = msgspec.structs.replace(exec_config, docker_url=f"unix://{tmp_path}/no-docker.sock")
     runner = DockerRunner(config, node_name="unreachable")
     try:
@@ -124,18 +153,27 @@ async def test_healthy_runner_has_no_reason(runner) -> None:
     assert await runner.health() is None
 
 
-async def test_kill_9_then_restart_reconciles_and_leaves_no_orphan(exec_config, node_name, world, docker,
-                                                                    env_image_cleanup) -> None:
+async def test_kill_9_then_restart_reconciles_and_leaves_no_orphan(
+    exec_config, node_name, world, docker, env_image_cleanup
+) -> None:
     keep = world.dispatch(["sh", "-c", "sleep 3; echo after-restart; exit 4"], timeout_s=60)
     orphan = world.dispatch(["sleep", "120"])
     procs = []
     try:
         for dispatch in (keep, orphan):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.gateway_agent.runner_process",
-                 msgspec.json.encode(exec_config).decode(), node_name,
-                 msgspec.json.encode(dispatch).decode()],
-                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.gateway_agent.runner_process",
+                    msgspec.json.encode(exec_config).decode(),
+                    node_name,
+                    msgspec.json.encode(dispatch).decode(),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             procs.append(proc)
             for line in proc.stdout:  # type: ignore[union-attr]
                 if line.startswith("RUNNING"):
@@ -148,7 +186,9 @@ async def test_kill_9_then_restart_reconciles_and_leaves_no_orphan(exec_config, 
         keep_ref, orphan_ref = AttemptRef(keep.task_id, 1), AttemptRef(orphan.task_id, 1)
         try:
             owned = await runner.owned_attempts()
-            assert sorted(owned, key=lambda r: r.task_id) == sorted([keep_ref, orphan_ref], key=lambda r: r.task_id)
+            assert sorted(owned, key=lambda r: r.task_id) == sorted(
+                [keep_ref, orphan_ref], key=lambda r: r.task_id
+            )
             await runner.remove_orphans({keep_ref})
             left = await ours(docker, node_name)
             assert [c._container["Labels"]["unidesk.task_id"] for c in left] == [keep.task_id]
@@ -179,8 +219,9 @@ async def test_reconcile_calls_survive_docker_being_unreachable(exec_config, tmp
         await runner.close()
 
 
-async def test_docker_going_away_and_returning_is_seen_by_health(exec_config, world, tmp_path,
-                                                                 env_image_cleanup) -> None:
+async def test_docker_going_away_and_returning_is_seen_by_health(
+    exec_config, world, tmp_path, env_image_cleanup
+) -> None:
     from tests.gateway_agent.socket_proxy import SocketProxy
 
     proxy = SocketProxy(tmp_path / "docker.sock")

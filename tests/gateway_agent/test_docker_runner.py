@@ -18,13 +18,21 @@ async def node_containers(docker: aiodocker.Docker, node: str) -> list:
     return await docker.containers.list(all=True, filters={"label": [f"unidesk.node={node}"]})
 
 
-async def test_pinned_commit_runs_in_built_env_then_env_is_reused(runner, world, docker, node_name) -> None:
+async def test_pinned_commit_runs_in_built_env_then_env_is_reused(
+    runner, world, docker, node_name
+) -> None:
     world.code.commit({"hello.txt": "a later commit the task must not see\n"})
     reporter = FakeReporter()
     dispatch = world.dispatch(
-        ["sh", "-c", "cat hello.txt; echo to-stderr >&2; echo id=$UNIDESK_TASK_ID/$UNIDESK_ATTEMPT "
-                     "pwd=$(pwd) mine=$MY_VAR"],
-        env={"MY_VAR": "from-the-task"}, attempt_no=2)
+        [
+            "sh",
+            "-c",
+            "cat hello.txt; echo to-stderr >&2; echo id=$UNIDESK_TASK_ID/$UNIDESK_ATTEMPT "
+            "pwd=$(pwd) mine=$MY_VAR",
+        ],
+        env={"MY_VAR": "from-the-task"},
+        attempt_no=2,
+    )
     outcome = await runner.run(dispatch, reporter)
     assert outcome.reason == "succeeded" and outcome.exit_code == 0, outcome
     out = reporter.text("stdout")
@@ -51,7 +59,9 @@ async def test_failing_command_reports_its_exit_code(runner, world) -> None:
     assert (outcome.reason, outcome.exit_code) == ("exit_nonzero", 3)
 
 
-async def test_command_missing_from_image_is_exit_127_with_message(runner, world, docker, node_name) -> None:
+async def test_command_missing_from_image_is_exit_127_with_message(
+    runner, world, docker, node_name
+) -> None:
     reporter = FakeReporter()
     outcome = await runner.run(world.dispatch(["no-such-program", "--x"]), reporter)
     assert (outcome.reason, outcome.exit_code) == ("exit_nonzero", 127)
@@ -84,7 +94,9 @@ async def test_cancel_while_running(runner, world, docker, node_name) -> None:
 
 
 async def test_cancel_during_image_build_aborts_the_build(runner, world, docker) -> None:
-    env_sha = world.env.commit({"slow/Dockerfile": f"FROM {world.image}\nRUN echo build-begins && sleep 30\n"})
+    env_sha = world.env.commit(
+        {"slow/Dockerfile": f"FROM {world.image}\nRUN echo build-begins && sleep 30\n"}
+    )
     reporter = FakeReporter()
     dispatch = world.dispatch(["true"], env_sha=env_sha, dockerfile_path="slow/Dockerfile")
     run = asyncio.create_task(runner.run(dispatch, reporter))
@@ -99,10 +111,16 @@ async def test_cancel_during_image_build_aborts_the_build(runner, world, docker)
     assert outcome.reason == "cancelled" and time.monotonic() - started < 10
     assert "running" not in reporter.events
     from unidesk.gateway_agent.envbuild import env_tag
-    assert not await runner.envs.image_exists(docker, env_tag(world.env.url, env_sha, "slow/Dockerfile"))
+
+    assert not await runner.envs.image_exists(
+        docker, env_tag(world.env.url, env_sha, "slow/Dockerfile")
+    )
     for _ in range(50):  # the engine removes the intermediate build container
-        busy = [c for c in await docker.containers.list(all=True)
-                if "sleep 30" in " ".join(c._container.get("Command", "").split())]
+        busy = [
+            c
+            for c in await docker.containers.list(all=True)
+            if "sleep 30" in " ".join(c._container.get("Command", "").split())
+        ]
         if not busy:
             break
         await asyncio.sleep(0.2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import pytest
 
@@ -23,16 +22,24 @@ def builder(config) -> EnvBuilder:
 
 async def test_builds_once_then_reuses_tag(exec_config, make_repo, docker, busybox_image) -> None:
     repo = make_repo("env")
-    sha = repo.commit({"envs/py/Dockerfile": f"FROM {busybox_image}\nCOPY hello.txt /hello.txt\n"
-                                              "RUN echo built-marker\n",
-                       "envs/py/hello.txt": "hi\n"})
+    sha = repo.commit(
+        {
+            "envs/py/Dockerfile": f"FROM {busybox_image}\nCOPY hello.txt /hello.txt\n"
+            "RUN echo built-marker\n",
+            "envs/py/hello.txt": "hi\n",
+        }
+    )
     envs = builder(exec_config)
     reporter = FakeReporter()
     # the context is the whole repository: COPY paths are relative to its root
     with pytest.raises(PrepareFailed, match="build failed"):
         await envs.ensure_image(docker, repo.url, sha, "envs/py/Dockerfile", reporter)
-    sha = repo.commit({"envs/py/Dockerfile": f"FROM {busybox_image}\nCOPY envs/py/hello.txt /hello.txt\n"
-                                              "RUN echo built-marker\n"})
+    sha = repo.commit(
+        {
+            "envs/py/Dockerfile": f"FROM {busybox_image}\nCOPY envs/py/hello.txt /hello.txt\n"
+            "RUN echo built-marker\n"
+        }
+    )
     reporter = FakeReporter()
     first = await envs.ensure_image(docker, repo.url, sha, "envs/py/Dockerfile", reporter)
     assert first.built and first.tag == env_tag(repo.url, sha, "envs/py/Dockerfile")
@@ -41,32 +48,39 @@ async def test_builds_once_then_reuses_tag(exec_config, make_repo, docker, busyb
     info = await docker.images.inspect(first.tag)
     assert info["Config"]["Labels"]["unidesk.env.commit"] == sha
     again_reporter = FakeReporter()
-    again = await builder(exec_config).ensure_image(docker, repo.url, sha, "envs/py/Dockerfile",
-                                                    again_reporter)
+    again = await builder(exec_config).ensure_image(
+        docker, repo.url, sha, "envs/py/Dockerfile", again_reporter
+    )
     assert not again.built and again.tag == first.tag
     assert again_reporter.events == [] and not again_reporter.logs["build"]
     assert not list((exec_config.cache_path / "envctx").glob("*-*"))  # scratch context removed
 
 
-async def test_concurrent_dispatches_of_one_env_build_once(exec_config, make_repo, docker,
-                                                           busybox_image) -> None:
+async def test_concurrent_dispatches_of_one_env_build_once(
+    exec_config, make_repo, docker, busybox_image
+) -> None:
     repo = make_repo("env")
     sha = repo.commit({"Dockerfile": f"FROM {busybox_image}\nRUN echo once > /once\n"})
     envs = builder(exec_config)
-    results = await asyncio.gather(*(envs.ensure_image(docker, repo.url, sha, "Dockerfile",
-                                                       FakeReporter()) for _ in range(3)))
+    results = await asyncio.gather(
+        *(envs.ensure_image(docker, repo.url, sha, "Dockerfile", FakeReporter()) for _ in range(3))
+    )
     assert [r.built for r in results].count(True) == 1
     assert len({r.tag for r in results}) == 1
 
 
-@pytest.mark.parametrize("path, why", [
-    ("../Dockerfile", "contains '..'"),
-    ("envs/../../Dockerfile", "contains '..'"),
-    ("/etc/passwd", "is absolute"),
-    ("", "empty"),
-])
-async def test_bad_dockerfile_paths_are_refused_before_any_fetch(exec_config, make_repo, docker,
-                                                                 path, why) -> None:
+@pytest.mark.parametrize(
+    "path, why",
+    [
+        ("../Dockerfile", "contains '..'"),
+        ("envs/../../Dockerfile", "contains '..'"),
+        ("/etc/passwd", "is absolute"),
+        ("", "empty"),
+    ],
+)
+async def test_bad_dockerfile_paths_are_refused_before_any_fetch(
+    exec_config, make_repo, docker, path, why
+) -> None:
     repo = make_repo("env")
     sha = repo.commit({"Dockerfile": "FROM scratch\n"})
     with pytest.raises(PrepareFailed, match=why):
@@ -88,11 +102,14 @@ async def test_symlinked_dir_escape_is_refused(exec_config, make_repo, docker) -
     repo = make_repo("env")
     sha = repo.commit({"real": "x"}, symlinks={"envs": "/etc"})
     with pytest.raises(PrepareFailed, match="resolves outside"):
-        await builder(exec_config).ensure_image(docker, repo.url, sha, "envs/hostname", FakeReporter())
+        await builder(exec_config).ensure_image(
+            docker, repo.url, sha, "envs/hostname", FakeReporter()
+        )
 
 
-async def test_failing_dockerfile_reports_the_build_error(exec_config, make_repo, docker,
-                                                          busybox_image) -> None:
+async def test_failing_dockerfile_reports_the_build_error(
+    exec_config, make_repo, docker, busybox_image
+) -> None:
     repo = make_repo("env")
     sha = repo.commit({"Dockerfile": f"FROM {busybox_image}\nRUN echo about-to-fail && exit 3\n"})
     reporter = FakeReporter()
@@ -109,18 +126,23 @@ async def test_missing_env_commit_names_repo(exec_config, make_repo, docker) -> 
     repo = make_repo("env")
     repo.commit({"Dockerfile": "FROM scratch\n"})
     with pytest.raises(PrepareFailed, match=f"not found in repository file://{repo.path}"):
-        await builder(exec_config).ensure_image(docker, repo.url, "f" * 40, "Dockerfile", FakeReporter())
+        await builder(exec_config).ensure_image(
+            docker, repo.url, "f" * 40, "Dockerfile", FakeReporter()
+        )
 
 
-async def test_prune_removes_least_recently_used_beyond_budget(exec_config, make_repo, docker,
-                                                               busybox_image) -> None:
+async def test_prune_removes_least_recently_used_beyond_budget(
+    exec_config, make_repo, docker, busybox_image
+) -> None:
     repo = make_repo("env")
     envs = builder(exec_config)
     ledger = ImageLedger(exec_config.cache_path)
     tags = []
     for i in range(3):
         sha = repo.commit({"Dockerfile": f"FROM {busybox_image}\nRUN echo {i} > /n\n"})
-        tags.append((await envs.ensure_image(docker, repo.url, sha, "Dockerfile", FakeReporter())).tag)
+        tags.append(
+            (await envs.ensure_image(docker, repo.url, sha, "Dockerfile", FakeReporter())).tag
+        )
     for age, tag in zip((300, 100, 200), tags):  # tags[0] oldest use, then tags[2], tags[1] newest
         stamp = exec_config.cache_path / "images" / tag.split(":")[1]
         os.utime(stamp, (stamp.stat().st_mtime - age,) * 2)

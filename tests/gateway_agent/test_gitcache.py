@@ -37,8 +37,12 @@ async def test_incremental_fetch_keeps_older_commits(exec_config, make_repo) -> 
     await cache.ensure_commit(repo.url, shas[0])
     await cache.ensure_commit(repo.url, shas[2])
     bare = cache.repo_dir(repo.url)
-    refs = subprocess.run(["git", f"--git-dir={bare}", "for-each-ref", "--format=%(refname)"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    refs = subprocess.run(
+        ["git", f"--git-dir={bare}", "for-each-ref", "--format=%(refname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert refs == sorted(f"refs/unidesk/{s}" for s in (shas[0], shas[2]))
     assert await cache.has_commit(bare, shas[1])  # history came along with the newer commit
 
@@ -69,8 +73,12 @@ async def test_falls_back_to_all_refs_when_sha_wants_are_refused(exec_config, ma
     result = await cache.ensure_commit(repo.url, old)
     bare = cache.repo_dir(repo.url)
     assert result.fetched and await cache.has_commit(bare, old)
-    heads = subprocess.run(["git", f"--git-dir={bare}", "for-each-ref", "refs/unidesk-heads"],
-                           capture_output=True, text=True, check=True).stdout
+    heads = subprocess.run(
+        ["git", f"--git-dir={bare}", "for-each-ref", "refs/unidesk-heads"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "refs/unidesk-heads/main" in heads  # the all-refs fallback ran
 
 
@@ -87,25 +95,29 @@ async def test_concurrent_attempts_on_one_repo_fetch_once(exec_config, make_repo
     assert all((d / "f").read_text() == "x" for d in dests)
 
 
-@pytest.mark.parametrize("url, why", [
-    ("ext::sh -c touch% /tmp/pwned", "'<transport>::'"),
-    ("https://example.invalid/r .git", "whitespace"),
-    ("ext::sh", "'<transport>::'"),
-    ("--upload-pack=touch /tmp/pwned", "starts with '-'"),
-    ("-oProxyCommand=x", "starts with '-'"),
-    ("http://example.invalid/r.git", "scheme 'http' is not allowed"),
-    ("git://example.invalid/r.git", "scheme 'git' is not allowed"),
-    ("/srv/repo", "is not https://"),
-    ("https://user:hunter2@example.invalid/r.git", "carries credentials"),
-    ("https://ghp_token@example.invalid/r.git", "carries credentials"),
-])
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("ext::sh -c touch% /tmp/pwned", "'<transport>::'"),
+        ("https://example.invalid/r .git", "whitespace"),
+        ("ext::sh", "'<transport>::'"),
+        ("--upload-pack=touch /tmp/pwned", "starts with '-'"),
+        ("-oProxyCommand=x", "starts with '-'"),
+        ("http://example.invalid/r.git", "scheme 'http' is not allowed"),
+        ("git://example.invalid/r.git", "scheme 'git' is not allowed"),
+        ("/srv/repo", "is not https://"),
+        ("https://user:hunter2@example.invalid/r.git", "carries credentials"),
+        ("https://ghp_token@example.invalid/r.git", "carries credentials"),
+    ],
+)
 async def test_refused_urls_never_reach_git(exec_config, url, why, tmp_path) -> None:
     with pytest.raises(PrepareFailed) as info:
         await GitCache(exec_config).ensure_commit(url, "a" * 40)
     assert why in str(info.value)
     assert "hunter2" not in str(info.value) and "ghp_token" not in str(info.value)
     assert not (Path(exec_config.cache_dir) / "git").exists() or not any(
-        p.suffix == ".git" for p in (Path(exec_config.cache_dir) / "git").iterdir())
+        p.suffix == ".git" for p in (Path(exec_config.cache_dir) / "git").iterdir()
+    )
     assert not Path("/tmp/pwned").exists()
 
 

@@ -23,4 +23,8 @@ def test_under_cap_passes_everything() -> None:
     inner = FakeReporter()
     capped = CappedReporter(inner, cap=10)
     capped.log("build", b"0123456789")
-    assert bytes(inner.logs["build"]) == b"0123456789" and not capped.truncated and not inner.logs["system"]
+    assert (
+        bytes(inner.logs["build"]) == b"0123456789"
+        and not capped.truncated
+        and not inner.logs["system"]
+    )

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 from unidesk.gateway_agent.resources import (
-    detect_os, detect_resources, parse_gpu_csv, parse_gpu_usage_csv, sample_usage,
+    detect_os,
+    detect_resources,
+    parse_gpu_csv,
+    parse_gpu_usage_csv,
+    sample_usage,
 )
 from unidesk.protocol import Gpu
 
@@ -21,7 +25,12 @@ NVIDIA_CSV = (
 
 def test_parse_gpu_csv():
     assert parse_gpu_csv(NVIDIA_CSV) == [
-        Gpu(index=0, model="NVIDIA H100 80GB HBM3", memory_mb=81559, uuid="GPU-1b6e3a1c-0000-1111-2222-333344445555"),
+        Gpu(
+            index=0,
+            model="NVIDIA H100 80GB HBM3",
+            memory_mb=81559,
+            uuid="GPU-1b6e3a1c-0000-1111-2222-333344445555",
+        ),
         Gpu(index=1, model="NVIDIA GeForce RTX 4090", memory_mb=24564, uuid="GPU-aaaa"),
     ]
     assert parse_gpu_csv("") == []
@@ -37,7 +46,10 @@ def test_parse_gpu_usage_csv():
 def test_detect_os():
     wsl = "Linux version 5.15.153.1-microsoft-standard-WSL2 (root@1c602f52c2e4)"
     assert detect_os(wsl, "Linux") == "WSL"
-    assert detect_os("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org)", "Linux") == "Linux"
+    assert (
+        detect_os("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org)", "Linux")
+        == "Linux"
+    )
     assert detect_os(None, "Windows") == "Windows"
     assert detect_os(None, "Linux") in ("Linux", "WSL")
 
@@ -59,9 +71,24 @@ async def test_sample_usage(tmp_path: Path):
 
 def _print_resources(env_extra: dict[str, str]) -> dict:
     env = {**os.environ, **env_extra}
-    done = subprocess.run([sys.executable, "-m", "unidesk.gateway_agent.cli", "--print-resources",
-                           "--node-name", "box", "--label", "zone=lab", "--label", "gpu=h100"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unidesk.gateway_agent.cli",
+            "--print-resources",
+            "--node-name",
+            "box",
+            "--label",
+            "zone=lab",
+            "--label",
+            "gpu=h100",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -83,7 +110,13 @@ def test_print_resources_reads_gpus_from_nvidia_smi(tmp_path: Path):
     fake.chmod(0o755)
     out = _print_resources({"PATH": f"{fake.parent}:/usr/bin:/bin"})
     assert [g["model"] for g in out["gpus"]] == ["NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 4090"]
-    assert out["gpus"][0] == {"index": 0, "model": "NVIDIA H100 80GB HBM3", "memory_mb": 81559,
-                              "uuid": "GPU-1b6e3a1c-0000-1111-2222-333344445555"}
-    assert args_file.read_text().split() == ["--query-gpu=index,name,memory.total,uuid",
-                                             "--format=csv,noheader,nounits"]
+    assert out["gpus"][0] == {
+        "index": 0,
+        "model": "NVIDIA H100 80GB HBM3",
+        "memory_mb": 81559,
+        "uuid": "GPU-1b6e3a1c-0000-1111-2222-333344445555",
+    }
+    assert args_file.read_text().split() == [
+        "--query-gpu=index,name,memory.total,uuid",
+        "--format=csv,noheader,nounits",
+    ]

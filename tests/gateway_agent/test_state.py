@@ -9,7 +9,9 @@ from unidesk.protocol import AttemptRef, AttemptState
 
 
 def final(task_id: str, attempt_no: int = 1) -> AttemptState:
-    return AttemptState(task_id=task_id, attempt_no=attempt_no, phase="exited", reason="succeeded", exit_code=0)
+    return AttemptState(
+        task_id=task_id, attempt_no=attempt_no, phase="exited", reason="succeeded", exit_code=0
+    )
 
 
 def test_round_trip_and_identity_is_stable(tmp_path: Path):

@@ -11,12 +11,19 @@ from websockets.exceptions import ConnectionClosed
 
 from unidesk import protocol
 
-__all__ = ["RawAgent", "hello", "closed_with"]
+__all__ = ["RawAgent", "closed_with", "hello"]
 
 
 def hello(name: str, **overrides: Any) -> protocol.Hello:
-    fields: dict[str, Any] = dict(protocol_version=protocol.PROTOCOL_VERSION, agent_version="raw-test", node_name=name,
-                                  hostname=name, os="Linux", cpus=2.0, memory_mb=2048)
+    fields: dict[str, Any] = dict(
+        protocol_version=protocol.PROTOCOL_VERSION,
+        agent_version="raw-test",
+        node_name=name,
+        hostname=name,
+        os="Linux",
+        cpus=2.0,
+        memory_mb=2048,
+    )
     fields.update(overrides)
     return protocol.Hello(**fields)
 
@@ -31,14 +38,21 @@ class RawAgent:
         self._beat: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, server_url: str, token: str | None) -> "RawAgent":
+    async def open(cls, server_url: str, token: str | None) -> RawAgent:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        ws = await connect(server_url.replace("http://", "ws://") + "/api/agent/ws", additional_headers=headers,
-                           max_size=None, open_timeout=10, ping_interval=None)
+        ws = await connect(
+            server_url.replace("http://", "ws://") + "/api/agent/ws",
+            additional_headers=headers,
+            max_size=None,
+            open_timeout=10,
+            ping_interval=None,
+        )
         return cls(ws)
 
     @classmethod
-    async def join(cls, server_url: str, token: str, name: str, *, heartbeat: bool = True, **hello_fields: Any) -> "RawAgent":
+    async def join(
+        cls, server_url: str, token: str, name: str, *, heartbeat: bool = True, **hello_fields: Any
+    ) -> RawAgent:
         agent = await cls.open(server_url, token)
         await agent.send(hello(name, **hello_fields))
         agent.welcome = await agent.expect(protocol.Welcome)

@@ -21,12 +21,15 @@ class FreezableProxy:
         self._writers: list[asyncio.StreamWriter] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="freezable-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="freezable-proxy", daemon=True
+        )
 
-    def start(self) -> "FreezableProxy":
+    def start(self) -> FreezableProxy:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._accept, "127.0.0.1", 0), self._loop).result(10)
+            asyncio.start_server(self._accept, "127.0.0.1", 0), self._loop
+        ).result(10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -36,9 +39,11 @@ class FreezableProxy:
 
     def freeze(self) -> None:
         """Stop forwarding on every open connection; sockets stay open and unread."""
+
         def go() -> None:
             for ev in self._frozen:
                 ev.set()
+
         self._loop.call_soon_threadsafe(go)
 
     def close(self) -> None:
@@ -51,6 +56,7 @@ class FreezableProxy:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
         asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -65,10 +71,14 @@ class FreezableProxy:
         frozen = asyncio.Event()
         self._frozen.append(frozen)
         self._writers += [writer, up_writer]
-        await asyncio.gather(self._pump(reader, up_writer, frozen), self._pump(up_reader, writer, frozen))
+        await asyncio.gather(
+            self._pump(reader, up_writer, frozen), self._pump(up_reader, writer, frozen)
+        )
 
     @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event) -> None:
+    async def _pump(
+        src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event
+    ) -> None:
         while not frozen.is_set():
             read = asyncio.ensure_future(src.read(65536))
             stop = asyncio.ensure_future(frozen.wait())

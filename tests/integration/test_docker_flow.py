@@ -12,8 +12,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,9 @@ from tests.gateway_agent.gitrepos import GitRepo
 from tests.integration.conftest import assert_one_final, get_task, trace_kinds, wait_for, wait_state
 
 DOCKERFILE = f"FROM {BUSYBOX_IMAGE}\nRUN echo env-v1 > /env-marker\n"
-RUN_SH = "echo code-{version}; cat /env-marker; echo to-stderr >&2; sleep {sleep}; echo done-{version}\n"
+RUN_SH = (
+    "echo code-{version}; cat /env-marker; echo to-stderr >&2; sleep {sleep}; echo done-{version}\n"
+)
 
 
 class Flow:
@@ -45,9 +48,15 @@ class Flow:
 
     def body(self, command: str | list[str], **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "name": "docker-flow", "code_repo_url": self.code_repo.url, "code_commit_id": self.code_sha,
-            "env_repo_url": self.env_repo.url, "env_commit_id": self.env_sha, "dockerfile_path": "docker/Dockerfile",
-            "command": command, "resources": {"cpus": 0.5, "memory_mb": 128}, "timeout_s": 120,
+            "name": "docker-flow",
+            "code_repo_url": self.code_repo.url,
+            "code_commit_id": self.code_sha,
+            "env_repo_url": self.env_repo.url,
+            "env_commit_id": self.env_sha,
+            "dockerfile_path": "docker/Dockerfile",
+            "command": command,
+            "resources": {"cpus": 0.5, "memory_mb": 128},
+            "timeout_s": 120,
         }
         body.update(overrides)
         return body
@@ -73,18 +82,24 @@ class Flow:
             after = page["next_after"]
 
     def text(self, task_id: str, *streams: str) -> str:
-        return "".join(i["data"] for i in self.logs(task_id) if not streams or i["stream"] in streams)
+        return "".join(
+            i["data"] for i in self.logs(task_id) if not streams or i["stream"] in streams
+        )
 
     def close(self) -> None:
         """Close the client and remove the env images built from this flow's env repo."""
         self.api.close()
-        images = docker("images", "-q", "--filter", f"label=unidesk.env.repo={self.env_repo.url}").split()
+        images = docker(
+            "images", "-q", "--filter", f"label=unidesk.env.repo={self.env_repo.url}"
+        ).split()
         if images:
             subprocess.run(["docker", "rmi", "-f", *set(images)], capture_output=True)
 
 
 def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["docker", *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def containers_of(task_id: str) -> list[str]:
@@ -102,7 +117,9 @@ def env_tag(log_text: str) -> str:
     raise AssertionError(f"no env image named in the log:\n{log_text[-2000:]}")
 
 
-def sse_events(client: httpx.Client, url: str, timeout: float = 90.0) -> Iterator[tuple[str, dict[str, Any]]]:
+def sse_events(
+    client: httpx.Client, url: str, timeout: float = 90.0
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(event, data)`` from an SSE endpoint until it closes or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     event, data = "message", ""
@@ -125,8 +142,15 @@ def start_docker_server(pg_cluster: PgCluster, root: Path, **extra: Any) -> Live
     port = free_port()
     data = root / f"data-{port}"
     data.mkdir(parents=True)
-    env = server_env(pg_cluster.fresh_database("dk"), data, port, local_agent="true", local_agent_runner="docker",
-                     heartbeat_interval_s="1", **extra)
+    env = server_env(
+        pg_cluster.fresh_database("dk"),
+        data,
+        port,
+        local_agent="true",
+        local_agent_runner="docker",
+        heartbeat_interval_s="1",
+        **extra,
+    )
     return LiveServer(env, port, root / f"server-{port}.log").start()
 
 
@@ -134,6 +158,7 @@ def wait_local_node(api: httpx.Client, timeout: float = 60.0) -> dict[str, Any]:
     def online() -> dict[str, Any] | None:
         items = api.get("/api/nodes").json()["items"]
         return next((n for n in items if n["state"] == "online"), None)
+
     return wait_for(online, timeout=timeout, what="the local agent online")
 
 
@@ -168,7 +193,9 @@ def test_build_once_live_logs_then_reuse_with_new_code(flow: Flow) -> None:
             state_at_first_stdout = get_task(flow.api, task["id"])["state"]
     # Output arrived while the command still ran (it sleeps 4 s after its first line).
     assert state_at_first_stdout == "running", seen
-    streamed = {s: "".join(d for st, d in seen if st == s) for s in ("build", "stdout", "stderr", "system")}
+    streamed = {
+        s: "".join(d for st, d in seen if st == s) for s in ("build", "stdout", "stderr", "system")
+    }
     assert f"FROM {BUSYBOX_IMAGE}" in streamed["build"] and "echo env-v1" in streamed["build"]
     assert streamed["stdout"] == "code-v1\nenv-v1\ndone-v1\n"
     assert streamed["stderr"] == "to-stderr\n"
@@ -183,15 +210,29 @@ def test_build_once_live_logs_then_reuse_with_new_code(flow: Flow) -> None:
     kinds = [e["kind"] for e in trace]
     stages = [e["payload"]["stage"] for e in trace if e["kind"] == "task.stage"]
     assert stages == ["fetch_code", "fetch_env", "build_image"], kinds
-    order = [k for k in kinds if k in ("task.preparing", "task.stage", "task.started", "task.exited", "task.succeeded")]
-    assert order == ["task.preparing", "task.stage", "task.stage", "task.stage", "task.started", "task.exited",
-                     "task.succeeded"], kinds
+    order = [
+        k
+        for k in kinds
+        if k in ("task.preparing", "task.stage", "task.started", "task.exited", "task.succeeded")
+    ]
+    assert order == [
+        "task.preparing",
+        "task.stage",
+        "task.stage",
+        "task.stage",
+        "task.started",
+        "task.exited",
+        "task.succeeded",
+    ], kinds
     exited = next(e for e in trace if e["kind"] == "task.exited")
     assert exited["payload"]["exit_code"] == 0 and exited["payload"]["reason"] == "succeeded"
 
     tag = env_tag(streamed["system"])
     first_image = image_id(tag)
-    assert docker("image", "inspect", "--format", "{{index .Config.Labels \"unidesk.env.commit\"}}", tag) == flow.env_sha
+    assert (
+        docker("image", "inspect", "--format", '{{index .Config.Labels "unidesk.env.commit"}}', tag)
+        == flow.env_sha
+    )
     assert containers_of(task["id"]) == [] and not list(flow.work_dir.glob(f"{task['id']}-*"))
 
     # A new code commit on the same env: the image is reused with no build and the new code runs.
@@ -205,7 +246,10 @@ def test_build_once_live_logs_then_reuse_with_new_code(flow: Flow) -> None:
     assert f"env image {tag} reused (no build)" in flow.text(second["id"], "system")
     assert image_id(tag) == first_image
     trace2 = flow.api.get(f"/api/tasks/{second['id']}/trace").json()["items"]
-    assert [e["payload"]["stage"] for e in trace2 if e["kind"] == "task.stage"] == ["fetch_code", "fetch_env"]
+    assert [e["payload"]["stage"] for e in trace2 if e["kind"] == "task.stage"] == [
+        "fetch_code",
+        "fetch_env",
+    ]
 
 
 def test_failing_command_and_missing_command(flow: Flow) -> None:
@@ -215,14 +259,20 @@ def test_failing_command_and_missing_command(flow: Flow) -> None:
     assert done["state"] == "failed", done
     a = _attempt(done)
     assert (a["state"], a["reason"], a["exit_code"]) == ("failed", "exit_nonzero", 3), a
-    assert len(done["attempts"]) == 1  # a non-zero exit is the task's own answer: not retried by default
+    assert (
+        len(done["attempts"]) == 1
+    )  # a non-zero exit is the task's own answer: not retried by default
     assert "about-to-fail" in flow.text(failing["id"], "stdout")
     assert_one_final(flow.api, failing["id"])
 
     done = wait_state(flow.api, missing["id"], timeout=60)
     assert done["state"] == "failed", done
     a = _attempt(done)
-    assert a["exit_code"] == 127 and "command 'no-such-program' not found in image unidesk-env:" in (a["message"] or ""), a
+    assert a[
+        "exit_code"
+    ] == 127 and "command 'no-such-program' not found in image unidesk-env:" in (
+        a["message"] or ""
+    ), a
     assert "no-such-program" in (done["message"] or ""), done
     for t in (failing, missing):
         assert containers_of(t["id"]) == []
@@ -247,7 +297,11 @@ def test_cancel_and_timeout_leave_nothing_behind(flow: Flow) -> None:
         assert_one_final(flow.api, t["id"])
         # The agent removes the container and workspace right after it reports the end.
         wait_for(lambda: containers_of(t["id"]) == [] or None, timeout=15, what="container removed")
-        wait_for(lambda: not list(flow.work_dir.glob(f"{t['id']}-*")) or None, timeout=15, what="workspace removed")
+        wait_for(
+            lambda: not list(flow.work_dir.glob(f"{t['id']}-*")) or None,
+            timeout=15,
+            what="workspace removed",
+        )
 
 
 def test_missing_commit_is_an_infra_error_naming_repo_and_commit(flow: Flow) -> None:
@@ -273,12 +327,16 @@ def test_large_output_streams_and_is_stored(flow: Flow) -> None:
     assert "truncated" not in flow.text(task["id"], "system")
 
 
-def test_server_log_cap_truncates_with_a_visible_marker(pg_cluster: PgCluster, tmp_path: Path) -> None:
+def test_server_log_cap_truncates_with_a_visible_marker(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
     server = start_docker_server(pg_cluster, tmp_path, max_log_bytes_per_attempt=100_000)
     f = Flow(server, tmp_path)
     try:
         wait_local_node(f.api)
-        task = f.submit("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 5000000; echo after-the-flood")
+        task = f.submit(
+            "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 5000000; echo after-the-flood"
+        )
         done = wait_state(f.api, task["id"], timeout=120)
         assert done["state"] == "succeeded", done
         items = f.logs(task["id"])
@@ -303,7 +361,10 @@ def _local_agent_pid(server: LiveServer) -> int | None:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             except FileNotFoundError:
                 continue
-            if "unidesk.gateway_agent.cli" in cmdline and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            if (
+                "unidesk.gateway_agent.cli" in cmdline
+                and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+            ):
                 return int(pid)
     return None
 
@@ -322,7 +383,9 @@ def test_agent_kill9_while_container_runs(pg_cluster: PgCluster, tmp_path: Path)
         assert old_pid is not None
         os.kill(old_pid, signal.SIGKILL)
         # The supervisor starts a new agent; it reconnects and declares the container it still has.
-        new_pid = wait_for(lambda: (p := _local_agent_pid(server)) != old_pid and p, timeout=30, what="a new agent")
+        new_pid = wait_for(
+            lambda: (p := _local_agent_pid(server)) != old_pid and p, timeout=30, what="a new agent"
+        )
         assert new_pid != old_pid
         done = wait_state(f.api, task["id"], timeout=90)
         task_now = assert_one_final(f.api, task["id"])
@@ -331,14 +394,22 @@ def test_agent_kill9_while_container_runs(pg_cluster: PgCluster, tmp_path: Path)
         assert states in (["succeeded"], ["lost", "succeeded"]), task_now["attempts"]
         if states == ["succeeded"]:  # adopted: the output after the restart is there, nothing twice
             assert f.text(task["id"], "stdout") == "begin\nfinished\n"
-        wait_for(lambda: containers_of(task["id"]) == [] or None, timeout=15, what="no container left")
-        wait_for(lambda: not list(f.work_dir.glob(f"{task['id']}-*")) or None, timeout=15, what="no workspace left")
+        wait_for(
+            lambda: containers_of(task["id"]) == [] or None, timeout=15, what="no container left"
+        )
+        wait_for(
+            lambda: not list(f.work_dir.glob(f"{task['id']}-*")) or None,
+            timeout=15,
+            what="no workspace left",
+        )
     finally:
         server.stop()
         f.close()
 
 
-def test_second_local_agent_on_the_host_leaves_the_first_ones_containers_alone(pg_cluster: PgCluster, tmp_path: Path) -> None:
+def test_second_local_agent_on_the_host_leaves_the_first_ones_containers_alone(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
     """Two servers on one host both run a local agent named after the host: the second one's
     start-up reconcile must not stop or remove the first one's running container."""
     first = start_docker_server(pg_cluster, tmp_path / "a")

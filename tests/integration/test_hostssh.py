@@ -14,8 +14,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,12 @@ class Recorder:
     """Collects what the runner reports (the agent's real reporter sends the same to the server)."""
 
     def __init__(self) -> None:
-        self.logs: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray(), "system": bytearray(), "build": bytearray()}
+        self.logs: dict[str, bytearray] = {
+            "stdout": bytearray(),
+            "stderr": bytearray(),
+            "system": bytearray(),
+            "build": bytearray(),
+        }
         self.started = False
 
     async def stage(self, stage: str) -> None:
@@ -51,27 +57,33 @@ class Sshd:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         for name in ("host_key", "user_key", "other_host_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True
+            )
         (root / "authorized_keys").write_text((root / "user_key.pub").read_text())
         self.known_hosts = root / "known_hosts"
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {(root / 'host_key.pub').read_text()}")
+        self.known_hosts.write_text(
+            f"[127.0.0.1]:{self.port} {(root / 'host_key.pub').read_text()}"
+        )
         (root / "sshd_config").write_text(f"""
 Port {self.port}
 ListenAddress 127.0.0.1
-HostKey {root / 'host_key'}
-AuthorizedKeysFile {root / 'authorized_keys'}
+HostKey {root / "host_key"}
+AuthorizedKeysFile {root / "authorized_keys"}
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
-PidFile {root / 'sshd.pid'}
+PidFile {root / "sshd.pid"}
 LogLevel VERBOSE
 """)
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         self.log = open(root / "sshd.log", "wb")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=self.log, stderr=self.log
+        )
         wait_for(lambda: self._listening(), timeout=15, what="sshd listening")
 
     def _listening(self) -> bool:
@@ -80,14 +92,26 @@ LogLevel VERBOSE
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def config(self, **overrides: Any) -> AgentConfig:
-        values = dict(ssh_host="127.0.0.1", ssh_port=self.port, ssh_user="root", ssh_key_file=str(self.root / "user_key"),
-                      ssh_known_hosts=str(self.known_hosts), ssh_output_cap_bytes=1024 * 1024, ssh_max_timeout_s=30.0)
+        values = dict(
+            ssh_host="127.0.0.1",
+            ssh_port=self.port,
+            ssh_user="root",
+            ssh_key_file=str(self.root / "user_key"),
+            ssh_known_hosts=str(self.known_hosts),
+            ssh_output_cap_bytes=1024 * 1024,
+            ssh_max_timeout_s=30.0,
+        )
         values.update(overrides)
         return AgentConfig(**values)
 
     def env(self) -> dict[str, str]:
-        return {"UNIDESK_AGENT_SSH_HOST": "127.0.0.1", "UNIDESK_AGENT_SSH_PORT": str(self.port), "UNIDESK_AGENT_SSH_USER": "root",
-                "UNIDESK_AGENT_SSH_KEY_FILE": str(self.root / "user_key"), "UNIDESK_AGENT_SSH_KNOWN_HOSTS": str(self.known_hosts)}
+        return {
+            "UNIDESK_AGENT_SSH_HOST": "127.0.0.1",
+            "UNIDESK_AGENT_SSH_PORT": str(self.port),
+            "UNIDESK_AGENT_SSH_USER": "root",
+            "UNIDESK_AGENT_SSH_KEY_FILE": str(self.root / "user_key"),
+            "UNIDESK_AGENT_SSH_KNOWN_HOSTS": str(self.known_hosts),
+        }
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -105,8 +129,19 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
 
 def dispatch(op: str, command: str | None = None, timeout_s: int = 20) -> Dispatch:
     params = {"op": op, "timeout_s": str(timeout_s), **({"command": command} if command else {})}
-    return Dispatch(task_id="t", attempt_no=1, code_repo_url="", code_commit_id="", env_repo_url="", env_commit_id="",
-                    dockerfile_path="", command=[], timeout_s=timeout_s, kind="host.ssh", params=params)
+    return Dispatch(
+        task_id="t",
+        attempt_no=1,
+        code_repo_url="",
+        code_commit_id="",
+        env_repo_url="",
+        env_commit_id="",
+        dockerfile_path="",
+        command=[],
+        timeout_s=timeout_s,
+        kind="host.ssh",
+        params=params,
+    )
 
 
 def remote_count(pattern: str) -> int:
@@ -122,12 +157,18 @@ async def test_probe_reports_host_basics(sshd: Sshd) -> None:
     facts = json.loads(rec.logs["system"].decode())["probe"]
     assert facts["kernel"].startswith("Linux") and facts["os"]
     assert int(facts["disk_free_mb"]) > 0 and float(facts["uptime_s"]) > 0
-    assert facts["docker"] in ("present", "absent") and facts["k3s"] in ("present", "absent") and facts["wsl"] in ("yes", "no")
+    assert (
+        facts["docker"] in ("present", "absent")
+        and facts["k3s"] in ("present", "absent")
+        and facts["wsl"] in ("yes", "no")
+    )
 
 
 async def test_exec_streams_and_exit_code(sshd: Sshd) -> None:
     rec = Recorder()
-    outcome = await HostSshRunner(sshd.config()).run(dispatch("exec", "echo out; echo err >&2; exit 3"), rec)
+    outcome = await HostSshRunner(sshd.config()).run(
+        dispatch("exec", "echo out; echo err >&2; exit 3"), rec
+    )
     assert (outcome.reason, outcome.exit_code) == ("exit_nonzero", 3)
     assert rec.logs["stdout"] == b"out\n" and rec.logs["stderr"] == b"err\n" and rec.started
 
@@ -135,16 +176,22 @@ async def test_exec_streams_and_exit_code(sshd: Sshd) -> None:
 async def test_exec_that_never_ends_is_cut_at_the_timeout(sshd: Sshd) -> None:
     rec = Recorder()
     started = time.monotonic()
-    outcome = await HostSshRunner(sshd.config()).run(dispatch("exec", "sleep 987654", timeout_s=2), rec)
+    outcome = await HostSshRunner(sshd.config()).run(
+        dispatch("exec", "sleep 987654", timeout_s=2), rec
+    )
     elapsed = time.monotonic() - started
     assert outcome.reason == "timed_out" and "2 s timeout" in (outcome.message or "")
     assert 1.9 <= elapsed < 8, elapsed
-    wait_for(lambda: remote_count("sleep 987654") == 0, timeout=10, what="the remote command killed")
+    wait_for(
+        lambda: remote_count("sleep 987654") == 0, timeout=10, what="the remote command killed"
+    )
 
 
 async def test_request_cannot_raise_the_agents_timeout_cap(sshd: Sshd) -> None:
     started = time.monotonic()
-    outcome = await HostSshRunner(sshd.config(ssh_max_timeout_s=1.5)).run(dispatch("exec", "sleep 987653", timeout_s=3600), Recorder())
+    outcome = await HostSshRunner(sshd.config(ssh_max_timeout_s=1.5)).run(
+        dispatch("exec", "sleep 987653", timeout_s=3600), Recorder()
+    )
     assert outcome.reason == "timed_out" and time.monotonic() - started < 6
 
 
@@ -152,12 +199,18 @@ async def test_exec_printing_gigabytes_is_cut_at_the_cap(sshd: Sshd) -> None:
     rec = Recorder()
     started = time.monotonic()
     cap = 256 * 1024
-    outcome = await HostSshRunner(sshd.config(ssh_output_cap_bytes=cap)).run(dispatch("exec", "yes unidesk-flood-marker"), rec)
+    outcome = await HostSshRunner(sshd.config(ssh_output_cap_bytes=cap)).run(
+        dispatch("exec", "yes unidesk-flood-marker"), rec
+    )
     assert outcome.reason == "exit_nonzero" and "cap" in (outcome.message or "")
     assert len(rec.logs["stdout"]) + len(rec.logs["stderr"]) == cap
     assert b"output cap" in rec.logs["system"]
     assert time.monotonic() - started < 10
-    wait_for(lambda: remote_count("yes unidesk-flood-marker") == 0, timeout=10, what="the flooding command killed")
+    wait_for(
+        lambda: remote_count("yes unidesk-flood-marker") == 0,
+        timeout=10,
+        what="the flooding command killed",
+    )
 
 
 async def test_host_key_mismatch_and_unknown_host_refused(sshd: Sshd, tmp_path: Path) -> None:
@@ -167,7 +220,9 @@ async def test_host_key_mismatch_and_unknown_host_refused(sshd: Sshd, tmp_path: 
     empty.write_text("")
     for known in (wrong, empty):
         rec = Recorder()
-        outcome = await HostSshRunner(sshd.config(ssh_known_hosts=str(known))).run(dispatch("exec", "touch /tmp/should-not-run"), rec)
+        outcome = await HostSshRunner(sshd.config(ssh_known_hosts=str(known))).run(
+            dispatch("exec", "touch /tmp/should-not-run"), rec
+        )
         assert outcome.reason == "infra_error" and "host key" in (outcome.message or ""), outcome
         assert rec.logs["stdout"] == b""
 
@@ -177,8 +232,18 @@ async def test_only_bounded_operations(sshd: Sshd) -> None:
     for d in (dispatch("shell", "id"), dispatch("exec", None)):
         outcome = await runner.run(d, Recorder())
         assert outcome.reason == "infra_error"
-    container = Dispatch(task_id="t", attempt_no=1, code_repo_url="", code_commit_id="", env_repo_url="", env_commit_id="",
-                         dockerfile_path="", command=["id"], kind="container", params={"op": "exec", "command": "id"})
+    container = Dispatch(
+        task_id="t",
+        attempt_no=1,
+        code_repo_url="",
+        code_commit_id="",
+        env_repo_url="",
+        env_commit_id="",
+        dockerfile_path="",
+        command=["id"],
+        kind="container",
+        params={"op": "exec", "command": "id"},
+    )
     assert (await runner.run(container, Recorder())).reason == "infra_error"
 
 
@@ -201,13 +266,20 @@ def test_maintenance_through_server_and_agent(live_server: Any, sshd: Sshd, tmp_
         with live_server.api() as api:
             node = wait_online(api, "ssh-node")["ssh-node"]
             assert node["runtimes"] == ["docker", "host.ssh"]
-            r = api.post("/api/users", json={"username": "mo", "password": "member-password", "role": "member"})
+            r = api.post(
+                "/api/users",
+                json={"username": "mo", "password": "member-password", "role": "member"},
+            )
             assert r.status_code == 201, r.text
             member = live_server.token("mo", "member-password")
             with live_server.api(member) as mapi:
                 tasks_before = len(api.get("/api/tasks").json()["items"])
-                r = mapi.post(f"/api/nodes/{node['id']}/maintenance", json={"op": "exec", "command": "id"})
-                assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
+                r = mapi.post(
+                    f"/api/nodes/{node['id']}/maintenance", json={"op": "exec", "command": "id"}
+                )
+                assert r.status_code == 403 and r.headers["content-type"].startswith(
+                    "application/problem+json"
+                )
                 assert len(api.get("/api/tasks").json()["items"]) == tasks_before
 
             r = api.post(f"/api/nodes/{node['id']}/maintenance", json={"op": "probe"})
@@ -217,39 +289,75 @@ def test_maintenance_through_server_and_agent(live_server: Any, sshd: Sshd, tmp_
             facts = json.loads(_logs(api, probe["id"]).strip().splitlines()[-1])["probe"]
             assert facts["kernel"].startswith("Linux")
 
-            r = api.post(f"/api/nodes/{node['id']}/maintenance", json={"op": "exec", "command": "sleep 987652", "timeout_s": 2})
+            r = api.post(
+                f"/api/nodes/{node['id']}/maintenance",
+                json={"op": "exec", "command": "sleep 987652", "timeout_s": 2},
+            )
             cut = wait_state(api, r.json()["id"], timeout=30)
-            assert cut["state"] == "failed" and cut["attempts"][0]["reason"] == "timed_out" and cut["attempt_count"] == 1
+            assert (
+                cut["state"] == "failed"
+                and cut["attempts"][0]["reason"] == "timed_out"
+                and cut["attempt_count"] == 1
+            )
 
-            audit = api.get("/api/events", params={"kind": "node.maintenance_requested", "limit": 100}).json()["items"]
-            assert [(e["payload"]["op"], e["actor"].startswith("user:")) for e in audit] == [("probe", True), ("exec", True)]
-            assert audit[1]["payload"]["command"] == "sleep 987652" and audit[1]["subject_id"] == node["id"]
+            audit = api.get(
+                "/api/events", params={"kind": "node.maintenance_requested", "limit": 100}
+            ).json()["items"]
+            assert [(e["payload"]["op"], e["actor"].startswith("user:")) for e in audit] == [
+                ("probe", True),
+                ("exec", True),
+            ]
+            assert (
+                audit[1]["payload"]["command"] == "sleep 987652"
+                and audit[1]["subject_id"] == node["id"]
+            )
             r = api.post(f"/api/tasks/{probe['id']}/retry")
             assert r.status_code == 400
     finally:
         agent.stop()
 
 
-def test_docker_unreachable_node_is_unhealthy_gets_no_work_but_maintenance(live_server: Any, sshd: Sshd, tmp_path: Path) -> None:
+def test_docker_unreachable_node_is_unhealthy_gets_no_work_but_maintenance(
+    live_server: Any, sshd: Sshd, tmp_path: Path
+) -> None:
     cfg = tmp_path / "agent.toml"
     cfg.write_text('[docker]\ndocker_url = "unix:///nonexistent/unidesk-test/docker.sock"\n')
-    agent = _agent(live_server, sshd, "no-docker", tmp_path / "agent", UNIDESK_AGENT_RUNNER="docker",
-                   UNIDESK_AGENT_CONFIG=str(cfg))
+    agent = _agent(
+        live_server,
+        sshd,
+        "no-docker",
+        tmp_path / "agent",
+        UNIDESK_AGENT_RUNNER="docker",
+        UNIDESK_AGENT_CONFIG=str(cfg),
+    )
     try:
         with live_server.api() as api:
             node = wait_online(api, "no-docker")["no-docker"]
-            node = wait_for(lambda: (n := api.get(f"/api/nodes/{node['id']}").json())["unhealthy_reason"] and n, timeout=20,
-                            what="node unhealthy")
+            node = wait_for(
+                lambda: (n := api.get(f"/api/nodes/{node['id']}").json())["unhealthy_reason"] and n,
+                timeout=20,
+                what="node unhealthy",
+            )
             assert "docker unreachable" in node["unhealthy_reason"]
             from tests.integration.conftest import submit
+
             task = submit(api, "echo never")
             time.sleep(3)
             t = api.get(f"/api/tasks/{task['id']}").json()
-            assert t["state"] == "pending" and t["attempt_count"] == 0 and t["unschedulable_reason"] == "no online node accepts work"
-            r = api.post(f"/api/nodes/{node['id']}/maintenance", json={"op": "exec", "command": "echo still-reachable"})
+            assert (
+                t["state"] == "pending"
+                and t["attempt_count"] == 0
+                and t["unschedulable_reason"] == "no online node accepts work"
+            )
+            r = api.post(
+                f"/api/nodes/{node['id']}/maintenance",
+                json={"op": "exec", "command": "echo still-reachable"},
+            )
             done = wait_state(api, r.json()["id"], timeout=30)
             assert done["state"] == "succeeded" and "still-reachable" in _logs(api, done["id"])
-            assert api.get(f"/api/nodes/{node['id']}").json()["unhealthy_reason"]  # still unhealthy: Docker is still gone
+            assert api.get(f"/api/nodes/{node['id']}").json()[
+                "unhealthy_reason"
+            ]  # still unhealthy: Docker is still gone
     finally:
         agent.stop()
     assert os.path.exists("/var/run/docker.sock")  # the shared engine was never touched

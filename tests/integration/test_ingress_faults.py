@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from unidesk import protocol
 from tests.integration.conftest import events, get_task, node_token, submit, trace_kinds
 from tests.integration.raw_agent import RawAgent, closed_with, hello
+from unidesk import protocol
 
 
 @pytest.fixture
@@ -30,7 +30,11 @@ def api(server):  # type: ignore[no-untyped-def]
 async def _still_serving(server, api) -> None:  # type: ignore[no-untyped-def]
     """After a fault: /health answers and a well-behaved node still joins."""
     assert api.get("/health").status_code == 200
-    ok = await RawAgent.join(server.url, node_token(api, f"ok-{uuid.uuid4().hex[:6]}")["secret"], f"ok-{uuid.uuid4().hex[:6]}")
+    ok = await RawAgent.join(
+        server.url,
+        node_token(api, f"ok-{uuid.uuid4().hex[:6]}")["secret"],
+        f"ok-{uuid.uuid4().hex[:6]}",
+    )
     await ok.close()
 
 
@@ -39,17 +43,38 @@ async def test_garbage_unknown_and_server_only_frames_close_4400(server, api):
         "garbage before hello": (False, b"\xc1\xff not msgpack"),
         "garbage after hello": (True, b"\x00\x01\x02garbage"),
         "unknown type": (True, msgspec.msgpack.encode({"type": "launch_missiles", "x": 1})),
-        "server-only dispatch": (True, protocol.encode(protocol.Dispatch(
-            task_id=str(uuid.uuid4()), attempt_no=1, code_repo_url="x", code_commit_id="a" * 40, env_repo_url="x",
-            env_commit_id="a" * 40, dockerfile_path="D", command=["true"]))),
-        "server-only welcome": (True, protocol.encode(protocol.Welcome(protocol_version=1, node_id="n", heartbeat_interval_s=1))),
+        "server-only dispatch": (
+            True,
+            protocol.encode(
+                protocol.Dispatch(
+                    task_id=str(uuid.uuid4()),
+                    attempt_no=1,
+                    code_repo_url="x",
+                    code_commit_id="a" * 40,
+                    env_repo_url="x",
+                    env_commit_id="a" * 40,
+                    dockerfile_path="D",
+                    command=["true"],
+                )
+            ),
+        ),
+        "server-only welcome": (
+            True,
+            protocol.encode(
+                protocol.Welcome(protocol_version=1, node_id="n", heartbeat_interval_s=1)
+            ),
+        ),
         "second hello": (True, protocol.encode(hello("again"))),
         "heartbeat as first frame": (False, protocol.encode(protocol.Heartbeat(seq=1))),
-        "text frame": (True, "{\"type\": \"heartbeat\"}"),
+        "text frame": (True, '{"type": "heartbeat"}'),
     }
     for what, (after_hello, frame) in bad_frames.items():
         token = node_token(api, f"bad-{len(what)}")["secret"]
-        agent = await (RawAgent.join(server.url, token, "bad", heartbeat=False) if after_hello else RawAgent.open(server.url, token))
+        agent = await (
+            RawAgent.join(server.url, token, "bad", heartbeat=False)
+            if after_hello
+            else RawAgent.open(server.url, token)
+        )
         await agent.ws.send(frame)
         code, reason = await closed_with(agent.ws)
         assert code == protocol.CLOSE_BAD_FRAME, (what, code, reason)
@@ -60,8 +85,12 @@ async def test_garbage_unknown_and_server_only_frames_close_4400(server, api):
 
 async def test_oversized_frames_close_1009(server, api):
     for size in (protocol.MAX_FRAME_BYTES + 1, protocol.MAX_FRAME_BYTES + 512 * 1024):
-        agent = await RawAgent.join(server.url, node_token(api, f"big-{size}")["secret"], "big", heartbeat=False)
-        chunk = protocol.LogChunk(task_id=str(uuid.uuid4()), attempt_no=1, seq=1, stream="stdout", data="x" * size)
+        agent = await RawAgent.join(
+            server.url, node_token(api, f"big-{size}")["secret"], "big", heartbeat=False
+        )
+        chunk = protocol.LogChunk(
+            task_id=str(uuid.uuid4()), attempt_no=1, seq=1, stream="stdout", data="x" * size
+        )
         try:
             await agent.ws.send(protocol.encode(chunk))
         except (ConnectionClosed, ConnectionResetError):
@@ -81,12 +110,19 @@ async def test_tokens_at_the_ingress_and_on_user_routes(server, api):
         return await closed_with(agent.ws)
 
     created = node_token(api, "tok")
-    for token in (None, "", "not-a-token", server.token()):  # missing, empty, wrong, a user's API token
+    for token in (
+        None,
+        "",
+        "not-a-token",
+        server.token(),
+    ):  # missing, empty, wrong, a user's API token
         code, reason = await refused(token)
         assert code == protocol.CLOSE_UNAUTHENTICATED and reason, (token, code)
         assert created["secret"] not in reason
     # A node token is not a user credential.
-    r = httpx.get(f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {created['secret']}"})
+    r = httpx.get(
+        f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {created['secret']}"}
+    )
     assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
 
     agent = await RawAgent.join(server.url, created["secret"], "tok")
@@ -94,7 +130,9 @@ async def test_tokens_at_the_ingress_and_on_user_routes(server, api):
     revoked_at = time.monotonic()
     code, reason = await closed_with(agent.ws, timeout=10)
     assert code == protocol.CLOSE_REVOKED and "revoked" in reason
-    assert time.monotonic() - revoked_at < 0.5 + 1.5  # about one heartbeat interval (0.5 s), plus slack
+    assert (
+        time.monotonic() - revoked_at < 0.5 + 1.5
+    )  # about one heartbeat interval (0.5 s), plus slack
     assert (await refused(created["secret"]))[0] == protocol.CLOSE_UNAUTHENTICATED
     assert created["secret"] not in server.log_path.read_text()
 
@@ -108,8 +146,12 @@ async def test_incompatible_protocol_version_closes_4426(server, api):
 
 
 async def test_foreign_and_stale_reports_change_nothing(server, api):
-    a = await RawAgent.join(server.url, node_token(api, "own")["secret"], "own", labels={"who": "a"})
-    b = await RawAgent.join(server.url, node_token(api, "foreign")["secret"], "foreign", labels={"who": "b"})
+    a = await RawAgent.join(
+        server.url, node_token(api, "own")["secret"], "own", labels={"who": "a"}
+    )
+    b = await RawAgent.join(
+        server.url, node_token(api, "foreign")["secret"], "foreign", labels={"who": "b"}
+    )
     task = submit(api, "true", resources={"labels": {"who": "a"}})
     dispatch = await a.expect(protocol.Dispatch)
     assert dispatch.task_id == task["id"] and dispatch.attempt_no == 1
@@ -117,16 +159,25 @@ async def test_foreign_and_stale_reports_change_nothing(server, api):
     await _until(lambda: get_task(api, task["id"])["state"] == "preparing")
 
     # b reports on a's attempt, and a reports on an attempt that does not exist.
-    for msg in (protocol.AttemptState(task_id=task["id"], attempt_no=1, phase="exited", exit_code=0),
-                protocol.Ack(task_id=task["id"], attempt_no=1),
-                protocol.LogChunk(task_id=task["id"], attempt_no=1, seq=1, stream="stdout", data="forged")):
+    for msg in (
+        protocol.AttemptState(task_id=task["id"], attempt_no=1, phase="exited", exit_code=0),
+        protocol.Ack(task_id=task["id"], attempt_no=1),
+        protocol.LogChunk(task_id=task["id"], attempt_no=1, seq=1, stream="stdout", data="forged"),
+    ):
         await b.send(msg)
-    for msg in (protocol.Ack(task_id=str(uuid.uuid4()), attempt_no=1), protocol.Ack(task_id="not-a-uuid", attempt_no=1),
-                protocol.AttemptState(task_id=task["id"], attempt_no=7, phase="exited", exit_code=0)):
+    for msg in (
+        protocol.Ack(task_id=str(uuid.uuid4()), attempt_no=1),
+        protocol.Ack(task_id="not-a-uuid", attempt_no=1),
+        protocol.AttemptState(task_id=task["id"], attempt_no=7, phase="exited", exit_code=0),
+    ):
         await a.send(msg)
     nodes = {n["name"]: n["id"] for n in api.get("/api/nodes").json()["items"]}
-    await _until(lambda: len(events(api, "node.foreign_report", nodes["foreign"])) == 3
-                 and len(events(api, "node.foreign_report", nodes["own"])) == 3)
+    await _until(
+        lambda: (
+            len(events(api, "node.foreign_report", nodes["foreign"])) == 3
+            and len(events(api, "node.foreign_report", nodes["own"])) == 3
+        )
+    )
     t = get_task(api, task["id"])
     assert t["state"] == "preparing" and [x["state"] for x in t["attempts"]] == ["preparing"]
     assert api.get(f"/api/tasks/{task['id']}/logs").json()["items"] == []
@@ -134,11 +185,15 @@ async def test_foreign_and_stale_reports_change_nothing(server, api):
 
     # The real owner finishes it; a duplicate final report afterwards is a recorded no-op.
     await a.send(protocol.AttemptState(task_id=task["id"], attempt_no=1, phase="running"))
-    final = protocol.AttemptState(task_id=task["id"], attempt_no=1, phase="exited", exit_code=0, reason="succeeded")
+    final = protocol.AttemptState(
+        task_id=task["id"], attempt_no=1, phase="exited", exit_code=0, reason="succeeded"
+    )
     await a.send(final)
     assert (await a.expect(protocol.Ack)).task_id == task["id"]
     await a.send(final)
-    assert (await a.expect(protocol.Ack)).task_id == task["id"]  # already final: the agent may forget it
+    assert (await a.expect(protocol.Ack)).task_id == task[
+        "id"
+    ]  # already final: the agent may forget it
     await _until(lambda: "task.stale_report" in trace_kinds(api, task["id"]))
     kinds = trace_kinds(api, task["id"])
     assert kinds.count("task.exited") == 1 and kinds.count("task.succeeded") == 1
@@ -149,6 +204,7 @@ async def test_foreign_and_stale_reports_change_nothing(server, api):
 
 async def _until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     import asyncio
+
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -161,8 +217,14 @@ async def test_unacked_dispatch_is_redelivered_and_acked_one_is_not(live_server_
         agent = await RawAgent.join(server.url, node_token(api, "slow")["secret"], "slow")
         task = submit(api, "true")
         first = await agent.expect(protocol.Dispatch)
-        again = await agent.expect(protocol.Dispatch, timeout=10)  # no ack: sent again after the ack timeout
-        assert (again.task_id, again.attempt_no) == (first.task_id, first.attempt_no) == (task["id"], 1)
+        again = await agent.expect(
+            protocol.Dispatch, timeout=10
+        )  # no ack: sent again after the ack timeout
+        assert (
+            (again.task_id, again.attempt_no)
+            == (first.task_id, first.attempt_no)
+            == (task["id"], 1)
+        )
         await agent.send(protocol.Ack(task_id=task["id"], attempt_no=1))
         await _until(lambda: get_task(api, task["id"])["state"] == "preparing")
         try:

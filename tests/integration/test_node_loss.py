@@ -6,7 +6,13 @@ from __future__ import annotations
 import time
 
 from tests.integration.conftest import (
-    assert_one_final, events, submit, trace_kinds, wait_for, wait_online, wait_state,
+    assert_one_final,
+    events,
+    submit,
+    trace_kinds,
+    wait_for,
+    wait_online,
+    wait_state,
 )
 from tests.integration.tcp_proxy import FreezableProxy
 
@@ -14,12 +20,20 @@ from tests.integration.tcp_proxy import FreezableProxy
 def _assert_retried_elsewhere(api, task_id: str, lost_node: str, other: str) -> dict:  # type: ignore[no-untyped-def]
     done = wait_state(api, task_id, timeout=60)
     assert done["state"] == "succeeded", done
-    assert [(a["node_name"], a["state"]) for a in done["attempts"]] == [(lost_node, "lost"), (other, "succeeded")]
+    assert [(a["node_name"], a["state"]) for a in done["attempts"]] == [
+        (lost_node, "lost"),
+        (other, "succeeded"),
+    ]
     assert done["attempts"][0]["reason"] == "node_lost"
     kinds = trace_kinds(api, task_id)
     last_assigned = len(kinds) - 1 - kinds[::-1].index("task.assigned")
-    assert kinds.index("task.started") < kinds.index("task.attempt_lost") < kinds.index("task.retried") \
-        < last_assigned < kinds.index("task.succeeded"), kinds
+    assert (
+        kinds.index("task.started")
+        < kinds.index("task.attempt_lost")
+        < kinds.index("task.retried")
+        < last_assigned
+        < kinds.index("task.succeeded")
+    ), kinds
     assert kinds.count("task.assigned") == 2 and kinds.count("task.retried") == 1
     assert_one_final(api, task_id)
     return done
@@ -36,8 +50,14 @@ def test_kill_9_moves_the_node_offline_and_retries_elsewhere(live_server, agent_
         wait_online(api, "survivor")
         killed_at = time.monotonic()
         first.kill()
-        offline = wait_for(lambda: (n := api.get(f"/api/nodes/{nodes['victim']['id']}").json())["state"] == "offline" and n,
-                           timeout=30, what="victim offline")
+        offline = wait_for(
+            lambda: (
+                (n := api.get(f"/api/nodes/{nodes['victim']['id']}").json())["state"] == "offline"
+                and n
+            ),
+            timeout=30,
+            what="victim offline",
+        )
         # Offline after the timeout (4 s in these tests), not at the disconnect.
         assert time.monotonic() - killed_at >= 3.0
         assert offline["running_attempts"] == []
@@ -49,7 +69,9 @@ def test_kill_9_moves_the_node_offline_and_retries_elsewhere(live_server, agent_
 def test_silent_network_loss_without_fin(live_server, agent_factory):
     proxy = FreezableProxy("127.0.0.1", live_server.port).start()
     try:
-        frozen_agent = agent_factory(_Via(live_server, proxy.url), "frozen", labels={"pool": "y"}, cpus=2)
+        frozen_agent = agent_factory(
+            _Via(live_server, proxy.url), "frozen", labels={"pool": "y"}, cpus=2
+        )
         with live_server.api() as api:
             nodes = wait_online(api, "frozen")
             task = submit(api, "sleep 4; echo done", resources={"labels": {"pool": "y"}})
@@ -57,10 +79,17 @@ def test_silent_network_loss_without_fin(live_server, agent_factory):
             agent_factory(live_server, "direct", labels={"pool": "y"}, cpus=2)
             wait_online(api, "direct")
             proxy.freeze()
-            wait_for(lambda: api.get(f"/api/nodes/{nodes['frozen']['id']}").json()["state"] == "offline", timeout=30,
-                     what="frozen node offline")
-            assert frozen_agent.proc is not None and frozen_agent.proc.poll() is None  # it never saw a FIN
-            assert events(api, "node.disconnected", nodes["frozen"]["id"])  # the server gave up on the silent socket
+            wait_for(
+                lambda: api.get(f"/api/nodes/{nodes['frozen']['id']}").json()["state"] == "offline",
+                timeout=30,
+                what="frozen node offline",
+            )
+            assert (
+                frozen_agent.proc is not None and frozen_agent.proc.poll() is None
+            )  # it never saw a FIN
+            assert events(
+                api, "node.disconnected", nodes["frozen"]["id"]
+            )  # the server gave up on the silent socket
             _assert_retried_elsewhere(api, task["id"], "frozen", "direct")
     finally:
         proxy.close()

@@ -7,7 +7,14 @@ import time
 from datetime import datetime
 
 from tests.integration.conftest import (
-    assert_one_final, events, get_task, submit, trace_kinds, wait_for, wait_online, wait_state,
+    assert_one_final,
+    events,
+    get_task,
+    submit,
+    trace_kinds,
+    wait_for,
+    wait_online,
+    wait_state,
 )
 
 
@@ -21,14 +28,22 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
 
 
 def test_three_nodes_labels_resources_and_unschedulable(live_server_factory, agent_factory):
-    server = live_server_factory(local_agent=True, local_agent_runner="subprocess-test", local_agent_labels="role=main")
+    server = live_server_factory(
+        local_agent=True, local_agent_runner="subprocess-test", local_agent_labels="role=main"
+    )
     # The agent declares at most the CPUs it detects (2 here), so the two differ as 1 and 2.
     agent_factory(server, "node-a", labels={"gpu": "a"}, cpus=1)
     agent_factory(server, "node-b", labels={"gpu": "b"}, cpus=2)
     with server.api() as api:
         nodes = wait_online(api, "node-a", "node-b")
-        local = wait_for(lambda: [n for n in api.get("/api/nodes").json()["items"]
-                                  if n["labels"].get("role") == "main" and n["state"] == "online"], what="local agent online")
+        local = wait_for(
+            lambda: [
+                n
+                for n in api.get("/api/nodes").json()["items"]
+                if n["labels"].get("role") == "main" and n["state"] == "online"
+            ],
+            what="local agent online",
+        )
         assert len(local) == 1 and len(nodes) == 3
         assert nodes["node-a"]["cpus"] == 1 and nodes["node-b"]["cpus"] == 2
         assert nodes["node-a"]["labels"] == {"gpu": "a"}
@@ -45,20 +60,36 @@ def test_three_nodes_labels_resources_and_unschedulable(live_server_factory, age
             assert_one_final(api, task["id"])
 
         too_big = submit(api, "echo never", resources={"cpus": 64})
-        waiting = wait_for(lambda: (t := get_task(api, too_big["id"]))["unschedulable_reason"] and t, what="unschedulable reason")
+        waiting = wait_for(
+            lambda: (t := get_task(api, too_big["id"]))["unschedulable_reason"] and t,
+            what="unschedulable reason",
+        )
         assert waiting["state"] == "pending"
-        assert "needs 64 CPUs" in waiting["unschedulable_reason"] and "largest matching node has 2" in waiting["unschedulable_reason"]
+        assert (
+            "needs 64 CPUs" in waiting["unschedulable_reason"]
+            and "largest matching node has 2" in waiting["unschedulable_reason"]
+        )
         assert "task.unschedulable" in trace_kinds(api, too_big["id"])
         no_label = submit(api, "echo never", resources={"labels": {"gpu": "zzz"}})
-        reason = wait_for(lambda: get_task(api, no_label["id"])["unschedulable_reason"], what="label reason")
+        reason = wait_for(
+            lambda: get_task(api, no_label["id"])["unschedulable_reason"], what="label reason"
+        )
         assert "no online node has labels gpu=zzz" in reason
 
         # node-b has 2 CPUs: four 1-CPU tasks run at most two at a time there.
-        batch = [submit(api, "sleep 1.5", resources={"labels": {"gpu": "b"}, "cpus": 1}) for _ in range(4)]
+        batch = [
+            submit(api, "sleep 1.5", resources={"labels": {"gpu": "b"}, "cpus": 1})
+            for _ in range(4)
+        ]
         ended = [wait_state(api, t["id"], timeout=60) for t in batch]
         assert all(t["state"] == "succeeded" for t in ended), [t["state"] for t in ended]
-        spans = [(datetime.fromisoformat(t["attempts"][0]["assigned_at"]), datetime.fromisoformat(t["attempts"][0]["finished_at"]))
-                 for t in ended]
+        spans = [
+            (
+                datetime.fromisoformat(t["attempts"][0]["assigned_at"]),
+                datetime.fromisoformat(t["attempts"][0]["finished_at"]),
+            )
+            for t in ended
+        ]
         assert _max_overlap(spans) == 2, spans
 
         for t in (too_big, no_label):
@@ -74,7 +105,10 @@ def test_drain_keeps_new_work_off_a_node(live_server, agent_factory):
         a_id = nodes["drain-a"]["id"]
         r = api.post(f"/api/nodes/{a_id}/drain")
         assert r.status_code == 200 and r.json()["draining"] is True
-        tasks = [submit(api, "echo drained", resources={"labels": {"pool": "x"}, "cpus": 0.5}) for _ in range(6)]
+        tasks = [
+            submit(api, "echo drained", resources={"labels": {"pool": "x"}, "cpus": 0.5})
+            for _ in range(6)
+        ]
         ended = [wait_state(api, t["id"]) for t in tasks]
         assert {a["node_name"] for t in ended for a in t["attempts"]} == {"drain-b"}
         assert all(t["state"] == "succeeded" for t in ended)
@@ -101,7 +135,11 @@ def test_cancel_reaches_the_running_node(live_server, agent_factory):
         assert done["state"] == "cancelled"
         assert done["attempts"][0]["state"] == "cancelled"
         kinds = trace_kinds(api, task["id"])
-        assert kinds.index("task.cancel_requested") < kinds.index("task.cancelling") < kinds.index("task.cancelled")
+        assert (
+            kinds.index("task.cancel_requested")
+            < kinds.index("task.cancelling")
+            < kinds.index("task.cancelled")
+        )
         assert "task.exited" in kinds  # the node reported the kill
         assert_one_final(api, task["id"])
         assert agent.proc is not None and agent.proc.poll() is None

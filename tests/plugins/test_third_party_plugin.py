@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -127,7 +126,7 @@ def downgrade():
     op.drop_table("hello_greetings")
 '''
 
-PYPROJECT = '''
+PYPROJECT = """
 [build-system]
 requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
@@ -143,7 +142,7 @@ clash = "udk_hello:clash"
 
 [tool.setuptools]
 packages = ["udk_hello", "udk_hello.versions"]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -152,20 +151,43 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (src / "pyproject.toml").write_text(PYPROJECT)
     pkg = src / "udk_hello"
     (pkg / "versions").mkdir(parents=True)
-    (pkg / "__init__.py").write_text(PLUGIN.replace('"AsyncSession"', "AsyncSession").replace('"Principal"', "Principal").replace(
-        "from unidesk.core.db.base import Base", "from sqlalchemy.ext.asyncio import AsyncSession\n"
-        "from unidesk.core.auth.schemas import Principal\nfrom unidesk.core.db.base import Base"))
+    (pkg / "__init__.py").write_text(
+        PLUGIN.replace('"AsyncSession"', "AsyncSession")
+        .replace('"Principal"', "Principal")
+        .replace(
+            "from unidesk.core.db.base import Base",
+            "from sqlalchemy.ext.asyncio import AsyncSession\n"
+            "from unidesk.core.auth.schemas import Principal\nfrom unidesk.core.db.base import Base",
+        )
+    )
     (pkg / "versions" / "__init__.py").write_text("")
     (pkg / "versions" / "hello_0001.py").write_text(MIGRATION)
     site = tmp_path_factory.mktemp("udk-hello-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(site), str(src)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        timeout=300,
+    )
     assert (site / "udk_hello" / "versions" / "hello_0001.py").exists()
     assert any(p.name.startswith("udk_hello-0.3.0.dist-info") for p in site.iterdir())
     return site
 
 
-def _start(pg_cluster: PgCluster, tmp_path: Path, site: Path, database_url: str | None = None, **extra: Any) -> LiveServer:
+def _start(
+    pg_cluster: PgCluster, tmp_path: Path, site: Path, database_url: str | None = None, **extra: Any
+) -> LiveServer:
     port = free_port()
     data = tmp_path / f"srv-{port}"
     data.mkdir()
@@ -177,19 +199,24 @@ def _start(pg_cluster: PgCluster, tmp_path: Path, site: Path, database_url: str 
 
 def _tables(url: str) -> set[str]:
     with psycopg.connect(libpq_url(url)) as conn:
-        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        return {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
 
 
 def _wait(check: Any, timeout: float = 15) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (v := check()):
+        if v := check():
             return v
         time.sleep(0.2)
     raise AssertionError("condition not met")
 
 
-def test_installed_plugin_route_migration_listener_ui(pg_cluster: PgCluster, tmp_path: Path, plugin_site: Path) -> None:
+def test_installed_plugin_route_migration_listener_ui(
+    pg_cluster: PgCluster, tmp_path: Path, plugin_site: Path
+) -> None:
     url = pg_cluster.fresh_database()
     server = _start(pg_cluster, tmp_path, plugin_site, url, plugins="hello,boom,projects,research")
     try:
@@ -205,24 +232,50 @@ def test_installed_plugin_route_migration_listener_ui(pg_cluster: PgCluster, tmp
             _wait(lambda: log.exists() and "hello hello.greeted" in log.read_text())
             assert "boom listener exploded" in server.log_path.read_text()
             # the core goes on: a task submits and its events still reach hello's listener
-            task = api.post("/api/tasks", json={"code_repo_url": "file:///x", "code_commit_id": "a" * 40, "env_repo_url": "file:///x",
-                                                "env_commit_id": "a" * 40, "dockerfile_path": "Dockerfile", "command": "true"})
+            task = api.post(
+                "/api/tasks",
+                json={
+                    "code_repo_url": "file:///x",
+                    "code_commit_id": "a" * 40,
+                    "env_repo_url": "file:///x",
+                    "env_commit_id": "a" * 40,
+                    "dockerfile_path": "Dockerfile",
+                    "command": "true",
+                },
+            )
             assert task.status_code == 201, task.text
             _wait(lambda: "hello task.submitted" in log.read_text())
             # its UI entry
             plugins = api.get("/api/plugins").json()
             hello = next(p for p in plugins["items"] if p["name"] == "hello")
             assert hello["source"] == "entrypoint:udk-hello" and hello["version"] == "0.3.0"
-            assert hello["ui"] == [{"id": "hello", "label": "Hello", "path": "/hello", "page": "hello.page", "plugin": "hello",
-                                    "icon": "", "order": 100, "script": "/api/hello/ui.js"}]
-            assert {p["name"] for p in plugins["items"]} == {"hello", "boom", "projects", "research"} and plugins["errors"] == []
+            assert hello["ui"] == [
+                {
+                    "id": "hello",
+                    "label": "Hello",
+                    "path": "/hello",
+                    "page": "hello.page",
+                    "plugin": "hello",
+                    "icon": "",
+                    "order": 100,
+                    "script": "/api/hello/ui.js",
+                }
+            ]
+            assert {p["name"] for p in plugins["items"]} == {
+                "hello",
+                "boom",
+                "projects",
+                "research",
+            } and plugins["errors"] == []
             health = httpx.get(f"{server.url}/health").json()
             assert health["checks"]["plugins"] == "ok" and health["checks"]["migrations"] == "ok"
     finally:
         server.stop()
 
 
-def test_two_plugins_claiming_one_route(pg_cluster: PgCluster, tmp_path: Path, plugin_site: Path) -> None:
+def test_two_plugins_claiming_one_route(
+    pg_cluster: PgCluster, tmp_path: Path, plugin_site: Path
+) -> None:
     server = _start(pg_cluster, tmp_path, plugin_site, plugins="hello,clash")
     try:
         with server.api() as api:
@@ -233,7 +286,10 @@ def test_two_plugins_claiming_one_route(pg_cluster: PgCluster, tmp_path: Path, p
             plugins = api.get("/api/plugins").json()
             (winner,) = [p["name"] for p in plugins["items"]]
             loser = ({"hello", "clash"} - {winner}).pop()
-            assert reason == f"plugin {loser}: route GET /api/hello/greetings is already claimed by {winner}", reason
+            assert (
+                reason
+                == f"plugin {loser}: route GET /api/hello/greetings is already claimed by {winner}"
+            ), reason
             assert plugins["errors"] == [reason]
             assert api.get("/api/hello/greetings").text == ("[]" if winner == "hello" else "mine")
             assert api.get("/api/tasks").status_code == 200
@@ -241,7 +297,9 @@ def test_two_plugins_claiming_one_route(pg_cluster: PgCluster, tmp_path: Path, p
         server.stop()
 
 
-def test_plugins_off_core_works_and_plugin_tables_untouched(pg_cluster: PgCluster, tmp_path: Path, plugin_site: Path) -> None:
+def test_plugins_off_core_works_and_plugin_tables_untouched(
+    pg_cluster: PgCluster, tmp_path: Path, plugin_site: Path
+) -> None:
     url = pg_cluster.empty_database()
     server = _start(pg_cluster, tmp_path, plugin_site, url, plugins="none")
     try:
@@ -249,14 +307,26 @@ def test_plugins_off_core_works_and_plugin_tables_untouched(pg_cluster: PgCluste
             assert api.get("/api/plugins").json() == {"enabled": False, "items": [], "errors": []}
             tables = _tables(url)
             assert {"tasks", "events", "users"} <= tables
-            assert not [t for t in tables if t.startswith(("projects_", "research_", "hello_"))], tables
+            assert not [t for t in tables if t.startswith(("projects_", "research_", "hello_"))], (
+                tables
+            )
             assert api.get("/api/projects").status_code == 404
             assert api.get("/api/hello/greetings").status_code == 404
-            body = {"code_repo_url": "file:///x", "code_commit_id": "a" * 40, "env_repo_url": "file:///x",
-                    "env_commit_id": "a" * 40, "dockerfile_path": "Dockerfile", "command": "true"}
+            body = {
+                "code_repo_url": "file:///x",
+                "code_commit_id": "a" * 40,
+                "env_repo_url": "file:///x",
+                "env_commit_id": "a" * 40,
+                "dockerfile_path": "Dockerfile",
+                "command": "true",
+            }
             assert api.post("/api/tasks", json=body).status_code == 201
-            r = api.post("/api/tasks", json={**body, "extensions": {"projects": {"work_item_id": "x"}}})
-            assert r.status_code == 400 and "no loaded plugin handles projects" in r.json()["detail"]
+            r = api.post(
+                "/api/tasks", json={**body, "extensions": {"projects": {"work_item_id": "x"}}}
+            )
+            assert (
+                r.status_code == 400 and "no loaded plugin handles projects" in r.json()["detail"]
+            )
             assert httpx.get(f"{server.url}/health").json()["checks"]["plugins"] == "ok"
         with psycopg.connect(libpq_url(url)) as conn:
             versions = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}

@@ -35,12 +35,24 @@ def _problem_detail(response: httpx.Response) -> str:
 class ApiClient:
     """Sync API client: ``get``/``post`` return decoded JSON or raise ``ApiError``."""
 
-    def __init__(self, server: str, token: str, *, timeout_s: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.server, timeout=timeout_s, transport=transport,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": f"unidesk-cli/{__version__}"})
+            base_url=self.server,
+            timeout=timeout_s,
+            transport=transport,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"unidesk-cli/{__version__}",
+            },
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -65,8 +77,9 @@ class ApiClient:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(f"the server sent a non-JSON answer to {method} {path}",
-                           status=response.status_code) from None
+            raise ApiError(
+                f"the server sent a non-JSON answer to {method} {path}", status=response.status_code
+            ) from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .api import ApiClient, ApiError
 from .files import add_files_parser, run_files
@@ -33,9 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--server", required=True, help="server URL, e.g. https://unidesk.example.org")
     s.add_argument("--token", required=True, help="personal API token (udk_...)")
 
-    s = sub.add_parser("submit", parents=[common], help="submit a task: unidesk submit [options] -- COMMAND...")
+    s = sub.add_parser(
+        "submit", parents=[common], help="submit a task: unidesk submit [options] -- COMMAND..."
+    )
     add_submit_arguments(s)
-    s.add_argument("--wait", action="store_true", help="follow state and output until the task is final")
+    s.add_argument(
+        "--wait", action="store_true", help="follow state and output until the task is final"
+    )
 
     s = sub.add_parser("tasks", parents=[common], help="list tasks, newest first")
     s.add_argument("--state", action="append", help="only tasks in this state (repeatable)")
@@ -54,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("logs", parents=[common], help="print a task's output")
     s.add_argument("id")
     s.add_argument("--attempt", type=int, help="attempt number (default: latest)")
-    s.add_argument("--follow", "-f", action="store_true", help="keep printing until the task is final")
+    s.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing until the task is final"
+    )
 
     add_files_parser(sub, common)
     add_plugin_commands(sub)
@@ -82,8 +89,10 @@ def _submit(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
     if ns.json and not ns.wait:
         _print_json(task)
         return 0
-    print(task["id"] if ns.json or not sys.stdout.isatty() else f"Submitted task {task['id']}",
-          file=sys.stderr if ns.wait else sys.stdout)
+    print(
+        task["id"] if ns.json or not sys.stdout.isatty() else f"Submitted task {task['id']}",
+        file=sys.stderr if ns.wait else sys.stdout,
+    )
     if not ns.wait:
         return 0
     final = Follower(api, task["id"]).run()
@@ -96,7 +105,9 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
     if ns.cmd == "submit":
         return _submit(api, ns, command)
     if ns.cmd == "tasks":
-        page = api.get("/api/tasks", state=ns.state, owner="me" if ns.mine else None, q=ns.q, limit=ns.limit)
+        page = api.get(
+            "/api/tasks", state=ns.state, owner="me" if ns.mine else None, q=ns.q, limit=ns.limit
+        )
         _print_json(page) if ns.json else print(task_rows(page["items"]))
     elif ns.cmd == "task":
         task = api.get(f"/api/tasks/{ns.id}")
@@ -134,7 +145,9 @@ def _logs(api: ApiClient, ns: argparse.Namespace) -> int:
         _print_json(items)
     else:
         for line in items:
-            (sys.stdout if line.get("stream") == "stdout" else sys.stderr).write(line.get("data", ""))
+            (sys.stdout if line.get("stream") == "stdout" else sys.stderr).write(
+                line.get("data", "")
+            )
     return 0
 
 
@@ -143,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: list[str] = []
     if "--" in args:
         cut = args.index("--")
-        args, command = args[:cut], args[cut + 1:]
+        args, command = args[:cut], args[cut + 1 :]
     ns = build_parser().parse_args(args)
     try:
         if ns.cmd == "login":
@@ -155,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unidesk: error: {getattr(exc, 'detail', None) or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nunidesk: interrupted (the task keeps running; follow it with `unidesk logs -f ID`)",
-              file=sys.stderr)
+        print(
+            "\nunidesk: interrupted (the task keeps running; follow it with `unidesk logs -f ID`)",
+            file=sys.stderr,
+        )
         return 130
 
 

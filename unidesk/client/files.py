@@ -15,14 +15,15 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
 from .api import ApiClient, ApiError
 
-__all__ = ["add_files_parser", "run_files", "CHUNK_BYTES"]
+__all__ = ["CHUNK_BYTES", "add_files_parser", "run_files"]
 
 CHUNK_BYTES = 64 * 1024 * 1024
 RETRIES = 5
@@ -36,8 +37,15 @@ def add_files_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--name", help="artifact name (default: the file name)")
     s.add_argument("--project")
     s.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--chunk-mb", type=int, default=CHUNK_BYTES // (1024 * 1024), help="chunk size of resumable uploads")
-    s = fs.add_parser("get", parents=[common], help="download an artifact (resumable, SHA-256 checked)")
+    s.add_argument(
+        "--chunk-mb",
+        type=int,
+        default=CHUNK_BYTES // (1024 * 1024),
+        help="chunk size of resumable uploads",
+    )
+    s = fs.add_parser(
+        "get", parents=[common], help="download an artifact (resumable, SHA-256 checked)"
+    )
     s.add_argument("artifact", help="name or id")
     s.add_argument("-o", "--output", help="destination file (default: the artifact's file name)")
     s = fs.add_parser("ls", parents=[common], help="list artifacts")
@@ -60,7 +68,9 @@ class Progress:
         if self.on:
             pct = 100 * self.done / self.total if self.total else 100
             rate = self.done / max(time.monotonic() - self.t0, 1e-6) / 1e6
-            sys.stderr.write(f"\r{self.label}: {pct:5.1f}% {self.done}/{self.total} bytes {rate:7.1f} MB/s")
+            sys.stderr.write(
+                f"\r{self.label}: {pct:5.1f}% {self.done}/{self.total} bytes {rate:7.1f} MB/s"
+            )
             sys.stderr.flush()
 
     def end(self) -> None:
@@ -102,21 +112,29 @@ def _check(r: httpx.Response, what: str) -> None:
         raise ApiError(f"{what}: HTTP {r.status_code}: {r.text[:300]}", status=r.status_code)
 
 
-def _put_local(http: httpx.Client, url: str, path: Path, size: int, offset: int, chunk: int, progress: Progress) -> None:
+def _put_local(
+    http: httpx.Client, url: str, path: Path, size: int, offset: int, chunk: int, progress: Progress
+) -> None:
     failures = 0
     progress.add(offset)
     while offset < size or size == 0:
         end = min(offset + chunk, size) - 1
         headers = {"Content-Range": f"bytes {offset}-{end}/{size}"} if size else {}
         try:
-            r = http.put(url, content=_read(path, offset, end + 1 - offset, progress), headers=headers)
+            r = http.put(
+                url, content=_read(path, offset, end + 1 - offset, progress), headers=headers
+            )
         except httpx.TransportError as exc:
             failures += 1
             if failures > RETRIES:
                 raise ApiError(f"upload failed after {RETRIES} retries: {exc}") from None
-            time.sleep(min(2 ** failures, 30))
+            time.sleep(min(2**failures, 30))
             q = http.put(url, headers={"Content-Range": f"bytes */{size}"})
-            held = int(q.headers.get("range", "bytes=0--1").rsplit("-", 1)[1]) + 1 if q.status_code == 308 else size
+            held = (
+                int(q.headers.get("range", "bytes=0--1").rsplit("-", 1)[1]) + 1
+                if q.status_code == 308
+                else size
+            )
             progress.done = held
             offset = held
             continue
@@ -126,7 +144,9 @@ def _put_local(http: httpx.Client, url: str, path: Path, size: int, offset: int,
         offset = int(r.headers["range"].rsplit("-", 1)[1]) + 1
 
 
-def _put_parts(http: httpx.Client, plan: dict[str, Any], path: Path, size: int, progress: Progress) -> list[dict[str, Any]]:
+def _put_parts(
+    http: httpx.Client, plan: dict[str, Any], path: Path, size: int, progress: Progress
+) -> list[dict[str, Any]]:
     part_size = int(plan["part_size"])
     progress.add(len(plan.get("done_parts") or []) * part_size)
     done = []
@@ -135,19 +155,31 @@ def _put_parts(http: httpx.Client, plan: dict[str, Any], path: Path, size: int, 
         length = min(part_size, size - start)
         for attempt in range(RETRIES + 1):
             try:
-                r = http.put(part["url"], content=_read(path, start, length, progress), headers={"Content-Length": str(length)})
+                r = http.put(
+                    part["url"],
+                    content=_read(path, start, length, progress),
+                    headers={"Content-Length": str(length)},
+                )
                 break
             except httpx.TransportError:
                 if attempt == RETRIES:
                     raise
                 progress.done -= length
-                time.sleep(min(2 ** attempt, 30))
+                time.sleep(min(2**attempt, 30))
         _check(r, f"upload of part {part['part_number']}")
         done.append({"part_number": part["part_number"], "etag": r.headers.get("etag", "")})
     return done
 
 
-def put(api: ApiClient, path: Path, name: str, *, project: str | None, labels: dict[str, str], chunk: int) -> dict[str, Any]:
+def put(
+    api: ApiClient,
+    path: Path,
+    name: str,
+    *,
+    project: str | None,
+    labels: dict[str, str],
+    chunk: int,
+) -> dict[str, Any]:
     size = path.stat().st_size
     sha = _sha256(path)
     try:
@@ -157,7 +189,9 @@ def put(api: ApiClient, path: Path, name: str, *, project: str | None, labels: d
             raise
         found = None
     if found and found["state"] == "uploading" and found["sha256"] == sha and found["size"] == size:
-        grant = api.post(f"/api/files/{found['id']}/upload")  # resume an unfinished upload of this file
+        grant = api.post(
+            f"/api/files/{found['id']}/upload"
+        )  # resume an unfinished upload of this file
     else:
         body: dict[str, Any] = {"name": name, "size": size, "sha256": sha, "labels": labels}
         if project:
@@ -168,7 +202,11 @@ def put(api: ApiClient, path: Path, name: str, *, project: str | None, labels: d
     parts: list[dict[str, Any]] = []
     with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0)) as http:
         if plan.get("url") and plan.get("headers"):  # S3 single PUT: exact body, signed headers
-            r = http.put(plan["url"], content=_read(path, 0, size, progress), headers={**plan["headers"], "Content-Length": str(size)})
+            r = http.put(
+                plan["url"],
+                content=_read(path, 0, size, progress),
+                headers={**plan["headers"], "Content-Length": str(size)},
+            )
             _check(r, "upload")
         elif plan.get("url"):
             _put_local(http, plan["url"], path, size, int(plan.get("offset") or 0), chunk, progress)
@@ -201,7 +239,9 @@ def get(api: ApiClient, ref: str, dest: Path | None) -> Path:
     progress.end()
     if _sha256(part) != link["sha256"]:
         part.unlink()
-        raise ApiError(f"downloaded content of {artifact['name']} does not match its SHA-256; removed")
+        raise ApiError(
+            f"downloaded content of {artifact['name']} does not match its SHA-256; removed"
+        )
     os.replace(part, dest)
     return dest
 
@@ -213,9 +253,17 @@ def run_files(api: ApiClient, ns: argparse.Namespace, print_json: Any) -> int:
         path = Path(ns.path)
         if not path.is_file():
             raise ValueError(f"{path} is not a file")
-        artifact = put(api, path, ns.name or path.name, project=ns.project, labels=parse_pairs(ns.label, "--label"),
-                       chunk=max(1, ns.chunk_mb) * 1024 * 1024)
-        print_json(artifact) if ns.json else print(f"{artifact['name']}  {artifact['id']}  {artifact['size']} bytes  ready")
+        artifact = put(
+            api,
+            path,
+            ns.name or path.name,
+            project=ns.project,
+            labels=parse_pairs(ns.label, "--label"),
+            chunk=max(1, ns.chunk_mb) * 1024 * 1024,
+        )
+        print_json(artifact) if ns.json else print(
+            f"{artifact['name']}  {artifact['id']}  {artifact['size']} bytes  ready"
+        )
     elif ns.files_cmd == "get":
         dest = get(api, ns.artifact, Path(ns.output) if ns.output else None)
         print_json({"path": str(dest)}) if ns.json else print(f"saved {dest}")

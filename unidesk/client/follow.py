@@ -36,8 +36,17 @@ def exit_code_for(task: dict[str, Any]) -> int:
 
 
 class Follower:
-    def __init__(self, api: ApiClient, task_id: str, *, show_states: bool = True, show_logs: bool = True,
-                 poll_s: float = 0.5, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        task_id: str,
+        *,
+        show_states: bool = True,
+        show_logs: bool = True,
+        poll_s: float = 0.5,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
         self.api = api
         self.task_id = task_id
         self.show_states = show_states
@@ -70,15 +79,24 @@ class Follower:
     def _report_state(self, task: dict[str, Any]) -> None:
         attempts = task.get("attempts") or []
         last = attempts[-1] if attempts else {}
-        key = (task["state"], task.get("reason"), task.get("unschedulable_reason"), len(attempts),
-               last.get("state"), last.get("stage"), last.get("node_name"))
+        key = (
+            task["state"],
+            task.get("reason"),
+            task.get("unschedulable_reason"),
+            len(attempts),
+            last.get("state"),
+            last.get("stage"),
+            last.get("node_name"),
+        )
         if key == self._seen or not self.show_states:
             self._seen = key
             return
         self._seen = key
         text = f"task {task['id']} {task['state']}"
         if last:
-            stage = f", {last['stage']}" if last.get("stage") and task["state"] == "preparing" else ""
+            stage = (
+                f", {last['stage']}" if last.get("stage") and task["state"] == "preparing" else ""
+            )
             text += f" (attempt {last['attempt_no']} on {last.get('node_name') or '?'}{stage})"
         if task.get("reason"):
             text += f": {task['reason']}"
@@ -103,8 +121,12 @@ class Follower:
     def _drain(self, attempt_no: int) -> None:
         while True:
             try:
-                page = self.api.get(f"/api/tasks/{self.task_id}/logs", attempt=attempt_no,
-                                    after=self._after, limit=_LOG_PAGE)
+                page = self.api.get(
+                    f"/api/tasks/{self.task_id}/logs",
+                    attempt=attempt_no,
+                    after=self._after,
+                    limit=_LOG_PAGE,
+                )
             except ApiError as exc:
                 if exc.status == 404:  # the attempt has no output yet
                     return

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
-__all__ = ["BEIJING", "format_time", "table", "task_rows", "node_rows", "task_detail", "trace_lines"]
+__all__ = [
+    "BEIJING",
+    "format_time",
+    "node_rows",
+    "table",
+    "task_detail",
+    "task_rows",
+    "trace_lines",
+]
 
 BEIJING = timezone(timedelta(hours=8), "CST")
 """Every timestamp a person sees is Beijing time (Asia/Shanghai, no daylight saving)."""
@@ -20,7 +29,7 @@ def format_time(value: str | None) -> str:
     except ValueError:
         return value
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -39,10 +48,21 @@ def _node_of(task: dict[str, Any]) -> str | None:
 
 
 def task_rows(tasks: list[dict[str, Any]]) -> str:
-    return table(["ID", "NAME", "STATE", "REASON", "ATTEMPTS", "PRIORITY", "CREATED"], [
-        (t["id"], t.get("name"), t["state"], t.get("reason") or t.get("unschedulable_reason"),
-         t.get("attempt_count"), t.get("priority"), format_time(t.get("created_at")))
-        for t in tasks])
+    return table(
+        ["ID", "NAME", "STATE", "REASON", "ATTEMPTS", "PRIORITY", "CREATED"],
+        [
+            (
+                t["id"],
+                t.get("name"),
+                t["state"],
+                t.get("reason") or t.get("unschedulable_reason"),
+                t.get("attempt_count"),
+                t.get("priority"),
+                format_time(t.get("created_at")),
+            )
+            for t in tasks
+        ],
+    )
 
 
 def _gpus(node: dict[str, Any]) -> str:
@@ -53,17 +73,40 @@ def _gpus(node: dict[str, Any]) -> str:
 
 def node_rows(nodes: list[dict[str, Any]]) -> str:
     def state(n: dict[str, Any]) -> str:
-        extra = [w for w, on in (("draining", n.get("draining")), ("unhealthy", n.get("unhealthy_reason"))) if on]
+        extra = [
+            w
+            for w, on in (("draining", n.get("draining")), ("unhealthy", n.get("unhealthy_reason")))
+            if on
+        ]
         return n["state"] + (f" ({', '.join(extra)})" if extra else "")
 
-    return table(["NAME", "STATE", "OS", "CPUS FREE", "MEM FREE MB", "GPUS FREE", "RUNNING", "LABELS", "LAST HEARTBEAT"], [
-        (n["name"], state(n), n.get("os"),
-         f"{(n.get('free') or {}).get('cpus', '?')}/{n.get('cpus')}",
-         f"{(n.get('free') or {}).get('memory_mb', '?')}/{n.get('memory_mb')}",
-         _gpus(n), len(n.get("running_attempts") or []),
-         ",".join(f"{k}={v}" for k, v in sorted((n.get("labels") or {}).items())),
-         format_time(n.get("last_heartbeat_at")))
-        for n in nodes])
+    return table(
+        [
+            "NAME",
+            "STATE",
+            "OS",
+            "CPUS FREE",
+            "MEM FREE MB",
+            "GPUS FREE",
+            "RUNNING",
+            "LABELS",
+            "LAST HEARTBEAT",
+        ],
+        [
+            (
+                n["name"],
+                state(n),
+                n.get("os"),
+                f"{(n.get('free') or {}).get('cpus', '?')}/{n.get('cpus')}",
+                f"{(n.get('free') or {}).get('memory_mb', '?')}/{n.get('memory_mb')}",
+                _gpus(n),
+                len(n.get("running_attempts") or []),
+                ",".join(f"{k}={v}" for k, v in sorted((n.get("labels") or {}).items())),
+                format_time(n.get("last_heartbeat_at")),
+            )
+            for n in nodes
+        ],
+    )
 
 
 def task_detail(task: dict[str, Any]) -> str:
@@ -90,10 +133,25 @@ def task_detail(task: dict[str, Any]) -> str:
     ]
     attempts = task.get("attempts") or []
     if attempts:
-        lines += ["", table(["ATTEMPT", "NODE", "STATE", "STAGE", "REASON", "EXIT", "STARTED", "FINISHED"], [
-            (a["attempt_no"], a.get("node_name"), a["state"], a.get("stage"), a.get("reason"),
-             a.get("exit_code"), format_time(a.get("started_at")), format_time(a.get("finished_at")))
-            for a in attempts])]
+        lines += [
+            "",
+            table(
+                ["ATTEMPT", "NODE", "STATE", "STAGE", "REASON", "EXIT", "STARTED", "FINISHED"],
+                [
+                    (
+                        a["attempt_no"],
+                        a.get("node_name"),
+                        a["state"],
+                        a.get("stage"),
+                        a.get("reason"),
+                        a.get("exit_code"),
+                        format_time(a.get("started_at")),
+                        format_time(a.get("finished_at")),
+                    )
+                    for a in attempts
+                ],
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -106,6 +164,15 @@ def _payload_summary(payload: dict[str, Any] | None) -> str:
 
 
 def trace_lines(events: list[dict[str, Any]]) -> str:
-    return table(["TIME", "EVENT", "ACTOR", "DETAILS"], [
-        (format_time(e.get("ts")), e.get("kind"), e.get("actor"), _payload_summary(e.get("payload")))
-        for e in events])
+    return table(
+        ["TIME", "EVENT", "ACTOR", "DETAILS"],
+        [
+            (
+                format_time(e.get("ts")),
+                e.get("kind"),
+                e.get("actor"),
+                _payload_summary(e.get("payload")),
+            )
+            for e in events
+        ],
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import msgspec
 
@@ -47,8 +47,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> ClientSettings:
     server = env.get("UNIDESK_SERVER") or str(stored.get("server") or "")
     token = env.get("UNIDESK_TOKEN") or str(stored.get("token") or "")
     if not server or not token:
-        raise NotLoggedIn("not logged in: run `unidesk login --server URL --token TOKEN` "
-                          "or set UNIDESK_SERVER and UNIDESK_TOKEN")
+        raise NotLoggedIn(
+            "not logged in: run `unidesk login --server URL --token TOKEN` "
+            "or set UNIDESK_SERVER and UNIDESK_TOKEN"
+        )
     return ClientSettings(server=server.rstrip("/"), token=token)
 
 

@@ -10,27 +10,56 @@ __all__ = ["add_submit_arguments", "parse_pairs", "task_create_body"]
 
 def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--code-repo", required=True, help="repository URL of the code")
-    p.add_argument("--code-commit", required=True, help="full commit SHA of the code (40 or 64 hex)")
+    p.add_argument(
+        "--code-commit", required=True, help="full commit SHA of the code (40 or 64 hex)"
+    )
     p.add_argument("--env-repo", required=True, help="repository URL holding the Dockerfile")
-    p.add_argument("--env-commit", required=True, help="full commit SHA of the environment repository")
-    p.add_argument("--dockerfile", required=True, help="Dockerfile path inside the environment repository")
+    p.add_argument(
+        "--env-commit", required=True, help="full commit SHA of the environment repository"
+    )
+    p.add_argument(
+        "--dockerfile", required=True, help="Dockerfile path inside the environment repository"
+    )
     p.add_argument("--name", default="", help="a name to find the task by")
     p.add_argument("--cpus", type=float, default=1.0)
     p.add_argument("--memory-mb", type=int, default=512)
     p.add_argument("--gpus", type=int, default=0)
-    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                   help="run only on nodes with this label (repeatable)")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment variable for the command (repeatable)")
-    p.add_argument("--timeout", type=int, default=3600, help="seconds before the attempt is stopped")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run only on nodes with this label (repeatable)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the command (repeatable)",
+    )
+    p.add_argument(
+        "--timeout", type=int, default=3600, help="seconds before the attempt is stopped"
+    )
     p.add_argument("--priority", type=int, default=0, help="higher runs first")
     p.add_argument("--max-attempts", type=int, default=3, help="tries when a node is lost")
-    p.add_argument("--retry-on-failure", action="store_true",
-                   help="also retry when the command exits non-zero")
-    p.add_argument("--input", action="append", default=[], metavar="NAME[:PATH]",
-                   help="artifact (name or id) mounted read-only at PATH (default /inputs/<name>) (repeatable)")
-    p.add_argument("--output", action="append", default=[], metavar="PATH",
-                   help="path or glob under /workspace/outputs uploaded as an artifact after success (repeatable)")
+    p.add_argument(
+        "--retry-on-failure", action="store_true", help="also retry when the command exits non-zero"
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME[:PATH]",
+        help="artifact (name or id) mounted read-only at PATH (default /inputs/<name>) (repeatable)",
+    )
+    p.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="path or glob under /workspace/outputs uploaded as an artifact after success (repeatable)",
+    )
 
 
 def parse_pairs(items: list[str], what: str) -> dict[str, str]:
@@ -47,17 +76,27 @@ def parse_pairs(items: list[str], what: str) -> dict[str, str]:
 def task_create_body(ns: argparse.Namespace, command: list[str]) -> dict[str, Any]:
     """One argument after ``--`` is a shell command line (``/bin/sh -c``); several are exec'd as-is."""
     if not command:
-        raise ValueError("no command: put it after `--`, e.g. unidesk submit ... -- python train.py")
+        raise ValueError(
+            "no command: put it after `--`, e.g. unidesk submit ... -- python train.py"
+        )
     return {
         "name": ns.name,
-        "code_repo_url": ns.code_repo, "code_commit_id": ns.code_commit,
-        "env_repo_url": ns.env_repo, "env_commit_id": ns.env_commit,
+        "code_repo_url": ns.code_repo,
+        "code_commit_id": ns.code_commit,
+        "env_repo_url": ns.env_repo,
+        "env_commit_id": ns.env_commit,
         "dockerfile_path": ns.dockerfile,
         "command": command[0] if len(command) == 1 else command,
         "env": parse_pairs(ns.env, "--env"),
-        "resources": {"cpus": ns.cpus, "memory_mb": ns.memory_mb, "gpus": ns.gpus,
-                      "labels": parse_pairs(ns.label, "--label")},
-        "timeout_s": ns.timeout, "priority": ns.priority, "max_attempts": ns.max_attempts,
+        "resources": {
+            "cpus": ns.cpus,
+            "memory_mb": ns.memory_mb,
+            "gpus": ns.gpus,
+            "labels": parse_pairs(ns.label, "--label"),
+        },
+        "timeout_s": ns.timeout,
+        "priority": ns.priority,
+        "max_attempts": ns.max_attempts,
         "retry_on_failure": ns.retry_on_failure,
         **_files(ns),
     }

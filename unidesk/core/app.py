@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Any, AsyncIterator, Protocol, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
 
 import structlog
 from litestar import Litestar
@@ -16,12 +17,17 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 import unidesk
 from unidesk.core import health as health_mod
-from unidesk.core.auth.controllers import ApiTokenController, AuthController, NodeTokenController, UserController
+from unidesk.core.auth.controllers import (
+    ApiTokenController,
+    AuthController,
+    NodeTokenController,
+    UserController,
+)
 from unidesk.core.auth.middleware import PUBLIC_PATHS, AuthMiddleware
 from unidesk.core.auth.ratelimit import LoginLimiter
-from unidesk.core.backup_schedule import backup_check
-from unidesk.core.auth.services import UserService
 from unidesk.core.auth.schemas import UserCreate
+from unidesk.core.auth.services import UserService
+from unidesk.core.backup_schedule import backup_check
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
 from unidesk.core.db.engine import make_engine, make_sessionmaker
 from unidesk.core.db.migrate import expected_heads
@@ -31,17 +37,17 @@ from unidesk.core.events.hub import EventHub
 from unidesk.core.ingress.handler import agent_socket
 from unidesk.core.logs.controllers import LogController
 from unidesk.core.metrics import metrics
-from unidesk.core.nodes.maintenance import request_maintenance
-from unidesk.core.readiness import ready
-from unidesk.core.nodes.samples_api import node_samples
-from unidesk.core.stats import stats
 from unidesk.core.nodes.controllers import NodeController
+from unidesk.core.nodes.maintenance import request_maintenance
+from unidesk.core.nodes.samples_api import node_samples
 from unidesk.core.plugins.controllers import list_plugins
 from unidesk.core.plugins.facade import Plugins
 from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, parse_selection
 from unidesk.core.problems import EXCEPTION_HANDLERS
+from unidesk.core.readiness import ready
 from unidesk.core.requestid import RequestIdMiddleware
 from unidesk.core.settings import Settings
+from unidesk.core.stats import stats
 from unidesk.core.storage.agent_api import AgentOutputController
 from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
@@ -50,7 +56,7 @@ from unidesk.core.storage.taskfiles import attach_file_urls
 from unidesk.core.tasks.controllers import TaskController
 from unidesk.core.webui import serve_ui
 
-__all__ = ["create_app", "Component", "COMPONENT_FACTORIES"]
+__all__ = ["COMPONENT_FACTORIES", "Component", "create_app"]
 
 log = structlog.get_logger("unidesk.app")
 SHUTDOWN_STEP_S = 20.0
@@ -100,7 +106,13 @@ def _local_agent(state: State) -> Any:
     return LocalAgent(state)
 
 
-COMPONENT_FACTORIES: list[Any] = [_ingress, attach_file_urls, _scheduler, _backup_schedule, _local_agent]
+COMPONENT_FACTORIES: list[Any] = [
+    _ingress,
+    attach_file_urls,
+    _scheduler,
+    _backup_schedule,
+    _local_agent,
+]
 """Callables ``(state) -> Component | None`` run at startup, in order. Tests pass their own list."""
 
 
@@ -110,12 +122,22 @@ async def _ensure_first_admin(state: State, settings: Settings) -> None:
     async with state.sessions() as s:
         if await UserService(s).any_admin():
             return
-        await UserService(s).create(UserCreate(username=settings.admin_username, password=settings.admin_password, role="admin"), actor="system:first-start")
+        await UserService(s).create(
+            UserCreate(
+                username=settings.admin_username, password=settings.admin_password, role="admin"
+            ),
+            actor="system:first-start",
+        )
         log.info("first admin created", username=settings.admin_username)
 
 
-def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), components: Sequence[Any] | None = None,
-               plugins: LoadedPlugins | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    *,
+    extra_route_handlers: Sequence[Any] = (),
+    components: Sequence[Any] | None = None,
+    plugins: LoadedPlugins | None = None,
+) -> Litestar:
     """Build the server. Its lifespan opens (or starts) the database, migrates, and starts components.
 
     ``plugins`` defaults to the built-ins and entry points chosen by ``settings.plugins``."""
@@ -155,12 +177,14 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
             state.event_hub.add_listener(name, listener)
         started: list[Any] = []
         try:
-            for factory in (COMPONENT_FACTORIES if components is None else components):
+            for factory in COMPONENT_FACTORIES if components is None else components:
                 component = factory(state)
                 if component is not None:
                     await component.start()
                     started.append(component)
-            log.info("server ready", url=settings.base_url, version=unidesk.__version__, pid=os.getpid())
+            log.info(
+                "server ready", url=settings.base_url, version=unidesk.__version__, pid=os.getpid()
+            )
             yield
         finally:
             # Every step is bounded so one stuck part cannot hang the shutdown of the rest.
@@ -168,7 +192,11 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
                 try:
                     await asyncio.wait_for(component.stop(), SHUTDOWN_STEP_S)
                 except Exception as exc:
-                    log.warning("component did not stop cleanly", component=getattr(component, "name", "?"), error=repr(exc))
+                    log.warning(
+                        "component did not stop cleanly",
+                        component=getattr(component, "name", "?"),
+                        error=repr(exc),
+                    )
             await state.event_hub.stop()
             try:
                 await asyncio.wait_for(state.engine.dispose(), SHUTDOWN_STEP_S)
@@ -176,19 +204,41 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
                 log.warning("database pool did not close cleanly", error=repr(exc))
             db.close()
 
-    state = State({
-        "settings": settings,
-        "login_limiter": LoginLimiter(settings.login_max_failures, settings.login_window_s),
-        "health_checks": health_mod.HealthChecks(),
-        "git_commit": health_mod.git_commit(),
-        "components": {},
-        "scheduler_wake": lambda: None,
-        "plugins": facade,
-    })
+    state = State(
+        {
+            "settings": settings,
+            "login_limiter": LoginLimiter(settings.login_max_failures, settings.login_window_s),
+            "health_checks": health_mod.HealthChecks(),
+            "git_commit": health_mod.git_commit(),
+            "components": {},
+            "scheduler_wake": lambda: None,
+            "plugins": facade,
+        }
+    )
     app = Litestar(
-        route_handlers=[health_mod.health, AuthController, UserController, ApiTokenController, NodeTokenController,
-                        TaskController, NodeController, EventController, LogController, node_samples, stats, list_plugins, agent_socket,
-                        ArtifactController, AgentOutputController, signed_files, ready, metrics, request_maintenance, *extra_route_handlers, serve_ui],
+        route_handlers=[
+            health_mod.health,
+            AuthController,
+            UserController,
+            ApiTokenController,
+            NodeTokenController,
+            TaskController,
+            NodeController,
+            EventController,
+            LogController,
+            node_samples,
+            stats,
+            list_plugins,
+            agent_socket,
+            ArtifactController,
+            AgentOutputController,
+            signed_files,
+            ready,
+            metrics,
+            request_maintenance,
+            *extra_route_handlers,
+            serve_ui,
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],
@@ -197,11 +247,18 @@ def create_app(settings: Settings, *, extra_route_handlers: Sequence[Any] = (), 
         request_max_body_size=settings.max_request_bytes,
         logging_config=None,
         openapi_config=OpenAPIConfig(
-            title="UniDesk", version=unidesk.__version__,
-            components=Components(security_schemes={
-                "bearer": SecurityScheme(type="http", scheme="bearer", description="Personal API token (udk_…)"),
-                "session": SecurityScheme(type="apiKey", name="unidesk_session", security_scheme_in="cookie"),
-            }),
+            title="UniDesk",
+            version=unidesk.__version__,
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer", description="Personal API token (udk_…)"
+                    ),
+                    "session": SecurityScheme(
+                        type="apiKey", name="unidesk_session", security_scheme_in="cookie"
+                    ),
+                }
+            ),
             security=[{"bearer": []}, {"session": []}],
         ),
         debug=False,

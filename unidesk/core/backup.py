@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -30,16 +30,28 @@ from unidesk.core.db.embedded import pg_bin
 from unidesk.core.db.engine import libpq_url
 from unidesk.errors import BadRequest, Conflict, Unavailable
 
-__all__ = ["BackupResult", "RestoreResult", "run_backup", "verify_dump", "restore_dump", "list_snapshots",
-           "backup_dir_for", "SNAPSHOT_RE"]
+__all__ = [
+    "SNAPSHOT_RE",
+    "BackupResult",
+    "RestoreResult",
+    "backup_dir_for",
+    "list_snapshots",
+    "restore_dump",
+    "run_backup",
+    "verify_dump",
+]
 
 log = structlog.get_logger("unidesk.backup")
 
 SNAPSHOT_RE = re.compile(r"^unidesk-(\d{8}T\d{6}Z)(?:-(\d+))?\.dump$")
-_USER_SCHEMAS_SQL = ("SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
-                     " AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'")
-_TABLES_SQL = ("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')"
-               " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'")
+_USER_SCHEMAS_SQL = (
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+    " AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
+)
+_TABLES_SQL = (
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+    " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
+)
 
 
 class BackupResult(msgspec.Struct, kw_only=True):
@@ -76,14 +88,22 @@ def _database_name(url: str) -> str:
 
 
 def _first_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "RuntimeDirWarning" not in ln and "return Path(" not in ln]
+    lines = [
+        ln.strip()
+        for ln in stderr.splitlines()
+        if ln.strip() and "RuntimeDirWarning" not in ln and "return Path(" not in ln
+    ]
     errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower()]
     return ((errors or lines or ["no output"])[0])[:300]
 
 
-def _run(argv: list[str], env: dict[str, str] | None, timeout_s: float) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], env: dict[str, str] | None, timeout_s: float
+) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired:
         raise Unavailable(f"{Path(argv[0]).name} did not finish within {timeout_s:g} s") from None
 
@@ -94,7 +114,9 @@ def backup_dir_for(configured: str, data_path: Path) -> Path:
     if configured:
         path = Path(configured).expanduser()
         if not path.is_dir():
-            raise BadRequest(f"backup dir {path} does not exist or is not a directory; create (or mount) it first")
+            raise BadRequest(
+                f"backup dir {path} does not exist or is not a directory; create (or mount) it first"
+            )
         return path.resolve()
     path = data_path / "backups"
     try:
@@ -113,18 +135,24 @@ def verify_dump(path: Path, *, timeout_s: float = 600.0) -> list[str]:
         raise BadRequest(f"{path}: the dump is empty (0 bytes)")
     done = _run([pg_bin("pg_restore"), "--list", str(path)], None, timeout_s)
     if done.returncode != 0:
-        raise BadRequest(f"{path.name} is not a readable pg_dump archive: {_first_error(done.stderr)}")
+        raise BadRequest(
+            f"{path.name} is not a readable pg_dump archive: {_first_error(done.stderr)}"
+        )
     entries = [ln for ln in done.stdout.splitlines() if ln and not ln.startswith(";")]
     if not any("TABLE DATA public alembic_version" in ln for ln in entries):
-        raise BadRequest(f"{path.name} holds no UniDesk schema (no alembic_version data); refusing it as empty")
+        raise BadRequest(
+            f"{path.name} holds no UniDesk schema (no alembic_version data); refusing it as empty"
+        )
     return entries
 
 
 def list_snapshots(directory: Path) -> list[Path]:
     """Completed snapshots, oldest first (names sort by their UTC stamp)."""
+
     def key(p: Path) -> tuple[str, int]:
         m = SNAPSHOT_RE.match(p.name)
         return (m.group(1), int(m.group(2) or 0)) if m else ("", 0)
+
     return sorted((p for p in directory.iterdir() if SNAPSHOT_RE.match(p.name)), key=key)
 
 
@@ -133,7 +161,7 @@ def _globals_of(dump: Path) -> Path:
 
 
 def _new_name(directory: Path, now: datetime) -> Path:
-    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"unidesk-{stamp}.dump"
     n = 1
     while path.exists():
@@ -151,8 +179,15 @@ def _prune(directory: Path, keep: int) -> list[str]:
     return [p.name for p in gone]
 
 
-def run_backup(database_url: str, directory: Path, *, keep: int = 7, with_globals: bool = True,
-               timeout_s: float = 3600.0, now: datetime | None = None) -> BackupResult:
+def run_backup(
+    database_url: str,
+    directory: Path,
+    *,
+    keep: int = 7,
+    with_globals: bool = True,
+    timeout_s: float = 3600.0,
+    now: datetime | None = None,
+) -> BackupResult:
     """Dump, verify, publish under the final name, prune to ``keep`` snapshots. Blocking.
 
     Raises ``BadRequest`` (directory unusable), ``Unavailable`` (pg_dump failed or timed out);
@@ -160,25 +195,44 @@ def run_backup(database_url: str, directory: Path, *, keep: int = 7, with_global
     started = time.monotonic()
     if not directory.is_dir():
         raise BadRequest(f"backup dir {directory} does not exist or is not a directory")
-    final = _new_name(directory, now or datetime.now(timezone.utc))
+    final = _new_name(directory, now or datetime.now(UTC))
     partial = final.with_name("." + final.name + ".partial")
-    globals_partial = partial.with_name(partial.name.replace(".dump.partial", ".globals.sql.partial"))
+    globals_partial = partial.with_name(
+        partial.name.replace(".dump.partial", ".globals.sql.partial")
+    )
     conninfo, env = _libpq(database_url)
     try:
         try:
             partial.touch()
         except OSError as exc:
             raise BadRequest(f"cannot write to backup dir {directory}: {exc.strerror}") from None
-        done = _run([pg_bin("pg_dump"), "--format=custom", "--file", str(partial), "--dbname", conninfo], env, timeout_s)
+        done = _run(
+            [pg_bin("pg_dump"), "--format=custom", "--file", str(partial), "--dbname", conninfo],
+            env,
+            timeout_s,
+        )
         if done.returncode != 0:
             raise Unavailable(f"pg_dump failed: {_first_error(done.stderr)}")
         entries = verify_dump(partial)
         globals_path = None
         if with_globals:
-            g = _run([pg_bin("pg_dumpall"), "--globals-only", "--file", str(globals_partial), "--dbname", conninfo], env, timeout_s)
+            g = _run(
+                [
+                    pg_bin("pg_dumpall"),
+                    "--globals-only",
+                    "--file",
+                    str(globals_partial),
+                    "--dbname",
+                    conninfo,
+                ],
+                env,
+                timeout_s,
+            )
             if g.returncode != 0:
-                raise Unavailable(f"pg_dumpall --globals-only failed: {_first_error(g.stderr)} (set backup_globals = false "
-                                  "where the database user may not read roles)")
+                raise Unavailable(
+                    f"pg_dumpall --globals-only failed: {_first_error(g.stderr)} (set backup_globals = false "
+                    "where the database user may not read roles)"
+                )
             globals_path = _globals_of(final)
             os.replace(globals_partial, globals_path)
         os.replace(partial, final)
@@ -189,9 +243,14 @@ def run_backup(database_url: str, directory: Path, *, keep: int = 7, with_global
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
     pruned = _prune(directory, keep)
-    result = BackupResult(path=str(final), size=final.stat().st_size, entries=len(entries),
-                          globals_path=str(globals_path) if globals_path else None, pruned=pruned,
-                          duration_s=round(time.monotonic() - started, 3))
+    result = BackupResult(
+        path=str(final),
+        size=final.stat().st_size,
+        entries=len(entries),
+        globals_path=str(globals_path) if globals_path else None,
+        pruned=pruned,
+        duration_s=round(time.monotonic() - started, 3),
+    )
     log.info("backup written", path=result.path, size=result.size, pruned=pruned)
     return result
 
@@ -202,56 +261,116 @@ def _target_state(database_url: str) -> tuple[int, list[str]]:
             tables = conn.execute(_TABLES_SQL).fetchone()[0]  # type: ignore[index]
             schemas = [r[0] for r in conn.execute(_USER_SCHEMAS_SQL).fetchall()]
     except psycopg.OperationalError as exc:
-        raise Unavailable(f"cannot reach the target database: {str(exc).strip().splitlines()[0][:200]}") from None
+        raise Unavailable(
+            f"cannot reach the target database: {str(exc).strip().splitlines()[0][:200]}"
+        ) from None
     return int(tables), schemas
 
 
 def _alembic_version(database_url: str) -> list[str]:
     with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
-        return sorted(r[0] for r in conn.execute("SELECT version_num FROM alembic_version").fetchall())
+        return sorted(
+            r[0] for r in conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        )
 
 
-def _forced_restore(dump: Path, conninfo: str, env: dict[str, str], schemas: list[str], timeout_s: float) -> None:
+def _forced_restore(
+    dump: Path, conninfo: str, env: dict[str, str], schemas: list[str], timeout_s: float
+) -> None:
     """Drop the target's schemas and restore, all in one psql transaction that stops on the first error."""
-    drops = "".join(f'DROP SCHEMA IF EXISTS "{s}" CASCADE; ' for s in schemas) + "CREATE SCHEMA public;"
-    script = subprocess.Popen([pg_bin("pg_restore"), "--no-owner", "--no-acl", "--file", "-", str(dump)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    drops = (
+        "".join(f'DROP SCHEMA IF EXISTS "{s}" CASCADE; ' for s in schemas) + "CREATE SCHEMA public;"
+    )
+    script = subprocess.Popen(
+        [pg_bin("pg_restore"), "--no-owner", "--no-acl", "--file", "-", str(dump)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
-        psql = subprocess.run([pg_bin("psql"), "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1",
-                               "-c", drops, "-f", "-", "--dbname", conninfo],
-                              stdin=script.stdout, capture_output=True, text=True, env=env, timeout=timeout_s)
+        psql = subprocess.run(
+            [
+                pg_bin("psql"),
+                "-X",
+                "-q",
+                "--single-transaction",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                drops,
+                "-f",
+                "-",
+                "--dbname",
+                conninfo,
+            ],
+            stdin=script.stdout,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         script.kill()
-        raise Unavailable(f"restore did not finish within {timeout_s:g} s; the target was rolled back") from None
+        raise Unavailable(
+            f"restore did not finish within {timeout_s:g} s; the target was rolled back"
+        ) from None
     finally:
         if script.stdout:
             script.stdout.close()
     script_err = script.stderr.read().decode(errors="replace") if script.stderr else ""
     if script.wait() != 0:
-        raise Unavailable(f"pg_restore failed: {_first_error(script_err)}; the target was rolled back")
+        raise Unavailable(
+            f"pg_restore failed: {_first_error(script_err)}; the target was rolled back"
+        )
     if psql.returncode != 0:
-        raise Unavailable(f"restore failed: {_first_error(psql.stderr)}; the target was rolled back")
+        raise Unavailable(
+            f"restore failed: {_first_error(psql.stderr)}; the target was rolled back"
+        )
 
 
-def restore_dump(dump: Path, database_url: str, *, force: bool = False, timeout_s: float = 3600.0) -> RestoreResult:
+def restore_dump(
+    dump: Path, database_url: str, *, force: bool = False, timeout_s: float = 3600.0
+) -> RestoreResult:
     """Restore ``dump`` into the database at ``database_url`` (see the module docstring). Blocking."""
     started = time.monotonic()
     verify_dump(dump)
     tables, schemas = _target_state(database_url)
     database = _database_name(database_url)
     if tables and not force:
-        raise Conflict(f"database {database} is not empty ({tables} tables/sequences); restore into an empty "
-                       "database, or pass --force to replace everything in it")
+        raise Conflict(
+            f"database {database} is not empty ({tables} tables/sequences); restore into an empty "
+            "database, or pass --force to replace everything in it"
+        )
     conninfo, env = _libpq(database_url)
     if tables:
         _forced_restore(dump, conninfo, env, schemas, timeout_s)
     else:
-        done = _run([pg_bin("pg_restore"), "--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
-                     "--dbname", conninfo, str(dump)], env, timeout_s)
+        done = _run(
+            [
+                pg_bin("pg_restore"),
+                "--exit-on-error",
+                "--single-transaction",
+                "--no-owner",
+                "--no-acl",
+                "--dbname",
+                conninfo,
+                str(dump),
+            ],
+            env,
+            timeout_s,
+        )
         if done.returncode != 0:
-            raise Unavailable(f"restore failed: {_first_error(done.stderr)}; the target was rolled back")
+            raise Unavailable(
+                f"restore failed: {_first_error(done.stderr)}; the target was rolled back"
+            )
     after, _ = _target_state(database_url)
-    result = RestoreResult(dump=str(dump), database=database, tables=after, alembic_version=_alembic_version(database_url),
-                           forced=bool(tables), duration_s=round(time.monotonic() - started, 3))
+    result = RestoreResult(
+        dump=str(dump),
+        database=database,
+        tables=after,
+        alembic_version=_alembic_version(database_url),
+        forced=bool(tables),
+        duration_s=round(time.monotonic() - started, 3),
+    )
     log.info("restore done", dump=str(dump), database=database, forced=result.forced, tables=after)
     return result

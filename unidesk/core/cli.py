@@ -8,27 +8,38 @@ import getpass
 import os
 import secrets
 import sys
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from unidesk.core.backup_cli import add_backup_parsers, run_backup_command
 from unidesk.core.settings import Settings, load_settings, settings_reference
 from unidesk.errors import BadRequest, UnideskError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unidesk-server", description="UniDesk main server (API, scheduler, ingress, UI).")
-    p.add_argument("--config", help="TOML settings file (env UNIDESK_CONFIG); UNIDESK_* env vars override it")
+    p = argparse.ArgumentParser(
+        prog="unidesk-server", description="UniDesk main server (API, scheduler, ingress, UI)."
+    )
+    p.add_argument(
+        "--config", help="TOML settings file (env UNIDESK_CONFIG); UNIDESK_* env vars override it"
+    )
     sub = p.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the server (default)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--no-local-agent", action="store_true", help="do not run this machine as a compute node")
+    serve.add_argument(
+        "--no-local-agent", action="store_true", help="do not run this machine as a compute node"
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
     ca = sub.add_parser("create-admin", help="create an admin user")
     ca.add_argument("username")
-    ca.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of prompting")
+    ca.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin instead of prompting",
+    )
     nt = sub.add_parser("node-token", help="manage node tokens")
     nts = nt.add_subparsers(dest="action", required=True)
     c = nts.add_parser("create", help="issue a token (the secret is printed once)")
@@ -44,12 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
     from unidesk.core.db.bootstrap import open_database
     from unidesk.core.db.engine import make_engine, make_sessionmaker
-
     from unidesk.core.plugins.facade import Plugins
     from unidesk.core.plugins.manager import make_plugin_manager, parse_selection
 
     # The same schema the server keeps: core plus the selected plugins' migration branches.
-    plugin_dirs = Plugins(make_plugin_manager(settings.plugins), enabled=parse_selection(settings.plugins) != set()).migration_dirs()
+    plugin_dirs = Plugins(
+        make_plugin_manager(settings.plugins), enabled=parse_selection(settings.plugins) != set()
+    ).migration_dirs()
 
     async def run() -> int:
         handle = await open_database(settings, plugin_dirs=plugin_dirs)
@@ -64,14 +76,20 @@ def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
 
 
 def _create_admin(settings: Settings, username: str, password_stdin: bool) -> int:
+    import msgspec
+
     from unidesk.core.auth.schemas import UserCreate
     from unidesk.core.auth.services import UserService
 
-    import msgspec
-
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else getpass.getpass(f"password for {username}: ")
+    password = (
+        sys.stdin.readline().rstrip("\r\n")
+        if password_stdin
+        else getpass.getpass(f"password for {username}: ")
+    )
     try:  # the same rules as the API (constructing the Struct directly would skip them)
-        data = msgspec.convert({"username": username, "password": password, "role": "admin"}, UserCreate)
+        data = msgspec.convert(
+            {"username": username, "password": password, "role": "admin"}, UserCreate
+        )
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid admin: {exc}") from None
 
@@ -96,9 +114,13 @@ def _node_token(settings: Settings, args: argparse.Namespace) -> int:
                 if not 1 <= len(args.name) <= 128:
                     raise BadRequest("node token name: 1 to 128 characters")
                 created = await svc.create(args.name, actor="cli:node-token", created_by=None)
-                print(f"node token {created.token.id} ({created.token.name}); the secret is shown only now:")
+                print(
+                    f"node token {created.token.id} ({created.token.name}); the secret is shown only now:"
+                )
                 print(created.secret)
-                print(f"\nstart a node with:\n  unidesk-agent --server {settings.base_url} --token {created.secret}")
+                print(
+                    f"\nstart a node with:\n  unidesk-agent --server {settings.base_url} --token {created.secret}"
+                )
             elif args.action == "list":
                 for t in await svc.list():
                     state = "revoked" if t.revoked_at else "active"
@@ -141,11 +163,22 @@ def _serve(settings: Settings) -> int:
     settings = _first_admin_password(settings)
     app = create_app(settings)
     pw_file = settings.data_path / "initial-admin-password"
-    print(f"\n  UniDesk is starting at {settings.base_url}\n"
-          f"  log in as '{settings.admin_username}' with the password in {pw_file}\n"
-          f"  (only used when no admin exists yet; change it under Admin → Users)\n", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, ws_max_size=4 * 1024 * 1024 + 1024,
-                ws_per_message_deflate=False)  # deflate costs ~44 KiB per agent socket for small msgpack frames
+    print(
+        f"\n  UniDesk is starting at {settings.base_url}\n"
+        f"  log in as '{settings.admin_username}' with the password in {pw_file}\n"
+        f"  (only used when no admin exists yet; change it under Admin → Users)\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ws_max_size=4 * 1024 * 1024 + 1024,
+        ws_per_message_deflate=False,
+    )  # deflate costs ~44 KiB per agent socket for small msgpack frames
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from litestar import Request
 from litestar.datastructures import State
@@ -13,7 +13,7 @@ from unidesk.core.auth.schemas import Principal
 from unidesk.core.settings import Settings
 from unidesk.errors import BadRequest
 
-__all__ = ["provide_db", "provide_principal", "provide_settings", "owner_filter", "DEPENDENCIES"]
+__all__ = ["DEPENDENCIES", "owner_filter", "provide_db", "provide_principal", "provide_settings"]
 
 
 async def provide_db(state: State) -> AsyncIterator[AsyncSession]:

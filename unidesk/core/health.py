@@ -6,8 +6,8 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
 from litestar import Response, get
@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 import unidesk
 
-__all__ = ["HealthChecks", "health", "git_commit", "Health"]
+__all__ = ["Health", "HealthChecks", "git_commit", "health"]
 
 CACHE_S = 1.0
 """How long one round of check results is shared between callers."""
@@ -39,9 +39,20 @@ def git_commit() -> str:
         return os.environ["UNIDESK_GIT_COMMIT"]
     try:
         root = Path(unidesk.__file__).resolve().parents[1]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return (
+            out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+            if out.returncode == 0
+            else "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -62,7 +73,9 @@ class HealthChecks:
         """Forget shared results: the next call runs the checks again."""
         self._cache.clear()
 
-    async def run(self, timeout_s: float = 3.0, names: Iterable[str] | None = None) -> dict[str, str]:
+    async def run(
+        self, timeout_s: float = 3.0, names: Iterable[str] | None = None
+    ) -> dict[str, str]:
         """Run every check (or only those of ``names`` that are registered) at once.
 
         Results are shared for ``CACHE_S``: a burst of probes (load balancers, dashboards)
@@ -72,7 +85,11 @@ class HealthChecks:
             hit = self._cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < CACHE_S:
                 return dict(hit[1])
-            chosen = self._checks if names is None else {n: self._checks[n] for n in names if n in self._checks}
+            chosen = (
+                self._checks
+                if names is None
+                else {n: self._checks[n] for n in names if n in self._checks}
+            )
 
             async def one(name: str, check: Check) -> tuple[str, str]:
                 try:
@@ -94,17 +111,22 @@ def database_check(state: State) -> Check:
         async with state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return None
+
     return check
 
 
 def migrations_check(state: State) -> Check:
     async def check() -> str | None:
         async with state.engine.connect() as conn:
-            current = {r[0] for r in (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()}
+            current = {
+                r[0]
+                for r in (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+            }
         expected: set[str] = state.expected_heads
         if current != expected:
             return f"schema at {sorted(current)}, code expects {sorted(expected)}; run `unidesk-server migrate`"
         return None
+
     return check
 
 
@@ -113,8 +135,11 @@ async def health(state: State) -> Response[Health]:
     """Liveness and the state of every documented dependency; 503 with reasons when degraded."""
     checks = await state.health_checks.run()
     reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
-    body = Health(status="degraded" if reasons else "ok", reasons=reasons, version=unidesk.__version__,
-                  commit=state.git_commit, checks=checks)
+    body = Health(
+        status="degraded" if reasons else "ok",
+        reasons=reasons,
+        version=unidesk.__version__,
+        commit=state.git_commit,
+        checks=checks,
+    )
     return Response(body, status_code=503 if reasons else 200)
-
-

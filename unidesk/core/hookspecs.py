@@ -14,16 +14,15 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
+    import uuid
 
     from litestar.datastructures import State
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from unidesk.core.auth.schemas import Principal
-    from unidesk.core.events.schemas import EventOut
     from unidesk.core.plugins.types import UiContribution
-    import uuid
 
-__all__ = ["hookspec", "hookimpl", "PROJECT"]
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 PROJECT = "unidesk"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -31,6 +30,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # ---- registration: what the plugin brings ------------------------------------------------
+
 
 @hookspec
 def unidesk_route_handlers() -> list[Any]:
@@ -69,6 +69,7 @@ def unidesk_cli_commands(subparsers: argparse._SubParsersAction) -> None:  # typ
 
 # ---- runtime: what the plugin does ----------------------------------------------------------
 
+
 @hookspec
 def unidesk_startup(state: State) -> Any:
     """Called once after the database is ready and before requests are served; may return an
@@ -89,17 +90,23 @@ def unidesk_task_extension_names() -> list[str]:
 
 
 @hookspec
-async def unidesk_task_submitting(session: AsyncSession, task_id: Any, extensions: dict[str, Any], principal: Principal) -> None:
+async def unidesk_task_submitting(
+    session: AsyncSession, task_id: Any, extensions: dict[str, Any], principal: Principal
+) -> None:
     """Validate and act on the task's ``extensions`` inside the submit transaction, before commit.
     Raise ``unidesk.errors.BadRequest`` (or another UnideskError) to refuse the whole submission:
     nothing is written. All implementations are awaited in order."""
 
 
-
-
 @hookspec
-async def unidesk_attempt_data(session: AsyncSession, task_id: uuid.UUID, attempt_no: int, channel: str, seq: int,
-                               items: list[dict[str, Any]]) -> bool | None:
+async def unidesk_attempt_data(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    attempt_no: int,
+    channel: str,
+    seq: int,
+    items: list[dict[str, Any]],
+) -> bool | None:
     """A batch of data an attempt wrote from inside its container (e.g. ``channel="metrics"``: the
     JSON lines of ``$UNIDESK_METRICS_FILE``), forwarded by the agent as ``AttemptData``.
 

@@ -23,7 +23,12 @@ from unidesk.errors import Unauthenticated
 __all__ = ["LocalAgent"]
 
 log = structlog.get_logger("unidesk.localagent")
-FINAL_EXIT_CODES = {75, 76, 77, 78}  # replaced, incompatible, token refused, bad config (gateway_agent.connection)
+FINAL_EXIT_CODES = {
+    75,
+    76,
+    77,
+    78,
+}  # replaced, incompatible, token refused, bad config (gateway_agent.connection)
 
 
 class LocalAgent:
@@ -48,7 +53,9 @@ class LocalAgent:
             except Unauthenticated:
                 log.info("local agent token no longer valid; issuing a new one")
         async with self.state.sessions() as s:
-            created = await NodeTokenService(s).create(f"local:{socket.gethostname()}", actor="system:local-agent", created_by=None)
+            created = await NodeTokenService(s).create(
+                f"local:{socket.gethostname()}", actor="system:local-agent", created_by=None
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -58,17 +65,23 @@ class LocalAgent:
     def _env(self, token_file: Path) -> dict[str, str]:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::", "") else self.settings.host
         env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
-        env.update({
-            "UNIDESK_AGENT_SERVER_URL": f"http://{host}:{self.settings.port}",
-            "UNIDESK_AGENT_TOKEN_FILE": str(token_file),
-            "UNIDESK_AGENT_NODE_NAME": socket.gethostname(),
-            "UNIDESK_AGENT_CACHE_DIR": str(self.dir / "cache"),
-            "UNIDESK_AGENT_STATE_DIR": str(self.dir / "state"),
-            "UNIDESK_AGENT_ALLOW_FILE_URLS": "true" if self.settings.allow_file_urls else "false",
-            "UNIDESK_AGENT_RUNNER": self.settings.local_agent_runner,
-            "UNIDESK_AGENT_NETWORK_MODE": self.settings.local_agent_network_mode,
-            "UNIDESK_AGENT_LABELS": ",".join(f"{k}={v}" for k, v in self.settings.local_agent_labels.items()),
-        })
+        env.update(
+            {
+                "UNIDESK_AGENT_SERVER_URL": f"http://{host}:{self.settings.port}",
+                "UNIDESK_AGENT_TOKEN_FILE": str(token_file),
+                "UNIDESK_AGENT_NODE_NAME": socket.gethostname(),
+                "UNIDESK_AGENT_CACHE_DIR": str(self.dir / "cache"),
+                "UNIDESK_AGENT_STATE_DIR": str(self.dir / "state"),
+                "UNIDESK_AGENT_ALLOW_FILE_URLS": "true"
+                if self.settings.allow_file_urls
+                else "false",
+                "UNIDESK_AGENT_RUNNER": self.settings.local_agent_runner,
+                "UNIDESK_AGENT_NETWORK_MODE": self.settings.local_agent_network_mode,
+                "UNIDESK_AGENT_LABELS": ",".join(
+                    f"{k}={v}" for k, v in self.settings.local_agent_labels.items()
+                ),
+            }
+        )
         if not self.settings.local_agent_labels:
             env.pop("UNIDESK_AGENT_LABELS")
         return env
@@ -79,6 +92,7 @@ class LocalAgent:
 
         async def check() -> str | None:
             return self.error
+
         self.state.health_checks.register("local_agent", check)
 
     async def _supervise(self, token_file: Path) -> None:
@@ -87,8 +101,14 @@ class LocalAgent:
         while not self._stopping:
             with open(log_path, "ab") as out:
                 self.proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "unidesk.gateway_agent.cli", env=self._env(token_file), stdout=out, stderr=out,
-                    start_new_session=True)
+                    sys.executable,
+                    "-m",
+                    "unidesk.gateway_agent.cli",
+                    env=self._env(token_file),
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                )
             self.error = None
             log.info("local agent started", pid=self.proc.pid, log=str(log_path))
             code = await self.proc.wait()
@@ -107,7 +127,7 @@ class LocalAgent:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), 15)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
         if self._task:

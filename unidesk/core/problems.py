@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -18,7 +18,9 @@ log = structlog.get_logger("unidesk.http")
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, *, request: Request | None = None, **extra: Any) -> Response[dict[str, Any]]:
+def problem(
+    status: int, title: str, detail: str, *, request: Request | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {}
     if request is not None:
@@ -30,8 +32,14 @@ def problem(status: int, title: str, detail: str, *, request: Request | None = N
 
 
 def _unidesk(request: Request, exc: UnideskError) -> Response[dict[str, Any]]:
-    log.info("request refused", path=request.url.path, method=request.method, status=exc.status, detail=exc.detail,
-             request_id=request_id_of(request.scope))
+    log.info(
+        "request refused",
+        path=request.url.path,
+        method=request.method,
+        status=exc.status,
+        detail=exc.detail,
+        request_id=request_id_of(request.scope),
+    )
     extra = {k: v for k, v in exc.context.items() if isinstance(v, (str, int, float, bool))}
     if isinstance(exc, RateLimited):
         extra["retry_after_s"] = exc.retry_after_s
@@ -39,34 +47,78 @@ def _unidesk(request: Request, exc: UnideskError) -> Response[dict[str, Any]]:
 
 
 def _validation(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:
-    log.info("request invalid", path=request.url.path, method=request.method, detail=exc.detail, request_id=request_id_of(request.scope))
+    log.info(
+        "request invalid",
+        path=request.url.path,
+        method=request.method,
+        detail=exc.detail,
+        request_id=request_id_of(request.scope),
+    )
     errors = exc.extra if isinstance(exc.extra, list) else []
     detail = exc.detail
     if errors:
-        detail = "; ".join(f"{e.get('key', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)) or detail
+        detail = (
+            "; ".join(
+                f"{e.get('key', '')}: {e.get('message', '')}".strip(": ")
+                for e in errors
+                if isinstance(e, dict)
+            )
+            or detail
+        )
     return problem(400, "Bad request", detail, request=request, errors=errors)
 
 
 def _http(request: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if status >= 500:
-        log.error("http error", path=request.url.path, status=status, detail=exc.detail, request_id=request_id_of(request.scope))
+        log.error(
+            "http error",
+            path=request.url.path,
+            status=status,
+            detail=exc.detail,
+            request_id=request_id_of(request.scope),
+        )
     else:
-        log.info("request refused", path=request.url.path, method=request.method, status=status, detail=exc.detail,
-                 request_id=request_id_of(request.scope))
-    titles = {401: "Authentication required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+        log.info(
+            "request refused",
+            path=request.url.path,
+            method=request.method,
+            status=status,
+            detail=exc.detail,
+            request_id=request_id_of(request.scope),
+        )
+    titles = {
+        401: "Authentication required",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Payload too large",
+    }
     return problem(status, titles.get(status, "Error"), exc.detail, request=request)
 
 
 def _database(request: Request, exc: DBAPIError) -> Response[dict[str, Any]]:
-    log.error("database unavailable", path=request.url.path, error=type(exc.orig).__name__ if exc.orig else str(type(exc)),
-              request_id=request_id_of(request.scope))
-    return problem(503, "Service unavailable", "the database is unreachable; see /health", request=request)
+    log.error(
+        "database unavailable",
+        path=request.url.path,
+        error=type(exc.orig).__name__ if exc.orig else str(type(exc)),
+        request_id=request_id_of(request.scope),
+    )
+    return problem(
+        503, "Service unavailable", "the database is unreachable; see /health", request=request
+    )
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", path=request.url.path, method=request.method, request_id=request_id_of(request.scope))
-    return problem(500, "Internal error", "an unexpected error occurred; it has been logged", request=request)
+    log.exception(
+        "unhandled error",
+        path=request.url.path,
+        method=request.method,
+        request_id=request_id_of(request.scope),
+    )
+    return problem(
+        500, "Internal error", "an unexpected error occurred; it has been logged", request=request
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -8,7 +8,7 @@ from litestar.datastructures import State
 
 import unidesk
 
-__all__ = ["READY_CHECKS", "ready", "Readiness"]
+__all__ = ["READY_CHECKS", "Readiness", "ready"]
 
 READY_CHECKS = ("database", "migrations", "storage", "plugins")
 """The checks readiness runs, where registered (liveness, ``/health``, runs every check)."""
@@ -27,6 +27,11 @@ async def ready(state: State) -> Response[Readiness]:
     """Readiness for load balancers: 200 when every readiness check passes, else 503 with the reasons."""
     checks = await state.health_checks.run(names=READY_CHECKS)
     reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
-    body = Readiness(status="not ready" if reasons else "ready", reasons=reasons, version=unidesk.__version__,
-                     commit=state.git_commit, checks=checks)
+    body = Readiness(
+        status="not ready" if reasons else "ready",
+        reasons=reasons,
+        version=unidesk.__version__,
+        commit=state.git_commit,
+        checks=checks,
+    )
     return Response(body, status_code=503 if reasons else 200)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,49 +20,190 @@ Doc = msgspec.Meta
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Every server setting. Env var: ``UNIDESK_<NAME upper-cased>``; TOML key: ``<name>``."""
 
-    data_dir: Annotated[str, Doc(description="Where the server keeps its embedded database, files and backups.")] = ".unidesk"
+    data_dir: Annotated[
+        str, Doc(description="Where the server keeps its embedded database, files and backups.")
+    ] = ".unidesk"
     host: Annotated[str, Doc(description="Address the HTTP server binds to.")] = "127.0.0.1"
-    port: Annotated[int, Doc(description="TCP port the HTTP server binds to.", ge=0, le=65535)] = 8080
-    public_url: Annotated[str | None, Doc(description="URL people and agents use to reach this server (defaults to http://host:port).")] = None
-    database_url: Annotated[str | None, Doc(description="PostgreSQL URL; unset starts an embedded PostgreSQL in <data_dir>/pg.")] = None
-    db_pool_size: Annotated[int, Doc(description="SQLAlchemy connection pool size per server process.", ge=1, le=200)] = 10
-    heartbeat_interval_s: Annotated[float, Doc(description="Seconds between agent heartbeats.", gt=0)] = 15.0
-    offline_timeout_s: Annotated[float, Doc(description="Seconds without a heartbeat before a node is marked offline.", gt=0)] = 90.0
-    dispatch_ack_timeout_s: Annotated[float, Doc(description="Seconds to wait for an agent's ack before redelivering a dispatch.", gt=0)] = 10.0
-    admin_username: Annotated[str, Doc(description="Username of the first admin created on first start.")] = "admin"
-    admin_password: Annotated[str | None, Doc(description="If set and no admin exists, the first start creates one with this password.")] = None
-    session_ttl_s: Annotated[int, Doc(description="Lifetime of a browser login session in seconds.", ge=60)] = 7 * 24 * 3600
-    secure_cookies: Annotated[bool, Doc(description="Mark the session cookie Secure (set when served over HTTPS).")] = False
-    login_max_failures: Annotated[int, Doc(description="Failed logins allowed per client within login_window_s before 429.", ge=1)] = 10
-    login_window_s: Annotated[int, Doc(description="Window for counting failed logins, seconds.", ge=1)] = 300
-    allow_file_urls: Annotated[bool, Doc(description="Accept file:// repository URLs in task submissions (tests and single-machine setups).")] = False
-    max_request_bytes: Annotated[int, Doc(description="Largest accepted request body for JSON API calls, bytes.", ge=1024)] = 1_048_576
-    local_agent: Annotated[bool, Doc(description="Start a local agent so the main server is also a compute node.")] = True
-    local_agent_runner: Annotated[Literal["docker", "subprocess-test"], Doc(description="Runner of the local agent; subprocess-test exists only for tests.")] = "docker"
-    local_agent_network_mode: Annotated[Literal["none", "host"], Doc(description="Container network mode of the local agent's tasks.")] = "none"
-    local_agent_labels: Annotated[dict[str, str], Doc(description="Labels declared by the local agent.")] = {}
-    plugins: Annotated[str, Doc(description="Plugins to load: 'all', 'none', or a comma-separated list of names.")] = "all"
-    research_max_sweep_tasks: Annotated[int, Doc(description="Most tasks one parameter sweep of the research plugin may submit; larger grids are refused with 400.", ge=1, le=1_000_000)] = 1000
-    log_format: Annotated[Literal["auto", "json", "console"], Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY).")] = "auto"
+    port: Annotated[int, Doc(description="TCP port the HTTP server binds to.", ge=0, le=65535)] = (
+        8080
+    )
+    public_url: Annotated[
+        str | None,
+        Doc(
+            description="URL people and agents use to reach this server (defaults to http://host:port)."
+        ),
+    ] = None
+    database_url: Annotated[
+        str | None,
+        Doc(description="PostgreSQL URL; unset starts an embedded PostgreSQL in <data_dir>/pg."),
+    ] = None
+    db_pool_size: Annotated[
+        int, Doc(description="SQLAlchemy connection pool size per server process.", ge=1, le=200)
+    ] = 10
+    heartbeat_interval_s: Annotated[
+        float, Doc(description="Seconds between agent heartbeats.", gt=0)
+    ] = 15.0
+    offline_timeout_s: Annotated[
+        float, Doc(description="Seconds without a heartbeat before a node is marked offline.", gt=0)
+    ] = 90.0
+    dispatch_ack_timeout_s: Annotated[
+        float,
+        Doc(description="Seconds to wait for an agent's ack before redelivering a dispatch.", gt=0),
+    ] = 10.0
+    admin_username: Annotated[
+        str, Doc(description="Username of the first admin created on first start.")
+    ] = "admin"
+    admin_password: Annotated[
+        str | None,
+        Doc(
+            description="If set and no admin exists, the first start creates one with this password."
+        ),
+    ] = None
+    session_ttl_s: Annotated[
+        int, Doc(description="Lifetime of a browser login session in seconds.", ge=60)
+    ] = 7 * 24 * 3600
+    secure_cookies: Annotated[
+        bool, Doc(description="Mark the session cookie Secure (set when served over HTTPS).")
+    ] = False
+    login_max_failures: Annotated[
+        int,
+        Doc(description="Failed logins allowed per client within login_window_s before 429.", ge=1),
+    ] = 10
+    login_window_s: Annotated[
+        int, Doc(description="Window for counting failed logins, seconds.", ge=1)
+    ] = 300
+    allow_file_urls: Annotated[
+        bool,
+        Doc(
+            description="Accept file:// repository URLs in task submissions (tests and single-machine setups)."
+        ),
+    ] = False
+    max_request_bytes: Annotated[
+        int, Doc(description="Largest accepted request body for JSON API calls, bytes.", ge=1024)
+    ] = 1_048_576
+    local_agent: Annotated[
+        bool, Doc(description="Start a local agent so the main server is also a compute node.")
+    ] = True
+    local_agent_runner: Annotated[
+        Literal["docker", "subprocess-test"],
+        Doc(description="Runner of the local agent; subprocess-test exists only for tests."),
+    ] = "docker"
+    local_agent_network_mode: Annotated[
+        Literal["none", "host"],
+        Doc(description="Container network mode of the local agent's tasks."),
+    ] = "none"
+    local_agent_labels: Annotated[
+        dict[str, str], Doc(description="Labels declared by the local agent.")
+    ] = {}
+    plugins: Annotated[
+        str, Doc(description="Plugins to load: 'all', 'none', or a comma-separated list of names.")
+    ] = "all"
+    research_max_sweep_tasks: Annotated[
+        int,
+        Doc(
+            description="Most tasks one parameter sweep of the research plugin may submit; larger grids are refused with 400.",
+            ge=1,
+            le=1_000_000,
+        ),
+    ] = 1000
+    log_format: Annotated[
+        Literal["auto", "json", "console"],
+        Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY)."),
+    ] = "auto"
     log_level: Annotated[str, Doc(description="Minimum log level.")] = "info"
-    max_log_bytes_per_attempt: Annotated[int, Doc(description="Log bytes stored per attempt before truncation.", ge=1024)] = 64 * 1024 * 1024
-    backup_dir: Annotated[str, Doc(description="Directory of pg_dump snapshots; empty means <data_dir>/backups (created); a configured one must exist.")] = ""
-    backup_keep: Annotated[int, Doc(description="How many snapshots to keep; older ones are deleted after a successful backup.", ge=1, le=1000)] = 7
-    backup_daily_at: Annotated[str, Doc(description="UTC time 'HH:MM' at which the server takes its daily backup; empty disables the schedule.", pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d$")] = ""
-    backup_globals: Annotated[bool, Doc(description="Also dump roles and tablespaces (pg_dumpall --globals-only) beside each snapshot.")] = True
-    backup_timeout_s: Annotated[float, Doc(description="Upper bound of one pg_dump or restore run, seconds.", gt=0)] = 3600.0
-    storage_backend: Annotated[Literal["local", "s3"], Doc(description="Object store of artifacts: 'local' (files under storage_dir, served by this server) or 's3'.")] = "local"
-    storage_dir: Annotated[str | None, Doc(description="Directory of the local object store; unset means <data_dir>/files.")] = None
-    storage_signing_key: Annotated[str | None, Doc(description="HMAC key of local presigned URLs (same on every instance); unset: generated in <data_dir>/storage/signing.key.")] = None
-    storage_url_ttl_s: Annotated[int, Doc(description="Lifetime of presigned upload/download URLs handed to people and nodes, seconds.", ge=10, le=7 * 24 * 3600)] = 900
-    storage_max_upload_bytes: Annotated[int, Doc(description="Largest artifact accepted, bytes (the per-route body limit of uploads).", ge=1)] = 1 << 40
+    max_log_bytes_per_attempt: Annotated[
+        int, Doc(description="Log bytes stored per attempt before truncation.", ge=1024)
+    ] = 64 * 1024 * 1024
+    backup_dir: Annotated[
+        str,
+        Doc(
+            description="Directory of pg_dump snapshots; empty means <data_dir>/backups (created); a configured one must exist."
+        ),
+    ] = ""
+    backup_keep: Annotated[
+        int,
+        Doc(
+            description="How many snapshots to keep; older ones are deleted after a successful backup.",
+            ge=1,
+            le=1000,
+        ),
+    ] = 7
+    backup_daily_at: Annotated[
+        str,
+        Doc(
+            description="UTC time 'HH:MM' at which the server takes its daily backup; empty disables the schedule.",
+            pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d$",
+        ),
+    ] = ""
+    backup_globals: Annotated[
+        bool,
+        Doc(
+            description="Also dump roles and tablespaces (pg_dumpall --globals-only) beside each snapshot."
+        ),
+    ] = True
+    backup_timeout_s: Annotated[
+        float, Doc(description="Upper bound of one pg_dump or restore run, seconds.", gt=0)
+    ] = 3600.0
+    storage_backend: Annotated[
+        Literal["local", "s3"],
+        Doc(
+            description="Object store of artifacts: 'local' (files under storage_dir, served by this server) or 's3'."
+        ),
+    ] = "local"
+    storage_dir: Annotated[
+        str | None,
+        Doc(description="Directory of the local object store; unset means <data_dir>/files."),
+    ] = None
+    storage_signing_key: Annotated[
+        str | None,
+        Doc(
+            description="HMAC key of local presigned URLs (same on every instance); unset: generated in <data_dir>/storage/signing.key."
+        ),
+    ] = None
+    storage_url_ttl_s: Annotated[
+        int,
+        Doc(
+            description="Lifetime of presigned upload/download URLs handed to people and nodes, seconds.",
+            ge=10,
+            le=7 * 24 * 3600,
+        ),
+    ] = 900
+    storage_max_upload_bytes: Annotated[
+        int,
+        Doc(
+            description="Largest artifact accepted, bytes (the per-route body limit of uploads).",
+            ge=1,
+        ),
+    ] = 1 << 40
     s3_bucket: Annotated[str, Doc(description="Bucket of the s3 backend.")] = "unidesk"
-    s3_endpoint_url: Annotated[str | None, Doc(description="Endpoint of the S3-compatible service (MinIO, Ceph RGW); unset means AWS.")] = None
+    s3_endpoint_url: Annotated[
+        str | None,
+        Doc(
+            description="Endpoint of the S3-compatible service (MinIO, Ceph RGW); unset means AWS."
+        ),
+    ] = None
     s3_region: Annotated[str, Doc(description="Region of the s3 backend.")] = "us-east-1"
-    s3_access_key_id: Annotated[str | None, Doc(description="Access key of the s3 backend; unset uses boto3's usual credential chain.")] = None
-    s3_secret_access_key: Annotated[str | None, Doc(description="Secret key of the s3 backend.")] = None
-    s3_multipart_threshold_bytes: Annotated[int, Doc(description="Objects larger than this are uploaded to s3 in parts (resumable).", ge=5 * 1024 * 1024)] = 64 * 1024 * 1024
-    s3_part_size_bytes: Annotated[int, Doc(description="Part size of s3 multipart uploads (S3 needs at least 5 MiB).", ge=5 * 1024 * 1024)] = 64 * 1024 * 1024
+    s3_access_key_id: Annotated[
+        str | None,
+        Doc(description="Access key of the s3 backend; unset uses boto3's usual credential chain."),
+    ] = None
+    s3_secret_access_key: Annotated[
+        str | None, Doc(description="Secret key of the s3 backend.")
+    ] = None
+    s3_multipart_threshold_bytes: Annotated[
+        int,
+        Doc(
+            description="Objects larger than this are uploaded to s3 in parts (resumable).",
+            ge=5 * 1024 * 1024,
+        ),
+    ] = 64 * 1024 * 1024
+    s3_part_size_bytes: Annotated[
+        int,
+        Doc(
+            description="Part size of s3 multipart uploads (S3 needs at least 5 MiB).",
+            ge=5 * 1024 * 1024,
+        ),
+    ] = 64 * 1024 * 1024
 
     @property
     def data_path(self) -> Path:
@@ -85,7 +227,11 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_settings(config_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
     """Build settings: defaults, then the TOML file, then env vars, then explicit overrides."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -105,7 +251,14 @@ def settings_reference() -> str:
     """Markdown table of every setting with its default and description."""
     rows = ["| setting | env var | default | description |", "|---|---|---|---|"]
     for field in msgspec.structs.fields(Settings):
-        meta = next((m for m in getattr(field.type, "__metadata__", ()) if isinstance(m, msgspec.Meta)), None)
-        default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
-        rows.append(f"| `{field.name}` | `UNIDESK_{field.name.upper()}` | `{default!r}` | {meta.description if meta else ''} |")
+        meta = next(
+            (m for m in getattr(field.type, "__metadata__", ()) if isinstance(m, msgspec.Meta)),
+            None,
+        )
+        default = (
+            field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+        )
+        rows.append(
+            f"| `{field.name}` | `UNIDESK_{field.name.upper()}` | `{default!r}` | {meta.description if meta else ''} |"
+        )
     return "\n".join(rows)

@@ -16,7 +16,7 @@ from unidesk.core.tasks.models import TaskRow
 from unidesk.core.tasks.schemas import Task
 from unidesk.core.tasks.services import task_out
 
-__all__ = ["stats", "Stats"]
+__all__ = ["Stats", "stats"]
 
 
 class HourBucket(msgspec.Struct, kw_only=True):
@@ -47,17 +47,33 @@ GROUP BY h.hour ORDER BY h.hour
 @get("/api/stats", operation_id="stats", tags=["dashboard"])
 async def stats(db: AsyncSession) -> Stats:
     """Nodes by state, tasks by state, tasks finished per hour (24 h), and the latest failures."""
-    nodes = (await db.execute(select(NodeRow.state, NodeRow.draining, NodeRow.unhealthy_reason))).all()
+    nodes = (
+        await db.execute(select(NodeRow.state, NodeRow.draining, NodeRow.unhealthy_reason))
+    ).all()
     node_counts: dict[str, Any] = {"online": 0, "offline": 0, "draining": 0, "unhealthy": 0}
     for state, draining, unhealthy in nodes:
         node_counts[state] = node_counts.get(state, 0) + 1
         node_counts["draining"] += int(bool(draining))
         node_counts["unhealthy"] += int(bool(unhealthy) and state == "online")
-    tasks = dict((await db.execute(select(TaskRow.state, func.count()).group_by(TaskRow.state))).all())
-    hourly = [HourBucket(hour=r.hour, succeeded=r.succeeded, failed=r.failed, cancelled=r.cancelled)
-              for r in (await db.execute(_HOURLY)).all()]
-    failures = (await db.execute(
-        select(TaskRow, User.username).outerjoin(User, User.id == TaskRow.owner_id)
-        .where(TaskRow.state == "failed").order_by(TaskRow.finished_at.desc()).limit(10)
-    )).all()
-    return Stats(nodes=node_counts, tasks=tasks, finished_per_hour=hourly, recent_failures=[task_out(t, u) for t, u in failures])
+    tasks = dict(
+        (await db.execute(select(TaskRow.state, func.count()).group_by(TaskRow.state))).all()
+    )
+    hourly = [
+        HourBucket(hour=r.hour, succeeded=r.succeeded, failed=r.failed, cancelled=r.cancelled)
+        for r in (await db.execute(_HOURLY)).all()
+    ]
+    failures = (
+        await db.execute(
+            select(TaskRow, User.username)
+            .outerjoin(User, User.id == TaskRow.owner_id)
+            .where(TaskRow.state == "failed")
+            .order_by(TaskRow.finished_at.desc())
+            .limit(10)
+        )
+    ).all()
+    return Stats(
+        nodes=node_counts,
+        tasks=tasks,
+        finished_per_hour=hourly,
+        recent_failures=[task_out(t, u) for t, u in failures],
+    )

@@ -22,7 +22,11 @@ def serve_ui(path: str = "") -> Response[bytes] | File:
     """Static asset if it exists, else index.html (client-side routes)."""
     path = path.lstrip("/")  # Litestar hands the path parameter over with its leading slash
     if path.startswith("api/") or path == "api":
-        return Response(b'{"status":404,"title":"Not found","detail":"no such API route"}', status_code=404, media_type="application/problem+json")
+        return Response(
+            b'{"status":404,"title":"Not found","detail":"no such API route"}',
+            status_code=404,
+            media_type="application/problem+json",
+        )
     index = WEB_DIST / "index.html"
     if not index.exists():
         return Response(_NOT_BUILT.encode(), status_code=503, media_type="text/html")
@@ -30,6 +34,20 @@ def serve_ui(path: str = "") -> Response[bytes] | File:
         candidate = (WEB_DIST / path).resolve()
         if candidate.is_file() and WEB_DIST in candidate.parents:
             media, _ = mimetypes.guess_type(candidate.name)
-            headers = {"Cache-Control": "public, max-age=31536000, immutable"} if "/assets/" in f"/{path}" else {}
-            return File(candidate, media_type=media or "application/octet-stream", headers=headers, content_disposition_type="inline")
-    return File(index, media_type="text/html", headers={"Cache-Control": "no-cache"}, content_disposition_type="inline")
+            headers = (
+                {"Cache-Control": "public, max-age=31536000, immutable"}
+                if "/assets/" in f"/{path}"
+                else {}
+            )
+            return File(
+                candidate,
+                media_type=media or "application/octet-stream",
+                headers=headers,
+                content_disposition_type="inline",
+            )
+    return File(
+        index,
+        media_type="text/html",
+        headers={"Cache-Control": "no-cache"},
+        content_disposition_type="inline",
+    )

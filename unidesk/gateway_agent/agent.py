@@ -27,8 +27,22 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from unidesk.protocol import (
-    PROTOCOL_VERSION, Ack, AttemptDataAck, AttemptRef, AttemptState, Cancel, Dispatch, Error, Heartbeat, Hello,
-    LogAck, Message, Reconcile, Welcome, decode, encode,
+    PROTOCOL_VERSION,
+    Ack,
+    AttemptDataAck,
+    AttemptRef,
+    AttemptState,
+    Cancel,
+    Dispatch,
+    Error,
+    Heartbeat,
+    Hello,
+    LogAck,
+    Message,
+    Reconcile,
+    Welcome,
+    decode,
+    encode,
 )
 
 from .attempt import AttemptRun, final_state
@@ -53,8 +67,16 @@ _REMEMBERED_FINALS = 10_000
 class Agent:
     """One node's agent; ``await run()`` until a graceful stop (0) or a final refusal (non-zero)."""
 
-    def __init__(self, config: AgentConfig, runner: Runner, *, resources: NodeResources,
-                 state: StateFile, maintenance: Runner | None = None, node_health: Any = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        runner: Runner,
+        *,
+        resources: NodeResources,
+        state: StateFile,
+        maintenance: Runner | None = None,
+        node_health: Any = None,
+    ) -> None:
         self.config = config
         self.runner = runner
         self.maintenance = maintenance
@@ -70,7 +92,9 @@ class Agent:
         self._runs: dict[AttemptRef, AttemptRun] = {}
         self._logs: dict[AttemptRef, AttemptLog] = {}
         self._feeds: dict[tuple[AttemptRef, str], DataFeed] = {}
-        self._finished: collections.OrderedDict[AttemptRef, AttemptState] = collections.OrderedDict()
+        self._finished: collections.OrderedDict[AttemptRef, AttemptState] = (
+            collections.OrderedDict()
+        )
         self._flush_event = asyncio.Event()
         self._closed = asyncio.Event()
         self._hurry = asyncio.Event()
@@ -85,7 +109,9 @@ class Agent:
     @property
     def running(self) -> list[AttemptRef]:
         """Attempts accepted and not yet final (including those waiting for a free slot)."""
-        return list(self._runs) + sorted(self._adoptable - set(self._runs), key=lambda r: (r.task_id, r.attempt_no))
+        return list(self._runs) + sorted(
+            self._adoptable - set(self._runs), key=lambda r: (r.task_id, r.attempt_no)
+        )
 
     async def run(self) -> int:
         await self._clean_up_leftovers()
@@ -156,10 +182,19 @@ class Agent:
         unconfirmed = [AttemptRef(f.task_id, f.attempt_no) for f in self.state.state.finals]
         running += [ref for ref in dict.fromkeys(unconfirmed) if ref not in set(running)]
         return Hello(
-            protocol_version=PROTOCOL_VERSION, agent_version=r.agent_version, node_name=r.node_name,
-            hostname=r.hostname, os=r.os, cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus,
-            labels=r.labels, runtimes=r.runtimes, running=running,
-            instance_id=self.state.state.instance_id, unhealthy_reason=await self._health(),
+            protocol_version=PROTOCOL_VERSION,
+            agent_version=r.agent_version,
+            node_name=r.node_name,
+            hostname=r.hostname,
+            os=r.os,
+            cpus=r.cpus,
+            memory_mb=r.memory_mb,
+            gpus=r.gpus,
+            labels=r.labels,
+            runtimes=r.runtimes,
+            running=running,
+            instance_id=self.state.state.instance_id,
+            unhealthy_reason=await self._health(),
         )
 
     async def _session(self, ws: ClientConnection) -> bool:
@@ -172,10 +207,16 @@ class Agent:
             if not isinstance(first, Welcome):
                 raise msgspec.ValidationError(f"expected welcome, got {type(first).__name__}")
             welcomed = True
-            self.heartbeat_interval_s = self.config.heartbeat_interval_s or first.heartbeat_interval_s
+            self.heartbeat_interval_s = (
+                self.config.heartbeat_interval_s or first.heartbeat_interval_s
+            )
             self.state.set_node_id(first.node_id)
-            log.info("connected to %s as node %s (%s)", self.config.ws_url, first.node_id,
-                     self.resources.node_name)
+            log.info(
+                "connected to %s as node %s (%s)",
+                self.config.ws_url,
+                first.node_id,
+                self.resources.node_name,
+            )
             async with self._send_lock:
                 self._ws = ws
                 await self._replay(ws)
@@ -231,8 +272,10 @@ class Agent:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.state.state.finals and self._ws is not None:
             if asyncio.get_running_loop().time() > deadline:
-                log.warning("%d final report(s) not acknowledged; kept for the next start",
-                            len(self.state.state.finals))
+                log.warning(
+                    "%d final report(s) not acknowledged; kept for the next start",
+                    len(self.state.state.finals),
+                )
                 return
             await asyncio.sleep(0.05)
 
@@ -273,7 +316,12 @@ class Agent:
             await self._send(self._finished[ref])
             return
         if self._draining:
-            await self._send(Error(code="draining", message=f"agent is stopping; {ref.task_id}/{ref.attempt_no} not accepted"))
+            await self._send(
+                Error(
+                    code="draining",
+                    message=f"agent is stopping; {ref.task_id}/{ref.attempt_no} not accepted",
+                )
+            )
             return
         run = AttemptRun(self, ref, msg, first_log_seq=self.state.next_log_seq(ref))
         self._runs[ref] = run
@@ -288,9 +336,15 @@ class Agent:
             if ref in self._finished:
                 await self._send(self._finished[ref])
             elif reason == "cancelled":
-                await self._send(AttemptState(task_id=ref.task_id, attempt_no=ref.attempt_no,
-                                              phase="failed", reason="cancelled",
-                                              message="attempt was not running on this node"))
+                await self._send(
+                    AttemptState(
+                        task_id=ref.task_id,
+                        attempt_no=ref.attempt_no,
+                        phase="failed",
+                        reason="cancelled",
+                        message="attempt was not running on this node",
+                    )
+                )
             return
         run.stop_reason = run.stop_reason or reason
         if run.in_runner:
@@ -311,10 +365,16 @@ class Agent:
                 self._runs[ref] = run
                 self._logs[ref] = run.log_buffer
                 run.task = asyncio.create_task(self._execute(run))
-                log.info("adopted attempt %s/%s left running by a previous agent", ref.task_id, ref.attempt_no)
+                log.info(
+                    "adopted attempt %s/%s left running by a previous agent",
+                    ref.task_id,
+                    ref.attempt_no,
+                )
             elif ref not in keep:
                 await self._stop_in_runner(ref, "reconcile")
-                await self._finish_leftover(ref, "the server no longer expected this attempt; stopped")
+                await self._finish_leftover(
+                    ref, "the server no longer expected this attempt; stopped"
+                )
 
     async def _run_dispatch(self, dispatch: Dispatch, run: AttemptRun) -> Outcome:
         """Ordinary tasks go to the runner (Docker); host.ssh maintenance only over SSH; nothing else."""
@@ -322,7 +382,9 @@ class Agent:
             return await self.runner.run(dispatch, run)
         if dispatch.kind == "host.ssh" and self.maintenance is not None:
             return await self.maintenance.run(dispatch, run)
-        return Outcome(reason="infra_error", message=f"this node does not run {dispatch.kind} dispatches")
+        return Outcome(
+            reason="infra_error", message=f"this node does not run {dispatch.kind} dispatches"
+        )
 
     async def _stop_in_runner(self, ref: AttemptRef, reason: StopReason) -> None:
         try:
@@ -355,7 +417,9 @@ class Agent:
         try:
             batches, problems = await asyncio.to_thread(feed.read, final=final)
         except Exception:
-            log.exception("reading the %s file of %s/%s failed", feed.channel, ref.task_id, ref.attempt_no)
+            log.exception(
+                "reading the %s file of %s/%s failed", feed.channel, ref.task_id, ref.attempt_no
+            )
             return
         run = self._runs.get(ref)
         for problem in problems:
@@ -389,8 +453,10 @@ class Agent:
         except asyncio.CancelledError:
             if run.stop_reason is None:
                 raise
-            outcome = Outcome(reason="cancelled" if run.stop_reason == "cancelled" else "killed",
-                              message=f"stopped ({run.stop_reason}) before it started")
+            outcome = Outcome(
+                reason="cancelled" if run.stop_reason == "cancelled" else "killed",
+                message=f"stopped ({run.stop_reason}) before it started",
+            )
         await self._finish(run, final_state(run, outcome))
 
     async def _finish(self, run: AttemptRun, report: AttemptState) -> None:
@@ -425,14 +491,23 @@ class Agent:
             log.exception("could not list or clean up attempts left by a previous run")
             still_running = set()
         for ref in (owned | still_running) - self._adoptable:
-            await self._finish_leftover(ref, "the agent restarted while this attempt ran; it was stopped")
+            await self._finish_leftover(
+                ref, "the agent restarted while this attempt ran; it was stopped"
+            )
         for report in self.state.state.finals:
             self._remember(report)
 
     async def _finish_leftover(self, ref: AttemptRef, message: str) -> None:
-        log.warning("attempt %s/%s left by a previous agent: %s", ref.task_id, ref.attempt_no, message)
-        report = AttemptState(task_id=ref.task_id, attempt_no=ref.attempt_no, phase="failed",
-                              reason="killed", message=message)
+        log.warning(
+            "attempt %s/%s left by a previous agent: %s", ref.task_id, ref.attempt_no, message
+        )
+        report = AttemptState(
+            task_id=ref.task_id,
+            attempt_no=ref.attempt_no,
+            phase="failed",
+            reason="killed",
+            message=message,
+        )
         self.state.finish(report)
         self._remember(report)
         await self._send(report)
@@ -450,8 +525,15 @@ class Agent:
     async def _send_heartbeat(self) -> None:
         self._heartbeat_seq += 1
         usage = await sample_usage(self.config.cache_dir, with_gpus=bool(self.resources.gpus))
-        await self._send(Heartbeat(seq=self._heartbeat_seq, usage=usage, running=self.running,
-                                   unhealthy_reason=await self._health(), sent_at=time.time()))
+        await self._send(
+            Heartbeat(
+                seq=self._heartbeat_seq,
+                usage=usage,
+                running=self.running,
+                unhealthy_reason=await self._health(),
+                sent_at=time.time(),
+            )
+        )
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -489,7 +571,10 @@ class Agent:
         tasks = [r.task for r in self._runs.values() if r.task is not None]
         if not tasks:
             return
-        waiters = [asyncio.create_task(asyncio.wait(tasks)), asyncio.create_task(self._hurry.wait())]
+        waiters = [
+            asyncio.create_task(asyncio.wait(tasks)),
+            asyncio.create_task(self._hurry.wait()),
+        ]
         await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()

@@ -20,8 +20,14 @@ __all__ = ["AttemptRun", "final_state"]
 class AttemptRun:
     """Bookkeeping for one ``(task_id, attempt_no)``; also the ``Reporter`` handed to the runner."""
 
-    def __init__(self, agent: Agent, ref: AttemptRef, dispatch: Dispatch | None = None,
-                 *, first_log_seq: int = 1) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        ref: AttemptRef,
+        dispatch: Dispatch | None = None,
+        *,
+        first_log_seq: int = 1,
+    ) -> None:
         self.agent = agent
         self.dispatch = dispatch
         """None for an attempt adopted after an agent restart (its container already runs)."""
@@ -35,9 +41,12 @@ class AttemptRun:
         self.command_started = False
         self.task: asyncio.Task[None] | None = None
 
-    def _state(self, phase: Literal["preparing", "running"], stage: str | None = None) -> AttemptState:
-        return AttemptState(task_id=self.ref.task_id, attempt_no=self.ref.attempt_no,
-                            phase=phase, stage=stage)
+    def _state(
+        self, phase: Literal["preparing", "running"], stage: str | None = None
+    ) -> AttemptState:
+        return AttemptState(
+            task_id=self.ref.task_id, attempt_no=self.ref.attempt_no, phase=phase, stage=stage
+        )
 
     async def preparing(self) -> None:
         """Accepted and given a slot; the runner's stages follow."""
@@ -70,5 +79,11 @@ def final_state(run: AttemptRun, outcome: Outcome) -> AttemptState:
     phase: Literal["exited", "failed"] = "exited" if run.command_started else "failed"
     if outcome.reason == "infra_error":
         phase = "failed"
-    return AttemptState(task_id=run.ref.task_id, attempt_no=run.ref.attempt_no, phase=phase,
-                        exit_code=outcome.exit_code, reason=outcome.reason, message=outcome.message)
+    return AttemptState(
+        task_id=run.ref.task_id,
+        attempt_no=run.ref.attempt_no,
+        phase=phase,
+        exit_code=outcome.exit_code,
+        reason=outcome.reason,
+        message=outcome.message,
+    )

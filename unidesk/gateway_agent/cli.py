@@ -13,7 +13,8 @@ import json
 import logging
 import signal
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -30,33 +31,60 @@ log = logging.getLogger("unidesk.gateway_agent")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unidesk-agent", description="UniDesk compute-node agent.")
-    p.add_argument("command", nargs="?", choices=["run"], default="run", help="run the agent (default)")
-    p.add_argument("--print-resources", action="store_true", help="print the declared resources as JSON and exit")
+    p.add_argument(
+        "command", nargs="?", choices=["run"], default="run", help="run the agent (default)"
+    )
+    p.add_argument(
+        "--print-resources",
+        action="store_true",
+        help="print the declared resources as JSON and exit",
+    )
     p.add_argument("--config", help="TOML config file (also UNIDESK_AGENT_CONFIG)")
-    p.add_argument("--server", dest="server_url", help="server URL, e.g. https://unidesk.example.org")
+    p.add_argument(
+        "--server", dest="server_url", help="server URL, e.g. https://unidesk.example.org"
+    )
     p.add_argument("--token", help="node token (prefer --token-file: flags are visible in ps)")
     p.add_argument("--token-file", help="file holding the node token")
     p.add_argument("--node-name", help="name to declare (default: hostname)")
-    p.add_argument("--label", action="append", default=None, metavar="KEY=VALUE", help="node label, repeatable")
+    p.add_argument(
+        "--label", action="append", default=None, metavar="KEY=VALUE", help="node label, repeatable"
+    )
     p.add_argument("--cache-dir")
     p.add_argument("--state-dir")
     p.add_argument("--concurrency", type=int, help="attempts run at once")
-    p.add_argument("--heartbeat-interval", dest="heartbeat_interval_s", type=float,
-                   help="override the server's heartbeat interval (seconds)")
-    p.add_argument("--allow-file-urls", action="store_true", default=None, help="accept file:// repositories")
+    p.add_argument(
+        "--heartbeat-interval",
+        dest="heartbeat_interval_s",
+        type=float,
+        help="override the server's heartbeat interval (seconds)",
+    )
+    p.add_argument(
+        "--allow-file-urls", action="store_true", default=None, help="accept file:// repositories"
+    )
     p.add_argument("--network-mode", choices=["none", "host"])
-    p.add_argument("--runner", choices=["docker", "subprocess-test"],
-                   help="'docker' (default); 'subprocess-test' runs commands unisolated, FOR TESTS ONLY")
+    p.add_argument(
+        "--runner",
+        choices=["docker", "subprocess-test"],
+        help="'docker' (default); 'subprocess-test' runs commands unisolated, FOR TESTS ONLY",
+    )
     p.add_argument("--cpus", type=float, help="declare at most this many CPUs")
     p.add_argument("--memory-mb", type=int, help="declare at most this much memory")
-    p.add_argument("--shutdown-grace", dest="shutdown_grace_s", type=float,
-                   help="seconds attempts may finish after SIGTERM")
+    p.add_argument(
+        "--shutdown-grace",
+        dest="shutdown_grace_s",
+        type=float,
+        help="seconds attempts may finish after SIGTERM",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
 
 
 def _flags(ns: argparse.Namespace) -> dict[str, Any]:
-    flags = {k: v for k, v in vars(ns).items() if k not in ("command", "print_resources", "config", "label")}
+    flags = {
+        k: v
+        for k, v in vars(ns).items()
+        if k not in ("command", "print_resources", "config", "label")
+    }
     if ns.label is not None:
         flags["labels"] = parse_labels(ns.label)
     return flags
@@ -67,7 +95,9 @@ def make_runner(config: AgentConfig) -> Runner:
     if config.runner == "subprocess-test":
         from .testing_runner import SubprocessTestRunner
 
-        log.warning("using SubprocessTestRunner: commands run on the host without isolation (tests only)")
+        log.warning(
+            "using SubprocessTestRunner: commands run on the host without isolation (tests only)"
+        )
         return SubprocessTestRunner()
     if config.runner != "docker":
         raise ConfigError(f"unknown runner {config.runner!r}; use 'docker'")
@@ -76,12 +106,20 @@ def make_runner(config: AgentConfig) -> Runner:
         exec_config = importlib.import_module("unidesk.gateway_agent.exec_config")
     except ImportError as exc:
         raise ConfigError(f"the Docker runner is not available in this build: {exc}") from None
-    settings = msgspec.convert({**config.docker, "cache_dir": config.cache_dir,
-                                "allow_file_urls": config.allow_file_urls,
-                                "network_mode": config.network_mode}, exec_config.ExecConfig)
+    settings = msgspec.convert(
+        {
+            **config.docker,
+            "cache_dir": config.cache_dir,
+            "allow_file_urls": config.allow_file_urls,
+            "network_mode": config.network_mode,
+        },
+        exec_config.ExecConfig,
+    )
     from .transfer import Transfer
 
-    transfer = Transfer(server_url=config.server_url, token=config.token, cache_dir=settings.cache_path)
+    transfer = Transfer(
+        server_url=config.server_url, token=config.token, cache_dir=settings.cache_path
+    )
     return docker_runner.DockerRunner(settings, node_name=config.node_name, transfer=transfer)  # type: ignore[no-any-return]
 
 
@@ -96,20 +134,29 @@ def _configure_logging(level: str) -> None:
 
 async def _run(config: AgentConfig) -> int:
     from .agent import Agent
-    from .state import StateFile
-
     from .health import NodeHealth, declared_runtimes
     from .hostssh import HostSshRunner, check_ssh_config
+    from .state import StateFile
 
     check_ssh_config(config)
     runner = make_runner(config)
-    resources = detect_resources(node_name=config.node_name, labels=config.labels,
-                                 cpus=config.cpus, memory_mb=config.memory_mb)
+    resources = detect_resources(
+        node_name=config.node_name,
+        labels=config.labels,
+        cpus=config.cpus,
+        memory_mb=config.memory_mb,
+    )
     resources = msgspec.structs.replace(resources, runtimes=declared_runtimes(config))
     node_health = NodeHealth(config, runner)
     maintenance = HostSshRunner(config) if config.ssh_host else None
-    agent = Agent(config, runner, resources=resources, state=StateFile(config.state_path),
-                  maintenance=maintenance, node_health=node_health)
+    agent = Agent(
+        config,
+        runner,
+        resources=resources,
+        state=StateFile(config.state_path),
+        maintenance=maintenance,
+        node_health=node_health,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop)
@@ -128,8 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(_flags(ns), config_file=ns.config)
         _configure_logging(config.log_level)
         if ns.print_resources:
-            resources = detect_resources(node_name=config.node_name, labels=config.labels,
-                                         cpus=config.cpus, memory_mb=config.memory_mb)
+            resources = detect_resources(
+                node_name=config.node_name,
+                labels=config.labels,
+                cpus=config.cpus,
+                memory_mb=config.memory_mb,
+            )
             from .health import declared_runtimes
 
             resources = msgspec.structs.replace(resources, runtimes=declared_runtimes(config))

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import msgspec
 
 from unidesk.errors import BadRequest
 
 __all__ = [
-    "AgentConfig", "ConfigError", "ENV_PREFIX", "load_config", "parse_labels", "require_connection_settings",
+    "ENV_PREFIX",
+    "AgentConfig",
+    "ConfigError",
+    "load_config",
+    "parse_labels",
+    "require_connection_settings",
 ]
 
 ENV_PREFIX = "UNIDESK_AGENT_"
@@ -95,7 +101,7 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         url = self.server_url.rstrip("/")
         for http, ws in (("https://", "wss://"), ("http://", "ws://")):
             if url.startswith(http):
-                url = ws + url[len(http):]
+                url = ws + url[len(http) :]
         return url if url.endswith("/api/agent/ws") else url + "/api/agent/ws"
 
     @property
@@ -124,7 +130,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
             continue
-        name = _ENV_FIELDS.get(key[len(ENV_PREFIX):])
+        name = _ENV_FIELDS.get(key[len(ENV_PREFIX) :])
         if name is None:
             raise ConfigError(f"unknown setting {key}")
         out[name] = parse_labels(value) if name == "labels" else value
@@ -156,7 +162,9 @@ def load_config(
         try:
             token = Path(config.token_file).expanduser().read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"cannot read token file {config.token_file}: {exc.strerror}") from None
+            raise ConfigError(
+                f"cannot read token file {config.token_file}: {exc.strerror}"
+            ) from None
         config = msgspec.structs.replace(config, token=token)
     if config.concurrency < 1:
         raise ConfigError("concurrency must be at least 1")
@@ -168,6 +176,8 @@ def require_connection_settings(config: AgentConfig) -> None:
     if not config.server_url:
         raise ConfigError("no server URL: pass --server or set UNIDESK_AGENT_SERVER_URL")
     if not config.server_url.startswith(("http://", "https://", "ws://", "wss://")):
-        raise ConfigError(f"server URL {config.server_url!r} must start with http(s):// or ws(s)://")
+        raise ConfigError(
+            f"server URL {config.server_url!r} must start with http(s):// or ws(s)://"
+        )
     if not config.token:
         raise ConfigError("no node token: pass --token-file or set UNIDESK_AGENT_TOKEN")

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from unidesk import __version__
 from unidesk.protocol import (
-    CLOSE_INCOMPATIBLE, CLOSE_REPLACED, CLOSE_REVOKED, CLOSE_UNAUTHENTICATED, MAX_FRAME_BYTES,
+    CLOSE_INCOMPATIBLE,
+    CLOSE_REPLACED,
+    CLOSE_REVOKED,
+    CLOSE_UNAUTHENTICATED,
+    MAX_FRAME_BYTES,
 )
 
 from .config import AgentConfig
 
 __all__ = [
-    "EXIT_AUTH_REFUSED", "EXIT_INCOMPATIBLE", "EXIT_REPLACED", "FinalRefusal", "RETRYABLE",
-    "backoff_delay", "dial", "final_refusal_for",
+    "EXIT_AUTH_REFUSED",
+    "EXIT_INCOMPATIBLE",
+    "EXIT_REPLACED",
+    "RETRYABLE",
+    "FinalRefusal",
+    "backoff_delay",
+    "dial",
+    "final_refusal_for",
 ]
 
 EXIT_AUTH_REFUSED = 77  # sysexits EX_NOPERM
@@ -54,8 +64,13 @@ def final_refusal_for(code: int | None, reason: str = "") -> FinalRefusal | None
     return FinalRefusal(detail, code=code, exit_code=exit_code, reason=reason)
 
 
-def backoff_delay(failures: int, *, base_s: float = 0.5, cap_s: float = 60.0,
-                  rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    failures: int,
+    *,
+    base_s: float = 0.5,
+    cap_s: float = 60.0,
+    rand: Callable[[], float] = random.random,
+) -> float:
     """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**failures)]``.
 
     Full jitter spreads reconnects of many nodes after a server restart instead of
@@ -87,8 +102,11 @@ async def dial(config: AgentConfig, *, open_timeout_s: float = 15.0) -> ClientCo
         status = exc.response.status_code
         if status in (401, 403):
             code = CLOSE_UNAUTHENTICATED if status == 401 else CLOSE_REVOKED
-            raise FinalRefusal(f"the server refused the node token (HTTP {status})",
-                               code=code, exit_code=EXIT_AUTH_REFUSED) from None
+            raise FinalRefusal(
+                f"the server refused the node token (HTTP {status})",
+                code=code,
+                exit_code=EXIT_AUTH_REFUSED,
+            ) from None
         if status == 426:
             raise final_refusal_for(CLOSE_INCOMPATIBLE, f"HTTP {status}") from None  # type: ignore[misc]
         raise

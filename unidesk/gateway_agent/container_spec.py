@@ -12,8 +12,16 @@ from unidesk.gateway_agent.workspace import attempt_name
 from unidesk.protocol import AttemptRef, Dispatch
 
 __all__ = [
-    "CONTAINER_PREFIX", "LABEL_ATTEMPT", "LABEL_CACHE", "LABEL_NODE", "LABEL_TASK", "LABEL_TIMEOUT",
-    "container_config", "container_name", "owner_labels", "ref_from_labels",
+    "CONTAINER_PREFIX",
+    "LABEL_ATTEMPT",
+    "LABEL_CACHE",
+    "LABEL_NODE",
+    "LABEL_TASK",
+    "LABEL_TIMEOUT",
+    "container_config",
+    "container_name",
+    "owner_labels",
+    "ref_from_labels",
 ]
 
 CONTAINER_PREFIX = "unidesk-"
@@ -54,8 +62,15 @@ def _env(dispatch: Dispatch) -> list[str]:
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def container_config(dispatch: Dispatch, *, image: str, workspace_source: str,
-                     config: ExecConfig, node: str, extra_binds: list[str] | None = None) -> dict[str, Any]:
+def container_config(
+    dispatch: Dispatch,
+    *,
+    image: str,
+    workspace_source: str,
+    config: ExecConfig,
+    node: str,
+    extra_binds: list[str] | None = None,
+) -> dict[str, Any]:
     """The body of ``POST /containers/create`` for this attempt."""
     if any("\x00" in part for part in dispatch.command):
         raise PrepareFailed("command contains a NUL byte")
@@ -75,11 +90,13 @@ def container_config(dispatch: Dispatch, *, image: str, workspace_source: str,
         "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1"}},
     }
     if dispatch.gpu_indices:
-        host["DeviceRequests"] = [{
-            "Driver": "nvidia",
-            "DeviceIDs": [str(i) for i in dispatch.gpu_indices],
-            "Capabilities": [["gpu"]],
-        }]
+        host["DeviceRequests"] = [
+            {
+                "Driver": "nvidia",
+                "DeviceIDs": [str(i) for i in dispatch.gpu_indices],
+                "Capabilities": [["gpu"]],
+            }
+        ]
     body: dict[str, Any] = {
         "Image": image,
         "Env": _env(dispatch),

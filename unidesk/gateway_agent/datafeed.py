@@ -16,7 +16,15 @@ from typing import Any
 
 from unidesk.protocol import AttemptData
 
-__all__ = ["DataFeed", "METRICS_CHANNEL", "METRICS_PATH_IN_CONTAINER", "BATCH_ITEMS", "MAX_FILE_BYTES", "watch_data", "drain_data"]
+__all__ = [
+    "BATCH_ITEMS",
+    "MAX_FILE_BYTES",
+    "METRICS_CHANNEL",
+    "METRICS_PATH_IN_CONTAINER",
+    "DataFeed",
+    "drain_data",
+    "watch_data",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,9 @@ class DataFeed:
         self._complaints += 1
         if self._complaints <= _MAX_COMPLAINTS:
             return [text]
-        return ["further bad lines are not named"] if self._complaints == _MAX_COMPLAINTS + 1 else []
+        return (
+            ["further bad lines are not named"] if self._complaints == _MAX_COMPLAINTS + 1 else []
+        )
 
     def read(self, *, final: bool = False) -> tuple[list[AttemptData], list[str]]:
         """New complete lines as batches, plus problems to show the user. ``final``: the attempt
@@ -79,7 +89,9 @@ class DataFeed:
             problems.append(f"cannot read {self.channel} file: {exc}")
         self.offset += len(data)
         if self.offset >= MAX_FILE_BYTES and data:
-            problems.append(f"{self.channel} file passed {MAX_FILE_BYTES} bytes; the rest is ignored")
+            problems.append(
+                f"{self.channel} file passed {MAX_FILE_BYTES} bytes; the rest is ignored"
+            )
         buf = self._partial + data
         lines = buf.split(b"\n")
         self._partial = lines.pop()
@@ -89,7 +101,9 @@ class DataFeed:
             self._partial = b""
             self.closed = True
         elif len(self._partial) > MAX_LINE_BYTES:
-            problems += self._complain(f"{self.channel} file line {self.line_no + 1} is longer than {MAX_LINE_BYTES} bytes; skipped")
+            problems += self._complain(
+                f"{self.channel} file line {self.line_no + 1} is longer than {MAX_LINE_BYTES} bytes; skipped"
+            )
             self.skipped_lines += 1
             self._partial = b""
         items: list[dict[str, Any]] = []
@@ -105,13 +119,23 @@ class DataFeed:
                 why = "not a JSON object"
             if not isinstance(item, dict):
                 self.skipped_lines += 1
-                problems += self._complain(f"{self.channel} file line {self.line_no} is {why}; skipped")
+                problems += self._complain(
+                    f"{self.channel} file line {self.line_no} is {why}; skipped"
+                )
                 continue
             items.append(item)
-        return [self._number(items[i:i + BATCH_ITEMS]) for i in range(0, len(items), BATCH_ITEMS)], problems
+        return [
+            self._number(items[i : i + BATCH_ITEMS]) for i in range(0, len(items), BATCH_ITEMS)
+        ], problems
 
     def _number(self, items: list[dict[str, Any]]) -> AttemptData:
-        batch = AttemptData(task_id=self.task_id, attempt_no=self.attempt_no, channel=self.channel, seq=self.next_seq, items=items)
+        batch = AttemptData(
+            task_id=self.task_id,
+            attempt_no=self.attempt_no,
+            channel=self.channel,
+            seq=self.next_seq,
+            items=items,
+        )
         self.next_seq += 1
         self._unacked[batch.seq] = batch
         self._unacked_items += len(items)
@@ -119,8 +143,13 @@ class DataFeed:
             seq, old = next(iter(self._unacked.items()))
             del self._unacked[seq]
             self._unacked_items -= len(old.items)
-            log.warning("dropping unacknowledged %s batch %s of %s/%s: the server is not acking", self.channel, seq,
-                        self.task_id, self.attempt_no)
+            log.warning(
+                "dropping unacknowledged %s batch %s of %s/%s: the server is not acking",
+                self.channel,
+                seq,
+                self.task_id,
+                self.attempt_no,
+            )
         return batch
 
     def ack(self, seq: int) -> None:

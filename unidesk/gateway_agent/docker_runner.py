@@ -22,7 +22,11 @@ import aiodocker
 import aiohttp
 
 from unidesk.gateway_agent.container_spec import (
-    LABEL_TIMEOUT, container_config, container_name, owner_labels, ref_from_labels,
+    LABEL_TIMEOUT,
+    container_config,
+    container_name,
+    owner_labels,
+    ref_from_labels,
 )
 from unidesk.gateway_agent.datafeed import METRICS_CHANNEL, drain_data, watch_data
 from unidesk.gateway_agent.envbuild import EnvBuilder
@@ -40,7 +44,12 @@ __all__ = ["DockerRunner"]
 
 log = logging.getLogger(__name__)
 
-_STOP_OUTCOME = {"cancelled": "cancelled", "timed_out": "timed_out", "reconcile": "killed", "shutdown": "killed"}
+_STOP_OUTCOME = {
+    "cancelled": "cancelled",
+    "timed_out": "timed_out",
+    "reconcile": "killed",
+    "shutdown": "killed",
+}
 _NOT_FOUND = ("executable file not found", "no such file or directory")
 
 
@@ -60,8 +69,14 @@ class _Attempt:
 class DockerRunner:
     """The production ``Runner``. One instance per agent process."""
 
-    def __init__(self, config: ExecConfig, *, node_name: str,
-                 docker: aiodocker.Docker | None = None, transfer: Transfer | None = None) -> None:
+    def __init__(
+        self,
+        config: ExecConfig,
+        *,
+        node_name: str,
+        docker: aiodocker.Docker | None = None,
+        transfer: Transfer | None = None,
+    ) -> None:
         self.config = config
         self.transfer = transfer
         """Input downloads and output uploads (``transfer.py``); None refuses tasks that declare files."""
@@ -116,8 +131,10 @@ class DockerRunner:
                 abandoned = True
                 attempt.done.cancel()
                 raise
-            outcome = Outcome(reason=_STOP_OUTCOME[attempt.stop_reason],  # type: ignore[arg-type]
-                              message=f"stopped while preparing ({attempt.stop_reason})")
+            outcome = Outcome(
+                reason=_STOP_OUTCOME[attempt.stop_reason],  # type: ignore[arg-type]
+                message=f"stopped while preparing ({attempt.stop_reason})",
+            )
         finally:
             if not abandoned:
                 await drain_data(capped)
@@ -184,20 +201,28 @@ class DockerRunner:
             try:
                 container = await self.docker.containers.get(container_name(ref))
             except aiodocker.DockerError:
-                outcome = Outcome(reason="infra_error", message="container vanished while the agent was down")
+                outcome = Outcome(
+                    reason="infra_error", message="container vanished while the agent was down"
+                )
             else:
                 attempt.container = container
                 info = container._container
                 state = info["State"]
                 if not state.get("Running"):
                     code = int(state.get("ExitCode", -1))
-                    capped.system(f"the container ended while the agent was down (exit code {code})")
-                    outcome = Outcome(reason="succeeded" if code == 0 else "exit_nonzero", exit_code=code)
+                    capped.system(
+                        f"the container ended while the agent was down (exit code {code})"
+                    )
+                    outcome = Outcome(
+                        reason="succeeded" if code == 0 else "exit_nonzero", exit_code=code
+                    )
                 else:
                     started = _parse_ts(state.get("StartedAt", ""))
                     timeout = float(info["Config"]["Labels"].get(LABEL_TIMEOUT, "3600"))
                     remaining = max(0.0, timeout - (time.time() - started)) if started else timeout
-                    outcome = await self._follow(container, attempt, capped, remaining, attach_first=True)
+                    outcome = await self._follow(
+                        container, attempt, capped, remaining, attach_first=True
+                    )
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             outcome = Outcome(reason="infra_error", message=f"docker unreachable: {exc}")
         finally:
@@ -213,28 +238,50 @@ class DockerRunner:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _run(self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter) -> Outcome:
+    async def _run(
+        self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter
+    ) -> Outcome:
         attempt.prepare = asyncio.create_task(self._prepare(dispatch, attempt, reporter))
         image = await attempt.prepare
         if attempt.stop_reason:
             raise asyncio.CancelledError
-        body = container_config(dispatch, image=image, config=self.config, node=self.node,
-                                workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)),
-                                extra_binds=attempt.binds)
+        body = container_config(
+            dispatch,
+            image=image,
+            config=self.config,
+            node=self.node,
+            workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)),
+            extra_binds=attempt.binds,
+        )
         container = await self.docker.containers.create(body, name=container_name(attempt.ref))
         attempt.container = container
-        outcome = await self._follow(container, attempt, reporter, float(dispatch.timeout_s),
-                                     attach_first=False, command=dispatch.command, image=image)
+        outcome = await self._follow(
+            container,
+            attempt,
+            reporter,
+            float(dispatch.timeout_s),
+            attach_first=False,
+            command=dispatch.command,
+            image=image,
+        )
         if dispatch.outputs and outcome.reason == "succeeded" and self.transfer is not None:
             try:
-                await self.transfer.upload_outputs(attempt.ref, self.workspaces.path(attempt.ref) / "outputs",
-                                                   dispatch.outputs, reporter.system)
+                await self.transfer.upload_outputs(
+                    attempt.ref,
+                    self.workspaces.path(attempt.ref) / "outputs",
+                    dispatch.outputs,
+                    reporter.system,
+                )
             except TransferFailed as exc:
                 reporter.system(exc.detail)
-                return Outcome(reason="infra_error", exit_code=outcome.exit_code, message=exc.detail)
+                return Outcome(
+                    reason="infra_error", exit_code=outcome.exit_code, message=exc.detail
+                )
         return outcome
 
-    async def _prepare(self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter) -> str:
+    async def _prepare(
+        self, dispatch: Dispatch, attempt: _Attempt, reporter: CappedReporter
+    ) -> str:
         t0 = time.monotonic()
         await reporter.stage("fetch_code")
         workspace = self.workspaces.create(attempt.ref)
@@ -245,8 +292,13 @@ class DockerRunner:
             await self._prepare_files(dispatch, attempt, workspace, reporter)
         t1 = time.monotonic()
         await reporter.stage("fetch_env")
-        env = await self.envs.ensure_image(self.docker, dispatch.env_repo_url, dispatch.env_commit_id,
-                                           dispatch.dockerfile_path, reporter)
+        env = await self.envs.ensure_image(
+            self.docker,
+            dispatch.env_repo_url,
+            dispatch.env_commit_id,
+            dispatch.dockerfile_path,
+            reporter,
+        )
         attempt.image = env.tag
         attempt.timings.update(fetch_code=t1 - t0, env_image=time.monotonic() - t1)
         reporter.system(f"env image {env.tag} " + ("built" if env.built else "reused (no build)"))
@@ -254,23 +306,36 @@ class DockerRunner:
             self._spawn(self.prune_images())
         return env.tag
 
-    async def _prepare_files(self, dispatch: Dispatch, attempt: _Attempt, workspace: Any,
-                             reporter: CappedReporter) -> None:
+    async def _prepare_files(
+        self, dispatch: Dispatch, attempt: _Attempt, workspace: Any, reporter: CappedReporter
+    ) -> None:
         """Inputs fetched (or found in the cache) and bound read-only; an empty outputs dir."""
         if self.transfer is None:
-            raise PrepareFailed("this agent has no file transfer configured; it cannot run tasks with inputs/outputs")
+            raise PrepareFailed(
+                "this agent has no file transfer configured; it cannot run tasks with inputs/outputs"
+            )
         if dispatch.inputs:
             await reporter.stage("fetch_inputs")
-            for cached, target in await self.transfer.fetch_inputs(dispatch.inputs, reporter.system):
+            for cached, target in await self.transfer.fetch_inputs(
+                dispatch.inputs, reporter.system
+            ):
                 attempt.binds.append(f"{self.config.host_path(cached)}:{target}:ro")
         if dispatch.outputs:
             outputs = workspace / "outputs"
             outputs.mkdir(exist_ok=True)
             outputs.chmod(0o777)
 
-    async def _follow(self, container: aiodocker.containers.DockerContainer, attempt: _Attempt,
-                      reporter: CappedReporter, timeout: float, *, attach_first: bool,
-                      command: list[str] | None = None, image: str | None = None) -> Outcome:
+    async def _follow(
+        self,
+        container: aiodocker.containers.DockerContainer,
+        attempt: _Attempt,
+        reporter: CappedReporter,
+        timeout: float,
+        *,
+        attach_first: bool,
+        command: list[str] | None = None,
+        image: str | None = None,
+    ) -> Outcome:
         stream = container.attach(stdout=True, stderr=True, logs=False)
         async with stream:
             if not attach_first:
@@ -293,7 +358,9 @@ class DockerRunner:
                 if not done:
                     if attempt.stop_reason is None:
                         attempt.stop_reason = "timed_out"
-                        reporter.system(f"timeout of {timeout:.0f} s reached; stopping the container")
+                        reporter.system(
+                            f"timeout of {timeout:.0f} s reached; stopping the container"
+                        )
                     await self._stop_container(container)
                 result = await waiter
             finally:
@@ -304,8 +371,11 @@ class DockerRunner:
                     pump.cancel()
         code = int(result.get("StatusCode", -1))
         if attempt.stop_reason:
-            return Outcome(reason=_STOP_OUTCOME[attempt.stop_reason], exit_code=code,  # type: ignore[arg-type]
-                           message=f"stopped ({attempt.stop_reason})")
+            return Outcome(
+                reason=_STOP_OUTCOME[attempt.stop_reason],
+                exit_code=code,  # type: ignore[arg-type]
+                message=f"stopped ({attempt.stop_reason})",
+            )
         if code == 0:
             return Outcome(reason="succeeded", exit_code=0)
         if code == 127 and command and f"exec {command[0]} failed".encode() in attempt.stderr_head:
@@ -350,7 +420,10 @@ class DockerRunner:
         try:
             containers = await self.docker.containers.list(
                 all=all_states,
-                filters={"label": [f"{k}={v}" for k, v in owner_labels(self.config, self.node).items()]})
+                filters={
+                    "label": [f"{k}={v}" for k, v in owner_labels(self.config, self.node).items()]
+                },
+            )
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             log.warning("cannot list this node's containers: %s", exc)
             return []

@@ -52,9 +52,13 @@ def check_dockerfile_path(path: str) -> str:
         raise PrepareFailed(f"dockerfile_path {path[:100]!r} is empty or has forbidden characters")
     pure = PurePosixPath(path)
     if pure.is_absolute():
-        raise PrepareFailed(f"dockerfile_path {path!r} is absolute; give a path inside the env repository")
+        raise PrepareFailed(
+            f"dockerfile_path {path!r} is absolute; give a path inside the env repository"
+        )
     if ".." in pure.parts:
-        raise PrepareFailed(f"dockerfile_path {path!r} contains '..'; give a path inside the env repository")
+        raise PrepareFailed(
+            f"dockerfile_path {path!r} contains '..'; give a path inside the env repository"
+        )
     return str(pure)
 
 
@@ -62,7 +66,9 @@ def _resolve_inside(root: Path, rel: str) -> None:
     root = root.resolve()
     target = (root / rel).resolve()
     if not target.is_relative_to(root):
-        raise PrepareFailed(f"dockerfile_path {rel!r} resolves outside the env repository (symlink)")
+        raise PrepareFailed(
+            f"dockerfile_path {rel!r} resolves outside the env repository (symlink)"
+        )
     if not target.is_file():
         raise PrepareFailed(f"dockerfile_path {rel!r} is not a file in the env repository")
 
@@ -90,8 +96,14 @@ class EnvBuilder:
                 return False
             raise
 
-    async def ensure_image(self, docker: aiodocker.Docker, url: str, commit: str,
-                           dockerfile_path: str, reporter: Reporter) -> EnvImage:
+    async def ensure_image(
+        self,
+        docker: aiodocker.Docker,
+        url: str,
+        commit: str,
+        dockerfile_path: str,
+        reporter: Reporter,
+    ) -> EnvImage:
         """Return the env image tag, building it first when this node does not have it."""
         started = time.monotonic()
         rel = check_dockerfile_path(dockerfile_path)
@@ -121,19 +133,36 @@ class EnvBuilder:
             self._ledger.touch(tag)
         return EnvImage(tag, True, time.monotonic() - started)
 
-    async def _build(self, docker: aiodocker.Docker, tar_path: Path, rel: str, tag: str,
-                     url: str, commit: str, reporter: Reporter) -> None:
-        labels = {ENV_IMAGE_LABEL: "1", "unidesk.env.repo": redact_url(url),
-                  "unidesk.env.commit": commit, "unidesk.env.dockerfile": rel}
+    async def _build(
+        self,
+        docker: aiodocker.Docker,
+        tar_path: Path,
+        rel: str,
+        tag: str,
+        url: str,
+        commit: str,
+        reporter: Reporter,
+    ) -> None:
+        labels = {
+            ENV_IMAGE_LABEL: "1",
+            "unidesk.env.repo": redact_url(url),
+            "unidesk.env.commit": commit,
+            "unidesk.env.dockerfile": rel,
+        }
         # A client of its own: closing it on cancel closes the build request's connection,
         # which is what makes the engine abort the build (a released pooled one does not).
-        builder = aiodocker.Docker(url=self._config.docker_url,
-                                   api_version=docker.api_version)
+        builder = aiodocker.Docker(url=self._config.docker_url, api_version=docker.api_version)
         with open(tar_path, "rb") as context:
             try:
                 async for item in builder.images.build(
-                    fileobj=context, encoding="identity", path_dockerfile=rel, tag=tag,
-                    rm=True, forcerm=True, labels=labels, stream=True,
+                    fileobj=context,
+                    encoding="identity",
+                    path_dockerfile=rel,
+                    tag=tag,
+                    rm=True,
+                    forcerm=True,
+                    labels=labels,
+                    stream=True,
                 ):
                     text = item.get("stream") or item.get("status") or ""
                     if text:
@@ -147,4 +176,3 @@ class EnvBuilder:
                 ) from None
             finally:
                 await builder.close()
-

@@ -28,8 +28,22 @@ from unidesk.gateway_agent.repo_url import check_commit_id, check_repo_url, reda
 
 __all__ = ["FetchResult", "GitCache", "GitFailed"]
 
-_PASSTHROUGH_ENV = ("PATH", "HOME", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "SSL_CERT_FILE")
-_REFUSED_WANT = (b"not our ref", b"unadvertised object", b"allowReachableSHA1InWant", b"allowAnySHA1InWant", b"couldn't find remote ref")
+_PASSTHROUGH_ENV = (
+    "PATH",
+    "HOME",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+)
+_REFUSED_WANT = (
+    b"not our ref",
+    b"unadvertised object",
+    b"allowReachableSHA1InWant",
+    b"allowAnySHA1InWant",
+    b"couldn't find remote ref",
+)
 
 
 class GitFailed(PrepareFailed):
@@ -65,11 +79,20 @@ class GitCache:
                 await self._init(repo, url)
             if await self.has_commit(repo, commit):
                 return FetchResult(str(repo), False, time.monotonic() - started)
-            rc, _, err = await self._git(repo, "fetch", "--no-tags", "--quiet", "--", url,
-                                         f"+{commit}:refs/unidesk/{commit}")
+            rc, _, err = await self._git(
+                repo, "fetch", "--no-tags", "--quiet", "--", url, f"+{commit}:refs/unidesk/{commit}"
+            )
             if rc != 0 and any(s in err for s in _REFUSED_WANT):
-                rc, _, err = await self._git(repo, "fetch", "--no-tags", "--quiet", "--", url,
-                                             "+refs/heads/*:refs/unidesk-heads/*", "+refs/tags/*:refs/tags/*")
+                rc, _, err = await self._git(
+                    repo,
+                    "fetch",
+                    "--no-tags",
+                    "--quiet",
+                    "--",
+                    url,
+                    "+refs/heads/*:refs/unidesk-heads/*",
+                    "+refs/tags/*:refs/tags/*",
+                )
             if not await self.has_commit(repo, commit):
                 if rc != 0 and not any(s in err for s in _REFUSED_WANT):
                     raise GitFailed(f"could not fetch {redact_url(url)}: {_tail(err)}")
@@ -88,10 +111,13 @@ class GitCache:
         index = dest.parent / f".{dest.name}.index"
         try:
             for args in (("read-tree", commit), ("checkout-index", "--all", "--force")):
-                rc, _, err = await self._git(repo, "--work-tree", str(dest), *args,
-                                             extra_env={"GIT_INDEX_FILE": str(index)})
+                rc, _, err = await self._git(
+                    repo, "--work-tree", str(dest), *args, extra_env={"GIT_INDEX_FILE": str(index)}
+                )
                 if rc != 0:
-                    raise GitFailed(f"could not check out {commit} of {redact_url(url)}: {_tail(err)}")
+                    raise GitFailed(
+                        f"could not check out {commit} of {redact_url(url)}: {_tail(err)}"
+                    )
         finally:
             index.unlink(missing_ok=True)
 
@@ -112,37 +138,62 @@ class GitCache:
         if self._config.git_ssh_key:
             ssh += f" -o IdentitiesOnly=yes -i '{Path(self._config.git_ssh_key).expanduser()}'"
         env.update(
-            GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
-            GIT_PROTOCOL_FROM_USER="0", GIT_ALLOW_PROTOCOL=protocols, GIT_SSH_COMMAND=ssh,
-            GIT_ASKPASS="/bin/false", SSH_ASKPASS="/bin/false", LC_ALL="C",
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=os.devnull,
+            GIT_TERMINAL_PROMPT="0",
+            GIT_PROTOCOL_FROM_USER="0",
+            GIT_ALLOW_PROTOCOL=protocols,
+            GIT_SSH_COMMAND=ssh,
+            GIT_ASKPASS="/bin/false",
+            SSH_ASKPASS="/bin/false",
+            LC_ALL="C",
         )
         return env
 
     def _config_args(self) -> list[str]:
-        args = ["-c", "protocol.allow=never", "-c", "protocol.https.allow=always",
-                "-c", "protocol.ssh.allow=always", "-c", "core.hooksPath=/dev/null",
-                "-c", "gc.auto=0", "-c", "credential.helper="]
+        args = [
+            "-c",
+            "protocol.allow=never",
+            "-c",
+            "protocol.https.allow=always",
+            "-c",
+            "protocol.ssh.allow=always",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "credential.helper=",
+        ]
         if self._config.allow_file_urls:
             args += ["-c", "protocol.file.allow=always"]
         if self._config.git_credential_helper:
             args += ["-c", f"credential.helper={self._config.git_credential_helper}"]
         return args
 
-    async def _git(self, repo: Path | None, *args: str,
-                   extra_env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    async def _git(
+        self, repo: Path | None, *args: str, extra_env: dict[str, str] | None = None
+    ) -> tuple[int, bytes, bytes]:
         argv = ["git", *self._config_args()]
         if repo is not None:
             argv.append(f"--git-dir={repo}")
         env = self._env() | (extra_env or {})
         proc = await asyncio.create_subprocess_exec(
-            *argv, *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+            *argv,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), self._config.git_timeout_s)
         except TimeoutError:
             await _kill(proc)
-            raise GitFailed(f"git {args[0]} took longer than {self._config.git_timeout_s:.0f} s") from None
+            raise GitFailed(
+                f"git {args[0]} took longer than {self._config.git_timeout_s:.0f} s"
+            ) from None
         except BaseException:
             await _kill(proc)
             raise

@@ -15,18 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from .config import AgentConfig
 from .runner import Runner
 
-__all__ = ["NodeHealth", "detect_native_k3s", "k3s_container_reason", "disk_reason", "declared_runtimes", "K3S_PATHS"]
+__all__ = [
+    "K3S_PATHS",
+    "NodeHealth",
+    "declared_runtimes",
+    "detect_native_k3s",
+    "disk_reason",
+    "k3s_container_reason",
+]
 
 K3S_PATHS = (
-    "usr/local/bin/k3s", "usr/bin/k3s",
-    "etc/systemd/system/k3s.service", "etc/systemd/system/k3s-agent.service",
-    "lib/systemd/system/k3s.service", "usr/lib/systemd/system/k3s.service",
+    "usr/local/bin/k3s",
+    "usr/bin/k3s",
+    "etc/systemd/system/k3s.service",
+    "etc/systemd/system/k3s-agent.service",
+    "lib/systemd/system/k3s.service",
+    "usr/lib/systemd/system/k3s.service",
 )
 """Where a native k3s install leaves its binary or systemd unit (relative to the host root)."""
 _DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
@@ -58,7 +69,9 @@ def _is_k3s_image(image: str) -> bool:
 def _is_k3s_command(command: str) -> bool:
     words = command.split()
     for i, word in enumerate(words[:3]):
-        if PurePosixPath(word).name == "k3s" and (i + 1 < len(words) and words[i + 1] in ("server", "agent")):
+        if PurePosixPath(word).name == "k3s" and (
+            i + 1 < len(words) and words[i + 1] in ("server", "agent")
+        ):
             return True
     return False
 
@@ -69,8 +82,10 @@ def k3s_container_reason(containers: Iterable[dict[str, Any]]) -> str | None:
         image, command = str(c.get("Image", "")), str(c.get("Command", ""))
         if _is_k3s_image(image) or _is_k3s_command(command):
             name = (c.get("Names") or ["?"])[0].lstrip("/")
-            return (f"k3s runs inside container {name} ({image}); k3s must run natively on the host OS or WSL "
-                    "distro: stop that container before this node takes work")
+            return (
+                f"k3s runs inside container {name} ({image}); k3s must run natively on the host OS or WSL "
+                "distro: stop that container before this node takes work"
+            )
     return None
 
 
@@ -102,7 +117,9 @@ class NodeHealth:
         if self._docker is None:
             import aiodocker
 
-            self._docker = aiodocker.Docker(url=str(self.config.docker.get("docker_url", _DEFAULT_DOCKER_URL)))
+            self._docker = aiodocker.Docker(
+                url=str(self.config.docker.get("docker_url", _DEFAULT_DOCKER_URL))
+            )
         return self._docker
 
     async def _k3s_in_container(self) -> str | None:

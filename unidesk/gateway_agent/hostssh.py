@@ -25,7 +25,7 @@ from unidesk.protocol import AttemptRef, Dispatch
 from .config import AgentConfig, ConfigError
 from .runner import Outcome, Reporter, StopReason
 
-__all__ = ["HostSshRunner", "PROBE_SCRIPT", "parse_probe", "check_ssh_config", "MAINTENANCE_OPS"]
+__all__ = ["MAINTENANCE_OPS", "PROBE_SCRIPT", "HostSshRunner", "check_ssh_config", "parse_probe"]
 
 MAINTENANCE_OPS = ("probe", "exec")
 _READ_CHUNK = 64 * 1024
@@ -105,22 +105,43 @@ class HostSshRunner:
     async def _connect(self) -> asyncssh.SSHClientConnection:
         c = self.config
         return await asyncssh.connect(
-            c.ssh_host, port=c.ssh_port, username=c.ssh_user, client_keys=[str(Path(c.ssh_key_file).expanduser())],
-            known_hosts=str(Path(c.ssh_known_hosts).expanduser()), password=None, agent_path=None, config=[],
-            preferred_auth="publickey", connect_timeout=10, login_timeout=10, keepalive_interval=15,
+            c.ssh_host,
+            port=c.ssh_port,
+            username=c.ssh_user,
+            client_keys=[str(Path(c.ssh_key_file).expanduser())],
+            known_hosts=str(Path(c.ssh_known_hosts).expanduser()),
+            password=None,
+            agent_path=None,
+            config=[],
+            preferred_auth="publickey",
+            connect_timeout=10,
+            login_timeout=10,
+            keepalive_interval=15,
         )
 
     async def run(self, dispatch: Dispatch, reporter: Reporter) -> Outcome:
         ref = AttemptRef(dispatch.task_id, dispatch.attempt_no)
         op = dispatch.params.get("op", "")
         if dispatch.kind != "host.ssh" or op not in MAINTENANCE_OPS:
-            return Outcome(reason="infra_error", message=f"host.ssh runs only probe/exec maintenance, not {dispatch.kind}/{op!r}")
+            return Outcome(
+                reason="infra_error",
+                message=f"host.ssh runs only probe/exec maintenance, not {dispatch.kind}/{op!r}",
+            )
         if op == "exec" and not dispatch.params.get("command", "").strip():
             return Outcome(reason="infra_error", message="exec without a command")
         if not self.config.ssh_host:
-            return Outcome(reason="infra_error", message="host.ssh is not configured on this node (ssh_host is empty)")
-        timeout = min(float(dispatch.timeout_s), float(dispatch.params.get("timeout_s", dispatch.timeout_s)), self.config.ssh_max_timeout_s)
-        task = asyncio.create_task(self._operate(op, dispatch.params.get("command", ""), reporter, timeout))
+            return Outcome(
+                reason="infra_error",
+                message="host.ssh is not configured on this node (ssh_host is empty)",
+            )
+        timeout = min(
+            float(dispatch.timeout_s),
+            float(dispatch.params.get("timeout_s", dispatch.timeout_s)),
+            self.config.ssh_max_timeout_s,
+        )
+        task = asyncio.create_task(
+            self._operate(op, dispatch.params.get("command", ""), reporter, timeout)
+        )
         self._active[ref] = task
         try:
             return await task
@@ -128,7 +149,10 @@ class HostSshRunner:
             reason = self._stop_reasons.get(ref)
             if reason is None:
                 raise
-            return Outcome(reason="cancelled" if reason == "cancelled" else "killed", message=f"stopped ({reason})")
+            return Outcome(
+                reason="cancelled" if reason == "cancelled" else "killed",
+                message=f"stopped ({reason})",
+            )
         finally:
             self._active.pop(ref, None)
             self._stop_reasons.pop(ref, None)
@@ -141,28 +165,52 @@ class HostSshRunner:
             async with asyncio.timeout(timeout):
                 conn = await self._connect()
                 async with conn:
-                    code = await self._exec(conn, PROBE_SCRIPT if op == "probe" else command, capped)
+                    code = await self._exec(
+                        conn, PROBE_SCRIPT if op == "probe" else command, capped
+                    )
         except TimeoutError:
-            return Outcome(reason="timed_out", message=f"host.ssh {op} cut at its {timeout:g} s timeout; the command was killed")
+            return Outcome(
+                reason="timed_out",
+                message=f"host.ssh {op} cut at its {timeout:g} s timeout; the command was killed",
+            )
         except asyncssh.HostKeyNotVerifiable as exc:
-            return Outcome(reason="infra_error", message=f"host key of {self.config.ssh_host} refused: {exc.reason}")
+            return Outcome(
+                reason="infra_error",
+                message=f"host key of {self.config.ssh_host} refused: {exc.reason}",
+            )
         except asyncssh.PermissionDenied as exc:
-            return Outcome(reason="infra_error", message=f"ssh login to {self.config.ssh_user}@{self.config.ssh_host} refused: {exc.reason}")
+            return Outcome(
+                reason="infra_error",
+                message=f"ssh login to {self.config.ssh_user}@{self.config.ssh_host} refused: {exc.reason}",
+            )
         except (asyncssh.Error, OSError) as exc:
-            return Outcome(reason="infra_error", message=f"ssh to {self.config.ssh_host}:{self.config.ssh_port} failed: {exc}")
+            return Outcome(
+                reason="infra_error",
+                message=f"ssh to {self.config.ssh_host}:{self.config.ssh_port} failed: {exc}",
+            )
         if capped.exceeded:
-            reporter.log("system", f"output cap of {capped.cap} bytes reached; the command was stopped\n".encode())
-            return Outcome(reason="exit_nonzero", exit_code=code,
-                           message=f"host.ssh {op} stopped: output passed the {capped.cap}-byte cap")
+            reporter.log(
+                "system",
+                f"output cap of {capped.cap} bytes reached; the command was stopped\n".encode(),
+            )
+            return Outcome(
+                reason="exit_nonzero",
+                exit_code=code,
+                message=f"host.ssh {op} stopped: output passed the {capped.cap}-byte cap",
+            )
         if op == "probe":
             facts: dict[str, Any] = parse_probe(capped.stdout.decode(errors="replace"))
             facts["elapsed_s"] = round(time.monotonic() - started, 3)
             reporter.log("system", (json.dumps({"probe": facts}, sort_keys=True) + "\n").encode())
         if code == 0:
             return Outcome(reason="succeeded", exit_code=0)
-        return Outcome(reason="exit_nonzero", exit_code=code, message=f"host.ssh {op} exited with {code}")
+        return Outcome(
+            reason="exit_nonzero", exit_code=code, message=f"host.ssh {op} exited with {code}"
+        )
 
-    async def _exec(self, conn: asyncssh.SSHClientConnection, command: str, capped: _Capped) -> int | None:
+    async def _exec(
+        self, conn: asyncssh.SSHClientConnection, command: str, capped: _Capped
+    ) -> int | None:
         """Run ``command`` in its own session on the host (``setsid``), stream both outputs into
         ``capped``; on the cap, a timeout or a stop, kill its whole process group."""
         process = await conn.create_process(_wrap(command), encoding=None, stdin=asyncssh.DEVNULL)
@@ -180,15 +228,18 @@ class HostSshRunner:
                         continue
                     first, _, data = head.partition(b"\n")
                     head = None
-                    if first.startswith(_PGID_MARKER) and first[len(_PGID_MARKER):].isdigit():
-                        pgid.append(int(first[len(_PGID_MARKER):]))
+                    if first.startswith(_PGID_MARKER) and first[len(_PGID_MARKER) :].isdigit():
+                        pgid.append(int(first[len(_PGID_MARKER) :]))
                     else:
                         data = first + b"\n" + data
                     if not data:
                         continue
                 capped.feed(name, data)
 
-        pumps = [asyncio.create_task(pump(process.stdout, "stdout")), asyncio.create_task(pump(process.stderr, "stderr"))]
+        pumps = [
+            asyncio.create_task(pump(process.stdout, "stdout")),
+            asyncio.create_task(pump(process.stderr, "stderr")),
+        ]
         try:
             while pumps and not capped.exceeded:
                 done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -205,7 +256,9 @@ class HostSshRunner:
             if process.exit_status is None:
                 if pgid:
                     try:
-                        await asyncio.wait_for(conn.run(f"kill -KILL -- -{pgid[0]}", check=False), 5.0)
+                        await asyncio.wait_for(
+                            conn.run(f"kill -KILL -- -{pgid[0]}", check=False), 5.0
+                        )
                     except (asyncssh.Error, OSError, TimeoutError):
                         pass
                 process.close()

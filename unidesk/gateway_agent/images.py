@@ -49,8 +49,9 @@ class ImageLedger:
         except FileNotFoundError:
             return default
 
-    async def prune(self, docker: aiodocker.Docker, budget_bytes: int,
-                    protect: Iterable[str] = ()) -> PruneResult:
+    async def prune(
+        self, docker: aiodocker.Docker, budget_bytes: int, protect: Iterable[str] = ()
+    ) -> PruneResult:
         """Remove least recently used env images until the rest fit ``budget_bytes``."""
         protected = set(protect)
         images = await docker.images.list(filters={"label": [ENV_IMAGE_LABEL]})
@@ -83,4 +84,3 @@ class ImageLedger:
         if removed:
             log.info("pruned %d env image(s), freed %.1f MB", len(removed), freed / 1e6)
         return PruneResult(removed=removed, kept_bytes=total, freed_bytes=freed)
-

@@ -8,7 +8,7 @@ from typing import Literal
 
 from unidesk.protocol import LogChunk
 
-__all__ = ["AttemptLog", "CHUNK_BYTES", "FLUSH_INTERVAL_S", "MAX_UNACKED_BYTES"]
+__all__ = ["CHUNK_BYTES", "FLUSH_INTERVAL_S", "MAX_UNACKED_BYTES", "AttemptLog"]
 
 Stream = Literal["stdout", "stderr", "build", "system"]
 
@@ -63,9 +63,11 @@ class AttemptLog:
         """
         chunks: list[LogChunk] = []
         for stream, data in self._pending:
-            decoder = self._decoders.setdefault(stream, codecs.getincrementaldecoder("utf-8")("replace"))
+            decoder = self._decoders.setdefault(
+                stream, codecs.getincrementaldecoder("utf-8")("replace")
+            )
             for start in range(0, len(data), CHUNK_BYTES):
-                text = decoder.decode(bytes(data[start:start + CHUNK_BYTES]))
+                text = decoder.decode(bytes(data[start : start + CHUNK_BYTES]))
                 if text:
                     chunks.append(self._number(stream, text))
         self._pending.clear()
@@ -78,8 +80,13 @@ class AttemptLog:
         return chunks
 
     def _number(self, stream: Stream, text: str) -> LogChunk:
-        chunk = LogChunk(task_id=self.task_id, attempt_no=self.attempt_no, seq=self.next_seq,
-                         stream=stream, data=text)
+        chunk = LogChunk(
+            task_id=self.task_id,
+            attempt_no=self.attempt_no,
+            seq=self.next_seq,
+            stream=stream,
+            data=text,
+        )
         self.next_seq += 1
         self._unacked[chunk.seq] = chunk
         self._unacked_bytes += len(text)
@@ -88,8 +95,12 @@ class AttemptLog:
             del self._unacked[seq]
             self._unacked_bytes -= len(old.data)
             self.dropped += 1
-            log.warning("dropping unacknowledged log chunk %s of %s/%s: the server is not acking",
-                        seq, self.task_id, self.attempt_no)
+            log.warning(
+                "dropping unacknowledged log chunk %s of %s/%s: the server is not acking",
+                seq,
+                self.task_id,
+                self.attempt_no,
+            )
         return chunk
 
     def ack(self, seq: int) -> None:

@@ -46,10 +46,13 @@ class CappedReporter:
             if room > 0:
                 self.inner.log(stream, data[:room])
                 self.used += room
-            self.inner.log("system", (
-                f"\n[unidesk] log truncated: this attempt's output reached the node's cap of "
-                f"{self.cap} bytes; further output is discarded (the task keeps running)\n"
-            ).encode())
+            self.inner.log(
+                "system",
+                (
+                    f"\n[unidesk] log truncated: this attempt's output reached the node's cap of "
+                    f"{self.cap} bytes; further output is discarded (the task keeps running)\n"
+                ).encode(),
+            )
         self.dropped += len(data) - max(room, 0)
 
     def watch_data(self, channel: str, path: Path) -> None:

@@ -38,7 +38,9 @@ def check_repo_url(url: str, *, allow_file: bool) -> RepoKind:
     if url.startswith("-"):
         raise PrepareFailed(f"repository URL {shown!r} starts with '-' (looks like an option)")
     if "::" in url:
-        raise PrepareFailed(f"repository URL {shown!r} uses git's '<transport>::' syntax, which is refused")
+        raise PrepareFailed(
+            f"repository URL {shown!r} uses git's '<transport>::' syntax, which is refused"
+        )
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise PrepareFailed(f"repository URL {shown!r} contains whitespace or control characters")
     match = _SCHEME_RE.match(url)
@@ -62,7 +64,9 @@ def check_repo_url(url: str, *, allow_file: bool) -> RepoKind:
             return "ssh"
         if scheme == "file":
             if not allow_file:
-                raise PrepareFailed(f"file:// repository URLs are not allowed on this node ({shown!r})")
+                raise PrepareFailed(
+                    f"file:// repository URLs are not allowed on this node ({shown!r})"
+                )
             if parts.netloc or not parts.path.startswith("/"):
                 raise PrepareFailed(f"file:// URL {shown!r} must be file:///absolute/path")
             return "file"
@@ -70,9 +74,7 @@ def check_repo_url(url: str, *, allow_file: bool) -> RepoKind:
         raise PrepareFailed(f"repository URL scheme {scheme!r} is not allowed (allowed: {allowed})")
     if _SCP_RE.match(url) and "/" not in url.split(":", 1)[0]:
         return "ssh"
-    raise PrepareFailed(
-        f"repository URL {shown!r} is not https://, ssh:// or user@host:path"
-    )
+    raise PrepareFailed(f"repository URL {shown!r} is not https://, ssh:// or user@host:path")
 
 
 def check_commit_id(commit: str, *, what: str = "commit") -> str:

@@ -17,12 +17,19 @@ from unidesk import __version__
 from unidesk.protocol import Gpu, GpuUsage, Usage
 
 __all__ = [
-    "NodeResources", "detect_os", "detect_resources", "parse_gpu_csv", "parse_gpu_usage_csv",
+    "NodeResources",
+    "detect_os",
+    "detect_resources",
+    "parse_gpu_csv",
+    "parse_gpu_usage_csv",
     "sample_usage",
 ]
 
 _GPU_QUERY = ["--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader,nounits"]
-_GPU_USAGE_QUERY = ["--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
+_GPU_USAGE_QUERY = [
+    "--query-gpu=index,utilization.gpu,memory.used",
+    "--format=csv,noheader,nounits",
+]
 _NVIDIA_SMI_TIMEOUT_S = 10.0
 
 
@@ -77,8 +84,13 @@ def parse_gpu_usage_csv(text: str) -> list[GpuUsage]:
         if len(parts) != 3 or not parts[0].isdigit():
             continue
         try:
-            usage.append(GpuUsage(index=int(parts[0]), util_percent=float(parts[1]),
-                                  memory_used_mb=int(float(parts[2]))))
+            usage.append(
+                GpuUsage(
+                    index=int(parts[0]),
+                    util_percent=float(parts[1]),
+                    memory_used_mb=int(float(parts[2])),
+                )
+            )
         except ValueError:
             continue
     return usage
@@ -89,8 +101,9 @@ def _nvidia_smi_sync(args: list[str]) -> str:
     if exe is None:
         return ""
     try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True,
-                              timeout=_NVIDIA_SMI_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            [exe, *args], capture_output=True, text=True, timeout=_NVIDIA_SMI_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout if done.returncode == 0 else ""
@@ -103,8 +116,13 @@ def _cpu_count() -> float:
         return float(os.cpu_count() or 1)
 
 
-def detect_resources(*, node_name: str, labels: dict[str, str] | None = None,
-                     cpus: float | None = None, memory_mb: int | None = None) -> NodeResources:
+def detect_resources(
+    *,
+    node_name: str,
+    labels: dict[str, str] | None = None,
+    cpus: float | None = None,
+    memory_mb: int | None = None,
+) -> NodeResources:
     """Detect what this machine offers; ``cpus``/``memory_mb`` may only lower what was found."""
     found_cpus = _cpu_count()
     found_mem = psutil.virtual_memory().total // (1024 * 1024)

@@ -55,8 +55,12 @@ class StateFile:
             return AgentState()
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             broken = self.path.with_suffix(".broken")
-            log.error("agent state file %s is unreadable (%s); moved to %s, starting empty",
-                      self.path, exc, broken)
+            log.error(
+                "agent state file %s is unreadable (%s); moved to %s, starting empty",
+                self.path,
+                exc,
+                broken,
+            )
             try:
                 self.path.replace(broken)
             except OSError:
@@ -96,7 +100,9 @@ class StateFile:
         ref = AttemptRef(report.task_id, report.attempt_no)
         self.state.owned = [r for r in self.state.owned if r != ref]
         self.state.log_seqs = {k: v for k, v in self.state.log_seqs.items() if k != _key(ref)}
-        self.state.finals = ([f for f in self.state.finals if _ref(f) != ref] + [report])[-MAX_FINALS:]
+        self.state.finals = ([f for f in self.state.finals if _ref(f) != ref] + [report])[
+            -MAX_FINALS:
+        ]
         self.save()
 
     def disown(self, refs: set[AttemptRef]) -> None:

@@ -44,11 +44,18 @@ class SubprocessTestRunner:
                 watch_data(reporter, METRICS_CHANNEL, metrics)
                 try:
                     proc = await asyncio.create_subprocess_exec(
-                        *dispatch.command, cwd=workdir, start_new_session=True,
-                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **dispatch.env,
-                             "UNIDESK_METRICS_FILE": str(metrics)},
-                        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                        stderr=asyncio.subprocess.PIPE)
+                        *dispatch.command,
+                        cwd=workdir,
+                        start_new_session=True,
+                        env={
+                            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                            **dispatch.env,
+                            "UNIDESK_METRICS_FILE": str(metrics),
+                        },
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE,
+                    )
                 except OSError as exc:
                     return Outcome(reason="infra_error", message=f"cannot start command: {exc}")
                 self._procs[ref] = proc
@@ -65,14 +72,17 @@ class SubprocessTestRunner:
                 self._signal(proc_left, signal.SIGKILL)
             self._stops.pop(ref, None)
 
-    async def _follow(self, ref: AttemptRef, proc: asyncio.subprocess.Process, timeout_s: int,
-                      reporter: Reporter) -> Outcome:
+    async def _follow(
+        self, ref: AttemptRef, proc: asyncio.subprocess.Process, timeout_s: int, reporter: Reporter
+    ) -> Outcome:
         async def pump(stream: asyncio.StreamReader, name: str) -> None:
             while data := await stream.read(_READ_BYTES):
                 reporter.log(name, data)  # type: ignore[arg-type]
 
-        pumps = [asyncio.create_task(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
-                 asyncio.create_task(pump(proc.stderr, "stderr"))]  # type: ignore[arg-type]
+        pumps = [
+            asyncio.create_task(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
+            asyncio.create_task(pump(proc.stderr, "stderr")),
+        ]  # type: ignore[arg-type]
         try:
             code = await asyncio.wait_for(proc.wait(), timeout_s)
         except TimeoutError:

@@ -19,8 +19,9 @@ import hashlib
 import os
 import posixpath
 import secrets
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import httpx
 
@@ -44,7 +45,7 @@ def http_base(server_url: str) -> str:
     url = server_url.rstrip("/")
     for ws, http in (("wss://", "https://"), ("ws://", "http://")):
         if url.startswith(ws):
-            url = http + url[len(ws):]
+            url = http + url[len(ws) :]
     return url.removesuffix("/api/agent/ws")
 
 
@@ -79,8 +80,15 @@ def collect_outputs(outputs_dir: Path, patterns: list[FileOutput]) -> list[tuple
 class Transfer:
     """One per agent; ``fetch_inputs`` before the container, ``upload_outputs`` after it."""
 
-    def __init__(self, *, server_url: str, token: str, cache_dir: Path, timeout_s: float = 60.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        token: str,
+        cache_dir: Path,
+        timeout_s: float = 60.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self.base = http_base(server_url)
         self._token = token
         self.files = cache_dir / "files" / "sha256"
@@ -99,11 +107,17 @@ class Transfer:
         mounts = []
         for item in inputs:
             target = item.path
-            if posixpath.normpath(target) != target or not target.startswith(("/workspace/", "/inputs/")):
-                raise TransferFailed(f"input {item.name}: mount path {target[:200]!r} is not under /workspace or /inputs")
+            if posixpath.normpath(target) != target or not target.startswith(
+                ("/workspace/", "/inputs/")
+            ):
+                raise TransferFailed(
+                    f"input {item.name}: mount path {target[:200]!r} is not under /workspace or /inputs"
+                )
             path, fetched = await self._fetch(item)
-            say(f"input {item.name} → {item.path}: {'downloaded' if fetched else 'cached'} "
-                f"({item.size} bytes, sha256 {item.sha256[:12]}…)")
+            say(
+                f"input {item.name} → {item.path}: {'downloaded' if fetched else 'cached'} "
+                f"({item.size} bytes, sha256 {item.sha256[:12]}…)"
+            )
             mounts.append((path, item.path))
         return mounts
 
@@ -116,7 +130,9 @@ class Transfer:
                 os.utime(target)
                 return target, False
             if not item.url:
-                raise TransferFailed(f"input {item.name} ({item.artifact_id}) is no longer available (deleted?)")
+                raise TransferFailed(
+                    f"input {item.name} ({item.artifact_id}) is no longer available (deleted?)"
+                )
             self.files.mkdir(parents=True, exist_ok=True)
             tmp = self.files / f".{item.sha256}.{secrets.token_hex(4)}.part"
             try:
@@ -135,24 +151,31 @@ class Transfer:
             async with self._http.stream("GET", item.url) as r:
                 if r.status_code != 200:
                     body = (await r.aread())[:300].decode(errors="replace")
-                    raise TransferFailed(f"input {item.name}: download refused (HTTP {r.status_code}): {body}")
+                    raise TransferFailed(
+                        f"input {item.name}: download refused (HTTP {r.status_code}): {body}"
+                    )
                 with open(tmp, "wb") as fh:
                     async for block in r.aiter_bytes(CHUNK):
                         got += len(block)
                         if got > item.size:
-                            raise TransferFailed(f"input {item.name}: more than the declared {item.size} bytes")
+                            raise TransferFailed(
+                                f"input {item.name}: more than the declared {item.size} bytes"
+                            )
                         h.update(block)
                         await asyncio.to_thread(fh.write, block)
         except httpx.HTTPError as exc:
             raise TransferFailed(f"input {item.name}: download failed: {exc}") from None
         if got != item.size or h.hexdigest() != item.sha256:
-            raise TransferFailed(f"input {item.name}: content does not match its SHA-256/size "
-                                 f"({got} bytes, sha256 {h.hexdigest()[:12]}…); discarded")
+            raise TransferFailed(
+                f"input {item.name}: content does not match its SHA-256/size "
+                f"({got} bytes, sha256 {h.hexdigest()[:12]}…); discarded"
+            )
 
     # -- outputs -------------------------------------------------------------------------
 
-    async def upload_outputs(self, ref: AttemptRef, outputs_dir: Path, patterns: list[FileOutput],
-                             say: Say) -> list[dict[str, Any]]:
+    async def upload_outputs(
+        self, ref: AttemptRef, outputs_dir: Path, patterns: list[FileOutput], say: Say
+    ) -> list[dict[str, Any]]:
         """Upload matching outputs and register them; returns the server's artifacts."""
         files = collect_outputs(outputs_dir, patterns)
         if not files:
@@ -160,7 +183,13 @@ class Transfer:
             return []
         declared = []
         for rel, path in files:
-            declared.append({"path": rel, "size": path.stat().st_size, "sha256": await asyncio.to_thread(_sha256_file, path)})
+            declared.append(
+                {
+                    "path": rel,
+                    "size": path.stat().st_size,
+                    "sha256": await asyncio.to_thread(_sha256_file, path),
+                }
+            )
         url = f"{self.base}/api/agent/attempts/{ref.task_id}/{ref.attempt_no}/outputs"
         grant = await self._api("POST", url, {"files": declared})
         done = []
@@ -168,13 +197,17 @@ class Transfer:
             plan = item["upload"]
             parts = await self._put(path, plan, int(item["artifact"]["size"]))
             done.append({"artifact_id": item["artifact"]["id"], "parts": parts})
-            say(f"output {rel}: uploaded ({item['artifact']['size']} bytes) as {item['artifact']['name']}")
+            say(
+                f"output {rel}: uploaded ({item['artifact']['size']} bytes) as {item['artifact']['name']}"
+            )
         result = await self._api("POST", url + "/complete", {"items": done})
         return [i["artifact"] for i in result["items"]]
 
     async def _api(self, method: str, url: str, body: Any) -> Any:
         try:
-            r = await self._http.request(method, url, json=body, headers={"Authorization": f"Bearer {self._token}"})
+            r = await self._http.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {self._token}"}
+            )
         except httpx.HTTPError as exc:
             raise TransferFailed(f"output upload: server unreachable: {exc}") from None
         if r.status_code >= 400:
@@ -182,7 +215,9 @@ class Transfer:
                 detail = r.json().get("detail", r.text)
             except ValueError:
                 detail = r.text
-            raise TransferFailed(f"output upload refused (HTTP {r.status_code}): {str(detail)[:300]}")
+            raise TransferFailed(
+                f"output upload refused (HTTP {r.status_code}): {str(detail)[:300]}"
+            )
         return r.json()
 
     async def _put(self, path: Path, plan: dict[str, Any], size: int) -> list[dict[str, Any]]:
@@ -199,7 +234,9 @@ class Transfer:
             out.append({"part_number": part["part_number"], "etag": etag})
         return out
 
-    async def _put_range(self, url: str, path: Path, headers: dict[str, str], start: int, length: int) -> str:
+    async def _put_range(
+        self, url: str, path: Path, headers: dict[str, str], start: int, length: int
+    ) -> str:
         async def body() -> AsyncIterator[bytes]:
             with open(path, "rb") as fh:
                 fh.seek(start)
@@ -210,10 +247,15 @@ class Transfer:
                         raise TransferFailed(f"output {path.name} shrank while uploading")
                     left -= len(block)
                     yield block
+
         try:
-            r = await self._http.put(url, content=body(), headers={**headers, "Content-Length": str(length)})
+            r = await self._http.put(
+                url, content=body(), headers={**headers, "Content-Length": str(length)}
+            )
         except httpx.HTTPError as exc:
             raise TransferFailed(f"output {path.name}: upload failed: {exc}") from None
         if r.status_code not in (200, 201, 204):
-            raise TransferFailed(f"output {path.name}: upload refused (HTTP {r.status_code}): {r.text[:300]}")
+            raise TransferFailed(
+                f"output {path.name}: upload refused (HTTP {r.status_code}): {r.text[:300]}"
+            )
         return r.headers.get("etag", "")

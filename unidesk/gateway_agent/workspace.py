@@ -20,7 +20,9 @@ _TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 def attempt_name(ref: AttemptRef) -> str:
     """``<task_id>-<attempt_no>``: the workspace directory and (prefixed) container name."""
     if not _TASK_ID_RE.match(ref.task_id) or ref.attempt_no < 0:
-        raise PrepareFailed(f"task id {ref.task_id[:80]!r} / attempt {ref.attempt_no} cannot name a workspace")
+        raise PrepareFailed(
+            f"task id {ref.task_id[:80]!r} / attempt {ref.attempt_no} cannot name a workspace"
+        )
     return f"{ref.task_id}-{ref.attempt_no}"
 
 

@@ -17,7 +17,7 @@ from unidesk.core.auth.services import NodeTokenService, TokenService, UserServi
 from unidesk.core.settings import Settings
 from unidesk.errors import Unauthenticated
 
-__all__ = ["AuthController", "UserController", "ApiTokenController", "NodeTokenController"]
+__all__ = ["ApiTokenController", "AuthController", "NodeTokenController", "UserController"]
 
 log = structlog.get_logger("unidesk.auth")
 
@@ -27,7 +27,14 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", operation_id="login", status_code=200)
-    async def login(self, data: schemas.Login, request: Request, db: AsyncSession, state: State, settings: Settings) -> Response[schemas.LoginResult]:
+    async def login(
+        self,
+        data: schemas.Login,
+        request: Request,
+        db: AsyncSession,
+        state: State,
+        settings: Settings,
+    ) -> Response[schemas.LoginResult]:
         """Check a username and password; on success set the session cookie."""
         client = request.client.host if request.client else "unknown"
         limiter = state.login_limiter
@@ -39,16 +46,29 @@ class AuthController(Controller):
             log.info("login failed", username=data.username[:64], client=client)
             raise
         limiter.succeeded(client)
-        _, secret = await TokenService(db).issue(user, kind="session", name="browser", ttl=timedelta(seconds=settings.session_ttl_s))
-        cookie = Cookie(key=SESSION_COOKIE, value=secret, httponly=True, samesite="strict", secure=settings.secure_cookies,
-                        max_age=settings.session_ttl_s, path="/")
+        _, secret = await TokenService(db).issue(
+            user, kind="session", name="browser", ttl=timedelta(seconds=settings.session_ttl_s)
+        )
+        cookie = Cookie(
+            key=SESSION_COOKIE,
+            value=secret,
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+            max_age=settings.session_ttl_s,
+            path="/",
+        )
         return Response(schemas.LoginResult(user=user_out(user)), cookies=[cookie])
 
     @post("/logout", operation_id="logout", status_code=204)
     async def logout(self, principal: schemas.Principal, db: AsyncSession) -> Response[None]:
         """End this browser session."""
         await TokenService(db).end_session(principal.token_id)
-        return Response(None, status_code=204, cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/")])
+        return Response(
+            None,
+            status_code=204,
+            cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/")],
+        )
 
     @get("/me", operation_id="me")
     async def me(self, principal: schemas.Principal, db: AsyncSession) -> schemas.User:
@@ -67,12 +87,20 @@ class UserController(Controller):
         return {"items": await UserService(db).list()}
 
     @post("/", operation_id="create_user")
-    async def create_user(self, data: schemas.UserCreate, db: AsyncSession, principal: schemas.Principal) -> schemas.User:
+    async def create_user(
+        self, data: schemas.UserCreate, db: AsyncSession, principal: schemas.Principal
+    ) -> schemas.User:
         """Create a user (admin)."""
         return await UserService(db).create(data, actor=principal.actor)
 
     @patch("/{user_id:uuid}", operation_id="update_user")
-    async def update_user(self, user_id: uuid.UUID, data: schemas.UserUpdate, db: AsyncSession, principal: schemas.Principal) -> schemas.User:
+    async def update_user(
+        self,
+        user_id: uuid.UUID,
+        data: schemas.UserUpdate,
+        db: AsyncSession,
+        principal: schemas.Principal,
+    ) -> schemas.User:
         """Change a user's role, password, or disable them (admin); disabling revokes their tokens."""
         return await UserService(db).update(user_id, data, actor=principal.actor)
 
@@ -82,17 +110,23 @@ class ApiTokenController(Controller):
     tags = ["tokens"]
 
     @get("/", operation_id="list_api_tokens")
-    async def list_tokens(self, db: AsyncSession, principal: schemas.Principal) -> dict[str, list[schemas.ApiToken]]:
+    async def list_tokens(
+        self, db: AsyncSession, principal: schemas.Principal
+    ) -> dict[str, list[schemas.ApiToken]]:
         """The caller's personal API tokens (never their secrets)."""
         return {"items": await TokenService(db).list_personal(principal.user_id)}
 
     @post("/", operation_id="create_api_token")
-    async def create_token(self, data: schemas.ApiTokenCreate, db: AsyncSession, principal: schemas.Principal) -> schemas.ApiTokenCreated:
+    async def create_token(
+        self, data: schemas.ApiTokenCreate, db: AsyncSession, principal: schemas.Principal
+    ) -> schemas.ApiTokenCreated:
         """Create a personal API token; its secret is in this response only."""
         return await TokenService(db).create_personal(principal, data)
 
     @delete("/{token_id:uuid}", operation_id="revoke_api_token")
-    async def revoke_token(self, token_id: uuid.UUID, db: AsyncSession, principal: schemas.Principal) -> None:
+    async def revoke_token(
+        self, token_id: uuid.UUID, db: AsyncSession, principal: schemas.Principal
+    ) -> None:
         """Revoke one of the caller's tokens."""
         await TokenService(db).revoke(principal, token_id)
 
@@ -108,11 +142,17 @@ class NodeTokenController(Controller):
         return {"items": await NodeTokenService(db).list()}
 
     @post("/", operation_id="create_node_token")
-    async def create_node_token(self, data: schemas.NodeTokenCreate, db: AsyncSession, principal: schemas.Principal) -> schemas.NodeTokenCreated:
+    async def create_node_token(
+        self, data: schemas.NodeTokenCreate, db: AsyncSession, principal: schemas.Principal
+    ) -> schemas.NodeTokenCreated:
         """Issue a node token for `unidesk-agent --token`; the secret is shown once."""
-        return await NodeTokenService(db).create(data.name, actor=principal.actor, created_by=principal.user_id)
+        return await NodeTokenService(db).create(
+            data.name, actor=principal.actor, created_by=principal.user_id
+        )
 
     @delete("/{token_id:uuid}", operation_id="revoke_node_token")
-    async def revoke_node_token(self, token_id: uuid.UUID, db: AsyncSession, principal: schemas.Principal, state: State) -> None:
+    async def revoke_node_token(
+        self, token_id: uuid.UUID, db: AsyncSession, principal: schemas.Principal, state: State
+    ) -> None:
         """Revoke a node token; agents using it are disconnected within one heartbeat."""
         await NodeTokenService(db).revoke(token_id, actor=principal.actor)

@@ -8,12 +8,19 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from unidesk.core.auth.services import TokenService
 from unidesk.errors import Unauthenticated
 
-__all__ = ["SESSION_COOKIE", "AuthMiddleware", "PUBLIC_PATHS", "presented_secret"]
+__all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "AuthMiddleware", "presented_secret"]
 
 SESSION_COOKIE = "unidesk_session"
 # Public: health, docs, metrics and login; the agent ingress authenticates node tokens itself;
 # storage presigned URLs carry their own signature; the UI bundle handler opts out itself.
-PUBLIC_PATHS = [r"^/health", r"^/schema", r"^/metrics$", r"^/api/auth/login$", r"^/api/agent/", r"^/api/files/signed/"]
+PUBLIC_PATHS = [
+    r"^/health",
+    r"^/schema",
+    r"^/metrics$",
+    r"^/api/auth/login$",
+    r"^/api/agent/",
+    r"^/api/files/signed/",
+]
 
 
 def presented_secret(connection: ASGIConnection) -> str | None:

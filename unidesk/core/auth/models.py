@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
 
-__all__ = ["User", "ApiToken", "NodeToken"]
+__all__ = ["ApiToken", "NodeToken", "User"]
 
 
 class User(CreatedAt, Base):
@@ -29,7 +29,9 @@ class ApiToken(CreatedAt, Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -48,6 +50,8 @@ class NodeToken(CreatedAt, Base):
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

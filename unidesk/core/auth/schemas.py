@@ -8,11 +8,26 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["User", "UserCreate", "UserUpdate", "Login", "LoginResult", "ApiToken", "ApiTokenCreate",
-           "ApiTokenCreated", "NodeToken", "NodeTokenCreate", "NodeTokenCreated", "Principal", "Role"]
+__all__ = [
+    "ApiToken",
+    "ApiTokenCreate",
+    "ApiTokenCreated",
+    "Login",
+    "LoginResult",
+    "NodeToken",
+    "NodeTokenCreate",
+    "NodeTokenCreated",
+    "Principal",
+    "Role",
+    "User",
+    "UserCreate",
+    "UserUpdate",
+]
 
 Role = Literal["admin", "member"]
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Username = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 

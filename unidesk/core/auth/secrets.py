@@ -9,7 +9,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["hash_password", "verify_password", "new_secret", "hash_secret", "dummy_hash"]
+__all__ = ["dummy_hash", "hash_password", "hash_secret", "new_secret", "verify_password"]
 
 _hasher = PasswordHasher()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,29 +11,50 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth import schemas
 from unidesk.core.auth.models import ApiToken, NodeToken, User
-from unidesk.core.auth.secrets import dummy_hash, hash_password, hash_secret, new_secret, verify_password
+from unidesk.core.auth.secrets import (
+    dummy_hash,
+    hash_password,
+    hash_secret,
+    new_secret,
+    verify_password,
+)
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.errors import Conflict, NotFound, Unauthenticated
 
-__all__ = ["UserService", "TokenService", "NodeTokenService", "user_out", "node_token_out"]
+__all__ = ["NodeTokenService", "TokenService", "UserService", "node_token_out", "user_out"]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def user_out(u: User) -> schemas.User:
-    return schemas.User(id=u.id, username=u.username, role=u.role, disabled=u.disabled, created_at=u.created_at)  # type: ignore[arg-type]
+    return schemas.User(
+        id=u.id, username=u.username, role=u.role, disabled=u.disabled, created_at=u.created_at
+    )  # type: ignore[arg-type]
 
 
 def _token_out(t: ApiToken) -> schemas.ApiToken:
-    return schemas.ApiToken(id=t.id, name=t.name, prefix=t.prefix, created_at=t.created_at,
-                            expires_at=t.expires_at, last_used_at=t.last_used_at, revoked_at=t.revoked_at)
+    return schemas.ApiToken(
+        id=t.id,
+        name=t.name,
+        prefix=t.prefix,
+        created_at=t.created_at,
+        expires_at=t.expires_at,
+        last_used_at=t.last_used_at,
+        revoked_at=t.revoked_at,
+    )
 
 
 def node_token_out(t: NodeToken) -> schemas.NodeToken:
-    return schemas.NodeToken(id=t.id, name=t.name, prefix=t.prefix, created_at=t.created_at,
-                             last_used_at=t.last_used_at, revoked_at=t.revoked_at)
+    return schemas.NodeToken(
+        id=t.id,
+        name=t.name,
+        prefix=t.prefix,
+        created_at=t.created_at,
+        last_used_at=t.last_used_at,
+        revoked_at=t.revoked_at,
+    )
 
 
 class UserService:
@@ -41,15 +62,28 @@ class UserService:
         self.s = session
 
     async def create(self, data: schemas.UserCreate, *, actor: str) -> schemas.User:
-        user = User(id=uuid.uuid4(), username=data.username, password_hash=hash_password(data.password), role=data.role)
+        user = User(
+            id=uuid.uuid4(),
+            username=data.username,
+            password_hash=hash_password(data.password),
+            role=data.role,
+        )
         self.s.add(user)
         try:
             await self.s.flush()
         except IntegrityError:
             await self.s.rollback()
             raise Conflict(f"user {data.username!r} already exists") from None
-        await append(self.s, NewEvent(kind="user.created", subject_type="user", subject_id=str(user.id),
-                                      actor=actor, payload={"username": user.username, "role": user.role}))
+        await append(
+            self.s,
+            NewEvent(
+                kind="user.created",
+                subject_type="user",
+                subject_id=str(user.id),
+                actor=actor,
+                payload={"username": user.username, "role": user.role},
+            ),
+        )
         await self.s.commit()
         await self.s.refresh(user)
         return user_out(user)
@@ -64,7 +98,9 @@ class UserService:
         return user
 
     async def list(self) -> list[schemas.User]:
-        return [user_out(u) for u in (await self.s.scalars(select(User).order_by(User.username))).all()]
+        return [
+            user_out(u) for u in (await self.s.scalars(select(User).order_by(User.username))).all()
+        ]
 
     async def get(self, user_id: uuid.UUID) -> User:
         user = await self.s.get(User, user_id)
@@ -72,7 +108,9 @@ class UserService:
             raise NotFound(f"user {user_id} not found")
         return user
 
-    async def update(self, user_id: uuid.UUID, data: schemas.UserUpdate, *, actor: str) -> schemas.User:
+    async def update(
+        self, user_id: uuid.UUID, data: schemas.UserUpdate, *, actor: str
+    ) -> schemas.User:
         user = await self.get(user_id)
         changed: dict[str, object] = {}
         if data.role is not None and data.role != user.role:
@@ -83,14 +121,29 @@ class UserService:
             user.password_hash = hash_password(data.password)
             changed["password"] = "changed"
         if data.disabled:
-            await self.s.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=_now()))
+            await self.s.execute(
+                update(ApiToken)
+                .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
         if changed:
-            await append(self.s, NewEvent(kind="user.updated", subject_type="user", subject_id=str(user.id), actor=actor, payload=changed))
+            await append(
+                self.s,
+                NewEvent(
+                    kind="user.updated",
+                    subject_type="user",
+                    subject_id=str(user.id),
+                    actor=actor,
+                    payload=changed,
+                ),
+            )
         await self.s.commit()
         return user_out(user)
 
     async def any_admin(self) -> bool:
-        return (await self.s.scalar(select(User.id).where(User.role == "admin").limit(1))) is not None
+        return (
+            await self.s.scalar(select(User.id).where(User.role == "admin").limit(1))
+        ) is not None
 
 
 class TokenService:
@@ -99,27 +152,50 @@ class TokenService:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def issue(self, user: User, *, kind: str, name: str, ttl: timedelta | None) -> tuple[ApiToken, str]:
+    async def issue(
+        self, user: User, *, kind: str, name: str, ttl: timedelta | None
+    ) -> tuple[ApiToken, str]:
         secret = new_secret("uds" if kind == "session" else "udk")
-        token = ApiToken(id=uuid.uuid4(), user_id=user.id, kind=kind, name=name, prefix=secret[:8],
-                         token_hash=hash_secret(secret), expires_at=(_now() + ttl) if ttl else None)
+        token = ApiToken(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            kind=kind,
+            name=name,
+            prefix=secret[:8],
+            token_hash=hash_secret(secret),
+            expires_at=(_now() + ttl) if ttl else None,
+        )
         self.s.add(token)
         await self.s.flush()
         if kind == "personal":
-            await append(self.s, NewEvent(kind="api_token.created", subject_type="user", subject_id=str(user.id),
-                                          actor=f"user:{user.username}", payload={"token_id": str(token.id), "name": name}))
+            await append(
+                self.s,
+                NewEvent(
+                    kind="api_token.created",
+                    subject_type="user",
+                    subject_id=str(user.id),
+                    actor=f"user:{user.username}",
+                    payload={"token_id": str(token.id), "name": name},
+                ),
+            )
         await self.s.commit()
         await self.s.refresh(token)
         return token, secret
 
-    async def create_personal(self, principal: schemas.Principal, data: schemas.ApiTokenCreate) -> schemas.ApiTokenCreated:
+    async def create_personal(
+        self, principal: schemas.Principal, data: schemas.ApiTokenCreate
+    ) -> schemas.ApiTokenCreated:
         user = await UserService(self.s).get(principal.user_id)
         ttl = timedelta(days=data.expires_in_days) if data.expires_in_days else None
         token, secret = await self.issue(user, kind="personal", name=data.name, ttl=ttl)
         return schemas.ApiTokenCreated(token=_token_out(token), secret=secret)
 
     async def list_personal(self, user_id: uuid.UUID) -> list[schemas.ApiToken]:
-        rows = await self.s.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind == "personal").order_by(ApiToken.created_at.desc()))
+        rows = await self.s.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.kind == "personal")
+            .order_by(ApiToken.created_at.desc())
+        )
         return [_token_out(t) for t in rows.all()]
 
     async def revoke(self, principal: schemas.Principal, token_id: uuid.UUID) -> None:
@@ -128,15 +204,27 @@ class TokenService:
             raise NotFound(f"token {token_id} not found")
         if token.revoked_at is None:
             token.revoked_at = _now()
-            await append(self.s, NewEvent(kind="api_token.revoked", subject_type="user", subject_id=str(token.user_id),
-                                          actor=principal.actor, payload={"token_id": str(token.id)}))
+            await append(
+                self.s,
+                NewEvent(
+                    kind="api_token.revoked",
+                    subject_type="user",
+                    subject_id=str(token.user_id),
+                    actor=principal.actor,
+                    payload={"token_id": str(token.id)},
+                ),
+            )
             await self.s.commit()
 
     async def resolve(self, secret: str) -> schemas.Principal:
         """The principal a presented secret stands for, or Unauthenticated."""
-        row = (await self.s.execute(
-            select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == hash_secret(secret))
-        )).first()
+        row = (
+            await self.s.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == hash_secret(secret))
+            )
+        ).first()
         if row is None:
             raise Unauthenticated("invalid credentials")
         token, user = row
@@ -145,12 +233,20 @@ class TokenService:
         if token.expires_at is not None and token.expires_at <= _now():
             raise Unauthenticated("credentials expired")
         if token.last_used_at is None or _now() - token.last_used_at > timedelta(minutes=1):
-            await self.s.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=_now()))
+            await self.s.execute(
+                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=_now())
+            )
             await self.s.commit()
-        return schemas.Principal(user_id=user.id, username=user.username, role=user.role, token_id=token.id)  # type: ignore[arg-type]
+        return schemas.Principal(
+            user_id=user.id, username=user.username, role=user.role, token_id=token.id
+        )  # type: ignore[arg-type]
 
     async def end_session(self, token_id: uuid.UUID) -> None:
-        await self.s.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.kind == "session").values(revoked_at=_now()))
+        await self.s.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id, ApiToken.kind == "session")
+            .values(revoked_at=_now())
+        )
         await self.s.commit()
 
 
@@ -158,19 +254,40 @@ class NodeTokenService:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def create(self, name: str, *, actor: str, created_by: uuid.UUID | None) -> schemas.NodeTokenCreated:
+    async def create(
+        self, name: str, *, actor: str, created_by: uuid.UUID | None
+    ) -> schemas.NodeTokenCreated:
         secret = new_secret("udn")
-        token = NodeToken(id=uuid.uuid4(), name=name, prefix=secret[:8], token_hash=hash_secret(secret), created_by=created_by)
+        token = NodeToken(
+            id=uuid.uuid4(),
+            name=name,
+            prefix=secret[:8],
+            token_hash=hash_secret(secret),
+            created_by=created_by,
+        )
         self.s.add(token)
         await self.s.flush()
-        await append(self.s, NewEvent(kind="node_token.created", subject_type="node_token", subject_id=str(token.id),
-                                      actor=actor, payload={"name": name}))
+        await append(
+            self.s,
+            NewEvent(
+                kind="node_token.created",
+                subject_type="node_token",
+                subject_id=str(token.id),
+                actor=actor,
+                payload={"name": name},
+            ),
+        )
         await self.s.commit()
         await self.s.refresh(token)
         return schemas.NodeTokenCreated(token=node_token_out(token), secret=secret)
 
     async def list(self) -> list[schemas.NodeToken]:
-        return [node_token_out(t) for t in (await self.s.scalars(select(NodeToken).order_by(NodeToken.created_at.desc()))).all()]
+        return [
+            node_token_out(t)
+            for t in (
+                await self.s.scalars(select(NodeToken).order_by(NodeToken.created_at.desc()))
+            ).all()
+        ]
 
     async def revoke(self, token_id: uuid.UUID, *, actor: str) -> None:
         token = await self.s.get(NodeToken, token_id)
@@ -178,12 +295,22 @@ class NodeTokenService:
             raise NotFound(f"node token {token_id} not found")
         if token.revoked_at is None:
             token.revoked_at = _now()
-            await append(self.s, NewEvent(kind="node_token.revoked", subject_type="node_token", subject_id=str(token.id),
-                                          actor=actor, payload={"name": token.name}))
+            await append(
+                self.s,
+                NewEvent(
+                    kind="node_token.revoked",
+                    subject_type="node_token",
+                    subject_id=str(token.id),
+                    actor=actor,
+                    payload={"name": token.name},
+                ),
+            )
             await self.s.commit()
 
     async def resolve(self, secret: str) -> NodeToken:
-        token = await self.s.scalar(select(NodeToken).where(NodeToken.token_hash == hash_secret(secret)))
+        token = await self.s.scalar(
+            select(NodeToken).where(NodeToken.token_hash == hash_secret(secret))
+        )
         if token is None:
             raise Unauthenticated("invalid node token")
         if token.revoked_at is not None:

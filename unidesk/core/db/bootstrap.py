@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import structlog
 
@@ -32,7 +32,9 @@ class DatabaseHandle:
             self.embedded.stop()
 
 
-async def open_database(settings: Settings, *, migrate: bool = True, plugin_dirs: Sequence[Path] = ()) -> DatabaseHandle:
+async def open_database(
+    settings: Settings, *, migrate: bool = True, plugin_dirs: Sequence[Path] = ()
+) -> DatabaseHandle:
     """The URL from settings, or an embedded server in <data_dir>/pg; migrated to head."""
     embedded = None
     url = settings.database_url

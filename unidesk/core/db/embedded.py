@@ -45,12 +45,25 @@ class EmbeddedPostgres:
 
     def _create_database(self, socket_dir: str) -> None:
         exists = subprocess.run(
-            [pg_bin("psql"), "-h", socket_dir, "-U", "postgres", "-d", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-            check=True, capture_output=True, text=True,
+            [
+                pg_bin("psql"),
+                "-h",
+                socket_dir,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         if exists != "1":
-            subprocess.run([pg_bin("createdb"), "-h", socket_dir, "-U", "postgres", self.database], check=True)
+            subprocess.run(
+                [pg_bin("createdb"), "-h", socket_dir, "-U", "postgres", self.database], check=True
+            )
 
     def stop(self) -> None:
         if self._server is not None:

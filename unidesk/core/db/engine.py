@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-__all__ = ["make_engine", "make_sessionmaker", "sync_url", "libpq_url"]
+__all__ = ["libpq_url", "make_engine", "make_sessionmaker", "sync_url"]
 
 
 def _normalise(url: str) -> str:
@@ -14,7 +19,9 @@ def _normalise(url: str) -> str:
 
 
 def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(_normalise(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        _normalise(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

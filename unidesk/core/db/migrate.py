@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from alembic import command
 from alembic.config import Config
@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 
 from unidesk.core.db.engine import sync_url
 
-__all__ = ["alembic_config", "upgrade", "current_heads", "expected_heads", "MIGRATIONS_DIR"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_heads", "expected_heads", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 
@@ -25,7 +25,10 @@ def alembic_config(url: str, plugin_dirs: Sequence[Path] = ()) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", os.pathsep.join([str(MIGRATIONS_DIR / "versions"), *map(str, plugin_dirs)]))
+    cfg.set_main_option(
+        "version_locations",
+        os.pathsep.join([str(MIGRATIONS_DIR / "versions"), *map(str, plugin_dirs)]),
+    )
     return cfg
 
 

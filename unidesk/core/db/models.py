@@ -6,7 +6,19 @@ from unidesk.core.events.models import Event
 from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.samples import NodeSampleRow
-from unidesk.core.tasks.models import AttemptRow, TaskRow
 from unidesk.core.storage.models import ArtifactRow
+from unidesk.core.tasks.models import AttemptRow, TaskRow
 
-__all__ = ["Base", "User", "ApiToken", "NodeToken", "Event", "NodeRow", "TaskRow", "AttemptRow", "LogChunkRow", "NodeSampleRow", "ArtifactRow"]
+__all__ = [
+    "ApiToken",
+    "ArtifactRow",
+    "AttemptRow",
+    "Base",
+    "Event",
+    "LogChunkRow",
+    "NodeRow",
+    "NodeSampleRow",
+    "NodeToken",
+    "TaskRow",
+    "User",
+]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import psycopg.errors
 import structlog
@@ -18,8 +19,13 @@ T = TypeVar("T")
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
-async def in_transaction(sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]], *,
-                         attempts: int = 4, name: str = "tx") -> T:
+async def in_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    attempts: int = 4,
+    name: str = "tx",
+) -> T:
     """``work(session)`` then commit; on a deadlock, roll back and run it again (bounded)."""
     for i in range(attempts):
         async with sessions() as session:
@@ -30,7 +36,12 @@ async def in_transaction(sessions: async_sessionmaker[AsyncSession], work: Calla
             except DBAPIError as exc:
                 await session.rollback()
                 if isinstance(exc.orig, _RETRYABLE) and i + 1 < attempts:
-                    log.info("transaction retried", name=name, error=type(exc.orig).__name__, attempt=i + 1)
+                    log.info(
+                        "transaction retried",
+                        name=name,
+                        error=type(exc.orig).__name__,
+                        attempt=i + 1,
+                    )
                     await asyncio.sleep(random.uniform(0.005, 0.05) * (i + 1))
                     continue
                 raise

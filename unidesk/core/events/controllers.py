@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get
@@ -26,7 +27,8 @@ class EventController(Controller):
 
     @get("/", operation_id="list_events")
     async def list_events(
-        self, db: AsyncSession,
+        self,
+        db: AsyncSession,
         after: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         kind: Annotated[str | None, Parameter(max_length=64)] = None,
@@ -45,7 +47,9 @@ class EventController(Controller):
         return EventPage(items=items, last_id=items[-1].id if items else after)
 
     @get("/stream", operation_id="stream_events")
-    async def stream(self, request: Request, state: State, after: Annotated[int | None, Parameter(ge=0)] = None) -> ServerSentEvent:
+    async def stream(
+        self, request: Request, state: State, after: Annotated[int | None, Parameter(ge=0)] = None
+    ) -> ServerSentEvent:
         """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID header."""
         hub: EventHub = state.event_hub
         if not hub.healthy:
@@ -58,8 +62,12 @@ class EventController(Controller):
                 raise BadRequest("Last-Event-ID must be an event id") from None
 
         async def gen() -> AsyncIterator[ServerSentEventMessage]:
-            yield ServerSentEventMessage(event="hello", data=msgspec.json.encode({"cursor": hub.cursor}).decode(), retry=2000)
+            yield ServerSentEventMessage(
+                event="hello", data=msgspec.json.encode({"cursor": hub.cursor}).decode(), retry=2000
+            )
             async for ev in hub.subscribe(after):
-                yield ServerSentEventMessage(id=str(ev.id), event=ev.kind, data=msgspec.json.encode(ev).decode())
+                yield ServerSentEventMessage(
+                    id=str(ev.id), event=ev.kind, data=msgspec.json.encode(ev).decode()
+                )
 
         return ServerSentEvent(gen())

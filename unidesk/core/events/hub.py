@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import structlog
@@ -33,11 +33,20 @@ Listener = Callable[[list[EventOut]], Awaitable[None]]
 
 
 def to_out(row: Event) -> EventOut:
-    return EventOut(id=row.id, ts=row.ts, kind=row.kind, subject_type=row.subject_type,
-                    subject_id=row.subject_id, actor=row.actor, payload=row.payload)
+    return EventOut(
+        id=row.id,
+        ts=row.ts,
+        kind=row.kind,
+        subject_type=row.subject_type,
+        subject_id=row.subject_id,
+        actor=row.actor,
+        payload=row.payload,
+    )
 
 
-async def read_events(session: AsyncSession, after: int, limit: int, *, until: int | None = None) -> list[EventOut]:
+async def read_events(
+    session: AsyncSession, after: int, limit: int, *, until: int | None = None
+) -> list[EventOut]:
     stmt = select(Event).where(Event.id > after).order_by(Event.id).limit(limit)
     if until is not None:
         stmt = stmt.where(Event.id <= until)
@@ -68,14 +77,18 @@ class EventHub:
     async def start(self) -> None:
         async with self._sessions() as s:
             self.cursor = (await s.scalar(select(func.coalesce(func.max(Event.id), 0)))) or 0
-        self._tasks = [asyncio.create_task(self._listen(), name="events-listen"),
-                       asyncio.create_task(self._pump(), name="events-pump")]
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="events-listen"),
+            asyncio.create_task(self._pump(), name="events-pump"),
+        ]
 
     async def stop(self) -> None:
         # Bounded: a LISTEN connection stuck in the driver must not hang server shutdown.
         pending = await cancel_and_wait(self._tasks, timeout_s=STOP_TIMEOUT_S)
         if pending:
-            log.warning("event hub tasks did not stop in time", tasks=[t.get_name() for t in pending])
+            log.warning(
+                "event hub tasks did not stop in time", tasks=[t.get_name() for t in pending]
+            )
         for q in list(self._queues):
             q.put_nowait(None)
 
@@ -83,7 +96,9 @@ class EventHub:
         backoff = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True
+                ) as conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.error = None
                     backoff = 0.5

@@ -11,20 +11,26 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base
 
-__all__ = ["Event", "PROJECTION_GUARD_SQL", "PROJECTION_GUARD_DROP_SQL"]
+__all__ = ["PROJECTION_GUARD_DROP_SQL", "PROJECTION_GUARD_SQL", "Event"]
 
 
 class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    ts: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
     kind: Mapped[str] = mapped_column(String(64), nullable=False)
     subject_type: Mapped[str] = mapped_column(String(32), nullable=False)
     subject_id: Mapped[str] = mapped_column(String(64), nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
-    txid: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("txid_current()"))
+    payload: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    txid: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("txid_current()")
+    )
 
     __table_args__ = (
         Index("ix_events_subject", "subject_type", "subject_id", "id"),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 from sqlalchemy import insert, text
@@ -54,7 +55,11 @@ async def append_many(session: AsyncSession, events: Iterable[NewEvent]) -> list
     rows = [msgspec.structs.asdict(e) for e in events]
     if not rows:
         return []
-    result = await session.execute(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows)
+    result = await session.execute(
+        insert(Event).returning(Event.id, sort_by_parameter_order=True), rows
+    )
     ids = [r[0] for r in result.all()]
-    await session.execute(text("SELECT pg_notify(:ch, :id)"), {"ch": NOTIFY_CHANNEL, "id": str(max(ids))})
+    await session.execute(
+        text("SELECT pg_notify(:ch, :id)"), {"ch": NOTIFY_CHANNEL, "id": str(max(ids))}
+    )
     return ids

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import structlog
 from litestar import WebSocket
 
 from unidesk import protocol
 
-__all__ = ["NodeConnection", "ConnectionTable"]
+__all__ = ["ConnectionTable", "NodeConnection"]
 
 log = structlog.get_logger("unidesk.ingress")
 
@@ -20,7 +20,15 @@ log = structlog.get_logger("unidesk.ingress")
 class NodeConnection:
     """One agent's socket: serialised sends, when it last spoke, what was sent and not yet acked."""
 
-    def __init__(self, socket: WebSocket, *, node_id: uuid.UUID, node_name: str, token_id: uuid.UUID, connection_id: str) -> None:
+    def __init__(
+        self,
+        socket: WebSocket,
+        *,
+        node_id: uuid.UUID,
+        node_name: str,
+        token_id: uuid.UUID,
+        connection_id: str,
+    ) -> None:
         self.socket = socket
         self.node_id = node_id
         self.node_name = node_name

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select
@@ -33,10 +34,20 @@ DispatchExtender = Callable[[AsyncSession, TaskRow, AttemptRow, protocol.Dispatc
 
 def build_dispatch(t: TaskRow, a: AttemptRow) -> protocol.Dispatch:
     return protocol.Dispatch(
-        task_id=str(t.id), attempt_no=a.attempt_no, code_repo_url=t.code_repo_url, code_commit_id=t.code_commit_id,
-        env_repo_url=t.env_repo_url, env_commit_id=t.env_commit_id, dockerfile_path=t.dockerfile_path,
-        command=list(t.command), env=dict(t.env), cpus=t.cpus, memory_mb=t.memory_mb, gpu_indices=list(a.gpu_indices),
-        timeout_s=t.timeout_s, kind=str(t.extra.get("kind", "container")),
+        task_id=str(t.id),
+        attempt_no=a.attempt_no,
+        code_repo_url=t.code_repo_url,
+        code_commit_id=t.code_commit_id,
+        env_repo_url=t.env_repo_url,
+        env_commit_id=t.env_commit_id,
+        dockerfile_path=t.dockerfile_path,
+        command=list(t.command),
+        env=dict(t.env),
+        cpus=t.cpus,
+        memory_mb=t.memory_mb,
+        gpu_indices=list(a.gpu_indices),
+        timeout_s=t.timeout_s,
+        kind=str(t.extra.get("kind", "container")),
         params={k: str(v) for k, v in (t.extra.get("params") or {}).items()},
     )
 
@@ -44,7 +55,13 @@ def build_dispatch(t: TaskRow, a: AttemptRow) -> protocol.Dispatch:
 class Delivery:
     name = "delivery"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], connections: ConnectionTable, *, ack_timeout_s: float) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        connections: ConnectionTable,
+        *,
+        ack_timeout_s: float,
+    ) -> None:
         self._sessions = sessions
         self._connections = connections
         self.ack_timeout_s = ack_timeout_s
@@ -70,37 +87,70 @@ class Delivery:
                 node_id = uuid.UUID(ev.payload["node_id"])
                 conn = self._connections.get(node_id)
                 if conn:
-                    await conn.send(protocol.Cancel(task_id=ev.subject_id, attempt_no=ev.payload["attempt_no"]))
+                    await conn.send(
+                        protocol.Cancel(task_id=ev.subject_id, attempt_no=ev.payload["attempt_no"])
+                    )
                     conn.sent_cancel[(ev.subject_id, ev.payload["attempt_no"])] = time.monotonic()
             elif ev.kind == "node.connected":
                 conn = self._connections.get(uuid.UUID(ev.subject_id))
                 if conn and conn.connection_id != ev.payload.get("connection_id"):
-                    await conn.close(protocol.CLOSE_REPLACED, "replaced by a newer connection with the same node token")
+                    await conn.close(
+                        protocol.CLOSE_REPLACED,
+                        "replaced by a newer connection with the same node token",
+                    )
         if wanted:
             conns = {n: c for n in wanted if (c := self._connections.get(n)) is not None}
             await self.deliver_many(conns, only_tasks=set().union(*wanted.values()))
 
-    async def deliver(self, conn: NodeConnection, *, only_tasks: set[str] | None = None, resend_after: float | None = None) -> int:
+    async def deliver(
+        self,
+        conn: NodeConnection,
+        *,
+        only_tasks: set[str] | None = None,
+        resend_after: float | None = None,
+    ) -> int:
         """Send every unacked dispatch for ``conn``'s node (optionally only some tasks)."""
-        return await self.deliver_many({conn.node_id: conn}, only_tasks=only_tasks, resend_after=resend_after)
+        return await self.deliver_many(
+            {conn.node_id: conn}, only_tasks=only_tasks, resend_after=resend_after
+        )
 
-    async def deliver_many(self, conns: dict[uuid.UUID, NodeConnection], *, only_tasks: set[str] | None = None,
-                           resend_after: float | None = None) -> int:
+    async def deliver_many(
+        self,
+        conns: dict[uuid.UUID, NodeConnection],
+        *,
+        only_tasks: set[str] | None = None,
+        resend_after: float | None = None,
+    ) -> int:
         """Send the unacked dispatches of many held nodes, read in one query (per 1000 nodes).
 
         With ``resend_after`` (redelivery), a dispatch is sent again only when it went out that
         long ago and the node has not acked it (an ack whose write is still queued counts)."""
         if not conns:
             return 0
-        base = (select(TaskRow, AttemptRow).join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
-                .where(AttemptRow.state == "assigned", AttemptRow.acked_at.is_(None)))
-        if resend_after is not None:  # fresh assignments are the event listener's to send, not redelivery's
-            base = base.where(AttemptRow.assigned_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, resend_after))
+        base = (
+            select(TaskRow, AttemptRow)
+            .join(
+                AttemptRow,
+                (AttemptRow.task_id == TaskRow.id)
+                & (AttemptRow.attempt_no == TaskRow.attempt_count),
+            )
+            .where(AttemptRow.state == "assigned", AttemptRow.acked_at.is_(None))
+        )
+        if (
+            resend_after is not None
+        ):  # fresh assignments are the event listener's to send, not redelivery's
+            base = base.where(
+                AttemptRow.assigned_at
+                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, resend_after)
+            )
         if only_tasks:
             statements = [base.where(TaskRow.id.in_([uuid.UUID(t) for t in only_tasks]))]
         else:
             ids = list(conns)
-            statements = [base.where(AttemptRow.node_id.in_(ids[i:i + 1000])) for i in range(0, len(ids), 1000)]
+            statements = [
+                base.where(AttemptRow.node_id.in_(ids[i : i + 1000]))
+                for i in range(0, len(ids), 1000)
+            ]
         sent = 0
         read_at = time.monotonic()
         async with self._sessions() as s:
@@ -111,7 +161,11 @@ class Delivery:
                 if conn is None:
                     continue
                 key = (str(t.id), a.attempt_no)
-                if resend_after is not None and now - max(conn.sent_dispatch.get(key, 0), conn.acked.get(key, 0)) < resend_after:
+                if (
+                    resend_after is not None
+                    and now - max(conn.sent_dispatch.get(key, 0), conn.acked.get(key, 0))
+                    < resend_after
+                ):
                     continue
                 msg = build_dispatch(t, a)
                 for extend in self.extenders:
@@ -119,14 +173,18 @@ class Delivery:
                 if await conn.send(msg):
                     conn.sent_dispatch[key] = now
                     sent += 1
-        if not only_tasks:  # a full pass: forget what is no longer waiting for an ack (bounded memory)
+        if (
+            not only_tasks
+        ):  # a full pass: forget what is no longer waiting for an ack (bounded memory)
             waiting: dict[uuid.UUID, set[tuple[str, int]]] = {}
             for t, a in rows:
                 waiting.setdefault(a.node_id, set()).add((str(t.id), a.attempt_no))  # type: ignore[arg-type]
             for node_id, conn in conns.items():
                 keep = waiting.get(node_id, set())
                 conn.acked = {k: v for k, v in conn.acked.items() if k in keep or v >= read_at}
-                conn.sent_dispatch = {k: v for k, v in conn.sent_dispatch.items() if k in keep or v >= read_at}
+                conn.sent_dispatch = {
+                    k: v for k, v in conn.sent_dispatch.items() if k in keep or v >= read_at
+                }
         self.dispatched += sent
         return sent
 
@@ -138,11 +196,17 @@ class Delivery:
         if not conns:
             return
         async with self._sessions() as s:
-            rows = (await s.execute(
-                select(TaskRow.id, AttemptRow.attempt_no, AttemptRow.node_id)
-                .join(AttemptRow, (AttemptRow.task_id == TaskRow.id) & (AttemptRow.attempt_no == TaskRow.attempt_count))
-                .where(TaskRow.state == "cancelling")
-            )).all()
+            rows = (
+                await s.execute(
+                    select(TaskRow.id, AttemptRow.attempt_no, AttemptRow.node_id)
+                    .join(
+                        AttemptRow,
+                        (AttemptRow.task_id == TaskRow.id)
+                        & (AttemptRow.attempt_no == TaskRow.attempt_count),
+                    )
+                    .where(TaskRow.state == "cancelling")
+                )
+            ).all()
         now = time.monotonic()
         for task_id, attempt_no, node_id in rows:
             conn = conns.get(node_id)

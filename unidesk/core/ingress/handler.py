@@ -56,7 +56,10 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
     secret = _bearer(socket)
     if not secret:
         log.info("agent refused", peer=peer, why="no node token")
-        await socket.close(code=protocol.CLOSE_UNAUTHENTICATED, reason="missing 'Authorization: Bearer <node token>'")
+        await socket.close(
+            code=protocol.CLOSE_UNAUTHENTICATED,
+            reason="missing 'Authorization: Bearer <node token>'",
+        )
         return
     try:
         async with state.sessions() as s:
@@ -67,7 +70,7 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         return
     try:
         hello = await _receive(socket, HELLO_TIMEOUT_S)
-    except (asyncio.TimeoutError, WebSocketDisconnect):
+    except (TimeoutError, WebSocketDisconnect):
         await socket.close(code=protocol.CLOSE_BAD_FRAME, reason="expected a hello frame")
         return
     except OverflowError as exc:
@@ -78,30 +81,67 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         await socket.close(code=protocol.CLOSE_BAD_FRAME, reason=f"bad frame: {str(exc)[:100]}")
         return
     if not isinstance(hello, protocol.Hello):
-        await socket.close(code=protocol.CLOSE_BAD_FRAME, reason=f"first frame must be hello, got {type(hello).__name__.lower()}")
+        await socket.close(
+            code=protocol.CLOSE_BAD_FRAME,
+            reason=f"first frame must be hello, got {type(hello).__name__.lower()}",
+        )
         return
     if hello.protocol_version != protocol.PROTOCOL_VERSION:
-        log.info("agent protocol mismatch", peer=peer, agent=hello.protocol_version, server=protocol.PROTOCOL_VERSION)
-        await socket.close(code=protocol.CLOSE_INCOMPATIBLE,
-                           reason=f"server speaks protocol {protocol.PROTOCOL_VERSION}, agent {hello.protocol_version}; upgrade the agent")
+        log.info(
+            "agent protocol mismatch",
+            peer=peer,
+            agent=hello.protocol_version,
+            server=protocol.PROTOCOL_VERSION,
+        )
+        await socket.close(
+            code=protocol.CLOSE_INCOMPATIBLE,
+            reason=f"server speaks protocol {protocol.PROTOCOL_VERSION}, agent {hello.protocol_version}; upgrade the agent",
+        )
         return
 
     ingress = state.ingress
     connection_id = uuid.uuid4().hex
     try:
-        reg = await in_transaction(state.sessions, lambda s: register_node(s, token, hello, instance_id=ingress.instance_id,
-                                                                           connection_id=connection_id), name="register")
+        reg = await in_transaction(
+            state.sessions,
+            lambda s: register_node(
+                s, token, hello, instance_id=ingress.instance_id, connection_id=connection_id
+            ),
+            name="register",
+        )
     except Exception:  # database busy or down: the agent retries with backoff (1013 is not final)
         log.exception("node registration failed", node=hello.node_name[:100], peer=peer)
-        await socket.close(code=1013, reason="server busy: could not register the node; retry later")
+        await socket.close(
+            code=1013, reason="server busy: could not register the node; retry later"
+        )
         return
-    conn = NodeConnection(socket, node_id=reg.node_id, node_name=reg.node_name, token_id=token.id, connection_id=connection_id)
+    conn = NodeConnection(
+        socket,
+        node_id=reg.node_id,
+        node_name=reg.node_name,
+        token_id=token.id,
+        connection_id=connection_id,
+    )
     old = ingress.connections.attach(conn)
     if old is not None:
-        await old.close(protocol.CLOSE_REPLACED, "replaced by a newer connection with the same node token")
-    log.info("node connected", node=reg.node_name, peer=peer, agent_version=hello.agent_version, running=len(hello.running))
-    await conn.send(protocol.Welcome(protocol_version=protocol.PROTOCOL_VERSION, node_id=str(reg.node_id),
-                                     heartbeat_interval_s=state.settings.heartbeat_interval_s, server_instance=ingress.instance_id))
+        await old.close(
+            protocol.CLOSE_REPLACED, "replaced by a newer connection with the same node token"
+        )
+    log.info(
+        "node connected",
+        node=reg.node_name,
+        peer=peer,
+        agent_version=hello.agent_version,
+        running=len(hello.running),
+    )
+    await conn.send(
+        protocol.Welcome(
+            protocol_version=protocol.PROTOCOL_VERSION,
+            node_id=str(reg.node_id),
+            heartbeat_interval_s=state.settings.heartbeat_interval_s,
+            server_instance=ingress.instance_id,
+        )
+    )
     await conn.send(reg.reconcile)
     await ingress.delivery.deliver(conn)
     await ingress.delivery.resend_cancels(conn)
@@ -120,7 +160,7 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
     while not conn.closed.is_set():
         try:
             msg = await _receive(conn.socket, silence)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.info("node silent; closing its socket", node=conn.node_name, silent_s=silence)
             await conn.close(4408, "no frames within the offline timeout")
             return
@@ -143,18 +183,50 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             ingress.liveness.heartbeat(conn.node_id, msg)
             await _track_health(state, conn, msg.unhealthy_reason)
         elif isinstance(msg, protocol.Ack):
-            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_acked(conn, msg)))
+            ingress.reports.submit(
+                Report(
+                    node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_acked(conn, msg)
+                )
+            )
         elif isinstance(msg, protocol.AttemptState):
-            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg,
-                                          done=_acked(conn, msg, then=_final_ack(conn, msg))))
+            ingress.reports.submit(
+                Report(
+                    node_id=conn.node_id,
+                    node_name=conn.node_name,
+                    msg=msg,
+                    done=_acked(conn, msg, then=_final_ack(conn, msg)),
+                )
+            )
         elif isinstance(msg, protocol.LogChunk):
-            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_log_ack(conn, msg)))
+            ingress.reports.submit(
+                Report(
+                    node_id=conn.node_id,
+                    node_name=conn.node_name,
+                    msg=msg,
+                    done=_log_ack(conn, msg),
+                )
+            )
         elif isinstance(msg, protocol.AttemptData):
-            ingress.reports.submit(Report(node_id=conn.node_id, node_name=conn.node_name, msg=msg, done=_data_ack(conn, msg)))
+            ingress.reports.submit(
+                Report(
+                    node_id=conn.node_id,
+                    node_name=conn.node_name,
+                    msg=msg,
+                    done=_data_ack(conn, msg),
+                )
+            )
         elif isinstance(msg, protocol.Error):
-            log.info("agent reported an error", node=conn.node_name, code=msg.code[:64], message=msg.message[:500])
+            log.info(
+                "agent reported an error",
+                node=conn.node_name,
+                code=msg.code[:64],
+                message=msg.message[:500],
+            )
         else:
-            await conn.close(protocol.CLOSE_BAD_FRAME, f"unexpected message type {type(msg).__name__.lower()} from an agent")
+            await conn.close(
+                protocol.CLOSE_BAD_FRAME,
+                f"unexpected message type {type(msg).__name__.lower()} from an agent",
+            )
             return
 
 
@@ -168,6 +240,7 @@ def _acked(conn: NodeConnection, msg: protocol.Ack | protocol.AttemptState, then
         conn.acked[key] = time.monotonic()
         if then is not None:
             await then(result)
+
     return done
 
 
@@ -178,20 +251,29 @@ def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):  # type: ignor
     async def done(result: object) -> None:
         if result is not None:  # stored (or already final): the agent may forget this report
             await conn.send(protocol.Ack(task_id=msg.task_id, attempt_no=msg.attempt_no))
+
     return done
 
 
 def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):  # type: ignore[no-untyped-def]
     async def done(result: object) -> None:
         if result is not None:
-            await conn.send(protocol.LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq))
+            await conn.send(
+                protocol.LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq)
+            )
+
     return done
 
 
 def _data_ack(conn: NodeConnection, msg: protocol.AttemptData):  # type: ignore[no-untyped-def]
     async def done(result: object) -> None:
         if result is not None:
-            await conn.send(protocol.AttemptDataAck(task_id=msg.task_id, attempt_no=msg.attempt_no, channel=msg.channel, seq=msg.seq))
+            await conn.send(
+                protocol.AttemptDataAck(
+                    task_id=msg.task_id, attempt_no=msg.attempt_no, channel=msg.channel, seq=msg.seq
+                )
+            )
+
     return done
 
 
@@ -206,7 +288,16 @@ async def _track_health(state: State, conn: NodeConnection, reason: str | None) 
         if node is None or node.unhealthy_reason == reason:
             return
         node.unhealthy_reason = reason[:500] if reason else None
-        await append(s, node_event(conn.node_id, "node.unhealthy" if reason else "node.healthy", f"node:{conn.node_name}", reason=reason))
+        await append(
+            s,
+            node_event(
+                conn.node_id,
+                "node.unhealthy" if reason else "node.healthy",
+                f"node:{conn.node_name}",
+                reason=reason,
+            ),
+        )
+
     await in_transaction(state.sessions, work, name="node-health")
     if not reason:
         state.scheduler_wake()
@@ -214,13 +305,23 @@ async def _track_health(state: State, conn: NodeConnection, reason: str | None) 
 
 async def _mark_disconnected(state: State, conn: NodeConnection) -> None:
     """The socket is gone: the node stays online until the offline timeout, but gets no new work."""
+
     async def work(s):  # type: ignore[no-untyped-def]
         node = await s.get(NodeRow, conn.node_id, with_for_update=True)
         if node is None or node.connection_id != conn.connection_id:
             return  # a newer connection already took over
         node.instance_id = None
         node.connection_id = None
-        await append(s, node_event(conn.node_id, "node.disconnected", f"node:{conn.node_name}", connection_id=conn.connection_id))
+        await append(
+            s,
+            node_event(
+                conn.node_id,
+                "node.disconnected",
+                f"node:{conn.node_name}",
+                connection_id=conn.connection_id,
+            ),
+        )
+
     try:
         await in_transaction(state.sessions, work, name="disconnect")
     except Exception:

@@ -15,19 +15,18 @@ import json
 import time
 import uuid
 
-
 import msgspec
 import structlog
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
+from unidesk.core.auth.models import NodeToken
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append_many
 from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.registration import lose_attempt
-from unidesk.core.auth.models import NodeToken
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.samples import SAMPLE_EVERY_S, SAMPLE_RETENTION_H, NodeSampleRow
 from unidesk.core.nodes.services import node_event
@@ -49,8 +48,14 @@ class Liveness:
 
     name = "liveness"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], connections: ConnectionTable, *,
-                 heartbeat_interval_s: float, offline_timeout_s: float) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        connections: ConnectionTable,
+        *,
+        heartbeat_interval_s: float,
+        offline_timeout_s: float,
+    ) -> None:
         self._sessions = sessions
         self._connections = connections
         self.flush_every = min(1.0, heartbeat_interval_s)
@@ -68,8 +73,10 @@ class Liveness:
 
     async def start(self) -> None:
         self._started = time.monotonic()
-        self._tasks = [asyncio.create_task(self._flush_loop(), name="heartbeat-flush"),
-                       asyncio.create_task(self._sweep_loop(), name="offline-sweeper")]
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name="heartbeat-flush"),
+            asyncio.create_task(self._sweep_loop(), name="offline-sweeper"),
+        ]
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -94,15 +101,23 @@ class Liveness:
         rows = [{"id": str(k), "usage": msgspec.to_builtins(u)} for k, u in pending.items()]
         now = time.monotonic()
         samples = [
-            {"node_id": k, "cpu_percent": u.cpu_percent, "memory_used_mb": u.memory_used_mb, "memory_total_mb": u.memory_total_mb,
-             "gpus": [msgspec.to_builtins(g) for g in u.gpus]}
-            for k, u in pending.items() if now - self._last_sample.get(k, 0) >= SAMPLE_EVERY_S
+            {
+                "node_id": k,
+                "cpu_percent": u.cpu_percent,
+                "memory_used_mb": u.memory_used_mb,
+                "memory_total_mb": u.memory_total_mb,
+                "gpus": [msgspec.to_builtins(g) for g in u.gpus],
+            }
+            for k, u in pending.items()
+            if now - self._last_sample.get(k, 0) >= SAMPLE_EVERY_S
         ]
 
         async def work(session: AsyncSession) -> None:
             await session.execute(_FLUSH_SQL, {"rows": json.dumps(rows)})
             if samples:
-                await session.execute(NodeSampleRow.__table__.insert().values(ts=func.now()), samples)
+                await session.execute(
+                    NodeSampleRow.__table__.insert().values(ts=func.now()), samples
+                )
 
         await in_transaction(self._sessions, work, name="heartbeat-flush")
         for s in samples:
@@ -114,7 +129,13 @@ class Liveness:
         if not held:
             return
         async with self._sessions() as s:
-            revoked = (await s.scalars(select(NodeToken.id).where(NodeToken.id.in_(list(held)), NodeToken.revoked_at.is_not(None)))).all()
+            revoked = (
+                await s.scalars(
+                    select(NodeToken.id).where(
+                        NodeToken.id.in_(list(held)), NodeToken.revoked_at.is_not(None)
+                    )
+                )
+            ).all()
         for token_id in revoked:
             conn = held[token_id]
             log.info("closing socket of revoked token", node=conn.node_name)
@@ -133,22 +154,51 @@ class Liveness:
 
     async def sweep(self) -> list[str]:
         """Mark silent nodes offline and their in-flight attempts lost; returns their names."""
+
         async def work(session: AsyncSession) -> list[str]:
-            stale = (await session.execute(
-                select(NodeRow.id, NodeRow.name).where(
-                    NodeRow.state == "online",
-                    NodeRow.last_heartbeat_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.offline_timeout_s),
-                ).with_for_update(skip_locked=True)
-            )).all()
+            stale = (
+                await session.execute(
+                    select(NodeRow.id, NodeRow.name)
+                    .where(
+                        NodeRow.state == "online",
+                        NodeRow.last_heartbeat_at
+                        < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.offline_timeout_s),
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
             if not stale:
                 return []
             ids = [r.id for r in stale]
-            await session.execute(update(NodeRow).where(NodeRow.id.in_(ids)).values(state="offline", instance_id=None, connection_id=None))
-            await append_many(session, [node_event(r.id, "node.offline", "system:liveness", reason="no heartbeat",
-                                                   timeout_s=self.offline_timeout_s) for r in stale])
-            attempts = (await session.scalars(select(AttemptRow).where(AttemptRow.node_id.in_(ids), AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES)))).all()
+            await session.execute(
+                update(NodeRow)
+                .where(NodeRow.id.in_(ids))
+                .values(state="offline", instance_id=None, connection_id=None)
+            )
+            await append_many(
+                session,
+                [
+                    node_event(
+                        r.id,
+                        "node.offline",
+                        "system:liveness",
+                        reason="no heartbeat",
+                        timeout_s=self.offline_timeout_s,
+                    )
+                    for r in stale
+                ],
+            )
+            attempts = (
+                await session.scalars(
+                    select(AttemptRow).where(
+                        AttemptRow.node_id.in_(ids), AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES)
+                    )
+                )
+            ).all()
             for a in attempts:
-                await lose_attempt(session, a, why="node went offline (no heartbeat)", actor="system:liveness")
+                await lose_attempt(
+                    session, a, why="node went offline (no heartbeat)", actor="system:liveness"
+                )
             return [r.name for r in stale]
 
         names = await in_transaction(self._sessions, work, name="offline-sweep")
@@ -163,7 +213,10 @@ class Liveness:
             return
         self._last_prune = time.monotonic()
         async with self._sessions() as s:
-            await s.execute(delete(NodeSampleRow).where(NodeSampleRow.ts < func.now() - func.make_interval(0, 0, 0, 0, SAMPLE_RETENTION_H)))
+            await s.execute(
+                delete(NodeSampleRow).where(
+                    NodeSampleRow.ts
+                    < func.now() - func.make_interval(0, 0, 0, 0, SAMPLE_RETENTION_H)
+                )
+            )
             await s.commit()
-
-

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import structlog
@@ -59,14 +60,27 @@ async def lock_batch(session: AsyncSession, reports: list[Report]) -> None:
     keys = {(tid, r.msg.attempt_no) for r in reports if (tid := _uuid(r.msg.task_id)) is not None}
     if not keys:
         return
-    await session.execute(select(TaskRow.id).where(TaskRow.id.in_(sorted({k[0] for k in keys}))).order_by(TaskRow.id).with_for_update())
+    await session.execute(
+        select(TaskRow.id)
+        .where(TaskRow.id.in_(sorted({k[0] for k in keys})))
+        .order_by(TaskRow.id)
+        .with_for_update()
+    )
     # Consumed (``.all()``) so the rows land in the session's identity map for session.get.
-    (await session.scalars(select(AttemptRow).where(tuple_(AttemptRow.task_id, AttemptRow.attempt_no).in_(sorted(keys)))
-                           .order_by(AttemptRow.task_id, AttemptRow.attempt_no).with_for_update()
-                           .execution_options(populate_existing=True))).all()
+    (
+        await session.scalars(
+            select(AttemptRow)
+            .where(tuple_(AttemptRow.task_id, AttemptRow.attempt_no).in_(sorted(keys)))
+            .order_by(AttemptRow.task_id, AttemptRow.attempt_no)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).all()
 
 
-async def _fenced_attempt(session: AsyncSession, r: Report, *, locked: bool = False) -> AttemptRow | None:
+async def _fenced_attempt(
+    session: AsyncSession, r: Report, *, locked: bool = False
+) -> AttemptRow | None:
     task_id = _uuid(r.msg.task_id)
     attempt = None
     if task_id is not None:
@@ -78,21 +92,44 @@ async def _fenced_attempt(session: AsyncSession, r: Report, *, locked: bool = Fa
         else:
             # Lock the task first: every writer locks task → attempt in that order.
             await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
-            attempt = await session.get(AttemptRow, key, with_for_update=True, populate_existing=True)
+            attempt = await session.get(
+                AttemptRow, key, with_for_update=True, populate_existing=True
+            )
     if attempt is None or attempt.node_id != r.node_id:
-        await append(session, node_event(r.node_id, "node.foreign_report", f"node:{r.node_name}", task_id=r.msg.task_id[:64],
-                                         attempt_no=r.msg.attempt_no, message_type=type(r.msg).__name__))
+        await append(
+            session,
+            node_event(
+                r.node_id,
+                "node.foreign_report",
+                f"node:{r.node_name}",
+                task_id=r.msg.task_id[:64],
+                attempt_no=r.msg.attempt_no,
+                message_type=type(r.msg).__name__,
+            ),
+        )
         return None
     return attempt
 
 
 async def _ack(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
     actor = f"node:{r.node_name}"
-    moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned",), to="preparing", acked_at=func.clock_timestamp(),
-                               event=task_event(a.task_id, "task.acked", actor, attempt_no=a.attempt_no, node=r.node_name))
+    moved = await move_attempt(
+        session,
+        a.task_id,
+        a.attempt_no,
+        from_states=("assigned",),
+        to="preparing",
+        acked_at=func.clock_timestamp(),
+        event=task_event(a.task_id, "task.acked", actor, attempt_no=a.attempt_no, node=r.node_name),
+    )
     if moved:
-        await move_task(session, a.task_id, from_states=("assigned",), to="preparing",
-                        event=task_event(a.task_id, "task.preparing", actor, attempt_no=a.attempt_no))
+        await move_task(
+            session,
+            a.task_id,
+            from_states=("assigned",),
+            to="preparing",
+            event=task_event(a.task_id, "task.preparing", actor, attempt_no=a.attempt_no),
+        )
     return moved
 
 
@@ -106,32 +143,95 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
         if a.state == "assigned":
             await _ack(session, r, a)
         if a.state in ("assigned", "preparing") and m.stage and m.stage != a.stage:
-            await session.execute(update(AttemptRow).where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no).values(stage=m.stage[:32]))
-            await append(session, task_event(a.task_id, "task.stage", actor, attempt_no=a.attempt_no, stage=m.stage[:32]))
+            await session.execute(
+                update(AttemptRow)
+                .where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no)
+                .values(stage=m.stage[:32])
+            )
+            await append(
+                session,
+                task_event(
+                    a.task_id, "task.stage", actor, attempt_no=a.attempt_no, stage=m.stage[:32]
+                ),
+            )
         return True
     if m.phase == "running":
-        moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned", "preparing"), to="running",
-                                   started_at=func.clock_timestamp(), acked_at=func.coalesce(AttemptRow.acked_at, func.clock_timestamp()), stage=None)
+        moved = await move_attempt(
+            session,
+            a.task_id,
+            a.attempt_no,
+            from_states=("assigned", "preparing"),
+            to="running",
+            started_at=func.clock_timestamp(),
+            acked_at=func.coalesce(AttemptRow.acked_at, func.clock_timestamp()),
+            stage=None,
+        )
         if moved:
-            await move_task(session, a.task_id, from_states=("assigned", "preparing"), to="running",
-                            event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no))
+            await move_task(
+                session,
+                a.task_id,
+                from_states=("assigned", "preparing"),
+                to="running",
+                event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no),
+            )
         return moved
     # exited / failed: a final fact, then the policy's decision
-    reason = m.reason or ("succeeded" if m.phase == "exited" and m.exit_code == 0 else "infra_error" if m.phase == "failed" else "exit_nonzero")
+    reason = m.reason or (
+        "succeeded"
+        if m.phase == "exited" and m.exit_code == 0
+        else "infra_error"
+        if m.phase == "failed"
+        else "exit_nonzero"
+    )
     if reason == "killed":
         # The agent stopped it on its own (graceful shutdown, or not kept after a restart):
         # for the task that is the node losing the attempt, so the retry policy applies.
         reason = "node_lost"
     to = "lost" if reason == "node_lost" else _FINAL_ATTEMPT_STATE.get(reason, "failed")
     message = (m.message or "")[:4000] or None
-    fact = task_event(a.task_id, "task.exited", actor, attempt_no=a.attempt_no, exit_code=m.exit_code, reason=reason, message=message)
-    moved = await move_attempt(session, a.task_id, a.attempt_no, from_states=("assigned", "preparing", "running"), to=to,
-                               reason=reason, exit_code=m.exit_code, message=message, event=fact)
+    fact = task_event(
+        a.task_id,
+        "task.exited",
+        actor,
+        attempt_no=a.attempt_no,
+        exit_code=m.exit_code,
+        reason=reason,
+        message=message,
+    )
+    moved = await move_attempt(
+        session,
+        a.task_id,
+        a.attempt_no,
+        from_states=("assigned", "preparing", "running"),
+        to=to,
+        reason=reason,
+        exit_code=m.exit_code,
+        message=message,
+        event=fact,
+    )
     if not moved:
-        await append(session, task_event(a.task_id, "task.stale_report", actor, attempt_no=a.attempt_no, phase=m.phase,
-                                         reason=reason, attempt_state=a.state))
+        await append(
+            session,
+            task_event(
+                a.task_id,
+                "task.stale_report",
+                actor,
+                attempt_no=a.attempt_no,
+                phase=m.phase,
+                reason=reason,
+                attempt_state=a.state,
+            ),
+        )
         return True  # already final: the agent may forget it
-    await apply_attempt_end(session, a.task_id, a.attempt_no, reason=reason, exit_code=m.exit_code, message=message, actor="system:policy")
+    await apply_attempt_end(
+        session,
+        a.task_id,
+        a.attempt_no,
+        reason=reason,
+        exit_code=m.exit_code,
+        message=message,
+        actor="system:policy",
+    )
     return True
 
 
@@ -144,17 +244,25 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
     size = len(raw)
     values: dict[str, Any] = {"log_bytes": AttemptRow.log_bytes + size}
     if a.log_bytes + size > cap:
-        kept = raw[: max(0, cap - a.log_bytes)].decode(errors="ignore")  # the cap counts bytes, not characters
+        kept = raw[: max(0, cap - a.log_bytes)].decode(
+            errors="ignore"
+        )  # the cap counts bytes, not characters
         data = kept + f"\n[unidesk] log truncated: this attempt's output passed {cap} bytes\n"
         values["log_truncated"] = True
     inserted = await session.execute(
-        pg_insert(LogChunkRow).values(task_id=a.task_id, attempt_no=a.attempt_no, seq=m.seq, stream=m.stream, data=data)
-        .on_conflict_do_nothing().returning(LogChunkRow.seq)
+        pg_insert(LogChunkRow)
+        .values(task_id=a.task_id, attempt_no=a.attempt_no, seq=m.seq, stream=m.stream, data=data)
+        .on_conflict_do_nothing()
+        .returning(LogChunkRow.seq)
     )
     if inserted.first() is not None:
         # The ORM update also brings ``a`` up to date (synchronize_session): adding ``size`` to
         # ``a.log_bytes`` again here counted every chunk twice and truncated at half the cap.
-        await session.execute(update(AttemptRow).where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no).values(**values))
+        await session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no)
+            .values(**values)
+        )
     return m.seq
 
 
@@ -166,17 +274,31 @@ async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -
     if plugins is not None:
         try:
             async with session.begin_nested():
-                handled = await plugins.attempt_data(session, a.task_id, a.attempt_no, m.channel[:64], m.seq, m.items)
+                handled = await plugins.attempt_data(
+                    session, a.task_id, a.attempt_no, m.channel[:64], m.seq, m.items
+                )
         except UnideskError as exc:
-            log.info("attempt data refused", task_id=str(a.task_id), attempt_no=a.attempt_no, channel=m.channel[:64], detail=exc.detail)
+            log.info(
+                "attempt data refused",
+                task_id=str(a.task_id),
+                attempt_no=a.attempt_no,
+                channel=m.channel[:64],
+                detail=exc.detail,
+            )
             return m.seq
     if not handled:
-        log.warning("attempt data dropped: no loaded plugin handles its channel", task_id=str(a.task_id), channel=m.channel[:64],
-                    items=len(m.items))
+        log.warning(
+            "attempt data dropped: no loaded plugin handles its channel",
+            task_id=str(a.task_id),
+            channel=m.channel[:64],
+            items=len(m.items),
+        )
     return m.seq
 
 
-async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugins: Any = None, locked: bool = False) -> Any:
+async def apply_report(
+    session: AsyncSession, r: Report, *, log_cap: int, plugins: Any = None, locked: bool = False
+) -> Any:
     """Apply one report; ``locked`` when ``lock_batch`` already locked and loaded its rows."""
     a = await _fenced_attempt(session, r, locked=locked)
     if a is None:
@@ -188,7 +310,9 @@ async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugin
     if isinstance(r.msg, protocol.AttemptData):
         if not locked:
             return await _data(session, r, a, plugins)
-        await flush_deferred(session)  # plugins write in a savepoint: keep its events out of the batch buffer
+        await flush_deferred(
+            session
+        )  # plugins write in a savepoint: keep its events out of the batch buffer
         try:
             return await _data(session, r, a, plugins)
         finally:
@@ -199,7 +323,14 @@ async def apply_report(session: AsyncSession, r: Report, *, log_cap: int, plugin
 class ReportWriter:
     """Collects reports from every socket on this instance and applies them in batches."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, log_cap: int, max_batch: int = 256, plugins: Any = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        log_cap: int,
+        max_batch: int = 256,
+        plugins: Any = None,
+    ) -> None:
         self._sessions = sessions
         self._log_cap = log_cap
         self._plugins = plugins
@@ -225,12 +356,19 @@ class ReportWriter:
             await self._apply(batch)
 
     async def _apply(self, batch: list[Report]) -> None:
-        ordered = sorted(batch, key=lambda r: (r.msg.task_id, r.msg.attempt_no, getattr(r.msg, "seq", 0)))
+        ordered = sorted(
+            batch, key=lambda r: (r.msg.task_id, r.msg.attempt_no, getattr(r.msg, "seq", 0))
+        )
 
         async def work(session: AsyncSession) -> list[Any]:
             await lock_batch(session, ordered)
             defer_events(session)  # the batch's events go out in one INSERT and one NOTIFY
-            results = [await apply_report(session, r, log_cap=self._log_cap, plugins=self._plugins, locked=True) for r in ordered]
+            results = [
+                await apply_report(
+                    session, r, log_cap=self._log_cap, plugins=self._plugins, locked=True
+                )
+                for r in ordered
+            ]
             await flush_deferred(session)
             return results
 
@@ -238,8 +376,14 @@ class ReportWriter:
             results = await in_transaction(self._sessions, work, name="reports")
         except Exception:
             if len(batch) == 1:
-                log.exception("report could not be applied", node=batch[0].node_name, message_type=type(batch[0].msg).__name__)
-                if batch[0].done is not None:  # "not stored": no ack goes out, redelivery guards are released
+                log.exception(
+                    "report could not be applied",
+                    node=batch[0].node_name,
+                    message_type=type(batch[0].msg).__name__,
+                )
+                if (
+                    batch[0].done is not None
+                ):  # "not stored": no ack goes out, redelivery guards are released
                     try:
                         await batch[0].done(None)
                     except Exception:

@@ -23,10 +23,18 @@ class IngressRuntime:
         settings = state.settings
         self.instance_id = uuid.uuid4().hex[:16]
         self.connections = ConnectionTable(self.instance_id)
-        self.reports = ReportWriter(state.sessions, log_cap=settings.max_log_bytes_per_attempt, plugins=state.plugins)
-        self.liveness = Liveness(state.sessions, self.connections, heartbeat_interval_s=settings.heartbeat_interval_s,
-                                 offline_timeout_s=settings.offline_timeout_s)
-        self.delivery = Delivery(state.sessions, self.connections, ack_timeout_s=settings.dispatch_ack_timeout_s)
+        self.reports = ReportWriter(
+            state.sessions, log_cap=settings.max_log_bytes_per_attempt, plugins=state.plugins
+        )
+        self.liveness = Liveness(
+            state.sessions,
+            self.connections,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            offline_timeout_s=settings.offline_timeout_s,
+        )
+        self.delivery = Delivery(
+            state.sessions, self.connections, ack_timeout_s=settings.dispatch_ack_timeout_s
+        )
         self.health_reasons: dict[uuid.UUID, str | None] = {}
         state.event_hub.add_listener("delivery", self.delivery.on_events)
 

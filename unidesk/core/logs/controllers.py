@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Annotated, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
@@ -27,16 +28,30 @@ class LogController(Controller):
     tags = ["logs"]
 
     @get("/", operation_id="task_logs")
-    async def logs(self, task_id: uuid.UUID, db: AsyncSession, attempt: Annotated[int | None, Parameter(ge=1)] = None,
-                   after: Annotated[int, Parameter(ge=0)] = 0, limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000) -> LogPage:
+    async def logs(
+        self,
+        task_id: uuid.UUID,
+        db: AsyncSession,
+        attempt: Annotated[int | None, Parameter(ge=1)] = None,
+        after: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
+    ) -> LogPage:
         """Log chunks of one attempt (default: the latest) with seq greater than ``after``."""
         return await LogService(db).page(task_id, attempt, after, limit)
 
     @get("/stream", operation_id="task_logs_stream")
-    async def stream(self, task_id: uuid.UUID, state: State, db: AsyncSession, attempt: Annotated[int | None, Parameter(ge=1)] = None,
-                     after: Annotated[int, Parameter(ge=0)] = 0) -> ServerSentEvent:
+    async def stream(
+        self,
+        task_id: uuid.UUID,
+        state: State,
+        db: AsyncSession,
+        attempt: Annotated[int | None, Parameter(ge=1)] = None,
+        after: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> ServerSentEvent:
         """Follow an attempt's log live (SSE): each chunk as it is stored, then ``event: end``."""
-        await LogService(db).page(task_id, attempt, after, 1)  # 404 now rather than inside the stream
+        await LogService(db).page(
+            task_id, attempt, after, 1
+        )  # 404 now rather than inside the stream
 
         async def gen() -> AsyncIterator[ServerSentEventMessage]:
             cursor = after
@@ -47,10 +62,17 @@ class LogController(Controller):
                     page = await LogService(s).page(task_id, number, cursor, 1000)
                 number = number or page.attempt_no
                 for line in page.items:
-                    yield ServerSentEventMessage(id=str(line.seq), event="log", data=msgspec.json.encode(line).decode())
+                    yield ServerSentEventMessage(
+                        id=str(line.seq), event="log", data=msgspec.json.encode(line).decode()
+                    )
                 cursor = page.next_after
                 if page.final and not page.items:
-                    yield ServerSentEventMessage(event="end", data=msgspec.json.encode({"attempt_no": number, "truncated": page.truncated}).decode())
+                    yield ServerSentEventMessage(
+                        event="end",
+                        data=msgspec.json.encode(
+                            {"attempt_no": number, "truncated": page.truncated}
+                        ).decode(),
+                    )
                     return
                 if not page.items:
                     await asyncio.sleep(FOLLOW_POLL_S)

@@ -16,9 +16,13 @@ __all__ = ["LogChunkRow"]
 class LogChunkRow(Base):
     __tablename__ = "log_chunks"
 
-    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
     attempt_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     stream: Mapped[str] = mapped_column(String(8), nullable=False)
     data: Mapped[str] = mapped_column(Text, nullable=False)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    ts: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -30,12 +30,18 @@ class NodeController(Controller):
         return await NodeService(db).get(node_id)
 
     @post("/{node_id:uuid}/drain", operation_id="drain_node", status_code=200, guards=[admin_only])
-    async def drain(self, node_id: uuid.UUID, db: AsyncSession, principal: Principal) -> schemas.Node:
+    async def drain(
+        self, node_id: uuid.UUID, db: AsyncSession, principal: Principal
+    ) -> schemas.Node:
         """Stop scheduling new work on a node; running attempts finish."""
         return await NodeService(db).set_draining(node_id, True, actor=principal.actor)
 
-    @post("/{node_id:uuid}/undrain", operation_id="undrain_node", status_code=200, guards=[admin_only])
-    async def undrain(self, node_id: uuid.UUID, db: AsyncSession, principal: Principal) -> schemas.Node:
+    @post(
+        "/{node_id:uuid}/undrain", operation_id="undrain_node", status_code=200, guards=[admin_only]
+    )
+    async def undrain(
+        self, node_id: uuid.UUID, db: AsyncSession, principal: Principal
+    ) -> schemas.Node:
         """Let the scheduler use the node again."""
         return await NodeService(db).set_draining(node_id, False, actor=principal.actor)
 

@@ -27,7 +27,13 @@ from unidesk.core.tasks.services import task_out
 from unidesk.core.tasks.transitions import task_event
 from unidesk.errors import BadRequest, Conflict, NotFound
 
-__all__ = ["MaintenanceCreate", "request_maintenance", "create_maintenance_task", "HOST_SSH", "MAX_TIMEOUT_S"]
+__all__ = [
+    "HOST_SSH",
+    "MAX_TIMEOUT_S",
+    "MaintenanceCreate",
+    "create_maintenance_task",
+    "request_maintenance",
+]
 
 HOST_SSH = "host.ssh"
 MAX_TIMEOUT_S = 3600
@@ -50,37 +56,79 @@ def _validate(data: MaintenanceCreate) -> None:
         raise BadRequest("command: NUL bytes are not allowed", field="command")
 
 
-async def create_maintenance_task(s: AsyncSession, node_id: uuid.UUID, data: MaintenanceCreate, principal: Principal) -> schemas.Task:
+async def create_maintenance_task(
+    s: AsyncSession, node_id: uuid.UUID, data: MaintenanceCreate, principal: Principal
+) -> schemas.Task:
     _validate(data)
     node = await s.get(NodeRow, node_id)
     if node is None:
         raise NotFound(f"node {node_id} not found", node_id=str(node_id))
     if HOST_SSH not in node.runtimes:
-        raise Conflict(f"node {node.name} does not offer the host.ssh runtime (set ssh_host in its agent config)", node_id=str(node_id))
+        raise Conflict(
+            f"node {node.name} does not offer the host.ssh runtime (set ssh_host in its agent config)",
+            node_id=str(node_id),
+        )
     if node.state != "online":
-        raise Conflict(f"node {node.name} is {node.state}; host.ssh needs its agent connected", node_id=str(node_id))
-    params = {"op": data.op, "timeout_s": str(data.timeout_s), **({"command": data.command} if data.command else {})}
+        raise Conflict(
+            f"node {node.name} is {node.state}; host.ssh needs its agent connected",
+            node_id=str(node_id),
+        )
+    params = {
+        "op": data.op,
+        "timeout_s": str(data.timeout_s),
+        **({"command": data.command} if data.command else {}),
+    }
     command = [HOST_SSH, data.op, *([data.command] if data.command else [])]
     row = TaskRow(
-        id=uuid.uuid4(), name=f"{HOST_SSH} {data.op} on {node.name}" + (f": {data.command}"[:120] if data.command else ""),
-        owner_id=principal.user_id, state="pending", code_repo_url="", code_commit_id="", env_repo_url="", env_commit_id="",
-        dockerfile_path="", command=command, env={}, cpus=0.0, memory_mb=0, gpus=0, labels={}, timeout_s=data.timeout_s,
-        priority=1000, max_attempts=1, retry_on_failure=False,
+        id=uuid.uuid4(),
+        name=f"{HOST_SSH} {data.op} on {node.name}"
+        + (f": {data.command}"[:120] if data.command else ""),
+        owner_id=principal.user_id,
+        state="pending",
+        code_repo_url="",
+        code_commit_id="",
+        env_repo_url="",
+        env_commit_id="",
+        dockerfile_path="",
+        command=command,
+        env={},
+        cpus=0.0,
+        memory_mb=0,
+        gpus=0,
+        labels={},
+        timeout_s=data.timeout_s,
+        priority=1000,
+        max_attempts=1,
+        retry_on_failure=False,
         extra={"kind": HOST_SSH, "runtime": HOST_SSH, "node_id": str(node_id), "params": params},
     )
     s.add(row)
     await s.flush()
     audit = {"op": data.op, "command": data.command, "timeout_s": data.timeout_s, "node": node.name}
-    await append(s, task_event(row.id, "task.submitted", principal.actor, spec={"kind": HOST_SSH, **audit}))
-    await append(s, node_event(node_id, "node.maintenance_requested", principal.actor, task_id=str(row.id), **audit))
+    await append(
+        s, task_event(row.id, "task.submitted", principal.actor, spec={"kind": HOST_SSH, **audit})
+    )
+    await append(
+        s,
+        node_event(
+            node_id, "node.maintenance_requested", principal.actor, task_id=str(row.id), **audit
+        ),
+    )
     await s.commit()
     await s.refresh(row)
     return task_out(row, principal.username, [])
 
 
-@post("/api/nodes/{node_id:uuid}/maintenance", operation_id="request_node_maintenance", status_code=201,
-      guards=[admin_only], tags=["nodes"])
-async def request_maintenance(node_id: uuid.UUID, data: MaintenanceCreate, db: AsyncSession, principal: Principal) -> schemas.Task:
+@post(
+    "/api/nodes/{node_id:uuid}/maintenance",
+    operation_id="request_node_maintenance",
+    status_code=201,
+    guards=[admin_only],
+    tags=["nodes"],
+)
+async def request_maintenance(
+    node_id: uuid.UUID, data: MaintenanceCreate, db: AsyncSession, principal: Principal
+) -> schemas.Task:
     """Run one bounded host.ssh operation (probe or exec) on a node's host OS; admins only, audited.
     The result is the task's logs and exit code (``GET /api/tasks/{id}``, ``/logs``)."""
     return await create_maintenance_task(db, node_id, data, principal)

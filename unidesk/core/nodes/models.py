@@ -20,7 +20,9 @@ class NodeRow(CreatedAt, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
-    token_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("node_tokens.id", ondelete="SET NULL"), index=True)
+    token_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("node_tokens.id", ondelete="SET NULL"), index=True
+    )
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="offline")
     draining: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     unhealthy_reason: Mapped[str | None] = mapped_column(Text)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base
 
-__all__ = ["NodeSampleRow", "SAMPLE_EVERY_S", "SAMPLE_RETENTION_H"]
+__all__ = ["SAMPLE_EVERY_S", "SAMPLE_RETENTION_H", "NodeSampleRow"]
 
 SAMPLE_EVERY_S = 15
 SAMPLE_RETENTION_H = 48
@@ -21,7 +21,9 @@ SAMPLE_RETENTION_H = 48
 class NodeSampleRow(Base):
     __tablename__ = "node_samples"
 
-    node_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     cpu_percent: Mapped[float] = mapped_column(Float, nullable=False)
     memory_used_mb: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -18,18 +18,27 @@ __all__ = ["NodeService", "node_event"]
 
 
 def node_event(node_id: uuid.UUID, kind: str, actor: str, **payload: object) -> NewEvent:
-    return NewEvent(kind=kind, subject_type="node", subject_id=str(node_id), actor=actor, payload=payload)
+    return NewEvent(
+        kind=kind, subject_type="node", subject_id=str(node_id), actor=actor, payload=payload
+    )
 
 
 class NodeService:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def _active(self, node_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[AttemptRow, TaskRow]]]:
-        rows = (await self.s.execute(
-            select(AttemptRow, TaskRow).join(TaskRow, TaskRow.id == AttemptRow.task_id)
-            .where(AttemptRow.node_id.in_(node_ids), AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES))
-        )).all()
+    async def _active(
+        self, node_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, list[tuple[AttemptRow, TaskRow]]]:
+        rows = (
+            await self.s.execute(
+                select(AttemptRow, TaskRow)
+                .join(TaskRow, TaskRow.id == AttemptRow.task_id)
+                .where(
+                    AttemptRow.node_id.in_(node_ids), AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES)
+                )
+            )
+        ).all()
         out: dict[uuid.UUID, list[tuple[AttemptRow, TaskRow]]] = defaultdict(list)
         for a, t in rows:
             out[a.node_id].append((a, t))  # type: ignore[index]
@@ -38,14 +47,32 @@ class NodeService:
     def _out(self, n: NodeRow, active: list[tuple[AttemptRow, TaskRow]]) -> schemas.Node:
         used_gpus = sum(len(a.gpu_indices) for a, _ in active)
         return schemas.Node(
-            id=n.id, name=n.name, state=n.state, draining=n.draining, unhealthy_reason=n.unhealthy_reason,
-            hostname=n.hostname, os=n.os, agent_version=n.agent_version, cpus=n.cpus, memory_mb=n.memory_mb,
-            gpus=list(n.gpus), labels=dict(n.labels), runtimes=list(n.runtimes), last_heartbeat_at=n.last_heartbeat_at,
-            connected_at=n.connected_at, created_at=n.created_at, usage=dict(n.last_usage),
-            running_attempts=[schemas.RunningAttempt(task_id=a.task_id, attempt_no=a.attempt_no, state=a.state) for a, _ in active],
-            free=schemas.NodeFree(cpus=round(n.cpus - sum(t.cpus for _, t in active), 3),
-                                  memory_mb=n.memory_mb - sum(t.memory_mb for _, t in active),
-                                  gpus=len(n.gpus) - used_gpus),
+            id=n.id,
+            name=n.name,
+            state=n.state,
+            draining=n.draining,
+            unhealthy_reason=n.unhealthy_reason,
+            hostname=n.hostname,
+            os=n.os,
+            agent_version=n.agent_version,
+            cpus=n.cpus,
+            memory_mb=n.memory_mb,
+            gpus=list(n.gpus),
+            labels=dict(n.labels),
+            runtimes=list(n.runtimes),
+            last_heartbeat_at=n.last_heartbeat_at,
+            connected_at=n.connected_at,
+            created_at=n.created_at,
+            usage=dict(n.last_usage),
+            running_attempts=[
+                schemas.RunningAttempt(task_id=a.task_id, attempt_no=a.attempt_no, state=a.state)
+                for a, _ in active
+            ],
+            free=schemas.NodeFree(
+                cpus=round(n.cpus - sum(t.cpus for _, t in active), 3),
+                memory_mb=n.memory_mb - sum(t.memory_mb for _, t in active),
+                gpus=len(n.gpus) - used_gpus,
+            ),
         )
 
     async def list(self) -> list[schemas.Node]:
@@ -66,8 +93,13 @@ class NodeService:
     async def set_draining(self, node_id: uuid.UUID, draining: bool, *, actor: str) -> schemas.Node:
         row = await self._row(node_id)
         if row.draining != draining:
-            await self.s.execute(update(NodeRow).where(NodeRow.id == node_id).values(draining=draining))
-            await append(self.s, node_event(node_id, "node.draining" if draining else "node.undrained", actor))
+            await self.s.execute(
+                update(NodeRow).where(NodeRow.id == node_id).values(draining=draining)
+            )
+            await append(
+                self.s,
+                node_event(node_id, "node.draining" if draining else "node.undrained", actor),
+            )
             await self.s.commit()
             self.s.expire_all()
         return await self.get(node_id)
@@ -75,7 +107,9 @@ class NodeService:
     async def delete(self, node_id: uuid.UUID, *, actor: str) -> None:
         row = await self._row(node_id)
         if row.state == "online":
-            raise Conflict("node is online; drain it and stop its agent first", node_id=str(node_id))
+            raise Conflict(
+                "node is online; drain it and stop its agent first", node_id=str(node_id)
+            )
         if (await self._active([row.id])).get(row.id):
             raise Conflict("node still holds active attempts", node_id=str(node_id))
         await append(self.s, node_event(node_id, "node.deleted", actor, name=row.name))

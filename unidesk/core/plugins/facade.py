@@ -16,7 +16,7 @@ from unidesk.core.plugins.manager import LoadedPlugins
 from unidesk.core.plugins.types import PluginInfo, PluginList, UiContribution
 from unidesk.errors import BadRequest
 
-__all__ = ["Plugins", "LISTENER_TIMEOUT_S"]
+__all__ = ["LISTENER_TIMEOUT_S", "Plugins"]
 
 log = structlog.get_logger("unidesk.plugins")
 LISTENER_TIMEOUT_S = 10.0
@@ -68,7 +68,9 @@ class Plugins:
             clash = sorted(k for k in mine if k in claimed)
             if clash:
                 path, method = clash[0]
-                self.fail(name, f"route {method} {path} is already claimed by {claimed[(path, method)]}")
+                self.fail(
+                    name, f"route {method} {path} is already claimed by {claimed[(path, method)]}"
+                )
                 continue
             claimed.update(dict.fromkeys(mine, name))
             routers.append(router)
@@ -94,7 +96,11 @@ class Plugins:
         return sorted(items, key=lambda c: (c.order, c.label))
 
     def task_extension_names(self) -> dict[str, str]:
-        return {ext: name for name, exts in self._each("unidesk_task_extension_names") for ext in exts or []}
+        return {
+            ext: name
+            for name, exts in self._each("unidesk_task_extension_names")
+            for ext in exts or []
+        }
 
     # -- runtime ----------------------------------------------------------------------------
     async def startup(self, state: State) -> None:
@@ -109,34 +115,59 @@ class Plugins:
         out = []
         for name, listeners in self._each("unidesk_event_listeners"):
             for fn in listeners or []:
+
                 async def call(events: list[EventOut], fn: Any = fn, name: str = name) -> None:
                     if name in self.loaded.errors:
                         return
                     try:
                         await asyncio.wait_for(fn(events, state), LISTENER_TIMEOUT_S)
                     except Exception as exc:  # isolated: logged, never breaks the core
-                        log.error("plugin event listener failed", plugin=name, error=f"{type(exc).__name__}: {exc}")
+                        log.error(
+                            "plugin event listener failed",
+                            plugin=name,
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
+
                 out.append((f"plugin:{name}:{getattr(fn, '__name__', 'listener')}", call))
         return out
 
-    async def task_submitting(self, session: Any, task_id: Any, extensions: dict[str, Any], principal: Any) -> None:
+    async def task_submitting(
+        self, session: Any, task_id: Any, extensions: dict[str, Any], principal: Any
+    ) -> None:
         known = self.task_extension_names()
         unknown = sorted(set(extensions) - set(known))
         if unknown:
-            raise BadRequest(f"extensions: no loaded plugin handles {', '.join(unknown)}", field="extensions")
+            raise BadRequest(
+                f"extensions: no loaded plugin handles {', '.join(unknown)}", field="extensions"
+            )
         for name in self.loaded.names():
             fn = getattr(self.pm.get_plugin(name), "unidesk_task_submitting", None)
             if fn is not None:
-                await fn(session=session, task_id=task_id, extensions=extensions, principal=principal)
+                await fn(
+                    session=session, task_id=task_id, extensions=extensions, principal=principal
+                )
 
-    async def attempt_data(self, session: Any, task_id: Any, attempt_no: int, channel: str, seq: int,
-                           items: list[dict[str, Any]]) -> list[str]:
+    async def attempt_data(
+        self,
+        session: Any,
+        task_id: Any,
+        attempt_no: int,
+        channel: str,
+        seq: int,
+        items: list[dict[str, Any]],
+    ) -> list[str]:
         """Hand a batch of attempt data to every plugin; returns the names of those that took it."""
         handled = []
         for name in self.loaded.names():
             fn = getattr(self.pm.get_plugin(name), "unidesk_attempt_data", None)
-            if fn is not None and await fn(session=session, task_id=task_id, attempt_no=attempt_no, channel=channel,
-                                           seq=seq, items=items):
+            if fn is not None and await fn(
+                session=session,
+                task_id=task_id,
+                attempt_no=attempt_no,
+                channel=channel,
+                seq=seq,
+                items=items,
+            ):
                 handled.append(name)
         return handled
 
@@ -145,8 +176,15 @@ class Plugins:
         for name in self.loaded.names():
             plugin = self.pm.get_plugin(name)
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-            items.append(PluginInfo(name=name, version=self.loaded.versions.get(name, "?"), source=self.loaded.sources[name],
-                                    hooks=hooks, ui=[c for c in self.ui() if c.plugin == name]))
+            items.append(
+                PluginInfo(
+                    name=name,
+                    version=self.loaded.versions.get(name, "?"),
+                    source=self.loaded.sources[name],
+                    hooks=hooks,
+                    ui=[c for c in self.ui() if c.plugin == name],
+                )
+            )
         return PluginList(enabled=self.enabled, items=items, errors=self.errors)
 
 

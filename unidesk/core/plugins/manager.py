@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pluggy
 import structlog
 
 from unidesk.core import hookspecs
 
-__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "LoadedPlugins", "make_plugin_manager", "parse_selection"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "LoadedPlugins",
+    "make_plugin_manager",
+    "parse_selection",
+]
 
 log = structlog.get_logger("unidesk.plugins")
 
@@ -64,8 +71,13 @@ def _register(loaded: LoadedPlugins, name: str, obj: Any, source: str, version: 
     loaded.versions[name] = version
 
 
-def make_plugin_manager(selection: str | Sequence[str] = "all", *, builtins: Iterable[str] = BUILTIN_PLUGINS,
-                        extra: Iterable[tuple[str, Any]] = (), entry_points: bool = True) -> LoadedPlugins:
+def make_plugin_manager(
+    selection: str | Sequence[str] = "all",
+    *,
+    builtins: Iterable[str] = BUILTIN_PLUGINS,
+    extra: Iterable[tuple[str, Any]] = (),
+    entry_points: bool = True,
+) -> LoadedPlugins:
     """Load the selected plugins: ``builtins`` (module paths), ``extra`` (name, object) pairs
     handed in by tests, then the entry points of group ``unidesk.plugins``."""
     wanted = parse_selection(selection)
@@ -99,7 +111,9 @@ def make_plugin_manager(selection: str | Sequence[str] = "all", *, builtins: Ite
             try:
                 obj = ep.load()
             except Exception as exc:
-                loaded.errors[ep.name] = f"plugin {ep.name} failed to import: {type(exc).__name__}: {exc}"
+                loaded.errors[ep.name] = (
+                    f"plugin {ep.name} failed to import: {type(exc).__name__}: {exc}"
+                )
                 log.error("plugin import failed", plugin=ep.name, error=str(exc))
                 continue
             dist = ep.dist.name if ep.dist else "?"

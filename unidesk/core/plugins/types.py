@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["UiContribution", "PluginInfo", "PluginList"]
+__all__ = ["PluginInfo", "PluginList", "UiContribution"]
 
 
 class UiContribution(msgspec.Struct, kw_only=True, frozen=True):

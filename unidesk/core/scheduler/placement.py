@@ -6,7 +6,15 @@ import uuid
 
 import msgspec
 
-__all__ = ["NodeCapacity", "Demand", "Placement", "place", "never_fits_reason", "route_refusal", "MAINTENANCE_OPS"]
+__all__ = [
+    "MAINTENANCE_OPS",
+    "Demand",
+    "NodeCapacity",
+    "Placement",
+    "never_fits_reason",
+    "place",
+    "route_refusal",
+]
 
 MAINTENANCE_OPS = ("probe", "exec")
 """The only operations the ``host.ssh`` runtime carries (bounded admin maintenance)."""
@@ -54,7 +62,12 @@ def route_refusal(d: Demand) -> str | None:
     """Why a task may never be routed at all: host.ssh carries nothing but bounded maintenance
     operations pinned to one node, and such operations never run in another runtime."""
     if d.kind == "host.ssh" or d.runtime == "host.ssh":
-        if d.kind != "host.ssh" or d.runtime != "host.ssh" or d.op not in MAINTENANCE_OPS or d.pinned_node is None:
+        if (
+            d.kind != "host.ssh"
+            or d.runtime != "host.ssh"
+            or d.op not in MAINTENANCE_OPS
+            or d.pinned_node is None
+        ):
             return "the host.ssh runtime carries only probe/exec maintenance operations pinned to one node"
     return None
 
@@ -62,11 +75,18 @@ def route_refusal(d: Demand) -> str | None:
 def _fits_now(d: Demand, n: NodeCapacity) -> bool:
     if route_refusal(d) is not None:
         return False
-    if d.runtime == "host.ssh":  # maintenance: no capacity, reaches a draining or unhealthy node too
+    if (
+        d.runtime == "host.ssh"
+    ):  # maintenance: no capacity, reaches a draining or unhealthy node too
         return d.pinned_node == n.node_id and "host.ssh" in n.runtimes
-    return n.accepts_work and (d.cpus <= n.free_cpus + 1e-9 and d.memory_mb <= n.free_memory_mb and d.gpus <= len(n.free_gpu_indices)
-            and _labels_match(d.labels, n.labels) and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
-            and (d.pinned_node is None or d.pinned_node == n.node_id))
+    return n.accepts_work and (
+        d.cpus <= n.free_cpus + 1e-9
+        and d.memory_mb <= n.free_memory_mb
+        and d.gpus <= len(n.free_gpu_indices)
+        and _labels_match(d.labels, n.labels)
+        and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
+        and (d.pinned_node is None or d.pinned_node == n.node_id)
+    )
 
 
 def place(demands: list[Demand], nodes: list[NodeCapacity]) -> tuple[list[Placement], list[Demand]]:
@@ -85,7 +105,9 @@ def place(demands: list[Demand], nodes: list[NodeCapacity]) -> tuple[list[Placem
         n.free_cpus -= d.cpus
         n.free_memory_mb -= d.memory_mb
         n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
-        placed.append(Placement(task_id=d.task_id, node_id=n.node_id, node_name=n.name, gpu_indices=gpus))
+        placed.append(
+            Placement(task_id=d.task_id, node_id=n.node_id, node_name=n.name, gpu_indices=gpus)
+        )
     return placed, left
 
 
@@ -98,7 +120,11 @@ def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
         pinned = [n for n in nodes if n.node_id == d.pinned_node]
         if not pinned:
             return "the node this task is pinned to is not online"
-        return None if "host.ssh" in pinned[0].runtimes else "the pinned node does not offer the host.ssh runtime"
+        return (
+            None
+            if "host.ssh" in pinned[0].runtimes
+            else "the pinned node does not offer the host.ssh runtime"
+        )
     nodes = [n for n in nodes if n.accepts_work]
     if not nodes:
         return "no online node accepts work"
@@ -108,7 +134,9 @@ def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
         return f"no online node has labels {want}"
     if d.pinned_node is not None and not any(n.node_id == d.pinned_node for n in label_ok):
         return "the node this task is pinned to is not online"
-    runtime_ok = [n for n in label_ok if d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes)]
+    runtime_ok = [
+        n for n in label_ok if d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes)
+    ]
     if not runtime_ok:
         return f"no online node offers the {d.runtime} runtime"
     if not any(n.cpus + 1e-9 >= d.cpus for n in runtime_ok):
@@ -117,6 +145,9 @@ def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
         return f"needs {d.memory_mb} MB memory; the largest matching node has {max(n.memory_mb for n in runtime_ok)} MB"
     if not any(len(n.gpu_indices) >= d.gpus for n in runtime_ok):
         return f"needs {d.gpus} GPUs; the largest matching node has {max(len(n.gpu_indices) for n in runtime_ok)}"
-    if not any(n.cpus + 1e-9 >= d.cpus and n.memory_mb >= d.memory_mb and len(n.gpu_indices) >= d.gpus for n in runtime_ok):
+    if not any(
+        n.cpus + 1e-9 >= d.cpus and n.memory_mb >= d.memory_mb and len(n.gpu_indices) >= d.gpus
+        for n in runtime_ok
+    ):
         return "no single matching node has enough CPUs, memory and GPUs together"
     return None

@@ -13,14 +13,14 @@ import errno
 import hashlib
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from unidesk.core.storage.protocol import ObjectStat, UploadPlan, check_key
 from unidesk.core.storage.signing import Signer
 from unidesk.errors import BadRequest, Conflict, UnideskError
 
-__all__ = ["LocalStore", "InsufficientStorage", "ClientGone", "Received", "WRITE_BATCH"]
+__all__ = ["WRITE_BATCH", "ClientGone", "InsufficientStorage", "LocalStore", "Received"]
 
 WRITE_BATCH = 4 * 1024 * 1024
 """Bytes gathered before one write+hash step off the event loop."""
@@ -41,7 +41,7 @@ class Received:
 
 
 class _Partial:
-    def __init__(self, offset: int, hasher: "hashlib._Hash") -> None:
+    def __init__(self, offset: int, hasher: hashlib._Hash) -> None:
         self.offset = offset
         self.hasher = hasher
         self.busy = False
@@ -74,8 +74,9 @@ class LocalStore:
     async def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
         return self.signer.get_url(key, expires_s=expires_s, filename=filename)
 
-    async def plan_upload(self, key: str, *, size: int, sha256: str, expires_s: int,
-                          upload_id: str | None = None) -> UploadPlan:
+    async def plan_upload(
+        self, key: str, *, size: int, sha256: str, expires_s: int, upload_id: str | None = None
+    ) -> UploadPlan:
         url, exp = self.signer.put_url(key, size=size, sha256=sha256, expires_s=expires_s)
         partial = self.partial_path(key)
         offset = partial.stat().st_size if partial.exists() else 0
@@ -83,15 +84,26 @@ class LocalStore:
             offset = size
         return UploadPlan(url=url, expires_at=exp, offset=offset)
 
-    async def complete_upload(self, key: str, *, size: int, sha256: str, upload_id: str | None,
-                              parts: list[tuple[int, str]]) -> ObjectStat:
+    async def complete_upload(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        upload_id: str | None,
+        parts: list[tuple[int, str]],
+    ) -> ObjectStat:
         stat = await self.stat(key)
         if stat is None:
-            raise Conflict("the upload is not complete: the store holds no object for it yet",
-                           offset=self._offset(key))
+            raise Conflict(
+                "the upload is not complete: the store holds no object for it yet",
+                offset=self._offset(key),
+            )
         if stat.size != size:
             await self.delete(key)
-            raise Conflict(f"stored object has {stat.size} bytes, {size} were declared; removed", removed=True)
+            raise Conflict(
+                f"stored object has {stat.size} bytes, {size} were declared; removed", removed=True
+            )
         return stat
 
     async def abort_upload(self, key: str, *, upload_id: str | None) -> None:
@@ -110,7 +122,9 @@ class LocalStore:
         await self.abort_upload(key, upload_id=None)
 
     async def check(self) -> str | None:
-        probe = self.root / f".health-probe-{os.urandom(6).hex()}"  # unique: concurrent checks must not collide
+        probe = (
+            self.root / f".health-probe-{os.urandom(6).hex()}"
+        )  # unique: concurrent checks must not collide
         try:
             await asyncio.to_thread(probe.write_bytes, b"ok")
             probe.unlink()
@@ -145,8 +159,17 @@ class LocalStore:
             self._open[key] = state
         return state
 
-    async def receive(self, key: str, *, size: int, sha256: str, start: int, end: int,
-                      body: AsyncIterator[bytes], restart: bool = False) -> Received:
+    async def receive(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        start: int,
+        end: int,
+        body: AsyncIterator[bytes],
+        restart: bool = False,
+    ) -> Received:
         """Append bytes ``start..end`` (inclusive) of an object of ``size`` bytes from ``body``.
 
         ``start`` must equal the bytes already held (``Conflict`` says the offset otherwise).
@@ -162,7 +185,9 @@ class LocalStore:
             await self.abort_upload(key, upload_id=None)
             state = await self._partial(key)
         if start != state.offset:
-            raise Conflict(f"upload must continue at byte {state.offset}, not {start}", offset=state.offset)
+            raise Conflict(
+                f"upload must continue at byte {state.offset}, not {start}", offset=state.offset
+            )
         state.busy = True
         try:
             await self._append(key, state, end + 1 - start, body)
@@ -172,7 +197,9 @@ class LocalStore:
         except OSError as exc:
             await self.abort_upload(key, upload_id=None)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage("the server's disk is full; the upload was removed") from None
+                raise InsufficientStorage(
+                    "the server's disk is full; the upload was removed"
+                ) from None
             raise
         finally:
             state.busy = False
@@ -187,7 +214,9 @@ class LocalStore:
         self._open.pop(key, None)
         return Received(size, True)
 
-    async def _append(self, key: str, state: _Partial, length: int, body: AsyncIterator[bytes]) -> None:
+    async def _append(
+        self, key: str, state: _Partial, length: int, body: AsyncIterator[bytes]
+    ) -> None:
         path = self.partial_path(key)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         pending: asyncio.Future[None] | None = None
@@ -236,7 +265,9 @@ async def _write_and_hash(fd: int, data: bytearray, state: _Partial) -> None:
     """Write and hash one batch in two threads at once (both release the GIL); the hash
     and offset advance only when the bytes are on disk."""
     hasher = state.hasher.copy()
-    await asyncio.gather(asyncio.to_thread(_write, fd, data), asyncio.to_thread(hasher.update, data))
+    await asyncio.gather(
+        asyncio.to_thread(_write, fd, data), asyncio.to_thread(hasher.update, data)
+    )
     state.hasher = hasher
     state.offset += len(data)
 
@@ -248,7 +279,7 @@ def _write(fd: int, data: bytearray) -> None:
         view = view[n:]
 
 
-def _hash_file(path: Path, hasher: "hashlib._Hash") -> None:
+def _hash_file(path: Path, hasher: hashlib._Hash) -> None:
     with open(path, "rb") as fh:
         while block := fh.read(WRITE_BATCH):
             hasher.update(block)

@@ -14,7 +14,7 @@ import msgspec
 
 from unidesk.errors import BadRequest
 
-__all__ = ["ObjectStat", "PartUrl", "UploadPlan", "ObjectStore", "check_key", "SHA256_RE"]
+__all__ = ["SHA256_RE", "ObjectStat", "ObjectStore", "PartUrl", "UploadPlan", "check_key"]
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$")
@@ -23,7 +23,9 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,511}$")
 def check_key(key: str) -> str:
     """A safe object key, or ``BadRequest``: relative, no ``..`` or empty segments."""
     if not _KEY_RE.match(key) or any(part in ("", ".", "..") for part in key.split("/")):
-        raise BadRequest("object key must be a relative path without '..', '.' or empty segments", key=key[:100])
+        raise BadRequest(
+            "object key must be a relative path without '..', '.' or empty segments", key=key[:100]
+        )
     return key
 
 
@@ -62,13 +64,21 @@ class ObjectStore(Protocol):
     async def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
         """A URL that serves the object to anyone holding it until it expires (Range honoured)."""
 
-    async def plan_upload(self, key: str, *, size: int, sha256: str, expires_s: int,
-                          upload_id: str | None = None) -> UploadPlan:
+    async def plan_upload(
+        self, key: str, *, size: int, sha256: str, expires_s: int, upload_id: str | None = None
+    ) -> UploadPlan:
         """URLs to put an object of exactly ``size`` bytes and this SHA-256; with ``upload_id``
         (multipart) or an existing partial (local) the plan says what is already there."""
 
-    async def complete_upload(self, key: str, *, size: int, sha256: str, upload_id: str | None,
-                              parts: list[tuple[int, str]]) -> ObjectStat:
+    async def complete_upload(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        upload_id: str | None,
+        parts: list[tuple[int, str]],
+    ) -> ObjectStat:
         """Make a finished upload visible (multipart: assemble ``(part_number, etag)``); raises
         ``Conflict`` when the object is missing or its size differs (and removes it)."""
 

@@ -30,27 +30,54 @@ def _code(exc: ClientError) -> str:
 class S3Store:
     backend = "s3"
 
-    def __init__(self, *, bucket: str, endpoint_url: str | None, region: str, access_key_id: str | None,
-                 secret_access_key: str | None, multipart_threshold: int, part_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None,
+        region: str,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        multipart_threshold: int,
+        part_size: int,
+    ) -> None:
         self.bucket = bucket
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self._client: Any = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key_id,
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                          retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60))
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+            ),
+        )
 
     async def _call(self, name: str, **kw: Any) -> Any:
         try:
             return await asyncio.to_thread(getattr(self._client, name), **kw)
         except (BotoCoreError, ClientError) as exc:
-            if isinstance(exc, ClientError) and _code(exc) in ("404", "NoSuchKey", "NoSuchUpload", "NotFound"):
+            if isinstance(exc, ClientError) and _code(exc) in (
+                "404",
+                "NoSuchKey",
+                "NoSuchUpload",
+                "NotFound",
+            ):
                 raise
             raise Unavailable(f"object store: {name} failed: {str(exc)[:200]}") from None
 
     def _presign(self, op: str, expires_s: int, **params: Any) -> str:
-        return str(self._client.generate_presigned_url(op, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires_s))
+        return str(
+            self._client.generate_presigned_url(
+                op, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires_s
+            )
+        )
 
     async def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Key": check_key(key)}
@@ -58,8 +85,9 @@ class S3Store:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         return self._presign("get_object", expires_s, **params)
 
-    async def plan_upload(self, key: str, *, size: int, sha256: str, expires_s: int,
-                          upload_id: str | None = None) -> UploadPlan:
+    async def plan_upload(
+        self, key: str, *, size: int, sha256: str, expires_s: int, upload_id: str | None = None
+    ) -> UploadPlan:
         check_key(key)
         exp = time.time() + expires_s
         if size <= self.multipart_threshold and upload_id is None:
@@ -71,25 +99,55 @@ class S3Store:
             upload_id = str(created["UploadId"])
         done = await self._done_parts(key, upload_id)
         count = max(1, math.ceil(size / self.part_size))
-        parts = [PartUrl(part_number=n, url=self._presign("upload_part", expires_s, Key=key, UploadId=upload_id, PartNumber=n))
-                 for n in range(1, count + 1) if n not in done]
-        return UploadPlan(upload_id=upload_id, part_size=self.part_size, parts=parts, done_parts=sorted(done), expires_at=exp)
+        parts = [
+            PartUrl(
+                part_number=n,
+                url=self._presign(
+                    "upload_part", expires_s, Key=key, UploadId=upload_id, PartNumber=n
+                ),
+            )
+            for n in range(1, count + 1)
+            if n not in done
+        ]
+        return UploadPlan(
+            upload_id=upload_id,
+            part_size=self.part_size,
+            parts=parts,
+            done_parts=sorted(done),
+            expires_at=exp,
+        )
 
     async def _done_parts(self, key: str, upload_id: str) -> dict[int, str]:
         try:
             listed = await self._call("list_parts", Bucket=self.bucket, Key=key, UploadId=upload_id)
         except ClientError:
-            raise Conflict("the multipart upload no longer exists; start the upload again") from None
+            raise Conflict(
+                "the multipart upload no longer exists; start the upload again"
+            ) from None
         return {int(p["PartNumber"]): str(p["ETag"]) for p in listed.get("Parts", [])}
 
-    async def complete_upload(self, key: str, *, size: int, sha256: str, upload_id: str | None,
-                              parts: list[tuple[int, str]]) -> ObjectStat:
+    async def complete_upload(
+        self,
+        key: str,
+        *,
+        size: int,
+        sha256: str,
+        upload_id: str | None,
+        parts: list[tuple[int, str]],
+    ) -> ObjectStat:
         if upload_id is not None:
             if not parts:
                 parts = sorted((await self._done_parts(key, upload_id)).items())
             try:
-                await self._call("complete_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(parts)]})
+                await self._call(
+                    "complete_multipart_upload",
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(parts)]
+                    },
+                )
             except ClientError as exc:
                 raise Conflict(f"the store refused to assemble the parts: {_code(exc)}") from None
         stat = await self.stat(key)
@@ -97,14 +155,18 @@ class S3Store:
             raise Conflict("the upload is not complete: the store holds no object for it yet")
         if stat.size != size:
             await self.delete(key)
-            raise Conflict(f"stored object has {stat.size} bytes, {size} were declared; removed", removed=True)
+            raise Conflict(
+                f"stored object has {stat.size} bytes, {size} were declared; removed", removed=True
+            )
         return stat
 
     async def abort_upload(self, key: str, *, upload_id: str | None) -> None:
         if upload_id is None:
             return
         try:
-            await self._call("abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id)
+            await self._call(
+                "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
         except ClientError:
             pass
 

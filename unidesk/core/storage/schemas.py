@@ -10,17 +10,47 @@ import msgspec
 
 from unidesk.core.storage.protocol import UploadPlan
 
-__all__ = ["ArtifactName", "ArtifactCreate", "Artifact", "ArtifactPage", "ArtifactUpload", "CompletedPart",
-           "UploadComplete", "DownloadUrl", "TaskInput", "OutputPattern", "OutputFile", "OutputRequest",
-           "OutputGrant", "OutputDone", "OutputsComplete", "Sha256"]
+__all__ = [
+    "Artifact",
+    "ArtifactCreate",
+    "ArtifactName",
+    "ArtifactPage",
+    "ArtifactUpload",
+    "CompletedPart",
+    "DownloadUrl",
+    "OutputDone",
+    "OutputFile",
+    "OutputGrant",
+    "OutputPattern",
+    "OutputRequest",
+    "OutputsComplete",
+    "Sha256",
+    "TaskInput",
+    "UploadComplete",
+]
 
-ArtifactName = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+=@:,/-]*$",
-                                           description="Name of an artifact: letters, digits and ._+=@:,/- ; no '..' segment")]
-Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256")]
+ArtifactName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+=@:,/-]*$",
+        description="Name of an artifact: letters, digits and ._+=@:,/- ; no '..' segment",
+    ),
+]
+Sha256 = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256")
+]
 Size = Annotated[int, msgspec.Meta(ge=0)]
-LabelKey = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
-Labels = Annotated[dict[LabelKey, Annotated[str, msgspec.Meta(max_length=128)]], msgspec.Meta(max_length=32)]
-ContentType = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+(; ?[\x21-\x7e]+)*$")]
+LabelKey = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+]
+Labels = Annotated[
+    dict[LabelKey, Annotated[str, msgspec.Meta(max_length=128)]], msgspec.Meta(max_length=32)
+]
+ContentType = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+(; ?[\x21-\x7e]+)*$")
+]
 
 
 class ArtifactCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -90,12 +120,21 @@ class TaskInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     path: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
 
 
-OutputPattern = Annotated[str, msgspec.Meta(min_length=1, max_length=1024,
-                                            description="A path or glob under /workspace/outputs (absolute or relative to it)")]
+OutputPattern = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=1024,
+        description="A path or glob under /workspace/outputs (absolute or relative to it)",
+    ),
+]
 
 
 class OutputFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    path: Annotated[str, msgspec.Meta(min_length=1, max_length=480, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+=@:,/-]*$")]
+    path: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=480, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._+=@:,/-]*$"),
+    ]
     """Relative to /workspace/outputs."""
     size: Size
     sha256: Sha256

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -23,19 +23,43 @@ from unidesk.core.storage.models import ArtifactRow
 from unidesk.core.storage.protocol import ObjectStore
 from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 
-__all__ = ["ArtifactService", "Creator", "artifact_event", "artifact_out", "check_name", "owner_or_admin"]
+__all__ = [
+    "ArtifactService",
+    "Creator",
+    "artifact_event",
+    "artifact_out",
+    "check_name",
+    "owner_or_admin",
+]
 
 
 def artifact_event(row: ArtifactRow, kind: str, actor: str, **payload: Any) -> NewEvent:
-    return NewEvent(kind=kind, subject_type="artifact", subject_id=str(row.id), actor=actor,
-                    payload={"name": row.name, **payload})
+    return NewEvent(
+        kind=kind,
+        subject_type="artifact",
+        subject_id=str(row.id),
+        actor=actor,
+        payload={"name": row.name, **payload},
+    )
 
 
 def artifact_out(row: ArtifactRow, owner: str | None) -> schemas.Artifact:
     return schemas.Artifact(
-        id=row.id, name=row.name, state=row.state, size=row.size, sha256=row.sha256, content_type=row.content_type,
-        backend=row.backend, owner_id=row.owner_id, owner=owner, task_id=row.task_id, attempt_no=row.attempt_no,
-        project=row.project, labels=dict(row.labels), created_at=row.created_at, ready_at=row.ready_at,
+        id=row.id,
+        name=row.name,
+        state=row.state,
+        size=row.size,
+        sha256=row.sha256,
+        content_type=row.content_type,
+        backend=row.backend,
+        owner_id=row.owner_id,
+        owner=owner,
+        task_id=row.task_id,
+        attempt_no=row.attempt_no,
+        project=row.project,
+        labels=dict(row.labels),
+        created_at=row.created_at,
+        ready_at=row.ready_at,
     )
 
 
@@ -48,9 +72,20 @@ def check_name(name: str) -> str:
 class Creator:
     """Who makes an artifact: a user, or a task attempt on a node (owner = the task's owner)."""
 
-    def __init__(self, *, actor: str, owner_id: uuid.UUID | None, task_id: uuid.UUID | None = None,
-                 attempt_no: int | None = None) -> None:
-        self.actor, self.owner_id, self.task_id, self.attempt_no = actor, owner_id, task_id, attempt_no
+    def __init__(
+        self,
+        *,
+        actor: str,
+        owner_id: uuid.UUID | None,
+        task_id: uuid.UUID | None = None,
+        attempt_no: int | None = None,
+    ) -> None:
+        self.actor, self.owner_id, self.task_id, self.attempt_no = (
+            actor,
+            owner_id,
+            task_id,
+            attempt_no,
+        )
 
 
 class ArtifactService:
@@ -74,15 +109,29 @@ class ArtifactService:
         return row
 
     async def _owner_name(self, row: ArtifactRow) -> str | None:
-        return await self.s.scalar(select(User.username).where(User.id == row.owner_id)) if row.owner_id else None
+        return (
+            await self.s.scalar(select(User.username).where(User.id == row.owner_id))
+            if row.owner_id
+            else None
+        )
 
     async def get(self, ref: str) -> schemas.Artifact:
         row = await self.row(ref)
         return artifact_out(row, await self._owner_name(row))
 
-    async def list(self, *, q: str | None, state: str | None, owner: uuid.UUID | None, task_id: uuid.UUID | None,
-                   limit: int, cursor: str | None) -> schemas.ArtifactPage:
-        stmt: Select[Any] = select(ArtifactRow, User.username).outerjoin(User, User.id == ArtifactRow.owner_id)
+    async def list(
+        self,
+        *,
+        q: str | None,
+        state: str | None,
+        owner: uuid.UUID | None,
+        task_id: uuid.UUID | None,
+        limit: int,
+        cursor: str | None,
+    ) -> schemas.ArtifactPage:
+        stmt: Select[Any] = select(ArtifactRow, User.username).outerjoin(
+            User, User.id == ArtifactRow.owner_id
+        )
         if q:
             stmt = stmt.where(ArtifactRow.name.icontains(q, autoescape=True))
         if state:
@@ -93,41 +142,82 @@ class ArtifactService:
             stmt = stmt.where(ArtifactRow.task_id == task_id)
         if cursor:
             at, after = _decode_cursor(cursor)
-            stmt = stmt.where((ArtifactRow.created_at < at) | ((ArtifactRow.created_at == at) & (ArtifactRow.id < after)))
-        rows = (await self.s.execute(stmt.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id.desc()).limit(limit + 1))).all()
+            stmt = stmt.where(
+                (ArtifactRow.created_at < at)
+                | ((ArtifactRow.created_at == at) & (ArtifactRow.id < after))
+            )
+        rows = (
+            await self.s.execute(
+                stmt.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id.desc()).limit(limit + 1)
+            )
+        ).all()
         items = [artifact_out(r, name) for r, name in rows[:limit]]
         nxt = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return schemas.ArtifactPage(items=items, next_cursor=nxt)
 
     # -- uploads ---------------------------------------------------------------------------
 
-    async def create(self, data: schemas.ArtifactCreate, creator: Creator) -> schemas.ArtifactUpload:
+    async def create(
+        self, data: schemas.ArtifactCreate, creator: Creator
+    ) -> schemas.ArtifactUpload:
         """Insert the row (``uploading``) with its event and plan the upload. A name already
         taken, or being uploaded by someone else at this moment, is a 409."""
         check_name(data.name)
         if data.size > self.settings.storage_max_upload_bytes:
-            raise PayloadTooLarge(f"size: at most {self.settings.storage_max_upload_bytes} bytes per artifact")
+            raise PayloadTooLarge(
+                f"size: at most {self.settings.storage_max_upload_bytes} bytes per artifact"
+            )
         if await self.s.scalar(select(ArtifactRow.id).where(ArtifactRow.name == data.name)):
-            raise Conflict(f"an artifact named {data.name!r} exists or is being uploaded", name=data.name)
+            raise Conflict(
+                f"an artifact named {data.name!r} exists or is being uploaded", name=data.name
+            )
         artifact_id = uuid.uuid4()
         key = f"artifacts/{artifact_id}"
-        plan = await self.store.plan_upload(key, size=data.size, sha256=data.sha256, expires_s=self.settings.storage_url_ttl_s)
-        row = ArtifactRow(id=artifact_id, name=data.name, state="uploading", size=data.size, sha256=data.sha256,
-                          content_type=data.content_type, backend=self.store.backend, key=key, upload_id=plan.upload_id,
-                          owner_id=creator.owner_id, task_id=creator.task_id, attempt_no=creator.attempt_no,
-                          project=data.project, labels=dict(data.labels))
+        plan = await self.store.plan_upload(
+            key, size=data.size, sha256=data.sha256, expires_s=self.settings.storage_url_ttl_s
+        )
+        row = ArtifactRow(
+            id=artifact_id,
+            name=data.name,
+            state="uploading",
+            size=data.size,
+            sha256=data.sha256,
+            content_type=data.content_type,
+            backend=self.store.backend,
+            key=key,
+            upload_id=plan.upload_id,
+            owner_id=creator.owner_id,
+            task_id=creator.task_id,
+            attempt_no=creator.attempt_no,
+            project=data.project,
+            labels=dict(data.labels),
+        )
         self.s.add(row)
         try:
             await self.s.flush()
-            await append(self.s, artifact_event(row, "artifact.upload_started", creator.actor, size=data.size,
-                                                sha256=data.sha256, backend=row.backend, **_origin(creator)))
+            await append(
+                self.s,
+                artifact_event(
+                    row,
+                    "artifact.upload_started",
+                    creator.actor,
+                    size=data.size,
+                    sha256=data.sha256,
+                    backend=row.backend,
+                    **_origin(creator),
+                ),
+            )
             await self.s.commit()
         except IntegrityError:
             await self.s.rollback()
             await self.store.abort_upload(key, upload_id=plan.upload_id)
-            raise Conflict(f"an artifact named {data.name!r} exists or is being uploaded", name=data.name) from None
+            raise Conflict(
+                f"an artifact named {data.name!r} exists or is being uploaded", name=data.name
+            ) from None
         await self.s.refresh(row)
-        return schemas.ArtifactUpload(artifact=artifact_out(row, await self._owner_name(row)), upload=plan)
+        return schemas.ArtifactUpload(
+            artifact=artifact_out(row, await self._owner_name(row)), upload=plan
+        )
 
     async def resume(self, ref: str, *, may_write: Any) -> schemas.ArtifactUpload:
         """A fresh plan (new URLs, offset or parts already held) for an unfinished upload."""
@@ -135,28 +225,57 @@ class ArtifactService:
         may_write(row)
         if row.state == "ready":
             raise Conflict("the upload is already complete", artifact_id=str(row.id))
-        plan = await self.store.plan_upload(row.key, size=row.size, sha256=row.sha256,
-                                            expires_s=self.settings.storage_url_ttl_s, upload_id=row.upload_id)
-        return schemas.ArtifactUpload(artifact=artifact_out(row, await self._owner_name(row)), upload=plan)
+        plan = await self.store.plan_upload(
+            row.key,
+            size=row.size,
+            sha256=row.sha256,
+            expires_s=self.settings.storage_url_ttl_s,
+            upload_id=row.upload_id,
+        )
+        return schemas.ArtifactUpload(
+            artifact=artifact_out(row, await self._owner_name(row)), upload=plan
+        )
 
-    async def complete(self, ref: str | uuid.UUID, parts: list[schemas.CompletedPart], *, actor: str,
-                       may_write: Any, commit: bool = True) -> schemas.Artifact:
+    async def complete(
+        self,
+        ref: str | uuid.UUID,
+        parts: list[schemas.CompletedPart],
+        *,
+        actor: str,
+        may_write: Any,
+        commit: bool = True,
+    ) -> schemas.Artifact:
         """Check the store holds the whole object and mark the artifact ``ready`` (idempotent)."""
         row = await self.row(ref, lock=True)
         may_write(row)
         if row.state != "ready":
             try:
-                await self.store.complete_upload(row.key, size=row.size, sha256=row.sha256, upload_id=row.upload_id,
-                                                 parts=[(p.part_number, p.etag) for p in parts])
+                await self.store.complete_upload(
+                    row.key,
+                    size=row.size,
+                    sha256=row.sha256,
+                    upload_id=row.upload_id,
+                    parts=[(p.part_number, p.etag) for p in parts],
+                )
             except Conflict as exc:
                 if exc.context.get("removed"):
                     await self._drop(row, "artifact.upload_failed", actor, reason=exc.detail)
                     await self.s.commit()
                 raise
-            row.state, row.upload_id, row.ready_at = "ready", None, datetime.now(timezone.utc)
-            await append(self.s, artifact_event(row, "artifact.created", actor, size=row.size, sha256=row.sha256,
-                                                backend=row.backend, task_id=str(row.task_id) if row.task_id else None,
-                                                attempt_no=row.attempt_no))
+            row.state, row.upload_id, row.ready_at = "ready", None, datetime.now(UTC)
+            await append(
+                self.s,
+                artifact_event(
+                    row,
+                    "artifact.created",
+                    actor,
+                    size=row.size,
+                    sha256=row.sha256,
+                    backend=row.backend,
+                    task_id=str(row.task_id) if row.task_id else None,
+                    attempt_no=row.attempt_no,
+                ),
+            )
             if commit:
                 await self.s.commit()
         return artifact_out(row, await self._owner_name(row))
@@ -166,9 +285,16 @@ class ArtifactService:
         if row.state != "ready":
             raise Conflict("the artifact is still uploading", artifact_id=str(row.id))
         ttl = self.settings.storage_url_ttl_s
-        url = await self.store.presign_get(row.key, expires_s=ttl, filename=row.name.rsplit("/", 1)[-1])
-        return schemas.DownloadUrl(url=url, expires_at=datetime.now(timezone.utc).timestamp() + ttl, name=row.name,
-                                   size=row.size, sha256=row.sha256)
+        url = await self.store.presign_get(
+            row.key, expires_s=ttl, filename=row.name.rsplit("/", 1)[-1]
+        )
+        return schemas.DownloadUrl(
+            url=url,
+            expires_at=datetime.now(UTC).timestamp() + ttl,
+            name=row.name,
+            size=row.size,
+            sha256=row.sha256,
+        )
 
     async def delete(self, ref: str, *, actor: str, may_write: Any) -> None:
         """Row and event first, object next, commit last: a store failure rolls the row back."""
@@ -187,18 +313,30 @@ class ArtifactService:
 
 def owner_or_admin(principal: Any) -> Any:
     """A ``may_write`` check: the artifact's owner or an admin."""
+
     def check(row: ArtifactRow) -> None:
         if not principal.is_admin and row.owner_id != principal.user_id:
-            raise Forbidden("only the artifact's owner or an admin may change it", artifact_id=str(row.id))
+            raise Forbidden(
+                "only the artifact's owner or an admin may change it", artifact_id=str(row.id)
+            )
+
     return check
 
 
 def _origin(creator: Creator) -> dict[str, Any]:
-    return {"task_id": str(creator.task_id), "attempt_no": creator.attempt_no} if creator.task_id else {}
+    return (
+        {"task_id": str(creator.task_id), "attempt_no": creator.attempt_no}
+        if creator.task_id
+        else {}
+    )
 
 
 def _encode_cursor(row: ArtifactRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode())
+        .decode()
+        .rstrip("=")
+    )
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import msgspec
@@ -25,7 +26,7 @@ from unidesk.core.storage.local import ClientGone, LocalStore
 from unidesk.core.storage.signing import SIGNED_PREFIX
 from unidesk.errors import BadRequest, NotFound
 
-__all__ = ["signed_files", "READ_CHUNK"]
+__all__ = ["READ_CHUNK", "signed_files"]
 
 log = structlog.get_logger("unidesk.storage")
 READ_CHUNK = 1024 * 1024
@@ -39,8 +40,13 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes = b"") -> None:
     headers.setdefault("content-length", str(len(body)))
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -48,15 +54,23 @@ def _json(status: int, value: Any) -> tuple[int, dict[str, str], bytes]:
     return status, {"content-type": "application/json"}, msgspec.json.encode(value)
 
 
-@asgi(SIGNED_PREFIX.rstrip("/"), is_mount=True, copy_scope=False, exclude_from_auth=True, include_in_schema=False)
+@asgi(
+    SIGNED_PREFIX.rstrip("/"),
+    is_mount=True,
+    copy_scope=False,
+    exclude_from_auth=True,
+    include_in_schema=False,
+)
 async def signed_files(scope: Scope, receive: Receive, send: Send) -> None:
     """Presigned GET/HEAD/PUT of the local backend (see the module docstring)."""
     state = scope["app"].state
     store = state.object_store
     if not isinstance(store, LocalStore):
-        raise NotFound("this server's object store is not local; signed file URLs are not served here")
+        raise NotFound(
+            "this server's object store is not local; signed file URLs are not served here"
+        )
     raw = scope.get("raw_path") or scope["path"].encode()
-    key = unquote(raw.decode("latin-1").split("?", 1)[0][len(SIGNED_PREFIX):])
+    key = unquote(raw.decode("latin-1").split("?", 1)[0][len(SIGNED_PREFIX) :])
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     method = scope["method"]
     if method in ("GET", "HEAD"):
@@ -64,15 +78,34 @@ async def signed_files(scope: Scope, receive: Receive, send: Send) -> None:
         await _serve(store, signed.key, signed.filename, _headers(scope), method == "HEAD", send)
     elif method == "PUT":
         signed = store.signer.verify_put(key, query)
-        status, headers, body = await _receive(store, signed.key, signed.size, signed.sha256, _headers(scope), receive)
+        status, headers, body = await _receive(
+            store, signed.key, signed.size, signed.sha256, _headers(scope), receive
+        )
         await _respond(send, status, headers, body)
     else:
-        await _respond(send, 405, {"allow": "GET, HEAD, PUT", "content-type": "application/problem+json"},
-                       msgspec.json.encode({"type": "about:blank", "title": "Method not allowed", "status": 405,
-                                            "detail": f"{method} is not allowed on a signed file URL"}))
+        await _respond(
+            send,
+            405,
+            {"allow": "GET, HEAD, PUT", "content-type": "application/problem+json"},
+            msgspec.json.encode(
+                {
+                    "type": "about:blank",
+                    "title": "Method not allowed",
+                    "status": 405,
+                    "detail": f"{method} is not allowed on a signed file URL",
+                }
+            ),
+        )
 
 
-async def _serve(store: LocalStore, key: str, filename: str | None, headers: dict[str, str], head: bool, send: Send) -> None:
+async def _serve(
+    store: LocalStore,
+    key: str,
+    filename: str | None,
+    headers: dict[str, str],
+    head: bool,
+    send: Send,
+) -> None:
     path = store.object_path(key)
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -105,8 +138,13 @@ async def _serve(store: LocalStore, key: str, filename: str | None, headers: dic
                 out["content-range"] = f"bytes {start}-{end}/{size}"
         length = end - start + 1 if size else 0
         out["content-length"] = str(length)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode(), v.encode()) for k, v in out.items()]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in out.items()],
+            }
+        )
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return
@@ -134,14 +172,17 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _receive(store: LocalStore, key: str, size: int, sha256: str, headers: dict[str, str],
-                   receive: Receive) -> tuple[int, dict[str, str], bytes]:
+async def _receive(
+    store: LocalStore, key: str, size: int, sha256: str, headers: dict[str, str], receive: Receive
+) -> tuple[int, dict[str, str], bytes]:
     content_range = headers.get("content-range")
     start, end = 0, size - 1
     if content_range:
         m = _CONTENT_RANGE.match(content_range.strip())
         if not m or int(m.group(3)) != size:
-            raise BadRequest(f"Content-Range must be 'bytes <first>-<last>/{size}' or 'bytes */{size}'")
+            raise BadRequest(
+                f"Content-Range must be 'bytes <first>-<last>/{size}' or 'bytes */{size}'"
+            )
         if m.group(1) is None:  # status query
             held = await store.offset(key, size)
             if held >= size:
@@ -152,12 +193,25 @@ async def _receive(store: LocalStore, key: str, size: int, sha256: str, headers:
             raise BadRequest(f"Content-Range {start}-{end} lies outside an object of {size} bytes")
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) != end + 1 - start:
-        raise BadRequest(f"Content-Length {declared} does not match the {end + 1 - start} bytes this URL or range expects; nothing was kept")
+        raise BadRequest(
+            f"Content-Length {declared} does not match the {end + 1 - start} bytes this URL or range expects; nothing was kept"
+        )
     try:
-        got = await store.receive(key, size=size, sha256=sha256, start=start, end=end, body=_body(receive),
-                                restart=content_range is None)
+        got = await store.receive(
+            key,
+            size=size,
+            sha256=sha256,
+            start=start,
+            end=end,
+            body=_body(receive),
+            restart=content_range is None,
+        )
     except ClientGone:
-        log.info("upload interrupted; partial kept for resuming", key=key, offset=await store.offset(key, size))
+        log.info(
+            "upload interrupted; partial kept for resuming",
+            key=key,
+            offset=await store.offset(key, size),
+        )
         return 400, {}, b""
     if got.complete:
         return _json(201, {"size": size, "sha256": sha256, "complete": True})

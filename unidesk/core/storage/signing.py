@@ -22,7 +22,7 @@ import msgspec
 from unidesk.core.storage.protocol import check_key
 from unidesk.errors import BadRequest, Forbidden
 
-__all__ = ["SIGNED_PREFIX", "Signer", "SignedGet", "SignedPut", "load_signing_key"]
+__all__ = ["SIGNED_PREFIX", "SignedGet", "SignedPut", "Signer", "load_signing_key"]
 
 SIGNED_PREFIX = "/api/files/signed/"
 
@@ -82,7 +82,9 @@ class Signer:
         if not sig:
             raise Forbidden("this URL carries no signature")
         if not hmac.compare_digest(sig.encode(), self._sig(*fields).encode()):
-            raise Forbidden("URL signature does not match (tampered, or used for another method or key)")
+            raise Forbidden(
+                "URL signature does not match (tampered, or used for another method or key)"
+            )
         try:
             exp = int(query.get("exp", ""))
         except ValueError:

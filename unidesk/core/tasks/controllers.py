@@ -25,13 +25,23 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", operation_id="submit_task", status_code=201)
-    async def submit(self, data: schemas.TaskCreate, db: AsyncSession, principal: Principal, settings: Settings, state: State) -> schemas.Task:
+    async def submit(
+        self,
+        data: schemas.TaskCreate,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> schemas.Task:
         """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
         return await TaskService(db, settings, state.plugins).submit(data, principal)
 
     @get("/", operation_id="list_tasks")
     async def list_tasks(
-        self, db: AsyncSession, principal: Principal, settings: Settings,
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
         state_filter: Annotated[list[str] | None, Parameter(query="state")] = None,
         owner: Annotated[str | None, Parameter(description="'me' or a user id")] = None,
         q: Annotated[str | None, Parameter(max_length=200)] = None,
@@ -41,25 +51,40 @@ class TaskController(Controller):
     ) -> schemas.TaskPage:
         """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
         owner_id = owner_filter(owner, principal)
-        return await TaskService(db, settings).list(states=state_filter or [], owner=owner_id, q=q, node=node, limit=limit, cursor=cursor)
+        return await TaskService(db, settings).list(
+            states=state_filter or [], owner=owner_id, q=q, node=node, limit=limit, cursor=cursor
+        )
 
     @get("/{task_id:uuid}", operation_id="get_task")
-    async def get_task(self, task_id: uuid.UUID, db: AsyncSession, settings: Settings) -> schemas.Task:
+    async def get_task(
+        self, task_id: uuid.UUID, db: AsyncSession, settings: Settings
+    ) -> schemas.Task:
         """One task with its attempts."""
         return await TaskService(db, settings).get(task_id)
 
     @get("/{task_id:uuid}/trace", operation_id="task_trace")
-    async def trace(self, task_id: uuid.UUID, db: AsyncSession, settings: Settings) -> dict[str, list[EventOut]]:
+    async def trace(
+        self, task_id: uuid.UUID, db: AsyncSession, settings: Settings
+    ) -> dict[str, list[EventOut]]:
         """The task's events in order: its complete history."""
         return {"items": await TaskService(db, settings).trace(task_id)}
 
     @post("/{task_id:uuid}/cancel", operation_id="cancel_task", status_code=200)
-    async def cancel(self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings) -> schemas.Task:
+    async def cancel(
+        self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings
+    ) -> schemas.Task:
         """Cancel a task: pending ends at once; a running attempt is stopped on its node."""
         task, _ = await TaskService(db, settings).request_cancel(task_id, principal)
         return task
 
     @post("/{task_id:uuid}/retry", operation_id="retry_task", status_code=201)
-    async def retry(self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings, state: State) -> schemas.Task:
+    async def retry(
+        self,
+        task_id: uuid.UUID,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> schemas.Task:
         """Submit a new task with the same spec (and the same plugin extensions)."""
         return await TaskService(db, settings, state.plugins).retry(task_id, principal)

@@ -6,13 +6,32 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Identity, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
 
-__all__ = ["TaskRow", "AttemptRow", "TASK_FINAL_STATES", "TASK_ACTIVE_STATES", "ATTEMPT_FINAL_STATES", "ATTEMPT_ACTIVE_STATES"]
+__all__ = [
+    "ATTEMPT_ACTIVE_STATES",
+    "ATTEMPT_FINAL_STATES",
+    "TASK_ACTIVE_STATES",
+    "TASK_FINAL_STATES",
+    "AttemptRow",
+    "TaskRow",
+]
 
 TASK_FINAL_STATES = ("succeeded", "failed", "cancelled")
 TASK_ACTIVE_STATES = ("assigned", "preparing", "running", "cancelling")
@@ -26,7 +45,9 @@ class TaskRow(CreatedAt, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     reason: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
@@ -48,11 +69,15 @@ class TaskRow(CreatedAt, Base):
     retry_on_failure: Mapped[bool] = mapped_column(nullable=False, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     attempt_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_tasks_pending_queue", "priority", "seq", postgresql_where=text("state = 'pending'")),
+        Index(
+            "ix_tasks_pending_queue", "priority", "seq", postgresql_where=text("state = 'pending'")
+        ),
         Index("ix_tasks_state_seq", "state", "seq"),
     )
 
@@ -60,9 +85,13 @@ class TaskRow(CreatedAt, Base):
 class AttemptRow(Base):
     __tablename__ = "task_attempts"
 
-    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
     attempt_no: Mapped[int] = mapped_column(Integer, primary_key=True)
-    node_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
+    node_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="SET NULL"), index=True
+    )
     node_name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="assigned")
     stage: Mapped[str | None] = mapped_column(String(32))
@@ -72,7 +101,9 @@ class AttemptRow(Base):
     gpu_indices: Mapped[list[int]] = mapped_column(JSONB, nullable=False, default=list)
     log_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     log_truncated: Mapped[bool] = mapped_column(nullable=False, default=False)
-    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    assigned_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

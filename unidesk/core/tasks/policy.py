@@ -21,34 +21,68 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unidesk.core.tasks.models import TaskRow
 from unidesk.core.tasks.transitions import move_task, task_event
 
-__all__ = ["apply_attempt_end", "ACTIVE_TASK_STATES"]
+__all__ = ["ACTIVE_TASK_STATES", "apply_attempt_end"]
 
 ACTIVE_TASK_STATES = ("assigned", "preparing", "running")
 
 
-async def apply_attempt_end(session: AsyncSession, task_id: uuid.UUID, attempt_no: int, *, reason: str,
-                            exit_code: int | None = None, message: str | None = None, actor: str = "system:policy") -> str | None:
+async def apply_attempt_end(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    attempt_no: int,
+    *,
+    reason: str,
+    exit_code: int | None = None,
+    message: str | None = None,
+    actor: str = "system:policy",
+) -> str | None:
     """Decide the task's next state after attempt ``attempt_no`` ended for ``reason``.
 
     Returns the new task state, or None when the attempt is not the task's current one
     (a stale report: recorded elsewhere as a fact, changes nothing here)."""
     task = await session.scalar(select(TaskRow).where(TaskRow.id == task_id).with_for_update())
-    if task is None or task.attempt_count != attempt_no or task.state not in (*ACTIVE_TASK_STATES, "cancelling"):
+    if (
+        task is None
+        or task.attempt_count != attempt_no
+        or task.state not in (*ACTIVE_TASK_STATES, "cancelling")
+    ):
         return None
     detail = dict(attempt_no=attempt_no, reason=reason, exit_code=exit_code, message=message)
     if task.state == "cancelling":
-        await move_task(session, task_id, from_states=("cancelling",), to="cancelled", reason="cancelled",
-                        message=message or "cancelled", event=task_event(task_id, "task.cancelled", actor, **detail))
+        await move_task(
+            session,
+            task_id,
+            from_states=("cancelling",),
+            to="cancelled",
+            reason="cancelled",
+            message=message or "cancelled",
+            event=task_event(task_id, "task.cancelled", actor, **detail),
+        )
         return "cancelled"
     if reason == "succeeded":
-        await move_task(session, task_id, from_states=ACTIVE_TASK_STATES, to="succeeded", reason="succeeded", message=None,
-                        event=task_event(task_id, "task.succeeded", actor, **detail))
+        await move_task(
+            session,
+            task_id,
+            from_states=ACTIVE_TASK_STATES,
+            to="succeeded",
+            reason="succeeded",
+            message=None,
+            event=task_event(task_id, "task.succeeded", actor, **detail),
+        )
         return "succeeded"
-    retryable = reason in ("node_lost", "infra_error") or (reason in ("exit_nonzero", "timed_out") and task.retry_on_failure)
+    retryable = reason in ("node_lost", "infra_error") or (
+        reason in ("exit_nonzero", "timed_out") and task.retry_on_failure
+    )
     if retryable and attempt_no < task.max_attempts:
-        await move_task(session, task_id, from_states=ACTIVE_TASK_STATES, to="pending", reason=None,
-                        message=f"attempt {attempt_no} ended ({reason}); retrying",
-                        event=task_event(task_id, "task.retried", actor, **detail, next_attempt=attempt_no + 1))
+        await move_task(
+            session,
+            task_id,
+            from_states=ACTIVE_TASK_STATES,
+            to="pending",
+            reason=None,
+            message=f"attempt {attempt_no} ended ({reason}); retrying",
+            event=task_event(task_id, "task.retried", actor, **detail, next_attempt=attempt_no + 1),
+        )
         return "pending"
     why = {
         "exit_nonzero": f"command exited with code {exit_code}",
@@ -58,7 +92,13 @@ async def apply_attempt_end(session: AsyncSession, task_id: uuid.UUID, attempt_n
     }.get(reason, reason)
     if retryable:
         why += f" (no attempts left of {task.max_attempts})"
-    await move_task(session, task_id, from_states=ACTIVE_TASK_STATES, to="failed", reason=reason,
-                    message=f"{why}: {message}" if message else why,
-                    event=task_event(task_id, "task.failed", actor, **detail))
+    await move_task(
+        session,
+        task_id,
+        from_states=ACTIVE_TASK_STATES,
+        to="failed",
+        reason=reason,
+        message=f"{why}: {message}" if message else why,
+        event=task_event(task_id, "task.failed", actor, **detail),
+    )
     return "failed"

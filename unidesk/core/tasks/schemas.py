@@ -10,12 +10,16 @@ import msgspec
 
 from unidesk.core.storage.schemas import OutputPattern, TaskInput
 
-__all__ = ["Resources", "TaskCreate", "Task", "Attempt", "TaskPage", "TraceOut", "COMMIT_PATTERN"]
+__all__ = ["COMMIT_PATTERN", "Attempt", "Resources", "Task", "TaskCreate", "TaskPage", "TraceOut"]
 
 COMMIT_PATTERN = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
-Commit = Annotated[str, msgspec.Meta(pattern=COMMIT_PATTERN, description="Full 40- or 64-hex commit id")]
+Commit = Annotated[
+    str, msgspec.Meta(pattern=COMMIT_PATTERN, description="Full 40- or 64-hex commit id")
+]
 RepoUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
-LabelKey = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+LabelKey = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+]
 LabelValue = Annotated[str, msgspec.Meta(max_length=128)]
 Labels = Annotated[dict[LabelKey, LabelValue], msgspec.Meta(max_length=32)]
 Arg = Annotated[str, msgspec.Meta(max_length=8192)]
@@ -38,7 +42,10 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     env_repo_url: RepoUrl
     env_commit_id: Commit
     dockerfile_path: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    command: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)] | Annotated[list[Arg], msgspec.Meta(min_length=1, max_length=1024)]
+    command: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
+        | Annotated[list[Arg], msgspec.Meta(min_length=1, max_length=1024)]
+    )
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     env: Annotated[dict[EnvKey, EnvValue], msgspec.Meta(max_length=256)] = {}
     resources: Resources = msgspec.field(default_factory=Resources)
@@ -46,7 +53,10 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     retry_on_failure: bool = False
-    extensions: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], dict[str, Any]], msgspec.Meta(max_length=16)] = {}
+    extensions: Annotated[
+        dict[Annotated[str, msgspec.Meta(max_length=64)], dict[str, Any]],
+        msgspec.Meta(max_length=16),
+    ] = {}
     """Fields for plugins, keyed by extension name (e.g. {"projects": {"work_item_id": "…"}})."""
     inputs: Annotated[list[TaskInput], msgspec.Meta(max_length=64)] = []
     """Artifacts (id or name) mounted read-only in the container; pinned at submit."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import shlex
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from sqlalchemy import Select, select
@@ -17,38 +18,79 @@ from unidesk.core.events.hub import to_out
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append
+from unidesk.core.nodes.models import NodeRow
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
-from unidesk.core.nodes.models import NodeRow
 from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, AttemptRow, TaskRow
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.core.tasks.validation import check_dockerfile_path, check_env_name, check_repo_url
 from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
 
-__all__ = ["TaskService", "task_out", "attempt_out", "TASK_STATES"]
+__all__ = ["TASK_STATES", "TaskService", "attempt_out", "task_out"]
 
-TASK_STATES = ("pending", "assigned", "preparing", "running", "cancelling", "succeeded", "failed", "cancelled")
+TASK_STATES = (
+    "pending",
+    "assigned",
+    "preparing",
+    "running",
+    "cancelling",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 
 
 def attempt_out(a: AttemptRow) -> schemas.Attempt:
     return schemas.Attempt(
-        attempt_no=a.attempt_no, node_id=a.node_id, node_name=a.node_name, state=a.state, stage=a.stage,
-        reason=a.reason, message=a.message, exit_code=a.exit_code, gpu_indices=list(a.gpu_indices),
-        assigned_at=a.assigned_at, acked_at=a.acked_at, started_at=a.started_at, finished_at=a.finished_at,
+        attempt_no=a.attempt_no,
+        node_id=a.node_id,
+        node_name=a.node_name,
+        state=a.state,
+        stage=a.stage,
+        reason=a.reason,
+        message=a.message,
+        exit_code=a.exit_code,
+        gpu_indices=list(a.gpu_indices),
+        assigned_at=a.assigned_at,
+        acked_at=a.acked_at,
+        started_at=a.started_at,
+        finished_at=a.finished_at,
     )
 
 
-def task_out(t: TaskRow, owner: str | None, attempts: Sequence[AttemptRow] | None = None) -> schemas.Task:
+def task_out(
+    t: TaskRow, owner: str | None, attempts: Sequence[AttemptRow] | None = None
+) -> schemas.Task:
     return schemas.Task(
-        id=t.id, name=t.name, state=t.state, reason=t.reason, message=t.message,
-        unschedulable_reason=t.unschedulable_reason, owner_id=t.owner_id, owner=owner,
-        code_repo_url=t.code_repo_url, code_commit_id=t.code_commit_id, env_repo_url=t.env_repo_url,
-        env_commit_id=t.env_commit_id, dockerfile_path=t.dockerfile_path, command=list(t.command), env=dict(t.env),
-        resources=schemas.Resources(cpus=t.cpus, memory_mb=t.memory_mb, gpus=t.gpus, labels=dict(t.labels)),
-        timeout_s=t.timeout_s, priority=t.priority, max_attempts=t.max_attempts, retry_on_failure=t.retry_on_failure,
-        attempt_count=t.attempt_count, extra=dict(t.extra), created_at=t.created_at, updated_at=t.updated_at,
-        finished_at=t.finished_at, attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
+        id=t.id,
+        name=t.name,
+        state=t.state,
+        reason=t.reason,
+        message=t.message,
+        unschedulable_reason=t.unschedulable_reason,
+        owner_id=t.owner_id,
+        owner=owner,
+        code_repo_url=t.code_repo_url,
+        code_commit_id=t.code_commit_id,
+        env_repo_url=t.env_repo_url,
+        env_commit_id=t.env_commit_id,
+        dockerfile_path=t.dockerfile_path,
+        command=list(t.command),
+        env=dict(t.env),
+        resources=schemas.Resources(
+            cpus=t.cpus, memory_mb=t.memory_mb, gpus=t.gpus, labels=dict(t.labels)
+        ),
+        timeout_s=t.timeout_s,
+        priority=t.priority,
+        max_attempts=t.max_attempts,
+        retry_on_failure=t.retry_on_failure,
+        attempt_count=t.attempt_count,
+        extra=dict(t.extra),
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+        finished_at=t.finished_at,
+        attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
     )
 
 
@@ -89,16 +131,31 @@ class TaskService:
             raise BadRequest("command: NUL bytes are not allowed", field="command")
         return list(data.command)
 
-    async def submit(self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None) -> schemas.Task:
+    async def submit(
+        self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
+    ) -> schemas.Task:
         argv = self.validate(data)
         extra = {**(extra or {}), **await resolve_task_files(self.s, data.inputs, data.outputs)}
         row = TaskRow(
-            id=uuid.uuid4(), name=data.name or shlex.join(argv)[:200], owner_id=principal.user_id, state="pending",
-            code_repo_url=data.code_repo_url, code_commit_id=data.code_commit_id, env_repo_url=data.env_repo_url,
-            env_commit_id=data.env_commit_id, dockerfile_path=data.dockerfile_path, command=argv, env=dict(data.env),
-            cpus=data.resources.cpus, memory_mb=data.resources.memory_mb, gpus=data.resources.gpus,
-            labels=dict(data.resources.labels), timeout_s=data.timeout_s, priority=data.priority,
-            max_attempts=data.max_attempts, retry_on_failure=data.retry_on_failure,
+            id=uuid.uuid4(),
+            name=data.name or shlex.join(argv)[:200],
+            owner_id=principal.user_id,
+            state="pending",
+            code_repo_url=data.code_repo_url,
+            code_commit_id=data.code_commit_id,
+            env_repo_url=data.env_repo_url,
+            env_commit_id=data.env_commit_id,
+            dockerfile_path=data.dockerfile_path,
+            command=argv,
+            env=dict(data.env),
+            cpus=data.resources.cpus,
+            memory_mb=data.resources.memory_mb,
+            gpus=data.resources.gpus,
+            labels=dict(data.resources.labels),
+            timeout_s=data.timeout_s,
+            priority=data.priority,
+            max_attempts=data.max_attempts,
+            retry_on_failure=data.retry_on_failure,
             extra={**(extra or {}), **({"extensions": data.extensions} if data.extensions else {})},
         )
         self.s.add(row)
@@ -126,16 +183,38 @@ class TaskService:
 
     async def get(self, task_id: uuid.UUID) -> schemas.Task:
         row = await self._row(task_id)
-        owner = await self.s.scalar(select(User.username).where(User.id == row.owner_id)) if row.owner_id else None
-        attempts = (await self.s.scalars(select(AttemptRow).where(AttemptRow.task_id == task_id).order_by(AttemptRow.attempt_no))).all()
+        owner = (
+            await self.s.scalar(select(User.username).where(User.id == row.owner_id))
+            if row.owner_id
+            else None
+        )
+        attempts = (
+            await self.s.scalars(
+                select(AttemptRow)
+                .where(AttemptRow.task_id == task_id)
+                .order_by(AttemptRow.attempt_no)
+            )
+        ).all()
         return task_out(row, owner, attempts)
 
-    async def list(self, *, states: list[str], owner: uuid.UUID | None, q: str | None, node: uuid.UUID | None,
-                   limit: int, cursor: str | None) -> schemas.TaskPage:
+    async def list(
+        self,
+        *,
+        states: list[str],
+        owner: uuid.UUID | None,
+        q: str | None,
+        node: uuid.UUID | None,
+        limit: int,
+        cursor: str | None,
+    ) -> schemas.TaskPage:
         bad = [s for s in states if s not in TASK_STATES]
         if bad:
-            raise BadRequest(f"state: unknown state(s) {', '.join(bad)}; one of {', '.join(TASK_STATES)}")
-        stmt: Select[Any] = select(TaskRow, User.username).outerjoin(User, User.id == TaskRow.owner_id)
+            raise BadRequest(
+                f"state: unknown state(s) {', '.join(bad)}; one of {', '.join(TASK_STATES)}"
+            )
+        stmt: Select[Any] = select(TaskRow, User.username).outerjoin(
+            User, User.id == TaskRow.owner_id
+        )
         if states:
             stmt = stmt.where(TaskRow.state.in_(states))
         if owner is not None:
@@ -143,7 +222,9 @@ class TaskService:
         if q:
             stmt = stmt.where(TaskRow.name.icontains(q, autoescape=True))
         if node is not None:
-            stmt = stmt.where(TaskRow.id.in_(select(AttemptRow.task_id).where(AttemptRow.node_id == node)))
+            stmt = stmt.where(
+                TaskRow.id.in_(select(AttemptRow.task_id).where(AttemptRow.node_id == node))
+            )
         if cursor:
             stmt = stmt.where(TaskRow.seq < _decode_cursor(cursor))
         rows = (await self.s.execute(stmt.order_by(TaskRow.seq.desc()).limit(limit + 1))).all()
@@ -153,14 +234,20 @@ class TaskService:
 
     async def trace(self, task_id: uuid.UUID) -> list[EventOut]:
         await self._row(task_id)
-        rows = await self.s.scalars(select(Event).where(Event.subject_type == "task", Event.subject_id == str(task_id)).order_by(Event.id))
+        rows = await self.s.scalars(
+            select(Event)
+            .where(Event.subject_type == "task", Event.subject_id == str(task_id))
+            .order_by(Event.id)
+        )
         return [to_out(e) for e in rows.all()]
 
     def _check_owner(self, row: TaskRow, principal: Principal, verb: str) -> None:
         if not principal.is_admin and row.owner_id != principal.user_id:
             raise Forbidden(f"only the task's owner or an admin may {verb} it", task_id=str(row.id))
 
-    async def request_cancel(self, task_id: uuid.UUID, principal: Principal) -> tuple[schemas.Task, AttemptRow | None]:
+    async def request_cancel(
+        self, task_id: uuid.UUID, principal: Principal
+    ) -> tuple[schemas.Task, AttemptRow | None]:
         """Cancel a task. Pending tasks end at once; a running attempt is returned so the
         caller can tell its node (the task sits in ``cancelling`` until the node reports)."""
         row = await self._row(task_id, lock=True)
@@ -170,31 +257,87 @@ class TaskService:
         if row.state == "cancelling":
             await self.s.rollback()
             return await self.get(task_id), None
-        await append(self.s, task_event(row.id, "task.cancel_requested", principal.actor, from_state=row.state))
+        await append(
+            self.s,
+            task_event(row.id, "task.cancel_requested", principal.actor, from_state=row.state),
+        )
         attempt = None
         if row.state == "pending":
-            await move_task(self.s, row.id, from_states=("pending",), to="cancelled", reason="cancelled",
-                            message=f"cancelled by {principal.username}",
-                            event=task_event(row.id, "task.cancelled", principal.actor, reason="cancelled"))
+            await move_task(
+                self.s,
+                row.id,
+                from_states=("pending",),
+                to="cancelled",
+                reason="cancelled",
+                message=f"cancelled by {principal.username}",
+                event=task_event(row.id, "task.cancelled", principal.actor, reason="cancelled"),
+            )
         else:
-            attempt = await self.s.scalar(select(AttemptRow).where(AttemptRow.task_id == row.id, AttemptRow.attempt_no == row.attempt_count))
-            node = (await self.s.execute(select(NodeRow.state, NodeRow.connection_id).where(NodeRow.id == attempt.node_id))).first() \
-                if attempt and attempt.node_id else None
-            if attempt is None or node is None or node.state != "online" or node.connection_id is None:
+            attempt = await self.s.scalar(
+                select(AttemptRow).where(
+                    AttemptRow.task_id == row.id, AttemptRow.attempt_no == row.attempt_count
+                )
+            )
+            node = (
+                (
+                    await self.s.execute(
+                        select(NodeRow.state, NodeRow.connection_id).where(
+                            NodeRow.id == attempt.node_id
+                        )
+                    )
+                ).first()
+                if attempt and attempt.node_id
+                else None
+            )
+            if (
+                attempt is None
+                or node is None
+                or node.state != "online"
+                or node.connection_id is None
+            ):
                 # Nobody can stop it: the node is offline or its socket is gone, so the task ends
                 # now (if the node comes back still running it, reconnect's reconcile kills it).
                 if attempt is not None:
-                    await move_attempt(self.s, row.id, attempt.attempt_no, from_states=ATTEMPT_ACTIVE_STATES, to="cancelled",
-                                       reason="cancelled", message="node offline at cancel")
-                await move_task(self.s, row.id, from_states=(row.state,), to="cancelled", reason="cancelled",
-                                message=f"cancelled by {principal.username} (node offline)",
-                                event=task_event(row.id, "task.cancelled", principal.actor, reason="cancelled",
-                                                 attempt_no=row.attempt_count, node_offline=True))
+                    await move_attempt(
+                        self.s,
+                        row.id,
+                        attempt.attempt_no,
+                        from_states=ATTEMPT_ACTIVE_STATES,
+                        to="cancelled",
+                        reason="cancelled",
+                        message="node offline at cancel",
+                    )
+                await move_task(
+                    self.s,
+                    row.id,
+                    from_states=(row.state,),
+                    to="cancelled",
+                    reason="cancelled",
+                    message=f"cancelled by {principal.username} (node offline)",
+                    event=task_event(
+                        row.id,
+                        "task.cancelled",
+                        principal.actor,
+                        reason="cancelled",
+                        attempt_no=row.attempt_count,
+                        node_offline=True,
+                    ),
+                )
                 attempt = None
             else:
-                await move_task(self.s, row.id, from_states=(row.state,), to="cancelling",
-                                event=task_event(row.id, "task.cancelling", principal.actor, attempt_no=row.attempt_count,
-                                                 node_id=str(attempt.node_id)))
+                await move_task(
+                    self.s,
+                    row.id,
+                    from_states=(row.state,),
+                    to="cancelling",
+                    event=task_event(
+                        row.id,
+                        "task.cancelling",
+                        principal.actor,
+                        attempt_no=row.attempt_count,
+                        node_id=str(attempt.node_id),
+                    ),
+                )
         await self.s.commit()
         return await self.get(task_id), attempt
 
@@ -202,13 +345,25 @@ class TaskService:
         """Submit a new task with the same spec as an existing one."""
         old = await self._row(task_id)
         if old.extra.get("kind") == "host.ssh":
-            raise BadRequest("host.ssh maintenance tasks are never retried; request the operation again on its node")
+            raise BadRequest(
+                "host.ssh maintenance tasks are never retried; request the operation again on its node"
+            )
         data = schemas.TaskCreate(
-            name=old.name, code_repo_url=old.code_repo_url, code_commit_id=old.code_commit_id,
-            env_repo_url=old.env_repo_url, env_commit_id=old.env_commit_id, dockerfile_path=old.dockerfile_path,
-            command=list(old.command), env=dict(old.env),
-            resources=schemas.Resources(cpus=old.cpus, memory_mb=old.memory_mb, gpus=old.gpus, labels=dict(old.labels)),
-            timeout_s=old.timeout_s, priority=old.priority, max_attempts=old.max_attempts, retry_on_failure=old.retry_on_failure,
+            name=old.name,
+            code_repo_url=old.code_repo_url,
+            code_commit_id=old.code_commit_id,
+            env_repo_url=old.env_repo_url,
+            env_commit_id=old.env_commit_id,
+            dockerfile_path=old.dockerfile_path,
+            command=list(old.command),
+            env=dict(old.env),
+            resources=schemas.Resources(
+                cpus=old.cpus, memory_mb=old.memory_mb, gpus=old.gpus, labels=dict(old.labels)
+            ),
+            timeout_s=old.timeout_s,
+            priority=old.priority,
+            max_attempts=old.max_attempts,
+            retry_on_failure=old.retry_on_failure,
             extensions=dict(old.extra.get("extensions") or {}),
         )
         kept = {k: v for k, v in old.extra.items() if k != "extensions"}

@@ -8,7 +8,8 @@ no-op) plus the event that explains it, in the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,21 +17,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.tasks.models import AttemptRow, TaskRow
 
-__all__ = ["move_task", "move_attempt", "task_event"]
+__all__ = ["move_attempt", "move_task", "task_event"]
 
 
 def task_event(task_id: uuid.UUID, kind: str, actor: str, **payload: Any) -> NewEvent:
-    return NewEvent(kind=kind, subject_type="task", subject_id=str(task_id), actor=actor, payload=payload)
+    return NewEvent(
+        kind=kind, subject_type="task", subject_id=str(task_id), actor=actor, payload=payload
+    )
 
 
-async def move_task(session: AsyncSession, task_id: uuid.UUID, *, from_states: Iterable[str], to: str,
-                    event: NewEvent, **values: Any) -> bool:
+async def move_task(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    *,
+    from_states: Iterable[str],
+    to: str,
+    event: NewEvent,
+    **values: Any,
+) -> bool:
     """Move a task to ``to`` if it is in ``from_states``; write ``event`` only if it moved."""
     if to in ("succeeded", "failed", "cancelled"):
         values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(
-        update(TaskRow).where(TaskRow.id == task_id, TaskRow.state.in_(tuple(from_states)))
-        .values(state=to, updated_at=func.clock_timestamp(), **values).returning(TaskRow.id)
+        update(TaskRow)
+        .where(TaskRow.id == task_id, TaskRow.state.in_(tuple(from_states)))
+        .values(state=to, updated_at=func.clock_timestamp(), **values)
+        .returning(TaskRow.id)
     )
     if result.first() is None:
         return False
@@ -38,15 +50,28 @@ async def move_task(session: AsyncSession, task_id: uuid.UUID, *, from_states: I
     return True
 
 
-async def move_attempt(session: AsyncSession, task_id: uuid.UUID, attempt_no: int, *, from_states: Iterable[str],
-                       to: str, event: NewEvent | None = None, **values: Any) -> bool:
+async def move_attempt(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    attempt_no: int,
+    *,
+    from_states: Iterable[str],
+    to: str,
+    event: NewEvent | None = None,
+    **values: Any,
+) -> bool:
     """Move an attempt if it is in ``from_states``; its event (if given) is written only if it moved."""
     if to in ("succeeded", "failed", "cancelled", "lost"):
         values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(
-        update(AttemptRow).where(AttemptRow.task_id == task_id, AttemptRow.attempt_no == attempt_no,
-                                 AttemptRow.state.in_(tuple(from_states)))
-        .values(state=to, **values).returning(AttemptRow.task_id)
+        update(AttemptRow)
+        .where(
+            AttemptRow.task_id == task_id,
+            AttemptRow.attempt_no == attempt_no,
+            AttemptRow.state.in_(tuple(from_states)),
+        )
+        .values(state=to, **values)
+        .returning(AttemptRow.task_id)
     )
     if result.first() is None:
         return False

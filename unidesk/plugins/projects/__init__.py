@@ -11,8 +11,17 @@ from typing import Any
 from unidesk.core.hookspecs import hookimpl
 from unidesk.core.plugins.types import UiContribution
 
-__all__ = ["unidesk_route_handlers", "unidesk_models", "unidesk_migrations", "unidesk_ui_contributions",
-           "unidesk_cli_commands", "unidesk_startup", "unidesk_event_listeners", "unidesk_task_extension_names", "unidesk_task_submitting"]
+__all__ = [
+    "unidesk_cli_commands",
+    "unidesk_event_listeners",
+    "unidesk_migrations",
+    "unidesk_models",
+    "unidesk_route_handlers",
+    "unidesk_startup",
+    "unidesk_task_extension_names",
+    "unidesk_task_submitting",
+    "unidesk_ui_contributions",
+]
 
 
 @hookimpl
@@ -36,7 +45,16 @@ def unidesk_migrations() -> list[str]:
 
 @hookimpl
 def unidesk_ui_contributions() -> list[UiContribution]:
-    return [UiContribution(id="projects", label="Projects", path="/projects", page="projects.list", icon="gantt", order=20)]
+    return [
+        UiContribution(
+            id="projects",
+            label="Projects",
+            path="/projects",
+            page="projects.list",
+            icon="gantt",
+            order=20,
+        )
+    ]
 
 
 @hookimpl
@@ -66,7 +84,9 @@ def unidesk_task_extension_names() -> list[str]:
 
 
 @hookimpl
-async def unidesk_task_submitting(session: Any, task_id: Any, extensions: dict[str, Any], principal: Any) -> None:
+async def unidesk_task_submitting(
+    session: Any, task_id: Any, extensions: dict[str, Any], principal: Any
+) -> None:
     from unidesk.plugins.projects.links import on_submit
 
     await on_submit(session, task_id, extensions, principal)

@@ -17,7 +17,9 @@ def _run(ns: argparse.Namespace, api: Any) -> int:
             return 0
         for i in detail["items"]:
             dates = f"{i['start_date'] or '?'} → {i['due_date'] or '?'}"
-            print(f"{i['id']}  {i['status']:<5}  {dates:<25}  {'◆ ' if i['milestone'] else ''}{i['title']}")
+            print(
+                f"{i['id']}  {i['status']:<5}  {dates:<25}  {'◆ ' if i['milestone'] else ''}{i['title']}"
+            )
         return 0
     page = api.get("/api/projects")
     if ns.json:
@@ -29,7 +31,13 @@ def _run(ns: argparse.Namespace, api: Any) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    s = subparsers.add_parser("projects", help="list projects, or one project's work items (projects plugin)")
-    s.add_argument("project", nargs="?", help="a project id: list its work items (dates are Beijing calendar days)")
+    s = subparsers.add_parser(
+        "projects", help="list projects, or one project's work items (projects plugin)"
+    )
+    s.add_argument(
+        "project",
+        nargs="?",
+        help="a project id: list its work items (dates are Beijing calendar days)",
+    )
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.set_defaults(func=_run)

@@ -18,40 +18,75 @@ from unidesk.errors import BadRequest, Conflict, NotFound
 from unidesk.plugins.projects import models as m
 from unidesk.plugins.projects.services import ProjectService, item_event
 
-__all__ = ["EXTENSION", "link_task", "link_existing", "unlink", "on_submit", "follow_task_states", "resync_links"]
+__all__ = [
+    "EXTENSION",
+    "follow_task_states",
+    "link_existing",
+    "link_task",
+    "on_submit",
+    "resync_links",
+    "unlink",
+]
 
 log = structlog.get_logger("unidesk.plugins.projects")
 EXTENSION = "projects"
 
 
-async def link_task(session: AsyncSession, principal: Principal, work_item_id: uuid.UUID, task_id: uuid.UUID,
-                    task_state: str, *, via: str) -> None:
+async def link_task(
+    session: AsyncSession,
+    principal: Principal,
+    work_item_id: uuid.UUID,
+    task_id: uuid.UUID,
+    task_state: str,
+    *,
+    via: str,
+) -> None:
     """Link a task to a work item the caller may change, in the caller's transaction."""
     item = await session.get(m.WorkItem, work_item_id)
     if item is None:
-        raise BadRequest(f"work_item_id: work item {work_item_id} does not exist", field="work_item_id")
+        raise BadRequest(
+            f"work_item_id: work item {work_item_id} does not exist", field="work_item_id"
+        )
     await ProjectService(session, principal).project(item.project_id)
     existing = await session.get(m.TaskLink, task_id)
     if existing is not None:
-        raise Conflict(f"task {task_id} is already linked to work item {existing.work_item_id}", task_id=str(task_id))
+        raise Conflict(
+            f"task {task_id} is already linked to work item {existing.work_item_id}",
+            task_id=str(task_id),
+        )
     session.add(m.TaskLink(task_id=task_id, work_item_id=work_item_id, task_state=task_state))
-    await append(session, item_event(work_item_id, "work_item.task_linked", principal.actor, task_id=str(task_id), via=via))
+    await append(
+        session,
+        item_event(
+            work_item_id, "work_item.task_linked", principal.actor, task_id=str(task_id), via=via
+        ),
+    )
 
 
-async def on_submit(session: AsyncSession, task_id: uuid.UUID, extensions: dict[str, Any], principal: Principal) -> None:
+async def on_submit(
+    session: AsyncSession, task_id: uuid.UUID, extensions: dict[str, Any], principal: Principal
+) -> None:
     ext = extensions.get(EXTENSION)
     if ext is None:
         return
     if set(ext) != {"work_item_id"}:
-        raise BadRequest('extensions.projects: expected exactly {"work_item_id": "<uuid>"}', field="extensions.projects")
+        raise BadRequest(
+            'extensions.projects: expected exactly {"work_item_id": "<uuid>"}',
+            field="extensions.projects",
+        )
     try:
         work_item_id = uuid.UUID(str(ext["work_item_id"]))
     except ValueError:
-        raise BadRequest("extensions.projects.work_item_id: not a work item id", field="extensions.projects.work_item_id") from None
+        raise BadRequest(
+            "extensions.projects.work_item_id: not a work item id",
+            field="extensions.projects.work_item_id",
+        ) from None
     await link_task(session, principal, work_item_id, task_id, "pending", via="submit")
 
 
-async def link_existing(session: AsyncSession, principal: Principal, work_item_id: uuid.UUID, task_id: uuid.UUID) -> None:
+async def link_existing(
+    session: AsyncSession, principal: Principal, work_item_id: uuid.UUID, task_id: uuid.UUID
+) -> None:
     state = await session.scalar(select(TaskRow.state).where(TaskRow.id == task_id))
     if state is None:
         raise BadRequest(f"task_id: task {task_id} does not exist", field="task_id")
@@ -61,7 +96,9 @@ async def link_existing(session: AsyncSession, principal: Principal, work_item_i
     await session.commit()
 
 
-async def unlink(session: AsyncSession, principal: Principal, work_item_id: uuid.UUID, task_id: uuid.UUID) -> None:
+async def unlink(
+    session: AsyncSession, principal: Principal, work_item_id: uuid.UUID, task_id: uuid.UUID
+) -> None:
     link = await session.get(m.TaskLink, task_id)
     if link is None or link.work_item_id != work_item_id:
         raise NotFound(f"task {task_id} is not linked to work item {work_item_id}")
@@ -69,13 +106,19 @@ async def unlink(session: AsyncSession, principal: Principal, work_item_id: uuid
     assert item is not None
     await ProjectService(session, principal).project(item.project_id)
     await session.delete(link)
-    await append(session, item_event(work_item_id, "work_item.task_unlinked", principal.actor, task_id=str(task_id)))
+    await append(
+        session,
+        item_event(work_item_id, "work_item.task_unlinked", principal.actor, task_id=str(task_id)),
+    )
     await session.commit()
 
 
 async def _copy_states(session: AsyncSession, task_ids: list[uuid.UUID] | None) -> int:
-    stmt = (update(m.TaskLink).where(m.TaskLink.task_id == TaskRow.id, m.TaskLink.task_state != TaskRow.state)
-            .values(task_state=TaskRow.state, updated_at=func.now()))
+    stmt = (
+        update(m.TaskLink)
+        .where(m.TaskLink.task_id == TaskRow.id, m.TaskLink.task_state != TaskRow.state)
+        .values(task_state=TaskRow.state, updated_at=func.now())
+    )
     if task_ids is not None:
         stmt = stmt.where(m.TaskLink.task_id.in_(task_ids))
     return (await session.execute(stmt)).rowcount or 0
@@ -99,4 +142,3 @@ async def resync_links(state: State) -> None:
         await session.commit()
     if changed:
         log.info("task links resynchronised", changed=changed)
-

@@ -8,9 +8,23 @@ from typing import Annotated, Literal
 
 import msgspec
 
-__all__ = ["Status", "ProjectCreate", "ProjectUpdate", "Project", "MemberAdd", "Member", "WorkItemCreate",
-           "WorkItemUpdate", "WorkItem", "Run", "DependencyCreate", "Dependency", "ProjectDetail", "WorkItemDetail",
-           "ProjectList"]
+__all__ = [
+    "Dependency",
+    "DependencyCreate",
+    "Member",
+    "MemberAdd",
+    "Project",
+    "ProjectCreate",
+    "ProjectDetail",
+    "ProjectList",
+    "ProjectUpdate",
+    "Run",
+    "Status",
+    "WorkItem",
+    "WorkItemCreate",
+    "WorkItemDetail",
+    "WorkItemUpdate",
+]
 
 Status = Literal["todo", "doing", "done"]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -74,10 +88,10 @@ class WorkItemUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     title: Title | msgspec.UnsetType = msgspec.UNSET
     description: Text | msgspec.UnsetType = msgspec.UNSET
     status: Status | msgspec.UnsetType = msgspec.UNSET
-    assignee: Annotated[str, msgspec.Meta(max_length=64)] | None | msgspec.UnsetType = msgspec.UNSET
-    start_date: date | None | msgspec.UnsetType = msgspec.UNSET
-    due_date: date | None | msgspec.UnsetType = msgspec.UNSET
-    estimate_hours: Estimate | None | msgspec.UnsetType = msgspec.UNSET
+    assignee: Annotated[str, msgspec.Meta(max_length=64)] | msgspec.UnsetType | None = msgspec.UNSET
+    start_date: date | msgspec.UnsetType | None = msgspec.UNSET
+    due_date: date | msgspec.UnsetType | None = msgspec.UNSET
+    estimate_hours: Estimate | msgspec.UnsetType | None = msgspec.UNSET
     milestone: bool | msgspec.UnsetType = msgspec.UNSET
 
 

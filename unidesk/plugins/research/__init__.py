@@ -11,8 +11,15 @@ from typing import Any
 from unidesk.core.hookspecs import hookimpl
 from unidesk.core.plugins.types import UiContribution
 
-__all__ = ["unidesk_route_handlers", "unidesk_models", "unidesk_migrations", "unidesk_ui_contributions",
-           "unidesk_task_extension_names", "unidesk_task_submitting", "unidesk_attempt_data"]
+__all__ = [
+    "unidesk_attempt_data",
+    "unidesk_migrations",
+    "unidesk_models",
+    "unidesk_route_handlers",
+    "unidesk_task_extension_names",
+    "unidesk_task_submitting",
+    "unidesk_ui_contributions",
+]
 
 
 @hookimpl
@@ -36,7 +43,16 @@ def unidesk_migrations() -> list[str]:
 
 @hookimpl
 def unidesk_ui_contributions() -> list[UiContribution]:
-    return [UiContribution(id="experiments", label="Experiments", path="/experiments", page="research.experiments", icon="chart", order=30)]
+    return [
+        UiContribution(
+            id="experiments",
+            label="Experiments",
+            path="/experiments",
+            page="research.experiments",
+            icon="chart",
+            order=30,
+        )
+    ]
 
 
 @hookimpl
@@ -45,15 +61,18 @@ def unidesk_task_extension_names() -> list[str]:
 
 
 @hookimpl
-async def unidesk_task_submitting(session: Any, task_id: Any, extensions: dict[str, Any], principal: Any) -> None:
+async def unidesk_task_submitting(
+    session: Any, task_id: Any, extensions: dict[str, Any], principal: Any
+) -> None:
     from unidesk.plugins.research.services import on_submit
 
     await on_submit(session, task_id, extensions, principal)
 
 
 @hookimpl
-async def unidesk_attempt_data(session: Any, task_id: Any, attempt_no: int, channel: str, seq: int,
-                               items: list[dict[str, Any]]) -> bool | None:
+async def unidesk_attempt_data(
+    session: Any, task_id: Any, attempt_no: int, channel: str, seq: int, items: list[dict[str, Any]]
+) -> bool | None:
     from unidesk.plugins.research.metrics import on_attempt_data
 
     return await on_attempt_data(session, task_id, attempt_no, channel, seq, items)

@@ -10,13 +10,23 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Identity, Integer, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
 
-__all__ = ["Experiment", "Run", "MetricKey", "MetricPoint", "MetricSummary", "DataBatch", "MODELS"]
+__all__ = ["MODELS", "DataBatch", "Experiment", "MetricKey", "MetricPoint", "MetricSummary", "Run"]
 
 
 class Experiment(CreatedAt, Base):
@@ -34,8 +44,12 @@ class Run(CreatedAt, Base):
     __tablename__ = "research_runs"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False, unique=True)
-    experiment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("research_experiments.id", ondelete="CASCADE"), nullable=False, index=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    experiment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("research_experiments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     sweep_id: Mapped[uuid.UUID | None] = mapped_column()
     rejected_points: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -54,8 +68,12 @@ class MetricPoint(Base):
 
     __tablename__ = "research_metrics"
 
-    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("research_runs.id", ondelete="CASCADE"), primary_key=True)
-    key_id: Mapped[int] = mapped_column(Integer, ForeignKey("research_metric_keys.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("research_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("research_metric_keys.id"), primary_key=True
+    )
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     value: Mapped[float] = mapped_column(Float, nullable=False)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -64,15 +82,21 @@ class MetricPoint(Base):
 class MetricSummary(Base):
     __tablename__ = "research_metric_summaries"
 
-    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("research_runs.id", ondelete="CASCADE"), primary_key=True)
-    key_id: Mapped[int] = mapped_column(Integer, ForeignKey("research_metric_keys.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("research_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("research_metric_keys.id"), primary_key=True
+    )
     points: Mapped[int] = mapped_column(BigInteger, nullable=False)
     first_step: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_step: Mapped[int] = mapped_column(BigInteger, nullable=False)
     last_value: Mapped[float] = mapped_column(Float, nullable=False)
     min_value: Mapped[float] = mapped_column(Float, nullable=False)
     max_value: Mapped[float] = mapped_column(Float, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
 
 
 class DataBatch(Base):
@@ -80,7 +104,9 @@ class DataBatch(Base):
 
     __tablename__ = "research_data_batches"
 
-    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
     attempt_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 

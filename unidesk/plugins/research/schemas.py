@@ -10,9 +10,24 @@ import msgspec
 
 from unidesk.core.tasks.schemas import TaskCreate
 
-__all__ = ["ExperimentCreate", "Experiment", "ExperimentList", "MetricIn", "MetricBatch", "MetricSummary", "RunOut",
-           "ExperimentDetail", "SweepCreate", "SweepResult", "SeriesPoint", "Series", "SeriesPage", "ParamValue",
-           "PARAM_NAME_PATTERN", "METRIC_NAME_PATTERN"]
+__all__ = [
+    "METRIC_NAME_PATTERN",
+    "PARAM_NAME_PATTERN",
+    "Experiment",
+    "ExperimentCreate",
+    "ExperimentDetail",
+    "ExperimentList",
+    "MetricBatch",
+    "MetricIn",
+    "MetricSummary",
+    "ParamValue",
+    "RunOut",
+    "Series",
+    "SeriesPage",
+    "SeriesPoint",
+    "SweepCreate",
+    "SweepResult",
+]
 
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 METRIC_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,199}$"
@@ -86,7 +101,10 @@ class SweepCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     Each task gets the point as env vars ``PARAM_<NAME>`` and as JSON in ``UNIDESK_PARAMS``."""
 
     task: TaskCreate
-    grid: Annotated[dict[ParamName, Annotated[list[ParamValue], msgspec.Meta(max_length=100000)]], msgspec.Meta(min_length=1, max_length=32)]
+    grid: Annotated[
+        dict[ParamName, Annotated[list[ParamValue], msgspec.Meta(max_length=100000)]],
+        msgspec.Meta(min_length=1, max_length=32),
+    ]
     name_prefix: Annotated[str, msgspec.Meta(max_length=100)] = ""
 
 
