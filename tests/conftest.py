@@ -200,6 +200,7 @@ def server_env(database_url: str, data_dir: Path, port: int, **extra: Any) -> di
             "UNIDESK_HEARTBEAT_INTERVAL_S": "0.5",
             "UNIDESK_OFFLINE_TIMEOUT_S": "4",
             "UNIDESK_LOCAL_AGENT": "false",
+            "UNIDESK_BACKUP_DAILY_AT": "",  # no real-clock backups in the middle of a test
         }
     )
     env.update({f"UNIDESK_{k.upper()}": str(v) for k, v in extra.items()})

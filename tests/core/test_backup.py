@@ -12,8 +12,14 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from unidesk.core.backup import list_snapshots, restore_dump, run_backup, verify_dump
-from unidesk.core.backup_schedule import BACKUP_LOCK_KEY, BackupSchedule, next_run
+from unidesk.core.backup import (
+    list_snapshots,
+    restore_dump,
+    retained,
+    run_backup,
+    verify_dump,
+)
+from unidesk.core.backup_schedule import BACKUP_LOCK_KEY, BackupSchedule, next_run, take_backup
 from unidesk.core.db.engine import libpq_url
 from unidesk.core.settings import Settings
 from unidesk.errors import BadRequest, Conflict, Unavailable
@@ -149,7 +155,7 @@ async def test_restore_drill(
 def test_keeps_last_n_and_never_prunes_on_failure(database_url: str, tmp_path: Path) -> None:
     t0 = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     for day in range(9):
-        result = run_backup(database_url, tmp_path, keep=7, now=t0 + timedelta(days=day))
+        result = run_backup(database_url, tmp_path, keep_days=7, now=t0 + timedelta(days=day))
     names = [p.name for p in list_snapshots(tmp_path)]
     assert names == [f"unidesk-203001{d:02d}T030000Z.dump" for d in range(3, 10)]
     assert result.pruned == ["unidesk-20300102T030000Z.dump"]
@@ -158,14 +164,16 @@ def test_keeps_last_n_and_never_prunes_on_failure(database_url: str, tmp_path: P
     ]
     assert not list(tmp_path.glob(".*partial"))
     with pytest.raises(Unavailable):
-        run_backup("postgresql://postgres@/nope?host=/nonexistent-socket-dir", tmp_path, keep=1)
+        run_backup(
+            "postgresql://postgres@/nope?host=/nonexistent-socket-dir", tmp_path, keep_days=1
+        )
     assert [p.name for p in list_snapshots(tmp_path)] == names  # a failed run prunes nothing
 
 
 def test_two_backups_in_one_second_do_not_overwrite(database_url: str, tmp_path: Path) -> None:
     now = datetime(2030, 5, 5, tzinfo=UTC)
-    a = run_backup(database_url, tmp_path, now=now, with_globals=False)
-    b = run_backup(database_url, tmp_path, now=now, with_globals=False)
+    a = run_backup(database_url, tmp_path, now=now, with_globals=False, manual=True)
+    b = run_backup(database_url, tmp_path, now=now, with_globals=False, manual=True)
     assert a.path != b.path and len(list_snapshots(tmp_path)) == 2 and a.globals_path is None
 
 
@@ -335,3 +343,100 @@ async def test_schedule_runs_once_per_slot_and_health_shows_failures(
     state.health_checks.invalidate()  # results are shared for 1 s
     r = await client.get("/health")
     assert r.json()["checks"]["backup"] == "ok"
+
+
+def test_retention_counts_beijing_days() -> None:
+    """16:30 UTC and 15:59 UTC of one UTC date fall on two Beijing days (UTC+8 midnight is 16:00 UTC)."""
+    names = [
+        "unidesk-20300101T155900Z.dump",  # Beijing 1 Jan 23:59
+        "unidesk-20300101T163000Z.dump",  # Beijing 2 Jan 00:30
+        "unidesk-20300102T100000Z.dump",  # Beijing 2 Jan 18:00: newest of 2 Jan
+        "unidesk-20300102T100000Z-1.manual.dump",
+        "unidesk-20300102T110000Z.manual.dump",
+    ]
+    kept = retained([Path(n) for n in names], keep_days=7, keep_manual=1)
+    assert [p.name for p in kept] == [names[0], names[2], names[4]]
+    assert retained([Path(n) for n in names], keep_days=1, keep_manual=0) == [Path(names[2])]
+
+
+class FakeClock:
+    """The schedule's clock, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_ten_days_of_schedule_with_manual_bursts(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    """Ten simulated days on a controlled clock: dailies at 19:00 UTC (03:00 Beijing), an extra
+    daily the same Beijing day, bursts of manual backups; then /health as the newest ages."""
+    import msgspec
+
+    state = client.app.state
+    state.settings = msgspec.structs.replace(
+        settings,
+        backup_daily_at="19:00",
+        backup_dir=str(tmp_path),
+        backup_keep=7,
+        backup_keep_manual=2,
+        backup_globals=False,
+    )
+    start = datetime(2030, 3, 1, 18, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    schedule = BackupSchedule(state, clock=clock)
+    state.components["backup"] = schedule
+
+    async def health() -> tuple[int, str]:
+        state.health_checks.invalidate()
+        r = await client.get("/health")
+        return r.status_code, r.json()["checks"]["backup"]
+
+    assert await health() == (200, "ok")  # schedule just started, nothing due yet
+    clock.now = start + timedelta(hours=27)
+    code, reason = await health()
+    assert code == 503 and "no backup taken since the schedule started" in reason
+
+    for day in range(10):
+        slot = next_run("19:00", datetime(2030, 3, 1, tzinfo=UTC) + timedelta(days=day))
+        clock.now = slot + timedelta(seconds=5)
+        assert await schedule.run_due(slot) is not None
+        assert await schedule.run_due(slot) is None  # one per slot, whoever runs it
+        if day == 3:  # a second daily later the same Beijing day (04:00): it replaces the first
+            clock.now = slot + timedelta(hours=1)
+            assert await schedule.run_due(slot + timedelta(hours=1)) is not None
+        if day in (4, 8):  # a burst of manual backups never touches the dailies
+            for i in range(3):
+                clock.now = slot + timedelta(hours=2, minutes=i)
+                await take_backup(
+                    state.settings,
+                    state.db_handle.url,
+                    state.sessions,
+                    actor="test",
+                    manual=True,
+                    now=clock(),
+                )
+        assert await health() == (200, "ok")
+
+    names = [p.name for p in list_snapshots(tmp_path)]
+    dailies = [n for n in names if not n.endswith(".manual.dump")]
+    manuals = [n for n in names if n.endswith(".manual.dump")]
+    # The newest of each of the last 7 Beijing days (5..11 March): UTC 4..10 March, and on
+    # 4 March the later of its two dailies.
+    assert dailies == ["unidesk-20300304T200000Z.dump"] + [
+        f"unidesk-203003{d:02d}T190005Z.dump" for d in range(5, 11)
+    ]
+    assert manuals == [
+        "unidesk-20300309T210100Z.manual.dump",
+        "unidesk-20300309T210200Z.manual.dump",
+    ]
+
+    last_daily = datetime(2030, 3, 10, 19, 0, 5, tzinfo=UTC)
+    clock.now = last_daily + timedelta(hours=25)
+    assert await health() == (200, "ok")
+    clock.now = last_daily + timedelta(hours=27)
+    code, reason = await health()
+    assert code == 503 and "newest snapshot is 27 h old" in reason

@@ -1,7 +1,14 @@
-"""Backups of the one database: ``pg_dump`` snapshots, verified, pruned to the last N; restore.
+"""Backups of the one database: ``pg_dump`` snapshots, verified, pruned by day; restore.
 
-A snapshot is ``unidesk-<UTC stamp>.dump`` (custom format) plus ``….globals.sql`` (roles and
-tablespaces from ``pg_dumpall --globals-only``) when ``backup_globals`` is on. It is written
+A snapshot is ``unidesk-<UTC stamp>.dump`` (daily, taken by the schedule) or
+``unidesk-<UTC stamp>.manual.dump`` (taken on demand), custom format, plus ``….globals.sql``
+(roles and tablespaces from ``pg_dumpall --globals-only``) when ``backup_globals`` is on.
+
+Retention (``retained``): of the daily snapshots, the newest of each of the last ``keep_days``
+Beijing calendar days (Asia/Shanghai, UTC+8) that have one; of the manual snapshots, the
+newest ``keep_manual``. The two pools are pruned separately, so a burst of manual backups
+never wipes out the week of dailies. The stamp in the name (not the file's mtime) dates a
+snapshot. It is written
 as ``….partial`` and renamed only after ``pg_restore --list`` reads it back and finds the
 schema version table in it, so a file with the final name is always a readable dump.
 
@@ -18,7 +25,7 @@ import os
 import re
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -31,19 +38,24 @@ from unidesk.core.db.engine import libpq_url
 from unidesk.errors import BadRequest, Conflict, Unavailable
 
 __all__ = [
+    "BEIJING",
     "SNAPSHOT_RE",
     "BackupResult",
     "RestoreResult",
     "backup_dir_for",
     "list_snapshots",
     "restore_dump",
+    "retained",
     "run_backup",
+    "snapshot_time",
     "verify_dump",
 ]
 
 log = structlog.get_logger("unidesk.backup")
 
-SNAPSHOT_RE = re.compile(r"^unidesk-(\d{8}T\d{6}Z)(?:-(\d+))?\.dump$")
+SNAPSHOT_RE = re.compile(r"^unidesk-(\d{8}T\d{6}Z)(?:-(\d+))?(\.manual)?\.dump$")
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""The calendar that daily retention counts days in (fixed UTC+8, no daylight saving)."""
 _USER_SCHEMAS_SQL = (
     "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
     " AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
@@ -60,6 +72,9 @@ class BackupResult(msgspec.Struct, kw_only=True):
     entries: int
     """TOC entries ``pg_restore --list`` found in the dump."""
     globals_path: str | None
+    manual: bool
+    taken_at: str
+    """ISO UTC instant in the snapshot's name (from the clock the backup was given)."""
     pruned: list[str]
     duration_s: float
 
@@ -156,23 +171,51 @@ def list_snapshots(directory: Path) -> list[Path]:
     return sorted((p for p in directory.iterdir() if SNAPSHOT_RE.match(p.name)), key=key)
 
 
+def snapshot_time(path: Path) -> datetime:
+    """The UTC instant in a snapshot's name."""
+    m = SNAPSHOT_RE.match(path.name)
+    if not m:
+        raise ValueError(f"{path.name} is not a snapshot name")
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _is_manual(path: Path) -> bool:
+    m = SNAPSHOT_RE.match(path.name)
+    return bool(m and m.group(3))
+
+
+def retained(snapshots: list[Path], *, keep_days: int, keep_manual: int) -> list[Path]:
+    """The snapshots retention keeps (see the module docstring); ``snapshots`` oldest first."""
+    newest_per_day: dict[object, Path] = {}
+    for p in snapshots:
+        if not _is_manual(p):
+            newest_per_day[snapshot_time(p).astimezone(BEIJING).date()] = p  # later ones win
+    days = sorted(newest_per_day)[-keep_days:] if keep_days > 0 else []
+    keep = {newest_per_day[d] for d in days}
+    manual = [p for p in snapshots if _is_manual(p)]
+    keep.update(manual[-keep_manual:] if keep_manual > 0 else [])
+    return [p for p in snapshots if p in keep]
+
+
 def _globals_of(dump: Path) -> Path:
     return dump.with_name(dump.name[: -len(".dump")] + ".globals.sql")
 
 
-def _new_name(directory: Path, now: datetime) -> Path:
+def _new_name(directory: Path, now: datetime, manual: bool) -> Path:
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"unidesk-{stamp}.dump"
+    suffix = ".manual.dump" if manual else ".dump"
+    path = directory / f"unidesk-{stamp}{suffix}"
     n = 1
     while path.exists():
-        path = directory / f"unidesk-{stamp}-{n}.dump"
+        path = directory / f"unidesk-{stamp}-{n}{suffix}"
         n += 1
     return path
 
 
-def _prune(directory: Path, keep: int) -> list[str]:
+def _prune(directory: Path, keep_days: int, keep_manual: int) -> list[str]:
     snapshots = list_snapshots(directory)
-    gone = snapshots[: max(0, len(snapshots) - keep)]
+    kept = set(retained(snapshots, keep_days=keep_days, keep_manual=keep_manual))
+    gone = [p for p in snapshots if p not in kept]
     for p in gone:
         p.unlink(missing_ok=True)
         _globals_of(p).unlink(missing_ok=True)
@@ -183,19 +226,25 @@ def run_backup(
     database_url: str,
     directory: Path,
     *,
-    keep: int = 7,
+    keep_days: int = 7,
+    keep_manual: int = 3,
+    manual: bool = False,
     with_globals: bool = True,
     timeout_s: float = 3600.0,
     now: datetime | None = None,
 ) -> BackupResult:
-    """Dump, verify, publish under the final name, prune to ``keep`` snapshots. Blocking.
+    """Dump, verify, publish under the final name, prune (``retained``). Blocking.
+
+    ``manual`` names it a manual snapshot (its own pool); ``now`` stamps the name (tests pass
+    a controlled clock).
 
     Raises ``BadRequest`` (directory unusable), ``Unavailable`` (pg_dump failed or timed out);
     nothing is left behind on failure and older snapshots are never pruned by a failed run."""
     started = time.monotonic()
     if not directory.is_dir():
         raise BadRequest(f"backup dir {directory} does not exist or is not a directory")
-    final = _new_name(directory, now or datetime.now(UTC))
+    taken_at = (now or datetime.now(UTC)).astimezone(UTC)
+    final = _new_name(directory, taken_at, manual)
     partial = final.with_name("." + final.name + ".partial")
     globals_partial = partial.with_name(
         partial.name.replace(".dump.partial", ".globals.sql.partial")
@@ -242,12 +291,14 @@ def run_backup(
         for leftover in (partial, globals_partial):
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
-    pruned = _prune(directory, keep)
+    pruned = _prune(directory, keep_days, keep_manual)
     result = BackupResult(
         path=str(final),
         size=final.stat().st_size,
         entries=len(entries),
         globals_path=str(globals_path) if globals_path else None,
+        manual=manual,
+        taken_at=taken_at.isoformat(timespec="seconds"),
         pruned=pruned,
         duration_s=round(time.monotonic() - started, 3),
     )

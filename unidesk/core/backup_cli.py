@@ -17,14 +17,29 @@ __all__ = ["add_backup_parsers", "run_backup_command"]
 
 def add_backup_parsers(sub: Any) -> None:
     b = sub.add_parser(
-        "backup", help="pg_dump the database into the backup dir, verify it, keep the last N"
+        "backup",
+        help="pg_dump the database into the backup dir as a manual snapshot, verify it, prune",
     )
     b.add_argument(
         "--dir",
         dest="backup_dir",
         help="backup directory (default: setting backup_dir, else <data_dir>/backups)",
     )
-    b.add_argument("--keep", type=int, help="snapshots to keep (default: setting backup_keep)")
+    b.add_argument(
+        "--keep",
+        type=int,
+        help="Beijing days of daily snapshots to keep (default: setting backup_keep)",
+    )
+    b.add_argument(
+        "--keep-manual",
+        type=int,
+        help="manual snapshots to keep (default: setting backup_keep_manual)",
+    )
+    b.add_argument(
+        "--daily",
+        action="store_true",
+        help="take it as a daily snapshot (for an external cron instead of the server's schedule)",
+    )
     r = sub.add_parser(
         "restore",
         help="restore a dump into the (empty) configured database; stop every server first",
@@ -63,8 +78,12 @@ async def _backup(settings: Settings, args: argparse.Namespace) -> int:
     if args.backup_dir:
         settings = msgspec.structs.replace(settings, backup_dir=args.backup_dir)
     keep = args.keep if args.keep is not None else settings.backup_keep
+    keep_manual = args.keep_manual if args.keep_manual is not None else settings.backup_keep_manual
     if keep < 1:
         print("unidesk-server: --keep must be at least 1", file=sys.stderr)
+        return 2
+    if keep_manual < 0:
+        print("unidesk-server: --keep-manual must be at least 0", file=sys.stderr)
         return 2
     handle = await _open(settings)
     try:
@@ -74,7 +93,9 @@ async def _backup(settings: Settings, args: argparse.Namespace) -> int:
                 run_backup,
                 handle.url,
                 directory,
-                keep=keep,
+                keep_days=keep,
+                keep_manual=keep_manual,
+                manual=not args.daily,
                 with_globals=settings.backup_globals,
                 timeout_s=settings.backup_timeout_s,
             )

@@ -4,18 +4,23 @@ Each backup is an event: ``backup.succeeded`` (path, size, pruned snapshots) or
 ``backup.failed`` (the reason). Several replicas share one database; a PostgreSQL advisory
 lock lets exactly one of them run a given day's backup, and a replica that finds that day's
 ``backup.succeeded`` already written skips it. ``/health`` shows the last outcome: a failed
-backup, or no successful one for more than a day while the schedule is on, is a reason.
+backup is a reason, and so, while the schedule is on, is a newest snapshot older than
+``STALE_AFTER`` (26 h), or none at all 26 h after the schedule started.
+
+Time comes from one clock (``BackupSchedule.clock``, ``datetime.now(UTC)`` unless a test
+injects one): it stamps snapshot names (``taken_at`` in the event) and ages them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.background import cancel_and_wait
@@ -27,11 +32,13 @@ from unidesk.errors import UnideskError
 
 __all__ = [
     "BACKUP_LOCK_KEY",
+    "STALE_AFTER",
     "BackupSchedule",
     "backup_check",
     "next_run",
     "record_backup",
     "take_backup",
+    "taken_at",
 ]
 
 log = structlog.get_logger("unidesk.backup")
@@ -39,14 +46,19 @@ log = structlog.get_logger("unidesk.backup")
 BACKUP_LOCK_KEY = 0x0B5EC0DE
 """Advisory lock key held by the replica that runs a backup."""
 STALE_AFTER = timedelta(hours=26)
+"""A newest snapshot older than this makes /health degraded while the schedule is on."""
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def next_run(daily_at: str, now: datetime) -> datetime:
     """The next UTC instant at ``HH:MM`` strictly after ``now``."""
     hh, mm = (int(x) for x in daily_at.split(":"))
-    candidate = datetime.combine(
-        now.astimezone(UTC).date(), dtime(hh, mm), tzinfo=UTC
-    )
+    candidate = datetime.combine(now.astimezone(UTC).date(), dtime(hh, mm), tzinfo=UTC)
     return candidate if candidate > now else candidate + timedelta(days=1)
 
 
@@ -70,6 +82,8 @@ async def record_backup(
                 "size": result.size,
                 "entries": result.entries,
                 "globals_path": result.globals_path,
+                "manual": result.manual,
+                "taken_at": result.taken_at,
                 "pruned": result.pruned,
                 "duration_s": result.duration_s,
             },
@@ -88,7 +102,13 @@ async def record_backup(
 
 
 async def take_backup(
-    settings: Settings, database_url: str, sessions: async_sessionmaker[AsyncSession], *, actor: str
+    settings: Settings,
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    actor: str,
+    manual: bool = False,
+    now: datetime | None = None,
 ) -> BackupResult:
     """Run one backup in a worker thread and record its event; re-raises the failure after recording it."""
     try:
@@ -97,9 +117,12 @@ async def take_backup(
             run_backup,
             database_url,
             directory,
-            keep=settings.backup_keep,
+            keep_days=settings.backup_keep,
+            keep_manual=settings.backup_keep_manual,
+            manual=manual,
             with_globals=settings.backup_globals,
             timeout_s=settings.backup_timeout_s,
+            now=now,
         )
     except UnideskError as exc:
         log.error("backup failed", error=exc.detail)
@@ -112,18 +135,27 @@ async def take_backup(
     return result
 
 
-async def _last_backup_event(sessions: async_sessionmaker[AsyncSession]) -> Event | None:
+async def _last_backup_event(
+    sessions: async_sessionmaker[AsyncSession],
+    kinds: tuple[str, ...] = ("backup.succeeded", "backup.failed"),
+    *,
+    daily_only: bool = False,
+) -> Event | None:
+    query = select(Event).where(Event.kind.in_(kinds))
+    if daily_only:
+        query = query.where(func.coalesce(Event.payload["manual"].astext, "false") != "true")
     async with sessions() as s:
-        return await s.scalar(
-            select(Event)
-            .where(Event.kind.in_(("backup.succeeded", "backup.failed")))
-            .order_by(Event.id.desc())
-            .limit(1)
-        )
+        return await s.scalar(query.order_by(Event.id.desc()).limit(1))
+
+
+def taken_at(event: Event) -> datetime:
+    """When a ``backup.succeeded`` snapshot was taken (its name's stamp; older events: the event time)."""
+    stamp = (event.payload or {}).get("taken_at")
+    return datetime.fromisoformat(stamp) if stamp else event.ts
 
 
 def backup_check(state: Any) -> Any:
-    """/health check: the last backup's outcome (and staleness while the schedule is on)."""
+    """/health check: the last backup's outcome, and the newest snapshot's age while the schedule is on."""
 
     async def check() -> str | None:
         schedule: BackupSchedule | None = state.components.get("backup")
@@ -134,24 +166,36 @@ def backup_check(state: Any) -> Any:
             and (last is None or last.ts < schedule.error_at)
         ):
             return schedule.error
-        if last is None:
-            return None
-        if last.kind == "backup.failed":
+        if last is not None and last.kind == "backup.failed":
             return f"last backup failed at {last.ts.isoformat(timespec='seconds')}: {last.payload.get('error', '?')}"
-        if schedule is not None and datetime.now(UTC) - last.ts > STALE_AFTER:
-            return f"no successful backup since {last.ts.isoformat(timespec='seconds')}"
+        if schedule is None:
+            return None
+        now = schedule.clock()
+        newest = await _last_backup_event(state.sessions, ("backup.succeeded",))
+        if newest is None:
+            if now - schedule.started_at > STALE_AFTER:
+                return f"no backup taken since the schedule started at {schedule.started_at.isoformat(timespec='seconds')}"
+            return None
+        age = now - taken_at(newest)
+        if age > STALE_AFTER:
+            return (
+                f"newest snapshot is {age.total_seconds() / 3600:.0f} h old (taken "
+                f"{taken_at(newest).isoformat(timespec='seconds')}); more than {STALE_AFTER.total_seconds() / 3600:.0f} h"
+            )
         return None
 
     return check
 
 
 class BackupSchedule:
-    """Takes the daily backup at ``settings.backup_daily_at`` (UTC)."""
+    """Takes the daily backup at ``settings.backup_daily_at`` (UTC); ``clock`` is injectable for tests."""
 
     name = "backup"
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, clock: Clock = _utcnow) -> None:
         self.state = state
+        self.clock = clock
+        self.started_at = clock()
         self.error: str | None = None
         """Why the last scheduled run failed (shown until a newer backup event exists)."""
         self.error_at = datetime.min.replace(tzinfo=UTC)
@@ -169,8 +213,8 @@ class BackupSchedule:
 
     async def _loop(self) -> None:
         while True:
-            due = next_run(self.settings.backup_daily_at, datetime.now(UTC))
-            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            due = next_run(self.settings.backup_daily_at, self.clock())
+            await asyncio.sleep(max(0.0, (due - self.clock()).total_seconds()))
             try:
                 await self.run_due(due)
             except Exception as exc:  # e.g. the database is down: show it, try again tomorrow
@@ -181,7 +225,7 @@ class BackupSchedule:
 
     def _failed(self, reason: str) -> None:
         self.error = reason
-        self.error_at = datetime.now(UTC)
+        self.error_at = datetime.now(UTC)  # compared with event times, which are real time
 
     async def run_due(self, slot: datetime) -> BackupResult | None:
         """Run the backup for ``slot`` unless another replica holds the lock or already did it."""
@@ -194,8 +238,10 @@ class BackupSchedule:
             if not got:
                 return None
             try:
-                last = await _last_backup_event(self.state.sessions)
-                if last is not None and last.kind == "backup.succeeded" and last.ts >= slot:
+                last = await _last_backup_event(
+                    self.state.sessions, ("backup.succeeded",), daily_only=True
+                )
+                if last is not None and taken_at(last) >= slot:
                     return None
                 try:
                     result = await take_backup(
@@ -203,6 +249,7 @@ class BackupSchedule:
                         self.state.db_handle.url,
                         self.state.sessions,
                         actor="system:backup",
+                        now=self.clock(),
                     )
                 except UnideskError as exc:
                     self._failed(f"scheduled backup failed: {exc.detail}")

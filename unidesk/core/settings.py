@@ -123,18 +123,26 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backup_keep: Annotated[
         int,
         Doc(
-            description="How many snapshots to keep; older ones are deleted after a successful backup.",
+            description="Daily retention: keep the newest daily snapshot of each of this many most recent Beijing calendar days that have one.",
             ge=1,
             le=1000,
         ),
     ] = 7
+    backup_keep_manual: Annotated[
+        int,
+        Doc(
+            description="Manual (on-demand) snapshots kept besides the dailies, newest first; pruned separately from them.",
+            ge=0,
+            le=1000,
+        ),
+    ] = 3
     backup_daily_at: Annotated[
         str,
         Doc(
-            description="UTC time 'HH:MM' at which the server takes its daily backup; empty disables the schedule.",
+            description="UTC time 'HH:MM' of the daily backup (default 19:00 = 03:00 Beijing); empty turns the schedule off.",
             pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d$",
         ),
-    ] = ""
+    ] = "19:00"
     backup_globals: Annotated[
         bool,
         Doc(
