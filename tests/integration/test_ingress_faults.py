@@ -233,3 +233,18 @@ async def test_unacked_dispatch_is_redelivered_and_acked_one_is_not(live_server_
             extra = None
         assert extra is None, "an acked dispatch was delivered again"
         await agent.close()
+
+
+async def test_node_token_last_used_is_written_when_an_agent_connects(server, api):
+    created = node_token(api, f"used-{uuid.uuid4().hex[:6]}")
+    token_id = created["token"]["id"]
+
+    def listed() -> dict:
+        return next(t for t in api.get("/api/node-tokens").json()["items"] if t["id"] == token_id)
+
+    assert listed()["last_used_at"] is None
+    agent = await RawAgent.join(server.url, created["secret"], "used")
+    try:
+        assert listed()["last_used_at"] is not None, "the UI would say 'Last used: never'"
+    finally:
+        await agent.close()

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk import protocol
@@ -120,7 +120,10 @@ async def register_node(
     node.connection_id = connection_id
     node.connected_at = func.now()
     node.last_heartbeat_at = func.now()
-    token.last_used_at = func.now()
+    # ``token`` was loaded by another session (the handshake's): update the row, not the object
+    await session.execute(
+        update(NodeToken).where(NodeToken.id == token.id).values(last_used_at=func.now())
+    )
     await append(
         session,
         node_event(
