@@ -79,8 +79,10 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 2
-"""2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics)."""
+PROTOCOL_VERSION = 3
+"""2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
+3: Dispatch carries secret values (secret_env, repository and registry credentials,
+missing_secrets); the agent masks them in everything it reports."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 CLOSE_BAD_FRAME = 4400
@@ -191,6 +193,33 @@ class Dispatch(msgspec.Struct, tag="dispatch", kw_only=True):
     kind: str = "container"
     """``container`` for ordinary tasks; ``host.ssh`` for bounded admin maintenance operations."""
     params: dict[str, str] = {}
+    secret_env: dict[str, str] = {}
+    """Secret values for the container's environment, resolved for this attempt only. The agent
+    keeps them in memory, never on disk, and masks every one (and its encodings) in logs."""
+    code_repo_credential: str = ""
+    """For code_repo_url's fetch only: an SSH private key (ssh) or ``user:token``/a token (https)."""
+    env_repo_credential: str = ""
+    """Same for env_repo_url."""
+    git_known_hosts: str = ""
+    """known_hosts lines for ssh fetches of this attempt (else the node's own file)."""
+    registry_auth: dict[str, str] = {}
+    """Registry host → ``user:password``, for the env build's FROM pulls only."""
+    missing_secrets: list[str] = []
+    """References the server could not resolve (deleted since submit): the attempt fails."""
+
+    def secret_values(self) -> list[str]:
+        """Every secret value this dispatch carries (what the agent must mask)."""
+        return [
+            *self.secret_env.values(),
+            *self.registry_auth.values(),
+            *[v.split(":", 1)[1] for v in self.registry_auth.values() if ":" in v],
+            *(v for v in (self.code_repo_credential, self.env_repo_credential) if v),
+            *(
+                v.split(":", 1)[1]
+                for v in (self.code_repo_credential, self.env_repo_credential)
+                if ":" in v and "\n" not in v.strip()
+            ),
+        ]
 
 
 class Ack(msgspec.Struct, tag="ack", kw_only=True):

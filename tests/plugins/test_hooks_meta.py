@@ -45,6 +45,9 @@ TESTED_BY: dict[str, list[str]] = {
         "tests/plugins/test_projects_api.py::test_task_submitted_with_work_item_shows_its_runs",
         "tests/plugins/test_research_api.py::test_runs_metrics_and_comparison",
     ],
+    "unidesk_project_member": [
+        "tests/core/test_secrets.py::test_project_secret_needs_membership_through_the_plugin",
+    ],
     "unidesk_attempt_data": [
         "tests/plugins/test_research_api.py::test_attempt_data_hook_stores_good_points_and_names_bad_ones",
         "tests/integration/test_metrics_flow.py::test_sweep_runs_report_metrics_through_the_agent",

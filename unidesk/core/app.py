@@ -46,6 +46,8 @@ from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, par
 from unidesk.core.problems import EXCEPTION_HANDLERS
 from unidesk.core.readiness import ready
 from unidesk.core.requestid import RequestIdMiddleware
+from unidesk.core.secrets.controllers import SecretController
+from unidesk.core.secrets.runtime import attach_secrets, install_keyring
 from unidesk.core.settings import Settings
 from unidesk.core.stats import stats
 from unidesk.core.storage.agent_api import AgentOutputController
@@ -109,6 +111,7 @@ def _local_agent(state: State) -> Any:
 COMPONENT_FACTORIES: list[Any] = [
     _ingress,
     attach_file_urls,
+    attach_secrets,
     _scheduler,
     _backup_schedule,
     _local_agent,
@@ -160,6 +163,7 @@ def create_app(
         checks.register("database", health_mod.database_check(state))
         checks.register("migrations", health_mod.migrations_check(state))
         install_storage(state)
+        install_keyring(state)
 
         async def event_stream() -> str | None:
             return state.event_hub.error
@@ -223,6 +227,7 @@ def create_app(
             ApiTokenController,
             NodeTokenController,
             TaskController,
+            SecretController,
             NodeController,
             EventController,
             LogController,

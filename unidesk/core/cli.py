@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = nts.add_parser("revoke", help="revoke a token")
     r.add_argument("token_id")
     sub.add_parser("settings", help="print every setting with its default")
+    sec = sub.add_parser("secrets", help="the secret store's key")
+    secs = sec.add_subparsers(dest="action", required=True)
+    secs.add_parser(
+        "rotate-key",
+        help="re-encrypt every secret under a new key (safe while servers run; "
+        "back the new key file up afterwards)",
+    )
     add_backup_parsers(sub)
     return p
 
@@ -137,6 +144,21 @@ def _node_token(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, go)
 
 
+def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    from unidesk.core.secrets.keyring import Keyring, key_file_path
+    from unidesk.core.secrets.rotation import rotate_key
+
+    keyring = Keyring(key_file_path(settings.secrets_key_file, settings.data_path))
+
+    async def go(sessions: Any) -> int:
+        key_id, count = await rotate_key(sessions, keyring, actor="cli:secrets")
+        print(f"new secret key {key_id} in {keyring.path}; {count} secret(s) re-encrypted")
+        print("back this key file up now: the old key is gone from it")
+        return 0
+
+    return _with_db(settings, go)
+
+
 def _first_admin_password(settings: Settings) -> Settings:
     """On a first start with no admin configured, generate a password and keep it in the data dir."""
     import msgspec
@@ -209,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             return _create_admin(settings, args.username, args.password_stdin)
         if command == "node-token":
             return _node_token(settings, args)
+        if command == "secrets":
+            return _secrets(settings, args)
         if command in ("backup", "restore"):
             return run_backup_command(settings, args)
         if command == "settings":

@@ -116,3 +116,13 @@ async def unidesk_attempt_data(
     implementations must be idempotent per seq. Raising ``UnideskError`` refuses the batch (it is
     logged and acknowledged, never retried); any other exception rolls the batch back and the
     agent resends it later. All implementations are awaited in order."""
+
+
+@hookspec
+async def unidesk_project_member(
+    session: AsyncSession, project: str, user_id: uuid.UUID
+) -> bool | None:
+    """Whether ``user_id`` is a member of ``project`` (the id the plugin gives its projects).
+    Used by the secret store for ``project:<id>/NAME`` secrets. Return True or False when this
+    plugin owns projects, None otherwise. The first implementation that answers (not None) wins;
+    with none, project secrets are refused."""

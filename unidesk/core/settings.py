@@ -152,6 +152,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backup_timeout_s: Annotated[
         float, Doc(description="Upper bound of one pg_dump or restore run, seconds.", gt=0)
     ] = 3600.0
+    secrets_key_file: Annotated[
+        str,
+        Doc(
+            description="AES key file of the secret store (mode 0600, made on first start); unset means <data_dir>/secrets.key. Not in any pg_dump: back it up separately; losing it makes every secret unreadable."
+        ),
+    ] = ""
     storage_backend: Annotated[
         Literal["local", "s3"],
         Doc(

@@ -296,13 +296,36 @@ async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -
     return m.seq
 
 
+async def _masked(session: AsyncSession, r: Report, a: AttemptRow, masks: Any) -> Report:
+    m = r.msg
+    if isinstance(m, protocol.LogChunk) or (isinstance(m, protocol.AttemptState) and m.message):
+        masker = await masks.masker(session, a.task_id)
+        if masker is not None:
+            if isinstance(m, protocol.LogChunk):
+                m = msgspec.structs.replace(m, data=masker.mask(m.data))
+            else:
+                m = msgspec.structs.replace(m, message=masker.mask(m.message or ""))
+            return msgspec.structs.replace(r, msg=m)
+    return r
+
+
 async def apply_report(
-    session: AsyncSession, r: Report, *, log_cap: int, plugins: Any = None, locked: bool = False
+    session: AsyncSession,
+    r: Report,
+    *,
+    log_cap: int,
+    plugins: Any = None,
+    locked: bool = False,
+    masks: Any = None,
 ) -> Any:
-    """Apply one report; ``locked`` when ``lock_batch`` already locked and loaded its rows."""
+    """Apply one report; ``locked`` when ``lock_batch`` already locked and loaded its rows.
+    With ``masks`` (the secret store's ``AttemptMasks``), secret values in log text and state
+    messages are masked again before anything is stored."""
     a = await _fenced_attempt(session, r, locked=locked)
     if a is None:
         return None
+    if masks is not None:
+        r = await _masked(session, r, a, masks)
     if isinstance(r.msg, protocol.Ack):
         return await _ack(session, r, a)
     if isinstance(r.msg, protocol.AttemptState):
@@ -330,8 +353,10 @@ class ReportWriter:
         log_cap: int,
         max_batch: int = 256,
         plugins: Any = None,
+        masks: Any = None,
     ) -> None:
         self._sessions = sessions
+        self._masks = masks
         self._log_cap = log_cap
         self._plugins = plugins
         self._max_batch = max_batch
@@ -365,7 +390,12 @@ class ReportWriter:
             defer_events(session)  # the batch's events go out in one INSERT and one NOTIFY
             results = [
                 await apply_report(
-                    session, r, log_cap=self._log_cap, plugins=self._plugins, locked=True
+                    session,
+                    r,
+                    log_cap=self._log_cap,
+                    plugins=self._plugins,
+                    locked=True,
+                    masks=self._masks,
                 )
                 for r in ordered
             ]

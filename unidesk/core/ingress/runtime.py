@@ -24,7 +24,10 @@ class IngressRuntime:
         self.instance_id = uuid.uuid4().hex[:16]
         self.connections = ConnectionTable(self.instance_id)
         self.reports = ReportWriter(
-            state.sessions, log_cap=settings.max_log_bytes_per_attempt, plugins=state.plugins
+            state.sessions,
+            log_cap=settings.max_log_bytes_per_attempt,
+            plugins=state.plugins,
+            masks=getattr(state, "secret_masks", None),
         )
         self.liveness = Liveness(
             state.sessions,

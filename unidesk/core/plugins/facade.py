@@ -171,6 +171,16 @@ class Plugins:
                 handled.append(name)
         return handled
 
+    async def project_member(self, session: Any, project: str, user_id: Any) -> bool | None:
+        """The first plugin's answer to "is this user a member of this project" (None: no plugin knows)."""
+        for name in self.loaded.names():
+            fn = getattr(self.pm.get_plugin(name), "unidesk_project_member", None)
+            if fn is not None:
+                answer = await fn(session=session, project=project, user_id=user_id)
+                if answer is not None:
+                    return bool(answer)
+        return None
+
     def info(self) -> PluginList:
         items = []
         for name in self.loaded.names():

@@ -8,9 +8,19 @@ from typing import Annotated, Any
 
 import msgspec
 
+from unidesk.core.secrets.schemas import SecretRef
 from unidesk.core.storage.schemas import OutputPattern, TaskInput
 
-__all__ = ["COMMIT_PATTERN", "Attempt", "Resources", "Task", "TaskCreate", "TaskPage", "TraceOut"]
+__all__ = [
+    "COMMIT_PATTERN",
+    "Attempt",
+    "Credentials",
+    "Resources",
+    "Task",
+    "TaskCreate",
+    "TaskPage",
+    "TraceOut",
+]
 
 COMMIT_PATTERN = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
 Commit = Annotated[
@@ -32,6 +42,27 @@ class Resources(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     memory_mb: Annotated[int, msgspec.Meta(ge=16, le=4 * 1024 * 1024)] = 512
     gpus: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
     labels: Labels = {}
+
+
+RegistryHost = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?$"
+    ),
+]
+
+
+class Credentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Secrets the node uses to fetch code and build the env (never put in the container)."""
+
+    code_repo: SecretRef | None = None
+    """For code_repo_url: an SSH private key (ssh://, user@host:path) or ``user:token`` / a token (https)."""
+    env_repo: SecretRef | None = None
+    """Same, for env_repo_url."""
+    known_hosts: SecretRef | None = None
+    """known_hosts lines for ssh fetches (else the node's own); host keys are always checked."""
+    registries: Annotated[dict[RegistryHost, SecretRef], msgspec.Meta(max_length=8)] = {}
+    """Registry host → ``user:password`` secret, used for the env build's FROM pulls only."""
 
 
 class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,6 +93,9 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Artifacts (id or name) mounted read-only in the container; pinned at submit."""
     outputs: Annotated[list[OutputPattern], msgspec.Meta(max_length=64)] = []
     """Paths or globs under /workspace/outputs uploaded as artifacts after a successful run."""
+    secrets: Annotated[dict[EnvKey, SecretRef], msgspec.Meta(max_length=64)] = {}
+    """Environment variable → secret reference; values reach only the attempt's container."""
+    credentials: Credentials = msgspec.field(default_factory=Credentials)
 
 
 class Attempt(msgspec.Struct, kw_only=True):
@@ -107,6 +141,8 @@ class Task(msgspec.Struct, kw_only=True):
     updated_at: datetime
     finished_at: datetime | None
     attempts: list[Attempt] | None = None
+    secrets: dict[str, str] = {}
+    """Environment variable → the secret reference it was given (names only, never values)."""
 
 
 class TaskPage(msgspec.Struct, kw_only=True):

@@ -19,6 +19,7 @@ from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append
 from unidesk.core.nodes.models import NodeRow
+from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
@@ -91,6 +92,7 @@ def task_out(
         updated_at=t.updated_at,
         finished_at=t.finished_at,
         attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
+        secrets={k: v["ref"] for k, v in (t.extra.get("secrets") or {}).items()},
     )
 
 
@@ -131,11 +133,49 @@ class TaskService:
             raise BadRequest("command: NUL bytes are not allowed", field="command")
         return list(data.command)
 
+    async def _secret_refs(self, data: schemas.TaskCreate, principal: Principal) -> dict[str, Any]:
+        """Check the submitter may use every secret the task names; the references to store."""
+        both = sorted(set(data.env) & set(data.secrets))
+        if both:
+            raise BadRequest(
+                f"secrets: {', '.join(both)} also set in env; name each variable once",
+                field="secrets",
+            )
+        for k in data.secrets:
+            check_env_name(k)
+        if not data.secrets and data.credentials == schemas.Credentials():
+            return {}
+        svc = SecretService(self.s, plugins=self.plugins)
+        out: dict[str, Any] = {}
+        if data.secrets:
+            out["secrets"] = {
+                env: await svc.resolve_ref(ref, principal, f"secrets.{env}")
+                for env, ref in sorted(data.secrets.items())
+            }
+        creds: dict[str, Any] = {}
+        c = data.credentials
+        for field in ("code_repo", "env_repo", "known_hosts"):
+            ref = getattr(c, field)
+            if ref is not None:
+                creds[field] = await svc.resolve_ref(ref, principal, f"credentials.{field}")
+        if c.registries:
+            creds["registries"] = {
+                host: await svc.resolve_ref(ref, principal, f"credentials.registries.{host}")
+                for host, ref in sorted(c.registries.items())
+            }
+        if creds:
+            out["credentials"] = creds
+        return out
+
     async def submit(
         self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
     ) -> schemas.Task:
         argv = self.validate(data)
-        extra = {**(extra or {}), **await resolve_task_files(self.s, data.inputs, data.outputs)}
+        extra = {
+            **(extra or {}),
+            **await resolve_task_files(self.s, data.inputs, data.outputs),
+            **await self._secret_refs(data, principal),
+        }
         row = TaskRow(
             id=uuid.uuid4(),
             name=data.name or shlex.join(argv)[:200],
@@ -366,5 +406,17 @@ class TaskService:
             retry_on_failure=old.retry_on_failure,
             extensions=dict(old.extra.get("extensions") or {}),
         )
-        kept = {k: v for k, v in old.extra.items() if k != "extensions"}
+        refs = old.extra.get("secrets") or {}
+        creds = old.extra.get("credentials") or {}
+        data.secrets = {env: r["ref"] for env, r in refs.items()}
+        data.credentials = schemas.Credentials(
+            code_repo=(creds.get("code_repo") or {}).get("ref"),
+            env_repo=(creds.get("env_repo") or {}).get("ref"),
+            known_hosts=(creds.get("known_hosts") or {}).get("ref"),
+            registries={h: r["ref"] for h, r in (creds.get("registries") or {}).items()},
+        )
+        # Secret references are re-checked (and re-resolved) for the user who retries.
+        kept = {
+            k: v for k, v in old.extra.items() if k not in ("extensions", "secrets", "credentials")
+        }
         return await self.submit(data, principal, extra={**kept, "retry_of": str(old.id)})

@@ -90,3 +90,16 @@ async def unidesk_task_submitting(
     from unidesk.plugins.projects.links import on_submit
 
     await on_submit(session, task_id, extensions, principal)
+
+
+@hookimpl
+async def unidesk_project_member(session: Any, project: str, user_id: Any) -> bool | None:
+    import uuid
+
+    from unidesk.plugins.projects.models import Member
+
+    try:
+        project_id = uuid.UUID(project)
+    except ValueError:
+        return False
+    return await session.get(Member, (project_id, user_id)) is not None

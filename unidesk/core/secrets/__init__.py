@@ -1,0 +1,1 @@
+"""The secret store: encrypted values, scopes, task references, and masking of their values."""
