@@ -378,6 +378,12 @@ class Agent:
 
     async def _run_dispatch(self, dispatch: Dispatch, run: AttemptRun) -> Outcome:
         """Ordinary tasks go to the runner (Docker); host.ssh maintenance only over SSH; nothing else."""
+        if dispatch.missing_secrets:
+            return Outcome(
+                reason="infra_error",
+                message="secret(s) no longer in the store (deleted since submit): "
+                + ", ".join(dispatch.missing_secrets),
+            )
         if dispatch.kind == "container":
             return await self.runner.run(dispatch, run)
         if dispatch.kind == "host.ssh" and self.maintenance is not None:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from unidesk.masking import SecretMasker
 from unidesk.protocol import AttemptRef, AttemptState, Dispatch
 
 from .logbuffer import AttemptLog
@@ -32,7 +33,9 @@ class AttemptRun:
         self.dispatch = dispatch
         """None for an attempt adopted after an agent restart (its container already runs)."""
         self.ref = ref
-        self.log_buffer = AttemptLog(ref.task_id, ref.attempt_no)
+        self.masker = SecretMasker(dispatch.secret_values() if dispatch is not None else [])
+        """Masks this attempt's secret values in its logs and its reports' messages."""
+        self.log_buffer = AttemptLog(ref.task_id, ref.attempt_no, self.masker)
         self.log_buffer.next_seq = first_log_seq
         self.last_state: AttemptState | None = None
         """The latest non-final state, re-sent after a reconnect."""
@@ -85,5 +88,5 @@ def final_state(run: AttemptRun, outcome: Outcome) -> AttemptState:
         phase=phase,
         exit_code=outcome.exit_code,
         reason=outcome.reason,
-        message=outcome.message,
+        message=run.masker.mask(outcome.message) if outcome.message else outcome.message,
     )

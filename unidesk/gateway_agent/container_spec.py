@@ -52,7 +52,7 @@ def ref_from_labels(labels: dict[str, str]) -> AttemptRef | None:
 
 
 def _env(dispatch: Dispatch) -> list[str]:
-    env = dict(dispatch.env)
+    env = {**dispatch.env, **dispatch.secret_env}
     for key, value in env.items():
         if not _ENV_KEY_RE.match(key) or "\x00" in value:
             raise PrepareFailed(f"environment variable {key[:80]!r} has a bad name or a NUL byte")

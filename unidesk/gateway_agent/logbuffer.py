@@ -6,6 +6,7 @@ import codecs
 import logging
 from typing import Literal
 
+from unidesk.masking import SecretMasker, StreamMasker
 from unidesk.protocol import LogChunk
 
 __all__ = ["CHUNK_BYTES", "FLUSH_INTERVAL_S", "MAX_UNACKED_BYTES", "AttemptLog"]
@@ -25,8 +26,11 @@ log = logging.getLogger(__name__)
 class AttemptLog:
     """Output of one attempt: pending bytes, then numbered chunks kept until the server acks."""
 
-    def __init__(self, task_id: str, attempt_no: int) -> None:
+    def __init__(self, task_id: str, attempt_no: int, masker: SecretMasker | None = None) -> None:
         self.task_id = task_id
+        self.masker = masker if masker else None
+        """Masks the attempt's secret values in every chunk before it is numbered (and sent)."""
+        self._maskers: dict[str, StreamMasker] = {}
         self.attempt_no = attempt_no
         self.next_seq = 1
         self._pending: list[tuple[Stream, bytearray]] = []
@@ -60,6 +64,8 @@ class AttemptLog:
         """Turn pending output into numbered chunks (kept as unacked) and return them.
 
         ``final`` also flushes the UTF-8 decoders, so a trailing partial character is not lost.
+        With a masker, each stream's last characters (possibly the start of a secret value) are
+        held back until the next cut, or sent masked at the final one.
         """
         chunks: list[LogChunk] = []
         for stream, data in self._pending:
@@ -67,17 +73,25 @@ class AttemptLog:
                 stream, codecs.getincrementaldecoder("utf-8")("replace")
             )
             for start in range(0, len(data), CHUNK_BYTES):
-                text = decoder.decode(bytes(data[start : start + CHUNK_BYTES]))
+                text = self._mask(stream, decoder.decode(bytes(data[start : start + CHUNK_BYTES])))
                 if text:
                     chunks.append(self._number(stream, text))
         self._pending.clear()
         self._pending_bytes = 0
         if final:
             for stream, decoder in self._decoders.items():
-                tail = decoder.decode(b"", final=True)
+                tail = self._mask(stream, decoder.decode(b"", final=True), final=True)
                 if tail:
                     chunks.append(self._number(stream, tail))  # type: ignore[arg-type]
         return chunks
+
+    def _mask(self, stream: str, text: str, *, final: bool = False) -> str:
+        if self.masker is None:
+            return text
+        masker = self._maskers.get(stream)
+        if masker is None:
+            masker = self._maskers[stream] = self.masker.stream()
+        return masker.feed(text, final=final)
 
     def _number(self, stream: Stream, text: str) -> LogChunk:
         chunk = LogChunk(
