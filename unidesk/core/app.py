@@ -84,7 +84,7 @@ def _ingress(state: State) -> Any:
 def _scheduler(state: State) -> Any:
     from unidesk.core.scheduler.service import Scheduler
 
-    scheduler = Scheduler(state.sessions)
+    scheduler = Scheduler(state.sessions, state.settings)
     state.event_hub.add_listener("scheduler", scheduler.on_events)
     state.scheduler_wake = scheduler.wake
     state.scheduler = scheduler

@@ -106,6 +106,43 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             le=1_000_000,
         ),
     ] = 1000
+    scheduler_batch: Annotated[
+        int,
+        Doc(description="Most tasks one scheduling pass assigns (passes repeat while full).", ge=1),
+    ] = 500
+    fairshare_half_life_h: Annotated[
+        float,
+        Doc(
+            description="Half-life of past usage in the fair-share ranking, hours.",
+            gt=0,
+        ),
+    ] = 24.0
+    fairshare_gpu_weight: Annotated[
+        float,
+        Doc(description="Fair-share charge of one GPU-hour, in CPU-hours.", ge=0),
+    ] = 10.0
+    fairshare_memory_gb_weight: Annotated[
+        float,
+        Doc(description="Fair-share charge of one GiB-hour of memory, in CPU-hours.", ge=0),
+    ] = 0.1
+    max_member_priority: Annotated[
+        int,
+        Doc(
+            description="Highest task priority a member may set; above it needs an admin (403).",
+            ge=-1000,
+            le=1000,
+        ),
+    ] = 100
+    retry_backoff_base_s: Annotated[
+        float,
+        Doc(
+            description="Delay before the first automatic retry, seconds; doubles per attempt.",
+            ge=0,
+        ),
+    ] = 10.0
+    retry_backoff_cap_s: Annotated[
+        float, Doc(description="Longest delay before an automatic retry, seconds.", ge=0)
+    ] = 600.0
     log_format: Annotated[
         Literal["auto", "json", "console"],
         Doc(description="Log rendering: JSON lines, console, or auto (console on a TTY)."),

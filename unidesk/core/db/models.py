@@ -6,6 +6,7 @@ from unidesk.core.events.models import Event
 from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.samples import NodeSampleRow
+from unidesk.core.scheduler.models import QuotaRow
 from unidesk.core.secrets.models import SecretRow
 from unidesk.core.storage.models import ArtifactRow
 from unidesk.core.tasks.models import AttemptRow, TaskRow
@@ -20,6 +21,7 @@ __all__ = [
     "NodeRow",
     "NodeSampleRow",
     "NodeToken",
+    "QuotaRow",
     "SecretRow",
     "TaskRow",
     "User",

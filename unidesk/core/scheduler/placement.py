@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from fnmatch import fnmatchcase
 
 import msgspec
 
@@ -11,6 +12,9 @@ __all__ = [
     "Demand",
     "NodeCapacity",
     "Placement",
+    "fits_now",
+    "gpu_matches",
+    "matching_free_gpus",
     "never_fits_reason",
     "place",
     "route_refusal",
@@ -33,6 +37,8 @@ class NodeCapacity(msgspec.Struct, kw_only=True):
     runtimes: list[str] = []
     accepts_work: bool = True
     """False while draining or unhealthy: only pinned host.ssh maintenance may still reach it."""
+    gpu_info: dict[int, tuple[str, int]] = {}
+    """GPU index -> (model, memory MB) as the agent detected them."""
 
 
 class Demand(msgspec.Struct, kw_only=True):
@@ -45,6 +51,11 @@ class Demand(msgspec.Struct, kw_only=True):
     pinned_node: uuid.UUID | None = None
     kind: str = "container"
     op: str = ""
+    gpu_model: str | None = None
+    """Shell-style pattern (case-insensitive) each assigned GPU's model must match."""
+    gpu_memory_mb: int | None = None
+    avoid_nodes: frozenset[uuid.UUID] = frozenset()
+    """Nodes that lost or failed an earlier attempt: chosen only if no other node could ever fit."""
 
 
 class Placement(msgspec.Struct, kw_only=True):
@@ -72,7 +83,31 @@ def route_refusal(d: Demand) -> str | None:
     return None
 
 
-def _fits_now(d: Demand, n: NodeCapacity) -> bool:
+def gpu_matches(d: Demand, n: NodeCapacity, index: int) -> bool:
+    """Whether GPU ``index`` of ``n`` has the model and memory ``d`` asks for."""
+    if d.gpu_model is None and d.gpu_memory_mb is None:
+        return True
+    model, memory = n.gpu_info.get(index, ("", 0))
+    if d.gpu_model is not None and not fnmatchcase(model.lower(), d.gpu_model.lower()):
+        return False
+    return d.gpu_memory_mb is None or memory >= d.gpu_memory_mb
+
+
+def matching_free_gpus(d: Demand, n: NodeCapacity) -> list[int]:
+    """Free GPU indices of ``n`` that ``d`` may use, lowest first."""
+    return sorted(g for g in n.free_gpu_indices if gpu_matches(d, n, g))
+
+
+def _gpus_fit(d: Demand, n: NodeCapacity) -> bool:
+    if d.gpus == 0:
+        return True
+    if d.gpus > len(n.free_gpu_indices):
+        return False
+    return len(matching_free_gpus(d, n)) >= d.gpus
+
+
+def fits_now(d: Demand, n: NodeCapacity) -> bool:
+    """Whether ``d`` fits the free capacity of ``n`` right now."""
     if route_refusal(d) is not None:
         return False
     if (
@@ -82,10 +117,10 @@ def _fits_now(d: Demand, n: NodeCapacity) -> bool:
     return n.accepts_work and (
         d.cpus <= n.free_cpus + 1e-9
         and d.memory_mb <= n.free_memory_mb
-        and d.gpus <= len(n.free_gpu_indices)
         and _labels_match(d.labels, n.labels)
         and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
         and (d.pinned_node is None or d.pinned_node == n.node_id)
+        and _gpus_fit(d, n)
     )
 
 
@@ -96,12 +131,12 @@ def place(demands: list[Demand], nodes: list[NodeCapacity]) -> tuple[list[Placem
     placed: list[Placement] = []
     left: list[Demand] = []
     for d in demands:
-        fitting = [n for n in nodes if _fits_now(d, n)]
+        fitting = [n for n in nodes if fits_now(d, n)]
         if not fitting:
             left.append(d)
             continue
         n = max(fitting, key=lambda x: (x.free_cpus - d.cpus, x.free_memory_mb, x.name))
-        gpus = sorted(n.free_gpu_indices)[: d.gpus]
+        gpus = matching_free_gpus(d, n)[: d.gpus]
         n.free_cpus -= d.cpus
         n.free_memory_mb -= d.memory_mb
         n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
@@ -145,8 +180,23 @@ def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
         return f"needs {d.memory_mb} MB memory; the largest matching node has {max(n.memory_mb for n in runtime_ok)} MB"
     if not any(len(n.gpu_indices) >= d.gpus for n in runtime_ok):
         return f"needs {d.gpus} GPUs; the largest matching node has {max(len(n.gpu_indices) for n in runtime_ok)}"
+
+    def usable(n: NodeCapacity) -> int:
+        return sum(1 for g in n.gpu_indices if gpu_matches(d, n, g))
+
+    if d.gpus and not any(usable(n) >= d.gpus for n in runtime_ok):
+        want = " ".join(
+            p
+            for p in (
+                f"model {d.gpu_model}" if d.gpu_model else "",
+                f"with at least {d.gpu_memory_mb} MB" if d.gpu_memory_mb else "",
+            )
+            if p
+        )
+        best = max(usable(n) for n in runtime_ok)
+        return f"needs {d.gpus} GPUs of {want}; the best matching node has {best}"
     if not any(
-        n.cpus + 1e-9 >= d.cpus and n.memory_mb >= d.memory_mb and len(n.gpu_indices) >= d.gpus
+        n.cpus + 1e-9 >= d.cpus and n.memory_mb >= d.memory_mb and usable(n) >= d.gpus
         for n in runtime_ok
     ):
         return "no single matching node has enough CPUs, memory and GPUs together"

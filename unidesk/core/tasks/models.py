@@ -63,12 +63,28 @@ class TaskRow(CreatedAt, Base):
     memory_mb: Mapped[int] = mapped_column(Integer, nullable=False, default=512)
     gpus: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
+    gpu_model: Mapped[str | None] = mapped_column(String(128))
+    """Shell-style pattern every assigned GPU's model must match (``A100*``); None: any."""
+    gpu_memory_mb: Mapped[int | None] = mapped_column(Integer)
+    """Least memory of each assigned GPU; None: any."""
+    expected_duration_s: Mapped[int | None] = mapped_column(Integer)
+    """The owner's estimate of the run time (reservations use it; else ``timeout_s``)."""
     timeout_s: Mapped[int] = mapped_column(Integer, nullable=False, default=3600)
     priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
     retry_on_failure: Mapped[bool] = mapped_column(nullable=False, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     attempt_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    pending_reason: Mapped[str | None] = mapped_column(String(32))
+    """Why a pending task waits (see ``unidesk.core.scheduler.reasons``); None once assigned."""
+    pending_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """Details of ``pending_reason`` (message, node, quota) for people."""
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A retried task is not scheduled before this instant (retry backoff)."""
+    avoid_node_ids: Mapped[list[str]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb")
+    )
+    """Nodes that lost or failed an earlier attempt: used only when no other node could run it."""
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

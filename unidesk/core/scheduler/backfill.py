@@ -1,0 +1,389 @@
+"""Pure pass planning: fair-share order, backfill, one reservation, quotas. No I/O here.
+
+Pending tasks come grouped by owner and resource shape (a ``Group`` holds the best few
+tasks of one owner with one shape, best first). ``plan_pass`` walks them in rank order:
+
+1. The owner with the smallest fair-share key goes next (``shares``: decayed usage plus
+   committed running work, see ``shares.py``); a placed task adds its expected charge to its
+   owner's key, so one pass interleaves owners instead of serving one owner entirely.
+2. Within an owner, higher priority first, then older (lower ``seq``).
+3. A task that fits a node now is placed there (the node with the most CPUs left over),
+   unless that node is reserved (below) and the task would still run when the reserved task
+   is expected to start, or it lost/failed an earlier attempt there while another node could run it.
+4. The first task in rank order that could run on some node but not now gets a reservation:
+   the node where it is expected to start soonest (running attempts end at start + estimate,
+   estimate = ``expected_duration_s`` else ``timeout_s``). Later tasks go there only if they
+   are expected to end before that start (backfill), else they wait ``held_for_reservation``.
+5. A task that fits nothing never blocks one that fits: it is only given its reason.
+
+Capacity only shrinks during a pass, so a shape that failed once fails for the rest of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from unidesk.core.scheduler import reasons
+from unidesk.core.scheduler.placement import (
+    Demand,
+    NodeCapacity,
+    fits_now,
+    matching_free_gpus,
+    never_fits_reason,
+)
+
+__all__ = [
+    "Candidate",
+    "Group",
+    "Held",
+    "Plan",
+    "Quota",
+    "Reservation",
+    "Running",
+    "Verdict",
+    "charge_rate",
+    "plan_pass",
+    "quota_excess",
+    "shape_key",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: uuid.UUID
+    priority: int
+    seq: int
+    estimate_s: float
+    pending_reason: str | None = None
+
+
+@dataclass
+class Group:
+    """Pending tasks of one owner with one shape; ``candidates`` are the best few, best first."""
+
+    owner: uuid.UUID | None
+    demand: Demand
+    count: int
+    key: Any = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass
+class Running:
+    node_id: uuid.UUID
+    cpus: float
+    memory_mb: int
+    gpu_indices: list[int]
+    ends_in_s: float
+
+
+@dataclass(frozen=True)
+class Quota:
+    max_gpus: int | None = None
+    max_cpus: float | None = None
+    max_memory_mb: int | None = None
+
+
+@dataclass
+class Held:
+    """What one owner's active attempts hold now (quotas count this)."""
+
+    cpus: float = 0.0
+    memory_mb: int = 0
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    task_id: uuid.UUID
+    node_id: uuid.UUID
+    node_name: str
+    starts_in_s: float
+    demand: Demand
+
+
+@dataclass
+class Assignment:
+    task_id: uuid.UUID
+    node_id: uuid.UUID
+    node_name: str
+    gpu_indices: list[int]
+    avoided: list[uuid.UUID]
+
+
+@dataclass
+class Plan:
+    placements: list[Assignment] = field(default_factory=list)
+    group_verdicts: dict[int, Verdict] = field(default_factory=dict)
+    """Index into ``groups`` -> the reason of every one of its tasks not placed this pass."""
+    task_verdicts: dict[uuid.UUID, Verdict] = field(default_factory=dict)
+    """Overrides for single tasks (the reserved one)."""
+    reservation: Reservation | None = None
+
+
+def shape_key(d: Demand) -> tuple[Any, ...]:
+    """Everything that decides where a task may run; tasks with one key place alike."""
+    return (
+        d.cpus,
+        d.memory_mb,
+        d.gpus,
+        tuple(sorted(d.labels.items())),
+        d.runtime,
+        d.pinned_node,
+        d.kind,
+        d.op,
+        d.gpu_model,
+        d.gpu_memory_mb,
+        d.avoid_nodes,
+    )
+
+
+def charge_rate(d: Demand, *, gpu_weight: float, memory_gb_weight: float) -> float:
+    """Fair-share charge per second of running ``d``: CPUs + weighted GPUs and memory (GiB)."""
+    return d.cpus + d.gpus * gpu_weight + d.memory_mb / 1024 * memory_gb_weight
+
+
+def quota_excess(quota: Quota | None, held: Held, d: Demand) -> str | None:
+    """Why starting ``d`` now would exceed the owner's quota; None if it would not."""
+    if quota is None:
+        return None
+    checks = (
+        ("GPUs", quota.max_gpus, held.gpus, d.gpus),
+        ("CPUs", quota.max_cpus, held.cpus, d.cpus),
+        ("MB memory", quota.max_memory_mb, held.memory_mb, d.memory_mb),
+    )
+    for what, limit, used, want in checks:
+        if limit is None or want == 0:
+            continue
+        if want > limit + 1e-9:
+            return f"needs {want:g} {what}; the owner's quota allows {limit:g}"
+        if used + want > limit + 1e-9:
+            return f"owner holds {used:g} of {limit:g} {what}; this task needs {want:g} more"
+    return None
+
+
+def _idle(n: NodeCapacity) -> NodeCapacity:
+    return NodeCapacity(
+        node_id=n.node_id,
+        name=n.name,
+        labels=n.labels,
+        cpus=n.cpus,
+        memory_mb=n.memory_mb,
+        gpu_indices=n.gpu_indices,
+        free_cpus=n.cpus,
+        free_memory_mb=n.memory_mb,
+        free_gpu_indices=list(n.gpu_indices),
+        runtimes=n.runtimes,
+        accepts_work=n.accepts_work,
+        gpu_info=n.gpu_info,
+    )
+
+
+def _without_avoid(d: Demand) -> Demand:
+    return msgspec.structs.replace(d, avoid_nodes=frozenset())
+
+
+def _starts_in(d: Demand, n: NodeCapacity, running: list[Running]) -> float | None:
+    """When ``d`` is expected to fit ``n`` as its running attempts end; None: not by their ends."""
+    probe = msgspec.structs.replace(n, free_gpu_indices=list(n.free_gpu_indices))
+    if fits_now(d, probe):
+        return 0.0
+    for r in sorted(running, key=lambda r: r.ends_in_s):
+        probe.free_cpus += r.cpus
+        probe.free_memory_mb += r.memory_mb
+        probe.free_gpu_indices = sorted({*probe.free_gpu_indices, *r.gpu_indices})
+        if fits_now(d, probe):
+            return max(0.0, r.ends_in_s)
+    return None
+
+
+def _would_delay(res: Reservation, d: Demand, n: NodeCapacity, running: list[Running]) -> bool:
+    """Whether ``d`` on ``n``, still running at the reserved start, leaves too little for it."""
+    taken = matching_free_gpus(d, n)[: d.gpus]
+    probe = msgspec.structs.replace(
+        n,
+        free_cpus=n.free_cpus - d.cpus,
+        free_memory_mb=n.free_memory_mb - d.memory_mb,
+        free_gpu_indices=[g for g in n.free_gpu_indices if g not in taken],
+    )
+    for r in running:
+        if r.ends_in_s <= res.starts_in_s:
+            probe.free_cpus += r.cpus
+            probe.free_memory_mb += r.memory_mb
+            probe.free_gpu_indices = sorted({*probe.free_gpu_indices, *r.gpu_indices})
+    return not fits_now(res.demand, probe)
+
+
+def plan_pass(
+    groups: list[Group],
+    nodes: list[NodeCapacity],
+    *,
+    running: list[Running],
+    shares: dict[uuid.UUID | None, float],
+    quotas: dict[uuid.UUID | None, Quota],
+    held: dict[uuid.UUID | None, Held],
+    gpu_weight: float = 10.0,
+    memory_gb_weight: float = 0.1,
+    charge_horizon_s: float = 86400.0,
+    limit: int = 500,
+) -> Plan:
+    """Decide this pass: which tasks go where, the one reservation, and every group's reason.
+
+    ``nodes`` carry free capacity and are consumed as tasks are placed; ``running`` lists active
+    attempts (for reservations); ``shares`` the owners' fair-share keys (smaller goes first);
+    ``held`` what each owner's active attempts hold (for quotas). At most ``limit`` placements."""
+    plan = Plan()
+    idle = [_idle(n) for n in nodes]
+    by_node = {n.node_id: n for n in nodes}
+    running_on: dict[uuid.UUID, list[Running]] = {}
+    for r in running:
+        running_on.setdefault(r.node_id, []).append(r)
+    max_cpus = max((n.free_cpus for n in nodes if n.accepts_work), default=0.0)
+    max_mem = max((n.free_memory_mb for n in nodes if n.accepts_work), default=0)
+    max_gpus = max((len(n.free_gpu_indices) for n in nodes if n.accepts_work), default=0)
+    never: dict[Any, str | None] = {}
+    failed: dict[Any, Verdict] = {}
+    share = dict(shares)
+    held = {k: Held(v.cpus, v.memory_mb, v.gpus) for k, v in held.items()}
+
+    # Per owner, a heap of its groups' next candidates: (-priority, seq, group index, position).
+    per_owner: dict[uuid.UUID | None, list[tuple[int, int, int, int]]] = {}
+    for gi, g in enumerate(groups):
+        key = g.key if g.key is not None else shape_key(g.demand)
+        g.key = key
+        if key not in never:
+            never[key] = never_fits_reason(_without_avoid(g.demand), idle)
+        if never[key] is not None:
+            plan.group_verdicts[gi] = Verdict(reasons.NO_NODE_FITS, {"message": never[key]})
+            continue
+        if g.candidates:
+            c = g.candidates[0]
+            per_owner.setdefault(g.owner, []).append((-c.priority, c.seq, gi, 0))
+    owners: list[tuple[float, str, uuid.UUID | None]] = []
+    for owner, heap in per_owner.items():
+        heapq.heapify(heap)
+        owners.append((share.get(owner, 0.0), str(owner), owner))
+    heapq.heapify(owners)
+
+    while owners and len(plan.placements) < limit:
+        _, tiebreak, owner = heapq.heappop(owners)
+        heap = per_owner[owner]
+        _, _, gi, pos = heapq.heappop(heap)
+        g = groups[gi]
+        c = g.candidates[pos]
+        d = msgspec.structs.replace(g.demand, task_id=c.task_id)
+        verdict = failed.get(g.key)
+        placed = None
+        if verdict is None:
+            excess = quota_excess(quotas.get(owner), held.setdefault(owner, Held()), d)
+            if excess is not None:
+                verdict = Verdict(reasons.OVER_QUOTA, {"message": excess})
+            else:
+                placed, verdict = _try_place(
+                    d, c, nodes, idle, plan, running_on, by_node, (max_cpus, max_mem, max_gpus)
+                )
+                if verdict is not None and verdict.code == reasons.WAITING_FOR_RESOURCES:
+                    failed[g.key] = verdict
+        if placed is not None:
+            plan.placements.append(placed)
+            h = held[owner]
+            h.cpus += d.cpus
+            h.memory_mb += d.memory_mb
+            h.gpus += d.gpus
+            running_on.setdefault(placed.node_id, []).append(
+                Running(placed.node_id, d.cpus, d.memory_mb, placed.gpu_indices, c.estimate_s)
+            )
+            rate = charge_rate(d, gpu_weight=gpu_weight, memory_gb_weight=memory_gb_weight)
+            share[owner] = share.get(owner, 0.0) + rate * min(c.estimate_s, charge_horizon_s)
+            if pos + 1 < len(g.candidates):
+                nxt = g.candidates[pos + 1]
+                heapq.heappush(heap, (-nxt.priority, nxt.seq, gi, pos + 1))
+            elif g.count > len(g.candidates):
+                plan.group_verdicts[gi] = Verdict(reasons.WAITING_FOR_RESOURCES)
+        else:
+            assert verdict is not None
+            plan.group_verdicts[gi] = verdict
+            if verdict.code == reasons.HELD_FOR_RESERVATION and pos + 1 < len(g.candidates):
+                nxt = g.candidates[pos + 1]  # a shorter one of the same shape may still backfill
+                heapq.heappush(heap, (-nxt.priority, nxt.seq, gi, pos + 1))
+            if plan.reservation is not None and plan.reservation.task_id == c.task_id:
+                plan.task_verdicts[c.task_id] = Verdict(
+                    reasons.WAITING_FOR_RESOURCES,
+                    {
+                        "reserved_node": plan.reservation.node_name,
+                        "expected_start_in_s": round(plan.reservation.starts_in_s),
+                    },
+                )
+        if heap:
+            heapq.heappush(owners, (share.get(owner, 0.0), tiebreak, owner))
+    return plan
+
+
+def _try_place(
+    d: Demand,
+    c: Candidate,
+    nodes: list[NodeCapacity],
+    idle: list[NodeCapacity],
+    plan: Plan,
+    running_on: dict[uuid.UUID, list[Running]],
+    by_node: dict[uuid.UUID, NodeCapacity],
+    maxima: tuple[float, int, int],
+) -> tuple[Assignment | None, Verdict | None]:
+    """Place ``d`` now if a node allows it; else the reason, taking the reservation if free."""
+    fitting: list[NodeCapacity] = []
+    if d.runtime == "host.ssh" or (
+        d.cpus <= maxima[0] + 1e-9 and d.memory_mb <= maxima[1] and d.gpus <= maxima[2]
+    ):
+        fitting = [n for n in nodes if fits_now(d, n)]
+    res = plan.reservation
+    allowed = [
+        n
+        for n in fitting
+        if res is None
+        or n.node_id != res.node_id
+        or c.estimate_s <= res.starts_in_s
+        or not _would_delay(res, d, n, running_on.get(n.node_id, []))
+    ]
+    avoided: list[uuid.UUID] = []
+    if d.avoid_nodes and allowed:
+        others = [n for n in allowed if n.node_id not in d.avoid_nodes]
+        if others:
+            avoided = sorted({n.node_id for n in allowed} - {n.node_id for n in others})
+            allowed = others
+        elif never_fits_reason(d, [n for n in idle if n.node_id not in d.avoid_nodes]) is None:
+            # Another node could run it: wait for one rather than go back where it failed.
+            return None, Verdict(
+                reasons.WAITING_FOR_RESOURCES,
+                {"avoiding": sorted(by_node[n].name for n in d.avoid_nodes if n in by_node)},
+            )
+    if allowed:
+        n = max(allowed, key=lambda x: (x.free_cpus - d.cpus, x.free_memory_mb, x.name))
+        gpus = matching_free_gpus(d, n)[: d.gpus]
+        n.free_cpus -= d.cpus
+        n.free_memory_mb -= d.memory_mb
+        n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
+        return Assignment(d.task_id, n.node_id, n.name, gpus, avoided), None
+    if fitting and res is not None:
+        return None, Verdict(reasons.HELD_FOR_RESERVATION, {"node": res.node_name})
+    if res is None:
+        best: tuple[float, str, NodeCapacity] | None = None
+        for n in nodes:
+            if n.node_id in d.avoid_nodes or not fits_now(d, _idle(n)):
+                continue
+            t = _starts_in(d, n, running_on.get(n.node_id, []))
+            if t is not None and (best is None or (t, n.name) < best[:2]):
+                best = (t, n.name, n)
+        if best is not None:
+            plan.reservation = Reservation(d.task_id, best[2].node_id, best[2].name, best[0], d)
+    return None, Verdict(reasons.WAITING_FOR_RESOURCES)
