@@ -4,14 +4,16 @@ users, online node rows, pending tasks (each with its event), and attempts ended
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.auth.models import User
 from unidesk.core.events.writer import NewEvent, append_many
 from unidesk.core.nodes.models import NodeRow
+from unidesk.core.scheduler.models import QuotaRow
 from unidesk.core.tasks.models import AttemptRow, TaskRow
 from unidesk.core.tasks.policy import apply_attempt_end
 from unidesk.core.tasks.transitions import move_attempt, task_event
@@ -155,6 +157,13 @@ class SimCluster:
         """Let every retry backoff expire now."""
         async with self.sessions() as s:
             await s.execute(
-                update(TaskRow).where(TaskRow.not_before.is_not(None)).values(not_before=None)
+                update(TaskRow)
+                .where(TaskRow.not_before.is_not(None))
+                .values(not_before=func.now() - timedelta(seconds=1))
             )
+            await s.commit()
+
+    async def quota(self, user: uuid.UUID, **limits: Any) -> None:
+        async with self.sessions() as s:
+            s.add(QuotaRow(user_id=user, **limits))
             await s.commit()

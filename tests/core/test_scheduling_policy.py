@@ -15,6 +15,7 @@ from unidesk.core.db.engine import make_engine, make_sessionmaker
 from unidesk.core.events.models import Event
 from unidesk.core.scheduler.service import Scheduler
 from unidesk.core.settings import Settings
+from unidesk.core.tasks.models import AttemptRow
 
 
 @pytest.fixture
@@ -94,3 +95,115 @@ async def test_reservation_keeps_long_small_tasks_off_the_node_a_big_task_waits_
     assert (await sim.task(big)).state == "assigned"
     assert (await sim.task(long_small)).state == "pending"
     assert (await sim.task(running)).state == "succeeded"
+
+
+async def test_fair_share_the_second_user_starts_within_one_turnover(sim: SimCluster) -> None:
+    alice, bob = await sim.user("alice"), await sim.user("bob")
+    await sim.nodes(2, cpus=1)
+    sweep = await sim.tasks(200, alice, priority=50)  # queued first, and at a higher priority
+    sched = scheduler(sim)
+    assert await sched.run_pass() == 2
+    [single] = await sim.tasks(1, bob)
+    assert await sched.run_pass() == 0
+    assert (await sim.task(single)).pending_reason == "waiting_for_resources"
+    await sim.end((await sim.active())[0])  # one task turnover
+    assert await sched.run_pass() == 1
+    assert (await sim.task(single)).state == "assigned"
+    states = await sim.states(sweep)
+    assert sum(1 for s in states.values() if s != "pending") == 2
+
+
+async def test_one_pass_interleaves_users_with_equal_shares(sim: SimCluster) -> None:
+    alice, bob = await sim.user("alice"), await sim.user("bob")
+    await sim.nodes(2, cpus=2)
+    a = await sim.tasks(30, alice)
+    b = await sim.tasks(30, bob)
+    assert await scheduler(sim).run_pass() == 4
+    sa, sb = await sim.states(a), await sim.states(b)
+    assert list(sa.values()).count("assigned") == 2 and list(sb.values()).count("assigned") == 2
+
+
+async def test_quota_holds_and_the_task_says_over_quota(sim: SimCluster) -> None:
+    alice, bob = await sim.user("alice"), await sim.user("bob")
+    gpus = [{"index": i, "model": "A100", "memory_mb": 81920} for i in range(2)]
+    await sim.nodes(1, cpus=8, gpus=gpus)
+    await sim.quota(alice, max_gpus=1)
+    mine = await sim.tasks(3, alice, gpus=1)
+    [too_big] = await sim.tasks(1, alice, gpus=2, priority=-1)
+    sched = scheduler(sim)
+    assert await sched.run_pass() == 1
+    [theirs] = await sim.tasks(1, bob, gpus=1)
+    assert await sched.run_pass() == 1
+    assert (await sim.task(theirs)).state == "assigned"
+    waiting = [await sim.task(t) for t in mine if (await sim.task(t)).state == "pending"]
+    assert len(waiting) == 2 and {t.pending_reason for t in waiting} == {"over_quota"}
+    assert "holds 1 of 1 GPUs" in waiting[0].pending_detail["message"]
+    big = await sim.task(too_big)
+    assert big.pending_reason == "over_quota"
+    assert "quota allows 1" in big.pending_detail["message"]
+
+
+async def test_retry_waits_out_its_backoff_then_avoids_the_node_that_lost_it(
+    sim: SimCluster,
+) -> None:
+    alice = await sim.user("alice")
+    await sim.nodes(2, cpus=2)
+    [task] = await sim.tasks(1, alice)
+    sched = scheduler(sim, retry_backoff_base_s=60, retry_backoff_cap_s=120)
+    assert await sched.run_pass() == 1
+    [first] = await sim.active()
+    await sim.end(first, "node_lost")
+    assert await sched.run_pass() == 0
+    row = await sim.task(task)
+    assert row.state == "pending" and row.pending_reason == "retry_backoff"
+    assert row.not_before is not None and row.avoid_node_ids == [str(first.node_id)]
+    await sim.age_backoff()
+    assert await sched.run_pass() == 1
+    [second] = await sim.active()
+    assert second.attempt_no == 2 and second.node_id != first.node_id
+    async with sim.sessions() as s:
+        evs = (
+            await s.execute(
+                select(Event.kind, Event.payload)
+                .where(Event.subject_id == str(task))
+                .order_by(Event.id)
+            )
+        ).all()
+    retried = next(p for k, p in evs if k == "task.retried")
+    assert retried["avoid_nodes"][0]["node"] == first.node_name
+    assert "node_lost" in retried["avoid_nodes"][0]["why"]
+    assigned = [p for k, p in evs if k == "task.assigned"][-1]
+    assert assigned["avoided_node_ids"] == [str(first.node_id)]
+    assert any(k == "task.waiting" and p.get("until") for k, p in evs)
+
+
+async def test_retry_goes_back_to_the_only_node_that_can_run_it(sim: SimCluster) -> None:
+    alice = await sim.user("alice")
+    await sim.nodes(1, cpus=2)
+    [task] = await sim.tasks(1, alice)
+    sched = scheduler(sim, retry_backoff_base_s=0)
+    assert await sched.run_pass() == 1
+    [first] = await sim.active()
+    await sim.end(first, "infra_error")
+    assert await sched.run_pass() == 1
+    assert (await sim.task(task)).attempt_count == 2
+
+
+async def test_gpu_model_and_memory_matching(sim: SimCluster) -> None:
+    alice = await sim.user("alice")
+    a100 = [{"index": i, "model": "NVIDIA A100-SXM4-80GB", "memory_mb": 81920} for i in range(2)]
+    rtx = [{"index": i, "model": "NVIDIA GeForce RTX 4090", "memory_mb": 24564} for i in range(2)]
+    await sim.nodes(1, prefix="a100", cpus=8, gpus=a100)
+    await sim.nodes(1, prefix="rtx", cpus=8, gpus=rtx)
+    [by_model] = await sim.tasks(1, alice, gpus=1, gpu_model="*a100*")
+    [by_memory] = await sim.tasks(1, alice, gpus=1, gpu_memory_mb=40000)
+    [any_gpu] = await sim.tasks(1, alice, gpus=2, gpu_model="*RTX*")
+    [h100] = await sim.tasks(1, alice, gpus=1, gpu_model="*H100*")
+    assert await scheduler(sim).run_pass() == 3
+    async with sim.sessions() as s:
+        nodes = dict((await s.execute(select(AttemptRow.task_id, AttemptRow.node_name))).all())
+    assert nodes[by_model] == "a100-0000" and nodes[by_memory] == "a100-0000"
+    assert nodes[any_gpu] == "rtx-0000"
+    row = await sim.task(h100)
+    assert row.pending_reason == "no_node_fits"
+    assert "model *H100*" in (row.unschedulable_reason or "")

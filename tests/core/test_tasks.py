@@ -32,7 +32,14 @@ async def test_submit_then_get_list_and_trace(
     assert task["owner"] == "admin"
     assert task["code_commit_id"] == SHA_A and task["env_commit_id"] == SHA_B
     assert task["command"] == ["python", "train.py", "--epochs", "1"]
-    assert task["resources"] == {"cpus": 1.0, "memory_mb": 256, "gpus": 0, "labels": {}}
+    assert task["resources"] == {
+        "cpus": 1.0,
+        "memory_mb": 256,
+        "gpus": 0,
+        "labels": {},
+        "gpu_model": None,
+        "gpu_memory_mb": None,
+    }
     assert (task["priority"], task["timeout_s"], task["max_attempts"], task["attempt_count"]) == (
         5,
         60,

@@ -55,6 +55,7 @@ from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
 from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
+from unidesk.core.scheduler.controllers import QuotaController, UsageController
 from unidesk.core.tasks.controllers import TaskController
 from unidesk.core.webui import serve_ui
 
@@ -229,6 +230,8 @@ def create_app(
             TaskController,
             SecretController,
             NodeController,
+            QuotaController,
+            UsageController,
             EventController,
             LogController,
             node_samples,

@@ -262,9 +262,11 @@ class Scheduler:
 
     async def _assign(self, session: AsyncSession) -> int:
         s = self.settings
-        await self._start_backoffs(session)
+        backoffs = await self._start_backoffs(session)
         group_rows = (await session.execute(_GROUPS_SQL)).all()
         if not group_rows:
+            if backoffs:
+                await append_many(session, backoffs)
             return 0
         all_nodes = (
             await session.scalars(select(NodeRow).where(*_SCHEDULABLE).order_by(NodeRow.name))
@@ -318,17 +320,30 @@ class Scheduler:
             limit=self.batch,
         )
         self.last_plan = plan
-        events = await self._write_assignments(session, plan)
+        events = backoffs + await self._write_assignments(session, plan)
         events += await self._write_reasons(session, plan, groups, lims)
         if events:
             await append_many(session, events)
         return len(plan.placements)
 
-    async def _start_backoffs(self, session: AsyncSession) -> None:
+    async def _start_backoffs(self, session: AsyncSession) -> list[NewEvent]:
+        """Retried tasks wait base·2^(attempts-1) seconds (capped) from their retry."""
         s = self.settings
-        await session.execute(
-            _BACKOFF_SQL, {"base": s.retry_backoff_base_s, "cap": s.retry_backoff_cap_s}
-        )
+        rows = (
+            await session.execute(
+                _BACKOFF_SQL, {"base": s.retry_backoff_base_s, "cap": s.retry_backoff_cap_s}
+            )
+        ).all()
+        return [
+            task_event(
+                task_id,
+                "task.waiting",
+                "system:scheduler",
+                pending_reason=reasons.RETRY_BACKOFF,
+                until=until.isoformat(),
+            )
+            for task_id, until in rows
+        ]
 
     async def _running(
         self, session: AsyncSession, nodes: list[NodeCapacity]

@@ -8,6 +8,7 @@ module turns them into decisions (retry, fail, succeed, cancel), each its own ev
     exit_nonzero / timed_out  failed, or pending again if retry_on_failure and attempts remain
     infra_error               pending again while attempts remain (another node may work), else failed
     node_lost                 pending again while attempts remain, else failed
+    (a retry waits ``retry_backoff`` and avoids the node the attempt ended on: scheduler/)
     anything, while the task is cancelling   cancelled
 """
 
@@ -18,7 +19,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.tasks.models import TaskRow
+from unidesk.core.tasks.models import AttemptRow, TaskRow
 from unidesk.core.tasks.transitions import move_task, task_event
 
 __all__ = ["ACTIVE_TASK_STATES", "apply_attempt_end"]
@@ -74,6 +75,27 @@ async def apply_attempt_end(
         reason in ("exit_nonzero", "timed_out") and task.retry_on_failure
     )
     if retryable and attempt_no < task.max_attempts:
+        # The retry waits out a backoff (the scheduler sets ``not_before`` from its settings)
+        # and avoids the node this attempt ended on while another node could run it.
+        node = (
+            await session.execute(
+                select(AttemptRow.node_id, AttemptRow.node_name).where(
+                    AttemptRow.task_id == task_id, AttemptRow.attempt_no == attempt_no
+                )
+            )
+        ).first()
+        avoid = list(task.avoid_node_ids or [])
+        avoided = []
+        if node is not None and node.node_id is not None:
+            if str(node.node_id) not in avoid:
+                avoid.append(str(node.node_id))
+            avoided.append(
+                {
+                    "node_id": str(node.node_id),
+                    "node": node.node_name,
+                    "why": f"attempt {attempt_no} {reason}",
+                }
+            )
         await move_task(
             session,
             task_id,
@@ -81,7 +103,18 @@ async def apply_attempt_end(
             to="pending",
             reason=None,
             message=f"attempt {attempt_no} ended ({reason}); retrying",
-            event=task_event(task_id, "task.retried", actor, **detail, next_attempt=attempt_no + 1),
+            pending_reason="retry_backoff",
+            pending_detail={"avoiding": [a["node"] for a in avoided]},
+            not_before=None,
+            avoid_node_ids=avoid,
+            event=task_event(
+                task_id,
+                "task.retried",
+                actor,
+                **detail,
+                next_attempt=attempt_no + 1,
+                avoid_nodes=avoided,
+            ),
         )
         return "pending"
     why = {

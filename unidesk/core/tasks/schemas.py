@@ -15,6 +15,7 @@ __all__ = [
     "COMMIT_PATTERN",
     "Attempt",
     "Credentials",
+    "ResourceRequest",
     "Resources",
     "Task",
     "TaskCreate",
@@ -42,6 +43,22 @@ class Resources(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     memory_mb: Annotated[int, msgspec.Meta(ge=16, le=4 * 1024 * 1024)] = 512
     gpus: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
     labels: Labels = {}
+    gpu_model: (
+        Annotated[
+            str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9 ._*?\[\]-]+$")
+        ]
+        | None
+    ) = None
+    """Shell-style pattern each assigned GPU's model must match, case-insensitive (``A100*``)."""
+    gpu_memory_mb: Annotated[int, msgspec.Meta(ge=1, le=16 * 1024 * 1024)] | None = None
+    """Least memory of each assigned GPU, MB."""
+
+
+class ResourceRequest(Resources, kw_only=True, forbid_unknown_fields=True):
+    """Resources as submitted: also accepts the ``gpu`` shorthand."""
+
+    gpu: Annotated[str, msgspec.Meta(min_length=1, max_length=160)] | None = None
+    """Shorthand ``MODEL[:<n>GB][:COUNT]`` (dstack-like, e.g. ``A100:80GB:2``)."""
 
 
 RegistryHost = Annotated[
@@ -79,8 +96,10 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     )
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     env: Annotated[dict[EnvKey, EnvValue], msgspec.Meta(max_length=256)] = {}
-    resources: Resources = msgspec.field(default_factory=Resources)
+    resources: ResourceRequest = msgspec.field(default_factory=ResourceRequest)
     timeout_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] = 3600
+    expected_duration_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] | None = None
+    """Your estimate of the run time (at most ``timeout_s``): reservations and backfill use it."""
     priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     retry_on_failure: bool = False
@@ -132,10 +151,20 @@ class Task(msgspec.Struct, kw_only=True):
     env: dict[str, str]
     resources: Resources
     timeout_s: int
+    expected_duration_s: int | None
     priority: int
     max_attempts: int
     retry_on_failure: bool
     attempt_count: int
+    pending_reason: str | None
+    """Why a pending task waits: no_node_fits, waiting_for_resources, over_quota,
+    held_for_reservation or retry_backoff (None when not pending or not yet considered)."""
+    pending_detail: dict[str, Any] | None
+    ranked_ahead: int | None
+    """Waiting tasks ranked ahead of this one (only for waiting_for_resources and held)."""
+    not_before: datetime | None
+    """A retry waiting in backoff starts no earlier than this."""
+    avoid_node_ids: list[str]
     extra: dict[str, Any]
     created_at: datetime
     updated_at: datetime

@@ -20,12 +20,18 @@ from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.secrets.services import SecretService
+from unidesk.core.scheduler.queue import ranked_ahead
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
 from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, AttemptRow, TaskRow
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
-from unidesk.core.tasks.validation import check_dockerfile_path, check_env_name, check_repo_url
+from unidesk.core.tasks.validation import (
+    check_dockerfile_path,
+    check_env_name,
+    check_repo_url,
+    parse_gpu_shorthand,
+)
 from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
 
 __all__ = ["TASK_STATES", "TaskService", "attempt_out", "task_out"]
@@ -61,7 +67,10 @@ def attempt_out(a: AttemptRow) -> schemas.Attempt:
 
 
 def task_out(
-    t: TaskRow, owner: str | None, attempts: Sequence[AttemptRow] | None = None
+    t: TaskRow,
+    owner: str | None,
+    attempts: Sequence[AttemptRow] | None = None,
+    ranked_ahead: int | None = None,
 ) -> schemas.Task:
     return schemas.Task(
         id=t.id,
@@ -79,20 +88,35 @@ def task_out(
         dockerfile_path=t.dockerfile_path,
         command=list(t.command),
         env=dict(t.env),
-        resources=schemas.Resources(
-            cpus=t.cpus, memory_mb=t.memory_mb, gpus=t.gpus, labels=dict(t.labels)
-        ),
+        resources=_resources(t),
         timeout_s=t.timeout_s,
+        expected_duration_s=t.expected_duration_s,
         priority=t.priority,
         max_attempts=t.max_attempts,
         retry_on_failure=t.retry_on_failure,
         attempt_count=t.attempt_count,
+        pending_reason=t.pending_reason if t.state == "pending" else None,
+        pending_detail=dict(t.pending_detail or {}) if t.state == "pending" else None,
+        ranked_ahead=ranked_ahead,
+        not_before=t.not_before if t.state == "pending" else None,
+        avoid_node_ids=list(t.avoid_node_ids or []),
         extra=dict(t.extra),
         created_at=t.created_at,
         updated_at=t.updated_at,
         finished_at=t.finished_at,
         attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
         secrets={k: v["ref"] for k, v in (t.extra.get("secrets") or {}).items()},
+    )
+
+
+def _resources(t: TaskRow) -> schemas.Resources:
+    return schemas.Resources(
+        cpus=t.cpus,
+        memory_mb=t.memory_mb,
+        gpus=t.gpus,
+        labels=dict(t.labels),
+        gpu_model=t.gpu_model,
+        gpu_memory_mb=t.gpu_memory_mb,
     )
 
 
@@ -118,7 +142,18 @@ class TaskService:
         self.plugins = plugins
 
     def validate(self, data: schemas.TaskCreate) -> list[str]:
-        """Edge checks beyond the schema; returns the argv to store."""
+        """Edge checks beyond the schema; returns the argv to store (``data.resources`` may
+        be rewritten: the ``gpu`` shorthand becomes gpus, gpu_model and gpu_memory_mb)."""
+        if data.resources.gpu is not None:
+            data.resources = parse_gpu_shorthand(data.resources)
+        if data.expected_duration_s is not None and data.expected_duration_s > data.timeout_s:
+            raise BadRequest(
+                "expected_duration_s: must not exceed timeout_s", field="expected_duration_s"
+            )
+        if (data.resources.gpu_model or data.resources.gpu_memory_mb) and not data.resources.gpus:
+            raise BadRequest(
+                "resources: gpu_model and gpu_memory_mb need gpus >= 1", field="resources.gpus"
+            )
         allow_file = self.settings.allow_file_urls
         check_repo_url("code_repo_url", data.code_repo_url, allow_file=allow_file)
         check_repo_url("env_repo_url", data.env_repo_url, allow_file=allow_file)
@@ -171,6 +206,11 @@ class TaskService:
         self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
     ) -> schemas.Task:
         argv = self.validate(data)
+        if data.priority > self.settings.max_member_priority and not principal.is_admin:
+            raise Forbidden(
+                f"priority: above {self.settings.max_member_priority} needs an admin",
+                field="priority",
+            )
         extra = {
             **(extra or {}),
             **await resolve_task_files(self.s, data.inputs, data.outputs),
@@ -192,6 +232,9 @@ class TaskService:
             memory_mb=data.resources.memory_mb,
             gpus=data.resources.gpus,
             labels=dict(data.resources.labels),
+            gpu_model=data.resources.gpu_model,
+            gpu_memory_mb=data.resources.gpu_memory_mb,
+            expected_duration_s=data.expected_duration_s,
             timeout_s=data.timeout_s,
             priority=data.priority,
             max_attempts=data.max_attempts,
@@ -235,7 +278,8 @@ class TaskService:
                 .order_by(AttemptRow.attempt_no)
             )
         ).all()
-        return task_out(row, owner, attempts)
+        ahead = await ranked_ahead(self.s, self.settings, [row])
+        return task_out(row, owner, attempts, ahead.get(row.id))
 
     async def list(
         self,
@@ -268,7 +312,8 @@ class TaskService:
         if cursor:
             stmt = stmt.where(TaskRow.seq < _decode_cursor(cursor))
         rows = (await self.s.execute(stmt.order_by(TaskRow.seq.desc()).limit(limit + 1))).all()
-        items = [task_out(t, name) for t, name in rows[:limit]]
+        ahead = await ranked_ahead(self.s, self.settings, [t for t, _ in rows[:limit]])
+        items = [task_out(t, name, None, ahead.get(t.id)) for t, name in rows[:limit]]
         next_cursor = _encode_cursor(rows[limit - 1][0].seq) if len(rows) > limit else None
         return schemas.TaskPage(items=items, next_cursor=next_cursor)
 
@@ -397,10 +442,9 @@ class TaskService:
             dockerfile_path=old.dockerfile_path,
             command=list(old.command),
             env=dict(old.env),
-            resources=schemas.Resources(
-                cpus=old.cpus, memory_mb=old.memory_mb, gpus=old.gpus, labels=dict(old.labels)
-            ),
+            resources=schemas.ResourceRequest(**msgspec.structs.asdict(_resources(old))),
             timeout_s=old.timeout_s,
+            expected_duration_s=old.expected_duration_s,
             priority=old.priority,
             max_attempts=old.max_attempts,
             retry_on_failure=old.retry_on_failure,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+import msgspec
 
 from unidesk.errors import BadRequest
 
-__all__ = ["check_dockerfile_path", "check_env_name", "check_repo_url"]
+if TYPE_CHECKING:
+    from unidesk.core.tasks.schemas import ResourceRequest
+
+__all__ = ["check_dockerfile_path", "check_env_name", "check_repo_url", "parse_gpu_shorthand"]
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-][^\s]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -62,3 +68,38 @@ def check_env_name(name: str) -> str:
     if not _ENV_NAME.match(name):
         raise BadRequest(f"env: invalid variable name {name[:64]!r}", field="env")
     return name
+
+
+_GPU_SHORTHAND = re.compile(
+    r"^(?P<model>[A-Za-z0-9._*?-]+)(?::(?P<mem>\d+)\s*(?P<unit>GB|MB))?(?::(?P<count>\d+))?$",
+    re.IGNORECASE,
+)
+
+
+def parse_gpu_shorthand(res: ResourceRequest) -> ResourceRequest:
+    """``gpu: "A100:80GB:2"`` -> gpus=2, gpu_model="A100", gpu_memory_mb=81920 (count default 1)."""
+    assert res.gpu is not None
+    m = _GPU_SHORTHAND.match(res.gpu.strip())
+    if m is None:
+        raise BadRequest(
+            "resources.gpu: expected MODEL[:<n>GB][:COUNT], e.g. A100:80GB:2", field="resources.gpu"
+        )
+    if res.gpu_model is not None or res.gpu_memory_mb is not None:
+        raise BadRequest(
+            "resources.gpu: give either the shorthand or gpu_model/gpu_memory_mb",
+            field="resources.gpu",
+        )
+    count = int(m["count"]) if m["count"] else max(res.gpus, 1)
+    if res.gpus and res.gpus != count:
+        raise BadRequest(
+            f"resources.gpu: asks for {count} GPUs but resources.gpus is {res.gpus}",
+            field="resources.gpu",
+        )
+    if not 1 <= count <= 64:
+        raise BadRequest("resources.gpu: count must be 1..64", field="resources.gpu")
+    memory = None
+    if m["mem"]:
+        memory = int(m["mem"]) * (1024 if m["unit"].upper() == "GB" else 1)
+    return msgspec.structs.replace(
+        res, gpus=count, gpu_model=m["model"], gpu_memory_mb=memory, gpu=None
+    )

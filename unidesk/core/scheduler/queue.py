@@ -1,0 +1,54 @@
+"""Where a waiting task stands: how many competing tasks are ranked ahead of it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.scheduler.reasons import RANKED_REASONS
+from unidesk.core.scheduler.shares import share_keys
+from unidesk.core.settings import Settings
+from unidesk.core.tasks.models import TaskRow
+
+__all__ = ["ranked_ahead"]
+
+_AHEAD_SQL = text(
+    """
+    SELECT count(*) FROM tasks t
+    LEFT JOIN jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(owner text, share float8)
+      ON k.owner = coalesce(t.owner_id::text, '')
+    WHERE t.state = 'pending' AND t.pending_reason = ANY(CAST(:reasons AS text[]))
+      AND (coalesce(k.share, 0), -t.priority, t.seq) < (:share, :neg_priority, :seq)
+    """
+)
+
+
+async def ranked_ahead(
+    session: AsyncSession, settings: Settings, tasks: list[TaskRow]
+) -> dict[uuid.UUID, int]:
+    """For each task waiting for resources (or held for a reservation): the waiting tasks ranked
+    ahead of it by (owner's fair-share key, -priority, age), as the scheduler orders them."""
+    waiting = [t for t in tasks if t.state == "pending" and t.pending_reason in RANKED_REASONS]
+    if not waiting:
+        return {}
+    keys = await share_keys(session, settings)
+    payload = json.dumps([{"owner": str(k) if k else "", "share": v} for k, v in keys.items()])
+    out = {}
+    for t in waiting:
+        out[t.id] = int(
+            await session.scalar(
+                _AHEAD_SQL,
+                {
+                    "keys": payload,
+                    "reasons": list(RANKED_REASONS),
+                    "share": keys.get(t.owner_id, 0.0),
+                    "neg_priority": -t.priority,
+                    "seq": t.seq,
+                },
+            )
+            or 0
+        )
+    return out
