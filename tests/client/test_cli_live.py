@@ -111,3 +111,27 @@ def test_errors_print_the_problem_detail(live_server, cli_env, capsys, monkeypat
     monkeypatch.setenv("UNIDESK_SERVER", "http://127.0.0.1:1")
     code, _, err = run(capsys, "nodes")
     assert code == 1 and "cannot reach the server" in err
+
+
+def test_tasks_show_why_a_task_waits_and_usage_prints(live_server, cli_env, capsys, monkeypatch):
+    import time
+
+    monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
+    monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
+    code, out, err = run(capsys, *submit_args("--label", "zone=nowhere", "--json"), "--", "true")
+    assert code == 0, err
+    task_id = json.loads(out)["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the server's scheduler gives it a reason
+        code, out, _ = run(capsys, "tasks")
+        if "no_node_fits" in out:
+            break
+        time.sleep(0.3)
+    row = next(line for line in out.splitlines() if line.startswith(task_id))
+    assert "no_node_fits: no online node" in row
+    code, out, _ = run(capsys, "task", task_id)
+    assert "Waiting   no_node_fits" in out and "task.unschedulable" in out
+    code, out, _ = run(capsys, "usage", "--days", "3")
+    assert code == 0 and "CPU-H" in out and "FAIR-SHARE" in out
+    code, out, _ = run(capsys, "usage", "--json")
+    assert set(json.loads(out)) == {"since", "items", "fair_share"}

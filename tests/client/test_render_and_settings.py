@@ -10,7 +10,7 @@ import pytest
 
 from unidesk.client.cli import build_parser
 from unidesk.client.follow import exit_code_for
-from unidesk.client.render import format_time, table, task_detail
+from unidesk.client.render import format_time, pending_text, table, task_detail, usage_rows
 from unidesk.client.settings import ClientSettings, NotLoggedIn, load_settings, save_settings
 from unidesk.client.submit import task_create_body
 
@@ -166,3 +166,69 @@ def test_task_detail_shows_attempts():
         and "n1" in text
         and "2026-11-27 18:00:00" in text
     )
+
+
+@pytest.mark.parametrize(
+    ("task", "text"),
+    [
+        ({"state": "running", "pending_reason": "no_node_fits"}, None),
+        (
+            {"state": "pending", "pending_reason": "waiting_for_resources", "ranked_ahead": 3},
+            "waiting_for_resources (3 ranked ahead)",
+        ),
+        (
+            {
+                "state": "pending",
+                "pending_reason": "waiting_for_resources",
+                "ranked_ahead": 0,
+                "pending_detail": {"reserved_node": "gpu-1"},
+            },
+            "waiting_for_resources (0 ranked ahead, reserved gpu-1)",
+        ),
+        (
+            {
+                "state": "pending",
+                "pending_reason": "retry_backoff",
+                "not_before": "2026-11-27T10:00:00Z",
+            },
+            "retry_backoff until 2026-11-27 18:00:00",
+        ),
+        (
+            {
+                "state": "pending",
+                "pending_reason": "over_quota",
+                "pending_detail": {"message": "owner holds 2 of 2 GPUs"},
+            },
+            "over_quota: owner holds 2 of 2 GPUs",
+        ),
+        (
+            {
+                "state": "pending",
+                "pending_reason": "held_for_reservation",
+                "pending_detail": {"node": "gpu-1"},
+            },
+            "held_for_reservation (node gpu-1)",
+        ),
+    ],
+)
+def test_pending_text(task, text):
+    assert pending_text(task) == text
+
+
+def test_usage_rows():
+    out = usage_rows(
+        {
+            "items": [
+                {
+                    "day": "2026-11-30",
+                    "username": "mia",
+                    "attempts": 2,
+                    "cpu_hours": 1.5,
+                    "gpu_hours": 0.25,
+                    "memory_gb_hours": 3,
+                }
+            ],
+            "fair_share": [{"username": "mia", "share_cpu_hours": 4.125}],
+        }
+    )
+    assert "2026-11-30  mia   2         1.50   0.25   3.00" in out and "4.12" in out

@@ -17,7 +17,7 @@ from .api import ApiClient, ApiError
 from .files import add_files_parser, run_files
 from .follow import Follower, exit_code_for
 from .plugin_commands import add_plugin_commands
-from .render import node_rows, task_detail, task_rows, trace_lines
+from .render import node_rows, task_detail, task_rows, trace_lines, usage_rows
 from .settings import ClientSettings, NotLoggedIn, load_settings, save_settings
 from .submit import add_submit_arguments, task_create_body
 
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
 
     sub.add_parser("nodes", parents=[common], help="list compute nodes")
+
+    s = sub.add_parser(
+        "usage", parents=[common], help="resource-hours per user per day, and fair-share keys"
+    )
+    s.add_argument("--days", type=int, default=7, help="days back, today included (default 7)")
+    s.add_argument("--mine", action="store_true", help="only my usage")
 
     s = sub.add_parser("logs", parents=[common], help="print a task's output")
     s.add_argument("id")
@@ -122,6 +128,9 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
     elif ns.cmd == "nodes":
         page = api.get("/api/nodes")
         _print_json(page) if ns.json else print(node_rows(page["items"]))
+    elif ns.cmd == "usage":
+        usage = api.get("/api/usage", days=ns.days, owner="me" if ns.mine else None)
+        _print_json(usage) if ns.json else print(usage_rows(usage))
     elif ns.cmd == "logs":
         return _logs(api, ns)
     elif ns.cmd == "files":

@@ -47,6 +47,57 @@ def _node_of(task: dict[str, Any]) -> str | None:
     return attempts[-1].get("node_name") if attempts else None
 
 
+def pending_text(task: dict[str, Any]) -> str | None:
+    """Why a pending task waits, in one line: the reason code and what it is waiting for."""
+    code = task.get("pending_reason")
+    if task.get("state") != "pending" or not code:
+        return None
+    detail = task.get("pending_detail") or {}
+    if code == "waiting_for_resources":
+        ahead = task.get("ranked_ahead")
+        parts = [f"{ahead} ranked ahead" if ahead is not None else ""]
+        if detail.get("reserved_node"):
+            parts.append(f"reserved {detail['reserved_node']}")
+        if detail.get("avoiding"):
+            parts.append(f"avoiding {', '.join(detail['avoiding'])}")
+        extra = ", ".join(p for p in parts if p)
+        return f"{code} ({extra})" if extra else code
+    if code == "retry_backoff":
+        until = task.get("not_before")
+        return f"{code} until {format_time(until)}" if until else code
+    if code == "held_for_reservation" and detail.get("node"):
+        return f"{code} (node {detail['node']})"
+    if detail.get("message"):
+        return f"{code}: {detail['message']}"
+    return code
+
+
+def usage_rows(usage: dict[str, Any]) -> str:
+    """``GET /api/usage`` as two tables: resource-hours per day and user, then fair-share keys."""
+    daily = table(
+        ["DAY (UTC)", "USER", "ATTEMPTS", "CPU-H", "GPU-H", "MEM GB-H"],
+        [
+            (
+                u["day"],
+                u.get("username") or u.get("user_id"),
+                u["attempts"],
+                f"{u['cpu_hours']:.2f}",
+                f"{u['gpu_hours']:.2f}",
+                f"{u['memory_gb_hours']:.2f}",
+            )
+            for u in usage.get("items", [])
+        ],
+    )
+    shares = table(
+        ["USER", "FAIR-SHARE KEY (CPU-H, lower runs first)"],
+        [
+            (f.get("username") or f.get("user_id"), f"{f['share_cpu_hours']:.2f}")
+            for f in usage.get("fair_share", [])
+        ],
+    )
+    return f"{daily}\n\n{shares}"
+
+
 def task_rows(tasks: list[dict[str, Any]]) -> str:
     return table(
         ["ID", "NAME", "STATE", "REASON", "ATTEMPTS", "PRIORITY", "CREATED"],
@@ -55,7 +106,7 @@ def task_rows(tasks: list[dict[str, Any]]) -> str:
                 t["id"],
                 t.get("name"),
                 t["state"],
-                t.get("reason") or t.get("unschedulable_reason"),
+                pending_text(t) or t.get("reason") or t.get("unschedulable_reason"),
                 t.get("attempt_count"),
                 t.get("priority"),
                 format_time(t.get("created_at")),
@@ -118,7 +169,10 @@ def task_detail(task: dict[str, Any]) -> str:
     ]
     if task.get("message"):
         lines.append(f"Message   {task['message']}")
-    if task.get("unschedulable_reason"):
+    waiting = pending_text(task)
+    if waiting:
+        lines.append(f"Waiting   {waiting}")
+    elif task.get("unschedulable_reason"):
         lines.append(f"Waiting   {task['unschedulable_reason']}")
     lines += [
         f"Owner     {task.get('owner') or '-'}",

@@ -55,6 +55,8 @@ export interface Resources {
   memory_mb: number;
   gpus: number;
   labels: Record<string, string>;
+  gpu_model?: string | null;
+  gpu_memory_mb?: number | null;
 }
 
 export interface TaskCreate {
@@ -128,6 +130,15 @@ export interface Task {
   max_attempts: number;
   retry_on_failure: boolean;
   attempt_count: number;
+  /** Why a pending task waits (no_node_fits, waiting_for_resources, over_quota, held_for_reservation, retry_backoff). */
+  pending_reason: string | null;
+  pending_detail: Record<string, unknown> | null;
+  /** Waiting tasks ranked ahead of this one (waiting_for_resources / held_for_reservation only). */
+  ranked_ahead: number | null;
+  /** A retry in backoff starts no earlier than this. */
+  not_before: string | null;
+  expected_duration_s: number | null;
+  avoid_node_ids: string[];
   /** Server-side extras: `inputs` (PinnedInput[]), `outputs` (patterns), `kind` ("host.ssh"), plugin fields. */
   extra: Record<string, unknown>;
   created_at: string;

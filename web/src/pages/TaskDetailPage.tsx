@@ -2,6 +2,7 @@
 import { useState, type KeyboardEvent } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
+import { pendingReasonText } from "../api/pendingReason";
 import { FINAL_ATTEMPT_STATES, FINAL_TASK_STATES, type Task } from "../api/types";
 import { TaskArtifacts } from "../components/TaskArtifacts";
 import { TaskLogs } from "../components/TaskLogs";
@@ -73,7 +74,13 @@ export function TaskDetailPage() {
         </div>
       </div>
       {task.error !== null && <ErrorBox error={task.error} onRetry={task.reload} />}
-      {(t.message || t.unschedulable_reason) && (
+      {pendingReasonText(t) && (
+        <div className="alert alert-info" data-testid="pending-reason">
+          <strong>Pending: </strong>
+          {pendingReasonText(t)}
+        </div>
+      )}
+      {(t.message || (t.unschedulable_reason && !pendingReasonText(t))) && (
         <div className={`alert ${t.state === "failed" ? "alert-error" : "alert-info"}`}>
           {t.reason && <strong>{t.reason}: </strong>}
           {t.message ?? t.unschedulable_reason}

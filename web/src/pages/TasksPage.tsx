@@ -2,6 +2,7 @@
 import { useEffect, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
+import { pendingReasonText } from "../api/pendingReason";
 import { TASK_STATES, type Task, type TaskState } from "../api/types";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
@@ -182,6 +183,11 @@ function TaskRow({ task: t, now }: { task: Task; now: number }) {
       <td>
         <StateBadge state={t.state} />
         {t.reason && t.reason !== t.state && <div className="muted small">{t.reason}</div>}
+        {pendingReasonText(t) && (
+          <div className="muted small" data-testid="pending-reason">
+            {pendingReasonText(t)}
+          </div>
+        )}
       </td>
       <td>{t.owner ?? "—"}</td>
       <td className="mono small" title={t.code_commit_id}>
