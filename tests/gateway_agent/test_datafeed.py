@@ -1,4 +1,5 @@
-"""The metrics file tailer: complete lines only, bad lines named, batches numbered and kept until acked."""
+"""The metrics file tailer: complete lines only, bad lines named, batches numbered and kept until
+acked."""
 
 from __future__ import annotations
 
@@ -45,6 +46,26 @@ def test_reads_complete_lines_in_numbered_batches_until_acked(tmp_path: Path) ->
     feed.ack(1)
     feed.ack(3)
     assert feed.idle and feed.read() == ([], [])
+
+
+def test_a_line_that_is_not_utf8_is_skipped_and_the_good_lines_of_that_read_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.jsonl"
+    feed = DataFeed("t", 1, "metrics", path)
+    path.write_bytes(
+        b'{"name": "loss", "step": 1, "value": 1}\n'
+        b'{"name": "l\xe9ss", "step": 2, "value": 2}\n'  # Latin-1, not UTF-8
+        b'{"name": "loss", "step": 3, "value": 3}\n'
+    )
+    batches, problems = feed.read()
+    assert [[i["step"] for i in b.items] for b in batches] == [[1, 3]]
+    assert problems == ["metrics file line 2 is not UTF-8 text; skipped"]
+    assert feed.skipped_lines == 1 and not feed.closed
+    with path.open("ab") as f:  # the feed stays open: later lines are read as usual
+        f.write(b'{"name": "loss", "step": 4, "value": 4}\n')
+    batches, problems = feed.read()
+    assert [[i["step"] for i in b.items] for b in batches] == [[4]] and problems == []
 
 
 def test_large_files_are_batched_and_bounded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

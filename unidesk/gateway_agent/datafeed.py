@@ -102,7 +102,8 @@ class DataFeed:
             self.closed = True
         elif len(self._partial) > MAX_LINE_BYTES:
             problems += self._complain(
-                f"{self.channel} file line {self.line_no + 1} is longer than {MAX_LINE_BYTES} bytes; skipped"
+                f"{self.channel} file line {self.line_no + 1} is longer than {MAX_LINE_BYTES} "
+                "bytes; skipped"
             )
             self.skipped_lines += 1
             self._partial = b""
@@ -112,8 +113,10 @@ class DataFeed:
             if not raw.strip():
                 continue
             try:
-                item = json.loads(raw)
-            except ValueError as exc:
+                item = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                item, why = None, "not UTF-8 text"
+            except json.JSONDecodeError as exc:
                 item, why = None, f"not JSON ({exc.msg})"
             else:
                 why = "not a JSON object"
