@@ -1,12 +1,15 @@
-"""Benchmark: server cold start (embedded PostgreSQL included) and GET /api/tasks throughput with wrk.
+"""Benchmark: server cold start (embedded PostgreSQL included) and GET /api/tasks throughput with
+wrk.
 
-    .venv/bin/python bench/bench_api.py [--duration 10] [--connections 32] [--threads 2] [--tasks 100]
+    .venv/bin/python bench/bench_api.py [--duration 10] [--connections 32] [--threads 2] [--tasks
+    100]
 
 Starts a real ``unidesk-server`` (embedded database in a temporary data dir, no local agent),
 measures process start -> ``/health`` ok on a fresh data dir (initdb included) and again on the
 existing one, fills 100 tasks, then runs ``wrk`` on loopback against ``GET /api/tasks`` with a
 personal token and against ``GET /health`` as the baseline in the same run. Prints figures and
-the ratio. Every loop is bounded in count and time. Needs ``wrk`` (``scripts/setup.sh`` installs it).
+the ratio. Every loop is bounded in count and time. Needs ``wrk`` (``scripts/setup.sh`` installs
+it).
 """
 
 from __future__ import annotations
@@ -193,14 +196,16 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     print(
-        f"UniDesk API benchmark  (wrk -t{args.threads} -c{args.connections} -d{args.duration}s, loopback, {os.cpu_count()} CPUs)"
+        f"UniDesk API benchmark  (wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        f"loopback, {os.cpu_count()} CPUs)"
     )
     print(f"  cold start, fresh data dir (initdb + migrate) : {cold_fresh:6.2f} s  to /health ok")
     print(
         f"  cold start, existing data dir                 : {cold_existing:6.2f} s  to /health ok"
     )
     print(
-        f"  GET /health      (baseline)                   : {health['rps']:8.0f} req/s  p50 {health['p50_ms']:.1f} ms  p99 {health['p99_ms']:.1f} ms"
+        f"  GET /health      (baseline)                   : {health['rps']:8.0f} req/s  p50 "
+        f"{health['p50_ms']:.1f} ms  p99 {health['p99_ms']:.1f} ms"
     )
     print(
         f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
@@ -209,7 +214,8 @@ def main() -> int:
     for name, r in (("/health", health), ("/api/tasks", tasks)):
         if r["non_2xx"] or r["socket_errors"]:
             print(
-                f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; socket errors: {bool(r['socket_errors'])}"
+                f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; "
+                f"socket errors: {bool(r['socket_errors'])}"
             )
     print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
     print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")

@@ -29,6 +29,8 @@ import aiodocker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import contextlib
+
 from tests.docker_images import ensure_busybox_image
 from tests.gateway_agent.gitrepos import GitRepo
 from unidesk.gateway_agent.docker_runner import DockerRunner
@@ -163,10 +165,8 @@ async def bench_start(tmp: Path, warm_runs: int) -> None:
     finally:
         await runner.close()
         async with aiodocker.Docker(url=config.docker_url) as docker:
-            try:
+            with contextlib.suppress(aiodocker.DockerError):
                 await docker.images.delete(tag, force=True)
-            except aiodocker.DockerError:
-                pass
     base = statistics.median(bases)
     med = {k: statistics.median(w[k] for w in warm) for k in warm[0]}
     print("== start latency: dispatch -> container running (seconds)")
@@ -178,10 +178,12 @@ async def bench_start(tmp: Path, warm_runs: int) -> None:
     print(f"(env_image: tag check, plus env fetch and build when cold; warm n={warm_runs})")
     print(f"baseline: bare create+start of the same container via aiodocker: {base:.3f} s (median)")
     print(
-        f"warm overhead beyond the container's own start: {med['total'] - base:.3f} s (goal <= 0.5 s)"
+        f"warm overhead beyond the container's own start: {med['total'] - base:.3f} s (goal <= "
+        "0.5 s)"
     )
     print(
-        f"ratio cold/warm: {cold['total'] / med['total']:.1f}x; warm/baseline: {med['total'] / base:.2f}x"
+        f"ratio cold/warm: {cold['total'] / med['total']:.1f}x; warm/baseline: "
+        f"{med['total'] / base:.2f}x"
     )
 
 
@@ -189,7 +191,8 @@ async def bench_fetch(tmp: Path, commits: int) -> None:
     t0 = time.monotonic()
     repo = fast_import_repo(tmp / "history", commits)
     print(
-        f"\n== incremental fetch: repository with {commits} commits (made in {time.monotonic() - t0:.1f} s)"
+        f"\n== incremental fetch: repository with {commits} commits (made in "
+        f"{time.monotonic() - t0:.1f} s)"
     )
     warm_cache = GitCache(ExecConfig(cache_dir=str(tmp / "warm"), allow_file_urls=True))
     head = repo.git("rev-parse", "HEAD")

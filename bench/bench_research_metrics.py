@@ -1,6 +1,7 @@
 """Benchmark: research metrics at a million points in one experiment (4 runs x 250,000 steps).
 
-    .venv/bin/python bench/bench_research_metrics.py [--points 1000000] [--runs 4] [--chart-points 1000]
+    .venv/bin/python bench/bench_research_metrics.py [--points 1000000] [--runs 4] [--chart-points
+    1000]
 
 Uses an embedded PostgreSQL in a temporary directory migrated with the research branch. Measures
 ingestion through the plugin's own ``store_points`` (the path agent batches take, in batches of
@@ -103,11 +104,13 @@ async def main(args: argparse.Namespace) -> None:
             await engine.dispose()
             shown = sum(len(x.points) for x in page.series)
             print(
-                f"points stored: {total} in {args.runs} runs; ingest {ingest:.1f} s = {total / ingest:,.0f} points/s"
+                f"points stored: {total} in {args.runs} runs; ingest {ingest:.1f} s = "
+                f"{total / ingest:,.0f} points/s"
             )
             print(f"table + index size: {size / 1e6:.0f} MB ({size / total:.0f} bytes/point)")
             print(
-                f"chart read ({shown} points for {args.runs} runs, downsampled in SQL): {chart * 1000:.0f} ms"
+                f"chart read ({shown} points for {args.runs} runs, downsampled in SQL): "
+                f"{chart * 1000:.0f} ms"
             )
             print(f"baseline, every raw point in step order ({raw} rows): {baseline * 1000:.0f} ms")
             print(f"ratio baseline/chart: {baseline / chart:.1f}x")

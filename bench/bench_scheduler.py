@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -221,11 +221,13 @@ async def submit_all(
 
 
 def raw_skip_locked_baseline(conninfo: str, seconds: float, rows: int, batch: int) -> float:
-    """claim+complete pairs per second on a bare SKIP LOCKED queue table, ``batch`` per transaction."""
+    """claim+complete pairs per second on a bare SKIP LOCKED queue table, ``batch`` per
+    transaction."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_queue")
         conn.execute(
-            "CREATE TABLE bench_queue (id bigserial PRIMARY KEY, state text NOT NULL DEFAULT 'pending', worker text)"
+            "CREATE TABLE bench_queue (id bigserial PRIMARY KEY, state text NOT NULL DEFAULT "
+            "'pending', worker text)"
         )
         conn.execute("CREATE INDEX ON bench_queue (id) WHERE state = 'pending'")
         conn.execute(
@@ -238,8 +240,10 @@ def raw_skip_locked_baseline(conninfo: str, seconds: float, rows: int, batch: in
                 ids = [
                     r[0]
                     for r in conn.execute(
-                        "UPDATE bench_queue SET state='running', worker='w' WHERE id IN (SELECT id FROM bench_queue "
-                        "WHERE state='pending' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+                        "UPDATE bench_queue SET state='running', worker='w' WHERE id IN (SELECT "
+                        "id FROM bench_queue "
+                        "WHERE state='pending' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                        "RETURNING id",
                         (batch,),
                     )
                 ]
@@ -354,27 +358,34 @@ def main() -> None:
         hb1, cpu1, w1 = workers.total("heartbeats"), sp.cpu_times(), time.monotonic()
         with psycopg.connect(conninfo) as c:
             fresh = c.execute(
-                "SELECT count(*) FROM nodes WHERE state='online' AND last_heartbeat_at > now() - make_interval(secs => %s)",
+                "SELECT count(*) FROM nodes WHERE state='online' AND last_heartbeat_at > now() - "
+                "make_interval(secs => %s)",
                 (args.heartbeat * 3,),
             ).fetchone()[0]
         hb_rate = (hb1 - hb0) / (w1 - w0)
         hb_cpu = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (w1 - w0)
 
         print(
-            f"\n== UniDesk scheduler bench: {connected}/{args.nodes} nodes in {args.agent_procs} agent processes, "
-            f"{args.tasks} tasks, heartbeat {args.heartbeat}s, host load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            f"\n== UniDesk scheduler bench: {connected}/{args.nodes} nodes in {args.agent_procs} "
+            "agent processes, "
+            f"{args.tasks} tasks, heartbeat {args.heartbeat}s, host load {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} cores"
         )
         print(
-            f"connect {connected} nodes            {connect_s:8.1f} s   ({connected / connect_s:.0f} hello/s)"
+            f"connect {connected} nodes            {connect_s:8.1f} s   "
+            f"({connected / connect_s:.0f} hello/s)"
         )
         print(
-            f"server RSS before/after connect    {rss_before / 2**20:8.1f} / {rss_after / 2**20:.1f} MiB"
+            f"server RSS before/after connect    {rss_before / 2**20:8.1f} / "
+            f"{rss_after / 2**20:.1f} MiB"
         )
         print(
-            f"RSS per connected node            {per_node / 1024:8.1f} KiB   (goal <= 50 KiB; websockets alone ~14 KiB)"
+            f"RSS per connected node            {per_node / 1024:8.1f} KiB   (goal <= 50 KiB; "
+            "websockets alone ~14 KiB)"
         )
         print(
-            f"heartbeat ingestion (idle)        {hb_rate:8.0f} /s  for {hb_cpu * 100:.0f}% of a core; {fresh}/{connected} nodes fresh",
+            f"heartbeat ingestion (idle)        {hb_rate:8.0f} /s  for {hb_cpu * 100:.0f}% of a "
+            f"core; {fresh}/{connected} nodes fresh",
             flush=True,
         )
         if args.tasks <= 0:
@@ -408,7 +419,8 @@ def main() -> None:
             def finished() -> bool:
                 return (
                     c.execute(
-                        "SELECT count(*) FROM tasks WHERE state IN ('succeeded','failed','cancelled')"
+                        "SELECT count(*) FROM tasks WHERE state IN "
+                        "('succeeded','failed','cancelled')"
                     ).fetchone()[0]
                     >= args.tasks - errors
                 )
@@ -442,29 +454,37 @@ def main() -> None:
         print(f"server RSS after the task phase   {rss_end / 2**20:8.1f} MiB")
         print(
             f"submit                            {args.tasks - errors} ok, {errors} failed, "
-            f"{(args.tasks - errors) / (submitted_end - first):.0f} req/s at concurrency {args.submit_concurrency}"
+            f"{(args.tasks - errors) / (submitted_end - first):.0f} req/s at concurrency "
+            f"{args.submit_concurrency}"
         )
         print(
-            f"end-to-end throughput             {e2e:8.0f} tasks/s (first submit → last final state; goal >= 1000)"
+            f"end-to-end throughput             {e2e:8.0f} tasks/s (first submit → last final "
+            "state; goal >= 1000)"
         )
         print(
-            f"submit→dispatch latency           p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
-            f"max {max(latencies or [0]) * 1000:.0f} ms over {len(latencies)} dispatches (goal p99 <= 50 ms)"
+            f"submit→dispatch latency           p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 "
+            f"{pct(latencies, 0.99) * 1000:.1f} ms, "
+            f"max {max(latencies or [0]) * 1000:.0f} ms over {len(latencies)} dispatches (goal "
+            "p99 <= 50 ms)"
         )
         done_n = max(1, args.tasks - errors)
         print(
-            f"CPU per task (load-independent)   server {server_cpu / done_n * 1000:.2f} ms, PostgreSQL {db_cpu / done_n * 1000:.2f} ms "
+            f"CPU per task (load-independent)   server {server_cpu / done_n * 1000:.2f} ms, "
+            f"PostgreSQL {db_cpu / done_n * 1000:.2f} ms "
             f"(1000 tasks/s on 2 cores needs their sum <= 2 ms)"
         )
         print(
-            f"final states                      {states}; attempts != 1: {multi}; duplicate exits: {dup_exit}; "
+            f"final states                      {states}; attempts != 1: {multi}; duplicate "
+            f"exits: {dup_exit}; "
             f"redelivered dispatches: {dups}; sockets closed {closed}"
         )
         print(
-            f"baseline raw SKIP LOCKED          {baseline_1:8.0f} claim+complete/s one at a time; {baseline_50:.0f}/s in batches of 50"
+            f"baseline raw SKIP LOCKED          {baseline_1:8.0f} claim+complete/s one at a time; "
+            f"{baseline_50:.0f}/s in batches of 50"
         )
         print(
-            f"ratio                             {e2e / baseline_1:8.2f}x one-at-a-time raw queue; {e2e / baseline_50:.3f}x batched"
+            f"ratio                             {e2e / baseline_1:8.2f}x one-at-a-time raw queue; "
+            f"{e2e / baseline_50:.3f}x batched"
         )
         if latencies:
             print(f"latency mean                      {statistics.fmean(latencies) * 1000:8.1f} ms")

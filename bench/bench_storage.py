@@ -227,7 +227,8 @@ def main() -> None:
         for name, (a, b) in results.items():
             print(f"{name:<22}{a:>14.0f}{b:>12.0f}{a / b:>8.2f}")
         print(
-            f"server RSS: before {rss_before / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB, "
+            f"server RSS: before {rss_before / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} "
+            "MiB, "
             f"after {rss_after / 2**20:.0f} MiB (file {ns.size_mib} MiB; peak-before = "
             f"{(sampler.peak - rss_before) / 2**20:.0f} MiB)"
         )

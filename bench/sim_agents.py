@@ -16,6 +16,7 @@ import json
 import random
 import sys
 import time
+from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -167,7 +168,7 @@ class Fleet:
 
 
 async def run(args: argparse.Namespace) -> None:
-    tokens = [t for t in open(args.tokens).read().split() if t]
+    tokens = [t for t in Path(args.tokens).read_text().split() if t]
     fleet = Fleet(
         args.url,
         tokens,

@@ -17,7 +17,7 @@ target = MIGRATIONS_DIR / "versions" / "0001_core.py"
 tmp = Path(tempfile.mkdtemp())
 backup = tmp / "0001_core.py.bak"
 shutil.move(target, backup)
-others = [p for p in (MIGRATIONS_DIR / "versions").glob("*.py")]
+others = list((MIGRATIONS_DIR / "versions").glob("*.py"))
 for p in others:
     shutil.move(p, tmp / p.name)
 pg = EmbeddedPostgres(tmp / "pg", database="regen")
@@ -38,7 +38,8 @@ gen = next((MIGRATIONS_DIR / "versions").glob("0001_core_*.py"))
 s = gen.read_text()
 s = s.replace(
     "from sqlalchemy.dialects import postgresql\n",
-    "from sqlalchemy.dialects import postgresql\n\nfrom unidesk.core.events.models import PROJECTION_GUARD_DROP_SQL, PROJECTION_GUARD_SQL\n",
+    "from sqlalchemy.dialects import postgresql\n\nfrom unidesk.core.events.models import "
+    "PROJECTION_GUARD_DROP_SQL, PROJECTION_GUARD_SQL\n",
     1,
 )
 s = s.replace(
@@ -48,7 +49,8 @@ s = s.replace(
 )
 s = s.replace(
     "def downgrade() -> None:\n",
-    "def downgrade() -> None:\n    for stmt in PROJECTION_GUARD_DROP_SQL:\n        op.execute(stmt)\n",
+    "def downgrade() -> None:\n    for stmt in PROJECTION_GUARD_DROP_SQL:\n        "
+    "op.execute(stmt)\n",
     1,
 )
 s = re.sub(

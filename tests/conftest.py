@@ -1,5 +1,6 @@
 """Shared fixtures: one embedded PostgreSQL per session, a fresh migrated database per test,
-the app in-process (``client``/``admin``), and a real server process on loopback (``live_server``)."""
+the app in-process (``client``/``admin``), and a real server process on loopback
+(``live_server``)."""
 
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ class LiveServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"server exited with {self.proc.returncode}; log:\n{self.log_path.read_text()[-4000:]}"
+                    f"server exited with {self.proc.returncode}; "
+                    f"log:\n{self.log_path.read_text()[-4000:]}"
                 )
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code in (200, 503):

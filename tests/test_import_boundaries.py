@@ -16,7 +16,8 @@ def package_of(path: Path) -> str:
 
 
 def imported_modules(source: str, package: str) -> set[str]:
-    """Absolute names of every module ``source`` (in ``package``) imports, relative ones resolved."""
+    """Absolute names of every module ``source`` (in ``package``) imports, relative ones
+    resolved."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -32,13 +33,12 @@ def imported_modules(source: str, package: str) -> set[str]:
         elif (
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+        ) and (
+            node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
         ):
-            if (
-                node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                names.add(node.args[0].value)
+            names.add(node.args[0].value)
     return names
 
 
@@ -51,7 +51,8 @@ def offending(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     return bad
 
 
-AGENT_FILES = sorted((ROOT / "gateway_agent").rglob("*.py")) + [
+AGENT_FILES = [
+    *sorted((ROOT / "gateway_agent").rglob("*.py")),
     ROOT / "protocol.py",
     ROOT / "errors.py",
     ROOT / "masking.py",

@@ -10,7 +10,7 @@
     ├── PayloadTooLarge               (413, close 1009)
     ├── RateLimited                   (429)
     ├── IncompatibleProtocol          (close 4426) agent and server speak different versions
-    └── Unavailable                   (503)  a documented dependency is down (database, Docker, store)
+    └── Unavailable                   (503)  a documented dependency is down (database, Docker…)
 
 Each class carries the HTTP ``status`` and WebSocket ``close_code`` it maps to; one
 handler in the core turns them into RFC 9457 problem+json. Context goes in keyword-only

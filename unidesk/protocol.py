@@ -41,7 +41,7 @@ changes nothing (fencing).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 
@@ -197,7 +197,8 @@ class Dispatch(msgspec.Struct, tag="dispatch", kw_only=True):
     """Secret values for the container's environment, resolved for this attempt only. The agent
     keeps them in memory, never on disk, and masks every one (and its encodings) in logs."""
     code_repo_credential: str = ""
-    """For code_repo_url's fetch only: an SSH private key (ssh) or ``user:token``/a token (https)."""
+    """For code_repo_url's fetch only: an SSH private key (ssh) or ``user:token``/a token
+    (https)."""
     env_repo_credential: str = ""
     """Same for env_repo_url."""
     git_known_hosts: str = ""
@@ -287,21 +288,21 @@ class Error(msgspec.Struct, tag="error", kw_only=True):
     message: str
 
 
-Message = Union[
-    Hello,
-    Welcome,
-    Heartbeat,
-    Dispatch,
-    Ack,
-    AttemptState,
-    LogChunk,
-    LogAck,
-    AttemptData,
-    AttemptDataAck,
-    Cancel,
-    Reconcile,
-    Error,
-]
+Message = (
+    Hello
+    | Welcome
+    | Heartbeat
+    | Dispatch
+    | Ack
+    | AttemptState
+    | LogChunk
+    | LogAck
+    | AttemptData
+    | AttemptDataAck
+    | Cancel
+    | Reconcile
+    | Error
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)

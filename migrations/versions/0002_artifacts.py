@@ -72,7 +72,8 @@ def upgrade() -> None:
     op.create_index(op.f("ix_artifacts_owner_id"), "artifacts", ["owner_id"], unique=False)
     op.create_index(op.f("ix_artifacts_task_id"), "artifacts", ["task_id"], unique=False)
     op.create_index("ix_artifacts_created", "artifacts", ["created_at", "id"], unique=False)
-    # Like tasks and nodes: a row appears, or its state changes, only with an event in the same transaction.
+    # Like tasks and nodes: a row appears, or its state changes, only with an event in the same
+    # transaction.
     for stmt in GUARD_SQL:
         op.execute(stmt)
 

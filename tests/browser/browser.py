@@ -1,4 +1,5 @@
-"""Debian's Chromium driven by Playwright (never a downloaded browser), in a non-Beijing time zone."""
+"""Debian's Chromium driven by Playwright (never a downloaded browser), in a non-Beijing time
+zone."""
 
 from __future__ import annotations
 

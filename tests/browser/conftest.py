@@ -1,4 +1,5 @@
-"""Browser-test fixtures: a built UI, a real server with its local agent on real Docker, Chromium in New York time."""
+"""Browser-test fixtures: a built UI, a real server with its local agent on real Docker, Chromium
+in New York time."""
 
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ def ensure_ui_built() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that drive Chromium run after the others (stable order otherwise): while the sync Playwright
-    loop of the package-scoped ``browser`` runs, pytest-asyncio cannot run async tests in this thread."""
+    """Tests that drive Chromium run after the others (stable order otherwise): while the sync
+    Playwright
+    loop of the package-scoped ``browser`` runs, pytest-asyncio cannot run async tests in this
+    thread."""
     items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
 
 
@@ -116,7 +119,8 @@ class UiServer:
                 return nodes[0]
             time.sleep(0.3)
         raise AssertionError(
-            f"the local agent did not come online; server log:\n{self.server.log_path.read_text()[-3000:]}"
+            "the local agent did not come online; server "
+            f"log:\n{self.server.log_path.read_text()[-3000:]}"
         )
 
 

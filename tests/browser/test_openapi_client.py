@@ -1,4 +1,5 @@
-"""The browser's typed API client (web/src/api) checked against the server's own OpenAPI document."""
+"""The browser's typed API client (web/src/api) checked against the server's own OpenAPI
+document."""
 
 from __future__ import annotations
 

@@ -150,7 +150,8 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(
 
 SWEEP_COMMAND = (
     "i=0; while [ $i -lt 20 ]; do "
-    'echo "{\\"name\\": \\"loss\\", \\"step\\": $i, \\"value\\": $(( (20 - i) * PARAM_LR ))}" >> "$UNIDESK_METRICS_FILE"; '
+    'echo "{\\"name\\": \\"loss\\", \\"step\\": $i, \\"value\\": $(( (20 - i) * PARAM_LR ))}" >> '
+    '"$UNIDESK_METRICS_FILE"; '
     "i=$((i+1)); done; echo reported"
 )
 

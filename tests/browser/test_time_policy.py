@@ -1,4 +1,5 @@
-"""The time policy, enforced by grep: only web/src/time.ts formats dates or converts datetime-local values."""
+"""The time policy, enforced by grep: only web/src/time.ts formats dates or converts
+datetime-local values."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def _violations(files: list[Path]) -> list[str]:
             "datetimeLocalToIso" in text and "isoToDatetimeLocal" in text
         ):
             found.append(
-                f"{path}: a datetime-local input not converted with time.ts (datetimeLocalToIso/isoToDatetimeLocal)"
+                f"{path}: a datetime-local input not converted with time.ts "
+                "(datetimeLocalToIso/isoToDatetimeLocal)"
             )
         for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if FORBIDDEN.search(line):
@@ -67,8 +69,10 @@ def test_no_date_formatting_outside_time_ts() -> None:
 def test_the_check_catches_formatting(tmp_path: Path) -> None:
     bad = tmp_path / "Bad.tsx"
     bad.write_text(
-        "const a = d.toLocaleString();\nconst b = new Intl.DateTimeFormat('en');\nconst c = x.getHours();\n"
-        'const e = new Date(ts);\nconst f = d.toISOString();\n<input type="datetime-local" />\nconst ok = Date.now();\n'
+        "const a = d.toLocaleString();\nconst b = new Intl.DateTimeFormat('en');\nconst c = "
+        "x.getHours();\n"
+        'const e = new Date(ts);\nconst f = d.toISOString();\n<input type="datetime-local" '
+        "/>\nconst ok = Date.now();\n"
     )
     assert len(_violations([bad])) == 6  # five calls, plus the unconverted datetime-local input
 

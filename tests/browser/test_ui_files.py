@@ -1,6 +1,6 @@
-"""Files in the browser against the real /api/files (local backend): hashed, chunked, resumed uploads with
-progress; search and pages; download by short-lived URL; delete; a task's input and output artifacts; the
-dashboard's backup card fed by real `unidesk-server backup` runs."""
+"""Files in the browser against the real /api/files (local backend): hashed, chunked, resumed
+uploads with progress; search and pages; download by short-lived URL; delete; a task's input and
+output artifacts; the dashboard's backup card fed by real `unidesk-server backup` runs."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker]
 MiB = 1024 * 1024
 CHUNK = 8 * MiB  # web/src/api/upload.ts CHUNK_BYTES
 
-# Records every state an upload row passes through (name|phase|progress value), so a fast phase is not missed.
+# Records every state an upload row passes through (name|phase|progress value), so a fast phase is
+# not missed.
 RECORD_UPLOADS = """() => {
   window.__uploads = [];
   const seen = () => document.querySelectorAll('[data-upload-name]').forEach((li) => {
@@ -30,7 +31,9 @@ RECORD_UPLOADS = """() => {
     const entry = `${li.dataset.uploadName}|${li.dataset.phase}|${p ? p.value : ''}`;
     if (!window.__uploads.includes(entry)) window.__uploads.push(entry);
   });
-  new MutationObserver(seen).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+  new MutationObserver(seen).observe(document.body, {
+    subtree: true, childList: true, attributes: true, characterData: true,
+  });
 }"""
 
 
@@ -69,7 +72,8 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
     expect(page.get_by_role("heading", name="Files")).to_be_visible()
     page.evaluate(RECORD_UPLOADS)
 
-    # The connection drops while the second chunk of the big file is on its way: the UI must resume, not restart.
+    # The connection drops while the second chunk of the big file is on its way: the UI must
+    # resume, not restart.
     puts: list[str] = []
 
     def drop_second_chunk_once(route: Any) -> None:
@@ -122,7 +126,8 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
     assert downloaded(page, small_row) == small.read_bytes()
     assert downloaded(page, big_row) == big.read_bytes()
 
-    # Picking a name that exists is refused with the server's problem detail, shown on the upload row.
+    # Picking a name that exists is refused with the server's problem detail, shown on the upload
+    # row.
     page.get_by_test_id("file-input").set_input_files(str(small))
     failed = page.locator("[data-upload-name='hello-ui.txt'][data-phase=failed]")
     expect(failed.get_by_role("alert")).to_contain_text(
@@ -140,8 +145,8 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
 def test_choosing_the_same_file_again_resumes_its_unfinished_upload(
     page: Page, ui_server: UiServer, tmp_path
 ) -> None:
-    """As after a closed tab: the server holds the first chunk of an upload this user declared; picking the
-    same file (same name, size and SHA-256) sends only the rest."""
+    """As after a closed tab: the server holds the first chunk of an upload this user declared;
+    picking the same file (same name, size and SHA-256) sends only the rest."""
     src = tmp_path / "resume-ui.bin"
     data = os.urandom(2 * CHUNK + 4321)
     src.write_bytes(data)
@@ -220,7 +225,8 @@ def test_task_reads_an_input_and_its_output_artifact_is_downloadable(
     )
     page.fill("#f-cpus", "0.5")
     page.fill("#f-memory_mb", "128")
-    # Validation mirrors the API: an input mounted outside /workspace or /inputs and an output escaping the outputs dir.
+    # Validation mirrors the API: an input mounted outside /workspace or /inputs and an output
+    # escaping the outputs dir.
     page.fill("#f-inputs", "ui-inputs/greeting.txt -> /etc/greeting.txt")
     page.fill("#f-outputs", "../result.txt")
     form.get_by_role("button", name="Submit task").click()

@@ -1,10 +1,12 @@
-"""The browser UI end to end: real Chromium (New York time zone) against a real server, agent and Docker."""
+"""The browser UI end to end: real Chromium (New York time zone) against a real server, agent and
+Docker."""
 
 from __future__ import annotations
 
 import re
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -54,7 +56,8 @@ def test_local_node_is_online_with_a_beijing_time_heartbeat(
     expect(row.locator("[data-state=online]")).to_be_visible()
     shown = row.get_by_test_id("heartbeat").locator("time").first.inner_text()
     api_hb = _utc(ui_server.api.get(f"/api/nodes/{node['id']}").json()["last_heartbeat_at"])
-    # Shown as Beijing wall-clock time: within a few heartbeats of the API's instant, never New York's clock.
+    # Shown as Beijing wall-clock time: within a few heartbeats of the API's instant, never New
+    # York's clock.
     assert abs((parse_beijing(shown) - api_hb).total_seconds()) < 60, (shown, api_hb)
     expect(page.get_by_text("Beijing time (UTC+8)").first).to_be_visible()
     assert_no_raw_iso(page)
@@ -68,9 +71,10 @@ def test_local_node_is_online_with_a_beijing_time_heartbeat(
     labels = page.locator(".chart-xlabel").all_text_contents()
     assert labels and all(re.fullmatch(r"\d{2}:\d{2}|\d{2}-\d{2}", t) for t in labels), labels
     now_bj = beijing(datetime.now().astimezone().isoformat())[11:13]
-    assert any(
-        t.startswith(now_bj) or t.startswith(f"{(int(now_bj) - 1) % 24:02d}") for t in labels
-    ), (labels, now_bj)
+    assert any(t.startswith((now_bj, f"{(int(now_bj) - 1) % 24:02d}")) for t in labels), (
+        labels,
+        now_bj,
+    )
     # The datetime-local "Since" input is read as Beijing time although the browser is in New York.
     since_bj = (datetime.now(BEIJING_TZ) - timedelta(minutes=30)).replace(second=0, microsecond=0)
     with page.expect_request(lambda r: "/samples?" in r.url) as req:
@@ -88,7 +92,8 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(
 ) -> None:
     page.get_by_role("link", name="Submit task").click()
     form = page.get_by_role("form", name="Submit a task")
-    # Client-side validation mirrors the API: a short commit and a '..' path are refused before sending.
+    # Client-side validation mirrors the API: a short commit and a '..' path are refused before
+    # sending.
     page.fill("#f-code_commit_id", "abc123")
     page.fill("#f-dockerfile_path", "../Dockerfile")
     form.get_by_role("button", name="Submit task").click()
@@ -174,7 +179,7 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(
         )
         < 180
     ), stamp
-    content = open(download.path(), encoding="utf-8").read()
+    content = Path(download.path()).read_text(encoding="utf-8")
     assert all(f"line-{i}" in content for i in range(1, 9))
 
 
@@ -311,7 +316,8 @@ def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) ->
     expect(page.locator("main[data-stale]")).to_have_count(1)
     shot(page, "17-degraded-banner")
 
-    # Back up on the same port: the feed reconnects on its own, the banner goes, and live updates flow again.
+    # Back up on the same port: the feed reconnects on its own, the banner goes, and live updates
+    # flow again.
     live_server.start()
     deadline = time.monotonic() + 60
     while banner.count() and time.monotonic() < deadline:

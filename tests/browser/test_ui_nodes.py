@@ -1,6 +1,7 @@
-"""Node health and host.ssh maintenance in the browser: a second real agent whose Docker socket does not exist
-reports itself unhealthy (shown with its reason), and offers host.ssh against a real sshd on loopback; only
-admins see the maintenance panel, whose probe runs as a task linked from the panel."""
+"""Node health and host.ssh maintenance in the browser: a second real agent whose Docker socket
+does not exist reports itself unhealthy (shown with its reason), and offers host.ssh against a
+real sshd on loopback; only admins see the maintenance panel, whose probe runs as a task linked
+from the panel."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 @pytest.fixture
 def sick_node(ui_server: UiServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """An agent (Docker runner) pointed at a Docker socket that does not exist, with host.ssh to a real sshd."""
+    """An agent (Docker runner) pointed at a Docker socket that does not exist, with host.ssh to a
+    real sshd."""
     (tmp_path / "sshd").mkdir()
     sshd = Sshd(tmp_path / "sshd")
     cfg = tmp_path / "agent.toml"

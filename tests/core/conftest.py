@@ -32,7 +32,8 @@ def task_body(**overrides: Any) -> dict[str, Any]:
 
 
 def row_counts(database_url: str) -> dict[str, int]:
-    """Rows in every core table (and the events high-water mark), to compare before/after a request."""
+    """Rows in every core table (and the events high-water mark), to compare before/after a
+    request."""
     with psycopg.connect(libpq_url(database_url)) as conn:
         counts = {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES

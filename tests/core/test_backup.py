@@ -1,4 +1,5 @@
-"""Backups against the real embedded PostgreSQL: the restore drill, pruning, the schedule, and every fault."""
+"""Backups against the real embedded PostgreSQL: the restore drill, pruning, the schedule, and
+every fault."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def _conn(url: str) -> psycopg.Connection:
 
 
 def snapshot(url: str) -> dict[str, list[str]]:
-    """Every row of every table in the public schema (as JSON text, sorted) plus the alembic version."""
+    """Every row of every table in the public schema (as JSON text, sorted) plus the alembic
+    version."""
     with _conn(url) as c:
         tables = [
             r[0]
@@ -49,7 +51,8 @@ def snapshot(url: str) -> dict[str, list[str]]:
 def table_count(url: str) -> int:
     with _conn(url) as c:
         return c.execute(
-            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
+            "'information_schema')"
         ).fetchone()[0]  # type: ignore[index]
 
 
@@ -250,7 +253,8 @@ def test_corrupt_dump_refused_target_untouched(
 
 
 def test_truncated_dump_rolls_back(good_dump: Path, pg_cluster: Any, tmp_path: Path) -> None:
-    """A dump cut in its data section may pass --list, but the one-transaction restore leaves nothing behind."""
+    """A dump cut in its data section may pass --list, but the one-transaction restore leaves
+    nothing behind."""
     data = good_dump.read_bytes()
     cut = tmp_path / "cut.dump"
     cut.write_bytes(data[: int(len(data) * 0.7)])
@@ -270,7 +274,8 @@ def test_non_empty_target_needs_force(good_dump: Path, database_url: str, pg_clu
     with _conn(target) as c:
         c.execute("CREATE TABLE leftover (x int)")
         c.execute(
-            "INSERT INTO users (id, username, password_hash, role, disabled) VALUES (gen_random_uuid(), 'stray', 'x', 'member', false)"
+            "INSERT INTO users (id, username, password_hash, role, disabled) VALUES "
+            "(gen_random_uuid(), 'stray', 'x', 'member', false)"
         )
     before = snapshot(target)
     with pytest.raises(Conflict, match="not empty"):
@@ -346,7 +351,8 @@ async def test_schedule_runs_once_per_slot_and_health_shows_failures(
 
 
 def test_retention_counts_beijing_days() -> None:
-    """16:30 UTC and 15:59 UTC of one UTC date fall on two Beijing days (UTC+8 midnight is 16:00 UTC)."""
+    """16:30 UTC and 15:59 UTC of one UTC date fall on two Beijing days (UTC+8 midnight is 16:00
+    UTC)."""
     names = [
         "unidesk-20300101T155900Z.dump",  # Beijing 1 Jan 23:59
         "unidesk-20300101T163000Z.dump",  # Beijing 2 Jan 00:30

@@ -1,4 +1,5 @@
-"""Bad input, tried as a new user would: each gets the right 4xx problem+json and changes nothing."""
+"""Bad input, tried as a new user would: each gets the right 4xx problem+json and changes
+nothing."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ BAD_TASKS: list[tuple[str, Any, str | None]] = [
 async def test_bad_tasks_are_400_and_write_nothing(
     client: AsyncTestClient, admin_headers: dict[str, str], counts: Any
 ) -> None:
-    """Every case in BAD_TASKS, in one app (cheaper than one app each); all failures reported together."""
+    """Every case in BAD_TASKS, in one app (cheaper than one app each); all failures reported
+    together."""
     before = counts()
     failures = []
     for case, body, needle in BAD_TASKS:

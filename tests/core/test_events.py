@@ -1,4 +1,5 @@
-"""The control bus: the trigger that refuses state changes without an event, paging, SSE, subscriptions."""
+"""The control bus: the trigger that refuses state changes without an event, paging, SSE,
+subscriptions."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ async def test_event_about_another_subject_does_not_count(
     task_id = await _a_task(client, admin_headers)
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute(
-            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.note', 'task', 'someone-else', 'test')"
+            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.note', "
+            "'task', 'someone-else', 'test')"
         )
         conn.execute("UPDATE tasks SET state = 'failed' WHERE id = %s", (task_id,))
         with pytest.raises(psycopg.errors.IntegrityConstraintViolation):
@@ -67,7 +69,8 @@ async def test_state_update_with_event_commits(
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute("UPDATE tasks SET state = 'failed' WHERE id = %s", (task_id,))
         conn.execute(
-            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.failed', 'task', %s, 'test')",
+            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('task.failed', "
+            "'task', %s, 'test')",
             (task_id,),
         )
         conn.commit()
@@ -87,9 +90,12 @@ async def test_non_state_update_needs_no_event(
 async def test_inserting_a_task_without_event_fails(database_url: str) -> None:
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute(
-            "INSERT INTO tasks (id, name, state, code_repo_url, code_commit_id, env_repo_url, env_commit_id, dockerfile_path,"
-            " command, env, cpus, memory_mb, gpus, labels, timeout_s, priority, max_attempts, retry_on_failure, extra, attempt_count)"
-            " VALUES (gen_random_uuid(), 'x', 'pending', 'https://h/r', %s, 'https://h/e', %s, 'Dockerfile', '[\"true\"]',"
+            "INSERT INTO tasks (id, name, state, code_repo_url, code_commit_id, env_repo_url, "
+            "env_commit_id, dockerfile_path,"
+            " command, env, cpus, memory_mb, gpus, labels, timeout_s, priority, max_attempts, "
+            "retry_on_failure, extra, attempt_count)"
+            " VALUES (gen_random_uuid(), 'x', 'pending', 'https://h/r', %s, 'https://h/e', %s, "
+            "'Dockerfile', '[\"true\"]',"
             " '{}', 1, 512, 0, '{}', 60, 0, 1, false, '{}', 0)",
             ("a" * 40, "a" * 40),
         )
@@ -230,7 +236,8 @@ def test_sse_delivers_new_events_and_resumes_without_gaps(live_server: Any) -> N
         for e in first:
             assert json.loads(e["data"])["kind"] == e["event"]
 
-        # While disconnected, more happens; resuming by Last-Event-ID replays exactly what was missed.
+        # While disconnected, more happens; resuming by Last-Event-ID replays exactly what was
+        # missed.
         later = _submit(api, 2)
         api.post(f"/api/tasks/{later[0]}/cancel").raise_for_status()
         last_seen = first_ids[-1]
@@ -289,7 +296,7 @@ async def test_subscribe_in_order_across_concurrent_writers(database_url: str) -
             rng = random.Random(w)
             for i in range(per_writer):
 
-                async def work(s: Any) -> int:
+                async def work(s: Any, i: int = i) -> int:
                     eid = await append(
                         s,
                         NewEvent(
@@ -395,7 +402,8 @@ async def test_listener_receives_batches_in_order_and_survives_a_failing_listene
 
 
 async def test_stop_returns_while_events_flow(database_url: str) -> None:
-    """Shutdown must not hang when a wake-up races the cancel (wait_for on 3.11 could swallow it)."""
+    """Shutdown must not hang when a wake-up races the cancel (wait_for on 3.11 could swallow
+    it)."""
     engine = make_engine(database_url, 4)
     sessions = make_sessionmaker(engine)
     try:
@@ -404,11 +412,13 @@ async def test_stop_returns_while_events_flow(database_url: str) -> None:
             await hub.start()
             stop_writing = asyncio.Event()
 
-            async def write_burst() -> None:
+            async def write_burst(
+                stop_writing: asyncio.Event = stop_writing, hub: EventHub = hub
+            ) -> None:
                 n = 0
                 while not stop_writing.is_set() and n < 200:
 
-                    async def work(s: Any) -> int:
+                    async def work(s: Any, n: int = n) -> int:
                         return await append(
                             s,
                             NewEvent(

@@ -1,4 +1,5 @@
-"""/health: ok on a fresh database; degraded (503, with the reason) when the documented path is not."""
+"""/health: ok on a fresh database; degraded (503, with the reason) when the documented path is
+not."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The host.ssh maintenance API (admin only, validated, audited) and the scheduler's routing rules for it."""
+"""The host.ssh maintenance API (admin only, validated, audited) and the scheduler's routing rules
+for it."""
 
 from __future__ import annotations
 
@@ -40,7 +41,13 @@ def node(
 
 
 def demand(**kw: Any) -> Demand:
-    base: dict[str, Any] = dict(task_id=uuid.uuid4(), cpus=1, memory_mb=64, gpus=0, labels={})
+    base: dict[str, Any] = {
+        "task_id": uuid.uuid4(),
+        "cpus": 1,
+        "memory_mb": 64,
+        "gpus": 0,
+        "labels": {},
+    }
     base.update(kw)
     return Demand(**base)
 
@@ -100,12 +107,15 @@ def _add_node(database_url: str, runtimes: list[str], state: str = "online") -> 
     node_id = uuid.uuid4()
     with psycopg.connect(libpq_url(database_url)) as c:  # one transaction: the node and its event
         c.execute(
-            "INSERT INTO events (kind, subject_type, subject_id, actor, payload) VALUES ('node.registered', 'node', %s, 'test', '{}')",
+            "INSERT INTO events (kind, subject_type, subject_id, actor, payload) VALUES "
+            "('node.registered', 'node', %s, 'test', '{}')",
             (str(node_id),),
         )
         c.execute(
-            "INSERT INTO nodes (id, name, state, draining, hostname, os, agent_version, protocol_version, cpus, memory_mb, gpus,"
-            " labels, runtimes, last_usage) VALUES (%s, %s, %s, false, 'h', 'Linux', '0', 1, 2, 1024, '[]', '{}', %s, '{}')",
+            "INSERT INTO nodes (id, name, state, draining, hostname, os, agent_version, "
+            "protocol_version, cpus, memory_mb, gpus,"
+            " labels, runtimes, last_usage) VALUES (%s, %s, %s, false, 'h', 'Linux', '0', 1, 2, "
+            "1024, '[]', '{}', %s, '{}')",
             (node_id, f"n-{node_id.hex[:6]}", state, psycopg.types.json.Jsonb(runtimes)),
         )
     return node_id

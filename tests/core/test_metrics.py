@@ -1,4 +1,5 @@
-"""/metrics and /health/ready against a real server process on its own PostgreSQL, which the test stops.
+"""/metrics and /health/ready against a real server process on its own PostgreSQL, which the test
+stops.
 
 A real ``unidesk-agent`` (test-only subprocess runner) connects and runs a task, so node,
 heartbeat, WebSocket and dispatch-latency figures come from the real flow. The exposition is

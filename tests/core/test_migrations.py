@@ -1,4 +1,5 @@
-"""Migrations: the models are the single source of the schema; `migrate` works on an empty database."""
+"""Migrations: the models are the single source of the schema; `migrate` works on an empty
+database."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ CORE_TABLES = {"users", "api_tokens", "node_tokens", "nodes", "tasks", "task_att
 
 
 def test_autogenerate_against_migrated_db_is_empty(database_url: str) -> None:
-    """Core and every built-in plugin: migrate their branches, then compare with all their models."""
+    """Core and every built-in plugin: migrate their branches, then compare with all their
+    models."""
     plugins = Plugins(make_plugin_manager("all"))
     plugins.import_models()
     upgrade(database_url, plugins.migration_dirs())

@@ -13,12 +13,15 @@ from unidesk.core.db.engine import libpq_url
 
 
 def add_node(database_url: str, name: str, state: str = "offline") -> str:
-    """A node row written the way the registry writes one: with its event in the same transaction."""
+    """A node row written the way the registry writes one: with its event in the same
+    transaction."""
     node_id = str(uuid.uuid4())
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute(
-            "INSERT INTO nodes (id, name, state, draining, hostname, os, agent_version, protocol_version, cpus, memory_mb,"
-            " gpus, labels, runtimes, last_usage) VALUES (%s, %s, %s, false, 'h', 'linux', '0.1.0', 1, 4, 8192, %s, '{}',"
+            "INSERT INTO nodes (id, name, state, draining, hostname, os, agent_version, "
+            "protocol_version, cpus, memory_mb,"
+            " gpus, labels, runtimes, last_usage) VALUES (%s, %s, %s, false, 'h', 'linux', "
+            "'0.1.0', 1, 4, 8192, %s, '{}',"
             " '[\"docker\"]', '{}')",
             (
                 node_id,
@@ -28,7 +31,8 @@ def add_node(database_url: str, name: str, state: str = "offline") -> str:
             ),
         )
         conn.execute(
-            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES ('node.registered', 'node', %s, 'test')",
+            "INSERT INTO events (kind, subject_type, subject_id, actor) VALUES "
+            "('node.registered', 'node', %s, 'test')",
             (node_id,),
         )
     return node_id

@@ -155,5 +155,6 @@ def test_never_fits_reasons():
         never_fits_reason(demand(pinned_node=uuid.uuid4()), nodes)
         == "the node this task is pinned to is not online"
     )
-    # Busy is not "never": a task that fits an idle node has no reason, even when nothing is free now.
+    # Busy is not "never": a task that fits an idle node has no reason, even when nothing is free
+    # now.
     assert never_fits_reason(demand(cpus=2, gpus=1), nodes) is None

@@ -28,7 +28,8 @@ def test_defaults_match_the_design() -> None:
 def test_toml_file_then_env_then_explicit_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "unidesk.toml"
     cfg.write_text(
-        'port = 9001\nhost = "127.0.0.2"\nheartbeat_interval_s = 2.5\nlocal_agent_labels = {gpu = "a100"}\n'
+        'port = 9001\nhost = "127.0.0.2"\nheartbeat_interval_s = 2.5\nlocal_agent_labels = {gpu = '
+        '"a100"}\n'
     )
     s = load_settings(cfg, environ={})
     assert (s.port, s.host, s.heartbeat_interval_s, s.local_agent_labels) == (

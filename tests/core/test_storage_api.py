@@ -1,4 +1,5 @@
-"""Artifacts API beyond the byte routes: agent output fencing, task file declarations, dispatch URLs,
+"""Artifacts API beyond the byte routes: agent output fencing, task file declarations, dispatch
+URLs,
 and a server restart in the middle of a resumable upload."""
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ async def _attempt_on(client, headers, node_id: uuid.UUID, **task) -> str:
 
 
 async def test_agent_gets_urls_only_for_its_own_attempts(client, admin_headers):
-    node_a, token_a = await _node(client, admin_headers, "node-a")
+    _node_a, token_a = await _node(client, admin_headers, "node-a")
     node_b, token_b = await _node(client, admin_headers, "node-b")
     task_b = await _attempt_on(client, admin_headers, node_b, outputs=["model.bin"])
     data = b"weights" * 1000

@@ -1,4 +1,5 @@
-"""The local backend's signed URLs over HTTP: streaming, Range, ETag, resumable chunks, and every refusal."""
+"""The local backend's signed URLs over HTTP: streaming, Range, ETag, resumable chunks, and every
+refusal."""
 
 from __future__ import annotations
 
@@ -182,7 +183,8 @@ async def test_download_url_used_for_upload_and_the_reverse(client, admin_header
 
 
 def test_body_not_matching_size_or_hash_keeps_nothing(live_server):
-    """Over real HTTP with a chunked body (no Content-Length), so the server must count and hash itself."""
+    """Over real HTTP with a chunked body (no Content-Length), so the server must count and hash
+    itself."""
     store = Path(live_server.env["UNIDESK_DATA_DIR"]) / "files"
     with live_server.api() as api, httpx.Client(timeout=30) as raw:
         for body, why in ((b"x" * 11, "longer"), (b"x" * 9, "has 9 bytes"), (b"y" * 10, "SHA-256")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -60,10 +61,8 @@ async def env_image_cleanup(tmp_path: Path):
             repo = (image.get("Labels") or {}).get("unidesk.env.repo", "")
             if repo.startswith(f"file://{tmp_path}"):
                 for tag in image.get("RepoTags") or []:
-                    try:
+                    with contextlib.suppress(aiodocker.DockerError):
                         await client.images.delete(tag, force=True)
-                    except aiodocker.DockerError:
-                        pass
 
 
 class ExecWorld:

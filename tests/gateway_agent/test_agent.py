@@ -1,4 +1,5 @@
-"""The agent against a protocol-speaking loopback server: hello, dispatch, logs, cancel, reconnect."""
+"""The agent against a protocol-speaking loopback server: hello, dispatch, logs, cancel,
+reconnect."""
 
 from __future__ import annotations
 

@@ -14,18 +14,18 @@ from unidesk.protocol import AttemptRef, Dispatch
 
 
 def dispatch(**kw) -> Dispatch:
-    base = dict(
-        task_id="t1",
-        attempt_no=3,
-        code_repo_url="https://h/c",
-        code_commit_id="a" * 40,
-        env_repo_url="https://h/e",
-        env_commit_id="b" * 40,
-        dockerfile_path="Dockerfile",
-        command=["python", "train.py"],
-        cpus=1.5,
-        memory_mb=2048,
-    )
+    base = {
+        "task_id": "t1",
+        "attempt_no": 3,
+        "code_repo_url": "https://h/c",
+        "code_commit_id": "a" * 40,
+        "env_repo_url": "https://h/e",
+        "env_commit_id": "b" * 40,
+        "dockerfile_path": "Dockerfile",
+        "command": ["python", "train.py"],
+        "cpus": 1.5,
+        "memory_mb": 2048,
+    }
     return Dispatch(**(base | kw))
 
 

@@ -140,7 +140,8 @@ async def test_container_is_hardened_and_limited(runner, world) -> None:
     script = (
         "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "
         "echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max); "
-        "echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max); "
+        "echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat "
+        "/sys/fs/cgroup/memory.max); "
         "echo links=$(ls /sys/class/net | tr '\\n' ' '); "
         "test -e /var/run/docker.sock && echo HAS-DOCKER-SOCK; "
         "touch /workspace/written && echo wrote"

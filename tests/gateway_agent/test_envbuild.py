@@ -143,7 +143,9 @@ async def test_prune_removes_least_recently_used_beyond_budget(
         tags.append(
             (await envs.ensure_image(docker, repo.url, sha, "Dockerfile", FakeReporter())).tag
         )
-    for age, tag in zip((300, 100, 200), tags):  # tags[0] oldest use, then tags[2], tags[1] newest
+    for age, tag in zip(
+        (300, 100, 200), tags, strict=False
+    ):  # tags[0] oldest use, then tags[2], tags[1] newest
         stamp = exec_config.cache_path / "images" / tag.split(":")[1]
         os.utime(stamp, (stamp.stat().st_mtime - age,) * 2)
     sizes = {t: (await docker.images.inspect(t))["Size"] for t in tags}

@@ -64,7 +64,8 @@ async def test_falls_back_to_all_refs_when_sha_wants_are_refused(exec_config, ma
     repo.git("config", "uploadpack.allowAnySHA1InWant", "false")
 
     class ProtocolV0Cache(GitCache):
-        """Speaks git protocol v0, where a server checks wants against its ref tips (old servers)."""
+        """Speaks git protocol v0, where a server checks wants against its ref tips (old
+        servers)."""
 
         def _config_args(self) -> list[str]:
             return [*super()._config_args(), "-c", "protocol.version=0"]

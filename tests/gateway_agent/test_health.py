@@ -1,4 +1,5 @@
-"""Node health checks: native k3s declared as a runtime, k3s inside a container (real Docker) unhealthy,
+"""Node health checks: native k3s declared as a runtime, k3s inside a container (real Docker)
+unhealthy,
 Docker unreachable, disk almost full."""
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ task bodies those agents can run, and bounded waits on the API."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -179,10 +180,8 @@ class AgentProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the agent and its whole session (its task subprocesses die with a SIGKILL too)."""
         if self.proc and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
             if sig == signal.SIGKILL:
                 self.proc.wait(10)
 

@@ -15,15 +15,15 @@ __all__ = ["RawAgent", "closed_with", "hello"]
 
 
 def hello(name: str, **overrides: Any) -> protocol.Hello:
-    fields: dict[str, Any] = dict(
-        protocol_version=protocol.PROTOCOL_VERSION,
-        agent_version="raw-test",
-        node_name=name,
-        hostname=name,
-        os="Linux",
-        cpus=2.0,
-        memory_mb=2048,
-    )
+    fields: dict[str, Any] = {
+        "protocol_version": protocol.PROTOCOL_VERSION,
+        "agent_version": "raw-test",
+        "node_name": name,
+        "hostname": name,
+        "os": "Linux",
+        "cpus": 2.0,
+        "memory_mb": 2048,
+    }
     fields.update(overrides)
     return protocol.Hello(**fields)
 

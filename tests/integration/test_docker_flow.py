@@ -296,9 +296,11 @@ def test_cancel_and_timeout_leave_nothing_behind(flow: Flow) -> None:
     for t in (cancelled, timed):
         assert_one_final(flow.api, t["id"])
         # The agent removes the container and workspace right after it reports the end.
-        wait_for(lambda: containers_of(t["id"]) == [] or None, timeout=15, what="container removed")
         wait_for(
-            lambda: not list(flow.work_dir.glob(f"{t['id']}-*")) or None,
+            lambda t=t: containers_of(t["id"]) == [] or None, timeout=15, what="container removed"
+        )
+        wait_for(
+            lambda t=t: not list(flow.work_dir.glob(f"{t['id']}-*")) or None,
             timeout=15,
             what="workspace removed",
         )
@@ -343,7 +345,8 @@ def test_server_log_cap_truncates_with_a_visible_marker(
         stored = "".join(i["data"] for i in items)
         marker = "\n[unidesk] log truncated: this attempt's output passed 100000 bytes\n"
         assert stored.endswith(marker), stored[-300:]
-        # Exactly the cap's worth of output (build, system and stdout lines together), then the marker.
+        # Exactly the cap's worth of output (build, system and stdout lines together), then the
+        # marker.
         assert len(stored.encode()) == 100_000 + len(marker)
         assert "after-the-flood" not in stored
         assert f.api.get(f"/api/tasks/{task['id']}/logs").json()["truncated"] is True

@@ -1,4 +1,5 @@
-"""A task consumes a dataset artifact and produces an output artifact, end to end through presigned URLs.
+"""A task consumes a dataset artifact and produces an output artifact, end to end through
+presigned URLs.
 
 Real parts: a ``unidesk-server`` process (local backend, or s3 against ``moto_server`` on
 loopback), a ``unidesk-agent`` process with the Docker runner, the real Docker engine running
@@ -130,7 +131,8 @@ def test_task_consumes_dataset_and_produces_artifact(
     code_sha = code_repo.commit(
         {
             "run.sh": "tr a-z A-Z < /inputs/words.txt > /workspace/outputs/upper.txt\n"
-            "mkdir -p /workspace/outputs/ckpt && cp /workspace/data/big.bin /workspace/outputs/ckpt/\n"
+            "mkdir -p /workspace/outputs/ckpt && cp /workspace/data/big.bin "
+            "/workspace/outputs/ckpt/\n"
             "wc -c < /workspace/data/big.bin\n"
         }
     )

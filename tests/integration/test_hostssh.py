@@ -1,4 +1,5 @@
-"""host.ssh against a real OpenSSH ``sshd`` on a loopback port (generated host and user keys in a temp dir).
+"""host.ssh against a real OpenSSH ``sshd`` on a loopback port (generated host and user keys in a
+temp dir).
 
 The runner is driven directly for its limits (probe, exec, a command that never ends, one that
 prints gigabytes, host key mismatch); then through a real server and a real agent process for
@@ -92,15 +93,15 @@ LogLevel VERBOSE
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def config(self, **overrides: Any) -> AgentConfig:
-        values = dict(
-            ssh_host="127.0.0.1",
-            ssh_port=self.port,
-            ssh_user="root",
-            ssh_key_file=str(self.root / "user_key"),
-            ssh_known_hosts=str(self.known_hosts),
-            ssh_output_cap_bytes=1024 * 1024,
-            ssh_max_timeout_s=30.0,
-        )
+        values = {
+            "ssh_host": "127.0.0.1",
+            "ssh_port": self.port,
+            "ssh_user": "root",
+            "ssh_key_file": str(self.root / "user_key"),
+            "ssh_known_hosts": str(self.known_hosts),
+            "ssh_output_cap_bytes": 1024 * 1024,
+            "ssh_max_timeout_s": 30.0,
+        }
         values.update(overrides)
         return AgentConfig(**values)
 

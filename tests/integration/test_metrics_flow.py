@@ -55,7 +55,7 @@ def test_sweep_runs_report_metrics_through_the_agent(live_server_factory: Any) -
             )
 
         detail = wait_for(complete, timeout=30, what="all metrics stored")
-        for run, lr in zip(detail["runs"], (0.5, 0.25)):
+        for run, lr in zip(detail["runs"], (0.5, 0.25), strict=False):
             assert run["params"] == {"lr": lr}
             loss = run["metrics"]["loss"]
             assert (loss["points"], loss["first_step"], loss["last_step"], loss["last"]) == (

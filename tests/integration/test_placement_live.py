@@ -159,6 +159,6 @@ def test_cancel_when_the_node_is_offline_ends_at_once(live_server_factory, agent
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "cancelled", r.json()
         assert r.json()["attempts"][0]["state"] == "cancelled"
-        cancelled = [e for e in events(api, "task.cancelled", task["id"])]
+        cancelled = list(events(api, "task.cancelled", task["id"]))
         assert len(cancelled) == 1 and cancelled[0]["payload"]["node_offline"] is True
         assert_one_final(api, task["id"])

@@ -129,7 +129,8 @@ async def test_bad_metrics_are_refused_and_store_nothing(
         assert expected in r.json()["detail"], (expected, r.json())
     for raw, expected in [
         (
-            b'{"items": [{"name": "loss", "step": 1, "value": 1.0}, {"name": "loss", "step": 2, "value": 1e999}]}',
+            b'{"items": [{"name": "loss", "step": 1, "value": 1.0}, {"name": "loss", "step": 2, '
+            b'"value": 1e999}]}',
             "out of range",
         ),
         (b'{"items": [{"name": "loss", "step": 1, "value": -1e999}]}', "out of range"),

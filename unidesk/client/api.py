@@ -12,7 +12,8 @@ __all__ = ["ApiClient", "ApiError"]
 
 
 class ApiError(Exception):
-    """The server answered with an error (``detail`` from the problem body) or could not be reached."""
+    """The server answered with an error (``detail`` from the problem body) or could not be
+    reached."""
 
     def __init__(self, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail)

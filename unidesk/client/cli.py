@@ -1,4 +1,5 @@
-"""``unidesk``: log in, submit tasks (optionally waiting on them), list tasks and nodes, cancel, read logs.
+"""``unidesk``: log in, submit tasks (optionally waiting on them), list tasks and nodes, cancel,
+read logs.
 
 Exit codes: 0 success; 1 an error (the server's problem ``detail`` is printed); ``submit --wait``
 and ``logs --follow`` end with the task's outcome: 0 succeeded, the command's own exit code when

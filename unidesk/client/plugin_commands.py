@@ -12,7 +12,7 @@ import sys
 __all__ = ["add_plugin_commands"]
 
 
-def add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_plugin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from unidesk.core.plugins.manager import make_plugin_manager
 
     loaded = make_plugin_manager(os.environ.get("UNIDESK_PLUGINS", "all"))

@@ -34,11 +34,14 @@ def format_time(value: str | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Left-aligned columns separated by two spaces; cells are ``str()``-ed, ``None`` shows ``-``."""
+    """Left-aligned columns separated by two spaces; cells are ``str()``-ed, ``None`` shows
+    ``-``."""
     cells = [[("-" if c is None or c == "" else str(c)) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells
+    ]
     return "\n".join(lines)
 
 
@@ -183,7 +186,8 @@ def task_detail(task: dict[str, Any]) -> str:
         + (f" labels={labels}" if labels else ""),
         f"Limits    timeout={task.get('timeout_s')}s priority={task.get('priority')} "
         f"attempts={task.get('attempt_count')}/{task.get('max_attempts')}",
-        f"Created   {format_time(task.get('created_at'))}   Finished {format_time(task.get('finished_at'))}",
+        f"Created   {format_time(task.get('created_at'))}   Finished "
+        f"{format_time(task.get('finished_at'))}",
     ]
     attempts = task.get("attempts") or []
     if attempts:

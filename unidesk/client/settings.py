@@ -1,4 +1,5 @@
-"""Where the CLI finds its server and API token: ``UNIDESK_SERVER``/``UNIDESK_TOKEN`` over the config file."""
+"""Where the CLI finds its server and API token: ``UNIDESK_SERVER``/``UNIDESK_TOKEN`` over the
+config file."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class ClientSettings(msgspec.Struct, kw_only=True):
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$UNIDESK_CLI_CONFIG``, else ``$XDG_CONFIG_HOME/unidesk/config.toml``, else ``~/.config/unidesk/config.toml``."""
+    """``$UNIDESK_CLI_CONFIG``, else ``$XDG_CONFIG_HOME/unidesk/config.toml``, else
+    ``~/.config/unidesk/config.toml``."""
     env = os.environ if env is None else env
     if env.get("UNIDESK_CLI_CONFIG"):
         return Path(env["UNIDESK_CLI_CONFIG"]).expanduser()

@@ -51,14 +51,16 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME[:PATH]",
-        help="artifact (name or id) mounted read-only at PATH (default /inputs/<name>) (repeatable)",
+        help="artifact (name or id) mounted read-only at PATH (default /inputs/<name>) "
+        "(repeatable)",
     )
     p.add_argument(
         "--output",
         action="append",
         default=[],
         metavar="PATH",
-        help="path or glob under /workspace/outputs uploaded as an artifact after success (repeatable)",
+        help="path or glob under /workspace/outputs uploaded as an artifact after success "
+        "(repeatable)",
     )
 
 
@@ -74,7 +76,8 @@ def parse_pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def task_create_body(ns: argparse.Namespace, command: list[str]) -> dict[str, Any]:
-    """One argument after ``--`` is a shell command line (``/bin/sh -c``); several are exec'd as-is."""
+    """One argument after ``--`` is a shell command line (``/bin/sh -c``); several are exec'd
+    as-is."""
     if not command:
         raise ValueError(
             "no command: put it after `--`, e.g. unidesk submit ... -- python train.py"

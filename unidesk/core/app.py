@@ -46,6 +46,7 @@ from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, par
 from unidesk.core.problems import EXCEPTION_HANDLERS
 from unidesk.core.readiness import ready
 from unidesk.core.requestid import RequestIdMiddleware
+from unidesk.core.scheduler.controllers import QuotaController, UsageController
 from unidesk.core.secrets.controllers import SecretController
 from unidesk.core.secrets.runtime import attach_secrets, install_keyring
 from unidesk.core.settings import Settings
@@ -55,7 +56,6 @@ from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
 from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
-from unidesk.core.scheduler.controllers import QuotaController, UsageController
 from unidesk.core.tasks.controllers import TaskController
 from unidesk.core.webui import serve_ui
 
@@ -66,7 +66,8 @@ SHUTDOWN_STEP_S = 20.0
 
 
 class Component(Protocol):
-    """A long-running part of the server (scheduler, sweeper, local agent …) started with the app."""
+    """A long-running part of the server (scheduler, sweeper, local agent …) started with the
+    app."""
 
     name: str
 
@@ -142,7 +143,8 @@ def create_app(
     components: Sequence[Any] | None = None,
     plugins: LoadedPlugins | None = None,
 ) -> Litestar:
-    """Build the server. Its lifespan opens (or starts) the database, migrates, and starts components.
+    """Build the server. Its lifespan opens (or starts) the database, migrates, and starts
+    components.
 
     ``plugins`` defaults to the built-ins and entry points chosen by ``settings.plugins``."""
     loaded = plugins if plugins is not None else make_plugin_manager(settings.plugins)

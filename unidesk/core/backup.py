@@ -25,7 +25,7 @@ import os
 import re
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -57,11 +57,13 @@ SNAPSHOT_RE = re.compile(r"^unidesk-(\d{8}T\d{6}Z)(?:-(\d+))?(\.manual)?\.dump$"
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 """The calendar that daily retention counts days in (fixed UTC+8, no daylight saving)."""
 _USER_SCHEMAS_SQL = (
-    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', "
+    "'pg_toast')"
     " AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
 )
 _TABLES_SQL = (
-    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+    "c.relkind IN ('r', 'p', 'v', 'm', 'S')"
     " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 )
 
@@ -89,7 +91,8 @@ class RestoreResult(msgspec.Struct, kw_only=True):
 
 
 def _libpq(url: str) -> tuple[str, dict[str, str]]:
-    """A keyword connection string WITHOUT the password (it goes in PGPASSWORD, never on a command line)."""
+    """A keyword connection string WITHOUT the password (it goes in PGPASSWORD, never on a command
+    line)."""
     params = conninfo_to_dict(libpq_url(url))
     password = params.pop("password", None)
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
@@ -130,7 +133,8 @@ def backup_dir_for(configured: str, data_path: Path) -> Path:
         path = Path(configured).expanduser()
         if not path.is_dir():
             raise BadRequest(
-                f"backup dir {path} does not exist or is not a directory; create (or mount) it first"
+                f"backup dir {path} does not exist or is not a directory; create (or mount) it "
+                "first"
             )
         return path.resolve()
     path = data_path / "backups"
@@ -186,7 +190,7 @@ def _is_manual(path: Path) -> bool:
 
 def retained(snapshots: list[Path], *, keep_days: int, keep_manual: int) -> list[Path]:
     """The snapshots retention keeps (see the module docstring); ``snapshots`` oldest first."""
-    newest_per_day: dict[object, Path] = {}
+    newest_per_day: dict[date, Path] = {}
     for p in snapshots:
         if not _is_manual(p):
             newest_per_day[snapshot_time(p).astimezone(BEIJING).date()] = p  # later ones win
@@ -279,7 +283,8 @@ def run_backup(
             )
             if g.returncode != 0:
                 raise Unavailable(
-                    f"pg_dumpall --globals-only failed: {_first_error(g.stderr)} (set backup_globals = false "
+                    f"pg_dumpall --globals-only failed: {_first_error(g.stderr)} (set "
+                    "backup_globals = false "
                     "where the database user may not read roles)"
                 )
             globals_path = _globals_of(final)
@@ -309,7 +314,7 @@ def run_backup(
 def _target_state(database_url: str) -> tuple[int, list[str]]:
     try:
         with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
-            tables = conn.execute(_TABLES_SQL).fetchone()[0]  # type: ignore[index]
+            tables = (conn.execute(_TABLES_SQL).fetchone() or (0,))[0]  # count(*): always a row
             schemas = [r[0] for r in conn.execute(_USER_SCHEMAS_SQL).fetchall()]
     except psycopg.OperationalError as exc:
         raise Unavailable(
@@ -328,7 +333,8 @@ def _alembic_version(database_url: str) -> list[str]:
 def _forced_restore(
     dump: Path, conninfo: str, env: dict[str, str], schemas: list[str], timeout_s: float
 ) -> None:
-    """Drop the target's schemas and restore, all in one psql transaction that stops on the first error."""
+    """Drop the target's schemas and restore, all in one psql transaction that stops on the first
+    error."""
     drops = (
         "".join(f'DROP SCHEMA IF EXISTS "{s}" CASCADE; ' for s in schemas) + "CREATE SCHEMA public;"
     )
@@ -382,7 +388,8 @@ def _forced_restore(
 def restore_dump(
     dump: Path, database_url: str, *, force: bool = False, timeout_s: float = 3600.0
 ) -> RestoreResult:
-    """Restore ``dump`` into the database at ``database_url`` (see the module docstring). Blocking."""
+    """Restore ``dump`` into the database at ``database_url`` (see the module docstring).
+    Blocking."""
     started = time.monotonic()
     verify_dump(dump)
     tables, schemas = _target_state(database_url)

@@ -57,7 +57,8 @@ async def _open(settings: Settings) -> Any:
 
 
 async def _record(url: str, **kwargs: Any) -> str | None:
-    """Write the backup event; returns why it could not be written (the database may be what failed)."""
+    """Write the backup event; returns why it could not be written (the database may be what
+    failed)."""
     from unidesk.core.backup_schedule import record_backup
     from unidesk.core.db.engine import make_engine, make_sessionmaker
 
@@ -110,7 +111,8 @@ async def _backup(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         why = await _record(handle.url, result=result)
         print(
-            f"backup written: {result.path} ({result.size} bytes, {result.entries} entries, verified with pg_restore --list)"
+            f"backup written: {result.path} ({result.size} bytes, {result.entries} entries, "
+            "verified with pg_restore --list)"
         )
         if result.globals_path:
             print(f"globals: {result.globals_path}")
@@ -168,11 +170,13 @@ async def _restore(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
         print(
-            f"restored {result.dump} into {result.database}: {result.tables} tables, schema {', '.join(result.alembic_version)}"
+            f"restored {result.dump} into {result.database}: {result.tables} tables, schema "
+            f"{', '.join(result.alembic_version)}"
         )
         if set(result.alembic_version) != expected_heads(handle.url, _plugin_dirs(settings)):
             print(
-                "the schema is older than this server's code: run `unidesk-server migrate` before starting it"
+                "the schema is older than this server's code: run `unidesk-server migrate` before "
+                "starting it"
             )
         return 0
     finally:

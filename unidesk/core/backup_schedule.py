@@ -110,7 +110,8 @@ async def take_backup(
     manual: bool = False,
     now: datetime | None = None,
 ) -> BackupResult:
-    """Run one backup in a worker thread and record its event; re-raises the failure after recording it."""
+    """Run one backup in a worker thread and record its event; re-raises the failure after
+    recording it."""
     try:
         directory = backup_dir_for(settings.backup_dir, settings.data_path)
         result = await asyncio.to_thread(
@@ -149,13 +150,15 @@ async def _last_backup_event(
 
 
 def taken_at(event: Event) -> datetime:
-    """When a ``backup.succeeded`` snapshot was taken (its name's stamp; older events: the event time)."""
+    """When a ``backup.succeeded`` snapshot was taken (its name's stamp; older events: the event
+    time)."""
     stamp = (event.payload or {}).get("taken_at")
     return datetime.fromisoformat(stamp) if stamp else event.ts
 
 
 def backup_check(state: Any) -> Any:
-    """/health check: the last backup's outcome, and the newest snapshot's age while the schedule is on."""
+    """/health check: the last backup's outcome, and the newest snapshot's age while the schedule
+    is on."""
 
     async def check() -> str | None:
         schedule: BackupSchedule | None = state.components.get("backup")
@@ -167,20 +170,27 @@ def backup_check(state: Any) -> Any:
         ):
             return schedule.error
         if last is not None and last.kind == "backup.failed":
-            return f"last backup failed at {last.ts.isoformat(timespec='seconds')}: {last.payload.get('error', '?')}"
+            return (
+                f"last backup failed at {last.ts.isoformat(timespec='seconds')}: "
+                f"{last.payload.get('error', '?')}"
+            )
         if schedule is None:
             return None
         now = schedule.clock()
         newest = await _last_backup_event(state.sessions, ("backup.succeeded",))
         if newest is None:
             if now - schedule.started_at > STALE_AFTER:
-                return f"no backup taken since the schedule started at {schedule.started_at.isoformat(timespec='seconds')}"
+                return (
+                    "no backup taken since the schedule started at "
+                    f"{schedule.started_at.isoformat(timespec='seconds')}"
+                )
             return None
         age = now - taken_at(newest)
         if age > STALE_AFTER:
             return (
                 f"newest snapshot is {age.total_seconds() / 3600:.0f} h old (taken "
-                f"{taken_at(newest).isoformat(timespec='seconds')}); more than {STALE_AFTER.total_seconds() / 3600:.0f} h"
+                f"{taken_at(newest).isoformat(timespec='seconds')}); more than "
+                f"{STALE_AFTER.total_seconds() / 3600:.0f} h"
             )
         return None
 
@@ -188,7 +198,8 @@ def backup_check(state: Any) -> Any:
 
 
 class BackupSchedule:
-    """Takes the daily backup at ``settings.backup_daily_at`` (UTC); ``clock`` is injectable for tests."""
+    """Takes the daily backup at ``settings.backup_daily_at`` (UTC); ``clock`` is injectable for
+    tests."""
 
     name = "backup"
 
@@ -203,7 +214,7 @@ class BackupSchedule:
 
     @property
     def settings(self) -> Settings:
-        return self.state.settings  # type: ignore[no-any-return]
+        return self.state.settings
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="backup-schedule")
@@ -219,7 +230,8 @@ class BackupSchedule:
                 await self.run_due(due)
             except Exception as exc:  # e.g. the database is down: show it, try again tomorrow
                 self._failed(
-                    f"scheduled backup at {due.isoformat(timespec='minutes')} did not run: {type(exc).__name__}"
+                    f"scheduled backup at {due.isoformat(timespec='minutes')} did not run: "
+                    f"{type(exc).__name__}"
                 )
                 log.exception("scheduled backup did not run")
 

@@ -1,4 +1,5 @@
-"""``unidesk-server``: serve (default), migrate, create-admin, node-token, settings, backup, restore."""
+"""``unidesk-server``: serve (default), migrate, create-admin, node-token, settings, backup,
+restore."""
 
 from __future__ import annotations
 
@@ -122,11 +123,13 @@ def _node_token(settings: Settings, args: argparse.Namespace) -> int:
                     raise BadRequest("node token name: 1 to 128 characters")
                 created = await svc.create(args.name, actor="cli:node-token", created_by=None)
                 print(
-                    f"node token {created.token.id} ({created.token.name}); the secret is shown only now:"
+                    f"node token {created.token.id} ({created.token.name}); the secret is shown "
+                    "only now:"
                 )
                 print(created.secret)
                 print(
-                    f"\nstart a node with:\n  unidesk-agent --server {settings.base_url} --token {created.secret}"
+                    f"\nstart a node with:\n  unidesk-agent --server {settings.base_url} --token "
+                    f"{created.secret}"
                 )
             elif args.action == "list":
                 for t in await svc.list():
@@ -160,7 +163,8 @@ def _secrets(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _first_admin_password(settings: Settings) -> Settings:
-    """On a first start with no admin configured, generate a password and keep it in the data dir."""
+    """On a first start with no admin configured, generate a password and keep it in the data
+    dir."""
     import msgspec
 
     if settings.admin_password:

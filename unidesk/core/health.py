@@ -124,7 +124,10 @@ def migrations_check(state: State) -> Check:
             }
         expected: set[str] = state.expected_heads
         if current != expected:
-            return f"schema at {sorted(current)}, code expects {sorted(expected)}; run `unidesk-server migrate`"
+            return (
+                f"schema at {sorted(current)}, code expects {sorted(expected)}; run "
+                "`unidesk-server migrate`"
+            )
         return None
 
     return check

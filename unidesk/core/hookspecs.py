@@ -62,7 +62,7 @@ def unidesk_ui_contributions() -> list[UiContribution]:
 
 
 @hookspec
-def unidesk_cli_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def unidesk_cli_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add subcommands to the ``unidesk`` user CLI's argparse ``subparsers``. Each parser must
     ``set_defaults(func=callable(args, api) -> int)``. All implementations are called."""
 

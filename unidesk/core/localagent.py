@@ -8,6 +8,7 @@ keeps its identity across restarts; a revoked or missing token is replaced by a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -99,7 +100,8 @@ class LocalAgent:
         backoff = 1.0
         log_path = self.dir / "agent.log"
         while not self._stopping:
-            with open(log_path, "ab") as out:
+            # the child process writes to it; opening is one quick syscall
+            with open(log_path, "ab") as out:  # noqa: ASYNC230
                 self.proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
@@ -132,7 +134,5 @@ class LocalAgent:
                 await self.proc.wait()
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass

@@ -1,4 +1,5 @@
-"""Prometheus metrics at ``/metrics`` (text exposition 0.0.4), read from the database at scrape time.
+"""Prometheus metrics at ``/metrics`` (text exposition 0.0.4), read from the database at scrape
+time.
 
 The database is the one source: counts of nodes and tasks, the dispatch latency histogram
 (attempt ``assigned_at`` → ``acked_at``), heartbeat age and stored bytes are queried on
@@ -144,7 +145,7 @@ async def _database_families(state: State) -> list[Family]:
             "histogram",
             "Time from a task's assignment to the node's ack of its dispatch.",
         )
-        for bound, n in zip(DISPATCH_BUCKETS_S, row[2:]):
+        for bound, n in zip(DISPATCH_BUCKETS_S, row[2:], strict=False):
             hist.add(n, "_bucket", le=repr(float(bound)))
         hist.add(row[0], "_bucket", le="+Inf").add(row[0], "_count").add(float(row[1]), "_sum")
         out.append(hist)

@@ -1,4 +1,5 @@
-"""``/health/ready``: can this instance serve requests now? Database, schema, object store, plugins."""
+"""``/health/ready``: can this instance serve requests now? Database, schema, object store,
+plugins."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class Readiness(msgspec.Struct, kw_only=True):
 
 @get("/health/ready", operation_id="health_ready", tags=["health"], exclude_from_auth=True)
 async def ready(state: State) -> Response[Readiness]:
-    """Readiness for load balancers: 200 when every readiness check passes, else 503 with the reasons."""
+    """Readiness for load balancers: 200 when every readiness check passes, else 503 with the
+    reasons."""
     checks = await state.health_checks.run(names=READY_CHECKS)
     reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
     body = Readiness(

@@ -18,11 +18,13 @@ SCOPE_KEY = "unidesk.request_id"
 
 def request_id_of(scope: Scope) -> str:
     """The request's id: kept in the ASGI scope, taken from a safe X-Request-ID or made up once."""
-    rid = scope.get(SCOPE_KEY)  # type: ignore[misc]
-    if rid is None:
-        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _SAFE.match(incoming) else uuid.uuid4().hex[:16]
-        scope[SCOPE_KEY] = rid  # type: ignore[literal-required]
+    kept = scope.get(SCOPE_KEY)
+    if isinstance(kept, str):
+        return kept
+    incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+    rid = incoming if _SAFE.match(incoming) else uuid.uuid4().hex[:16]
+    # an ASGI extension key: Litestar's Scope TypedDict does not declare it
+    scope[SCOPE_KEY] = rid  # type: ignore[literal-required]
     return rid
 
 

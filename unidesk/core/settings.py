@@ -1,4 +1,5 @@
-"""Server settings: one msgspec Struct, loaded from defaults, a TOML file, then UNIDESK_* env vars."""
+"""Server settings: one msgspec Struct, loaded from defaults, a TOML file, then UNIDESK_* env
+vars."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     admin_password: Annotated[
         str | None,
         Doc(
-            description="If set and no admin exists, the first start creates one with this password."
+            description="If set and no admin exists, the first start creates one with this "
+            "password."
         ),
     ] = None
     session_ttl_s: Annotated[
@@ -75,7 +77,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allow_file_urls: Annotated[
         bool,
         Doc(
-            description="Accept file:// repository URLs in task submissions (tests and single-machine setups)."
+            description="Accept file:// repository URLs in task submissions (tests and "
+            "single-machine setups)."
         ),
     ] = False
     max_request_bytes: Annotated[
@@ -101,7 +104,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     research_max_sweep_tasks: Annotated[
         int,
         Doc(
-            description="Most tasks one parameter sweep of the research plugin may submit; larger grids are refused with 400.",
+            description="Most tasks one parameter sweep of the research plugin may submit; larger "
+            "grids are refused with 400.",
             ge=1,
             le=1_000_000,
         ),
@@ -154,13 +158,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backup_dir: Annotated[
         str,
         Doc(
-            description="Directory of pg_dump snapshots; empty means <data_dir>/backups (created); a configured one must exist."
+            description="Directory of pg_dump snapshots; empty means <data_dir>/backups "
+            "(created); a configured one must exist."
         ),
     ] = ""
     backup_keep: Annotated[
         int,
         Doc(
-            description="Daily retention: keep the newest daily snapshot of each of this many most recent Beijing calendar days that have one.",
+            description="Daily retention: keep the newest daily snapshot of each of this many "
+            "most recent Beijing calendar days that have one.",
             ge=1,
             le=1000,
         ),
@@ -168,7 +174,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backup_keep_manual: Annotated[
         int,
         Doc(
-            description="Manual (on-demand) snapshots kept besides the dailies, newest first; pruned separately from them.",
+            description="Manual (on-demand) snapshots kept besides the dailies, newest first; "
+            "pruned separately from them.",
             ge=0,
             le=1000,
         ),
@@ -176,14 +183,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backup_daily_at: Annotated[
         str,
         Doc(
-            description="UTC time 'HH:MM' of the daily backup (default 19:00 = 03:00 Beijing); empty turns the schedule off.",
+            description="UTC time 'HH:MM' of the daily backup (default 19:00 = 03:00 Beijing); "
+            "empty turns the schedule off.",
             pattern=r"^$|^([01]\d|2[0-3]):[0-5]\d$",
         ),
     ] = "19:00"
     backup_globals: Annotated[
         bool,
         Doc(
-            description="Also dump roles and tablespaces (pg_dumpall --globals-only) beside each snapshot."
+            description="Also dump roles and tablespaces (pg_dumpall --globals-only) beside each "
+            "snapshot."
         ),
     ] = True
     backup_timeout_s: Annotated[
@@ -192,13 +201,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secrets_key_file: Annotated[
         str,
         Doc(
-            description="AES key file of the secret store (mode 0600, made on first start); unset means <data_dir>/secrets.key. Not in any pg_dump: back it up separately; losing it makes every secret unreadable."
+            description="AES key file of the secret store (mode 0600, made on first start); unset "
+            "means <data_dir>/secrets.key. Not in any pg_dump: back it up separately; losing it "
+            "makes every secret unreadable."
         ),
     ] = ""
     storage_backend: Annotated[
         Literal["local", "s3"],
         Doc(
-            description="Object store of artifacts: 'local' (files under storage_dir, served by this server) or 's3'."
+            description="Object store of artifacts: 'local' (files under storage_dir, served by "
+            "this server) or 's3'."
         ),
     ] = "local"
     storage_dir: Annotated[
@@ -208,13 +220,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     storage_signing_key: Annotated[
         str | None,
         Doc(
-            description="HMAC key of local presigned URLs (same on every instance); unset: generated in <data_dir>/storage/signing.key."
+            description="HMAC key of local presigned URLs (same on every instance); unset: "
+            "generated in <data_dir>/storage/signing.key."
         ),
     ] = None
     storage_url_ttl_s: Annotated[
         int,
         Doc(
-            description="Lifetime of presigned upload/download URLs handed to people and nodes, seconds.",
+            description="Lifetime of presigned upload/download URLs handed to people and nodes, "
+            "seconds.",
             ge=10,
             le=7 * 24 * 3600,
         ),
@@ -310,6 +324,7 @@ def settings_reference() -> str:
             field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
         )
         rows.append(
-            f"| `{field.name}` | `UNIDESK_{field.name.upper()}` | `{default!r}` | {meta.description if meta else ''} |"
+            f"| `{field.name}` | `UNIDESK_{field.name.upper()}` | `{default!r}` | "
+            f"{meta.description if meta else ''} |"
         )
     return "\n".join(rows)

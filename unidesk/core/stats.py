@@ -38,7 +38,8 @@ SELECT h.hour,
        count(t.id) FILTER (WHERE t.state = 'succeeded') AS succeeded,
        count(t.id) FILTER (WHERE t.state = 'failed') AS failed,
        count(t.id) FILTER (WHERE t.state = 'cancelled') AS cancelled
-FROM generate_series(date_trunc('hour', now()) - interval '23 hours', date_trunc('hour', now()), interval '1 hour') AS h(hour)
+FROM generate_series(date_trunc('hour', now()) - interval '23 hours', date_trunc('hour', now()),
+interval '1 hour') AS h(hour)
 LEFT JOIN tasks t ON t.finished_at >= h.hour AND t.finished_at < h.hour + interval '1 hour'
 GROUP BY h.hour ORDER BY h.hour
 """)

@@ -13,7 +13,8 @@ __all__ = ["WEB_DIST", "serve_ui"]
 WEB_DIST = Path(__file__).resolve().parents[1] / "web_dist"
 
 _NOT_BUILT = """<!doctype html><title>UniDesk</title><h1>UniDesk UI is not built</h1>
-<p>Run <code>scripts/setup.sh --server</code> (it builds <code>web/</code> into <code>unidesk/web_dist</code>),
+<p>Run <code>scripts/setup.sh --server</code> (it builds <code>web/</code> into
+<code>unidesk/web_dist</code>),
 or use the API at <a href="/schema">/schema</a>.</p>"""
 
 

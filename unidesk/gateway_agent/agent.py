@@ -1,4 +1,5 @@
-"""The agent's main loop: connect, say Hello, take dispatches, report attempts, heartbeat, reconnect.
+"""The agent's main loop: connect, say Hello, take dispatches, report attempts, heartbeat,
+reconnect.
 
 Delivery rules this module keeps (see ``unidesk.protocol`` for the call order):
 - a Dispatch is acked at once and run once per ``(task_id, attempt_no)``, however often it comes;
@@ -18,6 +19,7 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Coroutine
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -80,9 +82,11 @@ class Agent:
         self.config = config
         self.runner = runner
         self.maintenance = maintenance
-        """Runs ``host.ssh`` dispatches (``hostssh.HostSshRunner``); None: this node has no host.ssh."""
+        """Runs ``host.ssh`` dispatches (``hostssh.HostSshRunner``); None: this node has no
+        host.ssh."""
         self.node_health = node_health
-        """``health.NodeHealth`` (Docker, disk, k3s-in-container); None: only the runner's health."""
+        """``health.NodeHealth`` (Docker, disk, k3s-in-container); None: only the runner's
+        health."""
         self.resources = resources
         self.state = state
         self.heartbeat_interval_s = config.heartbeat_interval_s or 15.0
@@ -203,7 +207,7 @@ class Agent:
         heartbeat: asyncio.Task[None] | None = None
         try:
             await ws.send(encode(await self._hello()))
-            first = decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT_S))
+            first = decode(await asyncio.wait_for(ws.recv(decode=False), WELCOME_TIMEOUT_S))
             if not isinstance(first, Welcome):
                 raise msgspec.ValidationError(f"expected welcome, got {type(first).__name__}")
             welcomed = True
@@ -377,7 +381,8 @@ class Agent:
                 )
 
     async def _run_dispatch(self, dispatch: Dispatch, run: AttemptRun) -> Outcome:
-        """Ordinary tasks go to the runner (Docker); host.ssh maintenance only over SSH; nothing else."""
+        """Ordinary tasks go to the runner (Docker); host.ssh maintenance only over SSH; nothing
+        else."""
         if dispatch.missing_secrets:
             return Outcome(
                 reason="infra_error",
@@ -447,6 +452,7 @@ class Agent:
                 run.in_runner = True
                 try:
                     if run.dispatch is None:  # adopted: its container already runs
+                        # only a runner with adopt() (Docker) reports running attempts to adopt
                         outcome = await self.runner.adopt(run.ref, run)  # type: ignore[attr-defined]
                     else:
                         await run.preparing()
@@ -523,7 +529,7 @@ class Agent:
     async def _health(self) -> str | None:
         try:
             if self.node_health is not None:
-                return await self.node_health.check()  # type: ignore[no-any-return]
+                return await self.node_health.check()
             return await self.runner.health()
         except Exception as exc:
             return f"runner health check failed: {exc}"
@@ -567,8 +573,8 @@ class Agent:
 
     # ---- stopping -----------------------------------------------------------------------
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -78,7 +78,8 @@ class AttemptRun:
 
 
 def final_state(run: AttemptRun, outcome: Outcome) -> AttemptState:
-    """Map the runner's outcome to the final report: ``exited`` once the command started, else ``failed``."""
+    """Map the runner's outcome to the final report: ``exited`` once the command started, else
+    ``failed``."""
     phase: Literal["exited", "failed"] = "exited" if run.command_started else "failed"
     if outcome.reason == "infra_error":
         phase = "failed"

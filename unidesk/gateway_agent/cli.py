@@ -120,7 +120,7 @@ def make_runner(config: AgentConfig) -> Runner:
     transfer = Transfer(
         server_url=config.server_url, token=config.token, cache_dir=settings.cache_path
     )
-    return docker_runner.DockerRunner(settings, node_name=config.node_name, transfer=transfer)  # type: ignore[no-any-return]
+    return docker_runner.DockerRunner(settings, node_name=config.node_name, transfer=transfer)
 
 
 def _configure_logging(level: str) -> None:

@@ -1,4 +1,5 @@
-"""Agent configuration: defaults < TOML file < ``UNIDESK_AGENT_*`` environment < command-line flags."""
+"""Agent configuration: defaults < TOML file < ``UNIDESK_AGENT_*`` environment < command-line
+flags."""
 
 from __future__ import annotations
 
@@ -68,13 +69,15 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """On SIGTERM, how long running attempts may finish before they are stopped."""
     log_level: str = "info"
     docker: dict[str, Any] = {}
-    """Further Docker runner settings (a ``[docker]`` TOML table; see ``exec_config.ExecConfig``)."""
+    """Further Docker runner settings (a ``[docker]`` TOML table; see
+    ``exec_config.ExecConfig``)."""
     min_free_disk_mb: int = 2048
     """Below this much free disk under ``cache_dir`` the node reports itself unhealthy."""
     host_root: str = "/"
     """Where the host's filesystem is visible (``/host`` in a container) to detect a native k3s."""
     ssh_host: str = ""
-    """The host OS / WSL distro's SSH address for host.ssh maintenance; empty: no host.ssh runtime."""
+    """The host OS / WSL distro's SSH address for host.ssh maintenance; empty: no host.ssh
+    runtime."""
     ssh_port: int = 22
     """SSH port of ``ssh_host``."""
     ssh_user: str = ""
@@ -110,7 +113,8 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def parse_labels(items: list[str] | str) -> dict[str, str]:
-    """``["a=1", "b=2"]`` or ``"a=1,b=2"`` → ``{"a": "1", "b": "2"}``; refuses items without ``=``."""
+    """``["a=1", "b=2"]`` or ``"a=1,b=2"`` → ``{"a": "1", "b": "2"}``; refuses items without
+    ``=``."""
     if isinstance(items, str):
         items = [p for p in items.split(",") if p.strip()]
     labels: dict[str, str] = {}

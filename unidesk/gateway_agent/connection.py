@@ -96,7 +96,8 @@ async def dial(config: AgentConfig, *, open_timeout_s: float = 15.0) -> ClientCo
             ping_interval=20,
             ping_timeout=20,
             close_timeout=5,
-            compression=None,  # small msgpack frames: deflate would cost the server ~44 KiB per node
+            # small msgpack frames: deflate would cost the server ~44 KiB per node
+            compression=None,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
@@ -108,6 +109,7 @@ async def dial(config: AgentConfig, *, open_timeout_s: float = 15.0) -> ClientCo
                 exit_code=EXIT_AUTH_REFUSED,
             ) from None
         if status == 426:
+            # 4426 is a final close: never None
             raise final_refusal_for(CLOSE_INCOMPATIBLE, f"HTTP {status}") from None  # type: ignore[misc]
         raise
     except InvalidURI as exc:

@@ -38,13 +38,13 @@ from unidesk.gateway_agent.logcap import CappedReporter
 from unidesk.gateway_agent.runner import Outcome, Reporter, StopReason
 from unidesk.gateway_agent.transfer import Transfer, TransferFailed
 from unidesk.gateway_agent.workspace import Workspaces, attempt_name
-from unidesk.protocol import AttemptRef, Dispatch
+from unidesk.protocol import AttemptRef, Dispatch, EndReason
 
 __all__ = ["DockerRunner"]
 
 log = logging.getLogger(__name__)
 
-_STOP_OUTCOME = {
+_STOP_OUTCOME: dict[StopReason, EndReason] = {
     "cancelled": "cancelled",
     "timed_out": "timed_out",
     "reconcile": "killed",
@@ -79,7 +79,8 @@ class DockerRunner:
     ) -> None:
         self.config = config
         self.transfer = transfer
-        """Input downloads and output uploads (``transfer.py``); None refuses tasks that declare files."""
+        """Input downloads and output uploads (``transfer.py``); None refuses tasks that declare
+        files."""
         self.node = node_name
         self._docker = docker
         self._owns_docker = docker is None
@@ -132,7 +133,7 @@ class DockerRunner:
                 attempt.done.cancel()
                 raise
             outcome = Outcome(
-                reason=_STOP_OUTCOME[attempt.stop_reason],  # type: ignore[arg-type]
+                reason=_STOP_OUTCOME[attempt.stop_reason],
                 message=f"stopped while preparing ({attempt.stop_reason})",
             )
         finally:
@@ -171,8 +172,8 @@ class DockerRunner:
             await self.stop(ref, "reconcile")
         keep_names = {attempt_name(r) for r in keep | set(self._active)}
         for container in await self._ours(all_states=True):
-            ref = ref_from_labels(container["Labels"])
-            if ref is not None and attempt_name(ref) in keep_names:
+            labelled = ref_from_labels(container["Labels"])
+            if labelled is not None and attempt_name(labelled) in keep_names:
                 continue
             if self.config.keep_finished and container.get("State") == "exited":
                 continue
@@ -312,7 +313,8 @@ class DockerRunner:
         """Inputs fetched (or found in the cache) and bound read-only; an empty outputs dir."""
         if self.transfer is None:
             raise PrepareFailed(
-                "this agent has no file transfer configured; it cannot run tasks with inputs/outputs"
+                "this agent has no file transfer configured; it cannot run tasks with "
+                "inputs/outputs"
             )
         if dispatch.inputs:
             await reporter.stage("fetch_inputs")
@@ -330,7 +332,7 @@ class DockerRunner:
         container: aiodocker.containers.DockerContainer,
         attempt: _Attempt,
         reporter: CappedReporter,
-        timeout: float,
+        timeout_s: float,
         *,
         attach_first: bool,
         command: list[str] | None = None,
@@ -354,12 +356,12 @@ class DockerRunner:
             pump = asyncio.create_task(_pump(stream, reporter, attempt.stderr_head))
             waiter = asyncio.create_task(container.wait())
             try:
-                done, _ = await asyncio.wait({waiter}, timeout=timeout)
+                done, _ = await asyncio.wait({waiter}, timeout=timeout_s)
                 if not done:
                     if attempt.stop_reason is None:
                         attempt.stop_reason = "timed_out"
                         reporter.system(
-                            f"timeout of {timeout:.0f} s reached; stopping the container"
+                            f"timeout of {timeout_s:.0f} s reached; stopping the container"
                         )
                     await self._stop_container(container)
                 result = await waiter
@@ -373,7 +375,7 @@ class DockerRunner:
         if attempt.stop_reason:
             return Outcome(
                 reason=_STOP_OUTCOME[attempt.stop_reason],
-                exit_code=code,  # type: ignore[arg-type]
+                exit_code=code,
                 message=f"stopped ({attempt.stop_reason})",
             )
         if code == 0:

@@ -27,15 +27,18 @@ class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     keep_finished: bool = False
     """Keep finished containers and workspaces for debugging instead of removing them."""
     image_budget_mb: int = 20_000
-    """Total size of ``unidesk-env`` images to keep; least recently used ones beyond it are removed."""
+    """Total size of ``unidesk-env`` images to keep; least recently used ones beyond it are
+    removed."""
     stop_grace_s: int = 10
     """Seconds between SIGTERM and SIGKILL when an attempt is stopped (timeout, cancel)."""
     pids_limit: int = 4096
     """Maximum processes per container (a fork bomb stops here)."""
     log_cap_bytes: int = 256 * 1024 * 1024
-    """Output kept per attempt (build + stdout + stderr); past it, one marker line and nothing more."""
+    """Output kept per attempt (build + stdout + stderr); past it, one marker line and nothing
+    more."""
     git_credential_helper: str = ""
-    """A git ``credential.helper`` value used for https fetches (e.g. ``store --file /etc/unidesk/git-cred``)."""
+    """A git ``credential.helper`` value used for https fetches (e.g. ``store --file
+    /etc/unidesk/git-cred``)."""
     git_ssh_key: str = ""
     """Private key file for ``ssh://`` and ``user@host:path`` repositories."""
     git_timeout_s: float = 600.0

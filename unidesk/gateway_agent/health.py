@@ -50,7 +50,8 @@ def detect_native_k3s(host_root: str = "/") -> bool:
 
 
 def declared_runtimes(config: AgentConfig) -> list[str]:
-    """``docker`` always; ``k3s`` for a native install; ``host.ssh`` when SSH maintenance is configured."""
+    """``docker`` always; ``k3s`` for a native install; ``host.ssh`` when SSH maintenance is
+    configured."""
     runtimes = ["docker"]
     if detect_native_k3s(config.host_root):
         runtimes.append("k3s")
@@ -83,7 +84,8 @@ def k3s_container_reason(containers: Iterable[dict[str, Any]]) -> str | None:
         if _is_k3s_image(image) or _is_k3s_command(command):
             name = (c.get("Names") or ["?"])[0].lstrip("/")
             return (
-                f"k3s runs inside container {name} ({image}); k3s must run natively on the host OS or WSL "
+                f"k3s runs inside container {name} ({image}); k3s must run natively on the host "
+                "OS or WSL "
                 "distro: stop that container before this node takes work"
             )
     return None

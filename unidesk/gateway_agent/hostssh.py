@@ -12,7 +12,9 @@ channel never runs ordinary tasks: the agent hands it only ``kind == "host.ssh"`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shlex
 import time
 from pathlib import Path
@@ -33,11 +35,13 @@ PROBE_SCRIPT = r"""
 echo "os=$( (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME") || uname -s)"
 echo "kernel=$(uname -sr)"
 echo "uptime_s=$(cut -d' ' -f1 /proc/uptime 2>/dev/null)"
-df -Pk / 2>/dev/null | awk 'NR==2 {print "disk_total_mb=" int($2/1024); print "disk_free_mb=" int($4/1024)}'
+df -Pk / 2>/dev/null \
+  | awk 'NR==2 {print "disk_total_mb=" int($2/1024); print "disk_free_mb=" int($4/1024)}'
 grep -qi microsoft /proc/version 2>/dev/null && echo wsl=yes || echo wsl=no
 if command -v docker >/dev/null 2>&1; then echo docker=present; else echo docker=absent; fi
 if [ -S /var/run/docker.sock ]; then echo docker_socket=present; else echo docker_socket=absent; fi
-if command -v k3s >/dev/null 2>&1 || [ -x /usr/local/bin/k3s ]; then echo k3s=present; else echo k3s=absent; fi
+if command -v k3s >/dev/null 2>&1 || [ -x /usr/local/bin/k3s ]; then echo k3s=present
+else echo k3s=absent; fi
 echo "k3s_service=$(systemctl is-active k3s 2>/dev/null || echo unknown)"
 """
 
@@ -91,7 +95,7 @@ class _Capped:
         if data:
             if stream == "stdout":
                 self.stdout += data
-            self.reporter.log(stream, data)  # type: ignore[arg-type]
+            self.reporter.log(stream, data)  # type: ignore[arg-type]  # "stdout" or "stderr"
 
 
 class HostSshRunner:
@@ -104,12 +108,15 @@ class HostSshRunner:
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         c = self.config
+        # expanduser is string work (HOME), not file I/O
+        key_file = os.path.expanduser(c.ssh_key_file)  # noqa: ASYNC240
+        known_hosts = os.path.expanduser(c.ssh_known_hosts)  # noqa: ASYNC240
         return await asyncssh.connect(
             c.ssh_host,
             port=c.ssh_port,
             username=c.ssh_user,
-            client_keys=[str(Path(c.ssh_key_file).expanduser())],
-            known_hosts=str(Path(c.ssh_known_hosts).expanduser()),
+            client_keys=[key_file],
+            known_hosts=known_hosts,
             password=None,
             agent_path=None,
             config=[],
@@ -157,12 +164,14 @@ class HostSshRunner:
             self._active.pop(ref, None)
             self._stop_reasons.pop(ref, None)
 
-    async def _operate(self, op: str, command: str, reporter: Reporter, timeout: float) -> Outcome:
+    async def _operate(
+        self, op: str, command: str, reporter: Reporter, timeout_s: float
+    ) -> Outcome:
         started = time.monotonic()
         await reporter.running()
         capped = _Capped(reporter, self.config.ssh_output_cap_bytes)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout_s):
                 conn = await self._connect()
                 async with conn:
                     code = await self._exec(
@@ -171,7 +180,7 @@ class HostSshRunner:
         except TimeoutError:
             return Outcome(
                 reason="timed_out",
-                message=f"host.ssh {op} cut at its {timeout:g} s timeout; the command was killed",
+                message=f"host.ssh {op} cut at its {timeout_s:g} s timeout; the command was killed",
             )
         except asyncssh.HostKeyNotVerifiable as exc:
             return Outcome(
@@ -181,7 +190,8 @@ class HostSshRunner:
         except asyncssh.PermissionDenied as exc:
             return Outcome(
                 reason="infra_error",
-                message=f"ssh login to {self.config.ssh_user}@{self.config.ssh_host} refused: {exc.reason}",
+                message=f"ssh login to {self.config.ssh_user}@{self.config.ssh_host} refused: "
+                f"{exc.reason}",
             )
         except (asyncssh.Error, OSError) as exc:
             return Outcome(
@@ -255,12 +265,10 @@ class HostSshRunner:
                 t.cancel()
             if process.exit_status is None:
                 if pgid:
-                    try:
+                    with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
                         await asyncio.wait_for(
                             conn.run(f"kill -KILL -- -{pgid[0]}", check=False), 5.0
                         )
-                    except (asyncssh.Error, OSError, TimeoutError):
-                        pass
                 process.close()
 
     async def stop(self, ref: AttemptRef, reason: StopReason) -> None:

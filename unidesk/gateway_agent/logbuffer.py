@@ -35,7 +35,7 @@ class AttemptLog:
         self.next_seq = 1
         self._pending: list[tuple[Stream, bytearray]] = []
         self._pending_bytes = 0
-        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+        self._decoders: dict[Stream, codecs.IncrementalDecoder] = {}
         self._unacked: dict[int, LogChunk] = {}
         self._unacked_bytes = 0
         self.dropped = 0
@@ -82,7 +82,7 @@ class AttemptLog:
             for stream, decoder in self._decoders.items():
                 tail = self._mask(stream, decoder.decode(b"", final=True), final=True)
                 if tail:
-                    chunks.append(self._number(stream, tail))  # type: ignore[arg-type]
+                    chunks.append(self._number(stream, tail))
         return chunks
 
     def _mask(self, stream: str, text: str, *, final: bool = False) -> str:

@@ -20,7 +20,8 @@ _MAX_URL = 2048
 
 
 def redact_url(url: str) -> str:
-    """``https://user:secret@host/x`` → ``https://***@host/x``; text without userinfo is unchanged."""
+    """``https://user:secret@host/x`` → ``https://***@host/x``; text without userinfo is
+    unchanged."""
     return _USERINFO_RE.sub(r"\1***@", url)
 
 

@@ -48,7 +48,8 @@ class NodeResources(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def detect_os(proc_version: str | None = None, system: str | None = None) -> str:
-    """``Linux``, ``WSL`` (a Linux kernel built by Microsoft), ``Windows``, or ``platform.system()``."""
+    """``Linux``, ``WSL`` (a Linux kernel built by Microsoft), ``Windows``, or
+    ``platform.system()``."""
     system = system or platform.system()
     if system == "Linux":
         if proc_version is None:
@@ -142,7 +143,9 @@ async def sample_usage(disk_path: str = "/", *, with_gpus: bool = True) -> Usage
     """Current CPU %, memory, free disk under ``disk_path`` and per-GPU utilisation."""
     mem = psutil.virtual_memory()
     try:
-        disk_free_mb = shutil.disk_usage(Path(disk_path).expanduser()).free // (1024 * 1024)
+        # one statvfs of a local path (like psutil's /proc reads here): quick, not worth a thread
+        disk = os.path.expanduser(disk_path)  # noqa: ASYNC240
+        disk_free_mb = shutil.disk_usage(disk).free // (1024 * 1024)
     except OSError:
         disk_free_mb = 0
     gpus: list[GpuUsage] = []

@@ -7,6 +7,7 @@ atomically (temporary file + rename) so a crash never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -61,10 +62,8 @@ class StateFile:
                 exc,
                 broken,
             )
-            try:
+            with contextlib.suppress(OSError):
                 self.path.replace(broken)
-            except OSError:
-                pass
             return AgentState()
 
     def save(self) -> None:

@@ -9,6 +9,7 @@ limit, so it must never run real work: it is never the default and is selected o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import tempfile
@@ -77,12 +78,13 @@ class SubprocessTestRunner:
     ) -> Outcome:
         async def pump(stream: asyncio.StreamReader, name: str) -> None:
             while data := await stream.read(_READ_BYTES):
-                reporter.log(name, data)  # type: ignore[arg-type]
+                reporter.log(name, data)  # type: ignore[arg-type]  # "stdout" or "stderr"
 
+        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
         pumps = [
-            asyncio.create_task(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
+            asyncio.create_task(pump(proc.stdout, "stdout")),
             asyncio.create_task(pump(proc.stderr, "stderr")),
-        ]  # type: ignore[arg-type]
+        ]
         try:
             code = await asyncio.wait_for(proc.wait(), timeout_s)
         except TimeoutError:
@@ -124,7 +126,5 @@ class SubprocessTestRunner:
 
     @staticmethod
     def _signal(proc: asyncio.subprocess.Process, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass

@@ -1,4 +1,5 @@
-"""Per-attempt workspaces under ``<cache_dir>/work/<task_id>-<attempt_no>``, bind-mounted at /workspace."""
+"""Per-attempt workspaces under ``<cache_dir>/work/<task_id>-<attempt_no>``, bind-mounted at
+/workspace."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ log = structlog.get_logger("unidesk.auth")
 
 class AuthController(Controller):
     path = "/api/auth"
-    tags = ["auth"]
+    tags = ("auth",)
 
     @post("/login", operation_id="login", status_code=200)
     async def login(
@@ -78,8 +78,8 @@ class AuthController(Controller):
 
 class UserController(Controller):
     path = "/api/users"
-    tags = ["users"]
-    guards = [admin_only]
+    tags = ("users",)
+    guards = (admin_only,)
 
     @get("/", operation_id="list_users")
     async def list_users(self, db: AsyncSession) -> dict[str, list[schemas.User]]:
@@ -101,13 +101,14 @@ class UserController(Controller):
         db: AsyncSession,
         principal: schemas.Principal,
     ) -> schemas.User:
-        """Change a user's role, password, or disable them (admin); disabling revokes their tokens."""
+        """Change a user's role, password, or disable them (admin); disabling revokes their
+        tokens."""
         return await UserService(db).update(user_id, data, actor=principal.actor)
 
 
 class ApiTokenController(Controller):
     path = "/api/tokens"
-    tags = ["tokens"]
+    tags = ("tokens",)
 
     @get("/", operation_id="list_api_tokens")
     async def list_tokens(
@@ -133,8 +134,8 @@ class ApiTokenController(Controller):
 
 class NodeTokenController(Controller):
     path = "/api/node-tokens"
-    tags = ["node tokens"]
-    guards = [admin_only]
+    tags = ("node tokens",)
+    guards = (admin_only,)
 
     @get("/", operation_id="list_node_tokens")
     async def list_node_tokens(self, db: AsyncSession) -> dict[str, list[schemas.NodeToken]]:

@@ -32,7 +32,8 @@ def verify_password(stored: str, password: str) -> bool:
 
 
 def new_secret(prefix: str) -> str:
-    """A fresh high-entropy secret such as ``udk_…`` (personal), ``udn_…`` (node), ``uds_…`` (session)."""
+    """A fresh high-entropy secret such as ``udk_…`` (personal), ``udn_…`` (node), ``uds_…``
+    (session)."""
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 

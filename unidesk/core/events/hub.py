@@ -149,7 +149,8 @@ class EventHub:
     async def _deliver(self, events: list[EventOut]) -> None:
         for q in list(self._queues):
             if q.qsize() + len(events) > SUBSCRIBER_BUFFER:
-                # A subscriber this far behind is cut off; it resumes from its last id by re-reading.
+                # A subscriber this far behind is cut off; it resumes from its last id by
+                # re-reading.
                 self._queues.discard(q)
                 while not q.empty():
                     q.get_nowait()
@@ -179,11 +180,12 @@ class EventHub:
                     yield ev
                     last = ev.id
             while True:
-                ev = await q.get()
-                if ev is None:
-                    return  # hub stopped or this subscriber fell too far behind: the client resumes by id
-                if ev.id > last:
-                    last = ev.id
-                    yield ev
+                live = await q.get()
+                if live is None:
+                    # hub stopped or this subscriber fell too far behind: the client resumes by id
+                    return
+                if live.id > last:
+                    last = live.id
+                    yield live
         finally:
             self._queues.discard(q)

@@ -1,4 +1,5 @@
-"""The ``events`` table: every durable change, in order; the tasks/nodes tables are its projections."""
+"""The ``events`` table: every durable change, in order; the tasks/nodes tables are its
+projections."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ PROJECTION_GUARD_SQL: list[str] = [
     DECLARE subject text := to_jsonb(NEW) ->> TG_ARGV[0];
     BEGIN
       IF NOT EXISTS (SELECT 1 FROM events WHERE txid = txid_current() AND subject_id = subject) THEN
-        RAISE EXCEPTION 'state change on % % without an event in the same transaction', TG_TABLE_NAME, subject
+        RAISE EXCEPTION 'state change on % % without an event in the same transaction',
+        TG_TABLE_NAME, subject
           USING ERRCODE = 'integrity_constraint_violation';
       END IF;
       RETURN NULL;
@@ -61,7 +63,8 @@ PROJECTION_GUARD_DROP_SQL: list[str] = []
 for _table, _col in _GUARDED:
     PROJECTION_GUARD_SQL += [
         f"""CREATE CONSTRAINT TRIGGER {_table}_insert_needs_event AFTER INSERT ON {_table}
-            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION unidesk_require_event('{_col}')""",
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION
+            unidesk_require_event('{_col}')""",
         f"""CREATE CONSTRAINT TRIGGER {_table}_state_needs_event AFTER UPDATE OF state ON {_table}
             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
             EXECUTE FUNCTION unidesk_require_event('{_col}')""",

@@ -1,1 +1,2 @@
-"""Provider ingress: the WebSocket every node's agent dials, and what the server does with its frames."""
+"""Provider ingress: the WebSocket every node's agent dials, and what the server does with its
+frames."""

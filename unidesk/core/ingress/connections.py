@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -58,10 +59,8 @@ class NodeConnection:
         if self.closed.is_set():
             return
         self.closed.set()
-        try:
+        with contextlib.suppress(Exception):
             await self.socket.close(code=code, reason=reason[:120])
-        except Exception:
-            pass
 
 
 class ConnectionTable:

@@ -157,6 +157,7 @@ class Delivery:
             rows = [row for stmt in statements for row in (await s.execute(stmt)).all()]
             now = time.monotonic()
             for t, a in rows:
+                # an assigned attempt always has its node
                 conn = conns.get(a.node_id)  # type: ignore[arg-type]
                 if conn is None:
                     continue
@@ -178,6 +179,7 @@ class Delivery:
         ):  # a full pass: forget what is no longer waiting for an ack (bounded memory)
             waiting: dict[uuid.UUID, set[tuple[str, int]]] = {}
             for t, a in rows:
+                # an assigned attempt always has its node
                 waiting.setdefault(a.node_id, set()).add((str(t.id), a.attempt_no))  # type: ignore[arg-type]
             for node_id, conn in conns.items():
                 keep = waiting.get(node_id, set())
@@ -192,7 +194,8 @@ class Delivery:
         await self.resend_cancels_many({conn.node_id: conn})
 
     async def resend_cancels_many(self, conns: dict[uuid.UUID, NodeConnection]) -> None:
-        """Cancels not yet answered go out again after the ack timeout (one query: cancelling tasks are few)."""
+        """Cancels not yet answered go out again after the ack timeout (one query: cancelling
+        tasks are few)."""
         if not conns:
             return
         async with self._sessions() as s:
@@ -209,7 +212,7 @@ class Delivery:
             ).all()
         now = time.monotonic()
         for task_id, attempt_no, node_id in rows:
-            conn = conns.get(node_id)
+            conn = conns.get(node_id) if node_id is not None else None
             if conn is None:
                 continue
             key = (str(task_id), attempt_no)

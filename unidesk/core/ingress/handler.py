@@ -35,14 +35,16 @@ def _bearer(socket: WebSocket) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def _receive(socket: WebSocket, timeout: float) -> protocol.Message:
-    event = await asyncio.wait_for(socket.receive(), timeout)
+async def _receive(socket: WebSocket, timeout_s: float) -> protocol.Message:
+    event = await asyncio.wait_for(socket.receive(), timeout_s)
     if event["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(detail="disconnected", code=event.get("code", 1000))
-    data = event.get("bytes")
-    if data is None:
+    raw = event.get("bytes")
+    if isinstance(raw, bytes):
+        data = raw
+    else:
         text = event.get("text")
-        data = text.encode() if text is not None else b""
+        data = text.encode() if isinstance(text, str) else b""
     if len(data) > protocol.MAX_FRAME_BYTES:
         raise OverflowError(f"frame of {len(data)} bytes exceeds {protocol.MAX_FRAME_BYTES}")
     return protocol.decode(data)
@@ -95,7 +97,8 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         )
         await socket.close(
             code=protocol.CLOSE_INCOMPATIBLE,
-            reason=f"server speaks protocol {protocol.PROTOCOL_VERSION}, agent {hello.protocol_version}; upgrade the agent",
+            reason=f"server speaks protocol {protocol.PROTOCOL_VERSION}, agent "
+            f"{hello.protocol_version}; upgrade the agent",
         )
         return
 
@@ -230,7 +233,7 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             return
 
 
-def _acked(conn: NodeConnection, msg: protocol.Ack | protocol.AttemptState, then=None):  # type: ignore[no-untyped-def]
+def _acked(conn: NodeConnection, msg: protocol.Ack | protocol.AttemptState, then=None):
     """The node answered this attempt's dispatch: no redelivery while the report waits to be
     written (however long the queue is), nor for an ack timeout after it was applied."""
     key = (msg.task_id, msg.attempt_no)
@@ -244,7 +247,7 @@ def _acked(conn: NodeConnection, msg: protocol.Ack | protocol.AttemptState, then
     return done
 
 
-def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):  # type: ignore[no-untyped-def]
+def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):
     if msg.phase not in ("exited", "failed"):
         return None
 
@@ -255,7 +258,7 @@ def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):  # type: ignor
     return done
 
 
-def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):  # type: ignore[no-untyped-def]
+def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):
     async def done(result: object) -> None:
         if result is not None:
             await conn.send(
@@ -265,7 +268,7 @@ def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):  # type: ignore[no-u
     return done
 
 
-def _data_ack(conn: NodeConnection, msg: protocol.AttemptData):  # type: ignore[no-untyped-def]
+def _data_ack(conn: NodeConnection, msg: protocol.AttemptData):
     async def done(result: object) -> None:
         if result is not None:
             await conn.send(
@@ -283,7 +286,7 @@ async def _track_health(state: State, conn: NodeConnection, reason: str | None) 
         return
     known[conn.node_id] = reason
 
-    async def work(s):  # type: ignore[no-untyped-def]
+    async def work(s):
         node = await s.get(NodeRow, conn.node_id, with_for_update=True)
         if node is None or node.unhealthy_reason == reason:
             return
@@ -306,7 +309,7 @@ async def _track_health(state: State, conn: NodeConnection, reason: str | None) 
 async def _mark_disconnected(state: State, conn: NodeConnection) -> None:
     """The socket is gone: the node stays online until the offline timeout, but gets no new work."""
 
-    async def work(s):  # type: ignore[no-untyped-def]
+    async def work(s):
         node = await s.get(NodeRow, conn.node_id, with_for_update=True)
         if node is None or node.connection_id != conn.connection_id:
             return  # a newer connection already took over

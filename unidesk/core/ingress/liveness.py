@@ -11,9 +11,11 @@ starts, so a server restart gives every node time to reconnect before any is req
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from typing import Any
 
 import msgspec
 import structlog
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unidesk import protocol
 from unidesk.core.auth.models import NodeToken
 from unidesk.core.background import cancel_and_wait
+from unidesk.core.db.base import table_of
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append_many
 from unidesk.core.ingress.connections import ConnectionTable
@@ -80,10 +83,8 @@ class Liveness:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
-        try:
+        with contextlib.suppress(Exception):
             await self.flush()
-        except Exception:
-            pass
 
     async def _flush_loop(self) -> None:
         while True:
@@ -100,7 +101,7 @@ class Liveness:
         pending, self._pending = self._pending, {}
         rows = [{"id": str(k), "usage": msgspec.to_builtins(u)} for k, u in pending.items()]
         now = time.monotonic()
-        samples = [
+        samples: list[dict[str, Any]] = [
             {
                 "node_id": k,
                 "cpu_percent": u.cpu_percent,
@@ -116,7 +117,7 @@ class Liveness:
             await session.execute(_FLUSH_SQL, {"rows": json.dumps(rows)})
             if samples:
                 await session.execute(
-                    NodeSampleRow.__table__.insert().values(ts=func.now()), samples
+                    table_of(NodeSampleRow).insert().values(ts=func.now()), samples
                 )
 
         await in_transaction(self._sessions, work, name="heartbeat-flush")

@@ -29,18 +29,18 @@ class Registration(msgspec.Struct, kw_only=True):
 
 
 def _resources(hello: protocol.Hello) -> dict[str, Any]:
-    return dict(
-        hostname=hello.hostname[:255],
-        os=hello.os[:32],
-        agent_version=hello.agent_version[:32],
-        protocol_version=hello.protocol_version,
-        cpus=hello.cpus,
-        memory_mb=hello.memory_mb,
-        gpus=[msgspec.to_builtins(g) for g in hello.gpus],
-        labels=dict(hello.labels),
-        runtimes=list(hello.runtimes),
-        unhealthy_reason=hello.unhealthy_reason,
-    )
+    return {
+        "hostname": hello.hostname[:255],
+        "os": hello.os[:32],
+        "agent_version": hello.agent_version[:32],
+        "protocol_version": hello.protocol_version,
+        "cpus": hello.cpus,
+        "memory_mb": hello.memory_mb,
+        "gpus": [msgspec.to_builtins(g) for g in hello.gpus],
+        "labels": dict(hello.labels),
+        "runtimes": list(hello.runtimes),
+        "unhealthy_reason": hello.unhealthy_reason,
+    }
 
 
 async def _unique_name(session: AsyncSession, wanted: str) -> str:

@@ -1,4 +1,5 @@
-"""Apply what agents report (acks, attempt states, log chunks, attempt data), batched into few transactions.
+"""Apply what agents report (acks, attempt states, log chunks, attempt data), batched into few
+transactions.
 
 Every report is fenced: it must name an attempt that exists, belongs to the reporting node,
 and is still in a state the report can move. Anything else is a duplicate or stale report:
@@ -137,7 +138,7 @@ _FINAL_ATTEMPT_STATE = {"succeeded": "succeeded", "cancelled": "cancelled"}
 
 
 async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
-    m: protocol.AttemptState = r.msg  # type: ignore[assignment]
+    m: protocol.AttemptState = r.msg  # type: ignore[assignment]  # the caller chose by kind
     actor = f"node:{r.node_name}"
     if m.phase == "preparing":
         if a.state == "assigned":
@@ -175,8 +176,9 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
                 event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no),
             )
         return moved
-    # exited / failed: a final fact, then the policy's decision
-    reason = m.reason or (
+    # exited / failed: a final fact, then the policy's decision. The server's end reasons are the
+    # agent's plus "node_lost" (which "killed" becomes below), so this is a plain str.
+    reason: str = m.reason or (
         "succeeded"
         if m.phase == "exited" and m.exit_code == 0
         else "infra_error"
@@ -236,7 +238,7 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
 
 
 async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int:
-    m: protocol.LogChunk = r.msg  # type: ignore[assignment]
+    m: protocol.LogChunk = r.msg  # type: ignore[assignment]  # the caller chose by kind
     if a.log_truncated:
         return m.seq
     data = m.data
@@ -268,8 +270,9 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
 
 async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -> int:
     """Hand the batch to the plugins (``unidesk_attempt_data``) inside a savepoint. A plugin's
-    refusal (UnideskError) is logged and acknowledged; other errors fail the report (resent later)."""
-    m: protocol.AttemptData = r.msg  # type: ignore[assignment]
+    refusal (UnideskError) is logged and acknowledged; other errors fail the report (resent
+    later)."""
+    m: protocol.AttemptData = r.msg  # type: ignore[assignment]  # the caller chose by kind
     handled: list[str] = []
     if plugins is not None:
         try:
@@ -422,7 +425,7 @@ class ReportWriter:
             for r in batch:  # isolate the one bad report; the rest still apply
                 await self._apply([r])
             return
-        for r, result in zip(ordered, results):
+        for r, result in zip(ordered, results, strict=False):
             if r.done is not None:
                 try:
                     await r.done(result)

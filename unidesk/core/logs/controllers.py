@@ -25,7 +25,7 @@ FOLLOW_MAX_S = 6 * 3600
 
 class LogController(Controller):
     path = "/api/tasks/{task_id:uuid}/logs"
-    tags = ["logs"]
+    tags = ("logs",)
 
     @get("/", operation_id="task_logs")
     async def logs(

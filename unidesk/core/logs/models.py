@@ -1,4 +1,5 @@
-"""Table ``log_chunks``: one row per agent chunk, keyed by (task, attempt, seq) so resends dedupe."""
+"""Table ``log_chunks``: one row per agent chunk, keyed by (task, attempt, seq) so resends
+dedupe."""
 
 from __future__ import annotations
 

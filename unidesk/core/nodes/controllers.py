@@ -17,7 +17,7 @@ __all__ = ["NodeController"]
 
 class NodeController(Controller):
     path = "/api/nodes"
-    tags = ["nodes"]
+    tags = ("nodes",)
 
     @get("/", operation_id="list_nodes")
     async def list_nodes(self, db: AsyncSession) -> dict[str, list[schemas.Node]]:

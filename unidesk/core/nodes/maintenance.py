@@ -65,7 +65,8 @@ async def create_maintenance_task(
         raise NotFound(f"node {node_id} not found", node_id=str(node_id))
     if HOST_SSH not in node.runtimes:
         raise Conflict(
-            f"node {node.name} does not offer the host.ssh runtime (set ssh_host in its agent config)",
+            f"node {node.name} does not offer the host.ssh runtime (set ssh_host in its agent "
+            "config)",
             node_id=str(node_id),
         )
     if node.state != "online":

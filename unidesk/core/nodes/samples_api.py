@@ -48,7 +48,8 @@ async def node_samples(
     since: datetime | None = None,
     step_s: Annotated[int, Parameter(ge=15, le=86400)] = 60,
 ) -> SamplePage:
-    """CPU, memory and GPU utilisation of a node since ``since`` (default 24 h ago), averaged per ``step_s``."""
+    """CPU, memory and GPU utilisation of a node since ``since`` (default 24 h ago), averaged per
+    ``step_s``."""
     if await db.get(NodeRow, node_id) is None:
         raise NotFound(f"node {node_id} not found")
     now = datetime.now(UTC)

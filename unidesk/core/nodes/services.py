@@ -41,7 +41,8 @@ class NodeService:
         ).all()
         out: dict[uuid.UUID, list[tuple[AttemptRow, TaskRow]]] = defaultdict(list)
         for a, t in rows:
-            out[a.node_id].append((a, t))  # type: ignore[index]
+            if a.node_id is not None:  # always: the query filters on node_id
+                out[a.node_id].append((a, t))
         return out
 
     def _out(self, n: NodeRow, active: list[tuple[AttemptRow, TaskRow]]) -> schemas.Node:

@@ -172,7 +172,8 @@ class Plugins:
         return handled
 
     async def project_member(self, session: Any, project: str, user_id: Any) -> bool | None:
-        """The first plugin's answer to "is this user a member of this project" (None: no plugin knows)."""
+        """The first plugin's answer to "is this user a member of this project" (None: no plugin
+        knows)."""
         for name in self.loaded.names():
             fn = getattr(self.pm.get_plugin(name), "unidesk_project_member", None)
             if fn is not None:

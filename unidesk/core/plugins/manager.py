@@ -32,7 +32,8 @@ ENTRY_POINT_GROUP = "unidesk.plugins"
 
 
 def parse_selection(value: str | Sequence[str]) -> set[str] | None:
-    """``"all"`` → None (everything); ``"none"``/``""`` → empty; ``"a,b"`` or a list → those names."""
+    """``"all"`` → None (everything); ``"none"``/``""`` → empty; ``"a,b"`` or a list → those
+    names."""
     if isinstance(value, str):
         v = value.strip().lower()
         if v == "all":

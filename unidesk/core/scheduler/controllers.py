@@ -53,7 +53,7 @@ def _quota_out(q: QuotaRow, username: str) -> Quota:
 
 class QuotaController(Controller):
     path = "/api/quotas"
-    tags = ["scheduling"]
+    tags = ("scheduling",)
 
     @get("/", operation_id="list_quotas")
     async def list_quotas(self, db: AsyncSession) -> dict[str, list[Quota]]:
@@ -123,7 +123,7 @@ class QuotaController(Controller):
 
 class UsageController(Controller):
     path = "/api/usage"
-    tags = ["scheduling"]
+    tags = ("scheduling",)
 
     @get("/", operation_id="get_usage")
     async def usage(
@@ -139,7 +139,7 @@ class UsageController(Controller):
         owner_id = owner_filter(owner, principal)
         since = (datetime.now(UTC) - timedelta(days=days - 1)).date()
         keys = await share_keys(db, settings)
-        names = dict(
+        names: dict[uuid.UUID | None, str] = dict(
             (await db.execute(select(User.id, User.username).where(User.id.in_(list(keys))))).all()
         )
         return {

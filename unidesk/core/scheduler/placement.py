@@ -72,14 +72,15 @@ def _labels_match(want: dict[str, str], have: dict[str, str]) -> bool:
 def route_refusal(d: Demand) -> str | None:
     """Why a task may never be routed at all: host.ssh carries nothing but bounded maintenance
     operations pinned to one node, and such operations never run in another runtime."""
-    if d.kind == "host.ssh" or d.runtime == "host.ssh":
-        if (
-            d.kind != "host.ssh"
-            or d.runtime != "host.ssh"
-            or d.op not in MAINTENANCE_OPS
-            or d.pinned_node is None
-        ):
-            return "the host.ssh runtime carries only probe/exec maintenance operations pinned to one node"
+    if (d.kind == "host.ssh" or d.runtime == "host.ssh") and (
+        d.kind != "host.ssh"
+        or d.runtime != "host.ssh"
+        or d.op not in MAINTENANCE_OPS
+        or d.pinned_node is None
+    ):
+        return (
+            "the host.ssh runtime carries only probe/exec maintenance operations pinned to one node"
+        )
     return None
 
 
@@ -175,11 +176,20 @@ def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
     if not runtime_ok:
         return f"no online node offers the {d.runtime} runtime"
     if not any(n.cpus + 1e-9 >= d.cpus for n in runtime_ok):
-        return f"needs {d.cpus:g} CPUs; the largest matching node has {max(n.cpus for n in runtime_ok):g}"
+        return (
+            f"needs {d.cpus:g} CPUs; the largest matching node has "
+            f"{max(n.cpus for n in runtime_ok):g}"
+        )
     if not any(n.memory_mb >= d.memory_mb for n in runtime_ok):
-        return f"needs {d.memory_mb} MB memory; the largest matching node has {max(n.memory_mb for n in runtime_ok)} MB"
+        return (
+            f"needs {d.memory_mb} MB memory; the largest matching node has "
+            f"{max(n.memory_mb for n in runtime_ok)} MB"
+        )
     if not any(len(n.gpu_indices) >= d.gpus for n in runtime_ok):
-        return f"needs {d.gpus} GPUs; the largest matching node has {max(len(n.gpu_indices) for n in runtime_ok)}"
+        return (
+            f"needs {d.gpus} GPUs; the largest matching node has "
+            f"{max(len(n.gpu_indices) for n in runtime_ok)}"
+        )
 
     def usable(n: NodeCapacity) -> int:
         return sum(1 for g in n.gpu_indices if gpu_matches(d, n, g))

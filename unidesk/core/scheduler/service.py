@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.background import cancel_and_wait
+from unidesk.core.db.base import table_of
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NewEvent, append_many
@@ -375,14 +376,14 @@ class Scheduler:
             h.cpus += cpus
             h.memory_mb += mem
             h.gpus += ngpus
-            n = by_id.get(node_id)
+            n = by_id.get(node_id) if node_id is not None else None
             if n is None:
                 continue
             n.free_cpus -= cpus
             n.free_memory_mb -= mem
             n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
             elapsed = (now - (started_at or assigned_at)).total_seconds()
-            running.append(Running(node_id, cpus, mem, list(gpus), max(0.0, est - elapsed)))
+            running.append(Running(n.node_id, cpus, mem, list(gpus), max(0.0, est - elapsed)))
         return running, held
 
     async def _write_assignments(self, session: AsyncSession, plan: Plan) -> list[NewEvent]:
@@ -426,8 +427,8 @@ class Scheduler:
                     **extra,
                 )
             )
-        await session.execute(AttemptRow.__table__.insert(), attempts)
-        tbl = TaskRow.__table__
+        await session.execute(table_of(AttemptRow).insert(), attempts)
+        tbl = table_of(TaskRow)
         await session.execute(
             update(tbl)
             .where(tbl.c.id == bindparam("b_id"))

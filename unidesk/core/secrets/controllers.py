@@ -21,7 +21,7 @@ def _reply(secret: schemas.Secret, created: bool) -> Response[schemas.Secret]:
 
 class SecretController(Controller):
     path = "/api/secrets"
-    tags = ["secrets"]
+    tags = ("secrets",)
 
     @get("/", operation_id="list_secrets")
     async def list_secrets(

@@ -8,6 +8,7 @@ it) by any task. Every change is an event carrying the name, never the value.
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from typing import Any
@@ -165,7 +166,7 @@ class SecretService:
             self.s.add(row)
         else:
             row.key_id, row.sealed, row.updated_by = key_id, sealed, principal.username
-            row.updated_at = await self.s.scalar(select(text("now()")))  # type: ignore[assignment]
+            row.updated_at = await self.s.scalar(select(text("now()")))
         await self.s.flush()
         await append(
             self.s,
@@ -296,7 +297,7 @@ class SecretService:
             )
         return {"ref": ref, "id": str(row.id)}
 
-    async def values(self, ids: list[str]) -> dict[str, str]:
+    async def values(self, ids: builtins.list[str]) -> dict[str, str]:
         """Decrypted values by secret id (ids no longer stored are left out)."""
         if not ids or self.keyring is None:
             return {}

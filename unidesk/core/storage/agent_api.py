@@ -51,7 +51,7 @@ async def _fenced(
     return node, task
 
 
-def _node_may_write(task_id: uuid.UUID, attempt_no: int):  # type: ignore[no-untyped-def]
+def _node_may_write(task_id: uuid.UUID, attempt_no: int):
     def check(row: ArtifactRow) -> None:
         if row.task_id != task_id or row.attempt_no != attempt_no:
             raise Forbidden(
@@ -63,8 +63,8 @@ def _node_may_write(task_id: uuid.UUID, attempt_no: int):  # type: ignore[no-unt
 
 class AgentOutputController(Controller):
     path = "/api/agent/attempts/{task_id:uuid}/{attempt_no:int}/outputs"
-    tags = ["agent"]
-    security = [{"node": []}]
+    tags = ("agent",)
+    security = ({"node": []},)
 
     @post("/", operation_id="request_output_uploads", status_code=200, exclude_from_auth=True)
     async def request_uploads(

@@ -1,4 +1,5 @@
-"""``/api/files``: declare an upload (presigned PUT or S3 parts), complete, list, download URL, delete."""
+"""``/api/files``: declare an upload (presigned PUT or S3 parts), complete, list, download URL,
+delete."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _service(db: AsyncSession, state: State, settings: Settings) -> ArtifactServ
 
 class ArtifactController(Controller):
     path = "/api/files"
-    tags = ["files"]
+    tags = ("files",)
 
     @post("/", operation_id="create_artifact", status_code=201)
     async def create(
@@ -36,8 +37,8 @@ class ArtifactController(Controller):
         settings: Settings,
         state: State,
     ) -> schemas.ArtifactUpload:
-        """Declare an artifact (name, size, SHA-256) and get where to PUT its bytes; then call `complete`.
-        A name that exists or is being uploaded is a 409."""
+        """Declare an artifact (name, size, SHA-256) and get where to PUT its bytes; then call
+        `complete`. A name that exists or is being uploaded is a 409."""
         creator = Creator(actor=principal.actor, owner_id=principal.user_id)
         return await _service(db, state, settings).create(data, creator)
 
@@ -93,7 +94,8 @@ class ArtifactController(Controller):
         settings: Settings,
         state: State,
     ) -> schemas.ArtifactUpload:
-        """Fresh URLs for an unfinished upload, with the offset (local) or parts (S3) already held."""
+        """Fresh URLs for an unfinished upload, with the offset (local) or parts (S3) already
+        held."""
         return await _service(db, state, settings).resume(
             str(artifact_id), may_write=owner_or_admin(principal)
         )
@@ -122,7 +124,8 @@ class ArtifactController(Controller):
         settings: Settings,
         state: State,
     ) -> None:
-        """Delete the artifact and its object (its owner or an admin); an unfinished upload is aborted."""
+        """Delete the artifact and its object (its owner or an admin); an unfinished upload is
+        aborted."""
         await _service(db, state, settings).delete(
             str(artifact_id), actor=principal.actor, may_write=owner_or_admin(principal)
         )

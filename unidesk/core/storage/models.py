@@ -1,4 +1,5 @@
-"""The ``artifacts`` table: one row per stored object (uploading or ready), a projection of artifact events."""
+"""The ``artifacts`` table: one row per stored object (uploading or ready), a projection of
+artifact events."""
 
 from __future__ import annotations
 

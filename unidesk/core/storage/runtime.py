@@ -1,4 +1,5 @@
-"""Pick the object store from settings (the one factory) and hang it on the app state with its health check."""
+"""Pick the object store from settings (the one factory) and hang it on the app state with its
+health check."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def make_store(settings: Settings) -> ObjectStore:
 
 
 def install_storage(state: State) -> None:
-    """``state.object_store`` and the ``storage`` health check (the store answers and takes writes)."""
+    """``state.object_store`` and the ``storage`` health check (the store answers and takes
+    writes)."""
     store = make_store(state.settings)
     state.object_store = store
     state.health_checks.register("storage", store.check)

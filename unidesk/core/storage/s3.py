@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
 import time
 from typing import Any
@@ -163,12 +164,10 @@ class S3Store:
     async def abort_upload(self, key: str, *, upload_id: str | None) -> None:
         if upload_id is None:
             return
-        try:
+        with contextlib.suppress(ClientError):
             await self._call(
                 "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
             )
-        except ClientError:
-            pass
 
     async def stat(self, key: str) -> ObjectStat | None:
         try:
@@ -178,10 +177,8 @@ class S3Store:
         return ObjectStat(size=int(head["ContentLength"]), etag=str(head.get("ETag", "")))
 
     async def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(ClientError):
             await self._call("delete_object", Bucket=self.bucket, Key=check_key(key))
-        except ClientError:
-            pass
 
     async def check(self) -> str | None:
         try:

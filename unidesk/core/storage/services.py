@@ -7,11 +7,12 @@ Every change writes its event (``artifact.upload_started``, ``artifact.created``
 from __future__ import annotations
 
 import base64
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,9 +130,7 @@ class ArtifactService:
         limit: int,
         cursor: str | None,
     ) -> schemas.ArtifactPage:
-        stmt: Select[Any] = select(ArtifactRow, User.username).outerjoin(
-            User, User.id == ArtifactRow.owner_id
-        )
+        stmt = select(ArtifactRow, User.username).outerjoin(User, User.id == ArtifactRow.owner_id)
         if q:
             stmt = stmt.where(ArtifactRow.name.icontains(q, autoescape=True))
         if state:
@@ -239,7 +238,7 @@ class ArtifactService:
     async def complete(
         self,
         ref: str | uuid.UUID,
-        parts: list[schemas.CompletedPart],
+        parts: builtins.list[schemas.CompletedPart],
         *,
         actor: str,
         may_write: Any,

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 import msgspec
 import structlog
 from litestar import asgi
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
 from unidesk.core.storage.local import ClientGone, LocalStore
 from unidesk.core.storage.signing import SIGNED_PREFIX
@@ -47,7 +47,8 @@ async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes
             "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)
 
 
 def _json(status: int, value: Any) -> tuple[int, dict[str, str], bytes]:
@@ -72,14 +73,14 @@ async def signed_files(scope: Scope, receive: Receive, send: Send) -> None:
     raw = scope.get("raw_path") or scope["path"].encode()
     key = unquote(raw.decode("latin-1").split("?", 1)[0][len(SIGNED_PREFIX) :])
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-    method = scope["method"]
+    method = scope.get("method", "")  # an HTTP mount: a WebSocket scope has none (405 below)
     if method in ("GET", "HEAD"):
-        signed = store.signer.verify_get(key, query)
-        await _serve(store, signed.key, signed.filename, _headers(scope), method == "HEAD", send)
+        get = store.signer.verify_get(key, query)
+        await _serve(store, get.key, get.filename, _headers(scope), method == "HEAD", send)
     elif method == "PUT":
-        signed = store.signer.verify_put(key, query)
+        put = store.signer.verify_put(key, query)
         status, headers, body = await _receive(
-            store, signed.key, signed.size, signed.sha256, _headers(scope), receive
+            store, put.key, put.size, put.sha256, _headers(scope), receive
         )
         await _respond(send, status, headers, body)
     else:
@@ -146,7 +147,12 @@ async def _serve(
             }
         )
         if head or length == 0:
-            await send({"type": "http.response.body", "body": b""})
+            empty: HTTPResponseBodyEvent = {
+                "type": "http.response.body",
+                "body": b"",
+                "more_body": False,
+            }
+            await send(empty)
             return
         pos, left = start, length
         while left > 0:
@@ -155,7 +161,12 @@ async def _serve(
                 raise OSError(f"object {key} shrank while being served")
             pos += len(block)
             left -= len(block)
-            await send({"type": "http.response.body", "body": block, "more_body": left > 0})
+            part: HTTPResponseBodyEvent = {
+                "type": "http.response.body",
+                "body": block,
+                "more_body": left > 0,
+            }
+            await send(part)
     finally:
         os.close(fd)
 
@@ -166,7 +177,7 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
         if event["type"] == "http.disconnect":
             raise ClientGone()
         chunk = event.get("body", b"")
-        if chunk:
+        if isinstance(chunk, bytes) and chunk:
             yield chunk
         if not event.get("more_body", False):
             return
@@ -194,7 +205,8 @@ async def _receive(
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) != end + 1 - start:
         raise BadRequest(
-            f"Content-Length {declared} does not match the {end + 1 - start} bytes this URL or range expects; nothing was kept"
+            f"Content-Length {declared} does not match the {end + 1 - start} bytes this URL or "
+            "range expects; nothing was kept"
         )
     try:
         got = await store.receive(

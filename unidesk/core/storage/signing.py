@@ -14,6 +14,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -52,7 +53,9 @@ def load_signing_key(configured: str | None, data_dir: Path) -> bytes:
 
 
 class Signer:
-    def __init__(self, key: bytes, base_url: str, *, clock: object = time.time) -> None:
+    def __init__(
+        self, key: bytes, base_url: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._key = key
         self.base_url = base_url.rstrip("/")
         self._clock = clock
@@ -64,7 +67,7 @@ class Signer:
         return f"{self.base_url}{SIGNED_PREFIX}{quote(key)}?{urlencode(params)}"
 
     def get_url(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
-        exp = str(int(self._clock()) + expires_s)  # type: ignore[operator]
+        exp = str(int(self._clock()) + expires_s)
         params = {"exp": exp}
         if filename:
             params["name"] = filename
@@ -72,7 +75,7 @@ class Signer:
         return self._url(key, params)
 
     def put_url(self, key: str, *, size: int, sha256: str, expires_s: int) -> tuple[str, float]:
-        exp = int(self._clock()) + expires_s  # type: ignore[operator]
+        exp = int(self._clock()) + expires_s
         params = {"exp": str(exp), "size": str(size), "sha256": sha256}
         params["sig"] = self._sig("PUT", check_key(key), str(exp), str(size), sha256)
         return self._url(key, params), float(exp)
@@ -89,7 +92,7 @@ class Signer:
             exp = int(query.get("exp", ""))
         except ValueError:
             raise Forbidden("URL expiry is not a number") from None
-        if exp < self._clock():  # type: ignore[operator]
+        if exp < self._clock():
             raise Forbidden("URL expired; ask for a new one")
 
     def verify_get(self, key: str, query: dict[str, str]) -> SignedGet:

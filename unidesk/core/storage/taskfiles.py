@@ -42,19 +42,21 @@ def check_input_path(path: str) -> str:
             field="inputs",
         )
     if (
-        not (path.startswith("/workspace/") or path.startswith("/inputs/"))
+        not (path.startswith(("/workspace/", "/inputs/")))
         or path.startswith(OUTPUTS_DIR + "/")
         or path == OUTPUTS_DIR
     ):
         raise BadRequest(
-            f"inputs: path {path[:200]!r} must lie under /workspace or /inputs (not /workspace/outputs)",
+            f"inputs: path {path[:200]!r} must lie under /workspace or /inputs (not "
+            "/workspace/outputs)",
             field="inputs",
         )
     return path
 
 
 def check_output_pattern(pattern: str) -> str:
-    """A glob relative to /workspace/outputs (an absolute one must start there); no '..'; a directory takes all its files."""
+    """A glob relative to /workspace/outputs (an absolute one must start there); no '..'; a
+    directory takes all its files."""
     rel = (
         pattern[len(OUTPUTS_DIR) + 1 :] if pattern.startswith(OUTPUTS_DIR + "/") else pattern
     ).rstrip("/")
@@ -113,7 +115,8 @@ async def resolve_task_files(
 
 
 def file_url_extender(state: State) -> Any:
-    """The ``Delivery`` hook: presigned GET URLs for a dispatch's inputs, and its output patterns."""
+    """The ``Delivery`` hook: presigned GET URLs for a dispatch's inputs, and its output
+    patterns."""
 
     async def extend(
         session: AsyncSession, task: Any, attempt: Any, dispatch: protocol.Dispatch

@@ -22,7 +22,7 @@ __all__ = ["TaskController"]
 
 class TaskController(Controller):
     path = "/api/tasks"
-    tags = ["tasks"]
+    tags = ("tasks",)
 
     @post("/", operation_id="submit_task", status_code=201)
     async def submit(

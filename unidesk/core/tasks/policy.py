@@ -6,7 +6,8 @@ module turns them into decisions (retry, fail, succeed, cancel), each its own ev
     attempt ended by …        task becomes
     succeeded                 succeeded
     exit_nonzero / timed_out  failed, or pending again if retry_on_failure and attempts remain
-    infra_error               pending again while attempts remain (another node may work), else failed
+    infra_error               pending again while attempts remain (another node may work),
+                              else failed
     node_lost                 pending again while attempts remain, else failed
     (a retry waits ``retry_backoff`` and avoids the node the attempt ended on: scheduler/)
     anything, while the task is cancelling   cancelled
@@ -48,7 +49,12 @@ async def apply_attempt_end(
         or task.state not in (*ACTIVE_TASK_STATES, "cancelling")
     ):
         return None
-    detail = dict(attempt_no=attempt_no, reason=reason, exit_code=exit_code, message=message)
+    detail = {
+        "attempt_no": attempt_no,
+        "reason": reason,
+        "exit_code": exit_code,
+        "message": message,
+    }
     if task.state == "cancelling":
         await move_task(
             session,

@@ -73,7 +73,8 @@ class Credentials(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Secrets the node uses to fetch code and build the env (never put in the container)."""
 
     code_repo: SecretRef | None = None
-    """For code_repo_url: an SSH private key (ssh://, user@host:path) or ``user:token`` / a token (https)."""
+    """For code_repo_url: an SSH private key (ssh://, user@host:path) or ``user:token`` / a token
+    (https)."""
     env_repo: SecretRef | None = None
     """Same, for env_repo_url."""
     known_hosts: SecretRef | None = None

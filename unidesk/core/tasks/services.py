@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import shlex
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
@@ -19,8 +20,8 @@ from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append
 from unidesk.core.nodes.models import NodeRow
-from unidesk.core.secrets.services import SecretService
 from unidesk.core.scheduler.queue import ranked_ahead
+from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
@@ -296,9 +297,7 @@ class TaskService:
             raise BadRequest(
                 f"state: unknown state(s) {', '.join(bad)}; one of {', '.join(TASK_STATES)}"
             )
-        stmt: Select[Any] = select(TaskRow, User.username).outerjoin(
-            User, User.id == TaskRow.owner_id
-        )
+        stmt = select(TaskRow, User.username).outerjoin(User, User.id == TaskRow.owner_id)
         if states:
             stmt = stmt.where(TaskRow.state.in_(states))
         if owner is not None:
@@ -317,7 +316,7 @@ class TaskService:
         next_cursor = _encode_cursor(rows[limit - 1][0].seq) if len(rows) > limit else None
         return schemas.TaskPage(items=items, next_cursor=next_cursor)
 
-    async def trace(self, task_id: uuid.UUID) -> list[EventOut]:
+    async def trace(self, task_id: uuid.UUID) -> builtins.list[EventOut]:
         await self._row(task_id)
         rows = await self.s.scalars(
             select(Event)
@@ -431,7 +430,8 @@ class TaskService:
         old = await self._row(task_id)
         if old.extra.get("kind") == "host.ssh":
             raise BadRequest(
-                "host.ssh maintenance tasks are never retried; request the operation again on its node"
+                "host.ssh maintenance tasks are never retried; request the operation again on its "
+                "node"
             )
         data = schemas.TaskCreate(
             name=old.name,

@@ -60,7 +60,8 @@ async def move_attempt(
     event: NewEvent | None = None,
     **values: Any,
 ) -> bool:
-    """Move an attempt if it is in ``from_states``; its event (if given) is written only if it moved."""
+    """Move an attempt if it is in ``from_states``; its event (if given) is written only if it
+    moved."""
     if to in ("succeeded", "failed", "cancelled", "lost"):
         values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(

@@ -38,7 +38,8 @@ def check_repo_url(field: str, url: str, *, allow_file: bool) -> str:
             " (file:// needs the server setting allow_file_urls)" if parts.scheme == "file" else ""
         )
         raise BadRequest(
-            f"{field}: scheme '{parts.scheme or '(none)'}' not allowed; use {', '.join(sorted(allowed))}{hint}",
+            f"{field}: scheme '{parts.scheme or '(none)'}' not allowed; use "
+            f"{', '.join(sorted(allowed))}{hint}",
             field=field,
         )
     if parts.scheme != "file" and not parts.hostname:
@@ -55,7 +56,7 @@ def check_dockerfile_path(path: str) -> str:
         raise BadRequest(
             "dockerfile_path: must be a non-empty relative POSIX path", field="dockerfile_path"
         )
-    if path.startswith("/") or path.startswith("~"):
+    if path.startswith(("/", "~")):
         raise BadRequest(
             "dockerfile_path: must be relative to the env repository", field="dockerfile_path"
         )

@@ -18,7 +18,8 @@ def _run(ns: argparse.Namespace, api: Any) -> int:
         for i in detail["items"]:
             dates = f"{i['start_date'] or '?'} → {i['due_date'] or '?'}"
             print(
-                f"{i['id']}  {i['status']:<5}  {dates:<25}  {'◆ ' if i['milestone'] else ''}{i['title']}"
+                f"{i['id']}  {i['status']:<5}  {dates:<25}  "
+                f"{'◆ ' if i['milestone'] else ''}{i['title']}"
             )
         return 0
     page = api.get("/api/projects")
@@ -30,7 +31,7 @@ def _run(ns: argparse.Namespace, api: Any) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = subparsers.add_parser(
         "projects", help="list projects, or one project's work items (projects plugin)"
     )

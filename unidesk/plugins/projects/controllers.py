@@ -45,7 +45,7 @@ class RunLink(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ProjectController(Controller):
     path = "/api/projects"
-    tags = ["projects"]
+    tags = ("projects",)
 
     @get("/", operation_id="projects_list")
     async def list_projects(self, db: AsyncSession, principal: Principal) -> s.ProjectList:
@@ -156,7 +156,7 @@ class ProjectController(Controller):
 
 class WorkItemController(Controller):
     path = "/api/projects/items"
-    tags = ["projects"]
+    tags = ("projects",)
 
     @get("/{item_id:uuid}", operation_id="projects_get_item")
     async def get_item(

@@ -38,7 +38,7 @@ def find_cycle(
         if node == goal:
             path = [node]
             while parent[path[-1]] is not None:
-                path.append(parent[path[-1]])  # type: ignore[arg-type]
+                path.append(parent[path[-1]])  # type: ignore[arg-type]  # not None: checked above
             return [goal, *reversed(path)]
         for nxt in succ[node]:
             if nxt not in parent:
@@ -111,7 +111,8 @@ class WorkItemService:
             )
         if pred.project_id != item.project_id:
             raise BadRequest(
-                f"depends_on: work item {predecessor_id} belongs to another project; dependencies stay inside one project",
+                f"depends_on: work item {predecessor_id} belongs to another project; dependencies "
+                "stay inside one project",
                 field="depends_on",
             )
         if pred.id == item.id:
@@ -277,23 +278,22 @@ class WorkItemService:
             )
         ).all():
             runs[wid][state] = n
-        users = {
-            uid: name
-            for uid, name in (
+        users = dict(
+            (
                 await self.s.execute(
                     select(User.id, User.username).where(
                         User.id.in_({r.assignee_id for r in rows if r.assignee_id})
                     )
                 )
             ).all()
-        }
+        )
         return [
             s.WorkItem(
                 id=r.id,
                 project_id=r.project_id,
                 title=r.title,
                 description=r.description,
-                status=r.status,  # type: ignore[arg-type]
+                status=r.status,  # type: ignore[arg-type]  # the column holds only statuses
                 assignee=users.get(r.assignee_id) if r.assignee_id else None,
                 start_date=r.start_date,
                 due_date=r.due_date,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.datastructures import State
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
@@ -121,7 +121,8 @@ async def _copy_states(session: AsyncSession, task_ids: list[uuid.UUID] | None) 
     )
     if task_ids is not None:
         stmt = stmt.where(m.TaskLink.task_id.in_(task_ids))
-    return (await session.execute(stmt)).rowcount or 0
+    result = cast("CursorResult[Any]", await session.execute(stmt))  # an UPDATE: a cursor result
+    return result.rowcount or 0
 
 
 async def follow_task_states(events: list[EventOut], state: State) -> None:

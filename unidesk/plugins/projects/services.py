@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any
 
@@ -138,7 +139,7 @@ class ProjectService:
                 "only the project's owners (or an admin) may do that", project_id=str(project_id)
             )
 
-    async def members(self, project_id: uuid.UUID) -> list[s.Member]:
+    async def members(self, project_id: uuid.UUID) -> builtins.list[s.Member]:
         rows = (
             await self.s.execute(
                 select(m.Member, User.username)
@@ -149,7 +150,7 @@ class ProjectService:
         ).all()
         return [s.Member(user_id=mem.user_id, username=name, role=mem.role) for mem, name in rows]
 
-    async def add_member(self, project_id: uuid.UUID, data: s.MemberAdd) -> list[s.Member]:
+    async def add_member(self, project_id: uuid.UUID, data: s.MemberAdd) -> builtins.list[s.Member]:
         await self.project(project_id, lock=True)
         await self._require_owner(project_id)
         user = await self.s.scalar(select(User).where(User.username == data.username))
@@ -171,7 +172,9 @@ class ProjectService:
         await self.s.commit()
         return await self.members(project_id)
 
-    async def remove_member(self, project_id: uuid.UUID, user_id: uuid.UUID) -> list[s.Member]:
+    async def remove_member(
+        self, project_id: uuid.UUID, user_id: uuid.UUID
+    ) -> builtins.list[s.Member]:
         await self.project(project_id, lock=True)
         await self._require_owner(project_id)
         member = await self.s.get(m.Member, (project_id, user_id))

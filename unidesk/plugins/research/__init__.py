@@ -1,4 +1,5 @@
-"""Research plugin: experiments grouping runs with parameters, metrics from inside containers, sweeps.
+"""Research plugin: experiments grouping runs with parameters, metrics from inside containers,
+sweeps.
 
 Loaded like a third-party plugin (``BUILTIN_PLUGINS``); every hook below is one ``@hookimpl``.
 """

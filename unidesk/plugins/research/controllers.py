@@ -21,7 +21,7 @@ __all__ = ["ExperimentController", "RunMetricsController"]
 
 class ExperimentController(Controller):
     path = "/api/research/experiments"
-    tags = ["research"]
+    tags = ("research",)
 
     @get("/", operation_id="research_list_experiments")
     async def list_experiments(self, db: AsyncSession, principal: Principal) -> s.ExperimentList:
@@ -32,7 +32,8 @@ class ExperimentController(Controller):
     async def create(
         self, data: s.ExperimentCreate, db: AsyncSession, principal: Principal
     ) -> s.Experiment:
-        """Create an experiment; tasks join it through the ``research`` task extension or a sweep."""
+        """Create an experiment; tasks join it through the ``research`` task extension or a
+        sweep."""
         return await ExperimentService(db, principal).create(data)
 
     @get("/{experiment_id:uuid}", operation_id="research_get_experiment")
@@ -82,11 +83,12 @@ class ExperimentController(Controller):
 
 class RunMetricsController(Controller):
     path = "/api/research/runs"
-    tags = ["research"]
+    tags = ("research",)
 
     @post("/{task_id:uuid}/metrics", operation_id="research_report_metrics", status_code=201)
     async def report(
         self, task_id: uuid.UUID, data: s.MetricBatch, db: AsyncSession, principal: Principal
     ) -> dict[str, int]:
-        """Report points for a run over HTTP (runs inside containers write $UNIDESK_METRICS_FILE instead)."""
+        """Report points for a run over HTTP (runs inside containers write $UNIDESK_METRICS_FILE
+        instead)."""
         return {"stored": await ExperimentService(db, principal).report_metrics(task_id, data)}

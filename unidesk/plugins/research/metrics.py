@@ -61,7 +61,8 @@ def validate_item(item: Any, where: str, now: datetime) -> Point:
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise BadRequest(
-            f"{where}.name: 1-200 characters of letters, digits and _./:- expected, got {str(name)[:40]!r}",
+            f"{where}.name: 1-200 characters of letters, digits and _./:- expected, got "
+            f"{str(name)[:40]!r}",
             field=f"{where}.name",
         )
     step = item.get("step")
@@ -115,7 +116,7 @@ async def _key_ids(session: AsyncSession, names: Iterable[str]) -> dict[str, int
     rows = await session.execute(
         select(m.MetricKey.name, m.MetricKey.id).where(m.MetricKey.name.in_(wanted))
     )
-    return {n: i for n, i in rows.all()}
+    return dict(rows.all())
 
 
 async def store_points(session: AsyncSession, run_id: int, points: list[Point]) -> None:
@@ -220,7 +221,7 @@ async def series(
             out.append(s.Series(task_id=task_id, name=name, points=pts, downsampled=False))
             continue
         width = max(1, -(-span // max_points))
-        rows = (
+        buckets = (
             await session.execute(
                 _BUCKETS,
                 {
@@ -234,7 +235,7 @@ async def series(
         ).all()
         pts = [
             s.SeriesPoint(step=lo, step_end=hi, avg=float(avg), min=mn, max=mx, last=last, count=n)
-            for _b, lo, hi, avg, mn, mx, last, n in rows
+            for _b, lo, hi, avg, mn, mx, last, n in buckets
         ]
         out.append(s.Series(task_id=task_id, name=name, points=pts, downsampled=True))
     return s.SeriesPage(metric=name, series=out)

@@ -54,7 +54,8 @@ class ExperimentList(msgspec.Struct, kw_only=True):
 
 
 class MetricIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One point: ``value`` of metric ``name`` at ``step`` (``time`` defaults to when it arrives)."""
+    """One point: ``value`` of metric ``name`` at ``step`` (``time`` defaults to when it
+    arrives)."""
 
     name: Annotated[str, msgspec.Meta(pattern=METRIC_NAME_PATTERN)]
     step: Annotated[int, msgspec.Meta(ge=0, le=2**62)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import json
 import math
@@ -66,7 +67,8 @@ def _check_params(params: Any) -> dict[str, Any]:
 async def on_submit(
     session: AsyncSession, task_id: uuid.UUID, extensions: dict[str, Any], principal: Principal
 ) -> None:
-    """Task extension ``{"research": {"experiment_id": …, "params": {…}}}``: the task becomes a run."""
+    """Task extension ``{"research": {"experiment_id": …, "params": {…}}}``: the task becomes a
+    run."""
     ext = extensions.get(EXTENSION)
     if ext is None:
         return
@@ -226,7 +228,7 @@ class ExperimentService:
         )
 
     async def metric_series(
-        self, experiment_id: uuid.UUID, name: str, points: int, tasks: list[uuid.UUID]
+        self, experiment_id: uuid.UUID, name: str, points: int, tasks: builtins.list[uuid.UUID]
     ) -> s.SeriesPage:
         await self._experiment(experiment_id)
         stmt = (
@@ -254,7 +256,8 @@ class ExperimentService:
     async def sweep(
         self, experiment_id: uuid.UUID, data: s.SweepCreate, settings: Settings, plugins: Any
     ) -> s.SweepResult:
-        """Submit one task per grid point; everything is checked before the first task is created."""
+        """Submit one task per grid point; everything is checked before the first task is
+        created."""
         exp = await self._experiment(experiment_id)
         names = list(data.grid)
         for n, values in data.grid.items():
@@ -288,7 +291,7 @@ class ExperimentService:
         prefix = data.name_prefix or exp.name
         ids: list[uuid.UUID] = []
         for point in itertools.product(*data.grid.values()):
-            params = dict(zip(names, point))
+            params = dict(zip(names, point, strict=False))
             env = {
                 **data.task.env,
                 "UNIDESK_PARAMS": json.dumps(params),
