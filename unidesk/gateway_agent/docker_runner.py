@@ -32,7 +32,7 @@ from unidesk.gateway_agent.datafeed import METRICS_CHANNEL, drain_data, watch_da
 from unidesk.gateway_agent.envbuild import EnvBuilder
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
-from unidesk.gateway_agent.gitcache import GitCache
+from unidesk.gateway_agent.gitcache import GitAuth, GitCache
 from unidesk.gateway_agent.images import ImageLedger
 from unidesk.gateway_agent.logcap import CappedReporter
 from unidesk.gateway_agent.runner import Outcome, Reporter, StopReason
@@ -287,7 +287,11 @@ class DockerRunner:
         await reporter.stage("fetch_code")
         workspace = self.workspaces.create(attempt.ref)
         watch_data(reporter, METRICS_CHANNEL, self.workspaces.data_dir(workspace) / "metrics.jsonl")
-        await self.git.ensure_commit(dispatch.code_repo_url, dispatch.code_commit_id)
+        await self.git.ensure_commit(
+            dispatch.code_repo_url,
+            dispatch.code_commit_id,
+            GitAuth(dispatch.code_repo_credential, dispatch.git_known_hosts),
+        )
         await self.git.checkout(dispatch.code_repo_url, dispatch.code_commit_id, workspace)
         if dispatch.inputs or dispatch.outputs:
             await self._prepare_files(dispatch, attempt, workspace, reporter)
@@ -299,6 +303,8 @@ class DockerRunner:
             dispatch.env_commit_id,
             dispatch.dockerfile_path,
             reporter,
+            auth=GitAuth(dispatch.env_repo_credential, dispatch.git_known_hosts),
+            registry_auth=dispatch.registry_auth,
         )
         attempt.image = env.tag
         attempt.timings.update(fetch_code=t1 - t0, env_image=time.monotonic() - t1)

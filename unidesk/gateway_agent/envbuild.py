@@ -7,11 +7,18 @@ cache into a scratch directory, the Dockerfile path is checked to stay inside it
 resolving symlinks, and the directory is sent to the Docker Engine as a tar build context.
 Build output streams to the attempt's log as the ``build`` stream. Cancelling the coroutine
 closes the build request, which makes the engine abort the build.
+
+Private env repositories are fetched with the task's ``GitAuth``; an image built from a
+private repository is reused only after the attempt proved it may read that repository. A
+task's registry credentials (``registry_auth``: host → ``user:password``) go to the engine in
+the ``X-Registry-Config`` header of that one build request, for its ``FROM`` pulls: nothing is
+written on the node (no ``~/.docker/config.json``), and the engine keeps no credential.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import shutil
@@ -25,13 +32,13 @@ import msgspec
 
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
-from unidesk.gateway_agent.gitcache import GitCache
+from unidesk.gateway_agent.gitcache import GitAuth, GitCache
 from unidesk.gateway_agent.images import ENV_IMAGE_LABEL, ENV_REPO, ImageLedger
 from unidesk.gateway_agent.keyed_lock import KeyedLock
 from unidesk.gateway_agent.repo_url import check_commit_id, check_repo_url, redact_url
 from unidesk.gateway_agent.runner import Reporter
 
-__all__ = ["EnvBuilder", "EnvImage", "check_dockerfile_path", "env_tag"]
+__all__ = ["EnvBuilder", "EnvImage", "check_dockerfile_path", "env_tag", "registry_config"]
 
 
 class EnvImage(msgspec.Struct, frozen=True):
@@ -44,6 +51,15 @@ class EnvImage(msgspec.Struct, frozen=True):
 def env_tag(env_repo_url: str, env_commit_id: str, dockerfile_path: str) -> str:
     key = json.dumps([env_repo_url, env_commit_id, dockerfile_path]).encode()
     return f"{ENV_REPO}:{hashlib.sha256(key).hexdigest()[:20]}"
+
+
+def registry_config(registry_auth: dict[str, str]) -> str:
+    """The Engine API's ``X-Registry-Config``: base64url of ``{host: {username, password}}``."""
+    config = {}
+    for host, credential in registry_auth.items():
+        user, _, password = credential.strip().partition(":")
+        config[host] = {"username": user, "password": password}
+    return base64.urlsafe_b64encode(json.dumps(config).encode()).decode()
 
 
 def check_dockerfile_path(path: str) -> str:
@@ -79,6 +95,21 @@ def _write_context(src: Path, dest: Path) -> None:
             tar.add(child, arcname=child.name, recursive=True)
 
 
+def _send_registry_config(builder: aiodocker.Docker, value: str) -> None:
+    """Add ``X-Registry-Config`` to this client's build request (aiodocker's ``build`` has no
+    parameter for it). The client is private to one build and closed after it."""
+    query = builder._query
+
+    def with_config(path: str, method: str = "GET", **kwargs: object) -> object:
+        if path == "build":
+            headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+            headers["X-Registry-Config"] = value
+            kwargs["headers"] = headers
+        return query(path, method, **kwargs)  # type: ignore[arg-type]
+
+    builder._query = with_config  # type: ignore[method-assign]
+
+
 class EnvBuilder:
     def __init__(self, config: ExecConfig, git: GitCache, ledger: ImageLedger) -> None:
         self._config = config
@@ -86,6 +117,10 @@ class EnvBuilder:
         self._ledger = ledger
         self._scratch = config.cache_path / "envctx"
         self._locks = KeyedLock(self._scratch / "locks")
+
+    async def _check_private(self, url: str, auth: GitAuth | None) -> None:
+        if auth or self._git.is_private(url):
+            await self._git.check_access(url, auth)
 
     async def image_exists(self, docker: aiodocker.Docker, tag: str) -> bool:
         try:
@@ -103,6 +138,9 @@ class EnvBuilder:
         commit: str,
         dockerfile_path: str,
         reporter: Reporter,
+        *,
+        auth: GitAuth | None = None,
+        registry_auth: dict[str, str] | None = None,
     ) -> EnvImage:
         """Return the env image tag, building it first when this node does not have it."""
         started = time.monotonic()
@@ -111,13 +149,15 @@ class EnvBuilder:
         check_commit_id(commit, what="env commit")
         tag = env_tag(url, commit, dockerfile_path)
         if await self.image_exists(docker, tag):
+            await self._check_private(url, auth)
             self._ledger.touch(tag)
             return EnvImage(tag, False, time.monotonic() - started)
         async with self._locks.hold(tag.rsplit(":", 1)[1]):
             if await self.image_exists(docker, tag):
+                await self._check_private(url, auth)
                 self._ledger.touch(tag)
                 return EnvImage(tag, False, time.monotonic() - started)
-            await self._git.ensure_commit(url, commit)
+            await self._git.ensure_commit(url, commit, auth)
             work = self._scratch / f"{tag.rsplit(':', 1)[1]}-{uuid.uuid4().hex[:8]}"
             ctx = work / "ctx"
             ctx.mkdir(parents=True)
@@ -127,7 +167,9 @@ class EnvBuilder:
                 await reporter.stage("build_image")
                 tar_path = work / "context.tar"
                 await asyncio.to_thread(_write_context, ctx, tar_path)
-                await self._build(docker, tar_path, rel, tag, url, commit, reporter)
+                await self._build(
+                    docker, tar_path, rel, tag, url, commit, reporter, registry_auth or {}
+                )
             finally:
                 await asyncio.to_thread(shutil.rmtree, work, True)
             self._ledger.touch(tag)
@@ -142,6 +184,7 @@ class EnvBuilder:
         url: str,
         commit: str,
         reporter: Reporter,
+        registry_auth: dict[str, str],
     ) -> None:
         labels = {
             ENV_IMAGE_LABEL: "1",
@@ -152,6 +195,8 @@ class EnvBuilder:
         # A client of its own: closing it on cancel closes the build request's connection,
         # which is what makes the engine abort the build (a released pooled one does not).
         builder = aiodocker.Docker(url=self._config.docker_url, api_version=docker.api_version)
+        if registry_auth:
+            _send_registry_config(builder, registry_config(registry_auth))
         # opening is one quick syscall; aiodocker reads the context in its own chunks
         with open(tar_path, "rb") as context:  # noqa: ASYNC230
             try:

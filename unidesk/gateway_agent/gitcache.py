@@ -7,16 +7,24 @@ it and transfer only the missing objects. Fetching is by SHA (``git fetch -- <ur
 without ``uploadpack.allowReachableSHA1InWant``), the cache falls back to fetching all branches
 and tags once and then looks for the commit. Git runs with a minimal environment: no global or
 system config, no terminal prompt, ``protocol.allow=never`` except the allowed transports,
-hooks off, credentials only from the node's own config.
+hooks off, credentials only from the node's own config, or from a task's credential for that
+one fetch (``GitAuth``): an SSH key in a temporary 0600 file named by ``GIT_SSH_COMMAND`` with
+host-key checking forced on, or an https ``user:token`` handed to git by a credential helper
+that reads it from the fetch's environment. Neither is ever written into a URL, the cache's
+config, a reflog or a message, and the temporary files are removed when the fetch ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import shlex
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -26,7 +34,7 @@ from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.keyed_lock import KeyedLock
 from unidesk.gateway_agent.repo_url import check_commit_id, check_repo_url, redact_url
 
-__all__ = ["FetchResult", "GitCache", "GitFailed"]
+__all__ = ["FetchResult", "GitAuth", "GitCache", "GitFailed"]
 
 _PASSTHROUGH_ENV = (
     "PATH",
@@ -36,7 +44,13 @@ _PASSTHROUGH_ENV = (
     "no_proxy",
     "NO_PROXY",
     "SSL_CERT_FILE",
+    "GIT_SSL_CAINFO",
 )
+_HELPER = (
+    '!f() { test "$1" = get && '
+    'printf \'username=%s\\npassword=%s\\n\' "$UNIDESK_GIT_USERNAME" "$UNIDESK_GIT_PASSWORD"; }; f'
+)
+"""A credential helper that answers from the fetch's own environment (never from a file)."""
 _REFUSED_WANT = (
     b"not our ref",
     b"unadvertised object",
@@ -48,6 +62,18 @@ _REFUSED_WANT = (
 
 class GitFailed(PrepareFailed):
     """A git command failed; ``detail`` carries git's last stderr lines, credentials redacted."""
+
+
+class GitAuth(msgspec.Struct, frozen=True):
+    """A task's credential for one repository: an SSH private key (ssh URLs) or ``user:token``
+    / a bare token (https; the user name then is ``x-access-token``)."""
+
+    credential: str = ""
+    known_hosts: str = ""
+    """known_hosts lines for ssh (else the node's own known_hosts); checking is always on."""
+
+    def __bool__(self) -> bool:
+        return bool(self.credential or self.known_hosts)
 
 
 class FetchResult(msgspec.Struct, frozen=True):
@@ -68,9 +94,12 @@ class GitCache:
     def repo_dir(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".git")
 
-    async def ensure_commit(self, url: str, commit: str) -> FetchResult:
-        """Make ``commit`` of ``url`` present in the cache, fetching only what is missing."""
-        check_repo_url(url, allow_file=self._config.allow_file_urls)
+    async def ensure_commit(
+        self, url: str, commit: str, auth: GitAuth | None = None
+    ) -> FetchResult:
+        """Make ``commit`` of ``url`` present in the cache, fetching only what is missing
+        (with ``auth`` for this fetch only when given)."""
+        kind = check_repo_url(url, allow_file=self._config.allow_file_urls)
         check_commit_id(commit)
         started = time.monotonic()
         repo = self.repo_dir(url)
@@ -78,28 +107,68 @@ class GitCache:
             if not repo.exists():
                 await self._init(repo, url)
             if await self.has_commit(repo, commit):
+                # A repository once fetched with a credential is private: a later attempt must
+                # prove it may read it (its own credential) before it gets the cached commit.
+                if auth or self.is_private(url):
+                    await self.check_access(url, auth)
                 return FetchResult(str(repo), False, time.monotonic() - started)
-            rc, _, err = await self._git(
-                repo, "fetch", "--no-tags", "--quiet", "--", url, f"+{commit}:refs/unidesk/{commit}"
-            )
-            if rc != 0 and any(s in err for s in _REFUSED_WANT):
+            with self._auth_env(kind, auth) as (auth_args, auth_env):
                 rc, _, err = await self._git(
                     repo,
+                    *auth_args,
                     "fetch",
                     "--no-tags",
                     "--quiet",
                     "--",
                     url,
-                    "+refs/heads/*:refs/unidesk-heads/*",
-                    "+refs/tags/*:refs/tags/*",
+                    f"+{commit}:refs/unidesk/{commit}",
+                    extra_env=auth_env,
                 )
+                if rc != 0 and any(s in err for s in _REFUSED_WANT):
+                    rc, _, err = await self._git(
+                        repo,
+                        *auth_args,
+                        "fetch",
+                        "--no-tags",
+                        "--quiet",
+                        "--",
+                        url,
+                        "+refs/heads/*:refs/unidesk-heads/*",
+                        "+refs/tags/*:refs/tags/*",
+                        extra_env=auth_env,
+                    )
+            if auth and auth.credential:
+                err = err.replace(auth.credential.encode(), b"***")
+                if rc == 0:
+                    (repo / "unidesk-private").touch()
             if not await self.has_commit(repo, commit):
                 if rc != 0 and not any(s in err for s in _REFUSED_WANT):
-                    raise GitFailed(f"could not fetch {redact_url(url)}: {_tail(err)}")
+                    raise GitFailed(
+                        f"could not fetch {redact_url(url)}: {_access_hint(err)}{_tail(err)}"
+                    )
                 raise PrepareFailed(f"commit {commit} not found in repository {redact_url(url)}")
             await self._git(repo, "update-ref", f"refs/unidesk/{commit}", commit)
             await self._git(repo, "-c", "gc.auto=6700", "gc", "--auto", "--quiet")
         return FetchResult(str(repo), True, time.monotonic() - started)
+
+    def is_private(self, url: str) -> bool:
+        """Whether ``url`` was fetched with a task's credential (cached commits then need one)."""
+        return (self.repo_dir(url) / "unidesk-private").exists()
+
+    async def check_access(self, url: str, auth: GitAuth | None) -> None:
+        """Ask the remote (``git ls-remote``) whether ``auth`` may read ``url``; raise if not."""
+        kind = check_repo_url(url, allow_file=self._config.allow_file_urls)
+        with self._auth_env(kind, auth) as (auth_args, auth_env):
+            rc, _, err = await self._git(
+                None, *auth_args, "ls-remote", "--quiet", "--", url, "HEAD", extra_env=auth_env
+            )
+        if rc != 0:
+            if auth and auth.credential:
+                err = err.replace(auth.credential.encode(), b"***")
+            raise GitFailed(
+                f"no access to private repository {redact_url(url)} "
+                f"(it needs this task's credential): {_access_hint(err)}{_tail(err)}"
+            )
 
     async def has_commit(self, repo: Path, commit: str) -> bool:
         rc, _, _ = await self._git(repo, "cat-file", "-e", f"{commit}^{{commit}}")
@@ -130,6 +199,51 @@ class GitCache:
             raise GitFailed(f"could not create git cache for {redact_url(url)}: {_tail(err)}")
         (tmp / "unidesk-source-url").write_text(redact_url(url) + "\n")
         tmp.rename(repo)
+
+    @contextlib.contextmanager
+    def _auth_env(
+        self, kind: str, auth: GitAuth | None
+    ) -> Iterator[tuple[list[str], dict[str, str]]]:
+        """Git arguments and environment that give this one fetch its credential; temporary
+        files (mode 0600, in a 0700 directory) are removed on exit whatever happens."""
+        if not auth:
+            yield [], {}
+            return
+        base = self._config.cache_path / "auth"
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="fetch-", dir=base))
+        try:
+            if kind == "ssh":
+                ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+                if auth.credential:
+                    key = tmp / "key"
+                    _write_private(key, auth.credential.strip() + "\n")
+                    ssh += ["-o", "IdentitiesOnly=yes", "-i", str(key)]
+                elif self._config.git_ssh_key:
+                    key_path = str(Path(self._config.git_ssh_key).expanduser())
+                    ssh += ["-o", "IdentitiesOnly=yes", "-i", key_path]
+                if auth.known_hosts:
+                    hosts = tmp / "known_hosts"
+                    _write_private(hosts, auth.known_hosts.strip() + "\n")
+                    ssh += [
+                        "-o",
+                        f"UserKnownHostsFile={hosts}",
+                        "-o",
+                        "GlobalKnownHostsFile=/dev/null",
+                    ]
+                yield [], {"GIT_SSH_COMMAND": shlex.join(ssh)}
+            elif kind == "https" and auth.credential:
+                user, sep, password = auth.credential.strip().partition(":")
+                if not sep:
+                    user, password = "x-access-token", user
+                yield (
+                    ["-c", "credential.helper=", "-c", f"credential.helper={_HELPER}"],
+                    {"UNIDESK_GIT_USERNAME": user, "UNIDESK_GIT_PASSWORD": password},
+                )
+            else:
+                yield [], {}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASSTHROUGH_ENV if k in os.environ}
@@ -200,10 +314,32 @@ class GitCache:
         return proc.returncode or 0, out, err
 
 
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 async def _kill(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         proc.kill()
         await proc.wait()
+
+
+_DENIED = (
+    (b"Host key verification failed", "host key not trusted (known_hosts)"),
+    (b"Permission denied", "access denied (credential missing or wrong)"),
+    (b"Authentication failed", "access denied (credential missing or wrong)"),
+    (b"could not read Username", "access denied (credential missing)"),
+)
+
+
+def _access_hint(err: bytes) -> str:
+    """A clear reason first when git's output shows the remote refused access."""
+    for marker, hint in _DENIED:
+        if marker in err:
+            return f"{hint}: "
+    return ""
 
 
 def _tail(err: bytes, lines: int = 3) -> str:
