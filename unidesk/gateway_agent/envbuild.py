@@ -107,7 +107,8 @@ def _send_registry_config(builder: aiodocker.Docker, value: str) -> None:
             kwargs["headers"] = headers
         return query(path, method, **kwargs)  # type: ignore[arg-type]
 
-    builder._query = with_config  # type: ignore[method-assign]
+    # a per-instance wrapper of the same call (aiodocker has no parameter for this header)
+    builder._query = with_config  # type: ignore[assignment]
 
 
 class EnvBuilder:
