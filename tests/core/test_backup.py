@@ -13,15 +13,15 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from unidesk.core.backup import (
+from unidesk.core.db.engine import libpq_url
+from unidesk.core.ops.backup import (
     list_snapshots,
     restore_dump,
     retained,
     run_backup,
     verify_dump,
 )
-from unidesk.core.backup_schedule import BACKUP_LOCK_KEY, BackupSchedule, next_run, take_backup
-from unidesk.core.db.engine import libpq_url
+from unidesk.core.ops.backup_schedule import BACKUP_LOCK_KEY, BackupSchedule, next_run, take_backup
 from unidesk.core.settings import Settings
 from unidesk.errors import BadRequest, Conflict, Unavailable
 

@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from unidesk.core.db.embedded import EmbeddedPostgres
-from unidesk.core.metrics import DISPATCH_BUCKETS_S, Family, render
+from unidesk.core.ops.metrics import DISPATCH_BUCKETS_S, Family, render
 
 SHA = "e" * 40
 

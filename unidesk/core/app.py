@@ -16,7 +16,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 import unidesk
-from unidesk.core import health as health_mod
 from unidesk.core.auth.controllers import (
     ApiTokenController,
     AuthController,
@@ -27,7 +26,6 @@ from unidesk.core.auth.middleware import PUBLIC_PATHS, AuthMiddleware
 from unidesk.core.auth.ratelimit import LoginLimiter
 from unidesk.core.auth.schemas import UserCreate
 from unidesk.core.auth.services import UserService
-from unidesk.core.backup_schedule import backup_check
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
 from unidesk.core.db.engine import make_engine, make_sessionmaker
 from unidesk.core.db.migrate import expected_heads
@@ -36,21 +34,23 @@ from unidesk.core.events.controllers import EventController
 from unidesk.core.events.hub import EventHub
 from unidesk.core.ingress.handler import agent_socket
 from unidesk.core.logs.controllers import LogController
-from unidesk.core.metrics import metrics
 from unidesk.core.nodes.controllers import NodeController
 from unidesk.core.nodes.maintenance import request_maintenance
 from unidesk.core.nodes.samples_api import node_samples
+from unidesk.core.ops import health as health_mod
+from unidesk.core.ops.backup_schedule import backup_check
+from unidesk.core.ops.metrics import metrics
+from unidesk.core.ops.readiness import ready
+from unidesk.core.ops.stats import stats
 from unidesk.core.plugins.controllers import list_plugins
 from unidesk.core.plugins.facade import Plugins
 from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, parse_selection
 from unidesk.core.problems import EXCEPTION_HANDLERS
-from unidesk.core.readiness import ready
 from unidesk.core.requestid import RequestIdMiddleware
 from unidesk.core.scheduler.controllers import QuotaController, UsageController
 from unidesk.core.secrets.controllers import SecretController
 from unidesk.core.secrets.runtime import attach_secrets, install_keyring
 from unidesk.core.settings import Settings
-from unidesk.core.stats import stats
 from unidesk.core.storage.agent_api import AgentOutputController
 from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
@@ -96,7 +96,7 @@ def _scheduler(state: State) -> Any:
 def _backup_schedule(state: State) -> Any:
     if not state.settings.backup_daily_at:
         return None
-    from unidesk.core.backup_schedule import BackupSchedule
+    from unidesk.core.ops.backup_schedule import BackupSchedule
 
     state.components["backup"] = BackupSchedule(state)
     return state.components["backup"]

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from unidesk.core.backup_cli import add_backup_parsers, run_backup_command
+from unidesk.core.ops.backup_cli import add_backup_parsers, run_backup_command
 from unidesk.core.settings import Settings, load_settings, settings_reference
 from unidesk.errors import BadRequest, UnideskError
 

@@ -59,8 +59,8 @@ async def _open(settings: Settings) -> Any:
 async def _record(url: str, **kwargs: Any) -> str | None:
     """Write the backup event; returns why it could not be written (the database may be what
     failed)."""
-    from unidesk.core.backup_schedule import record_backup
     from unidesk.core.db.engine import make_engine, make_sessionmaker
+    from unidesk.core.ops.backup_schedule import record_backup
 
     engine = make_engine(url, 1)
     try:
@@ -73,7 +73,7 @@ async def _record(url: str, **kwargs: Any) -> str | None:
 
 
 async def _backup(settings: Settings, args: argparse.Namespace) -> int:
-    from unidesk.core.backup import backup_dir_for, run_backup
+    from unidesk.core.ops.backup import backup_dir_for, run_backup
     from unidesk.errors import UnideskError
 
     if args.backup_dir:
@@ -130,10 +130,10 @@ async def _backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _restore(settings: Settings, args: argparse.Namespace) -> int:
-    from unidesk.core.backup import restore_dump
     from unidesk.core.db.engine import make_engine, make_sessionmaker
     from unidesk.core.db.migrate import expected_heads
     from unidesk.core.events.writer import NewEvent, append
+    from unidesk.core.ops.backup import restore_dump
     from unidesk.errors import UnideskError
 
     handle = await _open(settings)

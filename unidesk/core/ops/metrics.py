@@ -21,7 +21,7 @@ from litestar.datastructures import State
 from sqlalchemy import text
 
 import unidesk
-from unidesk.core.readiness import READY_CHECKS
+from unidesk.core.ops.readiness import READY_CHECKS
 
 __all__ = ["DISPATCH_BUCKETS_S", "NODE_STATES", "Family", "metrics", "render"]
 

@@ -24,9 +24,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.background import cancel_and_wait
-from unidesk.core.backup import BackupResult, backup_dir_for, run_backup
 from unidesk.core.events.models import Event
 from unidesk.core.events.writer import NewEvent, append
+from unidesk.core.ops.backup import BackupResult, backup_dir_for, run_backup
 from unidesk.core.settings import Settings
 from unidesk.errors import UnideskError
 

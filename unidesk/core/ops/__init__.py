@@ -1,0 +1,1 @@
+"""Operating the server: backups and their schedule, /health and /health/ready, /metrics, stats."""
