@@ -79,10 +79,11 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
 3: Dispatch carries secret values (secret_env, repository and registry credentials,
-missing_secrets); the agent masks them in everything it reports."""
+missing_secrets); the agent masks them in everything it reports.
+4: Dispatch.pids_limit (a task's own process limit, within the server's cap)."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 CLOSE_BAD_FRAME = 4400
@@ -188,6 +189,8 @@ class Dispatch(msgspec.Struct, tag="dispatch", kw_only=True):
     memory_mb: int = 512
     gpu_indices: list[int] = []
     timeout_s: int = 3600
+    pids_limit: int = 0
+    """Processes the container may hold; 0: the node's default (its ``pids_limit``)."""
     inputs: list[FileInput] = []
     outputs: list[FileOutput] = []
     kind: str = "container"

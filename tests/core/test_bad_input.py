@@ -109,6 +109,12 @@ BAD_TASKS: list[tuple[str, Any, str | None]] = [
     ("zero timeout", task_body(timeout_s=0), "timeout_s"),
     ("zero attempts", task_body(max_attempts=0), "max_attempts"),
     ("bad label key", task_body(resources={"labels": {"-x": "y"}}), "labels"),
+    ("tiny pids limit", task_body(resources={"pids_limit": 1}), "pids_limit"),
+    (
+        "pids limit above the admin's cap",
+        task_body(resources={"pids_limit": 4097}),
+        "above this server's cap of 4096 processes (setting max_task_pids_limit",
+    ),
 ]
 
 
@@ -252,3 +258,30 @@ async def test_unknown_route_and_method(
 ) -> None:
     assert_problem(await client.get("/api/nope", headers=admin_headers), 404)
     assert_problem(await client.delete("/api/tasks", headers=admin_headers), 405)
+
+
+async def test_pids_limit_within_the_cap_is_kept_and_dispatched(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
+    from unidesk.core.ingress.delivery import build_dispatch
+    from unidesk.core.tasks.models import AttemptRow, TaskRow
+
+    r = await client.post(
+        "/api/tasks", json=task_body(resources={"pids_limit": 1024}), headers=admin_headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["resources"]["pids_limit"] == 1024
+    plain = await client.post("/api/tasks", json=task_body(), headers=admin_headers)
+    assert plain.json()["resources"]["pids_limit"] is None, "the node's default applies"
+    body = r.json()
+    row = TaskRow(
+        **{k: body[k] for k in ("id", "code_repo_url", "code_commit_id", "env_repo_url")},
+        **{k: body[k] for k in ("env_commit_id", "dockerfile_path", "command", "env", "extra")},
+        cpus=1.0,
+        memory_mb=256,
+        timeout_s=60,
+    )
+    attempt = AttemptRow(attempt_no=1, gpu_indices=[])
+    assert build_dispatch(row, attempt).pids_limit == 1024
+    row.extra = plain.json()["extra"]
+    assert build_dispatch(row, attempt).pids_limit == 0

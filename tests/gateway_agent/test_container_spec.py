@@ -98,3 +98,14 @@ def test_host_cache_dir_maps_bind_sources(tmp_path: Path) -> None:
 def test_task_ids_that_cannot_name_a_workspace(task_id: str) -> None:
     with pytest.raises(PrepareFailed):
         container_name(AttemptRef(task_id, 1))
+
+
+def test_task_pids_limit_overrides_the_node_default() -> None:
+    def pids(**kw: object) -> int:
+        body = container_config(
+            dispatch(**kw), image="i", workspace_source="/w", config=ExecConfig(), node="n"
+        )
+        return body["HostConfig"]["PidsLimit"]
+
+    assert pids() == ExecConfig().pids_limit == 256
+    assert pids(pids_limit=2048) == 2048

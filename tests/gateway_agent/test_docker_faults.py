@@ -109,31 +109,6 @@ async def test_huge_output_is_capped_with_a_marker(
     assert "done-writing" not in reporter.text("stderr")
 
 
-async def test_fork_bomb_is_held_by_the_pids_limit(
-    exec_config, node_name, world, docker, env_image_cleanup
-) -> None:
-    limit = 32
-    runner = DockerRunner(
-        msgspec.structs.replace(exec_config, pids_limit=limit), node_name=node_name
-    )
-    script = (
-        f"max=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max); "
-        f'[ "$max" = {limit} ] || {{ echo no-pids-limit; exit 99; }}; '
-        "bomb() { bomb | bomb & }; bomb; sleep 60"
-    )
-    reporter = FakeReporter()
-    try:
-        outcome = await runner.run(
-            world.dispatch(["sh", "-c", script], timeout_s=3, cpus=0.5), reporter
-        )
-    finally:
-        await runner.close()
-    assert "no-pids-limit" not in reporter.text("stdout")
-    assert outcome.reason == "timed_out", outcome
-    assert "can't fork" in reporter.text("stderr")
-    assert await ours(docker, node_name) == []
-
-
 async def test_docker_unreachable_is_a_health_reason_and_an_infra_error(
     exec_config, world, tmp_path
 ) -> None:

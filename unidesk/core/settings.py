@@ -81,6 +81,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "single-machine setups)."
         ),
     ] = False
+    max_task_pids_limit: Annotated[
+        int,
+        Doc(
+            description="Largest process limit a task may ask for (resources.pids_limit); tasks that ask for none get the node's default (256).",
+            ge=16,
+            le=4_194_304,
+        ),
+    ] = 4096
     max_request_bytes: Annotated[
         int, Doc(description="Largest accepted request body for JSON API calls, bytes.", ge=1024)
     ] = 1_048_576

@@ -81,7 +81,7 @@ def container_config(
         "NanoCpus": int(dispatch.cpus * 1e9) if dispatch.cpus > 0 else 0,
         "Memory": memory,
         "MemorySwap": memory,
-        "PidsLimit": config.pids_limit,
+        "PidsLimit": dispatch.pids_limit or config.pids_limit,
         "Privileged": False,
         "SecurityOpt": ["no-new-privileges:true"],
         "CapDrop": ["ALL"],

@@ -3,11 +3,14 @@
 One attempt: ``fetch_code`` (git cache → fresh workspace), ``fetch_env`` (env image by tag;
 ``build_image`` only when it is missing), then the container (workspace at /workspace,
 limits, GPUs, hardening, labels), ``running``, output streamed to the reporter, the exit
-code. Timeout and cancel stop the container (SIGTERM, ``stop_grace_s``, SIGKILL); a cancel
-while preparing aborts the fetch or build. Afterwards the container and workspace are
-removed unless ``keep_finished``. Containers carry ``unidesk.*`` labels, so a restarted agent
-finds its running attempts (``owned_attempts``), follows the ones the server keeps
-(``adopt``) and removes the rest (``remove_orphans``).
+code. Timeout and cancel stop the container and the stop always ends: SIGTERM, ``stop_grace_s``,
+SIGKILL (Docker's stop); if Docker does not confirm within ``stop_grace_s + docker_timeout_s``,
+the container's cgroup is killed directly (``cgroup_kill.py``); if even that fails the attempt
+ends as ``infra_error`` with the reason and ``health()`` reports the node unhealthy until Docker
+says the container is gone. A cancel while preparing aborts the fetch or build. Afterwards the
+container and workspace are removed unless ``keep_finished``. Containers carry ``unidesk.*``
+labels, so a restarted agent finds its running attempts (``owned_attempts``), follows the ones
+the server keeps (``adopt``) and removes the rest (``remove_orphans``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
+from unidesk.gateway_agent.cgroup_kill import CgroupKillFailed, kill_cgroup
 from unidesk.gateway_agent.container_spec import (
     LABEL_TIMEOUT,
     container_config,
@@ -51,6 +55,10 @@ _STOP_OUTCOME: dict[StopReason, EndReason] = {
     "shutdown": "killed",
 }
 _NOT_FOUND = ("executable file not found", "no such file or directory")
+_CGROUP_KILL_WAIT_S = 10.0
+"""How long the processes of a cgroup kill may take to be gone."""
+_CONFIRM_AFTER_KILL_S = 5.0
+"""After a cgroup kill, how long Docker may take to report the exit before the attempt ends."""
 
 
 class _Attempt:
@@ -64,6 +72,14 @@ class _Attempt:
         self.binds: list[str] = []
         self.timings: dict[str, float] = {}
         self.stderr_head = bytearray()
+        self.reporter: CappedReporter | None = None
+        self.pid: int | None = None
+        """The container's main process (host pid namespace), for the cgroup kill."""
+        self.stopping: asyncio.Task[None] | None = None
+        self.forced_end = asyncio.Event()
+        """Set when a stop went past Docker: the cgroup kill ended it (``forced``) or failed."""
+        self.forced: str | None = None
+        self.stop_failure: str | None = None
 
 
 class DockerRunner:
@@ -90,6 +106,8 @@ class DockerRunner:
         self.workspaces = Workspaces(config)
         self._active: dict[AttemptRef, _Attempt] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._unstoppable: dict[str, str] = {}
+        """Containers a stop could not end (id → reason): the node is unhealthy while any is."""
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -115,6 +133,7 @@ class DockerRunner:
         attempt = _Attempt(ref)
         self._active[ref] = attempt
         capped = CappedReporter(reporter, self.config.log_cap_bytes)
+        attempt.reporter = capped
         abandoned = False
         try:
             outcome = await self._run(dispatch, attempt, capped)
@@ -157,7 +176,7 @@ class DockerRunner:
             if attempt.prepare is not None and not attempt.prepare.done():
                 attempt.prepare.cancel()
             return
-        await self._stop_container(attempt.container)
+        await self._stop_container(attempt)
 
     async def owned_attempts(self) -> list[AttemptRef]:
         refs = set(self._active)
@@ -186,7 +205,10 @@ class DockerRunner:
             await asyncio.wait_for(self.docker.version(), self.config.docker_timeout_s)
         except Exception as exc:  # any failure to answer is the reason, shown to the admin
             return f"docker unreachable: {exc or type(exc).__name__}"
-        return None
+        for container_id in list(self._unstoppable):
+            if await self._gone(container_id):
+                del self._unstoppable[container_id]
+        return "; ".join(self._unstoppable.values()) or None
 
     # -- beyond the Runner protocol --------------------------------------------------------
 
@@ -198,6 +220,7 @@ class DockerRunner:
         attempt = _Attempt(ref)
         self._active[ref] = attempt
         capped = CappedReporter(reporter, self.config.log_cap_bytes)
+        attempt.reporter = capped
         try:
             try:
                 container = await self.docker.containers.get(container_name(ref))
@@ -218,6 +241,7 @@ class DockerRunner:
                         reason="succeeded" if code == 0 else "exit_nonzero", exit_code=code
                     )
                 else:
+                    attempt.pid = int(state.get("Pid") or 0) or None
                     started = _parse_ts(state.get("StartedAt", ""))
                     timeout = float(info["Config"]["Labels"].get(LABEL_TIMEOUT, "3600"))
                     remaining = max(0.0, timeout - (time.time() - started)) if started else timeout
@@ -356,33 +380,43 @@ class DockerRunner:
                         return Outcome(reason="exit_nonzero", exit_code=127, message=message)
                     raise
                 attempt.timings["started_at"] = time.monotonic()
+                attempt.pid = await self._main_pid(container)
                 await reporter.running()
             if attempt.stop_reason:
-                await self._stop_container(container)
+                await self._stop_container(attempt)
             pump = asyncio.create_task(_pump(stream, reporter, attempt.stderr_head))
             waiter = asyncio.create_task(container.wait())
+            forced = asyncio.create_task(attempt.forced_end.wait())
             try:
-                done, _ = await asyncio.wait({waiter}, timeout=timeout_s)
+                done, _ = await asyncio.wait(
+                    {waiter, forced}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+                )
                 if not done:
                     if attempt.stop_reason is None:
                         attempt.stop_reason = "timed_out"
                         reporter.system(
                             f"timeout of {timeout_s:.0f} s reached; stopping the container"
                         )
-                    await self._stop_container(container)
-                result = await waiter
+                    await self._stop_container(attempt)
+                if attempt.forced_end.is_set():  # past Docker: its exit report is a bonus
+                    await asyncio.wait({waiter}, timeout=_CONFIRM_AFTER_KILL_S)
+                result = await waiter if waiter.done() or not attempt.forced_end.is_set() else {}
             finally:
                 waiter.cancel()
+                forced.cancel()
                 try:
-                    await asyncio.wait_for(pump, 10)
+                    await asyncio.wait_for(pump, 1 if attempt.forced_end.is_set() else 10)
                 except (TimeoutError, asyncio.CancelledError):
                     pump.cancel()
-        code = int(result.get("StatusCode", -1))
+        if attempt.stop_failure:
+            return Outcome(reason="infra_error", message=attempt.stop_failure)
+        code = int(result.get("StatusCode", 137 if attempt.forced else -1))
         if attempt.stop_reason:
+            how = f"; {attempt.forced}" if attempt.forced else ""
             return Outcome(
                 reason=_STOP_OUTCOME[attempt.stop_reason],
                 exit_code=code,
-                message=f"stopped ({attempt.stop_reason})",
+                message=f"stopped ({attempt.stop_reason}){how}",
             )
         if code == 0:
             return Outcome(reason="succeeded", exit_code=0)
@@ -396,13 +430,73 @@ class DockerRunner:
             return Outcome(reason="exit_nonzero", exit_code=code, message="killed: out of memory")
         return Outcome(reason="exit_nonzero", exit_code=code)
 
-    async def _stop_container(self, container: aiodocker.containers.DockerContainer) -> None:
+    async def _stop_container(self, attempt: _Attempt) -> None:
+        """Stop the attempt's container; one escalation per attempt, whoever asks (timeout,
+        cancel, reconcile, shutdown) waits for the same one."""
+        if attempt.stopping is None:
+            attempt.stopping = asyncio.create_task(self._escalate(attempt))
+        await asyncio.shield(attempt.stopping)
+
+    async def _escalate(self, attempt: _Attempt) -> None:
+        """SIGTERM, grace, SIGKILL (Docker's stop); if Docker does not confirm: the cgroup kill;
+        if that fails: ``stop_failure`` (the attempt ends as infra_error, the node unhealthy)."""
+        container = attempt.container
+        assert container is not None
         grace = self.config.stop_grace_s
+        bound = grace + self.config.docker_timeout_s
         try:
-            await container.stop(t=grace, timeout=grace + self.config.docker_timeout_s)
+            await asyncio.wait_for(container.stop(t=grace, timeout=bound), bound + 1)
+            return  # Docker confirms: the container has exited
         except aiodocker.DockerError as exc:
-            if exc.status not in (304, 404):
-                log.warning("stopping %s: %s", container.id[:12], exc.message)
+            if exc.status in (304, 404):
+                return  # already stopped, or gone
+            problem = f"Docker's stop failed: {exc.message}"
+        except TimeoutError:
+            problem = f"Docker's stop was not confirmed within {bound:g} s"
+        except (aiohttp.ClientError, OSError) as exc:
+            problem = f"Docker's stop failed: {exc or type(exc).__name__}"
+        name = attempt_name(attempt.ref)
+        log.warning("stopping %s (%s): %s; killing its cgroup", name, container.id[:12], problem)
+        try:
+            how = await kill_cgroup(
+                self.config.cgroup_path, container.id, attempt.pid, wait_s=_CGROUP_KILL_WAIT_S
+            )
+        except CgroupKillFailed as exc:
+            reason = f"could not stop the container of {name}: {problem}; cgroup kill failed: {exc}"
+            log.error("%s", reason)
+            attempt.stop_failure = reason
+            self._unstoppable[container.id] = reason
+            if attempt.reporter is not None:
+                attempt.reporter.system(reason)
+        else:
+            attempt.forced = f"{problem}; killed through the container's cgroup ({how})"
+            log.warning("%s: %s", name, attempt.forced)
+            if attempt.reporter is not None:
+                attempt.reporter.system(attempt.forced)
+        attempt.forced_end.set()
+
+    async def _main_pid(self, container: aiodocker.containers.DockerContainer) -> int | None:
+        try:
+            info = await asyncio.wait_for(container.show(), self.config.docker_timeout_s)
+        except (TimeoutError, aiodocker.DockerError, aiohttp.ClientError, OSError):
+            return None  # the cgroup kill then finds the cgroup by Docker's layouts
+        return int(info.get("State", {}).get("Pid") or 0) or None
+
+    async def _gone(self, container_id: str) -> bool:
+        """Docker says the container no longer runs (then it is removed) or no longer exists."""
+        try:
+            info = await asyncio.wait_for(
+                self.docker.containers.container(container_id).show(), self.config.docker_timeout_s
+            )
+        except aiodocker.DockerError as exc:
+            return exc.status == 404
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+        if info.get("State", {}).get("Running"):
+            return False
+        if not self.config.keep_finished:
+            await self._remove_container(container_id, force=True)
+        return True
 
     async def _cleanup(self, attempt: _Attempt) -> None:
         if self.config.keep_finished:
@@ -415,11 +509,16 @@ class DockerRunner:
             log.warning("cleanup of %s left something behind: %s", attempt_name(attempt.ref), exc)
 
     async def _remove_container(self, name_or_id: str, *, force: bool) -> None:
+        container = self.docker.containers.container(name_or_id)
         try:
-            await self.docker.containers.container(name_or_id).delete(force=force, v=True)
+            await asyncio.wait_for(
+                container.delete(force=force, v=True), self.config.docker_timeout_s
+            )
         except aiodocker.DockerError as exc:
             if exc.status != 404:
                 log.warning("removing container %s: %s", name_or_id[:64], exc.message)
+        except TimeoutError:
+            log.warning("removing container %s: Docker did not answer", name_or_id[:64])
 
     async def _ours(self, *, all_states: bool) -> list[dict[str, Any]]:
         """This agent's labelled containers (node name and cache dir); empty (logged) when Docker

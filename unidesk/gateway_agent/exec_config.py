@@ -31,8 +31,13 @@ class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     removed."""
     stop_grace_s: int = 10
     """Seconds between SIGTERM and SIGKILL when an attempt is stopped (timeout, cancel)."""
-    pids_limit: int = 4096
-    """Maximum processes per container (a fork bomb stops here)."""
+    pids_limit: int = 256
+    """Processes per container unless the task asks for more (the server caps what it may ask);
+    low enough that a fork bomb stays contained on a 2-core machine."""
+    cgroup_root: str = "/sys/fs/cgroup"
+    """Where the host's cgroup filesystem is seen: the last step of a stop Docker did not confirm
+    kills the container's cgroup there (mount the host's at this path when the agent runs in a
+    container)."""
     log_cap_bytes: int = 256 * 1024 * 1024
     """Output kept per attempt (build + stdout + stderr); past it, one marker line and nothing
     more."""
@@ -49,6 +54,10 @@ class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser().resolve()
+
+    @property
+    def cgroup_path(self) -> Path:
+        return Path(self.cgroup_root)
 
     def host_path(self, path: Path) -> str:
         """The path Docker must see for ``path`` (under ``cache_dir``) as a bind-mount source."""

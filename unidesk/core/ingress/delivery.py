@@ -47,6 +47,7 @@ def build_dispatch(t: TaskRow, a: AttemptRow) -> protocol.Dispatch:
         memory_mb=t.memory_mb,
         gpu_indices=list(a.gpu_indices),
         timeout_s=t.timeout_s,
+        pids_limit=int(t.extra.get("pids_limit") or 0),
         kind=str(t.extra.get("kind", "container")),
         params={k: str(v) for k, v in (t.extra.get("params") or {}).items()},
     )

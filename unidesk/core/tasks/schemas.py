@@ -52,6 +52,9 @@ class Resources(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Shell-style pattern each assigned GPU's model must match, case-insensitive (``A100*``)."""
     gpu_memory_mb: Annotated[int, msgspec.Meta(ge=1, le=16 * 1024 * 1024)] | None = None
     """Least memory of each assigned GPU, MB."""
+    pids_limit: Annotated[int, msgspec.Meta(ge=16, le=4_194_304)] | None = None
+    """Processes the container may hold; None: the node's default (256). At most the server's
+    ``max_task_pids_limit``."""
 
 
 class ResourceRequest(Resources, kw_only=True, forbid_unknown_fields=True):

@@ -118,6 +118,7 @@ def _resources(t: TaskRow) -> schemas.Resources:
         labels=dict(t.labels),
         gpu_model=t.gpu_model,
         gpu_memory_mb=t.gpu_memory_mb,
+        pids_limit=t.extra.get("pids_limit"),
     )
 
 
@@ -161,6 +162,13 @@ class TaskService:
         check_dockerfile_path(data.dockerfile_path)
         for k in data.env:
             check_env_name(k)
+        cap = self.settings.max_task_pids_limit
+        if data.resources.pids_limit is not None and data.resources.pids_limit > cap:
+            raise BadRequest(
+                f"resources.pids_limit: {data.resources.pids_limit} is above this server's cap of "
+                f"{cap} processes (setting max_task_pids_limit, set by an admin)",
+                field="resources.pids_limit",
+            )
         if isinstance(data.command, str):
             if "\x00" in data.command:
                 raise BadRequest("command: NUL bytes are not allowed", field="command")
@@ -216,6 +224,7 @@ class TaskService:
             **(extra or {}),
             **await resolve_task_files(self.s, data.inputs, data.outputs),
             **await self._secret_refs(data, principal),
+            **({"pids_limit": data.resources.pids_limit} if data.resources.pids_limit else {}),
         }
         row = TaskRow(
             id=uuid.uuid4(),
