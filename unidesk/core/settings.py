@@ -84,7 +84,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_task_pids_limit: Annotated[
         int,
         Doc(
-            description="Largest process limit a task may ask for (resources.pids_limit); tasks that ask for none get the node's default (256).",
+            description=(
+                "Largest process limit a task may ask for (resources.pids_limit); "
+                "tasks that ask for none get the node's default (256)."
+            ),
             ge=16,
             le=4_194_304,
         ),
