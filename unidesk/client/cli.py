@@ -19,6 +19,7 @@ from .files import add_files_parser, run_files
 from .follow import Follower, exit_code_for
 from .plugin_commands import add_plugin_commands
 from .render import node_rows, task_detail, task_rows, trace_lines, usage_rows
+from .secrets import add_secrets_parser, run_secrets
 from .settings import ClientSettings, NotLoggedIn, load_settings, save_settings
 from .submit import add_submit_arguments, task_create_body
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--days", type=int, default=7, help="days back, today included (default 7)")
     s.add_argument("--mine", action="store_true", help="only my usage")
+
+    add_secrets_parser(sub, common)
 
     s = sub.add_parser("logs", parents=[common], help="print a task's output")
     s.add_argument("id")
@@ -134,6 +137,8 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
         _print_json(usage) if ns.json else print(usage_rows(usage))
     elif ns.cmd == "logs":
         return _logs(api, ns)
+    elif ns.cmd == "secrets":
+        return run_secrets(api, ns, _print_json)
     elif ns.cmd == "files":
         return run_files(api, ns, _print_json)
     elif callable(getattr(ns, "func", None)):  # a plugin's command

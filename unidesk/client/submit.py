@@ -39,6 +39,28 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
         help="environment variable for the command (repeatable)",
     )
     p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="ENV=NAME",
+        help="put secret NAME (yours, project:<id>/NAME or global/NAME) in variable ENV "
+        "(repeatable; the value never passes through the command line)",
+    )
+    p.add_argument(
+        "--code-credential", metavar="NAME", help="secret to fetch a private code repository"
+    )
+    p.add_argument(
+        "--env-credential", metavar="NAME", help="secret to fetch a private env repository"
+    )
+    p.add_argument("--known-hosts", metavar="NAME", help="secret holding ssh known_hosts lines")
+    p.add_argument(
+        "--registry-credential",
+        action="append",
+        default=[],
+        metavar="HOST=NAME",
+        help="user:password secret for FROM pulls from registry HOST (repeatable)",
+    )
+    p.add_argument(
         "--timeout", type=int, default=3600, help="seconds before the attempt is stopped"
     )
     p.add_argument("--priority", type=int, default=0, help="higher runs first")
@@ -102,7 +124,31 @@ def task_create_body(ns: argparse.Namespace, command: list[str]) -> dict[str, An
         "max_attempts": ns.max_attempts,
         "retry_on_failure": ns.retry_on_failure,
         **_files(ns),
+        **_secrets(ns),
     }
+
+
+def _secrets(ns: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    refs = parse_pairs(getattr(ns, "secret", None) or [], "--secret")
+    if refs:
+        out["secrets"] = refs
+    creds: dict[str, Any] = {}
+    for key, attr in (
+        ("code_repo", "code_credential"),
+        ("env_repo", "env_credential"),
+        ("known_hosts", "known_hosts"),
+    ):
+        if getattr(ns, attr, None):
+            creds[key] = getattr(ns, attr)
+    registries = parse_pairs(
+        getattr(ns, "registry_credential", None) or [], "--registry-credential"
+    )
+    if registries:
+        creds["registries"] = registries
+    if creds:
+        out["credentials"] = creds
+    return out
 
 
 def _files(ns: argparse.Namespace) -> dict[str, Any]:
