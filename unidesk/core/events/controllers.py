@@ -10,12 +10,11 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.events.hub import EventHub, to_out
-from unidesk.core.events.models import Event
+from unidesk.core.events.hub import EventHub
 from unidesk.core.events.schemas import EventPage
+from unidesk.core.events.services import event_page
 from unidesk.errors import BadRequest, Unavailable
 
 __all__ = ["EventController"]
@@ -36,15 +35,14 @@ class EventController(Controller):
         subject_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> EventPage:
         """Events with id greater than ``after``, oldest first."""
-        stmt = select(Event).where(Event.id > after)
-        if kind:
-            stmt = stmt.where(Event.kind == kind)
-        if subject_type:
-            stmt = stmt.where(Event.subject_type == subject_type)
-        if subject_id:
-            stmt = stmt.where(Event.subject_id == subject_id)
-        items = [to_out(e) for e in (await db.scalars(stmt.order_by(Event.id).limit(limit))).all()]
-        return EventPage(items=items, last_id=items[-1].id if items else after)
+        return await event_page(
+            db,
+            after=after,
+            limit=limit,
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=subject_id,
+        )
 
     @get("/stream", operation_id="stream_events")
     async def stream(

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Node", "NodeFree", "RunningAttempt"]
+__all__ = ["Node", "NodeFree", "RunningAttempt", "Sample", "SamplePage"]
 
 
 class NodeFree(msgspec.Struct, kw_only=True):
@@ -43,3 +43,17 @@ class Node(msgspec.Struct, kw_only=True):
     usage: dict[str, Any]
     running_attempts: list[RunningAttempt]
     free: NodeFree
+
+
+class Sample(msgspec.Struct, kw_only=True):
+    ts: datetime
+    cpu_percent: float
+    memory_used_mb: int
+    memory_total_mb: int
+    gpus: list[dict[str, Any]]
+
+
+class SamplePage(msgspec.Struct, kw_only=True):
+    node_id: uuid.UUID
+    step_s: int
+    items: list[Sample]

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.nodes import schemas
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, AttemptRow, TaskRow
-from unidesk.errors import Conflict, NotFound
+from unidesk.errors import BadRequest, Conflict, NotFound
 
 __all__ = ["NodeService", "node_event"]
+
+
+MAX_SAMPLE_POINTS = 5000
+_SAMPLES_SQL = text("""
+SELECT date_bin(make_interval(secs => :step), ts, TIMESTAMPTZ '2000-01-01') AS bucket,
+       avg(cpu_percent) AS cpu, avg(memory_used_mb)::int AS mem, max(memory_total_mb) AS total,
+       (array_agg(gpus ORDER BY ts DESC))[1] AS gpus
+FROM node_samples WHERE node_id = :node AND ts >= :since
+GROUP BY bucket ORDER BY bucket
+""")
 
 
 def node_event(node_id: uuid.UUID, kind: str, actor: str, **payload: object) -> NewEvent:
@@ -116,3 +127,31 @@ class NodeService:
         await append(self.s, node_event(node_id, "node.deleted", actor, name=row.name))
         await self.s.execute(delete(NodeRow).where(NodeRow.id == node_id))
         await self.s.commit()
+
+    async def samples(
+        self, node_id: uuid.UUID, *, since: datetime | None, step_s: int
+    ) -> schemas.SamplePage:
+        """Utilisation since ``since`` (default 24 h ago), averaged per ``step_s`` buckets."""
+        await self._row(node_id)
+        now = datetime.now(UTC)
+        since = since or now - timedelta(hours=24)
+        if since.tzinfo is None:
+            raise BadRequest("since: give a time zone (e.g. 2026-01-01T00:00:00Z)")
+        if (now - since) / timedelta(seconds=step_s) > MAX_SAMPLE_POINTS:
+            raise BadRequest("too many points: raise step_s or move since closer")
+        params = {"step": step_s, "node": node_id, "since": since}
+        rows = (await self.s.execute(_SAMPLES_SQL, params)).all()
+        return schemas.SamplePage(
+            node_id=node_id,
+            step_s=step_s,
+            items=[
+                schemas.Sample(
+                    ts=r.bucket,
+                    cpu_percent=round(float(r.cpu), 2),
+                    memory_used_mb=r.mem,
+                    memory_total_mb=r.total,
+                    gpus=list(r.gpus or []),
+                )
+                for r in rows
+            ],
+        )
