@@ -30,6 +30,9 @@ Call order:
                             after a reconnect (the server's plugins skip seqs they already stored),
                             and sends an attempt's last batches before its final AttemptState
     server → Cancel         stop an attempt; the agent reports its final AttemptState
+    server → ClearCaches    an admin asked to empty the node's caches (git, inputs, env images);
+                            the agent evicts every entry no attempt uses and sends a Heartbeat
+                            with the new sizes
     either → Error          a problem with one message; the connection stays open
 
 Error rules: a frame that does not decode, is too large, or has an unknown type closes the
@@ -60,7 +63,9 @@ __all__ = [
     "AttemptDataAck",
     "AttemptRef",
     "AttemptState",
+    "CacheUsage",
     "Cancel",
+    "ClearCaches",
     "Dispatch",
     "Error",
     "FileInput",
@@ -79,11 +84,12 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 """2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
 3: Dispatch carries secret values (secret_env, repository and registry credentials,
 missing_secrets); the agent masks them in everything it reports.
-4: Dispatch.pids_limit (a task's own process limit, within the server's cap)."""
+4: Dispatch.pids_limit (a task's own process limit, within the server's cap).
+5: Usage.caches (cache sizes and caps in heartbeats), ClearCaches."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 CLOSE_BAD_FRAME = 4400
@@ -113,12 +119,22 @@ class GpuUsage(msgspec.Struct, frozen=True):
     memory_used_mb: int
 
 
+class CacheUsage(msgspec.Struct, frozen=True):
+    """One node cache: ``git`` (repositories), ``inputs`` (input files), ``images`` (env images)."""
+
+    name: str
+    bytes: int
+    cap_bytes: int
+    entries: int
+
+
 class Usage(msgspec.Struct, frozen=True):
     cpu_percent: float = 0.0
     memory_used_mb: int = 0
     memory_total_mb: int = 0
     disk_free_mb: int = 0
     gpus: list[GpuUsage] = []
+    caches: list[CacheUsage] = []
 
 
 class AttemptRef(msgspec.Struct, frozen=True):
@@ -281,6 +297,12 @@ class Cancel(msgspec.Struct, tag="cancel", kw_only=True):
     reason: Literal["cancelled", "reconcile", "lost"] = "cancelled"
 
 
+class ClearCaches(msgspec.Struct, tag="clear_caches", kw_only=True):
+    """Evict every cache entry no attempt uses (an admin's request, id from its event)."""
+
+    request_id: str = ""
+
+
 class Reconcile(msgspec.Struct, tag="reconcile", kw_only=True):
     keep: list[AttemptRef] = []
     kill: list[AttemptRef] = []
@@ -303,6 +325,7 @@ Message = (
     | AttemptData
     | AttemptDataAck
     | Cancel
+    | ClearCaches
     | Reconcile
     | Error
 )

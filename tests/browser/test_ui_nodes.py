@@ -61,6 +61,13 @@ def test_maintenance_panel_only_for_admins(
     # The local agent has no host.ssh: the panel says how to enable it and does not offer to run.
     expect(panel.get_by_test_id("maintenance-unavailable")).to_contain_text("ssh_host")
     expect(panel.get_by_role("button", name="Run probe")).to_be_disabled()
+    # The Docker agent reports its caches (size against cap); an admin may clear them.
+    caches = page.get_by_test_id("node-caches")
+    for name in ("git", "inputs", "images"):
+        expect(caches.locator(f"tr[data-cache={name}]")).to_be_visible()
+    caches.get_by_role("button", name="Clear caches").click()
+    caches.get_by_role("button", name="Yes, clear caches").click()
+    expect(caches.get_by_role("status")).to_contain_text("Asked the node to clear its caches")
 
     r = ui_server.api.post(
         "/api/users",
@@ -75,6 +82,8 @@ def test_maintenance_panel_only_for_admins(
         expect(member.get_by_role("heading", level=1)).to_contain_text(node["name"])
         expect(member.get_by_text("CPU utilisation")).to_be_visible()
         expect(member.get_by_test_id("maintenance-panel")).to_have_count(0)
+        expect(member.get_by_test_id("node-caches")).to_be_visible()
+        expect(member.get_by_role("button", name="Clear caches")).to_have_count(0)
     finally:
         ctx.close()
 

@@ -173,6 +173,7 @@ ADMIN_ROUTES = [
     ("DELETE", "/api/node-tokens/{node_token_id}", None),
     ("POST", "/api/nodes/{node_id}/drain", None),
     ("POST", "/api/nodes/{node_id}/undrain", None),
+    ("POST", "/api/nodes/{node_id}/clear-caches", None),
     ("DELETE", "/api/nodes/{node_id}", None),
 ]
 

@@ -35,6 +35,7 @@ from unidesk.protocol import (
     AttemptRef,
     AttemptState,
     Cancel,
+    ClearCaches,
     Dispatch,
     Error,
     Heartbeat,
@@ -298,6 +299,8 @@ class Agent:
             await self._on_stop(AttemptRef(msg.task_id, msg.attempt_no), "cancelled")
         elif isinstance(msg, Reconcile):
             await self._on_reconcile(msg)
+        elif isinstance(msg, ClearCaches):
+            self._spawn(self._clear_caches(msg))
         elif isinstance(msg, LogAck):
             self._on_log_ack(msg)
         elif isinstance(msg, AttemptDataAck):
@@ -537,6 +540,12 @@ class Agent:
     async def _send_heartbeat(self) -> None:
         self._heartbeat_seq += 1
         usage = await sample_usage(self.config.cache_dir, with_gpus=bool(self.resources.gpus))
+        cache_usage = getattr(self.runner, "cache_usage", None)
+        if cache_usage is not None:
+            try:
+                usage = msgspec.structs.replace(usage, caches=await cache_usage())
+            except Exception as exc:
+                log.warning("could not measure the caches: %s", exc)
         await self._send(
             Heartbeat(
                 seq=self._heartbeat_seq,
@@ -546,6 +555,23 @@ class Agent:
                 sent_at=time.time(),
             )
         )
+
+    async def _clear_caches(self, msg: ClearCaches) -> None:
+        """An admin's "clear caches": evict what no attempt uses, then report the new sizes."""
+        clear = getattr(self.runner, "clear_caches", None)
+        if clear is None:
+            log.info("clear caches (%s): this runner keeps no caches", msg.request_id)
+            return
+        try:
+            removed = await clear()
+            log.info(
+                "caches cleared (%s): %s",
+                msg.request_id,
+                ", ".join(f"{len(v)} {k}" for k, v in removed.items()),
+            )
+        except Exception as exc:
+            log.warning("clearing the caches failed: %s", exc)
+        await self._send_heartbeat()
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -24,6 +24,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
+from unidesk.gateway_agent.caches import CacheKeeper, CacheUses
 from unidesk.gateway_agent.cgroup_kill import CgroupKillFailed, kill_cgroup
 from unidesk.gateway_agent.container_spec import (
     LABEL_TIMEOUT,
@@ -38,6 +39,7 @@ from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.gitcache import GitAuth, GitCache
 from unidesk.gateway_agent.images import ImageLedger
+from unidesk.gateway_agent.keyed_lock import KeyedLock
 from unidesk.gateway_agent.logcap import CappedReporter
 from unidesk.gateway_agent.runner import Outcome, Reporter, StopReason
 from unidesk.gateway_agent.transfer import Transfer, TransferFailed
@@ -100,8 +102,23 @@ class DockerRunner:
         self.node = node_name
         self._docker = docker
         self._owns_docker = docker is None
-        self.git = GitCache(config)
+        self.uses = CacheUses()
+        self.git = GitCache(config, self.uses)
         self.ledger = ImageLedger(config.cache_path)
+        if transfer is not None:
+            transfer.uses = self.uses
+        self.caches = CacheKeeper(
+            config.cache_path,
+            uses=self.uses,
+            git_locks=self.git.locks,
+            input_locks=transfer.locks
+            if transfer is not None
+            else KeyedLock(config.cache_path / "files" / "locks"),
+            ledger=self.ledger,
+            git_cap_mb=config.git_cache_mb,
+            input_cap_mb=config.input_cache_mb,
+            image_cap_mb=config.image_budget_mb,
+        )
         self.envs = EnvBuilder(config, self.git, self.ledger)
         self.workspaces = Workspaces(config)
         self._active: dict[AttemptRef, _Attempt] = {}
@@ -160,6 +177,7 @@ class DockerRunner:
                 await drain_data(capped)
                 await self._cleanup(attempt)
             del self._active[ref]
+            self.uses.release(ref)
         if capped.truncated:
             capped.system(f"{capped.dropped} bytes of output were discarded")
         attempt.done.set_result(outcome)
@@ -253,13 +271,23 @@ class DockerRunner:
         finally:
             await self._cleanup(attempt)
             del self._active[ref]
+            self.uses.release(ref)
         attempt.done.set_result(outcome)
         return outcome
 
-    async def prune_images(self) -> None:
-        """Remove least recently used env images beyond ``image_budget_mb`` (not those in use)."""
+    async def evict_caches(self, *, clear: bool = False) -> dict[str, list[str]]:
+        """Fit the git, input and env image caches to their caps (``clear``: empty them), never
+        removing what a running attempt uses (``caches.py``)."""
         protect = [a.image for a in self._active.values() if a.image]
-        await self.ledger.prune(self.docker, self.config.image_budget_mb * 1024 * 1024, protect)
+        return await self.caches.evict(self.docker, protect_images=protect, clear=clear)
+
+    async def clear_caches(self) -> dict[str, list[str]]:
+        """The admin's "clear caches": evict every entry no attempt uses."""
+        return await self.evict_caches(clear=True)
+
+    async def cache_usage(self) -> list[Any]:
+        """Cache sizes for the heartbeat (measured after each eviction, else now)."""
+        return self.caches.last or await self.caches.measure(self.docker)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -311,10 +339,12 @@ class DockerRunner:
         await reporter.stage("fetch_code")
         workspace = self.workspaces.create(attempt.ref)
         watch_data(reporter, METRICS_CHANNEL, self.workspaces.data_dir(workspace) / "metrics.jsonl")
-        await self.git.ensure_commit(
+        downloads = self.transfer.downloads if self.transfer is not None else 0
+        code = await self.git.ensure_commit(
             dispatch.code_repo_url,
             dispatch.code_commit_id,
             GitAuth(dispatch.code_repo_credential, dispatch.git_known_hosts),
+            owner=attempt.ref,
         )
         await self.git.checkout(dispatch.code_repo_url, dispatch.code_commit_id, workspace)
         if dispatch.inputs or dispatch.outputs:
@@ -333,8 +363,9 @@ class DockerRunner:
         attempt.image = env.tag
         attempt.timings.update(fetch_code=t1 - t0, env_image=time.monotonic() - t1)
         reporter.system(f"env image {env.tag} " + ("built" if env.built else "reused (no build)"))
-        if env.built:
-            self._spawn(self.prune_images())
+        grew = self.transfer is not None and self.transfer.downloads != downloads
+        if env.built or code.fetched or grew:  # a cache grew: fit them to their caps
+            self._spawn(self.evict_caches())
         return env.tag
 
     async def _prepare_files(
@@ -349,7 +380,7 @@ class DockerRunner:
         if dispatch.inputs:
             await reporter.stage("fetch_inputs")
             for cached, target in await self.transfer.fetch_inputs(
-                dispatch.inputs, reporter.system
+                dispatch.inputs, reporter.system, owner=attempt.ref
             ):
                 attempt.binds.append(f"{self.config.host_path(cached)}:{target}:ro")
         if dispatch.outputs:

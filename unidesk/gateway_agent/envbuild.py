@@ -158,7 +158,8 @@ class EnvBuilder:
                 await self._check_private(url, auth)
                 self._ledger.touch(tag)
                 return EnvImage(tag, False, time.monotonic() - started)
-            await self._git.ensure_commit(url, commit, auth)
+            owner = object()  # holds the env repository until its checkout is done
+            await self._git.ensure_commit(url, commit, auth, owner=owner)
             work = self._scratch / f"{tag.rsplit(':', 1)[1]}-{uuid.uuid4().hex[:8]}"
             ctx = work / "ctx"
             ctx.mkdir(parents=True)
@@ -172,6 +173,7 @@ class EnvBuilder:
                     docker, tar_path, rel, tag, url, commit, reporter, registry_auth or {}
                 )
             finally:
+                self._git.uses.release(owner)
                 await asyncio.to_thread(shutil.rmtree, work, True)
             self._ledger.touch(tag)
         return EnvImage(tag, True, time.monotonic() - started)

@@ -26,9 +26,14 @@ class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Container network mode; ``none`` unless tasks need loopback (``host``)."""
     keep_finished: bool = False
     """Keep finished containers and workspaces for debugging instead of removing them."""
-    image_budget_mb: int = 20_000
-    """Total size of ``unidesk-env`` images to keep; least recently used ones beyond it are
-    removed."""
+    image_budget_mb: int = 0
+    """Cap of ``unidesk-env`` images (MB); least recently used ones beyond it are removed.
+    0: 30 % of the free disk under ``cache_dir`` at start."""
+    git_cache_mb: int = 0
+    """Cap of the git cache (MB), LRU-evicted; 0: 10 % of (free disk + the cache) at start."""
+    input_cache_mb: int = 0
+    """Cap of the input-file cache (MB), LRU-evicted; 0: 20 % of (free disk + the cache) at
+    start."""
     stop_grace_s: int = 10
     """Seconds between SIGTERM and SIGKILL when an attempt is stopped (timeout, cancel)."""
     pids_limit: int = 256

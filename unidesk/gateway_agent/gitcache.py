@@ -12,6 +12,10 @@ one fetch (``GitAuth``): an SSH key in a temporary 0600 file named by ``GIT_SSH_
 host-key checking forced on, or an https ``user:token`` handed to git by a credential helper
 that reads it from the fetch's environment. Neither is ever written into a URL, the cache's
 config, a reflog or a message, and the temporary files are removed when the fetch ends.
+
+Every use touches ``<repo>/unidesk-last-used`` (LRU eviction in ``caches.py``); a fetch for an
+attempt (``owner``) marks the repository in use by it until the attempt releases it, and eviction
+takes the same per-repository lock, so a repository is never removed under a fetch or checkout.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import msgspec
 
+from unidesk.gateway_agent.caches import LAST_USED, CacheUses
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.keyed_lock import KeyedLock
@@ -86,26 +91,32 @@ class FetchResult(msgspec.Struct, frozen=True):
 class GitCache:
     """Shared by all attempts of one agent; safe for concurrent use (per-repository lock)."""
 
-    def __init__(self, config: ExecConfig) -> None:
+    def __init__(self, config: ExecConfig, uses: CacheUses | None = None) -> None:
         self._config = config
         self.root = config.cache_path / "git"
-        self._locks = KeyedLock(self.root / "locks")
+        self.locks = KeyedLock(self.root / "locks")
+        self.uses = uses or CacheUses()
+        """Which repositories attempts hold (never evicted while held)."""
 
     def repo_dir(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".git")
 
     async def ensure_commit(
-        self, url: str, commit: str, auth: GitAuth | None = None
+        self, url: str, commit: str, auth: GitAuth | None = None, *, owner: object | None = None
     ) -> FetchResult:
         """Make ``commit`` of ``url`` present in the cache, fetching only what is missing
-        (with ``auth`` for this fetch only when given)."""
+        (with ``auth`` for this fetch only when given); with ``owner``, the repository stays in
+        use by it until ``uses.release(owner)``."""
         kind = check_repo_url(url, allow_file=self._config.allow_file_urls)
         check_commit_id(commit)
         started = time.monotonic()
         repo = self.repo_dir(url)
-        async with self._locks.hold(repo.name):
+        async with self.locks.hold(repo.name):
+            if owner is not None:
+                self.uses.hold(owner, "git", repo.name)
             if not repo.exists():
                 await self._init(repo, url)
+            _touch(repo)
             if await self.has_commit(repo, commit):
                 # A repository once fetched with a credential is private: a later attempt must
                 # prove it may read it (its own credential) before it gets the cached commit.
@@ -340,6 +351,11 @@ def _access_hint(err: bytes) -> str:
         if marker in err:
             return f"{hint}: "
     return ""
+
+
+def _touch(repo: Path) -> None:
+    (repo / LAST_USED).touch()
+    os.utime(repo / LAST_USED)
 
 
 def _tail(err: bytes, lines: int = 3) -> str:

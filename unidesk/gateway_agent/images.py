@@ -49,10 +49,21 @@ class ImageLedger:
         except FileNotFoundError:
             return default
 
+    def known(self, tag: str) -> bool:
+        """Whether this agent built or used ``tag`` (it has a stamp)."""
+        return self._stamp(tag).exists()
+
     async def prune(
-        self, docker: aiodocker.Docker, budget_bytes: int, protect: Iterable[str] = ()
+        self,
+        docker: aiodocker.Docker,
+        budget_bytes: int,
+        protect: Iterable[str] = (),
+        *,
+        only_known: bool = False,
     ) -> PruneResult:
-        """Remove least recently used env images until the rest fit ``budget_bytes``."""
+        """Remove least recently used env images until the rest fit ``budget_bytes``;
+        ``only_known`` removes only images this agent built or used (other agents sharing the
+        engine keep theirs)."""
         protected = set(protect)
         images = await docker.images.list(filters={"label": [ENV_IMAGE_LABEL]})
         entries = []
@@ -68,7 +79,9 @@ class ImageLedger:
         for _, tags, size in entries:
             if total <= budget_bytes:
                 break
-            if protected.intersection(tags):
+            if protected.intersection(tags) or (
+                only_known and not any(self.known(t) for t in tags)
+            ):
                 continue
             try:
                 for tag in tags:

@@ -3,7 +3,9 @@
 Inputs: each ``FileInput`` of a dispatch is fetched from its presigned URL into
 ``<cache_dir>/files/sha256/<hash>`` (streamed, SHA-256 and size checked before the rename, one
 download per hash even with concurrent attempts), so a second task on the same dataset
-downloads nothing. The runner bind-mounts the cached file read-only at the input's path.
+downloads nothing. The runner bind-mounts the cached file read-only at the input's path. Each
+use touches the file (LRU eviction in ``caches.py``), and an attempt (``owner``) holds its
+inputs until it is cleaned up.
 
 Outputs: files under the attempt's ``outputs`` directory matching the dispatch's patterns
 (regular files only; symlinks and anything outside are skipped) are hashed, then the agent asks
@@ -25,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from unidesk.gateway_agent.caches import CacheUses
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.keyed_lock import KeyedLock
 from unidesk.protocol import AttemptRef, FileInput, FileOutput
@@ -93,7 +96,9 @@ class Transfer:
         self.base = http_base(server_url)
         self._token = token
         self.files = cache_dir / "files" / "sha256"
-        self._locks = KeyedLock(cache_dir / "files" / "locks")
+        self.locks = KeyedLock(cache_dir / "files" / "locks")
+        self.uses = CacheUses()
+        """Which input files attempts hold (the runner shares its own here)."""
         self._http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0))
         self.downloads = 0
         """Inputs fetched over the network (the rest came from the cache)."""
@@ -103,8 +108,11 @@ class Transfer:
 
     # -- inputs --------------------------------------------------------------------------
 
-    async def fetch_inputs(self, inputs: list[FileInput], say: Say) -> list[tuple[Path, str]]:
-        """Make every input present in the cache; returns ``(cached file, container path)``."""
+    async def fetch_inputs(
+        self, inputs: list[FileInput], say: Say, *, owner: object | None = None
+    ) -> list[tuple[Path, str]]:
+        """Make every input present in the cache; returns ``(cached file, container path)``.
+        With ``owner`` each file stays in use by it until ``uses.release(owner)``."""
         mounts = []
         for item in inputs:
             target = item.path
@@ -115,7 +123,7 @@ class Transfer:
                     f"input {item.name}: mount path {target[:200]!r} is not under /workspace or "
                     "/inputs"
                 )
-            path, fetched = await self._fetch(item)
+            path, fetched = await self._fetch(item, owner)
             say(
                 f"input {item.name} → {item.path}: {'downloaded' if fetched else 'cached'} "
                 f"({item.size} bytes, sha256 {item.sha256[:12]}…)"
@@ -123,11 +131,13 @@ class Transfer:
             mounts.append((path, item.path))
         return mounts
 
-    async def _fetch(self, item: FileInput) -> tuple[Path, bool]:
+    async def _fetch(self, item: FileInput, owner: object | None) -> tuple[Path, bool]:
         if len(item.sha256) != 64 or any(c not in "0123456789abcdef" for c in item.sha256):
             raise TransferFailed(f"input {item.name}: bad sha256 in the dispatch")
         target = self.files / item.sha256
-        async with self._locks.hold(item.sha256):
+        async with self.locks.hold(item.sha256):
+            if owner is not None:
+                self.uses.hold(owner, "inputs", item.sha256)
             if target.exists() and target.stat().st_size == item.size:
                 os.utime(target)
                 return target, False

@@ -92,6 +92,12 @@ class Delivery:
                         protocol.Cancel(task_id=ev.subject_id, attempt_no=ev.payload["attempt_no"])
                     )
                     conn.sent_cancel[(ev.subject_id, ev.payload["attempt_no"])] = time.monotonic()
+            elif ev.kind == "node.caches_clear_requested":
+                conn = self._connections.get(uuid.UUID(ev.subject_id))
+                if conn:
+                    await conn.send(
+                        protocol.ClearCaches(request_id=str(ev.payload.get("request_id", "")))
+                    )
             elif ev.kind == "node.connected":
                 conn = self._connections.get(uuid.UUID(ev.subject_id))
                 if conn and conn.connection_id != ev.payload.get("connection_id"):

@@ -1,4 +1,4 @@
-"""HTTP handlers for nodes: list, get, drain, undrain, delete."""
+"""HTTP handlers for nodes: list, get, drain, undrain, clear caches, delete."""
 
 from __future__ import annotations
 
@@ -44,6 +44,20 @@ class NodeController(Controller):
     ) -> schemas.Node:
         """Let the scheduler use the node again."""
         return await NodeService(db).set_draining(node_id, False, actor=principal.actor)
+
+    @post(
+        "/{node_id:uuid}/clear-caches",
+        operation_id="clear_node_caches",
+        status_code=202,
+        guards=[admin_only],
+    )
+    async def clear_caches(
+        self, node_id: uuid.UUID, db: AsyncSession, principal: Principal
+    ) -> schemas.CacheClearRequest:
+        """Ask an online node to empty its git, input and env image caches (entries a running
+        attempt uses stay); its next heartbeat reports the new sizes."""
+        request_id = await NodeService(db).clear_caches(node_id, actor=principal.actor)
+        return schemas.CacheClearRequest(node_id=node_id, request_id=request_id)
 
     @delete("/{node_id:uuid}", operation_id="delete_node", guards=[admin_only])
     async def delete_node(self, node_id: uuid.UUID, db: AsyncSession, principal: Principal) -> None:

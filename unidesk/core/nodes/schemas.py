@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Node", "NodeFree", "RunningAttempt", "Sample", "SamplePage"]
+__all__ = ["CacheClearRequest", "Node", "NodeFree", "RunningAttempt", "Sample", "SamplePage"]
 
 
 class NodeFree(msgspec.Struct, kw_only=True):
@@ -57,3 +57,10 @@ class SamplePage(msgspec.Struct, kw_only=True):
     node_id: uuid.UUID
     step_s: int
     items: list[Sample]
+
+
+class CacheClearRequest(msgspec.Struct, kw_only=True):
+    """A recorded "clear caches" request (event ``node.caches_clear_requested``)."""
+
+    node_id: uuid.UUID
+    request_id: str

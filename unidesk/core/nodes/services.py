@@ -1,4 +1,4 @@
-"""Node queries and admin actions (drain, undrain, delete), each with its event."""
+"""Node queries and admin actions (drain, undrain, clear caches, delete), each with its event."""
 
 from __future__ import annotations
 
@@ -115,6 +115,23 @@ class NodeService:
             await self.s.commit()
             self.s.expire_all()
         return await self.get(node_id)
+
+    async def clear_caches(self, node_id: uuid.UUID, *, actor: str) -> str:
+        """Record an admin's request to empty an online node's caches; the instance holding
+        its connection sends ``ClearCaches``. Returns the request id."""
+        row = await self._row(node_id)
+        if row.state != "online":
+            raise Conflict(
+                f"node is {row.state}; its caches can be cleared only while it is connected",
+                node_id=str(node_id),
+            )
+        request_id = uuid.uuid4().hex
+        await append(
+            self.s,
+            node_event(node_id, "node.caches_clear_requested", actor, request_id=request_id),
+        )
+        await self.s.commit()
+        return request_id
 
     async def delete(self, node_id: uuid.UUID, *, actor: str) -> None:
         row = await self._row(node_id)

@@ -168,6 +168,7 @@ export const api = {
   node: (id: string, signal?: AbortSignal) => call<Node>("node", { params: { id }, signal }),
   drain: (id: string) => call<Node>("nodeDrain", { params: { id } }),
   undrain: (id: string) => call<Node>("nodeUndrain", { params: { id } }),
+  clearCaches: (id: string) => call<{ node_id: string; request_id: string }>("nodeClearCaches", { params: { id } }),
   deleteNode: (id: string) => call<void>("nodeDelete", { params: { id } }),
   samples: (id: string, since: string, step_s: number, signal?: AbortSignal) =>
     call<Items<NodeSample>>("nodeSamples", { params: { id }, query: { since, step_s }, signal }),

@@ -28,6 +28,7 @@ export const ENDPOINTS = {
   node: ["GET", "/api/nodes/{id}"],
   nodeDrain: ["POST", "/api/nodes/{id}/drain"],
   nodeUndrain: ["POST", "/api/nodes/{id}/undrain"],
+  nodeClearCaches: ["POST", "/api/nodes/{id}/clear-caches"],
   nodeDelete: ["DELETE", "/api/nodes/{id}"],
   nodeSamples: ["GET", "/api/nodes/{id}/samples"],
   events: ["GET", "/api/events"],

@@ -185,12 +185,21 @@ export interface GpuUsage {
   memory_used_mb: number | null;
 }
 
+/** One node cache as its agent's heartbeat reports it: git repositories, input files, env images. */
+export interface NodeCache {
+  name: "git" | "inputs" | "images" | string;
+  bytes: number;
+  cap_bytes: number;
+  entries: number;
+}
+
 export interface NodeUsage {
   cpu_percent: number | null;
   memory_used_mb: number | null;
   memory_total_mb: number | null;
   disk_free_mb: number | null;
   gpus: GpuUsage[];
+  caches?: NodeCache[];
 }
 
 export interface Node {

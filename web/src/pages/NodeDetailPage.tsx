@@ -1,4 +1,4 @@
-/** One node: identity, resources, utilisation charts from heartbeat samples, drain/undrain, delete, raw JSON. */
+/** One node: identity, resources, utilisation charts from heartbeat samples, caches, drain/undrain, delete, raw JSON. */
 import { useContext, useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api } from "../api/client";
@@ -6,6 +6,7 @@ import type { Node, NodeSample } from "../api/types";
 import { BeijingDateTimeInput } from "../components/BeijingDateTimeInput";
 import { LineChart, type Series } from "../components/charts";
 import { MaintenancePanel } from "../components/MaintenancePanel";
+import { NodeCaches } from "../components/NodeCaches";
 import { NodeBadges, Runtimes } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Labels, Loading, RawJson, formatMb, shortId } from "../components/ui";
@@ -157,6 +158,7 @@ export function NodeDetailPage() {
           <NodeCharts node={n} rangeMs={range.ms} stepS={range.step} />
         )}
       </section>
+      <NodeCaches node={n} admin={user.role === "admin"} />
       {user.role === "admin" && <MaintenancePanel node={n} />}
       <RawJson value={n} />
     </div>
