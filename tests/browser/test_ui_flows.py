@@ -4,6 +4,7 @@ Docker."""
 from __future__ import annotations
 
 import re
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.browser import ISO_RE, beijing, parse_beijing, shot, visible_text
 from tests.browser.conftest import UiServer
+from unidesk.core.shutdown import SHUTDOWN_BOUND_S
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 BEIJING_TZ = timezone(timedelta(hours=8))
@@ -300,14 +302,30 @@ def test_keyboard_skip_link_reaches_main(page: Page) -> None:
     assert page.evaluate("document.activeElement.id") == "main"
 
 
+BANNER_RECORDER = """() => {
+  window.__bannerTexts = [];
+  new MutationObserver(() => {
+    const b = document.querySelector('[data-testid="degraded-banner"]');
+    if (b) window.__bannerTexts.push(b.textContent);
+  }).observe(document.body, { subtree: true, childList: true, characterData: true });
+}"""
+"""Records every text the degraded banner shows (a reason may be replaced within a second)."""
+
+
 def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) -> None:
     page = page_factory(live_server.url)
     expect(page.get_by_test_id("live-indicator").first).to_have_text("Live")
     expect(page.get_by_test_id("degraded-banner")).to_have_count(0)
-    live_server.stop()
+    page.evaluate(BANNER_RECORDER)
+    # SIGTERM with the page's event stream open: the server ends the stream with a "shutdown"
+    # message (the page says so at once) and exits within its bound
+    live_server.proc.send_signal(signal.SIGTERM)
     banner = page.get_by_test_id("degraded-banner")
-    expect(banner).to_be_visible(timeout=20_000)
+    expect(banner).to_be_visible(timeout=5_000)
     expect(banner).to_contain_text("Live updates are disconnected")
+    live_server.proc.wait(SHUTDOWN_BOUND_S)
+    seen = page.evaluate("window.__bannerTexts")
+    assert any("the server is shutting down" in t for t in seen), seen
     expect(page.get_by_test_id("live-indicator").first).to_have_text("Stale")
     deadline = time.monotonic() + 20
     while "cannot be reached" not in banner.inner_text() and time.monotonic() < deadline:

@@ -182,8 +182,7 @@ def _first_admin_password(settings: Settings) -> Settings:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
+    from unidesk.core import shutdown
     from unidesk.core.app import create_app
 
     settings = _first_admin_password(settings)
@@ -196,7 +195,7 @@ def _serve(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
+    shutdown.run(
         app,
         host=settings.host,
         port=settings.port,

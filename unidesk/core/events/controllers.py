@@ -17,7 +17,13 @@ from unidesk.core.events.schemas import EventPage
 from unidesk.core.events.services import event_page
 from unidesk.errors import BadRequest, Unavailable
 
-__all__ = ["EventController"]
+SHUTDOWN_REASON = "server shutting down"
+SHUTDOWN_MESSAGE = ServerSentEventMessage(
+    event="shutdown", data=msgspec.json.encode({"reason": SHUTDOWN_REASON}).decode()
+)
+"""The last message of every live stream when the server stops (events and logs)."""
+
+__all__ = ["SHUTDOWN_MESSAGE", "SHUTDOWN_REASON", "EventController"]
 
 
 class EventController(Controller):
@@ -51,6 +57,8 @@ class EventController(Controller):
         """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID
         header."""
         hub: EventHub = state.event_hub
+        if hub.closing:
+            raise Unavailable(SHUTDOWN_REASON)
         if not hub.healthy:
             raise Unavailable(f"event stream unavailable: {hub.error}")
         if after is None:
@@ -68,5 +76,7 @@ class EventController(Controller):
                 yield ServerSentEventMessage(
                     id=str(ev.id), event=ev.kind, data=msgspec.json.encode(ev).decode()
                 )
+            if hub.closing:  # a clear end, not a dropped connection: the browser shows why
+                yield SHUTDOWN_MESSAGE
 
         return ServerSentEvent(gen())

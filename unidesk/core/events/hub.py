@@ -65,6 +65,8 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
         self.cursor = 0
         self.error: str | None = "not started"
+        self.closing = False
+        """Set by ``close_subscribers`` (server shutdown): no stream starts or goes on."""
 
     @property
     def healthy(self) -> bool:
@@ -89,6 +91,12 @@ class EventHub:
             log.warning(
                 "event hub tasks did not stop in time", tasks=[t.get_name() for t in pending]
             )
+        for q in list(self._queues):
+            q.put_nowait(None)
+
+    def close_subscribers(self) -> None:
+        """Server shutdown: end every subscription now and refuse new ones."""
+        self.closing = True
         for q in list(self._queues):
             q.put_nowait(None)
 
@@ -167,6 +175,8 @@ class EventHub:
     async def subscribe(self, after: int) -> AsyncIterator[EventOut]:
         """Every committed event with id > ``after``, in order, then live ones as they commit."""
         q: asyncio.Queue[EventOut | None] = asyncio.Queue()
+        if self.closing:
+            return
         self._queues.add(q)
         try:
             last = after
@@ -179,7 +189,7 @@ class EventHub:
                 for ev in page:
                     yield ev
                     last = ev.id
-            while True:
+            while not self.closing:
                 live = await q.get()
                 if live is None:
                     # hub stopped or this subscriber fell too far behind: the client resumes by id

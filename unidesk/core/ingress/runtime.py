@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from litestar.datastructures import State
@@ -45,8 +46,13 @@ class IngressRuntime:
         for part in (self.reports, self.liveness, self.delivery):
             await part.start()
 
+    async def close_sockets(self) -> None:
+        """Close every agent socket with 1001 and a reason (agents reconnect with backoff)."""
+        await asyncio.gather(
+            *(conn.close(1001, "server shutting down") for conn in list(self.connections))
+        )
+
     async def stop(self) -> None:
-        for conn in self.connections:
-            await conn.close(1001, "server shutting down")
+        await self.close_sockets()
         for part in (self.delivery, self.liveness, self.reports):
             await part.stop()

@@ -15,6 +15,7 @@ from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unidesk.core.events.controllers import SHUTDOWN_MESSAGE
 from unidesk.core.logs.services import LogPage, LogService
 
 __all__ = ["LogController"]
@@ -58,6 +59,9 @@ class LogController(Controller):
             number = attempt
             deadline = time.monotonic() + FOLLOW_MAX_S
             while time.monotonic() < deadline:
+                if getattr(state, "draining", False):
+                    yield SHUTDOWN_MESSAGE
+                    return
                 async with state.sessions() as s:
                     page = await LogService(s).page(task_id, number, cursor, 1000)
                 number = number or page.attempt_no

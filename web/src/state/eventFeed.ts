@@ -77,6 +77,7 @@ export class EventFeed {
     if (this.state.status !== "down") this.set({ status: "connecting" });
     const url = endpointPath("eventStream") + buildQuery({ after: this.state.lastId ?? undefined });
     let error: string | null = null;
+    let shuttingDown = false;
     try {
       await readSse(url, {
         signal: ctl.signal,
@@ -85,6 +86,11 @@ export class EventFeed {
           this.set({ status: "live", generation: this.state.generation + 1, downSince: null, error: null, retryAt: null });
         },
         onMessage: (msg) => {
+          if (msg.event === "shutdown") {
+            // The server is stopping: its last message says so, then the stream ends.
+            shuttingDown = true;
+            return;
+          }
           if (msg.event === "hello") {
             if (this.state.lastId === null) {
               const cursor = Number((JSON.parse(msg.data) as { cursor?: number }).cursor);
@@ -102,7 +108,7 @@ export class EventFeed {
           for (const fn of this.listeners) fn(ev);
         },
       });
-      error = "the server closed the event stream";
+      error = shuttingDown ? "the server is shutting down" : "the server closed the event stream";
     } catch (err) {
       if (ctl.signal.aborted) return;
       error = errorMessage(err);
