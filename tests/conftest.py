@@ -100,6 +100,7 @@ async def login(client: AsyncTestClient, username: str, password: str) -> dict[s
         "/api/tokens",
         json={"name": "tests"},
         cookies={"unidesk_session": r.cookies["unidesk_session"]},
+        headers={"Sec-Fetch-Site": "same-origin"},  # what a browser sends from our own page
     )
     assert r2.status_code == 201, r2.text
     client.cookies.clear()

@@ -20,6 +20,7 @@ from unidesk.core.db.engine import libpq_url
 from unidesk.core.settings import Settings
 
 PROBLEM = "application/problem+json"
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -58,7 +59,9 @@ async def test_login_sets_httponly_cookie_that_opens_me_until_logout(
     me = await client.get("/api/auth/me", cookies={"unidesk_session": cookie})
     assert me.status_code == 200 and me.json()["username"] == "admin"
 
-    out = await client.post("/api/auth/logout", cookies={"unidesk_session": cookie})
+    out = await client.post(
+        "/api/auth/logout", cookies={"unidesk_session": cookie}, headers=SAME_ORIGIN
+    )
     assert out.status_code == 204
     assert "unidesk_session=" in out.headers.get("set-cookie", "")
     client.cookies.clear()
@@ -158,7 +161,7 @@ async def test_members_token_cannot_be_revoked_by_another_member(
     client.cookies.clear()
     mias = (await client.get("/api/tokens", headers=member_headers)).json()["items"][0]
     before = counts()
-    r = await client.delete(f"/api/tokens/{mias['id']}", cookies=otto)
+    r = await client.delete(f"/api/tokens/{mias['id']}", cookies=otto, headers=SAME_ORIGIN)
     assert r.status_code == 404
     assert counts() == before
     assert (await client.get("/api/auth/me", headers=member_headers)).status_code == 200
@@ -303,3 +306,44 @@ async def test_login_rate_limit_429_with_retry_after(limited_client: AsyncTestCl
     retry_after = int(r.headers["retry-after"])
     assert 1 <= retry_after <= 61
     assert "set-cookie" not in r.headers
+
+
+async def test_cookie_authenticated_unsafe_requests_need_a_same_origin(
+    client: AsyncTestClient, counts: Any
+) -> None:
+    r = await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    cookie = {"unidesk_session": r.cookies["unidesk_session"]}
+    client.cookies.clear()
+    before = counts()
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "https://sub.testserver.local"},
+    ):
+        r = await client.post("/api/tokens", json={"name": "x"}, cookies=cookie, headers=headers)
+        assert r.status_code == 403, (headers, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+        assert "cross-site request refused" in r.json()["detail"]
+    assert counts() == before
+    # reads with the cookie are not affected
+    assert (await client.get("/api/tokens", cookies=cookie)).status_code == 200
+    host = (
+        client.base_url.netloc.decode()
+        if isinstance(client.base_url.netloc, bytes)
+        else client.base_url.netloc
+    )
+    # the page's own requests pass; so does a non-browser client (no Origin, no Sec-Fetch-Site)
+    for headers in (SAME_ORIGIN, {"Origin": f"http://{host}"}, {}):
+        r = await client.post("/api/tokens", json={"name": "ok"}, cookies=cookie, headers=headers)
+        assert r.status_code == 201, (headers, r.text)
+        client.cookies.clear()
+    # a bearer token is exempt whatever the Origin
+    secret = r.json()["secret"]
+    r = await client.post(
+        "/api/tokens",
+        json={"name": "b"},
+        headers={**bearer(secret), "Origin": "https://evil.example"},
+    )
+    assert r.status_code == 201, r.text

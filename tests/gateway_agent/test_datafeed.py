@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 from unidesk.gateway_agent import datafeed
+from unidesk.gateway_agent.confine import Beneath
 from unidesk.gateway_agent.datafeed import DataFeed
 
 
 def test_reads_complete_lines_in_numbered_batches_until_acked(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
-    feed = DataFeed("t1", 2, "metrics", path)
+    feed = DataFeed("t1", 2, "metrics", Beneath(tmp_path, "m.jsonl"))
     assert feed.read() == ([], [])  # no file yet: nothing, no complaint
     path.write_text('{"name": "loss", "step": 1, "value": 0.5}\n{"name": "loss", "st')
     batches, problems = feed.read()
@@ -73,7 +74,7 @@ def test_large_files_are_batched_and_bounded(tmp_path: Path, monkeypatch) -> Non
     path.write_text(
         "".join(json.dumps({"name": "x", "step": i, "value": i}) + "\n" for i in range(5000))
     )
-    feed = DataFeed("t", 1, "metrics", path)
+    feed = DataFeed("t", 1, "metrics", Beneath(path.parent, path.name))
     batches, _ = feed.read()
     assert [len(b.items) for b in batches] == [2000, 2000, 1000] and [b.seq for b in batches] == [
         1,

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Coroutine
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -50,6 +49,7 @@ from unidesk.protocol import (
 
 from .attempt import AttemptRun, final_state
 from .config import AgentConfig
+from .confine import Beneath
 from .connection import RETRYABLE, FinalRefusal, backoff_delay, dial, final_refusal_for
 from .datafeed import DataFeed
 from .logbuffer import FLUSH_INTERVAL_S, AttemptLog
@@ -166,7 +166,7 @@ class Agent:
     def flush_soon(self) -> None:
         self._flush_event.set()
 
-    def watch_data(self, ref: AttemptRef, channel: str, path: Path) -> None:
+    def watch_data(self, ref: AttemptRef, channel: str, path: Beneath) -> None:
         """Follow a file the attempt appends JSON lines to; batches go out with the log flushes."""
         self._feeds[(ref, channel)] = DataFeed(ref.task_id, ref.attempt_no, channel, path)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from unidesk.masking import SecretMasker
 from unidesk.protocol import AttemptRef, AttemptState, Dispatch
 
+from .confine import Beneath
 from .logbuffer import AttemptLog
 from .runner import Outcome, StopReason
 
@@ -69,7 +69,7 @@ class AttemptRun:
         if self.log_buffer.append(stream, data):
             self.agent.flush_soon()
 
-    def watch_data(self, channel: str, path: Path) -> None:
+    def watch_data(self, channel: str, path: Beneath) -> None:
         """Forward the JSON lines the attempt appends to ``path`` (see ``datafeed``)."""
         self.agent.watch_data(self.ref, channel, path)
 

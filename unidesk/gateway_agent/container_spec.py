@@ -20,6 +20,7 @@ __all__ = [
     "LABEL_TIMEOUT",
     "container_config",
     "container_name",
+    "numeric_user",
     "owner_labels",
     "ref_from_labels",
 ]
@@ -31,6 +32,19 @@ LABEL_NODE = "unidesk.node"
 LABEL_TIMEOUT = "unidesk.timeout_s"
 LABEL_CACHE = "unidesk.cache_dir"
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMERIC_USER_RE = re.compile(r"^(\d+)(?::(\d+))?$")
+
+
+def numeric_user(user: str) -> tuple[int, int] | None:
+    """``(uid, gid)`` of a Docker ``User`` value when it is numeric (``1000``, ``1000:100``)
+    or ``root``; None for a name only the image's /etc/passwd can resolve."""
+    if user.split(":")[0] == "root":
+        return (0, 0)
+    m = _NUMERIC_USER_RE.match(user)
+    if m is None:
+        return None
+    uid = int(m.group(1))
+    return (uid, int(m.group(2)) if m.group(2) is not None else uid)
 
 
 def container_name(ref: AttemptRef) -> str:
@@ -70,8 +84,10 @@ def container_config(
     config: ExecConfig,
     node: str,
     extra_binds: list[str] | None = None,
+    user: str | None = None,
 ) -> dict[str, Any]:
-    """The body of ``POST /containers/create`` for this attempt."""
+    """The body of ``POST /containers/create`` for this attempt; ``user`` defaults to the
+    agent's ``container_user`` (non-root)."""
     if any("\x00" in part for part in dispatch.command):
         raise PrepareFailed("command contains a NUL byte")
     memory = max(dispatch.memory_mb, 6) * 1024 * 1024
@@ -99,6 +115,7 @@ def container_config(
         ]
     body: dict[str, Any] = {
         "Image": image,
+        "User": user or config.container_user,
         "Env": _env(dispatch),
         "WorkingDir": "/workspace",
         "Labels": {

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
+import os
 from typing import Any
 
+from unidesk.gateway_agent.confine import Beneath, WorkspaceEscape, open_file
 from unidesk.protocol import AttemptData
 
 __all__ = [
     "BATCH_ITEMS",
     "MAX_FILE_BYTES",
     "METRICS_CHANNEL",
+    "METRICS_IN_WORKSPACE",
     "METRICS_PATH_IN_CONTAINER",
     "DataFeed",
     "drain_data",
@@ -29,7 +31,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 METRICS_CHANNEL = "metrics"
-METRICS_PATH_IN_CONTAINER = "/workspace/.unidesk/metrics.jsonl"
+METRICS_IN_WORKSPACE = ".unidesk/metrics.jsonl"
+METRICS_PATH_IN_CONTAINER = "/workspace/" + METRICS_IN_WORKSPACE
 BATCH_ITEMS = 2000
 """Items per AttemptData message (keeps frames far below the protocol's frame limit)."""
 READ_BYTES = 4 * 1024 * 1024
@@ -44,7 +47,7 @@ _MAX_COMPLAINTS = 10
 class DataFeed:
     """One attempt's data file for one channel: read offset, numbered batches kept until acked."""
 
-    def __init__(self, task_id: str, attempt_no: int, channel: str, path: Path) -> None:
+    def __init__(self, task_id: str, attempt_no: int, channel: str, path: Beneath) -> None:
         self.task_id = task_id
         self.attempt_no = attempt_no
         self.channel = channel
@@ -80,11 +83,14 @@ class DataFeed:
         data = b""
         try:
             if self.offset < MAX_FILE_BYTES:
-                with open(self.path, "rb") as f:
+                with os.fdopen(open_file(self.path), "rb") as f:
                     f.seek(self.offset)
                     data = f.read(min(READ_BYTES, MAX_FILE_BYTES - self.offset))
         except FileNotFoundError:
             pass
+        except WorkspaceEscape as exc:
+            self.closed = True  # the task pointed it elsewhere: never read it again
+            return [], [f"{self.channel} file not read: {exc.detail}"]
         except OSError as exc:
             problems.append(f"cannot read {self.channel} file: {exc}")
         self.offset += len(data)
@@ -164,8 +170,9 @@ class DataFeed:
         return list(self._unacked.values())
 
 
-def watch_data(reporter: Any, channel: str, path: Path) -> None:
-    """Ask the reporter (when it can forward data) to follow ``path`` for ``channel``."""
+def watch_data(reporter: Any, channel: str, path: Beneath) -> None:
+    """Ask the reporter (when it can forward data) to follow ``path`` for ``channel``; the
+    file is opened beneath its root without following symlinks (``confine.py``)."""
     fn = getattr(reporter, "watch_data", None)
     if fn is not None:
         fn(channel, path)

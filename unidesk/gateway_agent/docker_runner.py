@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -26,14 +28,27 @@ import aiohttp
 
 from unidesk.gateway_agent.caches import CacheKeeper, CacheUses
 from unidesk.gateway_agent.cgroup_kill import CgroupKillFailed, kill_cgroup
+from unidesk.gateway_agent.confine import (
+    Beneath,
+    WorkspaceEscape,
+    chown_tree,
+    ensure_dir,
+    refuse_symlinks_on,
+)
 from unidesk.gateway_agent.container_spec import (
     LABEL_TIMEOUT,
     container_config,
     container_name,
+    numeric_user,
     owner_labels,
     ref_from_labels,
 )
-from unidesk.gateway_agent.datafeed import METRICS_CHANNEL, drain_data, watch_data
+from unidesk.gateway_agent.datafeed import (
+    METRICS_CHANNEL,
+    METRICS_IN_WORKSPACE,
+    drain_data,
+    watch_data,
+)
 from unidesk.gateway_agent.envbuild import EnvBuilder
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
@@ -154,6 +169,9 @@ class DockerRunner:
         abandoned = False
         try:
             outcome = await self._run(dispatch, attempt, capped)
+        except WorkspaceEscape as exc:  # the task's doing, not the node's: no retry elsewhere
+            capped.system(exc.detail)
+            outcome = Outcome(reason="exit_nonzero", message=exc.detail)
         except PrepareFailed as exc:
             capped.system(exc.detail)
             outcome = Outcome(reason="infra_error", message=exc.detail)
@@ -298,6 +316,7 @@ class DockerRunner:
         image = await attempt.prepare
         if attempt.stop_reason:
             raise asyncio.CancelledError
+        user = await self._own_workspace(dispatch, image, self.workspaces.path(attempt.ref))
         body = container_config(
             dispatch,
             image=image,
@@ -305,6 +324,7 @@ class DockerRunner:
             node=self.node,
             workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)),
             extra_binds=attempt.binds,
+            user=user,
         )
         container = await self.docker.containers.create(body, name=container_name(attempt.ref))
         attempt.container = container
@@ -321,9 +341,14 @@ class DockerRunner:
             try:
                 await self.transfer.upload_outputs(
                     attempt.ref,
-                    self.workspaces.path(attempt.ref) / "outputs",
+                    Beneath(self.workspaces.path(attempt.ref), "outputs"),
                     dispatch.outputs,
                     reporter.system,
+                )
+            except WorkspaceEscape as exc:
+                reporter.system(exc.detail)
+                return Outcome(
+                    reason="exit_nonzero", exit_code=outcome.exit_code, message=exc.detail
                 )
             except TransferFailed as exc:
                 reporter.system(exc.detail)
@@ -338,7 +363,7 @@ class DockerRunner:
         t0 = time.monotonic()
         await reporter.stage("fetch_code")
         workspace = self.workspaces.create(attempt.ref)
-        watch_data(reporter, METRICS_CHANNEL, self.workspaces.data_dir(workspace) / "metrics.jsonl")
+        watch_data(reporter, METRICS_CHANNEL, Beneath(workspace, METRICS_IN_WORKSPACE))
         downloads = self.transfer.downloads if self.transfer is not None else 0
         code = await self.git.ensure_commit(
             dispatch.code_repo_url,
@@ -347,6 +372,8 @@ class DockerRunner:
             owner=attempt.ref,
         )
         await self.git.checkout(dispatch.code_repo_url, dispatch.code_commit_id, workspace)
+        # from here on the tree is the task's: every path is confined (confine.py)
+        ensure_dir(workspace, METRICS_IN_WORKSPACE.rsplit("/", 1)[0])
         if dispatch.inputs or dispatch.outputs:
             await self._prepare_files(dispatch, attempt, workspace, reporter)
         t1 = time.monotonic()
@@ -377,6 +404,9 @@ class DockerRunner:
                 "this agent has no file transfer configured; it cannot run tasks with "
                 "inputs/outputs"
             )
+        for item in dispatch.inputs:  # a mount point inside the checkout: never via a symlink
+            if item.path.startswith("/workspace/"):
+                refuse_symlinks_on(workspace, item.path.removeprefix("/workspace/"))
         if dispatch.inputs:
             await reporter.stage("fetch_inputs")
             for cached, target in await self.transfer.fetch_inputs(
@@ -384,9 +414,29 @@ class DockerRunner:
             ):
                 attempt.binds.append(f"{self.config.host_path(cached)}:{target}:ro")
         if dispatch.outputs:
-            outputs = workspace / "outputs"
-            outputs.mkdir(exist_ok=True)
-            outputs.chmod(0o777)
+            ensure_dir(workspace, "outputs")
+
+    async def _own_workspace(self, dispatch: Dispatch, image: str, workspace: Path) -> str:
+        """The user the container runs as, and the workspace given to it.
+
+        An env image that declares ``USER`` runs as that user (the env chose it explicitly);
+        otherwise the agent's ``container_user`` (non-root by default). When the user is
+        numeric (or ``root``) and the agent may chown, the whole workspace is handed to it
+        without following a symlink; otherwise its top directories are made writable by all."""
+        info = await self.docker.images.inspect(image)
+        user = str((info.get("Config") or {}).get("User") or "") or self.config.container_user
+        owner = numeric_user(user)
+        me = os.geteuid()
+        if owner is not None and (me == 0 or me == owner[0]):
+            if owner[0] != me:
+                await asyncio.to_thread(chown_tree, workspace, owner)
+            os.chmod(workspace, 0o755)
+        else:
+            for rel in (".", METRICS_IN_WORKSPACE.rsplit("/", 1)[0], "outputs"):
+                if rel == "outputs" and not dispatch.outputs:
+                    continue
+                ensure_dir(workspace, rel, mode=0o777)
+        return user
 
     async def _follow(
         self,

@@ -22,6 +22,9 @@ class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Docker Engine API endpoint (``unix://`` socket path or ``tcp://``)."""
     allow_file_urls: bool = False
     """Accept ``file://`` repository URLs (tests and single-machine setups only)."""
+    container_user: str = "1000:1000"
+    """User (``uid:gid``) task containers run as when their env image declares no ``USER``;
+    the workspace is chowned to it. ``0:0`` runs as root (not recommended)."""
     network_mode: Literal["none", "host"] = "none"
     """Container network mode; ``none`` unless tasks need loopback (``host``)."""
     keep_finished: bool = False

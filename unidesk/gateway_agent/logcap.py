@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
+from unidesk.gateway_agent.confine import Beneath
 from unidesk.gateway_agent.datafeed import drain_data, watch_data
 from unidesk.gateway_agent.runner import Reporter
 
@@ -55,7 +55,7 @@ class CappedReporter:
             )
         self.dropped += len(data) - max(room, 0)
 
-    def watch_data(self, channel: str, path: Path) -> None:
+    def watch_data(self, channel: str, path: Beneath) -> None:
         watch_data(self.inner, channel, path)
 
     async def drain_data(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from unidesk.protocol import AttemptRef, Dispatch
 
+from .confine import Beneath
 from .datafeed import METRICS_CHANNEL, drain_data, watch_data
 from .runner import Outcome, Reporter, StopReason
 
@@ -42,7 +43,9 @@ class SubprocessTestRunner:
             with tempfile.TemporaryDirectory(prefix="unidesk-test-attempt-") as workdir:
                 metrics = Path(workdir) / ".unidesk" / "metrics.jsonl"
                 metrics.parent.mkdir()
-                watch_data(reporter, METRICS_CHANNEL, metrics)
+                watch_data(
+                    reporter, METRICS_CHANNEL, Beneath(Path(workdir), ".unidesk/metrics.jsonl")
+                )
                 try:
                     proc = await asyncio.create_subprocess_exec(
                         *dispatch.command,

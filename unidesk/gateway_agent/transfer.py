@@ -8,7 +8,9 @@ use touches the file (LRU eviction in ``caches.py``), and an attempt (``owner``)
 inputs until it is cleaned up.
 
 Outputs: files under the attempt's ``outputs`` directory matching the dispatch's patterns
-(regular files only; symlinks and anything outside are skipped) are hashed, then the agent asks
+(regular files only, opened beneath the workspace without following a symlink: ``confine.py``;
+matching symlinks are skipped and named, a symlinked ``outputs`` is refused) are hashed, then
+the agent asks
 the server for upload URLs of *its own* attempt (``POST /api/agent/attempts/<task>/<n>/outputs``
 with its node token), PUTs each file (or each S3 part) streamed, and reports them with
 ``…/outputs/complete``; the server registers them as artifacts linked to the attempt.
@@ -28,6 +30,7 @@ from typing import Any
 import httpx
 
 from unidesk.gateway_agent.caches import CacheUses
+from unidesk.gateway_agent.confine import Beneath, find_files, open_file
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.keyed_lock import KeyedLock
 from unidesk.protocol import AttemptRef, FileInput, FileOutput
@@ -52,33 +55,29 @@ def http_base(server_url: str) -> str:
     return url.removesuffix("/api/agent/ws")
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(where: Beneath) -> tuple[str, int]:
+    """SHA-256 and size of a workspace file, read through a descriptor opened beneath it."""
+    fd = open_file(where)
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    size = 0
+    with os.fdopen(fd, "rb") as fh:
         while block := fh.read(4 * CHUNK):
             h.update(block)
-    return h.hexdigest()
+            size += len(block)
+    return h.hexdigest(), size
 
 
-def collect_outputs(outputs_dir: Path, patterns: list[FileOutput]) -> list[tuple[str, Path]]:
-    """``(relative path, file)`` for every regular file matching a pattern, inside
-    ``outputs_dir``."""
-    root = outputs_dir.resolve()
-    found: dict[str, Path] = {}
+def collect_outputs(outputs: Beneath, patterns: list[FileOutput]) -> tuple[list[str], list[str]]:
+    """Regular files inside ``outputs`` matching a pattern (relative POSIX paths), and the
+    matching entries skipped as symlinks or special files. ``outputs`` itself being a symlink
+    (or under one) raises ``WorkspaceEscape``: nothing outside the workspace is read."""
+    globs = []
     for out in patterns:
         rel = out.pattern.removeprefix("/workspace/outputs/")
         if rel.startswith("/") or ".." in rel.split("/"):
             continue
-        for match in sorted(root.glob(rel)):
-            candidates = [match] if not match.is_dir() else sorted(p for p in match.rglob("*"))
-            for path in candidates:
-                if path.is_symlink() or not path.is_file():
-                    continue
-                real = path.resolve()
-                if root not in real.parents:
-                    continue
-                found.setdefault(posixpath.join(*real.relative_to(root).parts), real)
-    return sorted(found.items())
+        globs.append(rel)
+    return find_files(outputs, globs)
 
 
 class Transfer:
@@ -186,22 +185,22 @@ class Transfer:
     # -- outputs -------------------------------------------------------------------------
 
     async def upload_outputs(
-        self, ref: AttemptRef, outputs_dir: Path, patterns: list[FileOutput], say: Say
+        self, ref: AttemptRef, outputs: Beneath, patterns: list[FileOutput], say: Say
     ) -> list[dict[str, Any]]:
-        """Upload matching outputs and register them; returns the server's artifacts."""
-        files = collect_outputs(outputs_dir, patterns)
-        if not files:
+        """Upload matching outputs and register them; returns the server's artifacts.
+        Every file is opened beneath the workspace (``confine.py``); a symlinked ``outputs``
+        raises ``WorkspaceEscape`` before anything is asked of the server."""
+        names, skipped = await asyncio.to_thread(collect_outputs, outputs, patterns)
+        for rel in skipped[:20]:
+            say(f"output {rel}: a symlink or special file; skipped (only regular files upload)")
+        if not names:
             say("no output files matched " + ", ".join(p.pattern for p in patterns))
             return []
+        files = [(rel, Beneath(outputs.root, f"{outputs.rel}/{rel}")) for rel in names]
         declared = []
         for rel, path in files:
-            declared.append(
-                {
-                    "path": rel,
-                    "size": path.stat().st_size,
-                    "sha256": await asyncio.to_thread(_sha256_file, path),
-                }
-            )
+            sha256, size = await asyncio.to_thread(_sha256_file, path)
+            declared.append({"path": rel, "size": size, "sha256": sha256})
         url = f"{self.base}/api/agent/attempts/{ref.task_id}/{ref.attempt_no}/outputs"
         grant = await self._api("POST", url, {"files": declared})
         done = []
@@ -233,7 +232,7 @@ class Transfer:
             )
         return r.json()
 
-    async def _put(self, path: Path, plan: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    async def _put(self, path: Beneath, plan: dict[str, Any], size: int) -> list[dict[str, Any]]:
         if plan.get("offset", 0) >= size and not plan.get("parts") and not plan.get("url"):
             return []  # already complete
         if plan.get("url"):
@@ -248,16 +247,18 @@ class Transfer:
         return out
 
     async def _put_range(
-        self, url: str, path: Path, headers: dict[str, str], start: int, length: int
+        self, url: str, path: Beneath, headers: dict[str, str], start: int, length: int
     ) -> str:
+        name = path.rel.rsplit("/", 1)[-1]
+
         async def body() -> AsyncIterator[bytes]:
-            with open(path, "rb") as fh:  # noqa: ASYNC230 - opening a local file is one quick syscall; the data moves in threads
+            with os.fdopen(open_file(path), "rb") as fh:
                 fh.seek(start)
                 left = length
                 while left > 0:
                     block = await asyncio.to_thread(fh.read, min(CHUNK, left))
                     if not block:
-                        raise TransferFailed(f"output {path.name} shrank while uploading")
+                        raise TransferFailed(f"output {name} shrank while uploading")
                     left -= len(block)
                     yield block
 
@@ -266,9 +267,9 @@ class Transfer:
                 url, content=body(), headers={**headers, "Content-Length": str(length)}
             )
         except httpx.HTTPError as exc:
-            raise TransferFailed(f"output {path.name}: upload failed: {exc}") from None
+            raise TransferFailed(f"output {name}: upload failed: {exc}") from None
         if r.status_code not in (200, 201, 204):
             raise TransferFailed(
-                f"output {path.name}: upload refused (HTTP {r.status_code}): {r.text[:300]}"
+                f"output {name}: upload refused (HTTP {r.status_code}): {r.text[:300]}"
             )
         return r.headers.get("etag", "")

@@ -36,24 +36,15 @@ class Workspaces:
         return self.root / attempt_name(ref)
 
     def create(self, ref: AttemptRef) -> Path:
-        """A fresh empty directory (a leftover from a crashed run is replaced), writable by any
-        container user; the parent stays private to the agent."""
+        """A fresh empty directory (a leftover from a crashed run is replaced); the runner
+        hands it to the container's user once the code is checked out. The parent stays
+        private to the agent."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o711)
         path = self.path(ref)
         if path.exists():
             shutil.rmtree(path)
-        path.mkdir()
-        os.chmod(path, 0o777)
-        return path
-
-    @staticmethod
-    def data_dir(workspace: Path) -> Path:
-        """``/workspace/.unidesk`` (made writable for any container user): where the attempt
-        appends ``metrics.jsonl`` (``$UNIDESK_METRICS_FILE``) for the agent to forward."""
-        path = workspace / ".unidesk"
-        path.mkdir(exist_ok=True)
-        os.chmod(path, 0o777)
+        path.mkdir(mode=0o700)
         return path
 
     def host_path(self, path: Path) -> str:

@@ -1,14 +1,31 @@
-"""Authentication middleware: a session cookie or a personal Bearer token becomes a Principal."""
+"""Authentication middleware: a session cookie or a personal Bearer token becomes a Principal.
+
+CSRF: an unsafe request (not GET/HEAD/OPTIONS) authenticated by the session cookie that a
+browser marks as cross-site is refused: it needs ``Sec-Fetch-Site: same-origin`` or an
+``Origin`` whose host is the request's ``Host`` (or one of ``trusted_origins``); a request
+with neither header is not from a browser page. Requests carrying ``Authorization: Bearer …``
+are exempt (a browser never adds that header by itself).
+"""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from unidesk.core.auth.services import TokenService
-from unidesk.errors import Unauthenticated
+from unidesk.errors import Forbidden, Unauthenticated
 
-__all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "AuthMiddleware", "presented_secret"]
+__all__ = [
+    "PUBLIC_PATHS",
+    "SESSION_COOKIE",
+    "AuthMiddleware",
+    "check_same_origin",
+    "presented_secret",
+]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 SESSION_COOKIE = "unidesk_session"
 # Public: health, docs, metrics and login; the agent ingress authenticates node tokens itself;
@@ -33,11 +50,44 @@ def presented_secret(connection: ASGIConnection) -> str | None:
     return connection.cookies.get(SESSION_COOKIE)
 
 
+def check_same_origin(connection: ASGIConnection, trusted_origins: str) -> None:
+    """Refuse (403) a cookie-authenticated unsafe request that a foreign page sent.
+
+    Browsers mark every request with ``Sec-Fetch-Site`` and unsafe ones with ``Origin``; a
+    request with neither comes from a non-browser client (curl, a script holding the cookie),
+    which no foreign page can make a victim's browser send. (Go's CrossOriginProtection rule.)
+    """
+    if connection.scope.get("method", "GET") in SAFE_METHODS:
+        return
+    site = connection.headers.get("sec-fetch-site")
+    if site in ("same-origin", "none"):
+        return
+    origin = connection.headers.get("origin")
+    if origin is None and site is None:
+        return
+    if origin and origin != "null":
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:
+            netloc = ""
+        host = connection.headers.get("host", "").lower()
+        trusted = {o.strip().rstrip("/").lower() for o in trusted_origins.split(",") if o.strip()}
+        if (netloc and netloc == host) or origin.rstrip("/").lower() in trusted:
+            return
+    raise Forbidden(
+        "cross-site request refused: a request authenticated by the session cookie must come "
+        "from this server's pages (same-origin Origin or Sec-Fetch-Site); scripts and the CLI "
+        "send 'Authorization: Bearer <token>' instead"
+    )
+
+
 class AuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         secret = presented_secret(connection)
         if not secret:
             raise Unauthenticated("log in or send 'Authorization: Bearer <token>'")
+        if not connection.headers.get("authorization"):  # the secret is the session cookie
+            check_same_origin(connection, connection.app.state.settings.trusted_origins)
         async with connection.app.state.sessions() as session:
             principal = await TokenService(session).resolve(secret)
         return AuthenticationResult(user=principal, auth=secret)

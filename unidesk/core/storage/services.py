@@ -17,12 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
+from unidesk.core.auth.policy import require_owner_or_admin
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.settings import Settings
 from unidesk.core.storage import schemas
 from unidesk.core.storage.models import ArtifactRow
 from unidesk.core.storage.protocol import ObjectStore
-from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from unidesk.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 
 __all__ = [
     "ArtifactService",
@@ -314,10 +315,9 @@ def owner_or_admin(principal: Any) -> Any:
     """A ``may_write`` check: the artifact's owner or an admin."""
 
     def check(row: ArtifactRow) -> None:
-        if not principal.is_admin and row.owner_id != principal.user_id:
-            raise Forbidden(
-                "only the artifact's owner or an admin may change it", artifact_id=str(row.id)
-            )
+        require_owner_or_admin(
+            principal, row.owner_id, kind="artifact", verb="change", artifact_id=str(row.id)
+        )
 
     return check
 

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unidesk.core.auth.policy import allowed_actions
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.deps import owner_filter
 from unidesk.core.events.schemas import EventOut
@@ -18,6 +19,11 @@ from unidesk.core.tasks import schemas
 from unidesk.core.tasks.services import TaskService
 
 __all__ = ["TaskController"]
+
+
+def _for(principal: Principal, task: schemas.Task) -> schemas.Task:
+    task.allowed_actions = allowed_actions(principal, "task", task.owner_id)
+    return task
 
 
 class TaskController(Controller):
@@ -34,7 +40,9 @@ class TaskController(Controller):
         state: State,
     ) -> schemas.Task:
         """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
-        return await TaskService(db, settings, state.plugins).submit(data, principal)
+        return _for(
+            principal, await TaskService(db, settings, state.plugins).submit(data, principal)
+        )
 
     @get("/", operation_id="list_tasks")
     async def list_tasks(
@@ -51,16 +59,20 @@ class TaskController(Controller):
     ) -> schemas.TaskPage:
         """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
         owner_id = owner_filter(owner, principal)
-        return await TaskService(db, settings).list(
+        page = await TaskService(db, settings).list(
             states=state_filter or [], owner=owner_id, q=q, node=node, limit=limit, cursor=cursor
         )
+        for task in page.items:
+            _for(principal, task)
+        return page
 
     @get("/{task_id:uuid}", operation_id="get_task")
     async def get_task(
-        self, task_id: uuid.UUID, db: AsyncSession, settings: Settings
+        self, task_id: uuid.UUID, db: AsyncSession, principal: Principal, settings: Settings
     ) -> schemas.Task:
-        """One task with its attempts."""
-        return await TaskService(db, settings).get(task_id)
+        """One task with its attempts (every member may read it; ``allowed_actions`` says what
+        the caller may do to it)."""
+        return _for(principal, await TaskService(db, settings).get(task_id))
 
     @get("/{task_id:uuid}/trace", operation_id="task_trace")
     async def trace(
@@ -75,7 +87,7 @@ class TaskController(Controller):
     ) -> schemas.Task:
         """Cancel a task: pending ends at once; a running attempt is stopped on its node."""
         task, _ = await TaskService(db, settings).request_cancel(task_id, principal)
-        return task
+        return _for(principal, task)
 
     @post("/{task_id:uuid}/retry", operation_id="retry_task", status_code=201)
     async def retry(
@@ -86,5 +98,8 @@ class TaskController(Controller):
         settings: Settings,
         state: State,
     ) -> schemas.Task:
-        """Submit a new task with the same spec (and the same plugin extensions)."""
-        return await TaskService(db, settings, state.plugins).retry(task_id, principal)
+        """Submit a new task with the same spec (and the same plugin extensions); only the
+        task's owner or an admin may."""
+        return _for(
+            principal, await TaskService(db, settings, state.plugins).retry(task_id, principal)
+        )

@@ -124,7 +124,9 @@ async def apply_attempt_end(
         )
         return "pending"
     why = {
-        "exit_nonzero": f"command exited with code {exit_code}",
+        "exit_nonzero": f"command exited with code {exit_code}"
+        if exit_code is not None
+        else "refused by the node",
         "timed_out": f"timed out after {task.timeout_s}s",
         "node_lost": "node lost",
         "infra_error": "infrastructure error",

@@ -176,6 +176,9 @@ class Task(msgspec.Struct, kw_only=True):
     attempts: list[Attempt] | None = None
     secrets: dict[str, str] = {}
     """Environment variable → the secret reference it was given (names only, never values)."""
+    allowed_actions: list[str] = []
+    """What the caller may do to this task beyond reading it (``cancel``, ``retry``, …): the
+    access policy (docs/access.md) applied, so the UI can hide the other buttons."""
 
 
 class TaskPage(msgspec.Struct, kw_only=True):

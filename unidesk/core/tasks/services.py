@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
+from unidesk.core.auth.policy import require_owner_or_admin
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.events.hub import to_out
 from unidesk.core.events.models import Event
@@ -161,7 +162,7 @@ class TaskService:
         check_repo_url("env_repo_url", data.env_repo_url, allow_file=allow_file)
         check_dockerfile_path(data.dockerfile_path)
         for k in data.env:
-            check_env_name(k)
+            check_env_name(k, secret_patterns=self.settings.secret_env_patterns)
         cap = self.settings.max_task_pids_limit
         if data.resources.pids_limit is not None and data.resources.pids_limit > cap:
             raise BadRequest(
@@ -335,8 +336,7 @@ class TaskService:
         return [to_out(e) for e in rows.all()]
 
     def _check_owner(self, row: TaskRow, principal: Principal, verb: str) -> None:
-        if not principal.is_admin and row.owner_id != principal.user_id:
-            raise Forbidden(f"only the task's owner or an admin may {verb} it", task_id=str(row.id))
+        require_owner_or_admin(principal, row.owner_id, kind="task", verb=verb, task_id=str(row.id))
 
     async def request_cancel(
         self, task_id: uuid.UUID, principal: Principal
@@ -437,6 +437,7 @@ class TaskService:
     async def retry(self, task_id: uuid.UUID, principal: Principal) -> schemas.Task:
         """Submit a new task with the same spec as an existing one."""
         old = await self._row(task_id)
+        self._check_owner(old, principal, "retry")
         if old.extra.get("kind") == "host.ssh":
             raise BadRequest(
                 "host.ssh maintenance tasks are never retried; request the operation again on its "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 
@@ -13,7 +14,13 @@ from unidesk.errors import BadRequest
 if TYPE_CHECKING:
     from unidesk.core.tasks.schemas import ResourceRequest
 
-__all__ = ["check_dockerfile_path", "check_env_name", "check_repo_url", "parse_gpu_shorthand"]
+__all__ = [
+    "check_dockerfile_path",
+    "check_env_name",
+    "check_repo_url",
+    "parse_gpu_shorthand",
+    "secret_looking",
+]
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-][^\s]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,8 +37,13 @@ def check_repo_url(field: str, url: str, *, allow_file: bool) -> str:
     if "::" in url.split("/", 1)[0]:
         raise BadRequest(f"{field}: transport helpers like 'ext::' are not allowed", field=field)
     if _SCP_LIKE.match(url):
+        user_host, _, path = url.partition(":")
+        _refuse_options(field, *user_host.split("@", 1), *path.split("/"))
         return url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: not a URL ({exc})", field=field) from None
     allowed = {"https", "ssh"} | ({"file"} if allow_file else set())
     if parts.scheme not in allowed:
         hint = (
@@ -44,11 +56,34 @@ def check_repo_url(field: str, url: str, *, allow_file: bool) -> str:
         )
     if parts.scheme != "file" and not parts.hostname:
         raise BadRequest(f"{field}: URL has no host", field=field)
+    if parts.query or parts.fragment:
+        raise BadRequest(f"{field}: URL must not carry a query or fragment", field=field)
+    netloc_user, _, netloc_host = parts.netloc.rpartition("@")
+    _refuse_options(field, netloc_user, netloc_host, *parts.path.split("/"))
     if parts.scheme == "file" and (
         parts.netloc not in ("", "localhost") or not parts.path.startswith("/")
     ):
         raise BadRequest(f"{field}: file URL must be file:///absolute/path", field=field)
     return url
+
+
+def _refuse_options(field: str, *components: str) -> None:
+    """No user, host or path segment may begin with '-' (git/ssh would read it as an option,
+    e.g. ``ssh://-oProxyCommand=…``), even percent-encoded."""
+    for part in components:
+        if unquote(part).lstrip().startswith("-"):
+            raise BadRequest(
+                f"{field}: URL parts must not begin with '-' (looks like a command-line option)",
+                field=field,
+            )
+
+
+def secret_looking(name: str, patterns: str) -> bool:
+    """True when env name ``name`` matches one of the comma-separated globs (any case)."""
+    upper = name.upper()
+    return any(
+        fnmatch.fnmatchcase(upper, p.strip().upper()) for p in patterns.split(",") if p.strip()
+    )
 
 
 def check_dockerfile_path(path: str) -> str:
@@ -65,9 +100,16 @@ def check_dockerfile_path(path: str) -> str:
     return path
 
 
-def check_env_name(name: str) -> str:
+def check_env_name(name: str, *, secret_patterns: str = "") -> str:
+    """A valid variable name that does not look like a secret (``secret_env_patterns``)."""
     if not _ENV_NAME.match(name):
         raise BadRequest(f"env: invalid variable name {name[:64]!r}", field="env")
+    if secret_patterns and secret_looking(name, secret_patterns):
+        raise BadRequest(
+            f"env: {name!r} looks like a secret; plain env is readable by every member and is "
+            "not for secrets: store it with secrets and reference it by name instead",
+            field="env",
+        )
     return name
 
 

@@ -14,12 +14,13 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unidesk.core.auth.policy import require_owner_or_admin
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.settings import Settings
 from unidesk.core.tasks.models import TaskRow
 from unidesk.core.tasks.services import TaskService
-from unidesk.errors import BadRequest, Forbidden, NotFound
+from unidesk.errors import BadRequest, NotFound
 from unidesk.plugins.research import models as m
 from unidesk.plugins.research import schemas as s
 from unidesk.plugins.research.metrics import MAX_CHART_POINTS, series, store_points, validate_items
@@ -168,8 +169,13 @@ class ExperimentService:
 
     async def delete(self, experiment_id: uuid.UUID) -> None:
         row = await self._experiment(experiment_id)
-        if not self.principal.is_admin and row.owner_id != self.principal.user_id:
-            raise Forbidden("only the experiment's owner or an admin may delete it")
+        require_owner_or_admin(
+            self.principal,
+            row.owner_id,
+            kind="experiment",
+            verb="delete",
+            experiment_id=str(row.id),
+        )
         await append(
             self.s,
             experiment_event(row.id, "experiment.deleted", self.principal.actor, name=row.name),
@@ -246,8 +252,9 @@ class ExperimentService:
         if run is None:
             raise NotFound(f"task {task_id} is not a run of any experiment", task_id=str(task_id))
         owner = await self.s.scalar(select(TaskRow.owner_id).where(TaskRow.id == task_id))
-        if not self.principal.is_admin and owner != self.principal.user_id:
-            raise Forbidden("only the run's owner or an admin may report its metrics")
+        require_owner_or_admin(
+            self.principal, owner, kind="run", verb="report metrics of", task_id=str(task_id)
+        )
         points = validate_items(data.items)
         await store_points(self.s, run.id, points)
         await self.s.commit()

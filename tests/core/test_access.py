@@ -1,0 +1,103 @@
+"""The access policy (``unidesk/core/auth/policy.py``): members read everything, only owners and
+admins act on a task; secret-looking env names and option-like repository URLs are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.core.conftest import task_body
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def other_headers(client: AsyncTestClient, admin_headers: dict[str, str]) -> dict[str, str]:
+    from tests.conftest import login
+
+    r = await client.post(
+        "/api/users",
+        json={"username": "otto", "password": "other-password", "role": "member"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 201, r.text
+    return await login(client, "otto", "other-password")
+
+
+async def test_members_read_every_task_but_only_owner_or_admin_act(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    other_headers: dict[str, str],
+    counts: Any,
+) -> None:
+    r = await client.post("/api/tasks", json=task_body(), headers=member_headers)
+    assert r.status_code == 201, r.text
+    task = r.json()
+    assert task["allowed_actions"] == ["cancel", "retry", "delete", "change"]
+    tid = task["id"]
+    for path in (f"/api/tasks/{tid}", f"/api/tasks/{tid}/trace", f"/api/tasks/{tid}/logs"):
+        for headers in (other_headers, admin_headers):
+            assert (await client.get(path, headers=headers)).status_code == 200, path
+    seen = (await client.get(f"/api/tasks/{tid}", headers=other_headers)).json()
+    assert seen["allowed_actions"] == []
+    listed = (await client.get("/api/tasks", headers=other_headers)).json()["items"]
+    assert [t["allowed_actions"] for t in listed if t["id"] == tid] == [[]]
+    before = counts()
+    for verb in ("cancel", "retry"):
+        r = await client.post(f"/api/tasks/{tid}/{verb}", headers=other_headers)
+        assert r.status_code == 403, r.text
+        assert r.headers["content-type"].startswith(PROBLEM)
+        assert "only the task's owner or an admin" in r.json()["detail"]
+    assert counts() == before
+    admin_view = (await client.get(f"/api/tasks/{tid}", headers=admin_headers)).json()
+    assert admin_view["allowed_actions"] == ["cancel", "retry", "delete", "change"]
+    r = await client.post(f"/api/tasks/{tid}/retry", headers=member_headers)
+    assert r.status_code == 201, r.text
+    assert (await client.post(f"/api/tasks/{tid}/cancel", headers=admin_headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name", ["WANDB_API_KEY", "GITHUB_TOKEN", "db_password", "MY_SECRET", "AWS_REGION", "PASSWORD"]
+)
+async def test_secret_looking_env_names_are_refused_pointing_to_secrets(
+    client: AsyncTestClient, member_headers: dict[str, str], counts: Any, name: str
+) -> None:
+    before = counts()
+    r = await client.post("/api/tasks", json=task_body(env={name: "x"}), headers=member_headers)
+    assert r.status_code == 400, r.text
+    assert "secrets" in r.json()["detail"] and name in r.json()["detail"]
+    assert counts() == before
+
+
+async def test_plain_env_names_still_pass(
+    client: AsyncTestClient, member_headers: dict[str, str]
+) -> None:
+    env = {"SEED": "1", "KEYBOARD": "us", "TOKENIZER": "bpe"}
+    r = await client.post("/api/tasks", json=task_body(env=env), headers=member_headers)
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://-oProxyCommand=touch%20/tmp/pwn/x",
+        "ssh://-oProxyCommand=id@host/repo.git",
+        "ssh://git@host/-upload-pack=id",
+        "git@-oProxyCommand=id:repo.git",
+        "https://host/repo.git?-c=x",
+        "ssh://%2doProxyCommand=id/x",
+        "https://[::1",
+    ],
+)
+async def test_option_like_repository_urls_are_refused(
+    client: AsyncTestClient, member_headers: dict[str, str], counts: Any, url: str
+) -> None:
+    before = counts()
+    for field in ("code_repo_url", "env_repo_url"):
+        r = await client.post("/api/tasks", json=task_body(**{field: url}), headers=member_headers)
+        assert r.status_code == 400, (url, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+    assert counts() == before
