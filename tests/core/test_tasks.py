@@ -28,7 +28,7 @@ async def test_submit_then_get_list_and_trace(
     client: AsyncTestClient, admin_headers: dict[str, str]
 ) -> None:
     task = await submit(
-        client, admin_headers, env={"API_KEY": "hunter2-secret"}, priority=5, timeout_s=60
+        client, admin_headers, env={"DATASET_NAME": "imagenet-mini"}, priority=5, timeout_s=60
     )
     assert task["state"] == "pending"
     assert task["owner"] == "admin"
@@ -53,7 +53,7 @@ async def test_submit_then_get_list_and_trace(
     assert (
         got["id"] == task["id"]
         and got["attempts"] == []
-        and got["env"] == {"API_KEY": "hunter2-secret"}
+        and got["env"] == {"DATASET_NAME": "imagenet-mini"}
     )
 
     listed = (await client.get("/api/tasks", headers=admin_headers)).json()
@@ -64,8 +64,8 @@ async def test_submit_then_get_list_and_trace(
     ]
     assert [e["kind"] for e in trace] == ["task.submitted"]
     assert trace[0]["actor"] == "user:admin" and trace[0]["subject_id"] == task["id"]
-    assert trace[0]["payload"]["spec"]["env_keys"] == ["API_KEY"]
-    assert "hunter2-secret" not in str(trace), (
+    assert trace[0]["payload"]["spec"]["env_keys"] == ["DATASET_NAME"]
+    assert "imagenet-mini" not in str(trace), (
         "env values may be secrets: the trace keeps only names"
     )
 
