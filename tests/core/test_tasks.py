@@ -215,12 +215,12 @@ async def test_retry_creates_a_new_task_with_the_same_spec(
 ) -> None:
     old = await submit(
         client,
-        admin_headers,
+        member_headers,
         env={"A": "1"},
         resources={"cpus": 2, "memory_mb": 1024, "gpus": 0, "labels": {"zone": "x"}},
     )
     await client.post(f"/api/tasks/{old['id']}/cancel", headers=admin_headers)
-    r = await client.post(f"/api/tasks/{old['id']}/retry", headers=member_headers)
+    r = await client.post(f"/api/tasks/{old['id']}/retry", headers=member_headers)  # the owner
     assert r.status_code == 201, r.text
     new = r.json()
     assert new["id"] != old["id"] and new["state"] == "pending" and new["owner"] == "mia"
