@@ -107,7 +107,8 @@ def check_env_name(name: str, *, secret_patterns: str = "") -> str:
     if secret_patterns and secret_looking(name, secret_patterns):
         raise BadRequest(
             f"env: {name!r} looks like a secret; plain env is readable by every member and is "
-            "not for secrets: store it with secrets and reference it by name instead",
+            "not for secrets: store the value with secrets (/api/secrets) and reference it in "
+            'the task\'s "secrets" field instead',
             field="env",
         )
     return name
