@@ -101,3 +101,13 @@ async def test_option_like_repository_urls_are_refused(
         assert r.status_code == 400, (url, r.text)
         assert r.headers["content-type"].startswith(PROBLEM)
     assert counts() == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/users", f"/api/node-tokens/{'0' * 8}-0000-0000-0000-{'0' * 12}"]
+)
+async def test_options_without_credentials_is_never_a_500(
+    client: AsyncTestClient, path: str
+) -> None:
+    r = await client.options(path)
+    assert r.status_code < 500, r.text
