@@ -111,3 +111,12 @@ async def test_options_without_credentials_is_never_a_500(
 ) -> None:
     r = await client.options(path)
     assert r.status_code < 500, r.text
+
+
+@pytest.mark.parametrize("query", ["after=" + "9" * 26, "kind=a%00b"])
+async def test_bad_event_queries_are_400_not_500(
+    client: AsyncTestClient, member_headers: dict[str, str], query: str
+) -> None:
+    r = await client.get(f"/api/events?{query}", headers=member_headers)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)

@@ -322,3 +322,16 @@ async def test_csv_export_is_stamped_in_beijing_time(
         csv_file_name("p", datetime(2026, 11, 27, 20, 30, tzinfo=UTC))
         == "p-items-20261128-0430.csv"
     )
+
+
+async def test_csv_export_of_a_non_ascii_project_name_is_rfc5987(
+    client: AsyncTestClient, admin_headers: H
+) -> None:
+    from urllib.parse import unquote
+
+    p = await _project(client, admin_headers, "徐的项目")
+    r = await client.get(f"/api/projects/{p['id']}/export.csv", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    value = r.headers["content-disposition"]
+    assert value.isascii() and value.startswith('attachment; filename="')
+    assert unquote(value.split("filename*=UTF-8''")[1]).startswith("徐的项目")

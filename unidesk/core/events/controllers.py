@@ -34,9 +34,9 @@ class EventController(Controller):
     async def list_events(
         self,
         db: AsyncSession,
-        after: Annotated[int, Parameter(ge=0)] = 0,
+        after: Annotated[int, Parameter(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        kind: Annotated[str | None, Parameter(max_length=64)] = None,
+        kind: Annotated[str | None, Parameter(max_length=64, pattern=r"^[^\x00]*$")] = None,
         subject_type: Annotated[str | None, Parameter(max_length=32)] = None,
         subject_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> EventPage:
@@ -52,7 +52,10 @@ class EventController(Controller):
 
     @get("/stream", operation_id="stream_events")
     async def stream(
-        self, request: Request, state: State, after: Annotated[int | None, Parameter(ge=0)] = None
+        self,
+        request: Request,
+        state: State,
+        after: Annotated[int | None, Parameter(ge=0, le=2**63 - 1)] = None,
     ) -> ServerSentEvent:
         """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID
         header."""

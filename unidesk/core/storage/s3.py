@@ -18,6 +18,7 @@ import boto3
 from botocore.client import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from unidesk.core.storage.disposition import attachment
 from unidesk.core.storage.protocol import ObjectStat, PartUrl, UploadPlan, check_key
 from unidesk.errors import Conflict, Unavailable
 
@@ -83,7 +84,7 @@ class S3Store:
     async def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Key": check_key(key)}
         if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+            params["ResponseContentDisposition"] = attachment(filename)
         return self._presign("get_object", expires_s, **params)
 
     async def plan_upload(

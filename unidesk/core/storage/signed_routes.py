@@ -22,6 +22,7 @@ import structlog
 from litestar import asgi
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
+from unidesk.core.storage.disposition import attachment
 from unidesk.core.storage.local import ClientGone, LocalStore
 from unidesk.core.storage.signing import SIGNED_PREFIX
 from unidesk.errors import BadRequest, NotFound
@@ -118,7 +119,7 @@ async def _serve(
         etag = f'"{st.st_mtime_ns:x}-{size:x}"'
         out = {"accept-ranges": "bytes", "etag": etag, "content-type": "application/octet-stream"}
         if filename:
-            out["content-disposition"] = f'attachment; filename="{filename}"'
+            out["content-disposition"] = attachment(filename)
         if headers.get("if-none-match") == etag:
             await _respond(send, 304, out)
             return

@@ -12,6 +12,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.storage.disposition import attachment
 from unidesk.plugins.projects import links
 from unidesk.plugins.projects import schemas as s
 from unidesk.plugins.projects.items import WorkItemService
@@ -150,7 +151,7 @@ class ProjectController(Controller):
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={"Content-Disposition": attachment(name)},
         )
 
 
