@@ -66,3 +66,12 @@ def test_values_split_across_chunks_are_masked() -> None:
         joined = "".join(out)
         assert joined == m.mask(text)
         assert SECRET not in joined and "another-token-123" not in joined
+
+
+def test_only_a_possible_start_of_a_value_is_held_back() -> None:
+    stream = SecretMasker([SECRET]).stream()
+    assert stream.feed("progress 10%\n") == "progress 10%\n"  # nothing delayed
+    assert stream.feed("token: s3cr") == "token: "  # could be the start of the value
+    assert stream.feed("3t/Value+with=signs&more!\n") == "***!\n"
+    assert stream.feed("s3") == ""
+    assert stream.flush() == "s3"

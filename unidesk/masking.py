@@ -3,8 +3,9 @@ server (again, before logs are stored).
 
 Each value is masked as itself, as each of its lines (multi-line keys), base64 (standard and
 URL-safe, at every alignment inside a longer base64 text) and URL-encoded. ``StreamMasker``
-masks a stream cut into chunks: it holds back the last ``longest pattern - 1`` characters of a
-chunk until the next one (or the end), so a value split across two chunks is still masked.
+masks a stream cut into chunks: it holds back only the end of a chunk that could be the start
+of a value (the longest suffix that is a proper prefix of some form) until the next chunk or the
+end, so a value split across two chunks is still masked and ordinary lines are not delayed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class SecretMasker:
         for v in values:
             forms |= mask_forms(v)
         ordered = sorted(forms, key=len, reverse=True)
+        self.forms = ordered
         self.longest = len(ordered[0]) if ordered else 0
         self._re = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
@@ -71,6 +73,16 @@ class SecretMasker:
 
     def stream(self) -> StreamMasker:
         return StreamMasker(self)
+
+    def open_prefix(self, text: str) -> int:
+        """Length of the longest end of ``text`` that is a proper prefix of a form (0: none)."""
+        best = 0
+        for form in self.forms:
+            for k in range(min(len(form) - 1, len(text)), best, -1):
+                if text.endswith(form[:k]):
+                    best = k
+                    break
+        return best
 
 
 class StreamMasker:
@@ -87,7 +99,7 @@ class StreamMasker:
             self._tail = ""
             return buf
         # Everything before ``cut`` can no longer be the start of an unfinished value.
-        cut = len(buf) if final else max(0, len(buf) - (self.masker.longest - 1))
+        cut = len(buf) if final else len(buf) - self.masker.open_prefix(buf)
         out, pos = [], 0
         for m in pattern.finditer(buf):
             if m.start() >= cut:

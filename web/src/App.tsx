@@ -16,6 +16,7 @@ import { TaskDetailPage } from "./pages/TaskDetailPage";
 import { SubmitTaskPage } from "./pages/SubmitTaskPage";
 import { FilesPage } from "./pages/FilesPage";
 import { AdminPage } from "./pages/AdminPage";
+import { SecretsPage } from "./pages/SecretsPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { PluginUiContext, pluginRoutes, usePluginUi } from "./plugins/PluginUi";
 
@@ -95,6 +96,7 @@ export function App() {
             <Route path="tasks/new" element={<SubmitTaskPage />} />
             <Route path="tasks/:id" element={<TaskDetailPage />} />
             <Route path="files" element={<FilesPage />} />
+            <Route path="secrets" element={<SecretsPage />} />
             <Route path="admin" element={<AdminPage />} />
             {pluginRoutes(pluginUi.contributions)}
             <Route path="*" element={<NotFoundPage />} />

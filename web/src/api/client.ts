@@ -16,6 +16,7 @@ import type {
   NodeToken,
   Page,
   Problem,
+  Secret,
   Stats,
   Task,
   TaskCreate,
@@ -192,6 +193,14 @@ export const api = {
     call<Artifact>("fileComplete", { params: { id }, body: { parts } }),
   fileDownloadUrl: (id: string) => call<DownloadUrl>("fileDownload", { params: { id } }),
   deleteFile: (id: string) => call<void>("fileDelete", { params: { id } }),
+
+  secrets: () => call<Items<Secret>>("secrets"),
+  /** Create or replace; the value goes to the server and never comes back. */
+  putSecret: (scope: Secret["scope"], name: string, value: string, project = "") =>
+    scope === "project"
+      ? call<Secret>("secretPutProject", { params: { project, name }, body: { value } })
+      : call<Secret>(scope === "global" ? "secretPutGlobal" : "secretPutUser", { params: { name }, body: { value } }),
+  deleteSecret: (id: string) => call<void>("secretDelete", { params: { id } }),
 };
 
 /** GET /health: a 503 still carries the health body (status "degraded"); unreachable is reported as such. */

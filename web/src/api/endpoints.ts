@@ -44,7 +44,12 @@ export const ENDPOINTS = {
   fileResume: ["POST", "/api/files/{id}/upload"],
   fileComplete: ["POST", "/api/files/{id}/complete"],
   fileDelete: ["DELETE", "/api/files/{id}"],
-} as const satisfies Record<string, readonly ["GET" | "POST" | "PATCH" | "DELETE", string]>;
+  secrets: ["GET", "/api/secrets"],
+  secretPutUser: ["PUT", "/api/secrets/user/{name}"],
+  secretPutGlobal: ["PUT", "/api/secrets/global/{name}"],
+  secretPutProject: ["PUT", "/api/secrets/project/{project}/{name}"],
+  secretDelete: ["DELETE", "/api/secrets/{id}"],
+} as const satisfies Record<string, readonly ["GET" | "POST" | "PUT" | "PATCH" | "DELETE", string]>;
 
 export type EndpointName = keyof typeof ENDPOINTS;
 

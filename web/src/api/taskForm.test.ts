@@ -79,3 +79,30 @@ describe("task form validation mirrors the API", () => {
     expect(ok.body?.command).toEqual(["python", "-c", "print(1)"]);
   });
 });
+
+describe("secret references in the task form", () => {
+  const base = {
+    ...EMPTY_TASK_FORM,
+    code_repo_url: "https://example.com/x.git",
+    code_commit_id: SHA,
+    env_repo_url: "https://example.com/y.git",
+    env_commit_id: SHA,
+    command: "true",
+  };
+  it("sends ENV=reference lines and credentials as references", () => {
+    const { body, errors } = buildTaskCreate({
+      ...base,
+      secrets: "WANDB_API_KEY=wandb\nHF=global/hf\nS3=project:p1/s3",
+      code_credential: "deploy-key",
+      known_hosts: "global/hosts",
+    });
+    expect(errors).toEqual({});
+    expect(body?.secrets).toEqual({ WANDB_API_KEY: "wandb", HF: "global/hf", S3: "project:p1/s3" });
+    expect(body?.credentials).toEqual({ code_repo: "deploy-key", known_hosts: "global/hosts" });
+  });
+  it("refuses bad references and a variable set twice", () => {
+    expect(buildTaskCreate({ ...base, secrets: "K=not a ref" }).errors.secrets).toMatch(/secret name/);
+    expect(buildTaskCreate({ ...base, env: "K=1", secrets: "K=k1" }).errors.secrets).toMatch(/once/);
+    expect(buildTaskCreate({ ...base, code_credential: "a/b/c" }).errors.code_credential).toMatch(/secret name/);
+  });
+});

@@ -25,6 +25,12 @@ export interface TaskFormValues {
   inputs: string;
   /** One path or glob under /workspace/outputs per line. */
   outputs: string;
+  /** ENV=secret-reference lines. */
+  secrets: string;
+  /** Secret references for a private code / env repository and ssh known_hosts. */
+  code_credential: string;
+  env_credential: string;
+  known_hosts: string;
 }
 
 export const EMPTY_TASK_FORM: TaskFormValues = {
@@ -47,6 +53,10 @@ export const EMPTY_TASK_FORM: TaskFormValues = {
   retry_on_failure: false,
   inputs: "",
   outputs: "",
+  secrets: "",
+  code_credential: "",
+  env_credential: "",
+  known_hosts: "",
 };
 
 export type TaskFormErrors = Partial<Record<keyof TaskFormValues, string>>;
@@ -55,6 +65,13 @@ const COMMIT_RE = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
 const SCP_LIKE_RE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]\S*$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
+/** Mirrors the server's SecretRef: NAME, global/NAME or project:<id>/NAME. */
+export const SECRET_REF_RE = /^(?:(?:global|project:[A-Za-z0-9][A-Za-z0-9_.-]{0,127})\/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function secretRefError(ref: string): string | null {
+  if (!ref) return null;
+  return SECRET_REF_RE.test(ref) ? null : "A secret name, global/NAME or project:<id>/NAME.";
+}
 
 /** Mirrors the server's check_repo_url; file:// is accepted here and left to the server's allow_file_urls setting. */
 export function repoUrlError(url: string): string | null {
@@ -141,6 +158,15 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
   if (inputs.error) errors.inputs = inputs.error;
   const outputs = parseOutputs(v.outputs);
   if (outputs.error) errors.outputs = outputs.error;
+  const secrets = parsePairs(v.secrets, ENV_NAME_RE, "variable");
+  if (secrets.error) errors.secrets = secrets.error;
+  const badRef = Object.entries(secrets.value).find(([, ref]) => !SECRET_REF_RE.test(ref));
+  if (!secrets.error && badRef) errors.secrets = `${badRef[0]}: ${secretRefError(badRef[1]) ?? "a secret reference is required."}`;
+  const twice = Object.keys(secrets.value).find((k) => k in env.value);
+  if (!errors.secrets && twice) errors.secrets = `${twice} is also an environment variable; name each variable once.`;
+  set("code_credential", secretRefError(v.code_credential.trim()));
+  set("env_credential", secretRefError(v.env_credential.trim()));
+  set("known_hosts", secretRefError(v.known_hosts.trim()));
 
   const cpus = Number(v.cpus);
   if (!v.cpus.trim() || !Number.isFinite(cpus) || cpus <= 0 || cpus > 1024) errors.cpus = "A number above 0, at most 1024.";
@@ -173,5 +199,11 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
   if (v.name.trim()) body.name = v.name.trim();
   if (inputs.value.length) body.inputs = inputs.value;
   if (outputs.value.length) body.outputs = outputs.value;
+  if (Object.keys(secrets.value).length) body.secrets = secrets.value;
+  const credentials: NonNullable<TaskCreate["credentials"]> = {};
+  if (v.code_credential.trim()) credentials.code_repo = v.code_credential.trim();
+  if (v.env_credential.trim()) credentials.env_repo = v.env_credential.trim();
+  if (v.known_hosts.trim()) credentials.known_hosts = v.known_hosts.trim();
+  if (Object.keys(credentials).length) body.credentials = credentials;
   return { body, errors };
 }

@@ -75,6 +75,32 @@ export interface TaskCreate {
   retry_on_failure?: boolean;
   inputs?: TaskInput[];
   outputs?: string[];
+  /** Environment variable → secret reference (NAME, global/NAME, project:<id>/NAME). */
+  secrets?: Record<string, string>;
+  credentials?: TaskCredentials;
+}
+
+/** Secrets the node uses to fetch code and build the env (never put in the container). */
+export interface TaskCredentials {
+  code_repo?: string;
+  env_repo?: string;
+  known_hosts?: string;
+  registries?: Record<string, string>;
+}
+
+/** A secret's metadata; no route ever returns its value. */
+export interface Secret {
+  id: string;
+  scope: "user" | "project" | "global";
+  name: string;
+  project: string | null;
+  owner_id: string | null;
+  /** How a task names it. */
+  ref: string;
+  created_by: string;
+  updated_by: string;
+  created_at: string;
+  updated_at: string;
 }
 
 /** An artifact (id or name) a task reads, mounted read-only at `path` (default /inputs/<last part of the name>). */
@@ -141,6 +167,8 @@ export interface Task {
   avoid_node_ids: string[];
   /** Server-side extras: `inputs` (PinnedInput[]), `outputs` (patterns), `kind` ("host.ssh"), plugin fields. */
   extra: Record<string, unknown>;
+  /** Environment variable → the secret reference it was given (names only, never values). */
+  secrets?: Record<string, string>;
   created_at: string;
   updated_at: string;
   finished_at: string | null;

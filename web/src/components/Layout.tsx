@@ -12,6 +12,7 @@ const NAV = [
   { to: "/tasks/new", label: "Submit task", end: true },
   { to: "/nodes", label: "Nodes", end: false },
   { to: "/files", label: "Files", end: false },
+  { to: "/secrets", label: "Secrets", end: false },
 ];
 
 export function Layout() {

@@ -132,7 +132,19 @@ export function SubmitTaskPage() {
             </label>
           </div>
           {field("command", "Command", area("command", 3, values.command_mode === "shell" ? "python train.py --epochs 3" : "python\ntrain.py\n--epochs\n3"))}
-          {field("env", "Environment variables (optional)", area("env", 3, "KEY=value, one per line"))}
+          {field("env", "Environment variables (optional)", area("env", 3, "KEY=value, one per line"), "Everyone can read these; put keys and tokens in secrets.")}
+          {field(
+            "secrets",
+            "Secrets (optional)",
+            area("secrets", 2, "WANDB_API_KEY=wandb"),
+            "ENV=secret per line: the secret's value becomes variable ENV, masked as *** in logs. See Secrets.",
+          )}
+        </fieldset>
+        <fieldset>
+          <legend>Private repositories (optional)</legend>
+          {field("code_credential", "Code repository credential", text("code_credential", { className: "mono", spellCheck: false, placeholder: "deploy-key" }), "A secret: an SSH private key, or user:token for https.")}
+          {field("env_credential", "Environment repository credential", text("env_credential", { className: "mono", spellCheck: false }))}
+          {field("known_hosts", "SSH known hosts", text("known_hosts", { className: "mono", spellCheck: false }), "A secret holding known_hosts lines; else the node's own. Host keys are always checked.")}
         </fieldset>
         <fieldset>
           <legend>Files</legend>

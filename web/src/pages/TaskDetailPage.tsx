@@ -1,5 +1,5 @@
 /** One task: code/env pins with copy buttons, resources, attempts, logs, trace, cancel/retry, raw JSON. */
-import { useState, type KeyboardEvent } from "react";
+import { useState, type KeyboardEvent, type ReactNode } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { pendingReasonText } from "../api/pendingReason";
@@ -135,6 +135,18 @@ export function TaskDetailPage() {
         </div>
         {Object.keys(t.env).length > 0 && (
           <KeyValues items={Object.entries(t.env).map(([k, v]) => [k, <span className="mono">{v}</span>])} />
+        )}
+        {(Object.keys(t.secrets ?? {}).length > 0 || credentialRefs(t).length > 0) && (
+          <div data-testid="task-secrets">
+            <h3>Secrets used</h3>
+            <p className="muted small">Names only: values never leave the secret store except into this task's container, masked as *** in its logs.</p>
+            <KeyValues
+              items={[
+                ...Object.entries(t.secrets ?? {}).map(([k, ref]): [string, ReactNode] => [k, <span className="mono">secret {ref}</span>]),
+                ...credentialRefs(t).map(([what, ref]): [string, ReactNode] => [what, <span className="mono">secret {ref}</span>]),
+              ]}
+            />
+          </div>
         )}
       </section>
       {t.extra?.kind !== "host.ssh" && <TaskArtifacts task={t} />}
@@ -292,4 +304,23 @@ function AttemptsTable({ task: t, now }: { task: Task; now: number }) {
 
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+const CREDENTIAL_LABELS: Record<string, string> = {
+  code_repo: "Code repository credential",
+  env_repo: "Env repository credential",
+  known_hosts: "SSH known hosts",
+};
+
+/** The credential references a task names (from `extra.credentials`): [label, reference]. */
+function credentialRefs(t: Task): [string, string][] {
+  const creds = (t.extra?.credentials ?? {}) as Record<string, unknown>;
+  const out: [string, string][] = [];
+  for (const [key, label] of Object.entries(CREDENTIAL_LABELS)) {
+    const ref = (creds[key] as { ref?: string } | undefined)?.ref;
+    if (ref) out.push([label, ref]);
+  }
+  const registries = (creds.registries ?? {}) as Record<string, { ref?: string }>;
+  for (const [host, r] of Object.entries(registries)) if (r?.ref) out.push([`Registry ${host}`, r.ref]);
+  return out;
 }
