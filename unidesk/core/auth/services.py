@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unidesk.core.auth import schemas
 from unidesk.core.auth.models import ApiToken, NodeToken, User
 from unidesk.core.auth.secrets import (
-    dummy_hash,
     hash_password,
     hash_secret,
     new_secret,
@@ -70,7 +69,7 @@ class UserService:
         user = User(
             id=uuid.uuid4(),
             username=data.username,
-            password_hash=hash_password(data.password),
+            password_hash=await hash_password(data.password),
             role=data.role,
         )
         self.s.add(user)
@@ -96,9 +95,9 @@ class UserService:
     async def authenticate(self, username: str, password: str) -> User:
         user = await self.s.scalar(select(User).where(User.username == username))
         if user is None:
-            verify_password(dummy_hash(), password)  # same cost whether or not the user exists
+            await verify_password(None, password)  # same cost whether or not the user exists
             raise Unauthenticated("wrong username or password")
-        if not verify_password(user.password_hash, password) or user.disabled:
+        if not await verify_password(user.password_hash, password) or user.disabled:
             raise Unauthenticated("wrong username or password")
         return user
 
@@ -123,7 +122,7 @@ class UserService:
         if data.disabled is not None and data.disabled != user.disabled:
             user.disabled = changed["disabled"] = data.disabled
         if data.password is not None:
-            user.password_hash = hash_password(data.password)
+            user.password_hash = await hash_password(data.password)
             changed["password"] = "changed"
         if data.disabled:
             await self.s.execute(
