@@ -249,8 +249,8 @@ async def test_auth_refusal_is_final(tmp_path: Path):
 
 async def test_restart_reports_leftovers_and_unsent_finals(ingress, tmp_path: Path):
     state = StateFile(tmp_path / "state" / "agent-state.json")
-    state.own(AttemptRef("t-left", 1))
-    state.finish(
+    await state.own(AttemptRef("t-left", 1))
+    await state.finish(
         AttemptState(
             task_id="t-done", attempt_no=2, phase="exited", reason="succeeded", exit_code=0
         )

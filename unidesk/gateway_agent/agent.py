@@ -215,7 +215,7 @@ class Agent:
             self.heartbeat_interval_s = (
                 self.config.heartbeat_interval_s or first.heartbeat_interval_s
             )
-            self.state.set_node_id(first.node_id)
+            await self.state.set_node_id(first.node_id)
             log.info(
                 "connected to %s as node %s (%s)",
                 self.config.ws_url,
@@ -306,7 +306,7 @@ class Agent:
         elif isinstance(msg, AttemptDataAck):
             self._on_data_ack(msg)
         elif isinstance(msg, Ack):  # the server committed our final report of this attempt
-            self.state.confirm({AttemptRef(msg.task_id, msg.attempt_no)})
+            await self.state.confirm({AttemptRef(msg.task_id, msg.attempt_no)})
         elif isinstance(msg, Error):
             log.warning("server reported a problem: %s: %s", msg.code, msg.message)
         else:
@@ -333,7 +333,7 @@ class Agent:
         run = AttemptRun(self, ref, msg, first_log_seq=self.state.next_log_seq(ref))
         self._runs[ref] = run
         self._logs[ref] = run.log_buffer
-        self.state.own(ref)
+        await self.state.own(ref)
         await self._send(ack)
         run.task = asyncio.create_task(self._execute(run))
 
@@ -448,6 +448,7 @@ class Agent:
     # ---- attempts -----------------------------------------------------------------------
 
     async def _execute(self, run: AttemptRun) -> None:
+        reporting = False
         try:
             async with self._slots:
                 if run.stop_reason is not None:
@@ -465,8 +466,12 @@ class Agent:
                     outcome = Outcome(reason="infra_error", message=f"runner error: {exc}")
                 finally:
                     run.in_runner = False
+                # the slot is held until the end is reported: a queued attempt starts after it
+                reporting = True
+                await self._finish(run, final_state(run, outcome))
+                return
         except asyncio.CancelledError:
-            if run.stop_reason is None:
+            if run.stop_reason is None or reporting:
                 raise
             outcome = Outcome(
                 reason="cancelled" if run.stop_reason == "cancelled" else "killed",
@@ -483,7 +488,7 @@ class Agent:
         if run.log_buffer.idle:
             self._logs.pop(run.ref, None)
         self._remember(report)
-        self.state.finish(report)
+        await self.state.finish(report)
         log.info("attempt %s/%s ended: %s", run.ref.task_id, run.ref.attempt_no, report.reason)
         await self._send(report)
 
@@ -523,7 +528,7 @@ class Agent:
             reason="killed",
             message=message,
         )
-        self.state.finish(report)
+        await self.state.finish(report)
         self._remember(report)
         await self._send(report)
 
@@ -595,7 +600,9 @@ class Agent:
             for buffer in list(self._logs.values()):
                 for chunk in buffer.cut():
                     await self._send_locked(chunk)
-        self.state.set_log_seqs({ref: run.log_buffer.next_seq for ref, run in self._runs.items()})
+        await self.state.set_log_seqs(
+            {ref: run.log_buffer.next_seq for ref, run in self._runs.items()}
+        )
 
     # ---- stopping -----------------------------------------------------------------------
 

@@ -2,14 +2,17 @@
 
 A restarted agent reads it to know which attempts were its own (and cleans up what it can
 no longer follow) and re-reports outcomes the server may not have received. Written
-atomically (temporary file + rename) so a crash never leaves half a file.
+atomically (temporary file + rename) so a crash never leaves half a file; the write and its
+fsync run in a worker thread, so the agent's loop (heartbeats, logs) never waits on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -43,11 +46,14 @@ _decoder = msgspec.json.Decoder(AgentState)
 
 
 class StateFile:
-    """Load/modify/save helper around one ``AgentState``; every mutation is persisted."""
+    """Load/modify/save helper around one ``AgentState``; every mutation is persisted before
+    its coroutine returns."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.state = self._load()
+        self._turn = asyncio.Lock()
+        self._writing = threading.Lock()  # a cancelled save's thread may still be writing
 
     def _load(self) -> AgentState:
         try:
@@ -66,35 +72,42 @@ class StateFile:
                 self.path.replace(broken)
             return AgentState()
 
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(_encoder.encode(self.state))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+    async def save(self) -> None:
+        """Write the state as it is when this save's turn comes (saves go one at a time, so the
+        file always ends at the newest state); encoded here, written and fsynced in a thread."""
+        async with self._turn:
+            await asyncio.to_thread(self._write, _encoder.encode(self.state))
 
-    def set_node_id(self, node_id: str) -> None:
+    def _write(self, data: bytes) -> None:
+        with self._writing:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+
+    async def set_node_id(self, node_id: str) -> None:
         if self.state.node_id != node_id:
             self.state.node_id = node_id
-            self.save()
+            await self.save()
 
-    def own(self, ref: AttemptRef) -> None:
+    async def own(self, ref: AttemptRef) -> None:
         if ref not in self.state.owned:
             self.state.owned = [*self.state.owned, ref]
-            self.save()
+            await self.save()
 
     def next_log_seq(self, ref: AttemptRef) -> int:
         return self.state.log_seqs.get(_key(ref), 1)
 
-    def set_log_seqs(self, seqs: dict[AttemptRef, int]) -> None:
+    async def set_log_seqs(self, seqs: dict[AttemptRef, int]) -> None:
         changed = {_key(r): n for r, n in seqs.items() if self.state.log_seqs.get(_key(r)) != n}
         if changed:
             self.state.log_seqs = {**self.state.log_seqs, **changed}
-            self.save()
+            await self.save()
 
-    def finish(self, report: AttemptState) -> None:
+    async def finish(self, report: AttemptState) -> None:
         """The attempt ended: it is no longer owned, and its final report awaits delivery."""
         ref = AttemptRef(report.task_id, report.attempt_no)
         self.state.owned = [r for r in self.state.owned if r != ref]
@@ -102,18 +115,18 @@ class StateFile:
         self.state.finals = ([f for f in self.state.finals if _ref(f) != ref] + [report])[
             -MAX_FINALS:
         ]
-        self.save()
+        await self.save()
 
-    def disown(self, refs: set[AttemptRef]) -> None:
+    async def disown(self, refs: set[AttemptRef]) -> None:
         self.state.owned = [r for r in self.state.owned if r not in refs]
-        self.save()
+        await self.save()
 
-    def confirm(self, refs: set[AttemptRef]) -> None:
+    async def confirm(self, refs: set[AttemptRef]) -> None:
         """The server acknowledged these final reports; forget them."""
         kept = [f for f in self.state.finals if _ref(f) not in refs]
         if len(kept) != len(self.state.finals):
             self.state.finals = kept
-            self.save()
+            await self.save()
 
 
 def _key(ref: AttemptRef) -> str:
