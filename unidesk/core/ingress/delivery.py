@@ -158,17 +158,20 @@ class Delivery:
                 base.where(AttemptRow.node_id.in_(ids[i : i + 1000]))
                 for i in range(0, len(ids), 1000)
             ]
-        sent = 0
         read_at = time.monotonic()
+        # Read and build every message first; the pooled session is back before any send, so a
+        # slow socket never holds a database connection.
+        outgoing: list[tuple[NodeConnection, tuple[str, int], protocol.Dispatch]] = []
+        found: list[tuple[uuid.UUID | None, tuple[str, int]]] = []
         async with self._sessions() as s:
             rows = [row for stmt in statements for row in (await s.execute(stmt)).all()]
             now = time.monotonic()
             for t, a in rows:
-                # an assigned attempt always has its node
-                conn = conns.get(a.node_id)  # type: ignore[arg-type]
+                key = (str(t.id), a.attempt_no)
+                found.append((a.node_id, key))
+                conn = conns.get(a.node_id) if a.node_id is not None else None
                 if conn is None:
                     continue
-                key = (str(t.id), a.attempt_no)
                 if (
                     resend_after is not None
                     and now - max(conn.sent_dispatch.get(key, 0), conn.acked.get(key, 0))
@@ -178,16 +181,18 @@ class Delivery:
                 msg = build_dispatch(t, a)
                 for extend in self.extenders:
                     msg = (await extend(s, t, a, msg)) or msg
-                if await conn.send(msg):
-                    conn.sent_dispatch[key] = now
-                    sent += 1
+                outgoing.append((conn, key, msg))
+        sent = 0
+        for conn, key, msg in outgoing:
+            if await conn.send(msg):
+                conn.sent_dispatch[key] = now
+                sent += 1
         if (
             not only_tasks
         ):  # a full pass: forget what is no longer waiting for an ack (bounded memory)
-            waiting: dict[uuid.UUID, set[tuple[str, int]]] = {}
-            for t, a in rows:
-                # an assigned attempt always has its node
-                waiting.setdefault(a.node_id, set()).add((str(t.id), a.attempt_no))  # type: ignore[arg-type]
+            waiting: dict[uuid.UUID | None, set[tuple[str, int]]] = {}
+            for node_id, key in found:
+                waiting.setdefault(node_id, set()).add(key)
             for node_id, conn in conns.items():
                 keep = waiting.get(node_id, set())
                 conn.acked = {k: v for k, v in conn.acked.items() if k in keep or v >= read_at}
