@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -13,7 +14,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import PgCluster
+from tests.gateway_agent.gitrepos import GitRepo
 from tests.integration.conftest import wait_state
+from tests.integration.test_hostssh import Sshd
 from tests.integration.test_docker_flow import (
     Flow,
     sse_events,
@@ -108,3 +111,65 @@ def test_a_printed_secret_is_masked_everywhere(flow: Flow, tmp_path: Path) -> No
     _assert_clean(dump, "pg_dump")
     # The server's own log never carries it either.
     _assert_clean(Path(flow.server.log_path).read_text(errors="replace"), "the server log")
+
+
+def test_private_code_repository_over_ssh_with_a_deploy_key_secret(
+    flow: Flow, tmp_path: Path
+) -> None:
+    (tmp_path / "sshd").mkdir()
+    sshd = Sshd(tmp_path / "sshd")
+    try:
+        repo = GitRepo(tmp_path / "private-code")
+        sha = repo.commit({"run.sh": "echo private-code-ran\n"})
+        url = f"ssh://root@127.0.0.1:{sshd.port}{repo.path}"
+        key = (sshd.root / "user_key").read_text()
+        for name, value in (("deploy", key), ("hosts", sshd.known_hosts.read_text())):
+            assert (
+                flow.api.put(f"/api/secrets/user/{name}", json={"value": value}).status_code == 201
+            )
+        body = {"code_repo_url": url, "code_commit_id": sha, "max_attempts": 1}
+
+        without = flow.submit(["sh", "run.sh"], **body, credentials={"known_hosts": "hosts"})
+        failed = wait_state(flow.api, without["id"], timeout=120)
+        assert failed["state"] == "failed", failed
+        assert "access denied" in (failed["attempts"][-1]["message"] or ""), failed["attempts"]
+
+        task = flow.submit(
+            ["sh", "run.sh"], **body, credentials={"code_repo": "deploy", "known_hosts": "hosts"}
+        )
+        done = wait_state(flow.api, task["id"], timeout=120)
+        assert done["state"] == "succeeded", done
+        assert flow.text(task["id"], "stdout") == "private-code-ran\n"
+        # The key's lines appear nowhere the API shows, nor in the agent's cache on disk.
+        cache = Path(flow.server.env["UNIDESK_DATA_DIR"]) / "local-agent" / "cache"
+        key_line = key.splitlines()[1]
+        for path in cache.rglob("*"):
+            assert not path.is_file() or key_line.encode() not in path.read_bytes(), path
+        assert key_line not in flow.api.get(f"/api/tasks/{task['id']}").text
+    finally:
+        sshd.stop()
+
+
+def test_rotate_key_command_on_the_live_server(flow: Flow) -> None:
+    value = "rotate-me-6b2f0c9e"
+    assert flow.api.put("/api/secrets/user/rotating", json={"value": value}).status_code == 201
+    key_file = Path(flow.server.env["UNIDESK_DATA_DIR"]) / "secrets.key"
+    before = key_file.read_text()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("unidesk-server")), "secrets", "rotate-key"],
+        env=flow.server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted" in done.stdout and value not in done.stdout + done.stderr
+    assert key_file.read_text() != before and len(key_file.read_text().splitlines()) == 1
+    # The running server (which never restarted) still resolves the secret into a dispatch.
+    task = flow.submit(
+        ["sh", "-c", 'printf %s "$V" | sha256sum; echo "v=$V"'], secrets={"V": "rotating"}
+    )
+    finished = wait_state(flow.api, task["id"], timeout=120)
+    assert finished["state"] == "succeeded", finished
+    out = flow.text(task["id"], "stdout")
+    assert hashlib.sha256(value.encode()).hexdigest() in out and "v=***" in out
