@@ -74,6 +74,7 @@ __all__ = [
     "GpuUsage",
     "Heartbeat",
     "Hello",
+    "HostMount",
     "LogAck",
     "LogChunk",
     "Message",
@@ -84,12 +85,13 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
 3: Dispatch carries secret values (secret_env, repository and registry credentials,
 missing_secrets); the agent masks them in everything it reports.
 4: Dispatch.pids_limit (a task's own process limit, within the server's cap).
-5: Usage.caches (cache sizes and caps in heartbeats), ClearCaches."""
+5: Usage.caches (cache sizes and caps in heartbeats), ClearCaches.
+6: Hello.host_mounts (named host directories), Dispatch.mounts and Dispatch.workspace."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 CLOSE_BAD_FRAME = 4400
@@ -159,6 +161,13 @@ class FileOutput(msgspec.Struct, frozen=True):
     pattern: str
 
 
+class HostMount(msgspec.Struct, frozen=True):
+    """A host directory the node's owner declared by name (``--host-mount home=/home/ubuntu``)."""
+
+    name: str
+    read_only: bool
+
+
 class Hello(msgspec.Struct, tag="hello", kw_only=True):
     protocol_version: int
     agent_version: str
@@ -170,6 +179,8 @@ class Hello(msgspec.Struct, tag="hello", kw_only=True):
     gpus: list[Gpu] = []
     labels: dict[str, str] = {}
     runtimes: list[str] = msgspec.field(default_factory=lambda: ["docker"])
+    host_mounts: list[HostMount] = []
+    """Named host directories tasks may request (the host paths stay on the node)."""
     running: list[AttemptRef] = []
     instance_id: str = ""
     unhealthy_reason: str | None = None
@@ -212,6 +223,11 @@ class Dispatch(msgspec.Struct, tag="dispatch", kw_only=True):
     kind: str = "container"
     """``container`` for ordinary tasks; ``host.ssh`` for bounded admin maintenance operations."""
     params: dict[str, str] = {}
+    mounts: dict[str, str] = {}
+    """Declared host mounts this task requested: name -> container path (absolute)."""
+    workspace: str = ""
+    """A declared host mount to mount at ``/workspace`` as the working directory (then the code
+    checkout is mounted read-only at ``/code``); empty: the fresh per-attempt checkout."""
     secret_env: dict[str, str] = {}
     """Secret values for the container's environment, resolved for this attempt only. The agent
     keeps them in memory, never on disk, and masks every one (and its encodings) in logs."""

@@ -158,3 +158,20 @@ def test_never_fits_reasons():
     # Busy is not "never": a task that fits an idle node has no reason, even when nothing is free
     # now.
     assert never_fits_reason(demand(cpus=2, gpus=1), nodes) is None
+
+
+def test_host_mounts_only_on_nodes_that_declare_them():
+    import msgspec
+
+    plain = node("plain", cpus=16)
+    wsl = msgspec.structs.replace(node("wsl"), host_mounts=frozenset({"home", "data"}))
+    home = demand(host_mounts=frozenset({"home"}))
+    both = demand(host_mounts=frozenset({"home", "data"}))
+    other = demand(host_mounts=frozenset({"scratch"}))
+    placed, left = place([home, both, other], [plain, wsl])
+    assert where(placed) == {home.task_id: "wsl", both.task_id: "wsl"}
+    assert left == [other]
+    assert never_fits_reason(other, [plain, wsl]) == (
+        "no online node declares the host mounts scratch"
+    )
+    assert never_fits_reason(home, [plain, wsl]) is None

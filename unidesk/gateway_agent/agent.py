@@ -197,6 +197,7 @@ class Agent:
             gpus=r.gpus,
             labels=r.labels,
             runtimes=r.runtimes,
+            host_mounts=r.host_mounts,
             running=running,
             instance_id=self.state.state.instance_id,
             unhealthy_reason=await self._health(),

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from .config import AgentConfig, ConfigError, load_config, parse_labels, require_connection_settings
+from .hostmounts import declared_mounts, hello_mounts, parse_host_mounts
 from .resources import detect_resources
 from .runner import Runner
 
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node-name", help="name to declare (default: hostname)")
     p.add_argument(
         "--label", action="append", default=None, metavar="KEY=VALUE", help="node label, repeatable"
+    )
+    p.add_argument(
+        "--host-mount",
+        action="append",
+        default=None,
+        metavar="NAME=/PATH[:ro|:rw]",
+        help="declare a host directory tasks may request by name (default ro), repeatable",
     )
     p.add_argument("--cache-dir")
     p.add_argument("--state-dir")
@@ -83,10 +91,12 @@ def _flags(ns: argparse.Namespace) -> dict[str, Any]:
     flags = {
         k: v
         for k, v in vars(ns).items()
-        if k not in ("command", "print_resources", "config", "label")
+        if k not in ("command", "print_resources", "config", "label", "host_mount")
     }
     if ns.label is not None:
         flags["labels"] = parse_labels(ns.label)
+    if ns.host_mount is not None:
+        flags["host_mounts"] = parse_host_mounts(ns.host_mount)
     return flags
 
 
@@ -112,6 +122,8 @@ def make_runner(config: AgentConfig) -> Runner:
             "cache_dir": config.cache_dir,
             "allow_file_urls": config.allow_file_urls,
             "network_mode": config.network_mode,
+            "host_mounts": config.host_mounts,
+            "host_root": config.host_root,
         },
         exec_config.ExecConfig,
     )
@@ -146,7 +158,11 @@ async def _run(config: AgentConfig) -> int:
         cpus=config.cpus,
         memory_mb=config.memory_mb,
     )
-    resources = msgspec.structs.replace(resources, runtimes=declared_runtimes(config))
+    resources = msgspec.structs.replace(
+        resources,
+        runtimes=declared_runtimes(config),
+        host_mounts=hello_mounts(declared_mounts(config.host_mounts, config.host_root)),
+    )
     node_health = NodeHealth(config, runner)
     maintenance = HostSshRunner(config) if config.ssh_host else None
     agent = Agent(
@@ -183,7 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             from .health import declared_runtimes
 
-            resources = msgspec.structs.replace(resources, runtimes=declared_runtimes(config))
+            resources = msgspec.structs.replace(
+                resources,
+                runtimes=declared_runtimes(config),
+                host_mounts=hello_mounts(declared_mounts(config.host_mounts, config.host_root)),
+            )
             print(json.dumps(msgspec.to_builtins(resources), indent=2))
             return 0
         require_connection_settings(config)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from unidesk.errors import BadRequest
+from unidesk.gateway_agent.hostmounts import declared_mounts, parse_host_mounts
 
 __all__ = [
     "ENV_PREFIX",
@@ -45,6 +46,9 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Name declared to the server; defaults to the hostname."""
     labels: dict[str, str] = {}
     """Labels tasks can require (``gpu=a100``, ``zone=lab``)."""
+    host_mounts: dict[str, str] = {}
+    """Named host directories tasks may request: name -> ``/path[:ro|:rw]`` (default ``ro``);
+    ``--host-mount home=/home/ubuntu:rw`` (see ``hostmounts.py``)."""
     cache_dir: str = "~/.cache/unidesk-agent"
     """Git mirrors and build context live here."""
     state_dir: str = "~/.local/state/unidesk-agent"
@@ -137,7 +141,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         name = _ENV_FIELDS.get(key[len(ENV_PREFIX) :])
         if name is None:
             raise ConfigError(f"unknown setting {key}")
-        out[name] = parse_labels(value) if name == "labels" else value
+        if name == "labels":
+            out[name] = parse_labels(value)
+        elif name == "host_mounts":
+            out[name] = parse_host_mounts(value)
+        else:
+            out[name] = value
     return out
 
 
@@ -172,6 +181,11 @@ def load_config(
         config = msgspec.structs.replace(config, token=token)
     if config.concurrency < 1:
         raise ConfigError("concurrency must be at least 1")
+    try:
+        parse_host_mounts(config.host_mounts)
+        declared_mounts(config.host_mounts, config.host_root)
+    except BadRequest as exc:
+        raise ConfigError(exc.detail) from None
     return config
 
 

@@ -65,14 +65,14 @@ def ref_from_labels(labels: dict[str, str]) -> AttemptRef | None:
         return None
 
 
-def _env(dispatch: Dispatch) -> list[str]:
+def _env(dispatch: Dispatch, metrics_path: str = METRICS_PATH_IN_CONTAINER) -> list[str]:
     env = {**dispatch.env, **dispatch.secret_env}
     for key, value in env.items():
         if not _ENV_KEY_RE.match(key) or "\x00" in value:
             raise PrepareFailed(f"environment variable {key[:80]!r} has a bad name or a NUL byte")
     env["UNIDESK_TASK_ID"] = dispatch.task_id
     env["UNIDESK_ATTEMPT"] = str(dispatch.attempt_no)
-    env["UNIDESK_METRICS_FILE"] = METRICS_PATH_IN_CONTAINER
+    env["UNIDESK_METRICS_FILE"] = metrics_path
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -85,14 +85,20 @@ def container_config(
     node: str,
     extra_binds: list[str] | None = None,
     user: str | None = None,
+    workspace_read_only: bool = False,
+    metrics_path: str = METRICS_PATH_IN_CONTAINER,
 ) -> dict[str, Any]:
     """The body of ``POST /containers/create`` for this attempt; ``user`` defaults to the
-    agent's ``container_user`` (non-root)."""
+    agent's ``container_user`` (non-root); ``workspace_source`` is the checkout, or a declared
+    host directory (``hostmounts.py``)."""
     if any("\x00" in part for part in dispatch.command):
         raise PrepareFailed("command contains a NUL byte")
     memory = max(dispatch.memory_mb, 6) * 1024 * 1024
     host: dict[str, Any] = {
-        "Binds": [f"{workspace_source}:/workspace:rw", *(extra_binds or [])],
+        "Binds": [
+            f"{workspace_source}:/workspace:{'ro' if workspace_read_only else 'rw'}",
+            *(extra_binds or []),
+        ],
         "NetworkMode": config.network_mode,
         "NanoCpus": int(dispatch.cpus * 1e9) if dispatch.cpus > 0 else 0,
         "Memory": memory,
@@ -116,7 +122,7 @@ def container_config(
     body: dict[str, Any] = {
         "Image": image,
         "User": user or config.container_user,
-        "Env": _env(dispatch),
+        "Env": _env(dispatch, metrics_path),
         "WorkingDir": "/workspace",
         "Labels": {
             LABEL_TASK: dispatch.task_id,

@@ -46,6 +46,7 @@ from unidesk.gateway_agent.container_spec import (
 from unidesk.gateway_agent.datafeed import (
     METRICS_CHANNEL,
     METRICS_IN_WORKSPACE,
+    METRICS_PATH_IN_CONTAINER,
     drain_data,
     watch_data,
 )
@@ -53,6 +54,7 @@ from unidesk.gateway_agent.envbuild import EnvBuilder
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.gitcache import GitAuth, GitCache
+from unidesk.gateway_agent.hostmounts import DATA_DIR_IN_CONTAINER, declared_mounts, host_binds
 from unidesk.gateway_agent.images import ImageLedger
 from unidesk.gateway_agent.keyed_lock import KeyedLock
 from unidesk.gateway_agent.logcap import CappedReporter
@@ -136,6 +138,8 @@ class DockerRunner:
         )
         self.envs = EnvBuilder(config, self.git, self.ledger)
         self.workspaces = Workspaces(config)
+        self.host_mounts = declared_mounts(config.host_mounts, config.host_root)
+        """Named host directories of this node (checked at start; ``hostmounts.py``)."""
         self._active: dict[AttemptRef, _Attempt] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._unstoppable: dict[str, str] = {}
@@ -317,14 +321,27 @@ class DockerRunner:
         if attempt.stop_reason:
             raise asyncio.CancelledError
         user = await self._own_workspace(dispatch, image, self.workspaces.path(attempt.ref))
+        checkout = self.workspaces.host_path(self.workspaces.path(attempt.ref))
+        host = host_binds(dispatch, self.host_mounts)
+        extra = [*attempt.binds, *host.binds]
+        if host.workspace_source is not None:  # a host workspace: the checkout goes to /code
+            metrics_dir = METRICS_IN_WORKSPACE.rsplit("/", 1)[0]
+            data = self.workspaces.host_path(self.workspaces.path(attempt.ref) / metrics_dir)
+            extra += [f"{checkout}:/code:ro", f"{data}:{DATA_DIR_IN_CONTAINER}:rw"]
         body = container_config(
             dispatch,
             image=image,
             config=self.config,
             node=self.node,
-            workspace_source=self.workspaces.host_path(self.workspaces.path(attempt.ref)),
-            extra_binds=attempt.binds,
+            workspace_source=host.workspace_source or checkout,
+            extra_binds=extra,
             user=user,
+            workspace_read_only=host.workspace_read_only,
+            metrics_path=(
+                f"{DATA_DIR_IN_CONTAINER}/metrics.jsonl"
+                if host.workspace_source is not None
+                else METRICS_PATH_IN_CONTAINER
+            ),
         )
         container = await self.docker.containers.create(body, name=container_name(attempt.ref))
         attempt.container = container

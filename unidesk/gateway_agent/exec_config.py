@@ -56,6 +56,10 @@ class ExecConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Private key file for ``ssh://`` and ``user@host:path`` repositories."""
     git_timeout_s: float = 600.0
     """Upper bound for one git command (fetch of a large repository)."""
+    host_mounts: dict[str, str] = {}
+    """Named host directories tasks may request: name -> ``/path[:ro|:rw]`` (``hostmounts.py``)."""
+    host_root: str = "/"
+    """Where the host's filesystem is visible to the agent (``/host`` in a container)."""
     docker_timeout_s: float = 30.0
     """Upper bound for short Docker API calls (inspect, create, health)."""
 

@@ -14,7 +14,7 @@ import msgspec
 import psutil
 
 from unidesk import __version__
-from unidesk.protocol import Gpu, GpuUsage, Usage
+from unidesk.protocol import Gpu, GpuUsage, HostMount, Usage
 
 __all__ = [
     "NodeResources",
@@ -45,6 +45,8 @@ class NodeResources(msgspec.Struct, frozen=True, kw_only=True):
     gpus: list[Gpu] = []
     labels: dict[str, str] = {}
     runtimes: list[str] = msgspec.field(default_factory=lambda: ["docker"])
+    host_mounts: list[HostMount] = []
+    """Named host directories (names and modes; the paths stay on the node)."""
 
 
 def detect_os(proc_version: str | None = None, system: str | None = None) -> str:

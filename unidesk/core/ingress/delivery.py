@@ -50,6 +50,8 @@ def build_dispatch(t: TaskRow, a: AttemptRow) -> protocol.Dispatch:
         pids_limit=int(t.extra.get("pids_limit") or 0),
         kind=str(t.extra.get("kind", "container")),
         params={k: str(v) for k, v in (t.extra.get("params") or {}).items()},
+        mounts={str(k): str(v) for k, v in (t.extra.get("mounts") or {}).items()},
+        workspace=str(t.extra.get("workspace") or ""),
     )
 
 

@@ -39,6 +39,7 @@ def _resources(hello: protocol.Hello) -> dict[str, Any]:
         "gpus": [msgspec.to_builtins(g) for g in hello.gpus],
         "labels": dict(hello.labels),
         "runtimes": list(hello.runtimes),
+        "host_mounts": {m.name: "ro" if m.read_only else "rw" for m in hello.host_mounts},
         "unhealthy_reason": hello.unhealthy_reason,
     }
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,6 +35,10 @@ class NodeRow(CreatedAt, Base):
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
     runtimes: Mapped[list[str]] = mapped_column(JSONB, nullable=False, default=list)
+    host_mounts: Mapped[dict[str, str]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
+    """Named host directories the node's owner declared: name -> ``ro`` or ``rw``."""
     instance_id: Mapped[str | None] = mapped_column(String(64))
     """The server instance holding this node's socket (None while disconnected)."""
     connection_id: Mapped[str | None] = mapped_column(String(64))

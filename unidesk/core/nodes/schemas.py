@@ -37,6 +37,8 @@ class Node(msgspec.Struct, kw_only=True):
     gpus: list[dict[str, Any]]
     labels: dict[str, str]
     runtimes: list[str]
+    host_mounts: dict[str, str]
+    """Named host directories the node declares (name -> ``ro``/``rw``); tasks request them."""
     last_heartbeat_at: datetime | None
     connected_at: datetime | None
     created_at: datetime

@@ -70,6 +70,7 @@ class NodeService:
             cpus=n.cpus,
             memory_mb=n.memory_mb,
             gpus=list(n.gpus),
+            host_mounts=dict(n.host_mounts or {}),
             labels=dict(n.labels),
             runtimes=list(n.runtimes),
             last_heartbeat_at=n.last_heartbeat_at,

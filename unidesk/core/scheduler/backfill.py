@@ -187,6 +187,7 @@ def _idle(n: NodeCapacity) -> NodeCapacity:
         runtimes=n.runtimes,
         accepts_work=n.accepts_work,
         gpu_info=n.gpu_info,
+        host_mounts=n.host_mounts,
     )
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "Placement",
     "fits_now",
     "gpu_matches",
+    "host_mounts_fit",
     "matching_free_gpus",
     "never_fits_reason",
     "place",
@@ -39,6 +40,8 @@ class NodeCapacity(msgspec.Struct, kw_only=True):
     """False while draining or unhealthy: only pinned host.ssh maintenance may still reach it."""
     gpu_info: dict[int, tuple[str, int]] = {}
     """GPU index -> (model, memory MB) as the agent detected them."""
+    host_mounts: frozenset[str] = frozenset()
+    """Names of the host directories the node's owner declared."""
 
 
 class Demand(msgspec.Struct, kw_only=True):
@@ -56,6 +59,8 @@ class Demand(msgspec.Struct, kw_only=True):
     gpu_memory_mb: int | None = None
     avoid_nodes: frozenset[uuid.UUID] = frozenset()
     """Nodes that lost or failed an earlier attempt: chosen only if no other node could ever fit."""
+    host_mounts: frozenset[str] = frozenset()
+    """Names of host directories the task asks for (``mounts`` and ``workspace``)."""
 
 
 class Placement(msgspec.Struct, kw_only=True):
@@ -107,6 +112,11 @@ def _gpus_fit(d: Demand, n: NodeCapacity) -> bool:
     return len(matching_free_gpus(d, n)) >= d.gpus
 
 
+def host_mounts_fit(d: Demand, n: NodeCapacity) -> bool:
+    """Whether ``n`` declares every host directory ``d`` asks for."""
+    return d.host_mounts <= n.host_mounts
+
+
 def fits_now(d: Demand, n: NodeCapacity) -> bool:
     """Whether ``d`` fits the free capacity of ``n`` right now."""
     if route_refusal(d) is not None:
@@ -121,6 +131,7 @@ def fits_now(d: Demand, n: NodeCapacity) -> bool:
         and _labels_match(d.labels, n.labels)
         and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
         and (d.pinned_node is None or d.pinned_node == n.node_id)
+        and host_mounts_fit(d, n)
         and _gpus_fit(d, n)
     )
 
@@ -175,6 +186,9 @@ def never_fits_reason(d: Demand, nodes: list[NodeCapacity]) -> str | None:
     ]
     if not runtime_ok:
         return f"no online node offers the {d.runtime} runtime"
+    runtime_ok = [n for n in runtime_ok if host_mounts_fit(d, n)]
+    if not runtime_ok:
+        return f"no online node declares the host mounts {', '.join(sorted(d.host_mounts))}"
     if not any(n.cpus + 1e-9 >= d.cpus for n in runtime_ok):
         return (
             f"needs {d.cpus:g} CPUs; the largest matching node has "

@@ -76,13 +76,14 @@ _SCHEDULABLE = (NodeRow.state == "online", NodeRow.connection_id.is_not(None))
 
 _SHAPE_COLS = (
     "t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb, t.avoid_node_ids,"
-    " t.extra->>'runtime', t.extra->>'node_id', t.extra->>'kind', t.extra#>>'{params,op}'"
+    " t.extra->>'runtime', t.extra->>'node_id', t.extra->>'kind', t.extra#>>'{params,op}',"
+    " t.extra->'host_mounts'"
 )
 SHAPE_SQL = (
     "concat_ws('|', t.cpus, t.memory_mb, t.gpus, t.labels::text, coalesce(t.gpu_model, ''),"
     " coalesce(t.gpu_memory_mb, 0), t.avoid_node_ids::text, coalesce(t.extra->>'runtime', ''),"
     " coalesce(t.extra->>'node_id', ''), coalesce(t.extra->>'kind', ''),"
-    " coalesce(t.extra#>>'{params,op}', ''))"
+    " coalesce(t.extra#>>'{params,op}', ''), coalesce(t.extra->'host_mounts', '[]'::jsonb)::text)"
 )
 """One text per resource shape: tasks with equal shapes place alike."""
 _READY = "t.state = 'pending' AND (t.not_before IS NULL OR t.not_before <= now())"
@@ -92,7 +93,8 @@ _GROUPS_SQL = text(
     SELECT t.owner_id::text AS owner, {SHAPE_SQL} AS shape, count(*) AS n,
            t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb,
            t.avoid_node_ids, t.extra->>'runtime' AS runtime, t.extra->>'node_id' AS node_id,
-           t.extra->>'kind' AS kind, t.extra#>>'{{params,op}}' AS op
+           t.extra->>'kind' AS kind, t.extra#>>'{{params,op}}' AS op,
+           t.extra->'host_mounts' AS host_mounts
     FROM tasks t WHERE {_READY}
     GROUP BY t.owner_id, {_SHAPE_COLS}
     """
@@ -164,6 +166,7 @@ def _group_demand(r: Any) -> Demand:
         gpu_model=r.gpu_model,
         gpu_memory_mb=r.gpu_memory_mb,
         avoid_nodes=frozenset(uuid.UUID(n) for n in r.avoid_node_ids),
+        host_mounts=frozenset(r.host_mounts or ()),
     )
 
 
@@ -186,6 +189,7 @@ def _capacity(n: NodeRow, *, locked: bool) -> NodeCapacity:
         runtimes=list(n.runtimes),
         accepts_work=_accepts_work(n),
         gpu_info=info,
+        host_mounts=frozenset(n.host_mounts or {}),
     )
 
 

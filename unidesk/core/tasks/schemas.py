@@ -119,6 +119,10 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secrets: Annotated[dict[EnvKey, SecretRef], msgspec.Meta(max_length=64)] = {}
     """Environment variable → secret reference; values reach only the attempt's container."""
     credentials: Credentials = msgspec.field(default_factory=Credentials)
+    mounts: Annotated[dict[str, str], msgspec.Meta(max_length=16)] = {}
+    """Named host directories the node declares: name -> container path (``hostmounts.py``)."""
+    workspace: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    """A declared host directory to use as ``/workspace`` (the working directory)."""
 
 
 class Attempt(msgspec.Struct, kw_only=True):

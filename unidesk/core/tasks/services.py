@@ -26,6 +26,7 @@ from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
+from unidesk.core.tasks.hostmounts import host_mount_request
 from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, AttemptRow, TaskRow
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.core.tasks.validation import (
@@ -226,6 +227,7 @@ class TaskService:
             **await resolve_task_files(self.s, data.inputs, data.outputs),
             **await self._secret_refs(data, principal),
             **({"pids_limit": data.resources.pids_limit} if data.resources.pids_limit else {}),
+            **host_mount_request(data.mounts, data.workspace),
         }
         row = TaskRow(
             id=uuid.uuid4(),
