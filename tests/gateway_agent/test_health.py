@@ -4,7 +4,11 @@ Docker unreachable, disk almost full."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -31,17 +35,75 @@ class DockerGoneRunner:
         return "docker unreachable: Cannot connect to unix:///nonexistent.sock"
 
 
-def test_native_k3s_binary_or_unit_declares_the_runtime(tmp_path: Path) -> None:
-    assert not detect_native_k3s(str(tmp_path))
-    assert declared_runtimes(AgentConfig(host_root=str(tmp_path))) == ["docker"]
-    unit = tmp_path / "etc/systemd/system/k3s.service"
-    unit.parent.mkdir(parents=True)
-    unit.write_text("[Service]\nExecStart=/usr/local/bin/k3s server\n")
-    assert declared_runtimes(AgentConfig(host_root=str(tmp_path), ssh_host="127.0.0.1")) == [
-        "docker",
-        "k3s",
-        "host.ssh",
-    ]
+def fake_systemctl(bin_dir: Path, active: set[str]) -> None:
+    """A boundary fake of ``systemctl`` on PATH: ``is-active UNIT`` answers like systemd does
+    (``active`` and 0 for units in ``active``, ``inactive`` and 3 otherwise). The detection
+    calls the real command name; only the host's init system is faked."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "systemctl"
+    units = " ".join(sorted(active))
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = is-active ] || exit 1\n'
+        f'for u in {units}; do [ "$2" = "$u" ] && echo active && exit 0; done\n'
+        "echo inactive; exit 3\n"
+    )
+    script.chmod(0o755)
+
+
+def test_k3s_installed_but_not_running_is_not_declared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    fake_systemctl(tmp_path / "bin", set())
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    root = Path(tempfile.mkdtemp(prefix="k3s-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    assert detect_native_k3s(str(root)) is None
+    for rel in ("usr/local/bin/k3s", "etc/systemd/system/k3s.service"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("installed\n")
+    stale = root / "run/k3s/containerd/containerd.sock"
+    stale.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as s:  # a socket file nobody listens on any more
+        s.bind(str(stale))
+    assert detect_native_k3s(str(root)) is None
+    assert declared_runtimes(AgentConfig(host_root=str(root))) == ["docker"]
+
+
+def test_k3s_service_active_declares_the_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_systemctl(tmp_path / "bin", {"k3s-agent"})
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    assert detect_native_k3s(str(tmp_path / "nothing")) == "systemctl: k3s-agent active"
+    assert declared_runtimes(
+        AgentConfig(host_root=str(tmp_path / "nothing"), ssh_host="127.0.0.1")
+    ) == ["docker", "k3s", "host.ssh"]
+
+
+def test_k3s_socket_that_answers_declares_the_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent in a container: no systemd to ask, the host's /run/k3s mounted under host_root;
+    a real server listening on the unix socket stands in for k3s's containerd."""
+    fake_systemctl(tmp_path / "bin", set())
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    root = Path(tempfile.mkdtemp(prefix="k3s-", dir="/tmp"))  # unix socket paths are short
+    path = root / "run/k3s/containerd/containerd.sock"
+    path.parent.mkdir(parents=True)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(4)
+    try:
+        assert detect_native_k3s(str(root)) == (
+            "socket /run/k3s/containerd/containerd.sock answers"
+        )
+        assert declared_runtimes(AgentConfig(host_root=str(root))) == ["docker", "k3s"]
+        server.close()
+        assert detect_native_k3s(str(root)) is None  # stopped: the same file no longer answers
+    finally:
+        server.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,9 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Below this much free disk under ``cache_dir`` the node reports itself unhealthy."""
     host_root: str = "/"
     """Where the host's filesystem is visible (``/host`` in a container) to detect a native k3s."""
+    k3s_socket: str = "/run/k3s/containerd/containerd.sock"
+    """Host path of k3s's containerd socket: a native k3s is declared when it answers (or when
+    ``systemctl is-active k3s``/``k3s-agent`` says active)."""
     ssh_host: str = ""
     """The host OS / WSL distro's SSH address for host.ssh maintenance; empty: no host.ssh
     runtime."""

@@ -2,19 +2,26 @@
 
 - Docker reachability: the runner's ``health()`` (the Docker Engine answers).
 - Disk space: free space under the cache dir must stay above ``min_free_disk_mb``.
-- k3s: a NATIVE installation (binary or systemd unit on the host OS / WSL distro) declares the
-  ``k3s`` runtime. k3s running INSIDE a container (a ``rancher/k3s`` image, or a container whose
-  command is ``k3s server``/``k3s agent``) is forbidden by the platform's rules: the node then
-  reports itself unhealthy with that reason and gets no work until the container is gone.
+- k3s: the ``k3s`` runtime is declared only when a NATIVE k3s on the host OS / WSL distro
+  answers: ``systemctl is-active k3s`` (or ``k3s-agent``) says ``active``, or k3s's containerd
+  socket (``k3s_socket``, seen under ``host_root``) accepts a connection. A k3s binary or unit
+  file alone declares nothing (an installed but stopped k3s runs no work). k3s running INSIDE a
+  container (a ``rancher/k3s`` image, or a container whose command is ``k3s server``/``k3s
+  agent``) is forbidden by the platform's rules: the node then reports itself unhealthy with
+  that reason and gets no work until the container is gone.
 
-When the agent runs in a container, mount the host's ``/usr/local/bin`` and
-``/etc/systemd/system`` read-only under ``host_root`` (e.g. ``/host``) so native k3s is visible.
+When the agent runs in a container (no host systemd to ask), mount the host's ``/run``
+read-only under ``host_root`` (e.g. ``-v /run:/host/run:ro``) so the socket check
+sees a native k3s. Detection runs when the agent starts; restart it after installing k3s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
+import socket
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +31,8 @@ from .runner import Runner
 
 __all__ = [
     "K3S_PATHS",
+    "K3S_SERVICES",
+    "K3S_SOCKET",
     "NodeHealth",
     "declared_runtimes",
     "detect_native_k3s",
@@ -39,21 +48,71 @@ K3S_PATHS = (
     "lib/systemd/system/k3s.service",
     "usr/lib/systemd/system/k3s.service",
 )
-"""Where a native k3s install leaves its binary or systemd unit (relative to the host root)."""
+"""Where a native k3s install leaves its binary or systemd unit (relative to the host root):
+named in the log when k3s is installed but does not answer."""
+K3S_SERVICES = ("k3s", "k3s-agent")
+"""systemd units of a native k3s server and agent."""
+K3S_SOCKET = "/run/k3s/containerd/containerd.sock"
+"""k3s's containerd socket: it accepts connections while a native k3s (server or agent) runs."""
 _DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 
+log = logging.getLogger(__name__)
 
-def detect_native_k3s(host_root: str = "/") -> bool:
-    """True when the host (seen at ``host_root``) has a k3s binary or a k3s systemd unit."""
-    root = Path(host_root)
-    return any((root / rel).exists() for rel in K3S_PATHS)
+
+def _service_active(unit: str) -> bool:
+    """``systemctl is-active <unit>`` printed ``active`` (a missing systemctl or systemd: no)."""
+    try:
+        done = subprocess.run(
+            ["systemctl", "is-active", unit],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "active"
+
+
+def _socket_answers(path: Path) -> bool:
+    """A unix socket at ``path`` accepts a connection (a stale socket file does not)."""
+    if not path.is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(2.0)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def detect_native_k3s(host_root: str = "/", k3s_socket: str = K3S_SOCKET) -> str | None:
+    """How a running native k3s answered (``systemctl: k3s active`` or ``socket …``), or None
+    when none does (installed-but-stopped and absent alike)."""
+    for unit in K3S_SERVICES:
+        if _service_active(unit):
+            return f"systemctl: {unit} active"
+    sock = Path(host_root) / k3s_socket.lstrip("/")
+    if _socket_answers(sock):
+        return f"socket {k3s_socket} answers"
+    installed = [rel for rel in K3S_PATHS if (Path(host_root) / rel).exists()]
+    if installed:
+        log.info(
+            "k3s is installed (%s) but neither its service nor its socket answers: "
+            "the k3s runtime is not declared",
+            ", ".join("/" + rel for rel in installed),
+        )
+    return None
 
 
 def declared_runtimes(config: AgentConfig) -> list[str]:
-    """``docker`` always; ``k3s`` for a native install; ``host.ssh`` when SSH maintenance is
-    configured."""
+    """``docker`` always; ``k3s`` when a native k3s answers; ``host.ssh`` when SSH maintenance
+    is configured."""
     runtimes = ["docker"]
-    if detect_native_k3s(config.host_root):
+    how = detect_native_k3s(config.host_root, config.k3s_socket)
+    if how:
+        log.info("native k3s detected (%s): declaring the k3s runtime", how)
         runtimes.append("k3s")
     if config.ssh_host:
         runtimes.append("host.ssh")
