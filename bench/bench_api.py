@@ -1,15 +1,16 @@
 """Benchmark: server cold start (embedded PostgreSQL included) and GET /api/tasks throughput with
 wrk.
 
-    .venv/bin/python bench/bench_api.py [--duration 10] [--connections 32] [--threads 2] [--tasks
-    100]
+    .venv/bin/python bench/bench_api.py [--duration 10] [--connections 32] [--threads 2]
+                                        [--tasks 10000] [--workers 2]
 
-Starts a real ``unidesk-server`` (embedded database in a temporary data dir, no local agent),
-measures process start -> ``/health`` ok on a fresh data dir (initdb included) and again on the
-existing one, fills 100 tasks, then runs ``wrk`` on loopback against ``GET /api/tasks`` with a
-personal token and against ``GET /health`` as the baseline in the same run. Prints figures and
-the ratio. Every loop is bounded in count and time. Needs ``wrk`` (``scripts/setup.sh`` installs
-it).
+Starts a real ``unidesk-server serve --workers N`` (embedded database in a temporary data dir,
+no local agent), measures process start -> ``/health`` ok on a fresh data dir (initdb included)
+and again on the existing one, fills ``--tasks`` tasks (one real submit, then copies of its row
+and its ``task.submitted`` event made in SQL, so a 10,000-task fill takes a second), then runs
+``wrk`` on loopback against ``GET /api/tasks`` (a page of 50, personal token) and, as baselines
+in the same run, against ``GET /health`` and a bare Litestar JSON route (one process, uvicorn).
+Prints figures and ratios. Every loop is bounded in count and time. Needs ``wrk``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log_path: Path, workers: int = 1) -> None:
+        self.data_dir = data_dir
+        self.workers = workers
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
@@ -69,7 +72,8 @@ class Server:
         log = open(self.log_path, "ab")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "unidesk.core.cli", "serve"],
+            [sys.executable, "-m", "unidesk.core.cli", "serve"]
+            + (["--workers", str(self.workers)] if self.workers != 1 else []),
             env=self.env,
             stdout=log,
             stderr=log,
@@ -108,13 +112,72 @@ def personal_token(url: str) -> str:
         return r.json()["secret"]
 
 
-def fill_tasks(url: str, token: str, n: int) -> None:
+def database_dsn(data_dir: Path) -> str:
+    """libpq DSN of the embedded PostgreSQL (its socket dir is line 5 of postmaster.pid)."""
+    socket_dir = (data_dir / "pg" / "postmaster.pid").read_text().splitlines()[4]
+    return f"host={socket_dir} user=postgres dbname=unidesk"
+
+
+def fill_tasks(url: str, token: str, n: int, data_dir: Path) -> None:
+    """One submit through the API, then n-1 copies of its row and event in one SQL transaction."""
+    import psycopg
+
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
-        for i in range(n):
-            c.post("/api/tasks", json={**TASK, "name": f"bench-{i}"}).raise_for_status()
-        total = len(c.get("/api/tasks", params={"limit": 500}).json()["items"])
-        if total != n:
-            raise SystemExit(f"expected {n} tasks, found {total}")
+        first = c.post("/api/tasks", json={**TASK, "name": "bench-0"})
+        first.raise_for_status()
+        task_id = first.json()["id"]
+    with psycopg.connect(database_dsn(data_dir)) as conn:
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'"
+                " AND column_name NOT IN ('id', 'seq', 'created_at', 'updated_at')"
+            )
+        ]
+        copied = ", ".join(c if c != "name" else "'bench-' || g" for c in cols)
+        conn.execute(
+            f"""WITH new AS (
+                  INSERT INTO tasks (id, {", ".join(cols)})
+                  SELECT gen_random_uuid(), {copied}
+                  FROM tasks, generate_series(1, %s) AS g WHERE tasks.id = %s
+                  RETURNING id)
+                INSERT INTO events (kind, subject_type, subject_id, actor, payload)
+                SELECT e.kind, e.subject_type, new.id::text, e.actor, e.payload
+                FROM new, events e WHERE e.subject_id = %s AND e.kind = 'task.submitted'""",
+            (n - 1, task_id, task_id),
+        )
+        total = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]  # type: ignore[index]
+    if total != n:
+        raise SystemExit(f"expected {n} tasks, found {total}")
+
+
+BARE_APP = """
+from litestar import Litestar, get
+
+@get("/")
+async def index() -> dict[str, str]:
+    return {"status": "ok"}
+
+app = Litestar([index])
+"""
+
+
+def start_bare(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """A bare Litestar JSON route under uvicorn (one process): the framework's own ceiling."""
+    (tmp / "bare_app.py").write_text(BARE_APP)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp), "--port", str(port),
+         "--log-level", "warning", "--no-access-log", "bare_app:app"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("bare Litestar app did not start")
 
 
 def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
@@ -159,13 +222,24 @@ def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, fl
     }
 
 
+def figures(r: dict[str, float]) -> str:
+    return f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--tasks", type=int, default=100)
+    p.add_argument("--tasks", type=int, default=10_000)
+    p.add_argument("--workers", type=int, default=2, help="unidesk-server serve --workers N")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the server (all workers) with py-spy during the /api/tasks run; "
+        "FILE gets a flame graph (.svg) or speedscope (.json)",
+    )
     args = p.parse_args()
     if not shutil.which("wrk"):
         print("wrk not found; run scripts/setup.sh (installs the Debian package)", file=sys.stderr)
@@ -174,13 +248,14 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="unidesk-bench-"))
     tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when started by root
     port = free_port()
-    server = Server(tmp / "data", port, tmp / "server.log")
+    server = Server(tmp / "data", port, tmp / "server.log", args.workers)
+    bare: subprocess.Popen[bytes] | None = None
     try:
         cold_fresh = server.start()
         server.stop()
         cold_existing = server.start()
         token = personal_token(server.url)
-        fill_tasks(server.url, token, args.tasks)
+        fill_tasks(server.url, token, args.tasks, tmp / "data")
         lua = tmp / "auth.lua"
         lua.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
         tasks_size = len(
@@ -188,25 +263,45 @@ def main() -> int:
                 f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {token}"}
             ).content
         )
+        bare_port = free_port()
+        bare = start_bare(tmp, bare_port)
+        bare_rps = wrk(f"http://127.0.0.1:{bare_port}/", None, args)
+        bare.terminate()
+        bare.wait(30)
         health = wrk(f"{server.url}/health", None, args)
+        spy = None
+        if args.profile:
+            assert server.proc is not None
+            fmt = {".json": "speedscope", ".txt": "raw"}.get(
+                Path(args.profile).suffix, "flamegraph"
+            )
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
+                 "--pid", str(server.proc.pid), "--format", fmt, "--output", args.profile,
+                 "--duration", str(args.duration), "--rate", "200", "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
         tasks = wrk(f"{server.url}/api/tasks", lua, args)
+        if spy is not None:
+            spy.wait(60)
     finally:
         server.stop()
+        if bare is not None and bare.poll() is None:
+            bare.kill()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
         f"UniDesk API benchmark  (wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-        f"loopback, {os.cpu_count()} CPUs)"
+        f"loopback, {os.cpu_count()} CPUs, --workers {args.workers})"
     )
     print(f"  cold start, fresh data dir (initdb + migrate) : {cold_fresh:6.2f} s  to /health ok")
     print(
         f"  cold start, existing data dir                 : {cold_existing:6.2f} s  to /health ok"
     )
-    print(
-        f"  GET /health      (baseline)                   : {health['rps']:8.0f} req/s  p50 "
-        f"{health['p50_ms']:.1f} ms  p99 {health['p99_ms']:.1f} ms"
-    )
+    print(f"  bare Litestar JSON (baseline, 1 process)      : {figures(bare_rps)}")
+    print(f"  GET /health      (baseline)                   : {figures(health)}")
     print(
         f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
         f" : {tasks['rps']:8.0f} req/s  p50 {tasks['p50_ms']:.1f} ms  p99 {tasks['p99_ms']:.1f} ms"
@@ -218,6 +313,7 @@ def main() -> int:
                 f"socket errors: {bool(r['socket_errors'])}"
             )
     print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
+    print(f"  ratio /api/tasks : bare Litestar              : {tasks['rps'] / bare_rps['rps']:.2f}")
     print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")
     return 0
 

@@ -23,12 +23,14 @@ from unidesk.core.auth.controllers import (
     UserController,
 )
 from unidesk.core.auth.middleware import PUBLIC_PATHS, AuthMiddleware
+from unidesk.core.auth.principal_cache import PrincipalCache
 from unidesk.core.auth.ratelimit import LoginLimiter
 from unidesk.core.auth.schemas import UserCreate
 from unidesk.core.auth.services import UserService
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
-from unidesk.core.db.engine import make_engine, make_sessionmaker
+from unidesk.core.db.engine import make_engine, make_read_engine, make_sessionmaker
 from unidesk.core.db.migrate import expected_heads
+from unidesk.core.db.reads import Reads
 from unidesk.core.deps import DEPENDENCIES
 from unidesk.core.events.controllers import EventController
 from unidesk.core.events.hub import EventHub
@@ -58,6 +60,7 @@ from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
 from unidesk.core.tasks.controllers import TaskController
 from unidesk.core.webui import serve_ui
+from unidesk.errors import Conflict
 
 __all__ = ["COMPONENT_FACTORIES", "Component", "create_app"]
 
@@ -127,12 +130,17 @@ async def _ensure_first_admin(state: State, settings: Settings) -> None:
     async with state.sessions() as s:
         if await UserService(s).any_admin():
             return
-        await UserService(s).create(
-            UserCreate(
-                username=settings.admin_username, password=settings.admin_password, role="admin"
-            ),
-            actor="system:first-start",
-        )
+        try:
+            await UserService(s).create(
+                UserCreate(
+                    username=settings.admin_username,
+                    password=settings.admin_password,
+                    role="admin",
+                ),
+                actor="system:first-start",
+            )
+        except Conflict:  # another worker or replica starting at the same moment made it
+            return
         log.info("first admin created", username=settings.admin_username)
 
 
@@ -142,11 +150,13 @@ def create_app(
     extra_route_handlers: Sequence[Any] = (),
     components: Sequence[Any] | None = None,
     plugins: LoadedPlugins | None = None,
+    migrate: bool = True,
 ) -> Litestar:
     """Build the server. Its lifespan opens (or starts) the database, migrates, and starts
     components.
 
-    ``plugins`` defaults to the built-ins and entry points chosen by ``settings.plugins``."""
+    ``plugins`` defaults to the built-ins and entry points chosen by ``settings.plugins``;
+    ``migrate=False`` when a supervisor has already migrated (``serve --workers``)."""
     loaded = plugins if plugins is not None else make_plugin_manager(settings.plugins)
     facade = Plugins(loaded, enabled=parse_selection(settings.plugins) != set())
     facade.import_models()
@@ -155,12 +165,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         state = app.state
-        db: DatabaseHandle = await open_database(settings, plugin_dirs=plugin_dirs)
+        db: DatabaseHandle = await open_database(settings, migrate=migrate, plugin_dirs=plugin_dirs)
         state.db_handle = db
         state.engine = make_engine(db.url, settings.db_pool_size)
         state.sessions = make_sessionmaker(state.engine)
+        state.reads = Reads(make_read_engine(db.url, settings.db_pool_size))
         state.expected_heads = expected_heads(db.url, plugin_dirs)
         state.event_hub = EventHub(db.dsn, state.sessions)
+        state.event_hub.add_listener("principal_cache", state.principal_cache.on_events)
         await state.event_hub.start()
         checks = state.health_checks
         checks.register("database", health_mod.database_check(state))
@@ -206,6 +218,7 @@ def create_app(
                     )
             await state.event_hub.stop()
             try:
+                await asyncio.wait_for(state.reads.engine.dispose(), SHUTDOWN_STEP_S)
                 await asyncio.wait_for(state.engine.dispose(), SHUTDOWN_STEP_S)
             except Exception as exc:
                 log.warning("database pool did not close cleanly", error=repr(exc))
@@ -215,6 +228,7 @@ def create_app(
         {
             "settings": settings,
             "login_limiter": LoginLimiter(settings.login_max_failures, settings.login_window_s),
+            "principal_cache": PrincipalCache(settings.auth_cache_s),
             "health_checks": health_mod.HealthChecks(),
             "git_commit": health_mod.git_commit(),
             "components": {},

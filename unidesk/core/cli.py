@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-local-agent", action="store_true", help="do not run this machine as a compute node"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port and the database (0: one per CPU; default 1)",
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
     ca = sub.add_parser("create-admin", help="create an admin user")
     ca.add_argument("username")
@@ -181,12 +188,12 @@ def _first_admin_password(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, admin_password=password)
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, workers: int = 1) -> int:
     from unidesk.core import shutdown
     from unidesk.core.app import create_app
+    from unidesk.core.workers import UVICORN_OPTIONS, serve_workers
 
     settings = _first_admin_password(settings)
-    app = create_app(settings)
     pw_file = settings.data_path / "initial-admin-password"
     print(
         f"\n  UniDesk is starting at {settings.base_url}\n"
@@ -195,15 +202,9 @@ def _serve(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    shutdown.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        ws_max_size=4 * 1024 * 1024 + 1024,
-        ws_per_message_deflate=False,
-    )  # deflate costs ~44 KiB per agent socket for small msgpack frames
+    if workers != 1:
+        return serve_workers(settings, workers or os.cpu_count() or 1)
+    shutdown.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
     return 0
 
 
@@ -227,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     try:
         if command == "serve":
-            return _serve(settings)
+            workers = getattr(args, "workers", 1)
+            if not 0 <= workers <= 64:
+                raise BadRequest("--workers: 0 (one per CPU) to 64")
+            return _serve(settings, workers)
         if command == "migrate":
             return _with_db(settings, lambda _s: asyncio.sleep(0, 0))
         if command == "create-admin":

@@ -10,15 +10,27 @@ from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.reads import Reads
 from unidesk.core.settings import Settings
 from unidesk.errors import BadRequest
 
-__all__ = ["DEPENDENCIES", "owner_filter", "provide_db", "provide_principal", "provide_settings"]
+__all__ = [
+    "DEPENDENCIES",
+    "owner_filter",
+    "provide_db",
+    "provide_principal",
+    "provide_reads",
+    "provide_settings",
+]
 
 
 async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
     async with state.sessions() as session:
         yield session
+
+
+def provide_reads(state: State) -> Reads:
+    return state.reads
 
 
 def provide_principal(request: Request) -> Principal:
@@ -47,4 +59,5 @@ DEPENDENCIES = {
     "db": Provide(provide_db),
     "principal": Provide(provide_principal, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
+    "reads": Provide(provide_reads, sync_to_thread=False),
 }

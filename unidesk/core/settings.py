@@ -41,6 +41,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     db_pool_size: Annotated[
         int, Doc(description="SQLAlchemy connection pool size per server process.", ge=1, le=200)
     ] = 10
+    auth_cache_s: Annotated[
+        float,
+        Doc(
+            description="Seconds a server process keeps a resolved token -> user; a revocation "
+            "made on another process is effective within this bound (0 disables the cache).",
+            ge=0,
+            le=60,
+        ),
+    ] = 5.0
     heartbeat_interval_s: Annotated[
         float, Doc(description="Seconds between agent heartbeats.", gt=0)
     ] = 15.0

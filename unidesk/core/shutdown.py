@@ -81,9 +81,10 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run(app: Any, **config: Any) -> None:
-    """Serve ``app`` until SIGTERM/SIGINT, then stop as described above."""
+def run(app: Any, *, sockets: list[socket.socket] | None = None, **config: Any) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT, then stop as described above. ``sockets``: already
+    bound listening sockets (the workers of ``serve --workers`` share one)."""
     server = DrainingServer(
         uvicorn.Config(app, timeout_graceful_shutdown=int(GRACEFUL_S), **config), app.state
     )
-    server.run()
+    server.run(sockets=sockets)

@@ -61,9 +61,12 @@ class AuthController(Controller):
         return Response(schemas.LoginResult(user=user_out(user)), cookies=[cookie])
 
     @post("/logout", operation_id="logout", status_code=204)
-    async def logout(self, principal: schemas.Principal, db: AsyncSession) -> Response[None]:
+    async def logout(
+        self, principal: schemas.Principal, db: AsyncSession, state: State
+    ) -> Response[None]:
         """End this browser session."""
         await TokenService(db).end_session(principal.token_id)
+        state.principal_cache.forget_token(principal.token_id)
         return Response(
             None,
             status_code=204,
@@ -100,10 +103,13 @@ class UserController(Controller):
         data: schemas.UserUpdate,
         db: AsyncSession,
         principal: schemas.Principal,
+        state: State,
     ) -> schemas.User:
         """Change a user's role, password, or disable them (admin); disabling revokes their
         tokens."""
-        return await UserService(db).update(user_id, data, actor=principal.actor)
+        user = await UserService(db).update(user_id, data, actor=principal.actor)
+        state.principal_cache.forget_user(user_id)
+        return user
 
 
 class ApiTokenController(Controller):
@@ -126,10 +132,11 @@ class ApiTokenController(Controller):
 
     @delete("/{token_id:uuid}", operation_id="revoke_api_token")
     async def revoke_token(
-        self, token_id: uuid.UUID, db: AsyncSession, principal: schemas.Principal
+        self, token_id: uuid.UUID, db: AsyncSession, principal: schemas.Principal, state: State
     ) -> None:
         """Revoke one of the caller's tokens."""
         await TokenService(db).revoke(principal, token_id)
+        state.principal_cache.forget_token(token_id)
 
 
 class NodeTokenController(Controller):

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from unidesk.core.auth.secrets import hash_secret
 from unidesk.core.auth.services import TokenService
 from unidesk.errors import Forbidden, Unauthenticated
 
@@ -82,12 +83,19 @@ def check_same_origin(connection: ASGIConnection, trusted_origins: str) -> None:
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
+    """Resolves the presented secret, through the process's short-lived principal cache."""
+
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         secret = presented_secret(connection)
         if not secret:
             raise Unauthenticated("log in or send 'Authorization: Bearer <token>'")
+        state = connection.app.state
         if not connection.headers.get("authorization"):  # the secret is the session cookie
-            check_same_origin(connection, connection.app.state.settings.trusted_origins)
-        async with connection.app.state.sessions() as session:
-            principal = await TokenService(session).resolve(secret)
+            check_same_origin(connection, state.settings.trusted_origins)
+        key = hash_secret(secret)
+        principal = state.principal_cache.get(key)
+        if principal is None:
+            async with state.sessions() as session:
+                principal, expires_at = await TokenService(session).resolve_with_expiry(secret)
+            state.principal_cache.put(key, principal, expires_at)
         return AuthenticationResult(user=principal, auth=secret)

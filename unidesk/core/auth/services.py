@@ -222,31 +222,43 @@ class TokenService:
 
     async def resolve(self, secret: str) -> schemas.Principal:
         """The principal a presented secret stands for, or Unauthenticated."""
+        return (await self.resolve_with_expiry(secret))[0]
+
+    async def resolve_with_expiry(self, secret: str) -> tuple[schemas.Principal, datetime | None]:
+        """The principal and its token's expiry (for the principal cache), or Unauthenticated."""
         row = (
             await self.s.execute(
-                select(ApiToken, User)
+                select(
+                    ApiToken.id,
+                    ApiToken.revoked_at,
+                    ApiToken.expires_at,
+                    ApiToken.last_used_at,
+                    User.id,
+                    User.username,
+                    User.role,
+                    User.disabled,
+                )
                 .join(User, User.id == ApiToken.user_id)
                 .where(ApiToken.token_hash == hash_secret(secret))
             )
         ).first()
         if row is None:
             raise Unauthenticated("invalid credentials")
-        token, user = row
-        if token.revoked_at is not None or user.disabled:
+        token_id, revoked_at, expires_at, last_used_at, user_id, username, role, disabled = row
+        if revoked_at is not None or disabled:
             raise Unauthenticated("credentials revoked")
-        if token.expires_at is not None and token.expires_at <= _now():
+        now = _now()
+        if expires_at is not None and expires_at <= now:
             raise Unauthenticated("credentials expired")
-        if token.last_used_at is None or _now() - token.last_used_at > timedelta(minutes=1):
+        if last_used_at is None or now - last_used_at > timedelta(minutes=1):
             await self.s.execute(
-                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=_now())
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
             )
             await self.s.commit()
-        return schemas.Principal(
-            user_id=user.id,
-            username=user.username,
-            role=cast(schemas.Role, user.role),
-            token_id=token.id,
+        principal = schemas.Principal(
+            user_id=user_id, username=username, role=cast(schemas.Role, role), token_id=token_id
         )
+        return principal, expires_at
 
     async def end_session(self, token_id: uuid.UUID) -> None:
         await self.s.execute(

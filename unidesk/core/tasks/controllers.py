@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.policy import allowed_actions
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.reads import Reads
 from unidesk.core.deps import owner_filter
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.settings import Settings
 from unidesk.core.tasks import schemas
-from unidesk.core.tasks.services import TaskService
+from unidesk.core.tasks.services import TaskService, list_tasks
 
 __all__ = ["TaskController"]
 
@@ -47,6 +48,7 @@ class TaskController(Controller):
     @get("/", operation_id="list_tasks")
     async def list_tasks(
         self,
+        reads: Reads,
         db: AsyncSession,
         principal: Principal,
         settings: Settings,
@@ -59,8 +61,16 @@ class TaskController(Controller):
     ) -> schemas.TaskPage:
         """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
         owner_id = owner_filter(owner, principal)
-        page = await TaskService(db, settings).list(
-            states=state_filter or [], owner=owner_id, q=q, node=node, limit=limit, cursor=cursor
+        page = await list_tasks(
+            reads,
+            db,
+            settings,
+            states=state_filter or [],
+            owner=owner_id,
+            q=q,
+            node=node,
+            limit=limit,
+            cursor=cursor,
         )
         for task in page.items:
             _for(principal, task)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import base64
 import builtins
+import collections
+import functools
 import shlex
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
 from unidesk.core.auth.policy import require_owner_or_admin
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.reads import Reads
 from unidesk.core.events.hub import to_out
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
@@ -37,7 +40,7 @@ from unidesk.core.tasks.validation import (
 )
 from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
 
-__all__ = ["TASK_STATES", "TaskService", "attempt_out", "task_out"]
+__all__ = ["TASK_STATES", "TaskService", "attempt_out", "list_tasks", "task_out"]
 
 TASK_STATES = (
     "pending",
@@ -137,6 +140,74 @@ def _decode_cursor(cursor: str) -> int:
         return int(value)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("cursor: not a cursor returned by this API") from None
+
+
+_TASK_TABLE = TaskRow.__table__
+_TaskColumns: Any = collections.namedtuple(  # type: ignore[misc]  # names from the table
+    "_TaskColumns", [*(c.name for c in _TASK_TABLE.c), "owner"]
+)
+"""A list row: every column a Task returns, then the owner's name. Attribute access on a
+namedtuple is ~30 ns against ~1 µs on a SQLAlchemy Row, so ``task_out`` reads it directly."""
+
+
+@functools.cache
+def _list_statement(states: bool, owner: bool, q: bool, node: bool, cursor: bool) -> Any:
+    """The list query for one combination of filters, built once (values are bound params)."""
+    stmt = select(*_TASK_TABLE.c, User.username).outerjoin(User, User.id == TaskRow.owner_id)
+    if states:
+        stmt = stmt.where(TaskRow.state.in_(bindparam("states", expanding=True)))
+    if owner:
+        stmt = stmt.where(TaskRow.owner_id == bindparam("owner"))
+    if q:
+        stmt = stmt.where(TaskRow.name.ilike(bindparam("q"), escape="/"))
+    if node:
+        stmt = stmt.where(
+            TaskRow.id.in_(
+                select(AttemptRow.task_id).where(AttemptRow.node_id == bindparam("node"))
+            )
+        )
+    if cursor:
+        stmt = stmt.where(TaskRow.seq < bindparam("cursor"))
+    return stmt.order_by(TaskRow.seq.desc()).limit(bindparam("limit"))
+
+
+async def list_tasks(
+    reads: Reads,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    states: list[str],
+    owner: uuid.UUID | None,
+    q: str | None,
+    node: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> schemas.TaskPage:
+    """A page of tasks, newest first: one Core statement on the read pool, no ORM objects
+    (``session`` is only used to rank tasks waiting for resources)."""
+    bad = [s for s in states if s not in TASK_STATES]
+    if bad:
+        raise BadRequest(
+            f"state: unknown state(s) {', '.join(bad)}; one of {', '.join(TASK_STATES)}"
+        )
+    params: dict[str, Any] = {"limit": limit + 1}
+    if states:
+        params["states"] = states
+    if owner is not None:
+        params["owner"] = owner
+    if q:
+        params["q"] = "%" + q.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    if node is not None:
+        params["node"] = node
+    if cursor:
+        params["cursor"] = _decode_cursor(cursor)
+    stmt = _list_statement(bool(states), owner is not None, bool(q), node is not None, bool(cursor))
+    rows = await reads.all(stmt, params)
+    page: list[Any] = [_TaskColumns._make(r) for r in rows[:limit]]
+    ahead = await ranked_ahead(session, settings, cast(list[TaskRow], page))
+    items = [task_out(t, t.owner, None, ahead.get(t.id)) for t in page]
+    next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    return schemas.TaskPage(items=items, next_cursor=next_cursor)
 
 
 class TaskService:
@@ -293,40 +364,6 @@ class TaskService:
         ).all()
         ahead = await ranked_ahead(self.s, self.settings, [row])
         return task_out(row, owner, attempts, ahead.get(row.id))
-
-    async def list(
-        self,
-        *,
-        states: list[str],
-        owner: uuid.UUID | None,
-        q: str | None,
-        node: uuid.UUID | None,
-        limit: int,
-        cursor: str | None,
-    ) -> schemas.TaskPage:
-        bad = [s for s in states if s not in TASK_STATES]
-        if bad:
-            raise BadRequest(
-                f"state: unknown state(s) {', '.join(bad)}; one of {', '.join(TASK_STATES)}"
-            )
-        stmt = select(TaskRow, User.username).outerjoin(User, User.id == TaskRow.owner_id)
-        if states:
-            stmt = stmt.where(TaskRow.state.in_(states))
-        if owner is not None:
-            stmt = stmt.where(TaskRow.owner_id == owner)
-        if q:
-            stmt = stmt.where(TaskRow.name.icontains(q, autoescape=True))
-        if node is not None:
-            stmt = stmt.where(
-                TaskRow.id.in_(select(AttemptRow.task_id).where(AttemptRow.node_id == node))
-            )
-        if cursor:
-            stmt = stmt.where(TaskRow.seq < _decode_cursor(cursor))
-        rows = (await self.s.execute(stmt.order_by(TaskRow.seq.desc()).limit(limit + 1))).all()
-        ahead = await ranked_ahead(self.s, self.settings, [t for t, _ in rows[:limit]])
-        items = [task_out(t, name, None, ahead.get(t.id)) for t, name in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1][0].seq) if len(rows) > limit else None
-        return schemas.TaskPage(items=items, next_cursor=next_cursor)
 
     async def trace(self, task_id: uuid.UUID) -> builtins.list[EventOut]:
         await self._row(task_id)

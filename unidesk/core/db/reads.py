@@ -1,0 +1,43 @@
+"""The read path of list routes: Core statements on an autocommit pool, one round trip per read.
+
+A list read needs no transaction: run on an autocommit connection it costs one round trip
+(no BEGIN, no ROLLBACK), and without a pre-ping on checkout (another round trip) it costs one
+in all. A connection found dead (the database restarted) fails that statement; reads are
+idempotent, so it is retried once on a fresh connection, and the pool drops the dead ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Executable, Row
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["Reads"]
+
+
+class Reads:
+    """Runs read-only Core statements and returns their rows (never ORM objects)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def all(
+        self, stmt: Executable, params: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        for attempt in (1, 2):
+            try:
+                async with self.engine.connect() as conn:
+                    return (await conn.execute(stmt, params)).all()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def first(
+        self, stmt: Executable, params: dict[str, Any] | None = None
+    ) -> Row[Any] | None:
+        rows = await self.all(stmt, params)
+        return rows[0] if rows else None
