@@ -60,6 +60,9 @@ class Keyring:
             _write(path, [_new_line()])
         self.reload()
 
+    def key_ids(self) -> set[str]:
+        return set(self._keys)
+
     def reload(self) -> None:
         try:
             text = self.path.read_text()

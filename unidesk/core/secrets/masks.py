@@ -7,16 +7,19 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.secrets.keyring import Keyring
 from unidesk.core.secrets.services import SecretService
 from unidesk.core.tasks.models import TaskRow
+from unidesk.errors import Unavailable
 from unidesk.masking import SecretMasker
 
 __all__ = ["AttemptMasks", "secret_ids"]
 
+log = structlog.get_logger("unidesk.secrets")
 _MAX_TASKS = 10_000
 _TTL_S = 300.0
 
@@ -47,7 +50,12 @@ class AttemptMasks:
         ids = secret_ids(extra or {})
         masker = None
         if ids:
-            values = await SecretService(session, self.keyring).values(ids)
+            try:
+                values = await SecretService(session, self.keyring).values(ids)
+            except Unavailable as exc:
+                # The agent masked already; storing must not stall on a lost key file.
+                log.error("cannot decrypt a task's secrets to mask its logs", error=exc.detail)
+                values = {}
             masker = SecretMasker(values.values()) or None
         self._cache[task_id] = (now, masker)
         while len(self._cache) > _MAX_TASKS:
