@@ -16,13 +16,13 @@ import pytest
 from tests.conftest import PgCluster
 from tests.gateway_agent.gitrepos import GitRepo
 from tests.integration.conftest import wait_state
-from tests.integration.test_hostssh import Sshd
 from tests.integration.test_docker_flow import (
     Flow,
     sse_events,
     start_docker_server,
     wait_local_node,
 )
+from tests.integration.test_hostssh import Sshd
 from unidesk.core.db.embedded import pg_bin
 from unidesk.core.db.engine import libpq_url
 

@@ -13,15 +13,13 @@ __all__ = ["add_plugin_commands"]
 
 
 def add_plugin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from unidesk.core.plugins.facade import Plugins
     from unidesk.core.plugins.manager import make_plugin_manager
 
     loaded = make_plugin_manager(os.environ.get("UNIDESK_PLUGINS", "all"))
-    for name in loaded.names():
-        fn = getattr(loaded.pm.get_plugin(name), "unidesk_cli_commands", None)
-        if fn is None:
-            continue
+    for name, call in Plugins(loaded).callers("unidesk_cli_commands"):
         try:
-            fn(subparsers=subparsers)
+            call(subparsers=subparsers)
         except Exception as exc:  # one plugin's broken parser must not take the CLI down
             print(f"unidesk: plugin {name} could not add its commands: {exc}", file=sys.stderr)
     for error in loaded.errors.values():

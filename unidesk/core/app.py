@@ -192,8 +192,6 @@ def create_app(
         checks.register("backup", backup_check(state))
         await _ensure_first_admin(state, settings)
         await facade.startup(state)
-        for name, listener in facade.event_listeners(state):
-            state.event_hub.add_listener(name, listener)
         started: list[Any] = []
         try:
             for factory in COMPONENT_FACTORIES if components is None else components:
@@ -201,6 +199,11 @@ def create_app(
                 if component is not None:
                     await component.start()
                     started.append(component)
+            # After the core's listeners (delivery, scheduler), each plugin on its own task.
+            plugin_listeners = facade.event_listeners(state)
+            await plugin_listeners.start()
+            started.append(plugin_listeners)
+            state.event_hub.add_listener("plugins", plugin_listeners.on_events)
             log.info(
                 "server ready", url=settings.base_url, version=unidesk.__version__, pid=os.getpid()
             )

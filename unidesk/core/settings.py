@@ -104,13 +104,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secret_env_patterns: Annotated[
         str,
         Doc(
-            description="Comma-separated globs (case-insensitive) of task env names refused at submit as secret-looking; use secrets instead."
+            description="Comma-separated globs (case-insensitive) of task env names refused at "
+            "submit as secret-looking; use secrets instead."
         ),
     ] = "*_KEY,*_TOKEN,*_SECRET,*PASSWORD*,AWS_*"
     trusted_origins: Annotated[
         str,
         Doc(
-            description="Comma-separated extra origins (scheme://host[:port]) whose cookie-authenticated unsafe requests are accepted besides the server's own."
+            description="Comma-separated extra origins (scheme://host[:port]) whose "
+            "cookie-authenticated unsafe requests are accepted besides the server's own."
         ),
     ] = ""
     max_request_bytes: Annotated[

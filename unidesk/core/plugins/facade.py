@@ -1,17 +1,25 @@
-"""The typed facade through which the core calls plugin hooks (never ``pm.hook`` directly)."""
+"""The typed facade through which the core calls plugin hooks (never ``pm.hook`` from handlers).
+
+Every call goes through pluggy, one plugin at a time (``pm.subset_hook_caller``) in the order
+pluggy itself would call them, so ``tryfirst``/``trylast``, ``specname`` and a plugin's own
+wrappers apply, while a failure is still attributed to the plugin that raised (it is taken
+out and named on ``/health``). A wrapper therefore wraps only its own plugin's
+implementations, not other plugins'.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import structlog
 from litestar import Router
 from litestar.datastructures import State
 
-from unidesk.core.events.schemas import EventOut
+from unidesk.core.plugins.listeners import PluginListener, PluginListeners
 from unidesk.core.plugins.manager import LoadedPlugins
 from unidesk.core.plugins.types import PluginInfo, PluginList, UiContribution
 from unidesk.errors import BadRequest
@@ -29,17 +37,31 @@ class Plugins:
         self.enabled = enabled
 
     # -- per-plugin calls, so one plugin's failure is attributed to it ------------------------
-    def _each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        out = []
-        for name in self.loaded.names():
-            plugin = self.pm.get_plugin(name)
-            fn = getattr(plugin, hook, None)
-            if fn is None or name in self.loaded.errors:
+    def callers(self, hook: str) -> Iterator[tuple[str, pluggy.HookCaller]]:
+        """``(plugin name, caller of only that plugin's implementations)`` for ``hook``, in the
+        order pluggy calls them (last registered first, ``tryfirst``/``trylast`` honoured)."""
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        order: list[str] = []
+        for impl in reversed(impls):
+            if impl.plugin_name not in order and not (impl.hookwrapper or impl.wrapper):
+                order.append(impl.plugin_name)
+        plugins = dict(self.pm.list_name_plugin())
+        for name in order:
+            if name in self.loaded.errors or name not in plugins:
                 continue
+            others = [p for n, p in plugins.items() if n != name]
+            yield name, self.pm.subset_hook_caller(hook, remove_plugins=others)
+
+    def _each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Each plugin's results (None results left out), in pluggy's order."""
+        out = []
+        for name, call in self.callers(hook):
             try:
-                out.append((name, fn(**kwargs)))
+                results = call(**kwargs)
             except Exception as exc:
                 self.fail(name, f"{hook} raised {type(exc).__name__}: {exc}")
+                continue
+            out += [(name, r) for r in results]
         return out
 
     def fail(self, name: str, why: str) -> None:
@@ -111,25 +133,18 @@ class Plugins:
                 except Exception as exc:
                     self.fail(name, f"startup raised {type(exc).__name__}: {exc}")
 
-    def event_listeners(self, state: State) -> list[tuple[str, Any]]:
-        out = []
+    def event_listeners(self, state: State) -> PluginListeners:
+        """The plugins' event listeners, each plugin on its own queue and task (see
+        ``listeners.py``); the app registers it on the hub after the core's listeners."""
+        by_plugin: dict[str, list[PluginListener]] = {}
         for name, listeners in self._each("unidesk_event_listeners"):
-            for fn in listeners or []:
-
-                async def call(events: list[EventOut], fn: Any = fn, name: str = name) -> None:
-                    if name in self.loaded.errors:
-                        return
-                    try:
-                        await asyncio.wait_for(fn(events, state), LISTENER_TIMEOUT_S)
-                    except Exception as exc:  # isolated: logged, never breaks the core
-                        log.error(
-                            "plugin event listener failed",
-                            plugin=name,
-                            error=f"{type(exc).__name__}: {exc}",
-                        )
-
-                out.append((f"plugin:{name}:{getattr(fn, '__name__', 'listener')}", call))
-        return out
+            by_plugin.setdefault(name, []).extend(listeners or [])
+        return PluginListeners(
+            by_plugin,
+            state,
+            timeout_s=LISTENER_TIMEOUT_S,
+            active=lambda name: name not in self.loaded.errors,
+        )
 
     async def task_submitting(
         self, session: Any, task_id: Any, extensions: dict[str, Any], principal: Any
@@ -140,12 +155,11 @@ class Plugins:
             raise BadRequest(
                 f"extensions: no loaded plugin handles {', '.join(unknown)}", field="extensions"
             )
-        for name in self.loaded.names():
-            fn = getattr(self.pm.get_plugin(name), "unidesk_task_submitting", None)
-            if fn is not None:
-                await fn(
-                    session=session, task_id=task_id, extensions=extensions, principal=principal
-                )
+        for _name, call in self.callers("unidesk_task_submitting"):
+            for result in call(
+                session=session, task_id=task_id, extensions=extensions, principal=principal
+            ):
+                await result
 
     async def attempt_data(
         self,
@@ -158,9 +172,8 @@ class Plugins:
     ) -> list[str]:
         """Hand a batch of attempt data to every plugin; returns the names of those that took it."""
         handled = []
-        for name in self.loaded.names():
-            fn = getattr(self.pm.get_plugin(name), "unidesk_attempt_data", None)
-            if fn is not None and await fn(
+        for name, call in self.callers("unidesk_attempt_data"):
+            for result in call(
                 session=session,
                 task_id=task_id,
                 attempt_no=attempt_no,
@@ -168,16 +181,16 @@ class Plugins:
                 seq=seq,
                 items=items,
             ):
-                handled.append(name)
+                if await result and name not in handled:
+                    handled.append(name)
         return handled
 
     async def project_member(self, session: Any, project: str, user_id: Any) -> bool | None:
         """The first plugin's answer to "is this user a member of this project" (None: no plugin
         knows)."""
-        for name in self.loaded.names():
-            fn = getattr(self.pm.get_plugin(name), "unidesk_project_member", None)
-            if fn is not None:
-                answer = await fn(session=session, project=project, user_id=user_id)
+        for _name, call in self.callers("unidesk_project_member"):
+            for result in call(session=session, project=project, user_id=user_id):
+                answer = await result
                 if answer is not None:
                     return bool(answer)
         return None
