@@ -64,6 +64,19 @@ def test_agent_and_protocol_never_import_core_or_plugins():
     assert offending(AGENT_FILES, ("unidesk.core", "unidesk.plugins", "unidesk.client")) == []
 
 
+def test_built_in_plugins_use_only_the_plugin_api():
+    """Like a third party's: ``unidesk.core.plugin_api`` is their one door into the core."""
+    plugins = sorted((ROOT / "plugins").rglob("*.py"))
+    assert plugins, "the built-in plugins have modules"
+    bad = [
+        b
+        for b in offending(plugins, ("unidesk.core",))
+        if not b.endswith(("imports unidesk.core.plugin_api", "imports unidesk.core"))
+        and " imports unidesk.core.plugin_api." not in b
+    ]
+    assert bad == []
+
+
 def test_core_never_imports_the_agent():
     core = sorted((ROOT / "core").rglob("*.py"))
     assert core, "the core package has modules"

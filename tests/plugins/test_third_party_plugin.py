@@ -32,10 +32,7 @@ from litestar import get, post
 from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from unidesk.core.db.base import Base
-from unidesk.core.events.writer import NewEvent, append
-from unidesk.core.hookspecs import hookimpl
-from unidesk.core.plugins.types import UiContribution
+from unidesk.core.plugin_api import Base, NewEvent, UiContribution, append, hookimpl
 
 
 class Greeting(Base):
@@ -155,9 +152,10 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         PLUGIN.replace('"AsyncSession"', "AsyncSession")
         .replace('"Principal"', "Principal")
         .replace(
-            "from unidesk.core.db.base import Base",
+            "from unidesk.core.plugin_api import Base,",
             "from sqlalchemy.ext.asyncio import AsyncSession\n"
-            "from unidesk.core.auth.schemas import Principal\nfrom unidesk.core.db.base import Base",
+            "from unidesk.core.plugin_api import Principal\n"
+            "from unidesk.core.plugin_api import Base,",
         )
     )
     (pkg / "versions" / "__init__.py").write_text("")

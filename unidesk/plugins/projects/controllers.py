@@ -11,8 +11,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.schemas import Principal
-from unidesk.core.storage.disposition import attachment
+from unidesk.core.plugin_api import Principal, attachment
 from unidesk.plugins.projects import links
 from unidesk.plugins.projects import schemas as s
 from unidesk.plugins.projects.items import WorkItemService

@@ -12,9 +12,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.models import User
-from unidesk.core.auth.schemas import Principal
-from unidesk.core.events.writer import append
+from unidesk.core.plugin_api import TASKS, USERS, Principal, append
 from unidesk.errors import BadRequest, Conflict, NotFound
 from unidesk.plugins.projects import models as m
 from unidesk.plugins.projects import schemas as s
@@ -70,8 +68,8 @@ class WorkItemService:
             return None
         uid = await self.s.scalar(
             select(m.Member.user_id)
-            .join(User, User.id == m.Member.user_id)
-            .where(m.Member.project_id == project_id, User.username == username)
+            .join(USERS, USERS.c.id == m.Member.user_id)
+            .where(m.Member.project_id == project_id, USERS.c.username == username)
         )
         if uid is None:
             raise BadRequest(
@@ -281,8 +279,8 @@ class WorkItemService:
         users = dict(
             (
                 await self.s.execute(
-                    select(User.id, User.username).where(
-                        User.id.in_({r.assignee_id for r in rows if r.assignee_id})
+                    select(USERS.c.id, USERS.c.username).where(
+                        USERS.c.id.in_({r.assignee_id for r in rows if r.assignee_id})
                     )
                 )
             ).all()
@@ -314,13 +312,12 @@ class WorkItemService:
         return (await self._outs([row]))[0]
 
     async def detail(self, item_id: uuid.UUID) -> s.WorkItemDetail:
-        from unidesk.core.tasks.models import TaskRow
 
         row = await self._item(item_id)
         links = (
             await self.s.execute(
-                select(m.TaskLink, TaskRow.name)
-                .join(TaskRow, TaskRow.id == m.TaskLink.task_id)
+                select(m.TaskLink, TASKS.c.name)
+                .join(TASKS, TASKS.c.id == m.TaskLink.task_id)
                 .where(m.TaskLink.work_item_id == item_id)
                 .order_by(m.TaskLink.linked_at.desc())
             )

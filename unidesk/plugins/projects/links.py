@@ -6,14 +6,10 @@ import uuid
 from typing import Any, cast
 
 import structlog
-from litestar.datastructures import State
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.schemas import Principal
-from unidesk.core.events.schemas import EventOut
-from unidesk.core.events.writer import append
-from unidesk.core.tasks.models import TaskRow
+from unidesk.core.plugin_api import TASKS, EventOut, PluginState, Principal, append
 from unidesk.errors import BadRequest, Conflict, NotFound
 from unidesk.plugins.projects import models as m
 from unidesk.plugins.projects.services import ProjectService, item_event
@@ -87,7 +83,7 @@ async def on_submit(
 async def link_existing(
     session: AsyncSession, principal: Principal, work_item_id: uuid.UUID, task_id: uuid.UUID
 ) -> None:
-    state = await session.scalar(select(TaskRow.state).where(TaskRow.id == task_id))
+    state = await session.scalar(select(TASKS.c.state).where(TASKS.c.id == task_id))
     if state is None:
         raise BadRequest(f"task_id: task {task_id} does not exist", field="task_id")
     if await session.get(m.WorkItem, work_item_id) is None:
@@ -116,8 +112,8 @@ async def unlink(
 async def _copy_states(session: AsyncSession, task_ids: list[uuid.UUID] | None) -> int:
     stmt = (
         update(m.TaskLink)
-        .where(m.TaskLink.task_id == TaskRow.id, m.TaskLink.task_state != TaskRow.state)
-        .values(task_state=TaskRow.state, updated_at=func.now())
+        .where(m.TaskLink.task_id == TASKS.c.id, m.TaskLink.task_state != TASKS.c.state)
+        .values(task_state=TASKS.c.state, updated_at=func.now())
     )
     if task_ids is not None:
         stmt = stmt.where(m.TaskLink.task_id.in_(task_ids))
@@ -125,7 +121,7 @@ async def _copy_states(session: AsyncSession, task_ids: list[uuid.UUID] | None) 
     return result.rowcount or 0
 
 
-async def follow_task_states(events: list[EventOut], state: State) -> None:
+async def follow_task_states(events: list[EventOut], state: PluginState) -> None:
     """Event listener: after task events commit, copy the tasks' states onto their links (a
     projection of the task's own events, so it writes no event of its own)."""
     ids = {uuid.UUID(e.subject_id) for e in events if e.subject_type == "task"}
@@ -136,7 +132,7 @@ async def follow_task_states(events: list[EventOut], state: State) -> None:
             await session.commit()
 
 
-async def resync_links(state: State) -> None:
+async def resync_links(state: PluginState) -> None:
     """At startup: catch up links whose task moved while no server was listening."""
     async with state.sessions() as session:
         changed = await _copy_states(session, None)

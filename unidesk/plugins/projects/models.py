@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from unidesk.core.db.base import Base, CreatedAt, new_id
+from unidesk.core.plugin_api import Base, CreatedAt, new_id
 
 __all__ = ["MODELS", "STATUSES", "Dependency", "Member", "Project", "TaskLink", "WorkItem"]
 

@@ -9,9 +9,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.models import User
-from unidesk.core.auth.schemas import Principal
-from unidesk.core.events.writer import NewEvent, append
+from unidesk.core.plugin_api import USERS, NewEvent, Principal, append
 from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
 from unidesk.plugins.projects import models as m
 from unidesk.plugins.projects import schemas as s
@@ -142,10 +140,10 @@ class ProjectService:
     async def members(self, project_id: uuid.UUID) -> builtins.list[s.Member]:
         rows = (
             await self.s.execute(
-                select(m.Member, User.username)
-                .join(User, User.id == m.Member.user_id)
+                select(m.Member, USERS.c.username)
+                .join(USERS, USERS.c.id == m.Member.user_id)
                 .where(m.Member.project_id == project_id)
-                .order_by(User.username)
+                .order_by(USERS.c.username)
             )
         ).all()
         return [s.Member(user_id=mem.user_id, username=name, role=mem.role) for mem, name in rows]
@@ -153,12 +151,12 @@ class ProjectService:
     async def add_member(self, project_id: uuid.UUID, data: s.MemberAdd) -> builtins.list[s.Member]:
         await self.project(project_id, lock=True)
         await self._require_owner(project_id)
-        user = await self.s.scalar(select(User).where(User.username == data.username))
-        if user is None:
+        user_id = await self.s.scalar(select(USERS.c.id).where(USERS.c.username == data.username))
+        if user_id is None:
             raise BadRequest(f"username: no user named {data.username!r}", field="username")
-        if await self.s.get(m.Member, (project_id, user.id)) is not None:
+        if await self.s.get(m.Member, (project_id, user_id)) is not None:
             raise Conflict(f"{data.username} is already a member", project_id=str(project_id))
-        self.s.add(m.Member(project_id=project_id, user_id=user.id, role=data.role))
+        self.s.add(m.Member(project_id=project_id, user_id=user_id, role=data.role))
         await append(
             self.s,
             project_event(

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from unidesk.core.hookspecs import hookimpl
-from unidesk.core.plugins.types import UiContribution
+from unidesk.core.plugin_api import UiContribution, hookimpl
 
 __all__ = [
     "unidesk_attempt_data",

@@ -10,8 +10,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.schemas import Principal
-from unidesk.core.settings import Settings
+from unidesk.core.plugin_api import Principal, Settings
 from unidesk.plugins.research import schemas as s
 from unidesk.plugins.research.metrics import MAX_CHART_POINTS
 from unidesk.plugins.research.services import ExperimentService

@@ -13,7 +13,7 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.events.writer import NewEvent, append
+from unidesk.core.plugin_api import NewEvent, append
 from unidesk.errors import BadRequest
 from unidesk.plugins.research import models as m
 from unidesk.plugins.research import schemas as s

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from unidesk.core.db.base import Base, CreatedAt, new_id
+from unidesk.core.plugin_api import Base, CreatedAt, new_id
 
 __all__ = ["MODELS", "DataBatch", "Experiment", "MetricKey", "MetricPoint", "MetricSummary", "Run"]
 

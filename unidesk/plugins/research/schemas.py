@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from unidesk.core.tasks.schemas import TaskCreate
+from unidesk.core.plugin_api import TaskCreate
 
 __all__ = [
     "METRIC_NAME_PATTERN",

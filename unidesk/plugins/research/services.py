@@ -14,12 +14,15 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.policy import require_owner_or_admin
-from unidesk.core.auth.schemas import Principal
-from unidesk.core.events.writer import NewEvent, append
-from unidesk.core.settings import Settings
-from unidesk.core.tasks.models import TaskRow
-from unidesk.core.tasks.services import TaskService
+from unidesk.core.plugin_api import (
+    TASKS,
+    NewEvent,
+    Principal,
+    Settings,
+    TaskSubmitter,
+    append,
+    require_owner_or_admin,
+)
 from unidesk.errors import BadRequest, NotFound
 from unidesk.plugins.research import models as m
 from unidesk.plugins.research import schemas as s
@@ -187,8 +190,8 @@ class ExperimentService:
         exp = await self._experiment(experiment_id)
         rows = (
             await self.s.execute(
-                select(m.Run, TaskRow.name, TaskRow.state, TaskRow.finished_at)
-                .join(TaskRow, TaskRow.id == m.Run.task_id)
+                select(m.Run, TASKS.c.name, TASKS.c.state, TASKS.c.finished_at)
+                .join(TASKS, TASKS.c.id == m.Run.task_id)
                 .where(m.Run.experiment_id == experiment_id)
                 .order_by(m.Run.id)
             )
@@ -251,7 +254,7 @@ class ExperimentService:
         run = await self.s.scalar(select(m.Run).where(m.Run.task_id == task_id).with_for_update())
         if run is None:
             raise NotFound(f"task {task_id} is not a run of any experiment", task_id=str(task_id))
-        owner = await self.s.scalar(select(TaskRow.owner_id).where(TaskRow.id == task_id))
+        owner = await self.s.scalar(select(TASKS.c.owner_id).where(TASKS.c.id == task_id))
         require_owner_or_admin(
             self.principal, owner, kind="run", verb="report metrics of", task_id=str(task_id)
         )
@@ -292,7 +295,7 @@ class ExperimentService:
                 "task.env: too many variables with the sweep's PARAM_* added (at most 256)",
                 field="task.env",
             )
-        tasks = TaskService(self.s, settings, plugins)
+        tasks = TaskSubmitter(self.s, settings, plugins)
         tasks.validate(data.task)
         sweep_id = uuid.uuid4()
         prefix = data.name_prefix or exp.name
@@ -321,7 +324,7 @@ class ExperimentService:
                     },
                 },
             )
-            ids.append((await tasks.submit(body, self.principal)).id)
+            ids.append(await tasks.submit(body, self.principal))
         await append(
             self.s,
             experiment_event(

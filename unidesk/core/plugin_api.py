@@ -1,0 +1,102 @@
+"""The plugin API: everything a plugin may import from the core, typed, in one module.
+
+Plugins (the built-in ``unidesk.plugins.*`` and third-party ones alike) import from here and
+from ``unidesk.errors`` only; the rest of ``unidesk.core`` may change without notice. What is
+here keeps its meaning across releases:
+
+- ``hookimpl`` marks implementations of the hooks in ``unidesk.core.hookspecs``;
+  ``UiContribution`` is what ``unidesk_ui_contributions`` returns.
+- ``Base``, ``CreatedAt``, ``new_id``: declare the plugin's own tables (its Alembic branch
+  creates them).
+- ``NewEvent`` and ``append``: every change a plugin writes carries its event in the same
+  transaction (the events table is the bus); ``EventOut`` is what event listeners receive.
+- ``Principal`` (the signed-in user or token, injected into route handlers as ``principal``),
+  ``require_owner_or_admin`` (the core's access rule), ``attachment`` (a safe
+  ``Content-Disposition`` value).
+- ``TASKS`` and ``USERS``: read-only views of tasks and users to select from or join against
+  (columns listed below); plugins never write the core's tables.
+- ``TaskCreate`` and ``TaskSubmitter``: submit tasks on a user's behalf inside the plugin's
+  own transaction, with the same checks as ``POST /api/tasks``.
+- ``PluginState``: what ``unidesk_startup`` and event listeners get as ``state``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unidesk.core.auth.models import User
+from unidesk.core.auth.policy import require_owner_or_admin
+from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.base import Base, CreatedAt, new_id
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.events.writer import NewEvent, append
+from unidesk.core.hookspecs import hookimpl
+from unidesk.core.plugins.types import UiContribution
+from unidesk.core.settings import Settings
+from unidesk.core.storage.disposition import attachment
+from unidesk.core.tasks.models import TaskRow
+from unidesk.core.tasks.schemas import TaskCreate
+from unidesk.core.tasks.services import TaskService
+
+__all__ = [
+    "TASKS",
+    "USERS",
+    "Base",
+    "CreatedAt",
+    "EventOut",
+    "NewEvent",
+    "PluginState",
+    "Principal",
+    "Settings",
+    "TaskCreate",
+    "TaskSubmitter",
+    "UiContribution",
+    "append",
+    "attachment",
+    "hookimpl",
+    "new_id",
+    "require_owner_or_admin",
+]
+
+TASKS = select(
+    TaskRow.id,
+    TaskRow.name,
+    TaskRow.state,
+    TaskRow.owner_id,
+    TaskRow.finished_at,
+).subquery("tasks_view")
+"""Tasks, read-only: ``id``, ``name``, ``state``, ``owner_id``, ``finished_at``."""
+
+USERS = select(User.id, User.username).subquery("users_view")
+"""Users, read-only: ``id``, ``username``."""
+
+
+class PluginState(Protocol):
+    """The server state handed to ``unidesk_startup`` and to event listeners."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    """Open a database session: ``async with state.sessions() as session: ...``."""
+    settings: Settings
+    plugins: Any
+    """The core's plugin facade (pass it to ``TaskSubmitter``)."""
+
+
+class TaskSubmitter:
+    """Submit tasks inside ``session`` (the caller commits) with the checks of the task API:
+    validation, priority cap, input/output files, secrets, and every plugin's
+    ``unidesk_task_submitting``."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, plugins: Any) -> None:
+        self._tasks = TaskService(session, settings, plugins)
+
+    def validate(self, data: TaskCreate) -> None:
+        """Refuse (400) a body the task API would refuse, before anything is written."""
+        self._tasks.validate(data)
+
+    async def submit(self, data: TaskCreate, principal: Principal) -> uuid.UUID:
+        """Submit one task as ``principal``; returns its id."""
+        return (await self._tasks.submit(data, principal)).id
