@@ -1,4 +1,4 @@
-"""Pure pass planning: fair-share order, backfill, one reservation, quotas. No I/O here.
+"""Pure pass planning: fair-share order, backfill, reservations, quotas. No I/O here.
 
 Pending tasks come grouped by owner and resource shape (a ``Group`` holds the best few
 tasks of one owner with one shape, best first). ``plan_pass`` walks them in rank order:
@@ -10,10 +10,12 @@ tasks of one owner with one shape, best first). ``plan_pass`` walks them in rank
 3. A task that fits a node now is placed there (the node with the most CPUs left over),
    unless that node is reserved (below) and the task would still run when the reserved task
    is expected to start, or it lost/failed an earlier attempt there while another node could run it.
-4. The first task in rank order that could run on some node but not now gets a reservation:
-   the node where it is expected to start soonest (running attempts end at start + estimate,
-   estimate = ``expected_duration_s`` else ``timeout_s``). Later tasks go there only if they
-   are expected to end before that start (backfill), else they wait ``held_for_reservation``.
+4. The first task in rank order of each group that could run on some node but not now gets
+   a reservation (at most ``max_reservations``, one per node): the node where it is expected
+   to start soonest (running attempts end at start + estimate, estimate =
+   ``expected_duration_s`` else ``timeout_s``), or the one it held last pass if still possible.
+   Later tasks go there only if they are expected to end before that start, or leave enough
+   for it then (backfill); else they wait ``held_for_reservation``.
 5. A task that fits nothing never blocks one that fits: it is only given its reason.
 
 Capacity only shrinks during a pass, so a shape that failed once fails for the rest of it.
@@ -129,7 +131,14 @@ class Plan:
     """Index into ``groups`` -> the reason of every one of its tasks not placed this pass."""
     task_verdicts: dict[uuid.UUID, Verdict] = field(default_factory=dict)
     """Overrides for single tasks (the reserved one)."""
-    reservation: Reservation | None = None
+    reservations: list[Reservation] = field(default_factory=list)
+    """At most ``max_reservations``, each on its own node, for the highest-ranked tasks of
+    different groups that could run on some node but not now."""
+
+    @property
+    def reservation(self) -> Reservation | None:
+        """The highest-ranked task's reservation."""
+        return self.reservations[0] if self.reservations else None
 
 
 def shape_key(d: Demand) -> tuple[Any, ...]:
@@ -238,12 +247,16 @@ def plan_pass(
     memory_gb_weight: float = 0.1,
     charge_horizon_s: float = 86400.0,
     limit: int = 500,
+    reserved: dict[uuid.UUID, uuid.UUID] | None = None,
+    max_reservations: int = 8,
 ) -> Plan:
-    """Decide this pass: which tasks go where, the one reservation, and every group's reason.
+    """Decide this pass: which tasks go where, the reservations, and every group's reason.
 
     ``nodes`` carry free capacity and are consumed as tasks are placed; ``running`` lists active
     attempts (for reservations); ``shares`` the owners' fair-share keys (smaller goes first);
-    ``held`` what each owner's active attempts hold (for quotas). At most ``limit`` placements."""
+    ``held`` what each owner's active attempts hold (for quotas); ``reserved`` the node each task
+    held a reservation on in the previous pass (kept while still feasible, so a reservation does
+    not wander between nodes and lose what it has gathered). At most ``limit`` placements."""
     plan = Plan()
     idle = [_idle(n) for n in nodes]
     by_node = {n.node_id: n for n in nodes}
@@ -292,10 +305,20 @@ def plan_pass(
                 verdict = Verdict(reasons.OVER_QUOTA, {"message": excess})
             else:
                 placed, verdict = _try_place(
-                    d, c, nodes, idle, plan, running_on, by_node, (max_cpus, max_mem, max_gpus)
+                    d,
+                    c,
+                    nodes,
+                    idle,
+                    plan,
+                    running_on,
+                    by_node,
+                    (max_cpus, max_mem, max_gpus),
                 )
                 if verdict is not None and verdict.code == reasons.WAITING_FOR_RESOURCES:
-                    failed[g.key] = verdict
+                    failed[g.key] = Verdict(
+                        reasons.WAITING_FOR_RESOURCES,
+                        {k: v for k, v in verdict.detail.items() if k == "avoiding"},
+                    )
         if placed is not None:
             plan.placements.append(placed)
             h = held[owner]
@@ -314,18 +337,18 @@ def plan_pass(
                 plan.group_verdicts[gi] = Verdict(reasons.WAITING_FOR_RESOURCES)
         else:
             assert verdict is not None
+            if verdict.code == reasons.WAITING_FOR_RESOURCES and "avoiding" not in verdict.detail:
+                # Same shape failed before in this pass: it may still take a reservation.
+                verdict = _reserve(
+                    d, plan, nodes, running_on, (reserved or {}).get(c.task_id), max_reservations
+                )
+            if verdict.detail.get("reserved_node"):
+                plan.task_verdicts[c.task_id] = verdict  # the reserved one; its group waits
+                verdict = Verdict(reasons.WAITING_FOR_RESOURCES)
             plan.group_verdicts[gi] = verdict
             if verdict.code == reasons.HELD_FOR_RESERVATION and pos + 1 < len(g.candidates):
                 nxt = g.candidates[pos + 1]  # a shorter one of the same shape may still backfill
                 heapq.heappush(heap, (-nxt.priority, nxt.seq, gi, pos + 1))
-            if plan.reservation is not None and plan.reservation.task_id == c.task_id:
-                plan.task_verdicts[c.task_id] = Verdict(
-                    reasons.WAITING_FOR_RESOURCES,
-                    {
-                        "reserved_node": plan.reservation.node_name,
-                        "expected_start_in_s": round(plan.reservation.starts_in_s),
-                    },
-                )
         if heap:
             heapq.heappush(owners, (share.get(owner, 0.0), tiebreak, owner))
     return plan
@@ -341,21 +364,23 @@ def _try_place(
     by_node: dict[uuid.UUID, NodeCapacity],
     maxima: tuple[float, int, int],
 ) -> tuple[Assignment | None, Verdict | None]:
-    """Place ``d`` now if a node allows it; else the reason, taking the reservation if free."""
+    """Place ``d`` now if a node allows it (fits, respects reservations); else the reason."""
     fitting: list[NodeCapacity] = []
     if d.runtime == "host.ssh" or (
         d.cpus <= maxima[0] + 1e-9 and d.memory_mb <= maxima[1] and d.gpus <= maxima[2]
     ):
         fitting = [n for n in nodes if fits_now(d, n)]
-    res = plan.reservation
-    allowed = [
-        n
-        for n in fitting
-        if res is None
-        or n.node_id != res.node_id
-        or c.estimate_s <= res.starts_in_s
-        or not _would_delay(res, d, n, running_on.get(n.node_id, []))
-    ]
+    on_node = {r.node_id: r for r in plan.reservations}
+
+    def respects(n: NodeCapacity) -> bool:
+        r = on_node.get(n.node_id)
+        return (
+            r is None
+            or c.estimate_s <= r.starts_in_s
+            or not _would_delay(r, d, n, running_on.get(n.node_id, []))
+        )
+
+    allowed = [n for n in fitting if respects(n)]
     avoided: list[uuid.UUID] = []
     if d.avoid_nodes and allowed:
         others = [n for n in allowed if n.node_id not in d.avoid_nodes]
@@ -375,16 +400,40 @@ def _try_place(
         n.free_memory_mb -= d.memory_mb
         n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
         return Assignment(d.task_id, n.node_id, n.name, gpus, avoided), None
-    if fitting and res is not None:
-        return None, Verdict(reasons.HELD_FOR_RESERVATION, {"node": res.node_name})
-    if res is None:
+    if fitting:
+        return None, Verdict(
+            reasons.HELD_FOR_RESERVATION, {"node": on_node[fitting[0].node_id].node_name}
+        )
+    return None, Verdict(reasons.WAITING_FOR_RESOURCES)
+
+
+def _reserve(
+    d: Demand,
+    plan: Plan,
+    nodes: list[NodeCapacity],
+    running_on: dict[uuid.UUID, list[Running]],
+    sticky: uuid.UUID | None,
+    max_reservations: int,
+) -> Verdict:
+    """Reserve for ``d`` the free node where it is expected to start soonest (its previous one
+    while still feasible), if fewer than ``max_reservations`` are taken."""
+    on_node = {r.node_id for r in plan.reservations}
+    if len(plan.reservations) < max_reservations:
         best: tuple[float, str, NodeCapacity] | None = None
         for n in nodes:
-            if n.node_id in d.avoid_nodes or not fits_now(d, _idle(n)):
+            if n.node_id in on_node or n.node_id in d.avoid_nodes or not fits_now(d, _idle(n)):
                 continue
             t = _starts_in(d, n, running_on.get(n.node_id, []))
+            if t is not None and n.node_id == sticky:
+                best = (t, n.name, n)
+                break
             if t is not None and (best is None or (t, n.name) < best[:2]):
                 best = (t, n.name, n)
         if best is not None:
-            plan.reservation = Reservation(d.task_id, best[2].node_id, best[2].name, best[0], d)
-    return None, Verdict(reasons.WAITING_FOR_RESOURCES)
+            r = Reservation(d.task_id, best[2].node_id, best[2].name, best[0], d)
+            plan.reservations.append(r)
+            return Verdict(
+                reasons.WAITING_FOR_RESOURCES,
+                {"reserved_node": r.node_name, "expected_start_in_s": round(r.starts_in_s)},
+            )
+    return Verdict(reasons.WAITING_FOR_RESOURCES)

@@ -230,6 +230,8 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self.assigned_total = 0
         self.last_plan: Plan | None = None
+        self._reserved: dict[uuid.UUID, uuid.UUID] = {}
+        """Last pass's reservations (task -> node): kept while feasible so they do not wander."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -323,8 +325,10 @@ class Scheduler:
             memory_gb_weight=s.fairshare_memory_gb_weight,
             charge_horizon_s=s.fairshare_half_life_h * 3600.0,
             limit=self.batch,
+            reserved=self._reserved,
         )
         self.last_plan = plan
+        self._reserved = {r.task_id: r.node_id for r in plan.reservations}
         events = backoffs + await self._write_assignments(session, plan)
         events += await self._write_reasons(session, plan, groups, lims)
         if events:
