@@ -35,22 +35,22 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.core.sched_helpers import SimCluster  # noqa: E402
-from unidesk.core.db.embedded import EmbeddedPostgres  # noqa: E402
-from unidesk.core.db.engine import make_engine, make_sessionmaker  # noqa: E402
-from unidesk.core.db.migrate import upgrade  # noqa: E402
-from unidesk.core.nodes.models import NodeRow  # noqa: E402
-from unidesk.core.scheduler.backfill import (  # noqa: E402
+from tests.core.sched_helpers import SimCluster
+from unidesk.core.db.embedded import EmbeddedPostgres
+from unidesk.core.db.engine import make_engine, make_sessionmaker
+from unidesk.core.db.migrate import upgrade
+from unidesk.core.nodes.models import NodeRow
+from unidesk.core.scheduler.backfill import (
     Candidate,
     Group,
     Held,
     Running,
     plan_pass,
 )
-from unidesk.core.scheduler.placement import Demand, NodeCapacity, place  # noqa: E402
-from unidesk.core.scheduler.service import Scheduler, _capacity  # noqa: E402
-from unidesk.core.settings import Settings  # noqa: E402
-from unidesk.core.tasks.models import TaskRow  # noqa: E402
+from unidesk.core.scheduler.placement import Demand, NodeCapacity, place
+from unidesk.core.scheduler.service import Scheduler, _capacity
+from unidesk.core.settings import Settings
+from unidesk.core.tasks.models import TaskRow
 
 SHAPES = [
     (cpus, mem, gpus)
@@ -129,12 +129,15 @@ async def pass_time(url: str, pending: int, repeat: int) -> None:
         )
     first = (await timed(sched.run_pass, 1))[0]
     steady = await timed(sched.run_pass, repeat)
+    phases = dict(sched.last_timings)
     old = await timed(lambda: old_pass(sessions), repeat)
+    new_ms, old_ms = statistics.median(steady), statistics.median(old)
     print(
         f"  {pending:>7} pending, 1000 busy nodes: first pass {first:8.1f} ms (reasons + events), "
-        f"steady pass median {statistics.median(steady):7.1f} ms; previous scheduler's pass "
-        f"{statistics.median(old):7.1f} ms (ratio {statistics.median(steady) / statistics.median(old):.2f})"
+        f"steady pass median {new_ms:7.1f} ms; previous scheduler's pass "
+        f"{old_ms:7.1f} ms (ratio {new_ms / old_ms:.2f})"
     )
+    print(f"    phases of the last steady pass, ms: {phases}")
     await sim.nodes(1, prefix=f"idle{pending}", cpus=8, memory_mb=32768)
     [probe] = await sim.tasks(1, users[1], cpus=1, memory_mb=256, priority=-10)
     old_placed = await old_pass(sessions)
@@ -206,7 +209,7 @@ def simulate(policy: str, *, nodes: int = 16, day_s: float = 86400.0) -> dict[st
             free_memory_mb=512_000,
             free_gpu_indices=[0, 1, 2, 3],
             runtimes=["docker"],
-            gpu_info={j: ("A100", 81920) for j in range(4)},
+            gpu_info=dict.fromkeys(range(4), ("A100", 81920)),
         )
         for i in range(nodes)
     ]

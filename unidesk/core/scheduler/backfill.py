@@ -49,6 +49,7 @@ __all__ = [
     "Running",
     "Verdict",
     "charge_rate",
+    "node_classes",
     "plan_pass",
     "quota_excess",
     "shape_key",
@@ -200,6 +201,22 @@ def _idle(n: NodeCapacity) -> NodeCapacity:
     )
 
 
+def node_classes(nodes: list[NodeCapacity]) -> list[NodeCapacity]:
+    """One node per set of nodes alike in everything ``never_fits_reason`` looks at (not ids)."""
+    seen: dict[tuple[Any, ...], NodeCapacity] = {}
+    for n in nodes:
+        sig = (
+            tuple(sorted(n.labels.items())),
+            tuple(n.runtimes),
+            n.cpus,
+            n.memory_mb,
+            tuple(sorted(n.gpu_info.items())) or tuple(n.gpu_indices),
+            n.accepts_work,
+        )
+        seen.setdefault(sig, n)
+    return list(seen.values())
+
+
 def _without_avoid(d: Demand) -> Demand:
     return msgspec.structs.replace(d, avoid_nodes=frozenset())
 
@@ -259,6 +276,7 @@ def plan_pass(
     not wander between nodes and lose what it has gathered). At most ``limit`` placements."""
     plan = Plan()
     idle = [_idle(n) for n in nodes]
+    classes = node_classes(idle)
     by_node = {n.node_id: n for n in nodes}
     running_on: dict[uuid.UUID, list[Running]] = {}
     for r in running:
@@ -277,7 +295,8 @@ def plan_pass(
         key = g.key if g.key is not None else shape_key(g.demand)
         g.key = key
         if key not in never:
-            never[key] = never_fits_reason(_without_avoid(g.demand), idle)
+            d0 = _without_avoid(g.demand)
+            never[key] = never_fits_reason(d0, idle if d0.pinned_node else classes)
         if never[key] is not None:
             plan.group_verdicts[gi] = Verdict(reasons.NO_NODE_FITS, {"message": never[key]})
             continue

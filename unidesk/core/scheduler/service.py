@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -193,8 +194,12 @@ def _capacity(n: NodeRow, *, locked: bool) -> NodeCapacity:
     )
 
 
-def _slots(d: Demand, nodes: list[NodeCapacity], cap: int) -> int:
+def _slots(d: Demand, nodes: list[NodeCapacity], cap: int, maxima: tuple[float, int, int]) -> int:
     """How many tasks of shape ``d`` the free capacity could start now (at most ``cap``)."""
+    if d.runtime != "host.ssh" and (
+        d.cpus > maxima[0] + 1e-9 or d.memory_mb > maxima[1] or d.gpus > maxima[2]
+    ):
+        return 0
     total = 0
     for n in nodes:
         if not fits_now(d, n):
@@ -209,6 +214,19 @@ def _slots(d: Demand, nodes: list[NodeCapacity], cap: int) -> int:
         if total >= cap:
             return cap
     return total
+
+
+class _Laps:
+    """Milliseconds spent in each phase of a pass (``Scheduler.last_timings``, for the bench)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.ms[phase] = round((now - self._t) * 1000, 1)
+        self._t = now
 
 
 class Scheduler:
@@ -230,6 +248,7 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self.assigned_total = 0
         self.last_plan: Plan | None = None
+        self.last_timings: dict[str, float] = {}
         self._reserved: dict[uuid.UUID, uuid.UUID] = {}
         """Last pass's reservations (task -> node): kept while feasible so they do not wander."""
 
@@ -269,8 +288,11 @@ class Scheduler:
 
     async def _assign(self, session: AsyncSession) -> int:
         s = self.settings
+        lap = _Laps()
+        self.last_timings = lap.ms
         backoffs = await self._start_backoffs(session)
         group_rows = (await session.execute(_GROUPS_SQL)).all()
+        lap("groups")
         if not group_rows:
             if backoffs:
                 await append_many(session, backoffs)
@@ -286,16 +308,24 @@ class Scheduler:
             ).all()
         )
         nodes = [_capacity(n, locked=n.id in locked) for n in all_nodes]
+        lap("nodes")
         running, held = await self._running(session, nodes)
+        lap("running")
         groups: list[Group] = []
         lims: list[dict[str, Any]] = []
+        maxima = (
+            max((n.free_cpus for n in nodes), default=0.0),
+            max((n.free_memory_mb for n in nodes), default=0),
+            max((len(n.free_gpu_indices) for n in nodes), default=0),
+        )
         for r in group_rows:
             d = _group_demand(r)
             groups.append(Group(owner=uuid.UUID(r.owner) if r.owner else None, demand=d, count=r.n))
-            lim = max(1, min(self.batch, r.n, _slots(d, nodes, self.batch)))
+            lim = max(1, min(self.batch, r.n, _slots(d, nodes, self.batch, maxima)))
             lims.append({"owner": r.owner or "", "shape": r.shape, "lim": lim})
         index = {(g["owner"], g["shape"]): i for i, g in enumerate(lims)}
         cand_rows = (await session.execute(_CANDIDATES_SQL, {"groups": json.dumps(lims)})).all()
+        lap("candidates")
         mine = set(
             (
                 await session.scalars(
@@ -314,11 +344,13 @@ class Scheduler:
             q.user_id: Quota(q.max_gpus, q.max_cpus, q.max_memory_mb)
             for q in (await session.scalars(select(QuotaRow))).all()
         }
+        shares = await share_keys(session, s)
+        lap("quotas_shares")
         plan = plan_pass(
             groups,
             nodes,
             running=running,
-            shares=await share_keys(session, s),
+            shares=shares,
             quotas=quotas,  # type: ignore[arg-type]
             held=held,
             gpu_weight=s.fairshare_gpu_weight,
@@ -327,12 +359,15 @@ class Scheduler:
             limit=self.batch,
             reserved=self._reserved,
         )
+        lap("plan")
         self.last_plan = plan
         self._reserved = {r.task_id: r.node_id for r in plan.reservations}
         events = backoffs + await self._write_assignments(session, plan)
+        lap("assign")
         events += await self._write_reasons(session, plan, groups, lims)
         if events:
             await append_many(session, events)
+        lap("reasons")
         return len(plan.placements)
 
     async def _start_backoffs(self, session: AsyncSession) -> list[NewEvent]:
