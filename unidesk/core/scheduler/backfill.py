@@ -210,8 +210,10 @@ def node_classes(nodes: list[NodeCapacity]) -> list[NodeCapacity]:
             tuple(n.runtimes),
             n.cpus,
             n.memory_mb,
-            tuple(sorted(n.gpu_info.items())) or tuple(n.gpu_indices),
+            tuple(sorted(n.gpu_info.items())),
+            tuple(n.gpu_indices),
             n.accepts_work,
+            n.host_mounts,
         )
         seen.setdefault(sig, n)
     return list(seen.values())

@@ -91,15 +91,21 @@ _READY = "t.state = 'pending' AND (t.not_before IS NULL OR t.not_before <= now()
 
 _GROUPS_SQL = text(
     f"""
-    SELECT t.owner_id::text AS owner, {SHAPE_SQL} AS shape, count(*) AS n,
-           t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb,
-           t.avoid_node_ids, t.extra->>'runtime' AS runtime, t.extra->>'node_id' AS node_id,
-           t.extra->>'kind' AS kind, t.extra#>>'{{params,op}}' AS op,
-           t.extra->'host_mounts' AS host_mounts
-    FROM tasks t WHERE {_READY}
-    GROUP BY t.owner_id, {_SHAPE_COLS}
+    SELECT * FROM (
+      SELECT coalesce(t.owner_id::text, '') AS owner, {SHAPE_SQL} AS shape,
+             count(*) OVER g AS n, row_number() OVER (g ORDER BY t.priority DESC, t.seq) AS rn,
+             t.id, t.priority, t.seq, coalesce(t.expected_duration_s, t.timeout_s) AS est,
+             t.pending_reason,
+             t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb,
+             t.avoid_node_ids, t.extra->>'runtime' AS runtime, t.extra->>'node_id' AS node_id,
+             t.extra->>'kind' AS kind, t.extra#>>'{{params,op}}' AS op,
+             t.extra->'host_mounts' AS host_mounts
+      FROM tasks t WHERE {_READY}
+      WINDOW g AS (PARTITION BY t.owner_id, {SHAPE_SQL})
+    ) x WHERE x.rn = 1
     """
 )
+"""One row per (owner, shape) group: its size, its best task, and its shape."""
 _CANDIDATES_SQL = text(
     f"""
     SELECT x.id, x.owner, x.shape, x.priority, x.seq, x.est, x.pending_reason
@@ -149,7 +155,7 @@ _BACKOFF_SQL = text(
 )
 
 
-def _accepts_work(n: NodeRow) -> bool:
+def _accepts_work(n: Any) -> bool:
     return not n.draining and n.unhealthy_reason is None
 
 
@@ -171,7 +177,22 @@ def _group_demand(r: Any) -> Demand:
     )
 
 
-def _capacity(n: NodeRow, *, locked: bool) -> NodeCapacity:
+_NODE_COLS = (
+    NodeRow.id,
+    NodeRow.name,
+    NodeRow.labels,
+    NodeRow.cpus,
+    NodeRow.memory_mb,
+    NodeRow.gpus,
+    NodeRow.runtimes,
+    NodeRow.draining,
+    NodeRow.unhealthy_reason,
+    NodeRow.host_mounts,
+)
+"""What a pass reads of a node (plain rows: no ORM objects for 1,000 nodes)."""
+
+
+def _capacity(n: Any, *, locked: bool) -> NodeCapacity:
     indices = sorted(int(g.get("index", i)) for i, g in enumerate(n.gpus))
     info = {
         int(g.get("index", i)): (str(g.get("model", "")), int(g.get("memory_mb", 0)))
@@ -250,6 +271,12 @@ class Scheduler:
         self.last_plan: Plan | None = None
         self.last_timings: dict[str, float] = {}
         self._reserved: dict[uuid.UUID, uuid.UUID] = {}
+        self._verdicts: dict[tuple[str, str], tuple[str, str, int]] = {}
+        """Last pass's verdict and size per (owner, shape) group: unchanged groups are skipped."""
+        self._next_verdicts: dict[tuple[str, str], tuple[str, str, int]] = {}
+        self._after_commit: (
+            tuple[dict[uuid.UUID, uuid.UUID], dict[tuple[str, str], tuple[str, str, int]]] | None
+        ) = None
         """Last pass's reservations (task -> node): kept while feasible so they do not wander."""
 
     def wake(self) -> None:
@@ -282,7 +309,10 @@ class Scheduler:
 
     async def run_pass(self) -> int:
         """One claim-place-assign transaction; returns how many tasks were assigned."""
+        self._after_commit = None
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
+        if self._after_commit is not None:  # caches follow only what was committed
+            self._reserved, self._verdicts = self._after_commit
         self.assigned_total += assigned
         return assigned
 
@@ -298,7 +328,7 @@ class Scheduler:
                 await append_many(session, backoffs)
             return 0
         all_nodes = (
-            await session.scalars(select(NodeRow).where(*_SCHEDULABLE).order_by(NodeRow.name))
+            await session.execute(select(*_NODE_COLS).where(*_SCHEDULABLE).order_by(NodeRow.name))
         ).all()
         locked = set(
             (
@@ -318,24 +348,31 @@ class Scheduler:
             max((n.free_memory_mb for n in nodes), default=0),
             max((len(n.free_gpu_indices) for n in nodes), default=0),
         )
+        more: list[dict[str, Any]] = []
+        cand_rows: dict[uuid.UUID, Any] = {}
         for r in group_rows:
             d = _group_demand(r)
             groups.append(Group(owner=uuid.UUID(r.owner) if r.owner else None, demand=d, count=r.n))
             lim = max(1, min(self.batch, r.n, _slots(d, nodes, self.batch, maxima)))
-            lims.append({"owner": r.owner or "", "shape": r.shape, "lim": lim})
+            lims.append({"owner": r.owner, "shape": r.shape, "lim": lim})
+            cand_rows[r.id] = r
+            if lim > 1:
+                more.append(lims[-1])
         index = {(g["owner"], g["shape"]): i for i, g in enumerate(lims)}
-        cand_rows = (await session.execute(_CANDIDATES_SQL, {"groups": json.dumps(lims)})).all()
+        if more:  # groups with room for more than their best task
+            for c in (await session.execute(_CANDIDATES_SQL, {"groups": json.dumps(more)})).all():
+                cand_rows[c.id] = c
         lap("candidates")
         mine = set(
             (
                 await session.scalars(
                     select(TaskRow.id)
-                    .where(TaskRow.id.in_([c.id for c in cand_rows]), TaskRow.state == "pending")
+                    .where(TaskRow.id.in_(list(cand_rows)), TaskRow.state == "pending")
                     .with_for_update(skip_locked=True)
                 )
             ).all()
         )
-        for c in sorted(cand_rows, key=lambda c: (-c.priority, c.seq)):
+        for c in sorted(cand_rows.values(), key=lambda c: (-c.priority, c.seq)):
             if c.id in mine:
                 groups[index[(c.owner, c.shape)]].candidates.append(
                     Candidate(c.id, c.priority, c.seq, float(c.est), c.pending_reason)
@@ -361,10 +398,13 @@ class Scheduler:
         )
         lap("plan")
         self.last_plan = plan
-        self._reserved = {r.task_id: r.node_id for r in plan.reservations}
         events = backoffs + await self._write_assignments(session, plan)
         lap("assign")
         events += await self._write_reasons(session, plan, groups, lims)
+        self._after_commit = (
+            {r.task_id: r.node_id for r in plan.reservations},
+            self._next_verdicts,
+        )
         if events:
             await append_many(session, events)
         lap("reasons")
@@ -491,17 +531,26 @@ class Scheduler:
     async def _write_reasons(
         self, session: AsyncSession, plan: Plan, groups: list[Group], lims: list[dict[str, Any]]
     ) -> list[NewEvent]:
-        """Give every waiting task its reason; an event only where the reason changed."""
-        verdicts = [
-            {
-                "owner": lims[gi]["owner"],
-                "shape": lims[gi]["shape"],
-                "code": v.code,
-                "detail": v.detail or None,
-                "message": v.detail.get("message") if v.code == reasons.NO_NODE_FITS else None,
-            }
-            for gi, v in plan.group_verdicts.items()
-        ]
+        """Give every waiting task its reason; an event only where the reason changed.
+
+        A group whose verdict and size are what they were last pass is not looked at again
+        (its tasks already carry that reason), so a quiet pass scans no pending tasks here."""
+        verdicts = []
+        seen: dict[tuple[str, str], tuple[str, str, int]] = {}
+        for gi, v in plan.group_verdicts.items():
+            key = (lims[gi]["owner"], lims[gi]["shape"])
+            seen[key] = (v.code, json.dumps(v.detail, sort_keys=True), groups[gi].count)
+            if self._verdicts.get(key) == seen[key]:
+                continue
+            verdicts.append(
+                {
+                    "owner": key[0],
+                    "shape": key[1],
+                    "code": v.code,
+                    "detail": v.detail or None,
+                    "message": v.detail.get("message") if v.code == reasons.NO_NODE_FITS else None,
+                }
+            )
         skip = [str(t) for t in plan.task_verdicts]
         changed: dict[uuid.UUID, tuple[Verdict, str | None]] = {}
         if verdicts:
@@ -514,7 +563,11 @@ class Scheduler:
         current = {c.task_id: c.pending_reason for g in groups for c in g.candidates}
         for task_id, v in plan.task_verdicts.items():
             changed[task_id] = (v, current.get(task_id, "?"))
+        for task_id in set(self._reserved) - set(plan.task_verdicts) - set(changed):
+            if task_id in current:  # no longer reserved for: drop the stale reserved_node
+                changed[task_id] = (Verdict(reasons.WAITING_FOR_RESOURCES), current[task_id])
         if not changed:
+            self._next_verdicts = seen
             return []
         rows = [
             {
@@ -532,6 +585,7 @@ class Scheduler:
                 )
             ).all()
         )
+        self._next_verdicts = seen if done >= set(changed) else {}
         events = []
         for t, (v, before) in changed.items():
             if t not in done or (before == v.code and v.code != reasons.NO_NODE_FITS):
