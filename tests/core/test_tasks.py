@@ -41,6 +41,7 @@ async def test_submit_then_get_list_and_trace(
         "labels": {},
         "gpu_model": None,
         "gpu_memory_mb": None,
+        "pids_limit": None,
     }
     assert (task["priority"], task["timeout_s"], task["max_attempts"], task["attempt_count"]) == (
         5,
