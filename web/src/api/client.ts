@@ -18,6 +18,7 @@ import type {
   Problem,
   Secret,
   Stats,
+  Usage,
   Task,
   TaskCreate,
   TaskState,
@@ -177,6 +178,7 @@ export const api = {
   events: (q: { after?: number; limit?: number; subject_type?: string; subject_id?: string; kind?: string }) =>
     call<EventPage>("events", { query: q }),
   stats: (signal?: AbortSignal) => call<Stats>("stats", { signal }),
+  usage: (days: number, signal?: AbortSignal) => call<Usage>("usage", { query: { days }, signal }),
 
   maintenance: (id: string, body: MaintenanceCreate) => call<Task>("nodeMaintenance", { params: { id }, body }),
 

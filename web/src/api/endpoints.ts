@@ -34,6 +34,7 @@ export const ENDPOINTS = {
   events: ["GET", "/api/events"],
   eventStream: ["GET", "/api/events/stream"],
   stats: ["GET", "/api/stats"],
+  usage: ["GET", "/api/usage"],
   health: ["GET", "/health"],
   nodeMaintenance: ["POST", "/api/nodes/{id}/maintenance"],
   files: ["GET", "/api/files"],

@@ -365,3 +365,20 @@ export interface Problem {
   detail?: string;
   [extra: string]: unknown;
 }
+
+/** GET /api/usage: resource-hours per user per UTC day, and fair-share keys (lowest runs next). */
+export interface UsageDay {
+  day: string;
+  user_id: string | null;
+  username: string | null;
+  attempts: number;
+  cpu_hours: number;
+  gpu_hours: number;
+  memory_gb_hours: number;
+}
+
+export interface Usage {
+  since: string;
+  items: UsageDay[];
+  fair_share: { user_id: string | null; username: string | null; share_cpu_hours: number }[];
+}

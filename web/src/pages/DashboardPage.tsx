@@ -3,6 +3,7 @@ import { Link } from "react-router-dom";
 import { api } from "../api/client";
 import { TASK_STATES } from "../api/types";
 import { BackupCard, HealthChecksCard } from "../components/BackupCard";
+import { UsageCard } from "../components/UsageCard";
 import { StackedBarChart } from "../components/charts";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
@@ -64,6 +65,9 @@ export function DashboardPage() {
           <div className="grid-2 section">
             <BackupCard />
             <HealthChecksCard />
+          </div>
+          <div className="section">
+            <UsageCard />
           </div>
           <section aria-labelledby="fail-h" className="section">
             <h2 id="fail-h">Recent failures</h2>
