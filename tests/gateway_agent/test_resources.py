@@ -11,6 +11,7 @@ from pathlib import Path
 from unidesk.gateway_agent.resources import (
     detect_os,
     detect_resources,
+    gpu_labels,
     parse_gpu_csv,
     parse_gpu_usage_csv,
     sample_usage,
@@ -120,3 +121,17 @@ def test_print_resources_reads_gpus_from_nvidia_smi(tmp_path: Path):
         "--query-gpu=index,name,memory.total,uuid",
         "--format=csv,noheader,nounits",
     ]
+
+
+def test_gpu_labels_from_detected_gpus():
+    a100 = parse_gpu_csv(
+        "0, NVIDIA A100-SXM4-80GB, 81920, GPU-a\n1, NVIDIA A100-SXM4-80GB, 81920, GPU-b\n"
+    )
+    assert gpu_labels(a100) == {
+        "gpu.count": "2",
+        "gpu.model": "NVIDIA A100-SXM4-80GB",
+        "gpu.memory_mb": "81920",
+    }
+    mixed = parse_gpu_csv("0, NVIDIA A100-SXM4-80GB, 81920, GPU-a\n1, Tesla T4, 15360, GPU-b\n")
+    assert gpu_labels(mixed) == {"gpu.count": "2"}
+    assert gpu_labels([]) == {}

@@ -20,6 +20,7 @@ __all__ = [
     "NodeResources",
     "detect_os",
     "detect_resources",
+    "gpu_labels",
     "parse_gpu_csv",
     "parse_gpu_usage_csv",
     "sample_usage",
@@ -119,6 +120,19 @@ def _cpu_count() -> float:
         return float(os.cpu_count() or 1)
 
 
+def gpu_labels(gpus: list[Gpu]) -> dict[str, str]:
+    """Labels derived from the detected GPUs (``gpu.count``, and ``gpu.model`` and
+    ``gpu.memory_mb`` of the smallest when all match the first's model); labels the operator
+    declares win over these."""
+    if not gpus:
+        return {}
+    out = {"gpu.count": str(len(gpus))}
+    if all(g.model == gpus[0].model for g in gpus):
+        out["gpu.model"] = gpus[0].model[:128]
+        out["gpu.memory_mb"] = str(min(g.memory_mb for g in gpus))
+    return out
+
+
 def detect_resources(
     *,
     node_name: str,
@@ -129,6 +143,7 @@ def detect_resources(
     """Detect what this machine offers; ``cpus``/``memory_mb`` may only lower what was found."""
     found_cpus = _cpu_count()
     found_mem = psutil.virtual_memory().total // (1024 * 1024)
+    gpus = parse_gpu_csv(_nvidia_smi_sync(_GPU_QUERY))
     return NodeResources(
         node_name=node_name,
         hostname=socket.gethostname(),
@@ -136,8 +151,8 @@ def detect_resources(
         agent_version=__version__,
         cpus=min(found_cpus, cpus) if cpus else found_cpus,
         memory_mb=min(found_mem, memory_mb) if memory_mb else found_mem,
-        gpus=parse_gpu_csv(_nvidia_smi_sync(_GPU_QUERY)),
-        labels=dict(labels or {}),
+        gpus=gpus,
+        labels={**gpu_labels(gpus), **(labels or {})},
     )
 
 
