@@ -85,13 +85,14 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 """2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
 3: Dispatch carries secret values (secret_env, repository and registry credentials,
 missing_secrets); the agent masks them in everything it reports.
 4: Dispatch.pids_limit (a task's own process limit, within the server's cap).
 5: Usage.caches (cache sizes and caps in heartbeats), ClearCaches.
-6: Hello.host_mounts (named host directories), Dispatch.mounts and Dispatch.workspace."""
+6: Hello.host_mounts (named host directories), Dispatch.mounts and Dispatch.workspace.
+7: LogChunk.ts (source time of the chunk's first line; seq follows it across streams)."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 CLOSE_BAD_FRAME = 4400
@@ -280,6 +281,10 @@ class LogChunk(msgspec.Struct, tag="log", kw_only=True):
     seq: int
     stream: Literal["stdout", "stderr", "build", "system"]
     data: str
+    ts: float = 0.0
+    """When its first byte was written, at the source (Docker's timestamp of the line; the
+    agent's clock for build and system lines), epoch seconds; 0: unknown. The agent numbers
+    chunks in this order across streams, so ``seq`` order is the order of writing."""
 
 
 class LogAck(msgspec.Struct, tag="log_ack", kw_only=True):

@@ -12,6 +12,8 @@ class FakeReporter:
     def __init__(self) -> None:
         self.events: list[str] = []
         self.logs: dict[str, bytearray] = defaultdict(bytearray)
+        self.calls: list[tuple[str, bytes, float | None]] = []
+        """Every log call in order (stream, data, source time)."""
         self.started = asyncio.Event()
         self.stage_seen: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
@@ -23,8 +25,9 @@ class FakeReporter:
         self.events.append("running")
         self.started.set()
 
-    def log(self, stream: str, data: bytes) -> None:
+    def log(self, stream: str, data: bytes, ts: float | None = None) -> None:
         self.logs[stream].extend(data)
+        self.calls.append((stream, bytes(data), ts))
 
     def text(self, stream: str) -> str:
         return self.logs[stream].decode("utf-8", "replace")

@@ -23,7 +23,7 @@ class PrintingReporter:
     async def running(self) -> None:
         print("RUNNING", flush=True)
 
-    def log(self, stream: str, data: bytes) -> None:
+    def log(self, stream: str, data: bytes, ts: float | None = None) -> None:
         pass
 
 

@@ -155,3 +155,23 @@ async def test_container_is_hardened_and_limited(runner, world) -> None:
     assert f"mem={64 * 1024 * 1024}" in out
     assert "links=lo\n" in out  # network mode none: loopback only
     assert "HAS-DOCKER-SOCK" not in out and "wrote" in out
+
+
+async def test_output_reaches_the_reporter_in_the_order_it_was_written(runner, world) -> None:
+    script = (
+        "for i in 1 2 3 4 5; do echo out-$i; sleep 0.2; echo err-$i >&2; sleep 0.2; done; "
+        "printf 'no-newline'"
+    )
+    reporter = FakeReporter()
+    outcome = await runner.run(world.dispatch(["sh", "-c", script]), reporter)
+    assert outcome.reason == "succeeded", outcome
+    calls = [c for c in reporter.calls if c[0] in ("stdout", "stderr")]
+    lines = [(stream, data.decode()) for stream, data, _ in calls]
+    expected = [
+        (stream, f"{name}-{n}\n")
+        for n in range(1, 6)
+        for stream, name in (("stdout", "out"), ("stderr", "err"))
+    ]
+    assert lines == [*expected, ("stdout", "no-newline")], lines
+    stamps = [ts for _, _, ts in calls]
+    assert all(ts is not None for ts in stamps) and stamps == sorted(stamps)  # type: ignore[type-var]

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,30 @@ def test_large_output_streams_and_is_stored(flow: Flow) -> None:
     stdout = flow.text(task["id"], "stdout")
     assert len(stdout) == size and stdout.startswith("0123456789abcdefghijklmnopqrstuvwxyz\n")
     assert "truncated" not in flow.text(task["id"], "system")
+
+
+ALTERNATING = (
+    "for i in 1 2 3 4 5 6; do echo out-$i; sleep 0.2; echo err-$i >&2; sleep 0.2; done; "
+    "echo out-end; echo err-end >&2"
+)
+
+
+def test_stdout_and_stderr_lines_come_back_in_the_order_they_were_written(flow: Flow) -> None:
+    task = flow.submit(ALTERNATING)
+    done = wait_state(flow.api, task["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    items = [i for i in flow.logs(task["id"]) if i["stream"] in ("stdout", "stderr")]
+    lines = [(i["stream"], line) for i in items for line in i["data"].splitlines()]
+    expected = [
+        (stream, f"{name}-{n}")
+        for n in range(1, 7)
+        for stream, name in (("stdout", "out"), ("stderr", "err"))
+    ]
+    assert lines[: len(expected)] == expected, lines
+    assert {line for _, line in lines[len(expected) :]} == {"out-end", "err-end"}
+    # each chunk carries the time its first line was written at the source, in seq order
+    stamps = [datetime.fromisoformat(i["ts"]) for i in items]
+    assert stamps == sorted(stamps), stamps
 
 
 def test_server_log_cap_truncates_with_a_visible_marker(

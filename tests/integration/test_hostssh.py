@@ -47,7 +47,7 @@ class Recorder:
     async def running(self) -> None:
         self.started = True
 
-    def log(self, stream: str, data: bytes) -> None:
+    def log(self, stream: str, data: bytes, ts: float | None = None) -> None:
         self.logs[stream] += data
 
 

@@ -65,8 +65,13 @@ class AttemptRun:
         self.last_state = self._state("running")
         await self.agent.send_state(self.last_state)
 
-    def log(self, stream: Literal["stdout", "stderr", "build", "system"], data: bytes) -> None:
-        if self.log_buffer.append(stream, data):
+    def log(
+        self,
+        stream: Literal["stdout", "stderr", "build", "system"],
+        data: bytes,
+        ts: float | None = None,
+    ) -> None:
+        if self.log_buffer.append(stream, data, ts):
             self.agent.flush_soon()
 
     def watch_data(self, channel: str, path: Beneath) -> None:

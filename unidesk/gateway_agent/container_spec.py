@@ -109,7 +109,9 @@ def container_config(
         "CapDrop": ["ALL"],
         "ReadonlyRootfs": False,
         "Init": True,
-        "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1"}},
+        # the agent follows this log (timestamps order stdout/stderr); 3 files of slack for a
+        # reader that lags behind a fast writer
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
     }
     if dispatch.gpu_indices:
         host["DeviceRequests"] = [

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from unidesk.gateway_agent.datafeed import (
     drain_data,
     watch_data,
 )
+from unidesk.gateway_agent.docker_logs import follow_logs, parse_docker_ts
 from unidesk.gateway_agent.envbuild import EnvBuilder
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
@@ -76,6 +76,8 @@ _STOP_OUTCOME: dict[StopReason, EndReason] = {
 _NOT_FOUND = ("executable file not found", "no such file or directory")
 _CGROUP_KILL_WAIT_S = 10.0
 """How long the processes of a cgroup kill may take to be gone."""
+_LOG_DRAIN_S = 30.0
+"""After the container ended, how long the rest of its log (Docker serves a few MB/s) may take."""
 _CONFIRM_AFTER_KILL_S = 5.0
 """After a cgroup kill, how long Docker may take to report the exit before the attempt ends."""
 
@@ -282,7 +284,7 @@ class DockerRunner:
                     )
                 else:
                     attempt.pid = int(state.get("Pid") or 0) or None
-                    started = _parse_ts(state.get("StartedAt", ""))
+                    started = parse_docker_ts(state.get("StartedAt", ""))
                     timeout = float(info["Config"]["Labels"].get(LABEL_TIMEOUT, "3600"))
                     remaining = max(0.0, timeout - (time.time() - started)) if started else timeout
                     outcome = await self._follow(
@@ -466,46 +468,48 @@ class DockerRunner:
         command: list[str] | None = None,
         image: str | None = None,
     ) -> Outcome:
-        stream = container.attach(stdout=True, stderr=True, logs=False)
-        async with stream:
-            if not attach_first:
-                try:
-                    await container.start()
-                except aiodocker.DockerError as exc:
-                    if any(s in str(exc.message) for s in _NOT_FOUND) and command:
-                        message = f"command {command[0]!r} not found in image {image}"
-                        reporter.system(message)
-                        return Outcome(reason="exit_nonzero", exit_code=127, message=message)
-                    raise
-                attempt.timings["started_at"] = time.monotonic()
-                attempt.pid = await self._main_pid(container)
-                await reporter.running()
-            if attempt.stop_reason:
-                await self._stop_container(attempt)
-            pump = asyncio.create_task(_pump(stream, reporter, attempt.stderr_head))
-            waiter = asyncio.create_task(container.wait())
-            forced = asyncio.create_task(attempt.forced_end.wait())
+        since = time.time() if attach_first else 0.0  # adopted: only what is new
+        if not attach_first:
             try:
-                done, _ = await asyncio.wait(
-                    {waiter, forced}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    if attempt.stop_reason is None:
-                        attempt.stop_reason = "timed_out"
-                        reporter.system(
-                            f"timeout of {timeout_s:.0f} s reached; stopping the container"
-                        )
-                    await self._stop_container(attempt)
-                if attempt.forced_end.is_set():  # past Docker: its exit report is a bonus
-                    await asyncio.wait({waiter}, timeout=_CONFIRM_AFTER_KILL_S)
-                result = await waiter if waiter.done() or not attempt.forced_end.is_set() else {}
-            finally:
-                waiter.cancel()
-                forced.cancel()
-                try:
-                    await asyncio.wait_for(pump, 1 if attempt.forced_end.is_set() else 10)
-                except (TimeoutError, asyncio.CancelledError):
-                    pump.cancel()
+                await container.start()
+            except aiodocker.DockerError as exc:
+                if any(s in str(exc.message) for s in _NOT_FOUND) and command:
+                    message = f"command {command[0]!r} not found in image {image}"
+                    reporter.system(message)
+                    return Outcome(reason="exit_nonzero", exit_code=127, message=message)
+                raise
+            attempt.timings["started_at"] = time.monotonic()
+            attempt.pid = await self._main_pid(container)
+            await reporter.running()
+        if attempt.stop_reason:
+            await self._stop_container(attempt)
+        pump = asyncio.create_task(
+            follow_logs(self.docker, container.id, reporter, attempt.stderr_head, since=since)
+        )
+        waiter = asyncio.create_task(container.wait())
+        forced = asyncio.create_task(attempt.forced_end.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, forced}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                if attempt.stop_reason is None:
+                    attempt.stop_reason = "timed_out"
+                    reporter.system(f"timeout of {timeout_s:.0f} s reached; stopping the container")
+                await self._stop_container(attempt)
+            if attempt.forced_end.is_set():  # past Docker: its exit report is a bonus
+                await asyncio.wait({waiter}, timeout=_CONFIRM_AFTER_KILL_S)
+            result = await waiter if waiter.done() or not attempt.forced_end.is_set() else {}
+        finally:
+            waiter.cancel()
+            forced.cancel()
+            try:
+                await asyncio.wait_for(pump, 1 if attempt.forced_end.is_set() else _LOG_DRAIN_S)
+            except (TimeoutError, asyncio.CancelledError):
+                pump.cancel()
+            except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
+                log.warning("reading the output of %s: %s", container.id[:12], exc)
+                reporter.system(f"the container's output could not be read to its end: {exc}")
         if attempt.stop_failure:
             return Outcome(reason="infra_error", message=attempt.stop_failure)
         code = int(result.get("StatusCode", 137 if attempt.forced else -1))
@@ -581,7 +585,8 @@ class DockerRunner:
         return int(info.get("State", {}).get("Pid") or 0) or None
 
     async def _gone(self, container_id: str) -> bool:
-        """Docker says the container no longer runs (then it is removed) or no longer exists."""
+        """Docker says the container no longer runs (then it is removed) or no longer exists;
+        while it still runs, each call asks Docker again to remove it (force)."""
         try:
             info = await asyncio.wait_for(
                 self.docker.containers.container(container_id).show(), self.config.docker_timeout_s
@@ -591,6 +596,7 @@ class DockerRunner:
         except (TimeoutError, aiohttp.ClientError, OSError):
             return False
         if info.get("State", {}).get("Running"):
+            await self._remove_container(container_id, force=True)  # try again, bounded
             return False
         if not self.config.keep_finished:
             await self._remove_container(container_id, force=True)
@@ -641,29 +647,9 @@ class DockerRunner:
         task.add_done_callback(_log_failure)
 
 
-async def _pump(stream: Any, reporter: CappedReporter, stderr_head: bytearray) -> None:
-    while True:
-        message = await stream.read_out()
-        if message is None:
-            return
-        if message.stream == 2:
-            if len(stderr_head) < 1024:
-                stderr_head.extend(message.data[:1024])
-            reporter.log("stderr", message.data)
-        else:
-            reporter.log("stdout", message.data)
-
-
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return bool(task and task.cancelling())
-
-
-def _parse_ts(value: str) -> float | None:
-    if not value or value.startswith("0001-"):
-        return None
-    head, _, frac = value.rstrip("Z").partition(".")
-    return datetime.fromisoformat(head + "+00:00").timestamp() + float(f"0.{frac[:6] or 0}")
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import time
 from typing import Literal
 
 from unidesk.masking import SecretMasker, StreamMasker
@@ -33,7 +34,8 @@ class AttemptLog:
         self._maskers: dict[str, StreamMasker] = {}
         self.attempt_no = attempt_no
         self.next_seq = 1
-        self._pending: list[tuple[Stream, bytearray]] = []
+        self._pending: list[tuple[Stream, bytearray, float]] = []
+        """Runs of one stream in arrival order, each with the source time of its first byte."""
         self._pending_bytes = 0
         self._decoders: dict[Stream, codecs.IncrementalDecoder] = {}
         self._unacked: dict[int, LogChunk] = {}
@@ -49,14 +51,15 @@ class AttemptLog:
         """Nothing pending and nothing waiting for an ack."""
         return not self._pending and not self._unacked
 
-    def append(self, stream: Stream, data: bytes) -> bool:
-        """Buffer output; returns True when a chunk's worth is pending (flush soon)."""
+    def append(self, stream: Stream, data: bytes, ts: float | None = None) -> bool:
+        """Buffer output written at ``ts`` (source time; None: now); returns True when a chunk's
+        worth is pending (flush soon)."""
         if not data:
             return False
         if self._pending and self._pending[-1][0] == stream:
             self._pending[-1][1].extend(data)
         else:
-            self._pending.append((stream, bytearray(data)))
+            self._pending.append((stream, bytearray(data), time.time() if ts is None else ts))
         self._pending_bytes += len(data)
         return self._pending_bytes >= CHUNK_BYTES
 
@@ -68,21 +71,21 @@ class AttemptLog:
         held back until the next cut, or sent masked at the final one.
         """
         chunks: list[LogChunk] = []
-        for stream, data in self._pending:
+        for stream, data, ts in self._pending:
             decoder = self._decoders.setdefault(
                 stream, codecs.getincrementaldecoder("utf-8")("replace")
             )
             for start in range(0, len(data), CHUNK_BYTES):
                 text = self._mask(stream, decoder.decode(bytes(data[start : start + CHUNK_BYTES])))
                 if text:
-                    chunks.append(self._number(stream, text))
+                    chunks.append(self._number(stream, text, ts))
         self._pending.clear()
         self._pending_bytes = 0
         if final:
             for stream, decoder in self._decoders.items():
                 tail = self._mask(stream, decoder.decode(b"", final=True), final=True)
                 if tail:
-                    chunks.append(self._number(stream, tail))
+                    chunks.append(self._number(stream, tail, time.time()))
         return chunks
 
     def _mask(self, stream: str, text: str, *, final: bool = False) -> str:
@@ -93,13 +96,14 @@ class AttemptLog:
             masker = self._maskers[stream] = self.masker.stream()
         return masker.feed(text, final=final)
 
-    def _number(self, stream: Stream, text: str) -> LogChunk:
+    def _number(self, stream: Stream, text: str, ts: float) -> LogChunk:
         chunk = LogChunk(
             task_id=self.task_id,
             attempt_no=self.attempt_no,
             seq=self.next_seq,
             stream=stream,
             data=text,
+            ts=ts,
         )
         self.next_seq += 1
         self._unacked[chunk.seq] = chunk

@@ -34,17 +34,17 @@ class CappedReporter:
     async def running(self) -> None:
         await self.inner.running()
 
-    def log(self, stream: Stream, data: bytes) -> None:
+    def log(self, stream: Stream, data: bytes, ts: float | None = None) -> None:
         if not data:
             return
         room = self.cap - self.used
         if len(data) <= room and not self.dropped:
             self.used += len(data)
-            self.inner.log(stream, data)
+            self.inner.log(stream, data, ts)
             return
         if not self.dropped:
             if room > 0:
-                self.inner.log(stream, data[:room])
+                self.inner.log(stream, data[:room], ts)
                 self.used += room
             self.inner.log(
                 "system",

@@ -36,8 +36,14 @@ class Reporter(Protocol):
     async def running(self) -> None:
         """The user's command started."""
 
-    def log(self, stream: Literal["stdout", "stderr", "build", "system"], data: bytes) -> None:
-        """Append output; buffered, ordered and flushed by the connection layer."""
+    def log(
+        self,
+        stream: Literal["stdout", "stderr", "build", "system"],
+        data: bytes,
+        ts: float | None = None,
+    ) -> None:
+        """Append output written at ``ts`` (source time, epoch seconds; None: now). Calls come
+        in the order of writing across streams; buffered and flushed by the connection layer."""
 
     # Optional (called through ``datafeed.watch_data``/``drain_data``, so test reporters may
     # omit them): ``watch_data(channel, path)`` follows a JSON-lines file the attempt writes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -253,7 +254,15 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
         values["log_truncated"] = True
     inserted = await session.execute(
         pg_insert(LogChunkRow)
-        .values(task_id=a.task_id, attempt_no=a.attempt_no, seq=m.seq, stream=m.stream, data=data)
+        .values(
+            task_id=a.task_id,
+            attempt_no=a.attempt_no,
+            seq=m.seq,
+            stream=m.stream,
+            data=data,
+            # the source time of the chunk's first line (else: when the server stored it)
+            ts=_source_time(m.ts) if m.ts > 0 else func.now(),
+        )
         .on_conflict_do_nothing()
         .returning(LogChunkRow.seq)
     )
@@ -266,6 +275,14 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
             .values(**values)
         )
     return m.seq
+
+
+def _source_time(ts: float) -> datetime | Any:
+    """The agent's source time as a timestamp; a value no clock gives falls back to now()."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return func.now()
 
 
 async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -> int:
