@@ -11,12 +11,14 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
+from unidesk.core.tasks.states import TASK_FINAL_STATES
+
 from .api import ApiClient, ApiError
 from .render import BEIJING
 
 __all__ = ["FINAL_STATES", "Follower", "exit_code_for"]
 
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_STATES = frozenset(TASK_FINAL_STATES)
 EXIT_FAILED = 1
 EXIT_CANCELLED = 3
 _LOG_PAGE = 1000

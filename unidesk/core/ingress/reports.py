@@ -29,6 +29,7 @@ from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.services import node_event
 from unidesk.core.tasks.models import AttemptRow, TaskRow
 from unidesk.core.tasks.policy import apply_attempt_end
+from unidesk.core.tasks.states import AttemptEndReason
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.errors import UnideskError
 
@@ -177,9 +178,8 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
                 event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no),
             )
         return moved
-    # exited / failed: a final fact, then the policy's decision. The server's end reasons are the
-    # agent's plus "node_lost" (which "killed" becomes below), so this is a plain str.
-    reason: str = m.reason or (
+    # exited / failed: a final fact, then the policy's decision ("killed" becomes "node_lost")
+    reason: AttemptEndReason = m.reason or (
         "succeeded"
         if m.phase == "exited" and m.exit_code == 0
         else "infra_error"

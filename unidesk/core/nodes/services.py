@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unidesk.core.events.kinds import EventKind
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.nodes import schemas
 from unidesk.core.nodes.models import NodeRow
@@ -28,7 +29,7 @@ GROUP BY bucket ORDER BY bucket
 """)
 
 
-def node_event(node_id: uuid.UUID, kind: str, actor: str, **payload: object) -> NewEvent:
+def node_event(node_id: uuid.UUID, kind: EventKind, actor: str, **payload: object) -> NewEvent:
     return NewEvent(
         kind=kind, subject_type="node", subject_id=str(node_id), actor=actor, payload=payload
     )

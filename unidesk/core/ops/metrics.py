@@ -22,22 +22,13 @@ from sqlalchemy import text
 
 import unidesk
 from unidesk.core.ops.readiness import READY_CHECKS
+from unidesk.core.tasks.states import TASK_STATES
 
 __all__ = ["DISPATCH_BUCKETS_S", "NODE_STATES", "Family", "metrics", "render"]
 
 DISPATCH_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 NODE_STATES = ("online", "unhealthy", "draining", "offline")
 """Each node is counted once, in the first of: offline, unhealthy, draining, online."""
-TASK_STATES = (
-    "pending",
-    "assigned",
-    "preparing",
-    "running",
-    "cancelling",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCRAPE_DB_TIMEOUT_S = 3.0
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.base import table_of
 from unidesk.core.db.tx import in_transaction
+from unidesk.core.events.kinds import EventKind
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NewEvent, append_many
 from unidesk.core.nodes.models import NodeRow
@@ -56,7 +57,7 @@ __all__ = ["SHAPE_SQL", "WAKE_KINDS", "Scheduler"]
 
 log = structlog.get_logger("unidesk.scheduler")
 
-WAKE_KINDS = frozenset(
+WAKE_KINDS: frozenset[EventKind] = frozenset(
     {
         "task.submitted",
         "task.retried",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
 from unidesk.core.auth.policy import require_owner_or_admin
+from unidesk.core.events.kinds import EventKind
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.settings import Settings
 from unidesk.core.storage import schemas
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-def artifact_event(row: ArtifactRow, kind: str, actor: str, **payload: Any) -> NewEvent:
+def artifact_event(row: ArtifactRow, kind: EventKind, actor: str, **payload: Any) -> NewEvent:
     return NewEvent(
         kind=kind,
         subject_type="artifact",
@@ -303,7 +304,7 @@ class ArtifactService:
         await self._drop(row, "artifact.deleted", actor)
         await self.s.commit()
 
-    async def _drop(self, row: ArtifactRow, kind: str, actor: str, **payload: Any) -> None:
+    async def _drop(self, row: ArtifactRow, kind: EventKind, actor: str, **payload: Any) -> None:
         await append(self.s, artifact_event(row, kind, actor, state=row.state, **payload))
         await self.s.delete(row)
         await self.s.flush()

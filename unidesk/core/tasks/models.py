@@ -23,6 +23,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
+from unidesk.core.tasks.states import (
+    ATTEMPT_ACTIVE_STATES,
+    ATTEMPT_FINAL_STATES,
+    TASK_ACTIVE_STATES,
+    TASK_FINAL_STATES,
+)
 
 __all__ = [
     "ATTEMPT_ACTIVE_STATES",
@@ -32,11 +38,6 @@ __all__ = [
     "AttemptRow",
     "TaskRow",
 ]
-
-TASK_FINAL_STATES = ("succeeded", "failed", "cancelled")
-TASK_ACTIVE_STATES = ("assigned", "preparing", "running", "cancelling")
-ATTEMPT_FINAL_STATES = ("succeeded", "failed", "cancelled", "lost")
-ATTEMPT_ACTIVE_STATES = ("assigned", "preparing", "running")
 
 
 class TaskRow(CreatedAt, Base):

@@ -21,11 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.tasks.models import AttemptRow, TaskRow
+from unidesk.core.tasks.states import TASK_ACTIVE_STATES, TASK_ON_NODE_STATES
 from unidesk.core.tasks.transitions import move_task, task_event
 
-__all__ = ["ACTIVE_TASK_STATES", "apply_attempt_end"]
-
-ACTIVE_TASK_STATES = ("assigned", "preparing", "running")
+__all__ = ["apply_attempt_end"]
 
 
 async def apply_attempt_end(
@@ -43,11 +42,7 @@ async def apply_attempt_end(
     Returns the new task state, or None when the attempt is not the task's current one
     (a stale report: recorded elsewhere as a fact, changes nothing here)."""
     task = await session.scalar(select(TaskRow).where(TaskRow.id == task_id).with_for_update())
-    if (
-        task is None
-        or task.attempt_count != attempt_no
-        or task.state not in (*ACTIVE_TASK_STATES, "cancelling")
-    ):
+    if task is None or task.attempt_count != attempt_no or task.state not in TASK_ACTIVE_STATES:
         return None
     detail = {
         "attempt_no": attempt_no,
@@ -70,7 +65,7 @@ async def apply_attempt_end(
         await move_task(
             session,
             task_id,
-            from_states=ACTIVE_TASK_STATES,
+            from_states=TASK_ON_NODE_STATES,
             to="succeeded",
             reason="succeeded",
             message=None,
@@ -105,7 +100,7 @@ async def apply_attempt_end(
         await move_task(
             session,
             task_id,
-            from_states=ACTIVE_TASK_STATES,
+            from_states=TASK_ON_NODE_STATES,
             to="pending",
             reason=None,
             message=f"attempt {attempt_no} ended ({reason}); retrying",
@@ -136,7 +131,7 @@ async def apply_attempt_end(
     await move_task(
         session,
         task_id,
-        from_states=ACTIVE_TASK_STATES,
+        from_states=TASK_ON_NODE_STATES,
         to="failed",
         reason=reason,
         message=f"{why}: {message}" if message else why,

@@ -30,7 +30,8 @@ from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import schemas
 from unidesk.core.tasks.hostmounts import host_mount_request
-from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, AttemptRow, TaskRow
+from unidesk.core.tasks.models import AttemptRow, TaskRow
+from unidesk.core.tasks.states import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, TASK_STATES
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.core.tasks.validation import (
     check_dockerfile_path,
@@ -41,17 +42,6 @@ from unidesk.core.tasks.validation import (
 from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
 
 __all__ = ["TASK_STATES", "TaskService", "attempt_out", "list_tasks", "task_out"]
-
-TASK_STATES = (
-    "pending",
-    "assigned",
-    "preparing",
-    "running",
-    "cancelling",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
 
 
 def attempt_out(a: AttemptRow) -> schemas.Attempt:

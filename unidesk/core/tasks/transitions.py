@@ -14,13 +14,15 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from unidesk.core.events.kinds import EventKind
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.tasks.models import AttemptRow, TaskRow
+from unidesk.core.tasks.states import ATTEMPT_FINAL_STATES, TASK_FINAL_STATES
 
 __all__ = ["move_attempt", "move_task", "task_event"]
 
 
-def task_event(task_id: uuid.UUID, kind: str, actor: str, **payload: Any) -> NewEvent:
+def task_event(task_id: uuid.UUID, kind: EventKind, actor: str, **payload: Any) -> NewEvent:
     return NewEvent(
         kind=kind, subject_type="task", subject_id=str(task_id), actor=actor, payload=payload
     )
@@ -36,7 +38,7 @@ async def move_task(
     **values: Any,
 ) -> bool:
     """Move a task to ``to`` if it is in ``from_states``; write ``event`` only if it moved."""
-    if to in ("succeeded", "failed", "cancelled"):
+    if to in TASK_FINAL_STATES:
         values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(
         update(TaskRow)
@@ -62,7 +64,7 @@ async def move_attempt(
 ) -> bool:
     """Move an attempt if it is in ``from_states``; its event (if given) is written only if it
     moved."""
-    if to in ("succeeded", "failed", "cancelled", "lost"):
+    if to in ATTEMPT_FINAL_STATES:
         values.setdefault("finished_at", func.clock_timestamp())
     result = await session.execute(
         update(AttemptRow)
