@@ -6,16 +6,18 @@ wrk.
 
 Starts a real ``unidesk-server serve --workers N`` (embedded database in a temporary data dir,
 no local agent), measures process start -> ``/health`` ok on a fresh data dir (initdb included)
-and again on the existing one, fills ``--tasks`` tasks (one real submit, then copies of its row
-and its ``task.submitted`` event made in SQL, so a 10,000-task fill takes a second), then runs
+and again on the existing one, fills ``--tasks`` tasks through ``POST /api/task-batches`` (the
+batch submit rate is printed), then runs
 ``wrk`` on loopback against ``GET /api/tasks`` (a page of 50, personal token) and, as baselines
-in the same run, against ``GET /health`` and a bare Litestar JSON route (one process, uvicorn).
+in the same run, against ``GET /health`` and a bare Litestar JSON route (one process, uvicorn),
+and last ``POST /api/tasks`` (one task a request: the REST submit rate).
 Prints figures and ratios. Every loop is bounded in count and time. Needs ``wrk``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -112,43 +114,27 @@ def personal_token(url: str) -> str:
         return r.json()["secret"]
 
 
-def database_dsn(data_dir: Path) -> str:
-    """libpq DSN of the embedded PostgreSQL (its socket dir is line 5 of postmaster.pid)."""
-    socket_dir = (data_dir / "pg" / "postmaster.pid").read_text().splitlines()[4]
-    return f"host={socket_dir} user=postgres dbname=unidesk"
-
-
-def fill_tasks(url: str, token: str, n: int, data_dir: Path) -> None:
-    """One submit through the API, then n-1 copies of its row and event in one SQL transaction."""
-    import psycopg
-
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
-        first = c.post("/api/tasks", json={**TASK, "name": "bench-0"})
-        first.raise_for_status()
-        task_id = first.json()["id"]
-    with psycopg.connect(database_dsn(data_dir)) as conn:
-        cols = [
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'"
-                " AND column_name NOT IN ('id', 'seq', 'created_at', 'updated_at')"
-            )
-        ]
-        copied = ", ".join(c if c != "name" else "'bench-' || g" for c in cols)
-        conn.execute(
-            f"""WITH new AS (
-                  INSERT INTO tasks (id, {", ".join(cols)})
-                  SELECT gen_random_uuid(), {copied}
-                  FROM tasks, generate_series(1, %s) AS g WHERE tasks.id = %s
-                  RETURNING id)
-                INSERT INTO events (kind, subject_type, subject_id, actor, payload)
-                SELECT e.kind, e.subject_type, new.id::text, e.actor, e.payload
-                FROM new, events e WHERE e.subject_id = %s AND e.kind = 'task.submitted'""",
-            (n - 1, task_id, task_id),
-        )
-        total = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]  # type: ignore[index]
+def fill_tasks(url: str, token: str, n: int) -> float:
+    """Submit n tasks through ``POST /api/task-batches`` (batches of up to 10,000); seconds."""
+    specs = [{**TASK, "name": f"bench-{i}"} for i in range(n)]
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as c:
+        t0 = time.perf_counter()
+        for i in range(0, n, 10_000):
+            c.post("/api/task-batches", json={"tasks": specs[i : i + 10_000]}).raise_for_status()
+        took = time.perf_counter() - t0
+        total = 0
+        cursor = None
+        for _ in range(n // 500 + 2):  # bounded: count them through the API
+            page = c.get(
+                "/api/tasks", params={"limit": 500, **({"cursor": cursor} if cursor else {})}
+            ).json()
+            total += len(page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
     if total != n:
         raise SystemExit(f"expected {n} tasks, found {total}")
+    return took
 
 
 BARE_APP = """
@@ -255,7 +241,14 @@ def main() -> int:
         server.stop()
         cold_existing = server.start()
         token = personal_token(server.url)
-        fill_tasks(server.url, token, args.tasks, tmp / "data")
+        batch_s = fill_tasks(server.url, token, args.tasks)
+        post_lua = tmp / "post.lua"
+        post_lua.write_text(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+            f"wrk.body = [[{json.dumps(TASK)}]]\n"
+        )
         lua = tmp / "auth.lua"
         lua.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
         tasks_size = len(
@@ -282,6 +275,7 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
         tasks = wrk(f"{server.url}/api/tasks", lua, args)
+        submits = wrk(f"{server.url}/api/tasks", post_lua, args)
         if spy is not None:
             spy.wait(60)
     finally:
@@ -306,7 +300,12 @@ def main() -> int:
         f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
         f" : {tasks['rps']:8.0f} req/s  p50 {tasks['p50_ms']:.1f} ms  p99 {tasks['p99_ms']:.1f} ms"
     )
-    for name, r in (("/health", health), ("/api/tasks", tasks)):
+    print(
+        f"  POST /api/task-batches ({args.tasks} tasks)      : {args.tasks / batch_s:8.0f} tasks/s"
+        f"  ({batch_s:.2f} s)"
+    )
+    print(f"  POST /api/tasks  (one task a request)         : {figures(submits)}")
+    for name, r in (("/health", health), ("/api/tasks", tasks), ("POST /api/tasks", submits)):
         if r["non_2xx"] or r["socket_errors"]:
             print(
                 f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; "
@@ -314,6 +313,7 @@ def main() -> int:
             )
     print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
     print(f"  ratio /api/tasks : bare Litestar              : {tasks['rps'] / bare_rps['rps']:.2f}")
+    print(f"  ratio POST /api/tasks : /health               : {submits['rps'] / health['rps']:.2f}")
     print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")
     return 0
 

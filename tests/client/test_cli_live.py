@@ -135,3 +135,37 @@ def test_tasks_show_why_a_task_waits_and_usage_prints(live_server, cli_env, caps
     assert code == 0 and "CPU-H" in out and "FAIR-SHARE" in out
     code, out, _ = run(capsys, "usage", "--json")
     assert set(json.loads(out)) == {"since", "items", "fair_share"}
+
+
+def test_submit_batch_from_json_lines_all_or_none(
+    live_server, cli_env, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
+    monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
+    body = {
+        "code_repo_url": REPO,
+        "code_commit_id": SHA,
+        "env_repo_url": REPO,
+        "env_commit_id": SHA,
+        "dockerfile_path": "Dockerfile",
+        "command": "true",
+    }
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        "\n".join(json.dumps({**body, "name": f"b{i}"}) for i in range(3))
+        + "\n"
+        + json.dumps({**body, "code_commit_id": "main"})
+        + "\n"
+    )
+    code, _, err = run(capsys, "submit-batch", str(bad))
+    assert code == 1 and "1 of 4 tasks are invalid" in err and "[3]" in err
+    code, out, _ = run(capsys, "tasks", "--json")
+    assert json.loads(out)["items"] == []
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{**body, "name": f"g{i}"} for i in range(3)]))
+    code, out, err = run(capsys, "submit-batch", str(good))
+    assert code == 0, err
+    ids = out.split()
+    assert len(ids) == 3
+    code, out, _ = run(capsys, "tasks", "--json")
+    assert {t["id"] for t in json.loads(out)["items"]} == set(ids)

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .api import ApiClient, ApiError
@@ -43,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--wait", action="store_true", help="follow state and output until the task is final"
     )
+
+    s = sub.add_parser(
+        "submit-batch",
+        parents=[common],
+        help="submit up to 10,000 tasks in one request, all or none "
+        "(a JSON array or JSON lines of task bodies; '-' reads stdin)",
+    )
+    s.add_argument("file", help="path of the task bodies, or - for stdin")
 
     s = sub.add_parser("tasks", parents=[common], help="list tasks, newest first")
     s.add_argument("--state", action="append", help="only tasks in this state (repeatable)")
@@ -111,9 +120,37 @@ def _submit(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
     return exit_code_for(final)
 
 
+def read_task_bodies(text: str) -> list[Any]:
+    """Task bodies from a JSON array, or from JSON lines (one body per non-empty line)."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        bodies = json.loads(stripped)
+        if not isinstance(bodies, list):
+            raise ValueError("expected a JSON array of task bodies")
+        return bodies
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _submit_batch(api: ApiClient, ns: argparse.Namespace) -> int:
+    text = sys.stdin.read() if ns.file == "-" else Path(ns.file).read_text()
+    try:
+        bodies = read_task_bodies(text)
+    except ValueError as exc:
+        print(f"unidesk: {ns.file}: not JSON task bodies ({exc})", file=sys.stderr)
+        return 1
+    result = api.post("/api/task-batches", {"tasks": bodies})
+    if ns.json:
+        _print_json(result)
+    else:
+        print("\n".join(result["task_ids"]))
+    return 0
+
+
 def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
     if ns.cmd == "submit":
         return _submit(api, ns, command)
+    if ns.cmd == "submit-batch":
+        return _submit_batch(api, ns)
     if ns.cmd == "tasks":
         page = api.get(
             "/api/tasks", state=ns.state, owner="me" if ns.mine else None, q=ns.q, limit=ns.limit

@@ -58,7 +58,7 @@ from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
 from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
-from unidesk.core.tasks.controllers import TaskController
+from unidesk.core.tasks.controllers import TaskBatchController, TaskController
 from unidesk.core.webui import serve_ui
 from unidesk.errors import Conflict
 
@@ -247,6 +247,7 @@ def create_app(
             ApiTokenController,
             NodeTokenController,
             TaskController,
+            TaskBatchController,
             SecretController,
             NodeController,
             QuotaController,

@@ -100,3 +100,9 @@ class TaskSubmitter:
     async def submit(self, data: TaskCreate, principal: Principal) -> uuid.UUID:
         """Submit one task as ``principal``; returns its id."""
         return (await self._tasks.submit(data, principal)).id
+
+    async def submit_many(self, batch: list[TaskCreate], principal: Principal) -> list[uuid.UUID]:
+        """Submit many tasks as ``principal`` in the caller's transaction, all or none (a 400
+        lists every bad index); returns their ids in order. One INSERT for the rows and one
+        for their events, however many."""
+        return await self._tasks.submit_many(batch, principal, commit=False)

@@ -41,6 +41,8 @@ def _unidesk(request: Request, exc: UnideskError) -> Response[dict[str, Any]]:
         request_id=request_id_of(request.scope),
     )
     extra = {k: v for k, v in exc.context.items() if isinstance(v, (str, int, float, bool))}
+    if isinstance(exc.context.get("errors"), list):  # a batch's bad items, each with its index
+        extra["errors"] = exc.context["errors"]
     if isinstance(exc, RateLimited):
         extra["retry_after_s"] = exc.retry_after_s
     return problem(exc.status, exc.title, exc.detail, request=request, **extra)

@@ -35,7 +35,7 @@ class Event(Base):
 
     __table_args__ = (
         Index("ix_events_subject", "subject_type", "subject_id", "id"),
-        Index("ix_events_txid", "txid"),
+        Index("ix_events_txid_subject", "txid", "subject_id"),  # the projection guard probe
         Index("ix_events_kind_id", "kind", "id"),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
@@ -18,8 +19,12 @@ from unidesk.core.events.schemas import EventOut
 from unidesk.core.settings import Settings
 from unidesk.core.tasks import schemas
 from unidesk.core.tasks.services import TaskService, list_tasks
+from unidesk.errors import BadRequest, UnideskError
 
-__all__ = ["TaskController"]
+__all__ = ["TaskBatchController", "TaskController"]
+
+BATCH_MAX_BYTES = 64 * 1024 * 1024
+"""Largest ``POST /api/task-batches`` body (10,000 specs of a few KiB each)."""
 
 
 def _for(principal: Principal, task: schemas.Task) -> schemas.Task:
@@ -113,3 +118,36 @@ class TaskController(Controller):
         return _for(
             principal, await TaskService(db, settings, state.plugins).retry(task_id, principal)
         )
+
+
+def _decode(spec: dict[str, object]) -> schemas.TaskCreate | UnideskError:
+    try:
+        return msgspec.convert(spec, schemas.TaskCreate)
+    except msgspec.ValidationError as exc:
+        return BadRequest(str(exc))
+
+
+class TaskBatchController(Controller):
+    path = "/api/task-batches"
+    tags = ("tasks",)
+
+    @post(
+        "/",
+        operation_id="submit_task_batch",
+        status_code=201,
+        request_max_body_size=BATCH_MAX_BYTES,
+    )
+    async def submit_batch(
+        self,
+        data: schemas.TaskBatchCreate,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> schemas.TaskBatch:
+        """Submit up to 10,000 tasks (each a TaskCreate) in one transaction: every spec is
+        checked first, and if any is bad nothing is created and the problem lists every bad
+        index (``errors``: ``[{index, detail, field?}]``)."""
+        batch = [_decode(spec) for spec in data.tasks]
+        ids = await TaskService(db, settings, state.plugins).submit_many(batch, principal)
+        return schemas.TaskBatch(count=len(ids), task_ids=ids)

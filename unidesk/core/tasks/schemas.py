@@ -13,11 +13,14 @@ from unidesk.core.storage.schemas import OutputPattern, TaskInput
 
 __all__ = [
     "COMMIT_PATTERN",
+    "MAX_BATCH_TASKS",
     "Attempt",
     "Credentials",
     "ResourceRequest",
     "Resources",
     "Task",
+    "TaskBatch",
+    "TaskBatchCreate",
     "TaskCreate",
     "TaskPage",
     "TraceOut",
@@ -192,3 +195,20 @@ class TaskPage(msgspec.Struct, kw_only=True):
 
 class TraceOut(msgspec.Struct, kw_only=True):
     items: list[Any]
+
+
+MAX_BATCH_TASKS = 10_000
+"""Most task specs in one ``POST /api/task-batches``."""
+
+
+class TaskBatchCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Up to 10,000 task specs (each a TaskCreate), created together or not at all."""
+
+    tasks: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1, max_length=MAX_BATCH_TASKS)]
+
+
+class TaskBatch(msgspec.Struct, kw_only=True):
+    """The created tasks' ids, in the order of the request."""
+
+    count: int
+    task_ids: list[uuid.UUID]

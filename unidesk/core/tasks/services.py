@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
@@ -22,7 +22,7 @@ from unidesk.core.db.reads import Reads
 from unidesk.core.events.hub import to_out
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
-from unidesk.core.events.writer import append
+from unidesk.core.events.writer import append, append_many
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.scheduler.queue import ranked_ahead
 from unidesk.core.secrets.services import SecretService
@@ -39,7 +39,7 @@ from unidesk.core.tasks.validation import (
     check_repo_url,
     parse_gpu_shorthand,
 )
-from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound
+from unidesk.errors import BadRequest, Conflict, Forbidden, NotFound, UnideskError
 
 __all__ = ["TASK_STATES", "TaskService", "attempt_out", "list_tasks", "task_out"]
 
@@ -132,7 +132,7 @@ def _decode_cursor(cursor: str) -> int:
         raise BadRequest("cursor: not a cursor returned by this API") from None
 
 
-_TASK_TABLE = TaskRow.__table__
+_TASK_TABLE = cast(Table, TaskRow.__table__)
 _TaskColumns: Any = collections.namedtuple(  # type: ignore[misc]  # names from the table
     "_TaskColumns", [*(c.name for c in _TASK_TABLE.c), "owner"]
 )
@@ -274,9 +274,10 @@ class TaskService:
             out["credentials"] = creds
         return out
 
-    async def submit(
-        self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
-    ) -> schemas.Task:
+    async def _prepare(
+        self, data: schemas.TaskCreate, principal: Principal, extra: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check one submission; the values of its ``tasks`` row and its ``task.submitted`` spec."""
         argv = self.validate(data)
         if data.priority > self.settings.max_member_priority and not principal.is_admin:
             raise Forbidden(
@@ -290,44 +291,102 @@ class TaskService:
             **({"pids_limit": data.resources.pids_limit} if data.resources.pids_limit else {}),
             **host_mount_request(data.mounts, data.workspace),
         }
-        row = TaskRow(
-            id=uuid.uuid4(),
-            name=data.name or shlex.join(argv)[:200],
-            owner_id=principal.user_id,
-            state="pending",
-            code_repo_url=data.code_repo_url,
-            code_commit_id=data.code_commit_id,
-            env_repo_url=data.env_repo_url,
-            env_commit_id=data.env_commit_id,
-            dockerfile_path=data.dockerfile_path,
-            command=argv,
-            env=dict(data.env),
-            cpus=data.resources.cpus,
-            memory_mb=data.resources.memory_mb,
-            gpus=data.resources.gpus,
-            labels=dict(data.resources.labels),
-            gpu_model=data.resources.gpu_model,
-            gpu_memory_mb=data.resources.gpu_memory_mb,
-            expected_duration_s=data.expected_duration_s,
-            timeout_s=data.timeout_s,
-            priority=data.priority,
-            max_attempts=data.max_attempts,
-            retry_on_failure=data.retry_on_failure,
-            extra={**(extra or {}), **({"extensions": data.extensions} if data.extensions else {})},
-        )
+        values = {
+            "id": uuid.uuid4(),
+            "name": data.name or shlex.join(argv)[:200],
+            "owner_id": principal.user_id,
+            "state": "pending",
+            "code_repo_url": data.code_repo_url,
+            "code_commit_id": data.code_commit_id,
+            "env_repo_url": data.env_repo_url,
+            "env_commit_id": data.env_commit_id,
+            "dockerfile_path": data.dockerfile_path,
+            "command": argv,
+            "env": dict(data.env),
+            "cpus": data.resources.cpus,
+            "memory_mb": data.resources.memory_mb,
+            "gpus": data.resources.gpus,
+            "labels": dict(data.resources.labels),
+            "gpu_model": data.resources.gpu_model,
+            "gpu_memory_mb": data.resources.gpu_memory_mb,
+            "expected_duration_s": data.expected_duration_s,
+            "timeout_s": data.timeout_s,
+            "priority": data.priority,
+            "max_attempts": data.max_attempts,
+            "retry_on_failure": data.retry_on_failure,
+            "extra": {**extra, **({"extensions": data.extensions} if data.extensions else {})},
+        }
+        spec = msgspec.to_builtins(data)
+        spec.pop("env", None)  # values may be secrets; the trace records only their names
+        spec["env_keys"] = sorted(data.env)
+        return values, spec
+
+    async def submit(
+        self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
+    ) -> schemas.Task:
+        values, spec = await self._prepare(data, principal, extra)
+        row = TaskRow(**values)
         self.s.add(row)
         await self.s.flush()
         if data.extensions:
             if self.plugins is None:
                 raise BadRequest("extensions: no plugins are loaded", field="extensions")
             await self.plugins.task_submitting(self.s, row.id, data.extensions, principal)
-        spec = msgspec.to_builtins(data)
-        spec.pop("env", None)  # values may be secrets; the trace records only their names
-        spec["env_keys"] = sorted(data.env)
         await append(self.s, task_event(row.id, "task.submitted", principal.actor, spec=spec))
         await self.s.commit()
         await self.s.refresh(row)
         return task_out(row, principal.username, [])
+
+    async def submit_many(
+        self,
+        batch: Sequence[schemas.TaskCreate | UnideskError],
+        principal: Principal,
+        *,
+        commit: bool = True,
+    ) -> builtins.list[uuid.UUID]:
+        """Check every submission, then create them all in one transaction (one multi-row
+        INSERT, one INSERT of their events, one NOTIFY), or none: a BadRequest lists every bad
+        index. ``batch`` items that are errors already (a body that did not decode) are bad
+        indices too. ``commit=False`` leaves the transaction to the caller."""
+        prepared: builtins.list[tuple[dict[str, Any], dict[str, Any]]] = []
+        errors: builtins.list[dict[str, Any]] = []
+        for i, data in enumerate(batch):
+            try:
+                if isinstance(data, UnideskError):
+                    raise data
+                if data.extensions and self.plugins is None:
+                    raise BadRequest("extensions: no plugins are loaded", field="extensions")
+                prepared.append(await self._prepare(data, principal))
+            except UnideskError as exc:
+                if exc.status >= 500:
+                    raise
+                field = exc.context.get("field")
+                errors.append(
+                    {"index": i, "detail": exc.detail, **({"field": field} if field else {})}
+                )
+        if errors:
+            raise BadRequest(
+                f"{len(errors)} of {len(batch)} tasks are invalid (first at index "
+                f"{errors[0]['index']}: {errors[0]['detail']}); nothing was submitted",
+                errors=errors,
+            )
+        if not prepared:
+            return []
+        # Core executemany (no RETURNING): psycopg pipelines one prepared INSERT per row.
+        await self.s.execute(insert(_TASK_TABLE), [values for values, _ in prepared])
+        for (values, _), data in zip(prepared, batch, strict=True):
+            if isinstance(data, schemas.TaskCreate) and data.extensions:
+                await self.plugins.task_submitting(self.s, values["id"], data.extensions, principal)
+        await append_many(
+            self.s,
+            [
+                task_event(values["id"], "task.submitted", principal.actor, spec=spec)
+                for values, spec in prepared
+            ],
+        )
+        if commit:
+            await self.s.commit()
+        return [values["id"] for values, _ in prepared]
 
     async def _row(self, task_id: uuid.UUID, *, lock: bool = False) -> TaskRow:
         stmt = select(TaskRow).where(TaskRow.id == task_id)

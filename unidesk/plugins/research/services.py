@@ -19,6 +19,7 @@ from unidesk.core.plugin_api import (
     NewEvent,
     Principal,
     Settings,
+    TaskCreate,
     TaskSubmitter,
     append,
     require_owner_or_admin,
@@ -299,7 +300,7 @@ class ExperimentService:
         tasks.validate(data.task)
         sweep_id = uuid.uuid4()
         prefix = data.name_prefix or exp.name
-        ids: list[uuid.UUID] = []
+        bodies: list[TaskCreate] = []
         for point in itertools.product(*data.grid.values()):
             params = dict(zip(names, point, strict=False))
             env = {
@@ -324,7 +325,9 @@ class ExperimentService:
                     },
                 },
             )
-            ids.append(await tasks.submit(body, self.principal))
+            bodies.append(body)
+        # One transaction for the whole grid (the batch submit): all points or none.
+        ids = await tasks.submit_many(bodies, self.principal)
         await append(
             self.s,
             experiment_event(
