@@ -9,6 +9,7 @@ import stat
 import uuid
 from typing import Any
 
+import msgspec
 import psycopg
 from litestar.testing import AsyncTestClient
 
@@ -268,3 +269,25 @@ async def test_no_get_route_ever_returns_a_value(
             assert VALUE not in answer.text, url
             walked += 1
     assert walked > 20
+
+
+async def test_without_plugins_project_secrets_are_refused_and_the_rest_works(
+    settings: Settings,
+) -> None:
+    """The core runs without plugins: no one answers project membership, so project secrets are
+    refused with a clear 400; user and global secrets work."""
+    from tests.conftest import ADMIN_PASSWORD, login
+    from unidesk.core.app import create_app
+
+    app = create_app(msgspec.structs.replace(settings, plugins="none"), components=[])
+    async with AsyncTestClient(app=app) as client:
+        admin = await login(client, "admin", ADMIN_PASSWORD)
+        r = await _put(client, "project/p1/key", "project-value-3", admin)
+        assert r.status_code == 400 and "plugin" in r.json()["detail"], r.text
+        assert (await _put(client, "user/k1", "user-value-1", admin)).status_code == 201
+        r = await client.post(
+            "/api/tasks", json=task_body(secrets={"K": "project:p1/key"}), headers=admin
+        )
+        assert r.status_code == 400, r.text
+        r = await client.post("/api/tasks", json=task_body(secrets={"K": "k1"}), headers=admin)
+        assert r.status_code == 201, r.text
