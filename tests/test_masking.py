@@ -75,3 +75,20 @@ def test_only_a_possible_start_of_a_value_is_held_back() -> None:
     assert stream.feed("3t/Value+with=signs&more!\n") == "***!\n"
     assert stream.feed("s3") == ""
     assert stream.flush() == "s3"
+
+
+def test_a_real_ssh_key_is_masked(tmp_path) -> None:
+    """Long multi-line values (an OpenSSH private key) compile and mask, whole and per line."""
+    import subprocess
+
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(tmp_path / "k")],
+        check=True,
+    )
+    key = (tmp_path / "k").read_text()
+    m = SecretMasker([key])
+    assert m.mask("key:\n" + key) == "key:\n***"
+    stream = m.stream()
+    out = "".join(stream.feed(key[i : i + 100]) for i in range(0, len(key), 100)) + stream.flush()
+    assert out == "***"
+    assert key.splitlines()[5] not in m.mask("\n".join(key.splitlines()[3:8]))

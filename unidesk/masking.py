@@ -53,30 +53,6 @@ def mask_forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
-def _trie_pattern(words: list[str]) -> str:
-    """One regex for many literals, shaped as a trie (``ab(?:c|d)``): at each position the
-    engine follows one branch instead of trying every literal. Longer matches win (a branch
-    that can go on is tried before the end that stops there)."""
-    trie: dict[str, dict] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def render(node: dict) -> str:
-        ends = "" in node
-        branches = [re.escape(ch) + render(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if ends:
-            return "(?:" + body + ")?"
-        return body
-
-    return render(trie)
-
-
 class SecretMasker:
     """Replaces every form of the given values with ``***``."""
 
@@ -87,7 +63,7 @@ class SecretMasker:
         ordered = sorted(forms, key=len, reverse=True)
         self.forms = ordered
         self.longest = len(ordered[0]) if ordered else 0
-        self._re = re.compile(_trie_pattern(ordered)) if ordered else None
+        self._re = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __bool__(self) -> bool:
         return self._re is not None
@@ -100,12 +76,16 @@ class SecretMasker:
 
     def open_prefix(self, text: str) -> int:
         """Length of the longest end of ``text`` that is a proper prefix of a form (0: none)."""
-        best = 0
+        window = text[-(self.longest - 1) :] if self.longest > 1 else ""
+        n, best = len(window), 0
         for form in self.forms:
-            for k in range(min(len(form) - 1, len(text)), best, -1):
-                if text.endswith(form[:k]):
-                    best = k
+            # Candidate starts: where the form's first character occurs in the last len-1 chars.
+            p = window.find(form[0], max(0, n - (len(form) - 1)))
+            while p != -1 and n - p > best:
+                if form.startswith(window[p:]):
+                    best = n - p  # positions ascend, so this is the longest for this form
                     break
+                p = window.find(form[0], p + 1)
         return best
 
 
