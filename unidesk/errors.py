@@ -9,12 +9,14 @@
     ├── Conflict                      (409)  the request races or contradicts current state
     ├── PayloadTooLarge               (413, close 1009)
     ├── RateLimited                   (429)
+    ├── TimedOut                      (408, close 4408) a peer sent nothing within its timeout
     ├── IncompatibleProtocol          (close 4426) agent and server speak different versions
-    └── Unavailable                   (503)  a documented dependency is down (database, Docker…)
+    └── Unavailable                   (503, close 1013)  a dependency is down; try again later
 
-Each class carries the HTTP ``status`` and WebSocket ``close_code`` it maps to; one
-handler in the core turns them into RFC 9457 problem+json. Context goes in keyword-only
-arguments so messages stay short and structured.
+Each class carries the HTTP ``status`` and WebSocket ``close_code`` it maps to: one handler in
+the core turns them into RFC 9457 problem+json, and ``close_for`` into a WebSocket close (the
+protocol's ``CLOSE_*`` codes are these). Context goes in keyword-only arguments so messages
+stay short and structured.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ __all__ = [
     "PayloadTooLarge",
     "ProtocolViolation",
     "RateLimited",
+    "TimedOut",
     "Unauthenticated",
     "Unavailable",
     "UnideskError",
+    "close_for",
 ]
+
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_REASON_MAX = 120
+"""A close frame holds at most 123 bytes of reason."""
 
 
 class UnideskError(Exception):
@@ -85,9 +93,22 @@ class RateLimited(UnideskError):
         self.retry_after_s = retry_after_s
 
 
+class TimedOut(UnideskError):
+    status, close_code, title = 408, 4408, "Timed out"
+
+
 class IncompatibleProtocol(UnideskError):
     status, close_code, title = 400, 4426, "Incompatible protocol version"
 
 
 class Unavailable(UnideskError):
-    status, close_code, title = 503, 4503, "Service unavailable"
+    # 1013 "try again later": a standard code every WebSocket client knows is not final
+    status, close_code, title = 503, 1013, "Service unavailable"
+
+
+def close_for(exc: BaseException) -> tuple[int, str]:
+    """The WebSocket close ``(code, reason)`` for an error: an ``UnideskError``'s own close
+    code and detail (cut to fit a close frame); anything else 1011 with its type name."""
+    if isinstance(exc, UnideskError):
+        return exc.close_code, exc.detail[:CLOSE_REASON_MAX]
+    return CLOSE_INTERNAL_ERROR, f"internal error ({type(exc).__name__})"

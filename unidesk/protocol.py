@@ -35,11 +35,15 @@ Call order:
                             with the new sizes
     either → Error          a problem with one message; the connection stays open
 
-Error rules: a frame that does not decode, is too large, or has an unknown type closes the
-socket with 4400 (or 1009 for size) and a reason; a bad token closes with 4401; a protocol
-version the server does not speak closes with 4426. Every message about an attempt carries
-``(task_id, attempt_no)``; a report for a stale or foreign attempt is recorded as a fact and
-changes nothing (fencing).
+Error rules (every close carries a reason; the codes come from ``unidesk.errors``): a frame
+that does not decode, is too large, or has an unexpected type closes the socket with 4400 (1009
+for size); a missing or bad token closes with 4401, a revoked one 4403; a protocol version the
+server does not speak closes with 4426; a second connection with the same node token replaces
+the first (4409); a node silent for the offline timeout is closed with 4408; a server that
+cannot register the node now closes with 1013 and one shutting down with 1001 (both: retry
+with backoff). 4401, 4403, 4409 and 4426 are final: the agent exits instead of retrying.
+Every message about an attempt carries ``(task_id, attempt_no)``; a report for a stale or
+foreign attempt is recorded as a fact and changes nothing (fencing).
 """
 
 from __future__ import annotations
@@ -48,12 +52,25 @@ from typing import Any, Literal
 
 import msgspec
 
+from unidesk.errors import (
+    Conflict,
+    Forbidden,
+    IncompatibleProtocol,
+    PayloadTooLarge,
+    ProtocolViolation,
+    TimedOut,
+    Unauthenticated,
+    Unavailable,
+)
+
 __all__ = [
     "CLOSE_BAD_FRAME",
+    "CLOSE_BUSY",
     "CLOSE_INCOMPATIBLE",
     "CLOSE_REPLACED",
     "CLOSE_REVOKED",
     "CLOSE_SERVER_SHUTDOWN",
+    "CLOSE_SILENT",
     "CLOSE_TOO_BIG",
     "CLOSE_UNAUTHENTICATED",
     "MAX_FRAME_BYTES",
@@ -95,12 +112,15 @@ missing_secrets); the agent masks them in everything it reports.
 7: LogChunk.ts (source time of the chunk's first line; seq follows it across streams)."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
-CLOSE_BAD_FRAME = 4400
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_REVOKED = 4403
-CLOSE_REPLACED = 4409
-CLOSE_INCOMPATIBLE = 4426
-CLOSE_TOO_BIG = 1009
+# Close codes come from the error tree (unidesk.errors); 1001 "going away" is not an error.
+CLOSE_BAD_FRAME = ProtocolViolation.close_code  # 4400
+CLOSE_UNAUTHENTICATED = Unauthenticated.close_code  # 4401
+CLOSE_REVOKED = Forbidden.close_code  # 4403
+CLOSE_SILENT = TimedOut.close_code  # 4408: no frames within the offline timeout
+CLOSE_REPLACED = Conflict.close_code  # 4409
+CLOSE_INCOMPATIBLE = IncompatibleProtocol.close_code  # 4426
+CLOSE_TOO_BIG = PayloadTooLarge.close_code  # 1009
+CLOSE_BUSY = Unavailable.close_code  # 1013: try again later (not final)
 CLOSE_SERVER_SHUTDOWN = 1001
 
 AttemptPhase = Literal["preparing", "running", "exited", "failed"]

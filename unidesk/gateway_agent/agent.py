@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from unidesk.protocol import (
+    CLOSE_BAD_FRAME,
     PROTOCOL_VERSION,
     Ack,
     AttemptDataAck,
@@ -231,7 +232,7 @@ class Agent:
                 await self._on_frame(frame)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.error("the server sent an unexpected first frame (%s); reconnecting", exc)
-            await ws.close(4400, "expected welcome")
+            await ws.close(CLOSE_BAD_FRAME, "expected welcome")
         except RETRYABLE as exc:
             log.warning("connection lost: %s", exc)
         finally:

@@ -22,7 +22,7 @@ from unidesk.core.ingress.registration import register_node
 from unidesk.core.ingress.reports import Report
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.services import node_event
-from unidesk.errors import Unauthenticated
+from unidesk.errors import TimedOut, Unauthenticated, Unavailable, close_for
 
 __all__ = ["agent_socket"]
 
@@ -68,7 +68,8 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
             token = await NodeTokenService(s).resolve(secret)
     except Unauthenticated as exc:
         log.info("agent refused", peer=peer, why=exc.detail)
-        await socket.close(code=protocol.CLOSE_UNAUTHENTICATED, reason=exc.detail)
+        code, reason = close_for(exc)
+        await socket.close(code=code, reason=reason)
         return
     try:
         hello = await _receive(socket, HELLO_TIMEOUT_S)
@@ -114,9 +115,10 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         )
     except Exception:  # database busy or down: the agent retries with backoff (1013 is not final)
         log.exception("node registration failed", node=hello.node_name[:100], peer=peer)
-        await socket.close(
-            code=1013, reason="server busy: could not register the node; retry later"
+        code, reason = close_for(
+            Unavailable("server busy: could not register the node; retry later")
         )
+        await socket.close(code=code, reason=reason)
         return
     conn = NodeConnection(
         socket,
@@ -165,7 +167,7 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             msg = await _receive(conn.socket, silence)
         except TimeoutError:
             log.info("node silent; closing its socket", node=conn.node_name, silent_s=silence)
-            await conn.close(4408, "no frames within the offline timeout")
+            await conn.close(*close_for(TimedOut("no frames within the offline timeout")))
             return
         except WebSocketDisconnect:
             conn.closed.set()

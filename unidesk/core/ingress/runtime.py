@@ -7,6 +7,7 @@ import uuid
 
 from litestar.datastructures import State
 
+from unidesk import protocol
 from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.delivery import Delivery
 from unidesk.core.ingress.liveness import Liveness
@@ -49,7 +50,10 @@ class IngressRuntime:
     async def close_sockets(self) -> None:
         """Close every agent socket with 1001 and a reason (agents reconnect with backoff)."""
         await asyncio.gather(
-            *(conn.close(1001, "server shutting down") for conn in list(self.connections))
+            *(
+                conn.close(protocol.CLOSE_SERVER_SHUTDOWN, "server shutting down")
+                for conn in list(self.connections)
+            )
         )
 
     async def stop(self) -> None:
