@@ -332,7 +332,23 @@ class Agent:
                 )
             )
             return
-        run = AttemptRun(self, ref, msg, first_log_seq=self.state.next_log_seq(ref))
+        try:
+            run = AttemptRun(self, ref, msg, first_log_seq=self.state.next_log_seq(ref))
+        except Exception as exc:  # this attempt fails, visibly; the connection and others go on
+            log.exception("cannot accept %s/%s", ref.task_id, ref.attempt_no)
+            report = AttemptState(
+                task_id=ref.task_id,
+                attempt_no=ref.attempt_no,
+                phase="failed",
+                reason="infra_error",
+                # the type only: the exception's text might quote a secret of the dispatch
+                message=f"the agent could not accept this attempt ({type(exc).__name__})",
+            )
+            await self._send(ack)
+            self._remember(report)
+            await self.state.finish(report)
+            await self._send(report)
+            return
         self._runs[ref] = run
         self._logs[ref] = run.log_buffer
         await self.state.own(ref)

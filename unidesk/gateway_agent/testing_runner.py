@@ -54,6 +54,7 @@ class SubprocessTestRunner:
                         env={
                             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                             **dispatch.env,
+                            **dispatch.secret_env,
                             "UNIDESK_METRICS_FILE": str(metrics),
                         },
                         stdin=asyncio.subprocess.DEVNULL,
