@@ -26,6 +26,11 @@ from unidesk.core.db.migrate import upgrade
 from unidesk.core.settings import Settings, load_settings
 
 ADMIN_PASSWORD = "admin-password-123"
+TEST_PLUGINS = os.environ.get("UNIDESK_PLUGINS", "all")
+"""The plugins the core's tests load: ``all`` (default), or ``none`` for the plugins-off run
+(``scripts/test.sh`` runs the core's tests a second time so: a core change that silently
+depends on a plugin fails there). Tests that need a plugin carry the ``plugins`` marker."""
+PLUGINS_OFF = TEST_PLUGINS.strip().lower() == "none"
 TEMPLATE = "unidesk_template"
 _counter = itertools.count()
 
@@ -77,6 +82,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=str(tmp_path / "data"),
         database_url=database_url,
         admin_password=ADMIN_PASSWORD,
+        plugins=TEST_PLUGINS,
         local_agent=False,
         allow_file_urls=True,
         heartbeat_interval_s=0.5,
@@ -203,6 +209,7 @@ def server_env(database_url: str, data_dir: Path, port: int, **extra: Any) -> di
             "UNIDESK_HEARTBEAT_INTERVAL_S": "0.5",
             "UNIDESK_OFFLINE_TIMEOUT_S": "4",
             "UNIDESK_LOCAL_AGENT": "false",
+            "UNIDESK_PLUGINS": TEST_PLUGINS,
             "UNIDESK_BACKUP_DAILY_AT": "",  # no real-clock backups in the middle of a test
         }
     )
@@ -235,3 +242,21 @@ def live_server_factory(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[Any]:
 def live_server(live_server_factory: Any) -> LiveServer:
     """A real server process on loopback with its own fresh database (no local agent)."""
     return live_server_factory()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/plugins needs the plugins (``plugins`` marker); with plugins off
+    those tests are skipped, never run against a server that lacks their routes. ``images``
+    tests (minutes: they debootstrap a base image) run only in their own step of
+    scripts/test.sh (UNIDESK_IMAGE_TESTS=1)."""
+    for item in items:
+        if "tests/plugins/" in item.nodeid or item.nodeid.startswith("plugins/"):
+            item.add_marker(pytest.mark.plugins)
+        if item.get_closest_marker("images") and not os.environ.get("UNIDESK_IMAGE_TESTS"):
+            item.add_marker(
+                pytest.mark.skip(reason="image build test: its own CI step (UNIDESK_IMAGE_TESTS=1)")
+            )
+        if PLUGINS_OFF and item.get_closest_marker("plugins"):
+            item.add_marker(
+                pytest.mark.skip(reason="needs the built-in plugins (UNIDESK_PLUGINS=none)")
+            )

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.browser import shot
 from tests.browser.conftest import UiServer
 
-pytestmark = [pytest.mark.browser, pytest.mark.docker]
+pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.plugins]
 BEIJING = timezone(timedelta(hours=8))
 
 

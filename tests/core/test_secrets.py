@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.core.conftest import task_body
@@ -159,6 +160,7 @@ async def test_scopes_decide_who_may_use_a_secret_in_a_task(
     assert "mia-own-value" not in _db_text(settings.database_url or "")
 
 
+@pytest.mark.plugins
 async def test_project_secret_needs_membership_through_the_plugin(
     client: AsyncTestClient, member_headers: H, admin_headers: H
 ) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import FINAL, task_body, wait_for
+
+pytestmark = pytest.mark.plugins
 
 SCRIPT = r"""
 printf '{"name": "loss", "step": 0, "value": %s}\n' "$PARAM_LR" >> "$UNIDESK_METRICS_FILE"
