@@ -24,6 +24,7 @@ if [ "$MODE" = "all" ]; then
   want openssh-client
   want docker-compose
   want wrk
+  want mmdebstrap   # scripts/build-images.sh: the Debian base image without a registry
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
