@@ -56,6 +56,8 @@ AGENT_FILES = [
     ROOT / "protocol.py",
     ROOT / "errors.py",
     ROOT / "masking.py",
+    ROOT / "backoff.py",
+    ROOT / "background.py",
 ]
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from unidesk.backoff import backoff_delay
+
 from .api import ApiClient, ApiError
 
 __all__ = ["CHUNK_BYTES", "add_files_parser", "run_files"]
@@ -128,7 +130,7 @@ def _put_local(
             failures += 1
             if failures > RETRIES:
                 raise ApiError(f"upload failed after {RETRIES} retries: {exc}") from None
-            time.sleep(min(2**failures, 30))
+            time.sleep(backoff_delay(failures, base_s=1.0, cap_s=30.0))
             q = http.put(url, headers={"Content-Range": f"bytes */{size}"})
             held = (
                 int(q.headers.get("range", "bytes=0--1").rsplit("-", 1)[1]) + 1
@@ -165,7 +167,7 @@ def _put_parts(
                 if attempt == RETRIES:
                     raise
                 progress.done -= length
-                time.sleep(min(2**attempt, 30))
+                time.sleep(backoff_delay(attempt, base_s=1.0, cap_s=30.0))
         _check(r, f"upload of part {part['part_number']}")
         done.append({"part_number": part["part_number"], "etag": r.headers.get("etag", "")})
     return done

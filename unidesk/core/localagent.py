@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 from litestar.datastructures import State
 
+from unidesk.backoff import backoff_delay
 from unidesk.core.auth.services import NodeTokenService
 from unidesk.errors import Unauthenticated
 
@@ -97,7 +98,7 @@ class LocalAgent:
         self.state.health_checks.register("local_agent", check)
 
     async def _supervise(self, token_file: Path) -> None:
-        backoff = 1.0
+        failures = 0
         log_path = self.dir / "agent.log"
         while not self._stopping:
             # the child process writes to it; opening is one quick syscall
@@ -120,8 +121,8 @@ class LocalAgent:
             log.warning("local agent exited", code=code)
             if code in FINAL_EXIT_CODES:
                 return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 60.0)
+            await asyncio.sleep(backoff_delay(failures, base_s=1.0, cap_s=60.0))
+            failures += 1
 
     async def stop(self) -> None:
         self._stopping = True

@@ -19,7 +19,6 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -27,6 +26,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from unidesk.background import TaskSet
 from unidesk.protocol import (
     CLOSE_BAD_FRAME,
     PROTOCOL_VERSION,
@@ -106,7 +106,7 @@ class Agent:
         self._hurry = asyncio.Event()
         self._draining = False
         self._heartbeat_seq = 0
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet()
         self._adoptable: set[AttemptRef] = set()
         """Attempts a previous agent process left running, reported in Hello until reconciled."""
 
@@ -159,7 +159,7 @@ class Agent:
             return
         self._draining = True
         log.info("stopping: no new work; %d attempt(s) running", len(self._runs))
-        self._spawn(self._shutdown())
+        self._background.spawn(self._shutdown())
 
     async def send_state(self, report: AttemptState) -> bool:
         return await self._send(report)
@@ -302,7 +302,7 @@ class Agent:
         elif isinstance(msg, Reconcile):
             await self._on_reconcile(msg)
         elif isinstance(msg, ClearCaches):
-            self._spawn(self._clear_caches(msg))
+            self._background.spawn(self._clear_caches(msg))
         elif isinstance(msg, LogAck):
             self._on_log_ack(msg)
         elif isinstance(msg, AttemptDataAck):
@@ -373,7 +373,7 @@ class Agent:
             return
         run.stop_reason = run.stop_reason or reason
         if run.in_runner:
-            self._spawn(self._stop_in_runner(ref, reason))
+            self._background.spawn(self._stop_in_runner(ref, reason))
         elif run.task is not None:
             run.task.cancel()
 
@@ -623,11 +623,6 @@ class Agent:
         )
 
     # ---- stopping -----------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _wait_runs(self, timeout_s: float) -> None:
         """Wait until every attempt ended, ``timeout_s`` passed, or a second stop request came."""

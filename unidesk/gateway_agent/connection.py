@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from unidesk import __version__
+from unidesk.backoff import backoff_delay
 from unidesk.protocol import (
     CLOSE_INCOMPATIBLE,
     CLOSE_REPLACED,
@@ -62,22 +60,6 @@ def final_refusal_for(code: int | None, reason: str = "") -> FinalRefusal | None
     exit_code, text = _FINAL_CLOSES[code]
     detail = f"{text} (close {code}{': ' + reason if reason else ''})"
     return FinalRefusal(detail, code=code, exit_code=exit_code, reason=reason)
-
-
-def backoff_delay(
-    failures: int,
-    *,
-    base_s: float = 0.5,
-    cap_s: float = 60.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Exponential backoff with full jitter: uniform in ``[0, min(cap, base * 2**failures)]``.
-
-    Full jitter spreads reconnects of many nodes after a server restart instead of
-    stampeding it; ``failures`` counts consecutive failed tries (0 for the first retry).
-    """
-    ceiling = min(cap_s, base_s * (2 ** min(max(failures, 0), 32)))
-    return rand() * ceiling
 
 
 async def dial(config: AgentConfig, *, open_timeout_s: float = 15.0) -> ClientConnection:

@@ -25,6 +25,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
+from unidesk.background import TaskSet
 from unidesk.gateway_agent.caches import CacheKeeper, CacheUses
 from unidesk.gateway_agent.cgroup_kill import CgroupKillFailed, kill_cgroup
 from unidesk.gateway_agent.confine import (
@@ -143,7 +144,7 @@ class DockerRunner:
         self.host_mounts = declared_mounts(config.host_mounts, config.host_root)
         """Named host directories of this node (checked at start; ``hostmounts.py``)."""
         self._active: dict[AttemptRef, _Attempt] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = TaskSet()
         self._unstoppable: dict[str, str] = {}
         """Containers a stop could not end (id → reason): the node is unhealthy while any is."""
 
@@ -154,7 +155,7 @@ class DockerRunner:
         return self._docker
 
     async def close(self) -> None:
-        for task in list(self._background):
+        for task in self._background:
             task.cancel()
         if self._docker is not None and self._owns_docker:
             await self._docker.close()
@@ -411,7 +412,7 @@ class DockerRunner:
         reporter.system(f"env image {env.tag} " + ("built" if env.built else "reused (no build)"))
         grew = self.transfer is not None and self.transfer.downloads != downloads
         if env.built or code.fetched or grew:  # a cache grew: fit them to their caps
-            self._spawn(self.evict_caches())
+            self._background.spawn(self.evict_caches(), name="evict-caches")
         return env.tag
 
     async def _prepare_files(
@@ -640,18 +641,7 @@ class DockerRunner:
             return []
         return [c._container for c in containers]
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_log_failure)
-
 
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return bool(task and task.cancelling())
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("background work failed: %s", task.exception())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,6 +10,8 @@ import psycopg.errors
 import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unidesk.backoff import backoff_delay
 
 __all__ = ["in_transaction"]
 
@@ -42,7 +43,7 @@ async def in_transaction(
                         error=type(exc.orig).__name__,
                         attempt=i + 1,
                     )
-                    await asyncio.sleep(random.uniform(0.005, 0.05) * (i + 1))
+                    await asyncio.sleep(backoff_delay(i, base_s=0.025, cap_s=0.5))
                     continue
                 raise
     raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from unidesk.backoff import backoff_delay
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
@@ -101,7 +102,7 @@ class EventHub:
             q.put_nowait(None)
 
     async def _listen(self) -> None:
-        backoff = 0.5
+        failures = 0
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
@@ -109,7 +110,7 @@ class EventHub:
                 ) as conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.error = None
-                    backoff = 0.5
+                    failures = 0
                     self._wake.set()
                     async for _ in conn.notifies():
                         self._wake.set()
@@ -118,8 +119,8 @@ class EventHub:
             except Exception as exc:  # the bus is down: say so on /health, retry
                 self.error = f"event stream listener down: {type(exc).__name__}"
                 log.warning("event listener lost", error=str(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await asyncio.sleep(backoff_delay(failures, base_s=0.5, cap_s=10.0))
+                failures += 1
 
     async def _pump(self) -> None:
         gap_since: float | None = None
