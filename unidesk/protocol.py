@@ -13,22 +13,31 @@ Call order:
                             answers for: running, or ended with a final report not yet acked)
     server → Welcome        (node id, heartbeat interval) or a close with a reason
     server → Reconcile      (after Welcome: which reported attempts to keep, which to kill)
-    agent  → Heartbeat      every ``heartbeat_interval_s`` (usage, running attempts, health)
+    agent  → Heartbeat      every ``heartbeat_interval_s`` (usage, health, the attempts it runs and
+                            those it ended whose final report is not yet acked); the server
+                            compares them with the database: a mismatch seen in two consecutive
+                            heartbeats is resolved (an attempt the server no longer expects is
+                            killed with a Reconcile; an acked attempt the node no longer has is
+                            lost; an unacked final report is asked for again with a Nack)
     server → Dispatch       one attempt to run; the agent answers Ack at once (at-least-once:
                             the server redelivers an unacked Dispatch; the agent acks duplicates
                             again and runs the attempt once)
     agent  → AttemptState   preparing (with stage) → running → exited/failed
     server → Ack            after a final AttemptState (exited/failed) is committed (or was
-                            already known): the agent may then forget that report
-    agent  → LogChunk       ordered by ``seq`` per attempt; the server answers LogAck with the
-                            highest stored seq, and the agent resends anything unacked after a
-                            reconnect (the server drops seqs it already has)
+                            already known, or fenced): the agent may then forget that report
+    agent  → LogChunk       ordered by ``seq`` per attempt; the server answers LogAck for each
+                            stored seq (the server drops seqs it already has)
     agent  → AttemptData    items a running attempt wrote for a channel (``metrics``: the JSON lines
                             the container appends to ``$UNIDESK_METRICS_FILE``), numbered by
                             ``seq`` per (attempt, channel); the server hands them to the plugins and
                             answers AttemptDataAck for that seq; the agent resends unacked batches
                             after a reconnect (the server's plugins skip seqs they already stored),
                             and sends an attempt's last batches before its final AttemptState
+    server → Nack           a report (final or latest AttemptState, LogChunk, AttemptData) could
+                            not be applied (e.g. the database is down): the agent sends it again
+                            on the same socket after a backoff. Independently, the agent resends
+                            every report not acknowledged within its resend bound (backoff), and
+                            everything unacknowledged after a reconnect
     server → Cancel         stop an attempt; the agent reports its final AttemptState
     server → ClearCaches    an admin asked to empty the node's caches (git, inputs, env images);
                             the agent evicts every entry no attempt uses and sends a Heartbeat
@@ -95,6 +104,7 @@ __all__ = [
     "LogAck",
     "LogChunk",
     "Message",
+    "Nack",
     "Reconcile",
     "Usage",
     "Welcome",
@@ -102,14 +112,16 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
 """2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
 3: Dispatch carries secret values (secret_env, repository and registry credentials,
 missing_secrets); the agent masks them in everything it reports.
 4: Dispatch.pids_limit (a task's own process limit, within the server's cap).
 5: Usage.caches (cache sizes and caps in heartbeats), ClearCaches.
 6: Hello.host_mounts (named host directories), Dispatch.mounts and Dispatch.workspace.
-7: LogChunk.ts (source time of the chunk's first line; seq follows it across streams)."""
+7: LogChunk.ts (source time of the chunk's first line; seq follows it across streams).
+8: Nack; Heartbeat.finished; Welcome.offline_timeout_s (the agent's self-fence default); a
+LogAck acknowledges exactly its seq (not every seq up to it); fenced final reports are acked."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 # Close codes come from the error tree (unidesk.errors); 1001 "going away" is not an error.
@@ -212,12 +224,17 @@ class Welcome(msgspec.Struct, tag="welcome", kw_only=True):
     node_id: str
     heartbeat_interval_s: float
     server_instance: str = ""
+    offline_timeout_s: float = 90.0
+    """After this long without a heartbeat the server declares the node's attempts lost; an
+    agent cut off that long stops its containers (self-fence)."""
 
 
 class Heartbeat(msgspec.Struct, tag="heartbeat", kw_only=True):
     seq: int
     usage: Usage = Usage()
     running: list[AttemptRef] = []
+    finished: list[AttemptRef] = []
+    """Attempts that ended here whose final report the server has not acknowledged yet."""
     unhealthy_reason: str | None = None
     sent_at: float = 0.0
     """The node's own clock; recorded, never used for liveness."""
@@ -332,6 +349,19 @@ class AttemptDataAck(msgspec.Struct, tag="attempt_data_ack", kw_only=True):
     seq: int
 
 
+class Nack(msgspec.Struct, tag="nack", kw_only=True):
+    """The server could not apply a report (or, from heartbeat reconciliation, has not got it):
+    send it again after a backoff. ``of`` names the report: ``attempt_state`` (the final one, or
+    else the latest), ``log`` (chunk ``seq``) or ``attempt_data`` (batch ``seq`` of ``channel``)."""
+
+    task_id: str
+    attempt_no: int
+    of: Literal["attempt_state", "log", "attempt_data"]
+    seq: int = 0
+    channel: str = ""
+    reason: str = ""
+
+
 class Cancel(msgspec.Struct, tag="cancel", kw_only=True):
     task_id: str
     attempt_no: int
@@ -365,6 +395,7 @@ Message = (
     | LogAck
     | AttemptData
     | AttemptDataAck
+    | Nack
     | Cancel
     | ClearCaches
     | Reconcile

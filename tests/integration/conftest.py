@@ -139,6 +139,7 @@ class AgentProcess:
         cpus: float = 2,
         memory_mb: int = 4096,
         concurrency: int = 8,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.root = root
@@ -162,6 +163,7 @@ class AgentProcess:
                 "UNIDESK_AGENT_SHUTDOWN_GRACE_S": "2",
             }
         )
+        self.env.update(env or {})
         if labels:
             self.env["UNIDESK_AGENT_LABELS"] = ",".join(f"{k}={v}" for k, v in labels.items())
         self.proc: subprocess.Popen[bytes] | None = None

@@ -36,6 +36,11 @@ class RawAgent:
         self.welcome: protocol.Welcome | None = None
         self.reconcile: protocol.Reconcile | None = None
         self._beat: asyncio.Task[None] | None = None
+        self.running: dict[tuple[str, int], None] = {}
+        """What the heartbeats report as running: attempts this agent acked or reported on and
+        has not reported final (a truthful agent, for the server's heartbeat reconciliation)."""
+        self.finished: list[protocol.AttemptRef] = []
+        """What the heartbeats report as ended with a final report not yet acknowledged."""
 
     @classmethod
     async def open(cls, server_url: str, token: str | None) -> RawAgent:
@@ -66,12 +71,21 @@ class RawAgent:
         while True:
             seq += 1
             try:
-                await self.send(protocol.Heartbeat(seq=seq))
+                running = [protocol.AttemptRef(t, n) for t, n in self.running]
+                await self.send(
+                    protocol.Heartbeat(seq=seq, running=running, finished=self.finished)
+                )
             except ConnectionClosed:
                 return
             await asyncio.sleep(interval)
 
     async def send(self, msg: protocol.Message) -> None:
+        if isinstance(msg, protocol.Ack | protocol.AttemptState):
+            key = (msg.task_id, msg.attempt_no)
+            if isinstance(msg, protocol.AttemptState) and msg.phase in ("exited", "failed"):
+                self.running.pop(key, None)
+            else:
+                self.running[key] = None
         await self.ws.send(protocol.encode(msg))
 
     async def recv(self, timeout: float = 10.0) -> protocol.Message:

@@ -11,13 +11,16 @@ __all__ = ["FreezableProxy"]
 
 class FreezableProxy:
     """``127.0.0.1:<port>`` → ``target``. ``freeze()`` stalls every open connection for good;
-    connections made after it pass again (a node whose network came back)."""
+    connections made after it pass again (a node whose network came back). ``cut()`` freezes
+    and also stalls every new connection (accepted, never answered: a blackhole) until
+    ``heal()``."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self.connections = 0
         self._frozen: list[asyncio.Event] = []
+        self._healed: asyncio.Event | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -46,6 +49,26 @@ class FreezableProxy:
 
         self._loop.call_soon_threadsafe(go)
 
+    def cut(self) -> None:
+        """A network cut: open connections freeze, new ones hang (no SYN-ACK from the far end)."""
+
+        def go() -> None:
+            self._healed = asyncio.Event()
+            for ev in self._frozen:
+                ev.set()
+
+        self._loop.call_soon_threadsafe(go)
+
+    def heal(self) -> None:
+        """The network is back: new connections pass again (frozen ones stay dead)."""
+
+        def go() -> None:
+            if self._healed is not None:
+                self._healed.set()
+                self._healed = None
+
+        self._loop.call_soon_threadsafe(go)
+
     def close(self) -> None:
         async def shut() -> None:
             if self._server:
@@ -63,6 +86,11 @@ class FreezableProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self._healed is not None:  # cut: hold the connection, forward nothing until healed
+            self._writers.append(writer)
+            await self._healed.wait()
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:

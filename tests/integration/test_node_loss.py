@@ -1,5 +1,7 @@
 """A node that dies (kill -9) or whose network goes silent (no FIN): it goes offline after the
-timeout, its attempt is lost, and the task is retried on another node exactly once."""
+timeout, its attempt is lost, and the task is retried on another node exactly once. A node cut
+off for longer than the offline timeout stops its own attempt (self-fence) and, once the network
+is back, reports it ``killed`` with that reason: the late report changes nothing."""
 
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def test_silent_network_loss_without_fin(live_server, agent_factory):
             wait_state(api, task["id"], "running", timeout=30)
             agent_factory(live_server, "direct", labels={"pool": "y"}, cpus=2)
             wait_online(api, "direct")
-            proxy.freeze()
+            proxy.cut()
             wait_for(
                 lambda: api.get(f"/api/nodes/{nodes['frozen']['id']}").json()["state"] == "offline",
                 timeout=30,
@@ -91,6 +93,45 @@ def test_silent_network_loss_without_fin(live_server, agent_factory):
                 api, "node.disconnected", nodes["frozen"]["id"]
             )  # the server gave up on the silent socket
             _assert_retried_elsewhere(api, task["id"], "frozen", "direct")
+    finally:
+        proxy.close()
+
+
+def test_cut_off_node_self_fences_and_reports_killed_when_back(live_server, agent_factory):
+    proxy = FreezableProxy("127.0.0.1", live_server.port).start()
+    try:
+        cut_agent = agent_factory(_Via(live_server, proxy.url), "island", labels={"pool": "z"})
+        with live_server.api() as api:
+            nodes = wait_online(api, "island")
+            task = submit(api, "sleep 15; echo done", resources={"labels": {"pool": "z"}})
+            wait_state(api, task["id"], "running", timeout=30)
+            agent_factory(live_server, "mainland", labels={"pool": "z"}, cpus=2)
+            wait_online(api, "mainland")
+            proxy.cut()
+            # Past the offline timeout the island stops its own copy: two never run for long.
+            wait_for(
+                lambda: f"{task['id']}/1 ended: killed" in cut_agent.log(),
+                timeout=30,
+                what="the cut-off agent stopped its attempt",
+            )
+            assert "no contact with the server" in cut_agent.log()
+            wait_for(
+                lambda: api.get(f"/api/nodes/{nodes['island']['id']}").json()["state"] == "offline",
+                timeout=30,
+                what="island offline",
+            )
+            proxy.heal()
+            wait_online(api, "island", timeout=30)
+            stale = wait_for(
+                lambda: events(api, "task.stale_report", task["id"]),
+                timeout=30,
+                what="the late report of the fenced attempt",
+            )
+            payload = stale[0]["payload"]
+            assert (payload["attempt_no"], payload["reason"]) == (1, "node_lost")
+            assert "self-fenced" in payload["message"]
+            done = _assert_retried_elsewhere(api, task["id"], "island", "mainland")
+            assert done["attempts"][0]["reason"] == "node_lost"
     finally:
         proxy.close()
 

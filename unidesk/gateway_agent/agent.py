@@ -10,7 +10,17 @@ Delivery rules this module keeps (see ``unidesk.protocol`` for the call order):
   log rules: kept until the server's AttemptDataAck, re-sent after a reconnect, and an attempt's
   last batches go out before its final state;
 - final states are kept in the state file until the server's Ack for them (sent once the
-  outcome is committed), and re-sent after every reconnect and every restart.
+  outcome is committed), and re-sent after every reconnect and every restart;
+- acknowledged or retried, never silent: a final state, log chunk or data batch the server
+  answers with a Nack (it could not store it) is sent again on the same socket after a backoff,
+  and so is one not acknowledged within ``report_resend_s`` (the delay doubles per try);
+- heartbeats carry the attempts running here and those ended whose final report is unacked,
+  so the server can reconcile them with the database while the socket stays up;
+- self-fencing: with no contact with the server for longer than its offline timeout (after
+  which the server declares this node's attempts lost), running attempts are stopped and
+  reported ``killed`` once the server is reachable again;
+- replaced by another agent with the same token (close 4409), the agent exits and leaves its
+  containers running: the other agent, or this one restarted, adopts them.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from websockets.exceptions import ConnectionClosed
 from unidesk.background import TaskSet
 from unidesk.protocol import (
     CLOSE_BAD_FRAME,
+    CLOSE_REPLACED,
     PROTOCOL_VERSION,
     Ack,
     AttemptDataAck,
@@ -42,6 +53,7 @@ from unidesk.protocol import (
     Hello,
     LogAck,
     Message,
+    Nack,
     Reconcile,
     Welcome,
     decode,
@@ -54,6 +66,7 @@ from .confine import Beneath
 from .connection import RETRYABLE, FinalRefusal, backoff_delay, dial, final_refusal_for
 from .datafeed import DataFeed
 from .logbuffer import FLUSH_INTERVAL_S, AttemptLog
+from .resend import ResendSchedule
 from .resources import NodeResources, sample_usage
 from .runner import Outcome, Runner, StopReason
 from .state import StateFile
@@ -66,6 +79,8 @@ WELCOME_TIMEOUT_S = 30.0
 FINAL_ACK_WAIT_S = 5.0
 """On a graceful stop, how long to wait for the server to acknowledge final reports."""
 _REMEMBERED_FINALS = 10_000
+RESEND_TICK_S = 0.25
+"""How often the agent looks for reports due to be sent again, and checks its lease."""
 
 
 class Agent:
@@ -109,6 +124,15 @@ class Agent:
         self._background = TaskSet()
         self._adoptable: set[AttemptRef] = set()
         """Attempts a previous agent process left running, reported in Hello until reconciled."""
+        self._resend = ResendSchedule(
+            after_s=config.report_resend_s, cap_s=config.report_resend_cap_s
+        )
+        self._state_nacks: set[AttemptRef] = set()
+        """Running attempts whose latest non-final state the server could not store."""
+        self._last_contact = time.monotonic()
+        """When the server was last heard from (a frame, a pong, the Welcome)."""
+        self.offline_timeout_s = config.self_fence_after_s or 90.0
+        self._fenced = False
 
     # ---- public -------------------------------------------------------------------------
 
@@ -121,7 +145,9 @@ class Agent:
 
     async def run(self) -> int:
         await self._clean_up_leftovers()
+        self._last_contact = time.monotonic()
         flusher = asyncio.create_task(self._flush_loop())
+        keeper = asyncio.create_task(self._keeper_loop())
         failures = 0
         try:
             while not self._closed.is_set():
@@ -146,10 +172,14 @@ class Agent:
             return 0
         except FinalRefusal as exc:
             log.error("%s; giving up (not retrying)", exc)
-            await self._abandon()
+            if exc.code == CLOSE_REPLACED:
+                self._leave_running()
+            else:
+                await self._abandon()
             return exc.exit_code
         finally:
             flusher.cancel()
+            keeper.cancel()
 
     def request_stop(self) -> None:
         """SIGTERM: take no new work, let attempts finish (grace), stop the rest, report, close."""
@@ -217,6 +247,9 @@ class Agent:
             self.heartbeat_interval_s = (
                 self.config.heartbeat_interval_s or first.heartbeat_interval_s
             )
+            self.offline_timeout_s = self.config.self_fence_after_s or first.offline_timeout_s
+            self._touch()
+            self._fenced = False
             await self.state.set_node_id(first.node_id)
             log.info(
                 "connected to %s as node %s (%s)",
@@ -227,8 +260,9 @@ class Agent:
             async with self._send_lock:
                 self._ws = ws
                 await self._replay(ws)
-            heartbeat = asyncio.create_task(self._heartbeat_loop())
+            heartbeat = asyncio.create_task(self._heartbeat_loop(ws))
             async for frame in ws:
+                self._touch()
                 await self._on_frame(frame)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.error("the server sent an unexpected first frame (%s); reconnecting", exc)
@@ -260,6 +294,8 @@ class Agent:
                 await ws.send(encode(batch))
         for report in list(self.state.state.finals):
             await ws.send(encode(report))
+        self._resend.reset()
+        self._state_nacks.clear()
 
     async def _send(self, msg: Message) -> bool:
         async with self._send_lock:
@@ -309,6 +345,8 @@ class Agent:
             self._on_data_ack(msg)
         elif isinstance(msg, Ack):  # the server committed our final report of this attempt
             await self.state.confirm({AttemptRef(msg.task_id, msg.attempt_no)})
+        elif isinstance(msg, Nack):
+            self._on_nack(msg)
         elif isinstance(msg, Error):
             log.warning("server reported a problem: %s: %s", msg.code, msg.message)
         else:
@@ -444,6 +482,53 @@ class Agent:
         if feed.idle:
             del self._feeds[(ref, msg.channel)]
 
+    def _on_nack(self, msg: Nack) -> None:
+        """The server could not store a report: schedule it again (backoff)."""
+        ref = AttemptRef(msg.task_id, msg.attempt_no)
+        if msg.of == "log":
+            self._resend.nacked(("log", ref, msg.seq))
+        elif msg.of == "attempt_data":
+            self._resend.nacked(("data", ref, msg.channel, msg.seq))
+        elif any(_ref(f) == ref for f in self.state.state.finals):
+            self._resend.nacked(("final", ref))
+        elif ref in self._runs:
+            self._state_nacks.add(ref)
+            self._resend.nacked(("state", ref))
+
+    def _unacked_reports(self) -> dict[object, Message]:
+        """Everything sent and not yet acknowledged, in sending order: output, data, finals."""
+        items: dict[object, Message] = {}
+        for buffer in self._logs.values():
+            for chunk in buffer.unacked():
+                items[("log", AttemptRef(chunk.task_id, chunk.attempt_no), chunk.seq)] = chunk
+        for feed in self._feeds.values():
+            for batch in feed.unacked():
+                ref = AttemptRef(batch.task_id, batch.attempt_no)
+                items[("data", ref, batch.channel, batch.seq)] = batch
+        for ref in list(self._state_nacks):
+            run = self._runs.get(ref)
+            if run is None or run.last_state is None:
+                self._state_nacks.discard(ref)
+            else:
+                items[("state", ref)] = run.last_state
+        for report in self.state.state.finals:
+            items[("final", _ref(report))] = report
+        return items
+
+    async def _resend_due(self) -> None:
+        """Send again, on the live socket, what is due (Nacked, or unacked past the bound)."""
+        if self._ws is None:
+            return
+        items = self._unacked_reports()
+        due = self._resend.due(items)
+        if not due:
+            return
+        log.info("sending %d unacknowledged report(s) again", len(due))
+        async with self._send_lock:
+            for key in due:
+                if await self._send_locked(items[key]) and key[0] == "state":  # type: ignore[index]
+                    self._state_nacks.discard(key[1])  # type: ignore[index]
+
     async def _poll_feed(self, feed: DataFeed, *, final: bool = False) -> None:
         ref = AttemptRef(feed.task_id, feed.attempt_no)
         try:
@@ -495,7 +580,12 @@ class Agent:
                 reason="cancelled" if run.stop_reason == "cancelled" else "killed",
                 message=f"stopped ({run.stop_reason}) before it started",
             )
-        await self._finish(run, final_state(run, outcome))
+        report = final_state(run, outcome)
+        if run.stop_reason == "fenced":
+            report = msgspec.structs.replace(
+                report, phase="failed", reason="killed", message=self._fence_message()
+            )
+        await self._finish(run, report)
 
     async def _finish(self, run: AttemptRun, report: AttemptState) -> None:
         await self.drain_data(run.ref)
@@ -574,6 +664,7 @@ class Agent:
                 seq=self._heartbeat_seq,
                 usage=usage,
                 running=self.running,
+                finished=list(dict.fromkeys(_ref(f) for f in self.state.state.finals)),
                 unhealthy_reason=await self._health(),
                 sent_at=time.time(),
             )
@@ -596,13 +687,71 @@ class Agent:
             log.warning("clearing the caches failed: %s", exc)
         await self._send_heartbeat()
 
-    async def _heartbeat_loop(self) -> None:
+    async def _heartbeat_loop(self, ws: ClientConnection) -> None:
+        """Heartbeat, then ping: a pong is contact with the server. A link silent for three
+        intervals (at least 5 s) is dropped, so the agent dials again instead of waiting for
+        TCP to notice."""
         while True:
             await asyncio.sleep(self.heartbeat_interval_s)
             try:
                 await self._send_heartbeat()
+                pong = await ws.ping()
+                pong.add_done_callback(self._on_pong)
+            except ConnectionClosed:
+                return
             except Exception:
                 log.exception("could not send a heartbeat")
+            silent = time.monotonic() - self._last_contact
+            if silent > max(3 * self.heartbeat_interval_s, 5.0):
+                log.warning("no answer from the server for %.1f s; dropping the connection", silent)
+                ws.transport.abort()
+                return
+
+    def _touch(self) -> None:
+        self._last_contact = time.monotonic()
+
+    def _on_pong(self, waiter: asyncio.Future[float]) -> None:
+        if not waiter.cancelled() and waiter.exception() is None:  # not the socket closing
+            self._touch()
+
+    async def _keeper_loop(self) -> None:
+        """Resend what is due and keep the lease: past the server's offline timeout without
+        contact, stop every attempt (the server has declared them lost and may run them again)."""
+        while True:
+            await asyncio.sleep(RESEND_TICK_S)
+            try:
+                await self._resend_due()
+                silent = time.monotonic() - self._last_contact
+                if silent > self.offline_timeout_s and not self._fenced:
+                    await self._self_fence(silent)
+            except Exception:
+                log.exception("resend or lease check failed")
+
+    def _fence_message(self) -> str:
+        return (
+            f"self-fenced: the node could not reach the server for more than "
+            f"{self.offline_timeout_s:g} s (the server's offline timeout), "
+            "so it stopped the attempt"
+        )
+
+    async def _self_fence(self, silent: float) -> None:
+        self._fenced = True
+        leftovers = sorted(
+            self._adoptable - set(self._runs), key=lambda r: (r.task_id, r.attempt_no)
+        )
+        if not self._runs and not leftovers:
+            return
+        log.warning(
+            "no contact with the server for %.0f s (offline timeout %g s): stopping %d attempt(s)",
+            silent,
+            self.offline_timeout_s,
+            len(self._runs) + len(leftovers),
+        )
+        self._adoptable = set()
+        for ref in leftovers:
+            await self._stop_in_runner(ref, "fenced")
+            await self._finish_leftover(ref, self._fence_message())
+        await self._stop_all("fenced")
 
     async def _flush_loop(self) -> None:
         while True:
@@ -654,6 +803,15 @@ class Agent:
         if ws is not None:
             await ws.close(1000, "agent shutting down")
 
+    def _leave_running(self) -> None:
+        """Replaced by another agent with this token: end this process and leave every attempt
+        running (a container is followed by whichever agent adopts it); nothing is reported."""
+        self._draining = True
+        for run in list(self._runs.values()):
+            run.stop_reason = None
+            if run.task is not None:
+                run.task.cancel()
+
     async def _abandon(self) -> None:
         """After a final refusal: stop everything; outcomes stay in the state file for later."""
         self._draining = True
@@ -662,3 +820,7 @@ class Agent:
         for run in list(self._runs.values()):
             if run.task is not None:
                 run.task.cancel()
+
+
+def _ref(report: AttemptState) -> AttemptRef:
+    return AttemptRef(report.task_id, report.attempt_no)

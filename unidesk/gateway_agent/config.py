@@ -71,6 +71,16 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Upper bound of the reconnect delay (exponential backoff with full jitter)."""
     shutdown_grace_s: float = 10.0
     """On SIGTERM, how long running attempts may finish before they are stopped."""
+    report_resend_s: float = 10.0
+    """A final state, log chunk or data batch the server has not acknowledged this long after it
+    went out is sent again on the same socket; the delay doubles with each try (a Nack from the
+    server brings the next try forward)."""
+    report_resend_cap_s: float = 60.0
+    """Upper bound of the delay between two tries of one unacknowledged report."""
+    self_fence_after_s: float | None = None
+    """With no contact with the server for this long, stop every running attempt and report it
+    ``killed`` when the server is reachable again (the server has declared it lost by then).
+    Unset: the server's offline timeout, announced in Welcome (90 s by default)."""
     log_level: str = "info"
     docker: dict[str, Any] = {}
     """Further Docker runner settings (a ``[docker]`` TOML table; see

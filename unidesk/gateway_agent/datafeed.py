@@ -169,6 +169,9 @@ class DataFeed:
     def unacked(self) -> list[AttemptData]:
         return list(self._unacked.values())
 
+    def get(self, seq: int) -> AttemptData | None:
+        return self._unacked.get(seq)
+
 
 def watch_data(reporter: Any, channel: str, path: Beneath) -> None:
     """Ask the reporter (when it can forward data) to follow ``path`` for ``channel``; the

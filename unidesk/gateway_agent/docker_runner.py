@@ -73,6 +73,7 @@ _STOP_OUTCOME: dict[StopReason, EndReason] = {
     "timed_out": "timed_out",
     "reconcile": "killed",
     "shutdown": "killed",
+    "fenced": "killed",
 }
 _NOT_FOUND = ("executable file not found", "no such file or directory")
 _CGROUP_KILL_WAIT_S = 10.0
@@ -264,6 +265,7 @@ class DockerRunner:
         self._active[ref] = attempt
         capped = CappedReporter(reporter, self.config.log_cap_bytes)
         attempt.reporter = capped
+        abandoned = False
         try:
             try:
                 container = await self.docker.containers.get(container_name(ref))
@@ -293,8 +295,15 @@ class DockerRunner:
                     )
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             outcome = Outcome(reason="infra_error", message=f"docker unreachable: {exc}")
+        except asyncio.CancelledError:
+            # the agent itself is going away (exit, or replaced by another agent): the
+            # container stays for whichever agent adopts it next
+            abandoned = True
+            attempt.done.cancel()
+            raise
         finally:
-            await self._cleanup(attempt)
+            if not abandoned:
+                await self._cleanup(attempt)
             del self._active[ref]
             self.uses.release(ref)
         attempt.done.set_result(outcome)

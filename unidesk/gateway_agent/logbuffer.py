@@ -122,10 +122,15 @@ class AttemptLog:
         return chunk
 
     def ack(self, seq: int) -> None:
-        """The server stored every chunk up to ``seq``."""
-        for s in [s for s in self._unacked if s <= seq]:
-            self._unacked_bytes -= len(self._unacked.pop(s).data)
+        """The server stored chunk ``seq`` (only that one: an earlier chunk it could not store
+        is still unacked and is sent again)."""
+        chunk = self._unacked.pop(seq, None)
+        if chunk is not None:
+            self._unacked_bytes -= len(chunk.data)
+
+    def get(self, seq: int) -> LogChunk | None:
+        return self._unacked.get(seq)
 
     def unacked(self) -> list[LogChunk]:
-        """Chunks sent (or cut) but not yet acknowledged, in seq order: resent after a reconnect."""
+        """Chunks sent (or cut) but not yet acknowledged, in seq order: resent until acked."""
         return list(self._unacked.values())

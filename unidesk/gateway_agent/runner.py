@@ -16,7 +16,8 @@ from unidesk.protocol import AttemptRef, Dispatch
 
 __all__ = ["Outcome", "Reporter", "Runner", "StopReason"]
 
-StopReason = Literal["cancelled", "timed_out", "reconcile", "shutdown"]
+StopReason = Literal["cancelled", "timed_out", "reconcile", "shutdown", "fenced"]
+"""``fenced``: the node lost contact with the server for longer than its offline timeout."""
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append
 from unidesk.core.ingress.connections import NodeConnection
 from unidesk.core.ingress.registration import register_node
-from unidesk.core.ingress.reports import Report
+from unidesk.core.ingress.reports import NOT_APPLIED, Report
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.services import node_event
 from unidesk.errors import TimedOut, Unauthenticated, Unavailable, close_for
@@ -145,6 +145,7 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
             node_id=str(reg.node_id),
             heartbeat_interval_s=state.settings.heartbeat_interval_s,
             server_instance=ingress.instance_id,
+            offline_timeout_s=state.settings.offline_timeout_s,
         )
     )
     await conn.send(reg.reconcile)
@@ -186,6 +187,7 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
         conn.last_frame = time.monotonic()
         if isinstance(msg, protocol.Heartbeat):
             ingress.liveness.heartbeat(conn.node_id, msg)
+            ingress.reconciler.observe(conn, msg)
             await _track_health(state, conn, msg.unhealthy_reason)
         elif isinstance(msg, protocol.Ack):
             ingress.reports.submit(
@@ -250,19 +252,35 @@ def _acked(conn: NodeConnection, msg: protocol.Ack | protocol.AttemptState, then
 
 
 def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):
-    if msg.phase not in ("exited", "failed"):
-        return None
+    final = msg.phase in ("exited", "failed")
 
     async def done(result: object) -> None:
-        if result is not None:  # stored (or already final): the agent may forget this report
+        if result is NOT_APPLIED:  # nothing stored: the agent sends it again after a backoff
+            await conn.send(_nack(msg, "attempt_state"))
+        elif final:  # stored, already final, or fenced: the agent may forget this report
             await conn.send(protocol.Ack(task_id=msg.task_id, attempt_no=msg.attempt_no))
 
     return done
 
 
+def _nack(
+    msg: protocol.AttemptState | protocol.LogChunk | protocol.AttemptData, of: str
+) -> protocol.Nack:
+    return protocol.Nack(
+        task_id=msg.task_id,
+        attempt_no=msg.attempt_no,
+        of=of,  # type: ignore[arg-type]
+        seq=getattr(msg, "seq", 0),
+        channel=getattr(msg, "channel", ""),
+        reason="the server could not store this report; send it again",
+    )
+
+
 def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):
     async def done(result: object) -> None:
-        if result is not None:
+        if result is NOT_APPLIED:
+            await conn.send(_nack(msg, "log"))
+        else:  # stored, or fenced (recorded as a fact): the agent may forget it
             await conn.send(
                 protocol.LogAck(task_id=msg.task_id, attempt_no=msg.attempt_no, seq=msg.seq)
             )
@@ -272,7 +290,9 @@ def _log_ack(conn: NodeConnection, msg: protocol.LogChunk):
 
 def _data_ack(conn: NodeConnection, msg: protocol.AttemptData):
     async def done(result: object) -> None:
-        if result is not None:
+        if result is NOT_APPLIED:
+            await conn.send(_nack(msg, "attempt_data"))
+        else:
             await conn.send(
                 protocol.AttemptDataAck(
                     task_id=msg.task_id, attempt_no=msg.attempt_no, channel=msg.channel, seq=msg.seq

@@ -5,7 +5,9 @@ cost a few transactions a second. Liveness is judged by the server: ``last_heart
 is stamped with the database server's clock when a flush writes it; the node's own
 timestamps are recorded, never trusted. The sweeper marks nodes offline whose last
 heartbeat is older than the offline timeout; it waits one full timeout after this process
-starts, so a server restart gives every node time to reconnect before any is requeued.
+starts, and again after the database was unreachable (no heartbeat could be recorded
+meanwhile), so a server restart or a database outage gives every node time to be heard
+before any is requeued.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Liveness:
         self._tasks: list[asyncio.Task[None]] = []
         self.heartbeats_received = 0
         self.flushes = 0
+        self._flush_failed = False
 
     def heartbeat(self, node_id: uuid.UUID, hb: protocol.Heartbeat) -> None:
         self._pending[node_id] = hb.usage
@@ -120,7 +123,19 @@ class Liveness:
                     table_of(NodeSampleRow).insert().values(ts=func.now()), samples
                 )
 
-        await in_transaction(self._sessions, work, name="heartbeat-flush")
+        try:
+            await in_transaction(self._sessions, work, name="heartbeat-flush")
+        except Exception:
+            for k, u in pending.items():  # kept for the next flush (newer heartbeats win)
+                self._pending.setdefault(k, u)
+            self._flush_failed = True
+            raise
+        if self._flush_failed:
+            # The database was unreachable: no heartbeat was recorded meanwhile, so every node
+            # gets one full timeout from now to be heard again (as after a server restart).
+            self._flush_failed = False
+            self._started = time.monotonic()
+            log.info("heartbeats recorded again; offline sweep waits one timeout")
         for s in samples:
             self._last_sample[s["node_id"]] = now
         self.flushes += 1
@@ -145,7 +160,7 @@ class Liveness:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.offline_timeout_s / 4))
-            if time.monotonic() - self._started < self.offline_timeout_s:
+            if self._flush_failed or time.monotonic() - self._started < self.offline_timeout_s:
                 continue  # restart grace: every node gets one full timeout to come back
             try:
                 await self.sweep()

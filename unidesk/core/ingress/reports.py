@@ -3,7 +3,9 @@ transactions.
 
 Every report is fenced: it must name an attempt that exists, belongs to the reporting node,
 and is still in a state the report can move. Anything else is a duplicate or stale report:
-recorded as a fact where useful, and it changes nothing.
+recorded as a fact where useful, and it changes nothing (and is acknowledged: the agent may
+forget it). A report that cannot be applied at all (the database is down) reaches its callback
+as ``NOT_APPLIED``: the socket answers with a Nack and the agent sends it again.
 """
 
 from __future__ import annotations
@@ -33,18 +35,28 @@ from unidesk.core.tasks.states import AttemptEndReason
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.errors import UnideskError
 
-__all__ = ["Report", "ReportWriter", "apply_report", "lock_batch"]
+__all__ = ["NOT_APPLIED", "Report", "ReportWriter", "apply_report", "lock_batch"]
 
 log = structlog.get_logger("unidesk.ingress")
 
 Done = Callable[[Any], Awaitable[None]]
 
 
+class _NotApplied:
+    def __repr__(self) -> str:
+        return "NOT_APPLIED"
+
+
+NOT_APPLIED: Any = _NotApplied()
+"""What a report's ``done`` callback gets when its transaction failed: nothing was stored."""
+
+
 class Report(msgspec.Struct, kw_only=True):
     node_id: uuid.UUID
     node_name: str
     msg: protocol.Ack | protocol.AttemptState | protocol.LogChunk | protocol.AttemptData
-    done: Any = None  # callable run after commit with the apply result
+    done: Any = None
+    """Run after commit with the apply result (None: fenced), or with ``NOT_APPLIED``."""
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -222,6 +234,7 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
                 attempt_no=a.attempt_no,
                 phase=m.phase,
                 reason=reason,
+                message=message,
                 attempt_state=a.state,
             ),
         )
@@ -433,9 +446,9 @@ class ReportWriter:
                 )
                 if (
                     batch[0].done is not None
-                ):  # "not stored": no ack goes out, redelivery guards are released
+                ):  # "not stored": a Nack goes out, redelivery guards are released
                     try:
-                        await batch[0].done(None)
+                        await batch[0].done(NOT_APPLIED)
                     except Exception:
                         log.exception("report callback failed")
                 return

@@ -1,4 +1,5 @@
-"""Wires the ingress parts for one server instance: sockets, reports, liveness, delivery."""
+"""Wires the ingress parts for one server instance: sockets, reports, liveness, delivery, and
+heartbeat reconciliation."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from unidesk import protocol
 from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.delivery import Delivery
 from unidesk.core.ingress.liveness import Liveness
+from unidesk.core.ingress.reconcile import HeartbeatReconciler
 from unidesk.core.ingress.reports import ReportWriter
 
 __all__ = ["IngressRuntime"]
@@ -40,11 +42,14 @@ class IngressRuntime:
         self.delivery = Delivery(
             state.sessions, self.connections, ack_timeout_s=settings.dispatch_ack_timeout_s
         )
+        self.reconciler = HeartbeatReconciler(
+            state.sessions, interval_s=settings.heartbeat_interval_s
+        )
         self.health_reasons: dict[uuid.UUID, str | None] = {}
         state.event_hub.add_listener("delivery", self.delivery.on_events)
 
     async def start(self) -> None:
-        for part in (self.reports, self.liveness, self.delivery):
+        for part in (self.reports, self.liveness, self.delivery, self.reconciler):
             await part.start()
 
     async def close_sockets(self) -> None:
@@ -58,5 +63,5 @@ class IngressRuntime:
 
     async def stop(self) -> None:
         await self.close_sockets()
-        for part in (self.delivery, self.liveness, self.reports):
+        for part in (self.reconciler, self.delivery, self.liveness, self.reports):
             await part.stop()
