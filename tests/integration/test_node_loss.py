@@ -45,7 +45,7 @@ def test_kill_9_moves_the_node_offline_and_retries_elsewhere(live_server, agent_
     first = agent_factory(live_server, "victim", labels={"pool": "x"}, cpus=2)
     with live_server.api() as api:
         nodes = wait_online(api, "victim")
-        task = submit(api, "sleep 3; echo done", resources={"labels": {"pool": "x"}})
+        task = submit(api, "sleep 10; echo done", resources={"labels": {"pool": "x"}})
         running = wait_state(api, task["id"], "running", timeout=30)
         assert running["attempts"][0]["node_name"] == "victim"
         agent_factory(live_server, "survivor", labels={"pool": "x"}, cpus=2)
