@@ -461,3 +461,46 @@ def test_second_local_agent_on_the_host_leaves_the_first_ones_containers_alone(
             second.stop()
         first.stop()
         fa.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """The default one-machine deployment: kill -9 of the server ends its local agent (not the
+    container), the restarted server's local agent adopts the container, the task succeeds,
+    and no agent process is left once the server stops."""
+    server = start_docker_server(pg_cluster, tmp_path)
+    f = Flow(server, tmp_path)
+    agent_pid = None
+    try:
+        wait_local_node(f.api)
+        task = f.submit("echo begin; sleep 10; echo finished")
+        wait_state(f.api, task["id"], "running", timeout=60)
+        wait_for(lambda: "begin" in f.text(task["id"], "stdout"), timeout=15, what="first output")
+        first_agent = _local_agent_pid(server)
+        assert first_agent is not None
+        server.stop(signal.SIGKILL)
+        wait_for(lambda: not _alive(first_agent), timeout=10, what="the agent gone with its server")
+        assert len(containers_of(task["id"])) == 1  # the user's container keeps running
+        server.start()
+        done = wait_state(f.api, task["id"], timeout=90)
+        assert done["state"] == "succeeded", (done["attempts"], trace_kinds(f.api, task["id"]))
+        assert [a["state"] for a in done["attempts"]] == ["succeeded"]  # adopted, not retried
+        assert f.text(task["id"], "stdout") == "begin\nfinished\n"
+        assert_one_final(f.api, task["id"])
+        wait_for(
+            lambda: containers_of(task["id"]) == [] or None, timeout=15, what="no container left"
+        )
+        agent_pid = _local_agent_pid(server)
+        assert agent_pid is not None and agent_pid != first_agent
+    finally:
+        server.stop()
+        f.close()
+    assert agent_pid is not None and not _alive(agent_pid)  # no orphan agent after a stop

@@ -3,12 +3,20 @@
 It connects through the same WebSocket ingress with its own node token, exactly like a
 remote node. The token lives in ``<data_dir>/local-agent/token`` (mode 0600) so the node
 keeps its identity across restarts; a revoked or missing token is replaced by a new one.
+
+The agent dies with the server: it is started with a parent-death signal (SIGKILL, Linux
+``prctl(PR_SET_PDEATHSIG)``), so a ``kill -9`` of the server also ends the agent process but
+not its containers, and the restarted server's local agent adopts them from the same state
+directory exactly as any restarted agent does. A clean stop sends SIGTERM (the agent's own
+graceful stop) and waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -31,6 +39,18 @@ FINAL_EXIT_CODES = {
     77,
     78,
 }  # replaced, incompatible, token refused, bad config (gateway_agent.connection)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the forked child, before exec: SIGKILL when the server process goes away."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the server died before the signal was armed
+        os._exit(1)
 
 
 class LocalAgent:
@@ -111,6 +131,7 @@ class LocalAgent:
                     stdout=out,
                     stderr=out,
                     start_new_session=True,
+                    preexec_fn=functools.partial(_die_with_parent, os.getpid()),
                 )
             self.error = None
             log.info("local agent started", pid=self.proc.pid, log=str(log_path))

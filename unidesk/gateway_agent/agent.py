@@ -606,13 +606,17 @@ class Agent:
             self._finished.popitem(last=False)
 
     async def _clean_up_leftovers(self) -> None:
-        """At start: attempts a previous agent left still running are offered to the server for
-        adoption (when the runner can re-attach, e.g. Docker containers); the rest are stopped
-        and reported as killed."""
+        """At start: attempts a previous agent left still running (or whose container ended while
+        no agent ran) are offered to the server for adoption (when the runner can re-attach, e.g.
+        Docker containers); the rest are stopped and reported as killed."""
         can_adopt = callable(getattr(self.runner, "adopt", None))
         owned = set(self.state.state.owned)
         try:
             still_running = set(await self.runner.owned_attempts())
+            exited = getattr(self.runner, "exited_attempts", None)
+            if can_adopt and exited is not None:
+                # ended while no agent ran: adopted, its exit code is the attempt's outcome
+                still_running |= set(await exited()) & owned
             self._adoptable = still_running if can_adopt else set()
             await self.runner.remove_orphans(set(self._adoptable))
         except Exception:

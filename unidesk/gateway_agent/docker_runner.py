@@ -230,6 +230,16 @@ class DockerRunner:
                 refs.add(ref)
         return sorted(refs, key=lambda r: (r.task_id, r.attempt_no))
 
+    async def exited_attempts(self) -> list[AttemptRef]:
+        """Attempts whose labelled container has ended but is still there (it may have ended
+        while no agent ran: a restarted agent adopts it to report its exit code)."""
+        refs = set()
+        for container in await self._ours(all_states=True):
+            ref = ref_from_labels(container["Labels"])
+            if ref is not None and container.get("State") == "exited":
+                refs.add(ref)
+        return sorted(refs, key=lambda r: (r.task_id, r.attempt_no))
+
     async def remove_orphans(self, keep: set[AttemptRef]) -> None:
         for ref in [r for r in self._active if r not in keep]:
             await self.stop(ref, "reconcile")
