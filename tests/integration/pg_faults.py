@@ -3,6 +3,7 @@ session's shared cluster is never disturbed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -58,7 +59,5 @@ class FaultyPostgres:
         try:
             self._pg.stop()
         except Exception:
-            try:
+            with contextlib.suppress(Exception):
                 self.stop()
-            except Exception:
-                pass

@@ -699,7 +699,7 @@ class Agent:
             await asyncio.sleep(self.heartbeat_interval_s)
             try:
                 await self._send_heartbeat()
-                pong = await ws.ping()
+                pong = asyncio.ensure_future(await ws.ping())  # a Future already: no new task
                 pong.add_done_callback(self._on_pong)
             except ConnectionClosed:
                 return

@@ -102,9 +102,9 @@ class HeartbeatReconciler:
         for node_id, (_conn, hb) in seen.items():
             if self._seen.get(node_id, (None, None))[1] is hb:
                 del self._seen[node_id]
-        expected: dict[uuid.UUID, dict[Key, bool]] = {}
-        for node_id, task_id, attempt_no, acked_at in active:
-            expected.setdefault(node_id, {})[(str(task_id), attempt_no)] = acked_at is not None
+        expected: dict[uuid.UUID | None, dict[Key, bool]] = {}
+        for holder, task_id, attempt_no, acked_at in active:
+            expected.setdefault(holder, {})[(str(task_id), attempt_no)] = acked_at is not None
         live = {c.connection_id for c in (v[0] for v in seen.values())}
         self._suspects = {k: v for k, v in self._suspects.items() if k in live}
         resolved = 0
