@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.integration.pg_faults import FaultyPostgres
+
 T = TypeVar("T")
 FINAL = ("succeeded", "failed", "cancelled")
 SHA = "c" * 40
@@ -222,3 +224,11 @@ def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     yield start
     for a in agents:
         a.stop()
+
+
+@pytest.fixture
+def faulty_pg(tmp_path: Path) -> Iterator[FaultyPostgres]:
+    """An embedded PostgreSQL of the test's own, to restart or stop (``pg_faults``)."""
+    pg = FaultyPostgres(tmp_path / "faulty")
+    yield pg
+    pg.close()

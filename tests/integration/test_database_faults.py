@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.conftest import assert_one_final, submit, wait_for, wait_online
-from tests.integration.pg_faults import FaultyPostgres
-
-
-@pytest.fixture
-def faulty_pg(tmp_path: Path):  # type: ignore[no-untyped-def]
-    pg = FaultyPostgres(tmp_path / "faulty")
-    yield pg
-    pg.close()
 
 
 def states(api: httpx.Client, ids: list[str]) -> dict[str, str] | None:

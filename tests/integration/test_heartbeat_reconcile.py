@@ -35,8 +35,9 @@ async def test_heartbeats_reconcile_kill_lose_and_resend(live_server):
         assert events(api, "node.reconcile_kill", node_id)
         agent.running.clear()
 
-        # An acked attempt the node no longer mentions: lost, then retried by the policy.
-        task = submit(api, "true", max_attempts=2)
+        # An acked attempt the node no longer mentions: lost, and the policy decides (here: no
+        # attempts left, so the task fails with the reason).
+        task = submit(api, "true", max_attempts=1)
         await agent.expect(protocol.Dispatch)
         await agent.send(protocol.Ack(task_id=task["id"], attempt_no=1))
         await _until(lambda: get_task(api, task["id"])["state"] == "preparing")
@@ -45,22 +46,24 @@ async def test_heartbeats_reconcile_kill_lose_and_resend(live_server):
         lost = get_task(api, task["id"])["attempts"][0]
         assert (lost["state"], lost["reason"]) == ("lost", "node_lost")
         assert "heartbeat reconciliation" in lost["message"]
+        await _until(lambda: get_task(api, task["id"])["state"] == "failed")
 
-        # Attempt 2 ended here, but its final report never reached the database: a Nack asks
-        # for it again, and once sent it is applied and acknowledged.
+        # Another attempt ended here, but its final report never reached the database: a Nack
+        # asks for it again, and once sent it is applied and acknowledged.
+        other = submit(api, "true")
         await agent.expect(protocol.Dispatch)
-        await agent.send(protocol.Ack(task_id=task["id"], attempt_no=2))
-        await _until(lambda: len(get_task(api, task["id"])["attempts"]) == 2)
+        await agent.send(protocol.Ack(task_id=other["id"], attempt_no=1))
+        await _until(lambda: get_task(api, other["id"])["state"] == "preparing")
         agent.running.clear()
-        agent.finished = [protocol.AttemptRef(task["id"], 2)]
+        agent.finished = [protocol.AttemptRef(other["id"], 1)]
         nack = await agent.expect(protocol.Nack)
-        assert (nack.task_id, nack.attempt_no, nack.of) == (task["id"], 2, "attempt_state")
+        assert (nack.task_id, nack.attempt_no, nack.of) == (other["id"], 1, "attempt_state")
         await agent.send(
             protocol.AttemptState(
-                task_id=task["id"], attempt_no=2, phase="exited", exit_code=0, reason="succeeded"
+                task_id=other["id"], attempt_no=1, phase="exited", exit_code=0, reason="succeeded"
             )
         )
-        assert (await agent.expect(protocol.Ack)).attempt_no == 2
+        assert (await agent.expect(protocol.Ack)).task_id == other["id"]
         agent.finished = []
-        await _until(lambda: get_task(api, task["id"])["state"] == "succeeded")
+        await _until(lambda: get_task(api, other["id"])["state"] == "succeeded")
         await agent.close()
