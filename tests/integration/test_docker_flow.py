@@ -481,7 +481,9 @@ def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
     agent_pid = None
     try:
         wait_local_node(f.api)
-        task = f.submit("echo begin; sleep 10; echo finished")
+        # Long enough to still run when the restarted server's agent adopts it (output written
+        # while no agent runs is not collected).
+        task = f.submit("echo begin; sleep 25; echo finished")
         wait_state(f.api, task["id"], "running", timeout=60)
         wait_for(lambda: "begin" in f.text(task["id"], "stdout"), timeout=15, what="first output")
         first_agent = _local_agent_pid(server)

@@ -571,7 +571,7 @@ class Agent:
                     run.in_runner = False
                 # the slot is held until the end is reported: a queued attempt starts after it
                 reporting = True
-                await self._finish(run, final_state(run, outcome))
+                await self._finish(run, self._final_report(run, outcome))
                 return
         except asyncio.CancelledError:
             if run.stop_reason is None or reporting:
@@ -580,12 +580,15 @@ class Agent:
                 reason="cancelled" if run.stop_reason == "cancelled" else "killed",
                 message=f"stopped ({run.stop_reason}) before it started",
             )
+        await self._finish(run, self._final_report(run, outcome))
+
+    def _final_report(self, run: AttemptRun, outcome: Outcome) -> AttemptState:
         report = final_state(run, outcome)
-        if run.stop_reason == "fenced":
+        if run.stop_reason == "fenced":  # the runner says "stopped"; the report says why
             report = msgspec.structs.replace(
                 report, phase="failed", reason="killed", message=self._fence_message()
             )
-        await self._finish(run, report)
+        return report
 
     async def _finish(self, run: AttemptRun, report: AttemptState) -> None:
         await self.drain_data(run.ref)
