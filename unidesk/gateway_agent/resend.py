@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Iterable
 
-from .connection import backoff_delay
+from unidesk.backoff import backoff_delay
 
 __all__ = ["NACK_BASE_S", "ResendSchedule"]
 
