@@ -2,8 +2,11 @@
 
 A plugin is a module or object with functions marked ``@hookimpl`` named after these specs.
 Unless a spec says otherwise, every implementation is called and the results (lists) are
-concatenated in registration order (built-ins first, then entry points). The core calls
-hooks only through ``unidesk.core.plugins.facade.Plugins``; see ``docs/plugins.md``.
+concatenated in registration order (built-ins first, then entry points; ``tryfirst`` and
+``trylast`` implementations go first and last). The core calls hooks only through
+``unidesk.core.plugins.facade.Plugins``, one plugin at a time, so a plugin whose hook raises
+is taken out and named on ``/health`` while the others go on; see ``docs/plugins.md``.
+Plugins import what they need from ``unidesk.core.plugin_api``.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def unidesk_route_handlers() -> list[Any]:
     """Litestar controllers or route handlers to mount. Results are concatenated.
 
-    Paths should live under ``/api/<plugin name>/``; two plugins claiming one route make
-    startup fail with a clear error naming both."""
+    Paths should live under ``/api/<plugin name>/``. A plugin claiming a route the core or an
+    earlier plugin already has is refused (taken out, the clash named on ``/health``); the
+    server starts without it."""
 
 
 @hookspec
@@ -78,9 +82,11 @@ def unidesk_startup(state: State) -> Any:
 
 @hookspec
 def unidesk_event_listeners() -> list[Any]:
-    """Async callables ``(events: list[EventOut], state: State) -> None`` called after each batch
-    of events commits, in order. Concatenated. A listener that raises is logged and isolated:
-    the core and the other listeners go on."""
+    """Async callables ``(events: list[EventOut], state: PluginState) -> None`` called after each
+    batch of events commits, in order, after the core's own listeners. Concatenated. Each plugin
+    has its own queue and task: a slow listener delays only its plugin's later batches. A
+    listener that raises or runs past ``LISTENER_TIMEOUT_S`` is logged and isolated: the core
+    and the other plugins go on."""
 
 
 @hookspec

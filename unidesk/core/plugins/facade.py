@@ -1,10 +1,10 @@
 """The typed facade through which the core calls plugin hooks (never ``pm.hook`` from handlers).
 
-Every call goes through pluggy, one plugin at a time (``pm.subset_hook_caller``) in the order
-pluggy itself would call them, so ``tryfirst``/``trylast``, ``specname`` and a plugin's own
-wrappers apply, while a failure is still attributed to the plugin that raised (it is taken
-out and named on ``/health``). A wrapper therefore wraps only its own plugin's
-implementations, not other plugins'.
+Every call goes through pluggy, one plugin at a time (``pm.subset_hook_caller``): plugins in
+registration order (built-ins, then entry points) with ``tryfirst``/``trylast`` ones moved
+first/last; ``specname`` and a plugin's own wrappers apply, and a failure is attributed to the
+plugin that raised (it is taken out and named on ``/health``). A wrapper therefore wraps only
+its own plugin's implementations, not other plugins'.
 """
 
 from __future__ import annotations
@@ -38,12 +38,20 @@ class Plugins:
 
     # -- per-plugin calls, so one plugin's failure is attributed to it ------------------------
     def callers(self, hook: str) -> Iterator[tuple[str, pluggy.HookCaller]]:
-        """``(plugin name, caller of only that plugin's implementations)`` for ``hook``, in the
-        order pluggy calls them (last registered first, ``tryfirst``/``trylast`` honoured)."""
-        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        """``(plugin name, caller of only that plugin's implementations)`` for ``hook``:
+        ``tryfirst`` implementations first, then the plain ones in registration order (built-ins,
+        then entry points), ``trylast`` ones last."""
+        impls = [
+            i
+            for i in getattr(self.pm.hook, hook).get_hookimpls()
+            if not (i.hookwrapper or i.wrapper)
+        ]
+        first = [i for i in reversed(impls) if i.tryfirst]
+        last = [i for i in reversed(impls) if i.trylast]
+        plain = [i for i in impls if not (i.tryfirst or i.trylast)]
         order: list[str] = []
-        for impl in reversed(impls):
-            if impl.plugin_name not in order and not (impl.hookwrapper or impl.wrapper):
+        for impl in [*first, *plain, *last]:
+            if impl.plugin_name not in order:
                 order.append(impl.plugin_name)
         plugins = dict(self.pm.list_name_plugin())
         for name in order:
