@@ -4,13 +4,12 @@ and https:// (git http-backend behind basic auth and TLS), and refuses clearly w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.gateway_agent.git_https import GitHttps
-from tests.integration.test_hostssh import Sshd
+from tests.integration.test_hostssh import Sshd, sshd  # noqa: F401 (the sshd fixture)
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.gitcache import GitAuth, GitCache, GitFailed
 
@@ -27,17 +26,10 @@ def _leaks(root: Path, *needles: str) -> list[str]:
     return found
 
 
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    d = tmp_path / "sshd"
-    d.mkdir()
-    server = Sshd(d)
-    yield server
-    server.stop()
-
-
 async def test_ssh_repository_with_a_deploy_key(
-    exec_config: ExecConfig, make_repo, sshd: Sshd
+    exec_config: ExecConfig,
+    make_repo,
+    sshd: Sshd,  # noqa: F811
 ) -> None:
     repo = make_repo("private-ssh")
     sha = repo.commit({"train.py": "print('private')\n"})

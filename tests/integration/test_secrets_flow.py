@@ -7,21 +7,12 @@ import base64
 import hashlib
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
-
-from tests.conftest import PgCluster
 from tests.gateway_agent.gitrepos import GitRepo
 from tests.integration.conftest import wait_state
-from tests.integration.test_docker_flow import (
-    Flow,
-    sse_events,
-    start_docker_server,
-    wait_local_node,
-)
+from tests.integration.test_docker_flow import Flow, flow, sse_events  # noqa: F401
 from tests.integration.test_hostssh import Sshd
 from unidesk.core.db.embedded import pg_bin
 from unidesk.core.db.engine import libpq_url
@@ -41,19 +32,6 @@ printf %s "$API_KEY" | sha256sum
 """
 
 
-@pytest.fixture(scope="module")
-def flow(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
-    root = tmp_path_factory.mktemp("secrets-flow")
-    server = start_docker_server(pg_cluster, root)
-    f = Flow(server, root)
-    try:
-        wait_local_node(f.api)
-        yield f
-    finally:
-        server.stop()
-        f.close()
-
-
 def _forms() -> list[str]:
     raw = VALUE.encode()
     return [
@@ -70,7 +48,10 @@ def _assert_clean(text: str, where: str) -> None:
         assert form not in text, f"{form!r} leaked into {where}"
 
 
-def test_a_printed_secret_is_masked_everywhere(flow: Flow, tmp_path: Path) -> None:
+def test_a_printed_secret_is_masked_everywhere(
+    flow: Flow,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     r = flow.api.put("/api/secrets/user/apikey", json={"value": VALUE})
     assert r.status_code == 201, r.text
     task = flow.submit(["sh", "-c", SCRIPT], secrets={"API_KEY": "apikey"})
@@ -114,7 +95,8 @@ def test_a_printed_secret_is_masked_everywhere(flow: Flow, tmp_path: Path) -> No
 
 
 def test_private_code_repository_over_ssh_with_a_deploy_key_secret(
-    flow: Flow, tmp_path: Path
+    flow: Flow,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "sshd").mkdir()
     sshd = Sshd(tmp_path / "sshd")
@@ -150,7 +132,7 @@ def test_private_code_repository_over_ssh_with_a_deploy_key_secret(
         sshd.stop()
 
 
-def test_rotate_key_command_on_the_live_server(flow: Flow) -> None:
+def test_rotate_key_command_on_the_live_server(flow: Flow) -> None:  # noqa: F811
     value = "rotate-me-6b2f0c9e"
     assert flow.api.put("/api/secrets/user/rotating", json={"value": value}).status_code == 201
     key_file = Path(flow.server.env["UNIDESK_DATA_DIR"]) / "secrets.key"

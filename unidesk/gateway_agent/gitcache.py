@@ -124,19 +124,9 @@ class GitCache:
                     await self.check_access(url, auth)
                 return FetchResult(str(repo), False, time.monotonic() - started)
             with self._auth_env(kind, auth) as (auth_args, auth_env):
-                rc, _, err = await self._git(
-                    repo,
-                    *auth_args,
-                    "fetch",
-                    "--no-tags",
-                    "--quiet",
-                    "--",
-                    url,
-                    f"+{commit}:refs/unidesk/{commit}",
-                    extra_env=auth_env,
-                )
-                if rc != 0 and any(s in err for s in _REFUSED_WANT):
-                    rc, _, err = await self._git(
+
+                async def fetch(*refspecs: str) -> tuple[int, bytes, bytes]:
+                    return await self._git(
                         repo,
                         *auth_args,
                         "fetch",
@@ -144,9 +134,14 @@ class GitCache:
                         "--quiet",
                         "--",
                         url,
-                        "+refs/heads/*:refs/unidesk-heads/*",
-                        "+refs/tags/*:refs/tags/*",
+                        *refspecs,
                         extra_env=auth_env,
+                    )
+
+                rc, _, err = await fetch(f"+{commit}:refs/unidesk/{commit}")
+                if rc != 0 and any(s in err for s in _REFUSED_WANT):
+                    rc, _, err = await fetch(
+                        "+refs/heads/*:refs/unidesk-heads/*", "+refs/tags/*:refs/tags/*"
                     )
             if auth and auth.credential:
                 err = err.replace(auth.credential.encode(), b"***")
