@@ -53,7 +53,7 @@ def test_a_line_that_is_not_utf8_is_skipped_and_the_good_lines_of_that_read_kept
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "m.jsonl"
-    feed = DataFeed("t", 1, "metrics", path)
+    feed = DataFeed("t", 1, "metrics", Beneath(tmp_path, "m.jsonl"))
     path.write_bytes(
         b'{"name": "loss", "step": 1, "value": 1}\n'
         b'{"name": "l\xe9ss", "step": 2, "value": 2}\n'  # Latin-1, not UTF-8
