@@ -58,6 +58,7 @@ AGENT_FILES = [
     ROOT / "masking.py",
     ROOT / "backoff.py",
     ROOT / "background.py",
+    ROOT / "logconfig.py",
 ]
 
 

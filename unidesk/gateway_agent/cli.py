@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from unidesk.logconfig import configure_logging
+
 from .config import AgentConfig, ConfigError, load_config, parse_labels, require_connection_settings
 from .hostmounts import declared_mounts, hello_mounts, parse_host_mounts
 from .resources import detect_resources
@@ -135,15 +137,6 @@ def make_runner(config: AgentConfig) -> Runner:
     return docker_runner.DockerRunner(settings, node_name=config.node_name, transfer=transfer)
 
 
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)  # keeps websockets' debug handshake dump (with headers) out
-    logging.getLogger("unidesk").setLevel(level.upper())
-
-
 async def _run(config: AgentConfig) -> int:
     from .agent import Agent
     from .health import NodeHealth, declared_runtimes
@@ -189,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
         config = load_config(_flags(ns), config_file=ns.config)
-        _configure_logging(config.log_level)
+        # structlog, as the server: the root logger stays at WARNING, which keeps websockets'
+        # debug handshake dump (with headers) out
+        configure_logging(config.log_format, config.log_level)
         if ns.print_resources:
             resources = detect_resources(
                 node_name=config.node_name,

@@ -82,6 +82,8 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ``killed`` when the server is reachable again (the server has declared it lost by then).
     Unset: the server's offline timeout, announced in Welcome (90 s by default)."""
     log_level: str = "info"
+    log_format: str = "auto"
+    """``json`` (lines), ``console``, or ``auto``: JSON unless stderr is a terminal."""
     docker: dict[str, Any] = {}
     """Further Docker runner settings (a ``[docker]`` TOML table; see
     ``exec_config.ExecConfig``)."""
