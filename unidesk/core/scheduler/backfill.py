@@ -74,6 +74,8 @@ class Group:
     count: int
     key: Any = None
     candidates: list[Candidate] = field(default_factory=list)
+    version: Any = None
+    """Changes whenever the group's membership does (the pass skips unchanged groups' reasons)."""
 
 
 @dataclass

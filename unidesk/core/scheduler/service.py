@@ -94,7 +94,8 @@ _GROUPS_SQL = text(
     f"""
     SELECT * FROM (
       SELECT coalesce(t.owner_id::text, '') AS owner, {SHAPE_SQL} AS shape,
-             count(*) OVER g AS n, row_number() OVER (g ORDER BY t.priority DESC, t.seq) AS rn,
+             count(*) OVER g AS n, max(t.seq) OVER g AS max_seq,
+             row_number() OVER (g ORDER BY t.priority DESC, t.seq) AS rn,
              t.id, t.priority, t.seq, coalesce(t.expected_duration_s, t.timeout_s) AS est,
              t.pending_reason,
              t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb,
@@ -272,11 +273,14 @@ class Scheduler:
         self.last_plan: Plan | None = None
         self.last_timings: dict[str, float] = {}
         self._reserved: dict[uuid.UUID, uuid.UUID] = {}
-        self._verdicts: dict[tuple[str, str], tuple[str, str, int]] = {}
+        self._verdicts: dict[tuple[str, str], tuple[str, str, tuple[int, int]]] = {}
         """Last pass's verdict and size per (owner, shape) group: unchanged groups are skipped."""
-        self._next_verdicts: dict[tuple[str, str], tuple[str, str, int]] = {}
+        self._next_verdicts: dict[tuple[str, str], tuple[str, str, tuple[int, int]]] = {}
         self._after_commit: (
-            tuple[dict[uuid.UUID, uuid.UUID], dict[tuple[str, str], tuple[str, str, int]]] | None
+            tuple[
+                dict[uuid.UUID, uuid.UUID], dict[tuple[str, str], tuple[str, str, tuple[int, int]]]
+            ]
+            | None
         ) = None
         """Last pass's reservations (task -> node): kept while feasible so they do not wander."""
 
@@ -353,7 +357,14 @@ class Scheduler:
         cand_rows: dict[uuid.UUID, Any] = {}
         for r in group_rows:
             d = _group_demand(r)
-            groups.append(Group(owner=uuid.UUID(r.owner) if r.owner else None, demand=d, count=r.n))
+            groups.append(
+                Group(
+                    owner=uuid.UUID(r.owner) if r.owner else None,
+                    demand=d,
+                    count=r.n,
+                    version=(r.n, r.max_seq),
+                )
+            )
             lim = max(1, min(self.batch, r.n, _slots(d, nodes, self.batch, maxima)))
             lims.append({"owner": r.owner, "shape": r.shape, "lim": lim})
             cand_rows[r.id] = r
@@ -537,10 +548,10 @@ class Scheduler:
         A group whose verdict and size are what they were last pass is not looked at again
         (its tasks already carry that reason), so a quiet pass scans no pending tasks here."""
         verdicts = []
-        seen: dict[tuple[str, str], tuple[str, str, int]] = {}
+        seen: dict[tuple[str, str], tuple[str, str, tuple[int, int]]] = {}
         for gi, v in plan.group_verdicts.items():
             key = (lims[gi]["owner"], lims[gi]["shape"])
-            seen[key] = (v.code, json.dumps(v.detail, sort_keys=True), groups[gi].count)
+            seen[key] = (v.code, json.dumps(v.detail, sort_keys=True), groups[gi].version)
             if self._verdicts.get(key) == seen[key]:
                 continue
             verdicts.append(
