@@ -325,6 +325,7 @@ class Scheduler:
         s = self.settings
         lap = _Laps()
         self.last_timings = lap.ms
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))  # the groups sort, in memory
         backoffs = await self._start_backoffs(session)
         group_rows = (await session.execute(_GROUPS_SQL)).all()
         lap("groups")
