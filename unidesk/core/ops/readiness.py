@@ -3,33 +3,25 @@ plugins."""
 
 from __future__ import annotations
 
-import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
 import unidesk
+from unidesk.core.ops.health import Health
 
-__all__ = ["READY_CHECKS", "Readiness", "ready"]
+__all__ = ["READY_CHECKS", "ready"]
 
 READY_CHECKS = ("database", "migrations", "storage", "plugins")
 """The checks readiness runs, where registered (liveness, ``/health``, runs every check)."""
 
 
-class Readiness(msgspec.Struct, kw_only=True):
-    status: str
-    reasons: list[str]
-    version: str
-    commit: str
-    checks: dict[str, str]
-
-
 @get("/health/ready", operation_id="health_ready", tags=["health"], exclude_from_auth=True)
-async def ready(state: State) -> Response[Readiness]:
+async def ready(state: State) -> Response[Health]:
     """Readiness for load balancers: 200 when every readiness check passes, else 503 with the
     reasons."""
     checks = await state.health_checks.run(names=READY_CHECKS)
     reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
-    body = Readiness(
+    body = Health(
         status="not ready" if reasons else "ready",
         reasons=reasons,
         version=unidesk.__version__,
