@@ -37,7 +37,7 @@ from unidesk.core.events.hub import EventHub
 from unidesk.core.ingress.handler import agent_socket
 from unidesk.core.logs.controllers import LogController
 from unidesk.core.nodes.controllers import NodeController
-from unidesk.core.nodes.maintenance import request_maintenance
+from unidesk.core.nodes.maintenance_api import request_maintenance
 from unidesk.core.nodes.samples_api import node_samples
 from unidesk.core.ops import health as health_mod
 from unidesk.core.ops.backup_schedule import backup_check

@@ -1,4 +1,4 @@
-"""Admin-only host.ssh maintenance: ``POST /api/nodes/{id}/maintenance`` with ``probe`` or ``exec``.
+"""Admin-only host.ssh maintenance (the service behind ``POST /api/nodes/{id}/maintenance``).
 
 A request becomes a task with ``extra = {"kind": "host.ssh", "runtime": "host.ssh", "node_id": …,
 "params": {…}}``; the scheduler routes it only to that node's ``host.ssh`` runtime (even when
@@ -10,16 +10,13 @@ never routes anything else through that runtime. The request itself is an audite
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
 
-import msgspec
-from litestar import post
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.auth.guards import admin_only
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.events.writer import append
 from unidesk.core.nodes.models import NodeRow
+from unidesk.core.nodes.schemas import MaintenanceCreate
 from unidesk.core.nodes.services import node_event
 from unidesk.core.tasks import schemas
 from unidesk.core.tasks.models import TaskRow
@@ -27,24 +24,9 @@ from unidesk.core.tasks.services import task_out
 from unidesk.core.tasks.transitions import task_event
 from unidesk.errors import BadRequest, Conflict, NotFound
 
-__all__ = [
-    "HOST_SSH",
-    "MAX_TIMEOUT_S",
-    "MaintenanceCreate",
-    "create_maintenance_task",
-    "request_maintenance",
-]
+__all__ = ["HOST_SSH", "create_maintenance_task"]
 
 HOST_SSH = "host.ssh"
-MAX_TIMEOUT_S = 3600
-
-
-class MaintenanceCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``probe``: OS, uptime, disk, Docker and k3s presence. ``exec``: one shell command."""
-
-    op: Literal["probe", "exec"]
-    command: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
-    timeout_s: Annotated[int, msgspec.Meta(ge=1, le=MAX_TIMEOUT_S)] = 60
 
 
 def _validate(data: MaintenanceCreate) -> None:
@@ -118,18 +100,3 @@ async def create_maintenance_task(
     await s.commit()
     await s.refresh(row)
     return task_out(row, principal.username, [])
-
-
-@post(
-    "/api/nodes/{node_id:uuid}/maintenance",
-    operation_id="request_node_maintenance",
-    status_code=201,
-    guards=[admin_only],
-    tags=["nodes"],
-)
-async def request_maintenance(
-    node_id: uuid.UUID, data: MaintenanceCreate, db: AsyncSession, principal: Principal
-) -> schemas.Task:
-    """Run one bounded host.ssh operation (probe or exec) on a node's host OS; admins only, audited.
-    The result is the task's logs and exit code (``GET /api/tasks/{id}``, ``/logs``)."""
-    return await create_maintenance_task(db, node_id, data, principal)

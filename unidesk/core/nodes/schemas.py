@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["CacheClearRequest", "Node", "NodeFree", "RunningAttempt", "Sample", "SamplePage"]
+__all__ = [
+    "MAX_MAINTENANCE_TIMEOUT_S",
+    "CacheClearRequest",
+    "MaintenanceCreate",
+    "Node",
+    "NodeFree",
+    "RunningAttempt",
+    "Sample",
+    "SamplePage",
+]
+
+MAX_MAINTENANCE_TIMEOUT_S = 3600
 
 
 class NodeFree(msgspec.Struct, kw_only=True):
@@ -66,3 +77,11 @@ class CacheClearRequest(msgspec.Struct, kw_only=True):
 
     node_id: uuid.UUID
     request_id: str
+
+
+class MaintenanceCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``probe``: OS, uptime, disk, Docker and k3s presence. ``exec``: one shell command."""
+
+    op: Literal["probe", "exec"]
+    command: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
+    timeout_s: Annotated[int, msgspec.Meta(ge=1, le=MAX_MAINTENANCE_TIMEOUT_S)] = 60
