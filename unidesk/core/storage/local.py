@@ -220,25 +220,27 @@ class LocalStore:
         path = self.partial_path(key)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         pending: asyncio.Future[None] | None = None
-        buf = bytearray()
+        buf: list[bytes] = []  # the received chunks themselves, not copied on the event loop
+        held = 0
         got = 0
         try:
             async for chunk in body:
                 got += len(chunk)
                 if got > length:
                     raise _BodyMismatch(f"body is longer than the declared {length} bytes")
-                buf += chunk
-                if len(buf) >= WRITE_BATCH:
+                buf.append(chunk)
+                held += len(chunk)
+                if held >= WRITE_BATCH:
                     if pending is not None:
                         await pending
                     pending = asyncio.ensure_future(_write_and_hash(fd, buf, state))
-                    buf = bytearray()
+                    buf, held = [], 0
             if pending is not None:
                 await pending
                 pending = None
             if buf:
                 await _write_and_hash(fd, buf, state)
-                buf = bytearray()
+                buf = []
             if got < length:
                 raise _BodyMismatch(f"body has {got} bytes, {length} were declared")
         except ClientGone:
@@ -261,22 +263,34 @@ class _BodyMismatch(Exception):
     pass
 
 
-async def _write_and_hash(fd: int, data: bytearray, state: _Partial) -> None:
-    """Write and hash one batch in two threads at once (both release the GIL); the hash
-    and offset advance only when the bytes are on disk."""
+async def _write_and_hash(fd: int, chunks: list[bytes], state: _Partial) -> None:
+    """Write (``writev``, no copy) and hash one batch of chunks in two threads at once, off the
+    event loop; the hash and offset advance only when the bytes are on disk."""
     hasher = state.hasher.copy()
     await asyncio.gather(
-        asyncio.to_thread(_write, fd, data), asyncio.to_thread(hasher.update, data)
+        asyncio.to_thread(_write, fd, chunks), asyncio.to_thread(_hash, hasher, chunks)
     )
     state.hasher = hasher
-    state.offset += len(data)
+    state.offset += sum(len(c) for c in chunks)
 
 
-def _write(fd: int, data: bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+def _hash(hasher: hashlib._Hash, chunks: list[bytes]) -> None:
+    # One update of the joined batch: each update releases and retakes the GIL, and 64 small
+    # ones per batch queue behind the event loop thread (measured: 3x slower than one copy).
+    hasher.update(b"".join(chunks))
+
+
+def _write(fd: int, chunks: list[bytes]) -> None:
+    """``writev`` of every chunk, resumed after a short write (at most IOV_MAX at a time)."""
+    views = [memoryview(c) for c in chunks]
+    limit = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+    while views:
+        n = os.writev(fd, views[:limit])
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
 
 
 def _hash_file(path: Path, hasher: hashlib._Hash) -> None:
