@@ -120,3 +120,42 @@ async def test_bad_event_queries_are_400_not_500(
     r = await client.get(f"/api/events?{query}", headers=member_headers)
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/tasks", task_body(name="a\x00b")),
+        ("POST", "/api/tasks", task_body(env={"A": "x\x00"})),
+        ("POST", "/api/tasks", task_body(resources={"labels": {"k": "v\x00"}})),
+        ("GET", "/api/files/by-name/a%00b", None),
+        ("GET", "/api/tasks?q=a%00b", None),
+        ("POST", "/api/research/experiments", {"name": "e\x00"}),
+    ],
+)
+async def test_a_nul_anywhere_in_a_request_is_400_at_the_edge(
+    client: AsyncTestClient,
+    member_headers: dict[str, str],
+    counts: Any,
+    method: str,
+    path: str,
+    body: Any,
+) -> None:
+    before = counts()
+    r = await client.request(method, path, json=body, headers=member_headers)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith(PROBLEM) and "NUL" in r.json()["detail"]
+    assert counts() == before
+
+
+async def test_nul_in_a_research_metric_name_is_400(
+    client: AsyncTestClient, member_headers: dict[str, str]
+) -> None:
+    e = await client.post("/api/research/experiments", json={"name": "e"}, headers=member_headers)
+    assert e.status_code == 201, e.text
+    r = await client.post(
+        f"/api/research/runs/{e.json()['id']}/metrics",
+        json={"items": [{"name": "lo\x00ss", "step": 1, "value": 0.5}]},
+        headers=member_headers,
+    )
+    assert r.status_code == 400, r.text

@@ -39,6 +39,7 @@ from unidesk.core.logs.controllers import LogController
 from unidesk.core.nodes.controllers import NodeController
 from unidesk.core.nodes.maintenance_api import request_maintenance
 from unidesk.core.nodes.samples_api import node_samples
+from unidesk.core.nul_guard import NulGuardMiddleware
 from unidesk.core.ops import health as health_mod
 from unidesk.core.ops.backup_schedule import backup_check
 from unidesk.core.ops.metrics import metrics
@@ -269,7 +270,11 @@ def create_app(
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestIdMiddleware, DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS)],
+        middleware=[
+            RequestIdMiddleware,
+            DefineMiddleware(NulGuardMiddleware, max_body_bytes=settings.max_request_bytes),
+            DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
+        ],
         lifespan=[lifespan],
         state=state,
         request_max_body_size=settings.max_request_bytes,
