@@ -88,7 +88,8 @@ class WorkItemService:
             row = await self.s.get(
                 m.WorkItem, item_id, with_for_update=True, populate_existing=True
             )
-            assert row is not None
+            if row is None:  # deleted by a concurrent request since the first read
+                raise NotFound(f"work item {item_id} not found", work_item_id=str(item_id))
         return row
 
     async def _edges(self, project_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
