@@ -2,15 +2,16 @@
 
 Real parts: a ``unidesk-server`` process on loopback with its embedded PostgreSQL, and the
 ``st`` command line of Schemathesis (test extra) generating requests for every operation,
-once with an admin token and once with a member's. Bounded: a fixed seed, deterministic
-generation, a few examples per operation and a time budget per run, so it takes a few minutes
-and finds the same things each time. Operations that never end (SSE streams) and the logout
+once with an admin token and once with a member's, failing on any 5xx and on any status code,
+content type, body or header the schema does not declare (``problems.declare_problems``
+declares every refusal once for all routes). Bounded: deterministic generation, 3 examples per
+operation in the coverage and fuzzing phases and a time budget per run: about 2,000 cases in
+about two minutes here, the same each time. Operations that never end (SSE streams) and the logout
 route (it would revoke the token mid-run) are excluded.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,15 @@ pytestmark = pytest.mark.timeout(600)
 
 ST = Path(sys.executable).parent / "st"
 EXCLUDED_OPERATIONS = ("stream_events", "task_logs_stream", "logout")
-CHECKS = "not_a_server_error"
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "response_headers_conformance",
+    )
+)
 
 
 def _run(url: str, token: str, report: Path, max_time_s: int) -> subprocess.CompletedProcess[str]:
@@ -37,7 +46,7 @@ def _run(url: str, token: str, report: Path, max_time_s: int) -> subprocess.Comp
         "20261130",
         "--generation-deterministic",
         "--max-examples",
-        "8",
+        "3",
         "--max-time",
         str(max_time_s),
         "--workers",
@@ -53,10 +62,9 @@ def _run(url: str, token: str, report: Path, max_time_s: int) -> subprocess.Comp
     ]
     for op in EXCLUDED_OPERATIONS:
         argv += ["--exclude-operation-id", op]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=max_time_s + 120)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=max_time_s + 240)
 
 
-@pytest.mark.skipif(not ST.exists() and shutil.which("st") is None, reason="schemathesis missing")
 def test_fuzzing_every_operation_finds_no_server_error(live_server, tmp_path: Path) -> None:
     with live_server.api() as api:
         r = api.post(
@@ -69,7 +77,7 @@ def test_fuzzing_every_operation_finds_no_server_error(live_server, tmp_path: Pa
         "member": live_server.token("fuzz-member", "fuzz-member-password"),
     }
     for who, token in tokens.items():
-        done = _run(live_server.url, token, tmp_path / who, max_time_s=75)
+        done = _run(live_server.url, token, tmp_path / who, max_time_s=40)
         assert done.returncode == 0, (
             f"schemathesis as {who} found problems:\n{done.stdout[-12000:]}\n{done.stderr[-2000:]}"
         )

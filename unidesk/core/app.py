@@ -48,7 +48,7 @@ from unidesk.core.ops.stats import stats
 from unidesk.core.plugins.controllers import list_plugins
 from unidesk.core.plugins.facade import Plugins
 from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, parse_selection
-from unidesk.core.problems import EXCEPTION_HANDLERS
+from unidesk.core.problems import EXCEPTION_HANDLERS, declare_problems
 from unidesk.core.requestid import RequestIdMiddleware
 from unidesk.core.scheduler.controllers import QuotaController, UsageController
 from unidesk.core.secrets.controllers import SecretController
@@ -299,4 +299,5 @@ def create_app(
     core_routes = {(r.path, m) for r in app.routes for m in getattr(r, "methods", {"WS"})}
     for router in facade.routers(core_routes):
         app.register(router)
+    declare_problems(app)
     return app

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import structlog
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.routes import HTTPRoute
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from unidesk.core.requestid import request_id_of
 from unidesk.errors import RateLimited, UnideskError
 
-__all__ = ["EXCEPTION_HANDLERS", "problem"]
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_RESPONSES", "Problem", "declare_problems", "problem"]
 
 log = structlog.get_logger("unidesk.http")
 PROBLEM = "application/problem+json"
@@ -130,3 +133,44 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     OperationalError: _database,
     Exception: _unexpected,
 }
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem body; refusals may add context fields (``field``, ``task_id``, …)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    retry_after_s: int | None = None
+
+
+_PROBLEM_STATUSES = {
+    400: "Bad request: the input does not validate (problem+json says which field and why)",
+    401: "Authentication required: no valid session cookie or bearer token",
+    403: "Forbidden: authenticated, but the access policy (docs/access.md) says no",
+    404: "Not found",
+    409: "Conflict with the current state (e.g. the task already ended)",
+    413: "Payload too large",
+    422: "Unprocessable: well-formed but cannot be done",
+    429: "Rate limited; Retry-After says when to try again",
+    503: "Service unavailable: a dependency (database, store, event stream) is down; see /health",
+}
+PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    status: ResponseSpec(
+        data_container=Problem, description=text, media_type=PROBLEM, generate_examples=False
+    )
+    for status, text in _PROBLEM_STATUSES.items()
+}
+"""Every refusal any route may answer, declared once for all of them (``declare_problems``)."""
+
+
+def declare_problems(app: Litestar) -> None:
+    """Declare ``PROBLEM_RESPONSES`` on every HTTP route of ``app`` (a route's own declared
+    responses win), so the OpenAPI schema documents each status code and problem body."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            handler.responses = {**PROBLEM_RESPONSES, **(handler.responses or {})}

@@ -6,6 +6,7 @@ import uuid
 
 from litestar import Controller, Response, delete, get, put
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
@@ -19,6 +20,10 @@ def _reply(secret: schemas.Secret, created: bool) -> Response[schemas.Secret]:
     return Response(secret, status_code=201 if created else 200)
 
 
+CREATED = {201: ResponseSpec(data_container=schemas.Secret, description="Created (a new secret)")}
+"""A put answers 201 when it creates the secret and 200 when it replaces its value."""
+
+
 class SecretController(Controller):
     path = "/api/secrets"
     tags = ("secrets",)
@@ -30,7 +35,7 @@ class SecretController(Controller):
         """Secrets you may use or manage: names, who changed them and when (never values)."""
         return schemas.SecretList(items=await SecretService.of(db, state).list(principal))
 
-    @put("/user/{name:str}", operation_id="put_user_secret")
+    @put("/user/{name:str}", operation_id="put_user_secret", responses=CREATED)
     async def put_user(
         self,
         name: str,
@@ -42,7 +47,7 @@ class SecretController(Controller):
         """Create or replace one of your own secrets (201 created, 200 replaced)."""
         return _reply(*await SecretService.of(db, state).put("user", name, data.value, principal))
 
-    @put("/global/{name:str}", operation_id="put_global_secret")
+    @put("/global/{name:str}", operation_id="put_global_secret", responses=CREATED)
     async def put_global(
         self,
         name: str,
@@ -54,7 +59,7 @@ class SecretController(Controller):
         """Create or replace a global secret (admins only); any task may use it."""
         return _reply(*await SecretService.of(db, state).put("global", name, data.value, principal))
 
-    @put("/project/{project:str}/{name:str}", operation_id="put_project_secret")
+    @put("/project/{project:str}/{name:str}", operation_id="put_project_secret", responses=CREATED)
     async def put_project(
         self,
         project: str,
