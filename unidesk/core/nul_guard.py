@@ -17,25 +17,28 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from unidesk.core.requestid import request_id_of
 
-__all__ = ["NulGuardMiddleware", "has_nul"]
+__all__ = ["NulGuardMiddleware", "find_nul"]
 
 log = structlog.get_logger("unidesk.http")
 
 
-def has_nul(value: Any) -> bool:
-    """True when a decoded JSON value holds U+0000 in any string, key or value."""
-    stack = [value]
+def find_nul(value: Any) -> str | None:
+    """Where a decoded JSON value holds U+0000 (``command[1]``, ``env.A``, ``env`` for a key),
+    or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
-        item = stack.pop()
+        item, where = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
+                return where or "body"
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, sub in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return where or "body"
+                stack.append((sub, f"{where}.{key}" if where else str(key)))
         elif isinstance(item, list):
-            stack.extend(item)
-    return False
+            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
+    return None
 
 
 def _is_json(scope: Scope) -> bool:
@@ -78,8 +81,9 @@ class NulGuardMiddleware:
                 decoded = msgspec.json.decode(body)
             except msgspec.DecodeError:
                 decoded = None  # the route answers its own 400 for bad JSON
-            if has_nul(decoded):
-                await self._refuse(scope, send, "the JSON body")
+            where = find_nul(decoded)
+            if where is not None:
+                await self._refuse(scope, send, f"the JSON body ({where[:200]})", field=where)
                 return
 
         async def replay() -> Message:
@@ -89,7 +93,7 @@ class NulGuardMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send, where: str) -> None:
+    async def _refuse(self, scope: Scope, send: Send, where: str, field: str = "") -> None:
         rid = request_id_of(scope)
         detail = f"NUL characters (U+0000) are not accepted in {where}"
         log.info(
@@ -102,9 +106,10 @@ class NulGuardMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4400, "reason": detail})
             return
-        body = json.dumps(
-            {"type": "about:blank", "title": "Bad request", "status": 400, "detail": detail}
-        ).encode()
+        problem = {"type": "about:blank", "title": "Bad request", "status": 400, "detail": detail}
+        if field:
+            problem["field"] = field[:200]
+        body = json.dumps(problem).encode()
         await send(
             {
                 "type": "http.response.start",
