@@ -62,7 +62,9 @@ def _run(url: str, token: str, report: Path, max_time_s: int) -> subprocess.Comp
     ]
     for op in EXCLUDED_OPERATIONS:
         argv += ["--exclude-operation-id", op]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=max_time_s + 240)
+    return subprocess.run(  # in the report dir: st keeps a .schemathesis cache in its cwd
+        argv, capture_output=True, text=True, timeout=max_time_s + 240, cwd=report.parent
+    )
 
 
 def test_fuzzing_every_operation_finds_no_server_error(live_server, tmp_path: Path) -> None:
