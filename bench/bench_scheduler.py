@@ -279,6 +279,42 @@ def cpu_s(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
+class NotifyCounter:
+    """Counts the NOTIFYs on the event channel that reach a listener (a thread, own connection)."""
+
+    def __init__(self, conninfo: str) -> None:
+        import threading
+
+        self.count = 0
+        self._stop = threading.Event()
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._conn.execute("LISTEN unidesk_events")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for _ in self._conn.notifies(timeout=0.2):
+                self.count += 1
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(5)
+        self._conn.close()
+        return self.count
+
+
+def db_counters(conninfo: str) -> dict[str, int]:
+    """Transactions and row writes of the database so far (pg_stat_database, flushed ~1 s)."""
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        row = c.execute(
+            "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        events = c.execute("SELECT count(*) FROM events").fetchone()[0]
+    return {"xacts": int(row[0]), "row_writes": int(row[1]), "events": int(events)}
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -365,8 +401,9 @@ def main() -> None:
         hb_rate = (hb1 - hb0) / (w1 - w0)
         hb_cpu = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (w1 - w0)
 
+        print(f"\ncommand: {Path(sys.executable).name} {' '.join(sys.argv)}")
         print(
-            f"\n== UniDesk scheduler bench: {connected}/{args.nodes} nodes in {args.agent_procs} "
+            f"== UniDesk scheduler bench: {connected}/{args.nodes} nodes in {args.agent_procs} "
             "agent processes, "
             f"{args.tasks} tasks, heartbeat {args.heartbeat}s, host load {os.getloadavg()[0]:.1f} "
             f"on {os.cpu_count()} cores"
@@ -411,6 +448,11 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
         server_cpu0, pg_cpu0 = cpu_s(sp), pg_cpu(root / "pg")
+        time.sleep(1.2)  # let pg_stat_database catch up before the first reading
+        db0 = db_counters(conninfo)
+        frames0 = (workers.total("frames_in"), workers.total("frames_out"))
+        hb_before = workers.total("heartbeats")
+        notifies = NotifyCounter(conninfo)
         first, submitted_end, errors = asyncio.run(
             submit_all(url, dict(api.headers), args.tasks, args.submit_concurrency, left())
         )
@@ -437,6 +479,11 @@ def main() -> None:
             ).fetchone()[0]
         server_cpu = cpu_s(sp) - server_cpu0
         db_cpu = pg_cpu(root / "pg") - pg_cpu0
+        time.sleep(1.2)
+        db1 = db_counters(conninfo)
+        notify_n = notifies.stop()
+        frames1 = (workers.total("frames_in"), workers.total("frames_out"))
+        hb_during = workers.total("heartbeats") - hb_before
         if spy:
             spy.send_signal(2)
             spy.wait(60)
@@ -472,6 +519,15 @@ def main() -> None:
             f"CPU per task (load-independent)   server {server_cpu / done_n * 1000:.2f} ms, "
             f"PostgreSQL {db_cpu / done_n * 1000:.2f} ms "
             f"(1000 tasks/s on 2 cores needs their sum <= 2 ms)"
+        )
+        per = {k: (db1[k] - db0[k]) / done_n for k in db0}
+        print(
+            f"per task, submit → final          {per['xacts']:.2f} transactions, "
+            f"{per['row_writes']:.1f} row writes, {per['events']:.2f} events, "
+            f"{notify_n / done_n:.2f} NOTIFYs, frames {(frames1[0] - frames0[0]) / done_n:.2f} "
+            f"to agents + {(frames1[1] - frames0[1]) / done_n:.2f} from agents "
+            f"(+{hb_during} heartbeats in the phase; transactions include heartbeat flushes and "
+            "the submits' own)"
         )
         print(
             f"final states                      {states}; attempts != 1: {multi}; duplicate "

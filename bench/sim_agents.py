@@ -49,6 +49,8 @@ class Fleet:
         self.heartbeats = 0
         self.dispatches = 0
         self.duplicates = 0
+        self.frames_in = 0
+        self.frames_out = 0
         self.latencies: list[float] = []
         self._seen: set[tuple[str, int]] = set()
         self._stop = asyncio.Event()
@@ -61,6 +63,8 @@ class Fleet:
             "heartbeats": self.heartbeats,
             "dispatches": self.dispatches,
             "duplicates": self.duplicates,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
         }
         if final:
             out["latencies"] = self.latencies
@@ -101,6 +105,7 @@ class Fleet:
         beat = asyncio.create_task(self._heartbeats(ws))
         try:
             async for frame in ws:
+                self.frames_in += 1
                 msg = protocol.decode(frame)  # type: ignore[arg-type]
                 if isinstance(msg, protocol.Dispatch):
                     await self._run(ws, msg)
@@ -122,6 +127,7 @@ class Fleet:
             submitted = d.env.get("BENCH_SUBMIT_TS")
             if submitted:
                 self.latencies.append(now - float(submitted))
+        self.frames_out += 3  # ack, running, exited (heartbeats are counted apart)
         await ws.send(protocol.encode(protocol.Ack(task_id=d.task_id, attempt_no=d.attempt_no)))
         await ws.send(
             protocol.encode(
