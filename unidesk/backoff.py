@@ -21,5 +21,5 @@ def backoff_delay(
     transactions after a serialization failure) instead of stampeding; ``failures`` counts
     consecutive failed tries (0 for the first retry).
     """
-    ceiling = min(cap_s, base_s * (2 ** min(max(failures, 0), 32)))
+    ceiling = min(cap_s, base_s * (2.0 ** min(max(failures, 0), 32)))
     return rand() * ceiling

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
@@ -53,7 +53,7 @@ class EventController(Controller):
     @get("/stream", operation_id="stream_events")
     async def stream(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         state: State,
         after: Annotated[int | None, Parameter(ge=0, le=2**63 - 1)] = None,
     ) -> ServerSentEvent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import get
 from litestar.datastructures import State
 
+from unidesk.core.plugins.facade import Plugins
 from unidesk.core.plugins.types import PluginList
 
 __all__ = ["list_plugins"]
@@ -13,4 +14,5 @@ __all__ = ["list_plugins"]
 @get("/api/plugins", operation_id="list_plugins", tags=["plugins"])
 async def list_plugins(state: State) -> PluginList:
     """Loaded plugins with their hooks and UI contributions, plus load errors."""
-    return state.plugins.info()
+    plugins: Plugins = state.plugins
+    return plugins.info()
