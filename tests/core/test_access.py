@@ -159,3 +159,32 @@ async def test_nul_in_a_research_metric_name_is_400(
         headers=member_headers,
     )
     assert r.status_code == 400, r.text
+
+
+def test_allowed_actions_follow_the_policy() -> None:
+    import uuid
+
+    from unidesk.core.auth.policy import allowed_actions
+    from unidesk.core.auth.schemas import Principal
+
+    def who(role: str) -> Principal:
+        return Principal(user_id=uuid.uuid4(), username=role, role=role, token_id=uuid.uuid4())  # type: ignore[arg-type]
+
+    admin, member = who("admin"), who("member")
+    assert allowed_actions(admin, "node") == [
+        "drain",
+        "undrain",
+        "delete",
+        "maintenance",
+        "clear_caches",
+    ]
+    assert allowed_actions(member, "node") == []
+    assert allowed_actions(member, "task", member.user_id) == [
+        "cancel",
+        "retry",
+        "delete",
+        "change",
+    ]
+    assert allowed_actions(member, "task", uuid.uuid4()) == []
+    assert allowed_actions(member, "task", None) == []
+    assert allowed_actions(admin, "artifact", uuid.uuid4()) == ["delete", "change"]

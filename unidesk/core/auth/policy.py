@@ -17,7 +17,13 @@ from typing import Any
 from unidesk.core.auth.schemas import Principal
 from unidesk.errors import Forbidden
 
-__all__ = ["OWNER_ACTIONS", "allowed_actions", "may_act", "require_owner_or_admin"]
+__all__ = [
+    "ADMIN_ACTIONS",
+    "OWNER_ACTIONS",
+    "allowed_actions",
+    "may_act",
+    "require_owner_or_admin",
+]
 
 OWNER_ACTIONS: dict[str, tuple[str, ...]] = {
     "task": ("cancel", "retry", "delete", "change"),
@@ -25,6 +31,10 @@ OWNER_ACTIONS: dict[str, tuple[str, ...]] = {
     "experiment": ("delete", "report_metrics"),
 }
 """What only a thing's owner or an admin may do, per kind of thing."""
+ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
+    "node": ("drain", "undrain", "delete", "maintenance", "clear_caches"),
+}
+"""What only an admin may do, per kind of thing (routes guarded by ``admin_only``)."""
 
 
 def may_act(principal: Principal, owner_id: uuid.UUID | None) -> bool:
@@ -43,7 +53,11 @@ def require_owner_or_admin(
         )
 
 
-def allowed_actions(principal: Principal, kind: str, owner_id: uuid.UUID | None) -> list[str]:
-    """The owner-only actions ``principal`` may take on this thing (for the UI's buttons);
-    reading is always allowed and not listed."""
+def allowed_actions(
+    principal: Principal, kind: str, owner_id: uuid.UUID | None = None
+) -> list[str]:
+    """The actions beyond reading that ``principal`` may take on this thing (for the UI's
+    buttons); reading is always allowed and not listed."""
+    if kind in ADMIN_ACTIONS:
+        return list(ADMIN_ACTIONS[kind]) if principal.is_admin else []
     return list(OWNER_ACTIONS[kind]) if may_act(principal, owner_id) else []

@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.guards import admin_only
+from unidesk.core.auth.policy import allowed_actions
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.nodes import schemas
 from unidesk.core.nodes.services import NodeService
@@ -15,19 +16,28 @@ from unidesk.core.nodes.services import NodeService
 __all__ = ["NodeController"]
 
 
+def _for(principal: Principal, node: schemas.Node) -> schemas.Node:
+    node.allowed_actions = allowed_actions(principal, "node")
+    return node
+
+
 class NodeController(Controller):
     path = "/api/nodes"
     tags = ("nodes",)
 
     @get("/", operation_id="list_nodes")
-    async def list_nodes(self, db: AsyncSession) -> dict[str, list[schemas.Node]]:
+    async def list_nodes(
+        self, db: AsyncSession, principal: Principal
+    ) -> dict[str, list[schemas.Node]]:
         """Every known node with state, resources, usage and running attempts."""
-        return {"items": await NodeService(db).list()}
+        return {"items": [_for(principal, n) for n in await NodeService(db).list()]}
 
     @get("/{node_id:uuid}", operation_id="get_node")
-    async def get_node(self, node_id: uuid.UUID, db: AsyncSession) -> schemas.Node:
-        """One node."""
-        return await NodeService(db).get(node_id)
+    async def get_node(
+        self, node_id: uuid.UUID, db: AsyncSession, principal: Principal
+    ) -> schemas.Node:
+        """One node; ``allowed_actions`` says what the caller may do to it."""
+        return _for(principal, await NodeService(db).get(node_id))
 
     @post("/{node_id:uuid}/drain", operation_id="drain_node", status_code=200, guards=[admin_only])
     async def drain(

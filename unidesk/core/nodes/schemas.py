@@ -56,6 +56,9 @@ class Node(msgspec.Struct, kw_only=True):
     usage: dict[str, Any]
     running_attempts: list[RunningAttempt]
     free: NodeFree
+    allowed_actions: list[str] = []
+    """What the caller may do to this node (admins: drain, undrain, delete, maintenance,
+    clear_caches); the access policy applied, so the UI can hide the other buttons."""
 
 
 class Sample(msgspec.Struct, kw_only=True):
