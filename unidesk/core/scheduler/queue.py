@@ -17,13 +17,17 @@ __all__ = ["ranked_ahead"]
 
 _AHEAD_SQL = text(
     """
-    SELECT count(*) FROM tasks t
-    LEFT JOIN jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(owner text, share float8)
-      ON k.owner = coalesce(t.owner_id::text, '')
-    WHERE t.state = 'pending' AND t.pending_reason = ANY(CAST(:reasons AS text[]))
-      AND (coalesce(k.share, 0), -t.priority, t.seq) < (:share, :neg_priority, :seq)
+    SELECT x.id, x.ahead FROM (
+      SELECT t.id, row_number() OVER (ORDER BY coalesce(k.share, 0), -t.priority, t.seq) - 1
+             AS ahead
+      FROM tasks t
+      LEFT JOIN jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(owner text, share float8)
+        ON k.owner = coalesce(t.owner_id::text, '')
+      WHERE t.state = 'pending' AND t.pending_reason = ANY(CAST(:reasons AS text[]))
+    ) x WHERE x.id = ANY(CAST(:ids AS uuid[]))
     """
 )
+"""One ranking of the waiting tasks per call, however many of them a page shows."""
 
 
 async def ranked_ahead(
@@ -36,19 +40,12 @@ async def ranked_ahead(
         return {}
     keys = await share_keys(session, settings)
     payload = json.dumps([{"owner": str(k) if k else "", "share": v} for k, v in keys.items()])
-    out = {}
-    for t in waiting:
-        out[t.id] = int(
-            await session.scalar(
-                _AHEAD_SQL,
-                {
-                    "keys": payload,
-                    "reasons": list(RANKED_REASONS),
-                    "share": keys.get(t.owner_id, 0.0),
-                    "neg_priority": -t.priority,
-                    "seq": t.seq,
-                },
-            )
-            or 0
-        )
-    return out
+    rows = await session.execute(
+        _AHEAD_SQL,
+        {
+            "keys": payload,
+            "reasons": list(RANKED_REASONS),
+            "ids": [str(t.id) for t in waiting],
+        },
+    )
+    return {task_id: int(ahead) for task_id, ahead in rows.all()}
