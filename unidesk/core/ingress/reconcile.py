@@ -69,8 +69,11 @@ class HeartbeatReconciler:
             await asyncio.sleep(self.interval_s)
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("heartbeat reconciliation failed; next pass retries")
+            except Exception as exc:  # the database is away: the next pass tries again
+                log.warning(
+                    "heartbeat reconciliation failed; next pass retries",
+                    error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                )
 
     async def run_once(self) -> int:
         """One pass over the heartbeats received since the last; returns mismatches resolved."""
