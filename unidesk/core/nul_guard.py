@@ -13,7 +13,15 @@ from typing import Any
 
 import msgspec
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from unidesk.core.requestid import request_id_of
 
@@ -65,7 +73,7 @@ class NulGuardMiddleware:
         if scope["type"] != "http" or not _is_json(scope):
             await self.app(scope, receive, send)
             return
-        buffered: list[Message] = []
+        buffered: list[ReceiveMessage] = []
         size = 0
         more = True
         while more and size <= self.max_body_bytes:
@@ -76,7 +84,8 @@ class NulGuardMiddleware:
             size += len(message.get("body", b""))
             more = message.get("more_body", False)
         if not more and size <= self.max_body_bytes:
-            body = b"".join(m.get("body", b"") for m in buffered if m["type"] == "http.request")
+            chunks = [m.get("body", b"") for m in buffered if m["type"] == "http.request"]
+            body = b"".join(c for c in chunks if isinstance(c, bytes))
             try:
                 decoded = msgspec.json.decode(body)
             except msgspec.DecodeError:
@@ -86,7 +95,7 @@ class NulGuardMiddleware:
                 await self._refuse(scope, send, f"the JSON body ({where[:200]})", field=where)
                 return
 
-        async def replay() -> Message:
+        async def replay() -> ReceiveMessage:
             if buffered:
                 return buffered.pop(0)
             return await receive()
@@ -110,14 +119,18 @@ class NulGuardMiddleware:
         if field:
             problem["field"] = field[:200]
         body = json.dumps(problem).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        await send(start)
+        end: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": body,
+            "more_body": False,
+        }
+        await send(end)
