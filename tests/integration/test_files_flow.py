@@ -261,3 +261,61 @@ def test_task_consumes_dataset_and_produces_artifact(
             agent.wait(30)
         except subprocess.TimeoutExpired:
             agent.kill()
+
+
+def test_outputs_symlinked_to_the_host_fail_the_task_and_upload_nothing(
+    live_server_factory, tmp_path
+):
+    """Escape (a) end to end: the command swaps /workspace/outputs for a symlink to a host
+    directory; the task fails with the agent's refusal, the server holds no artifact of it,
+    and the host directory is untouched."""
+    server = live_server_factory()
+    image = ensure_busybox_image()
+    host = tmp_path / "host-secrets"
+    host.mkdir()
+    (host / "secret.txt").write_text("host secret\n")
+    os.chmod(host / "secret.txt", 0o600)
+    os.chmod(host, 0o700)
+    before = [(p.name, p.stat().st_mode, p.stat().st_uid) for p in [host, *host.iterdir()]]
+    code_repo = GitRepo(tmp_path / "code")
+    code_sha = code_repo.commit(
+        {"run.sh": f"rm -rf /workspace/outputs\nln -s {host} /workspace/outputs\n"}
+    )
+    env_repo = GitRepo(tmp_path / "env")
+    env_sha = env_repo.commit({"Dockerfile": f"FROM {image}\n"})
+    agent = start_agent(server, tmp_path, "escape")
+    try:
+        with server.api() as api:
+            r = api.post(
+                "/api/tasks",
+                json={
+                    "code_repo_url": code_repo.url,
+                    "code_commit_id": code_sha,
+                    "env_repo_url": env_repo.url,
+                    "env_commit_id": env_sha,
+                    "dockerfile_path": "Dockerfile",
+                    "command": ["sh", "/workspace/run.sh"],
+                    "outputs": ["secret.txt"],
+                    "max_attempts": 1,
+                    "timeout_s": 120,
+                    "resources": {"labels": {"zone": "escape"}},
+                },
+            )
+            assert r.status_code == 201, r.text
+            task_id = r.json()["id"]
+            deadline = time.monotonic() + 120
+            while (task := api.get(f"/api/tasks/{task_id}").json())["state"] not in (
+                "succeeded",
+                "failed",
+            ):
+                assert time.monotonic() < deadline, task
+                time.sleep(0.5)
+            assert task["state"] == "failed", task
+            assert "symlink" in (task["message"] or ""), task
+            r = api.get("/api/files", params={"task_id": task_id})
+            assert r.status_code == 200 and r.json()["items"] == [], r.text
+    finally:
+        agent.terminate()
+        agent.wait(20)
+    after = [(p.name, p.stat().st_mode, p.stat().st_uid) for p in [host, *host.iterdir()]]
+    assert after == before and (host / "secret.txt").read_text() == "host secret\n"
