@@ -208,6 +208,7 @@ def server_env(database_url: str, data_dir: Path, port: int, **extra: Any) -> di
             "UNIDESK_ALLOW_FILE_URLS": "true",
             "UNIDESK_HEARTBEAT_INTERVAL_S": "0.5",
             "UNIDESK_OFFLINE_TIMEOUT_S": "4",
+            "UNIDESK_RETRY_BACKOFF_BASE_S": "1",
             "UNIDESK_LOCAL_AGENT": "false",
             "UNIDESK_PLUGINS": TEST_PLUGINS,
             "UNIDESK_BACKUP_DAILY_AT": "",  # no real-clock backups in the middle of a test
