@@ -29,8 +29,11 @@ STREAMS = {"stream_events", "task_logs_stream"}
 BODIES: dict[str, Any] = {
     "request_output_uploads": {"files": [{"path": "a.txt", "size": 1, "sha256": "0" * 64}]},
     "complete_output_uploads": {"items": [{"artifact_id": str(uuid.UUID(int=1))}]},
+    "put_global_secret": {"value": "walker-value"},
+    "put_project_secret": {"value": "walker-value"},
+    "put_user_secret": {"value": "walker-value"},
 }
-"""Bodies that pass validation, so the walk reaches the route's own token check."""
+"""Bodies that pass validation, so the walk reaches the route's own permission check."""
 LAST = {"logout"}
 """Ends the caller's session: walked after everything else."""
 
