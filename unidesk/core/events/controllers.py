@@ -10,8 +10,8 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from unidesk.core.db.reads import Reads
 from unidesk.core.events.hub import EventHub
 from unidesk.core.events.schemas import EventPage
 from unidesk.core.events.services import event_page
@@ -33,7 +33,7 @@ class EventController(Controller):
     @get("/", operation_id="list_events")
     async def list_events(
         self,
-        db: AsyncSession,
+        reads: Reads,
         after: Annotated[int, Parameter(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         kind: Annotated[str | None, Parameter(max_length=64, pattern=r"^[^\x00]*$")] = None,
@@ -42,7 +42,7 @@ class EventController(Controller):
     ) -> EventPage:
         """Events with id greater than ``after``, oldest first."""
         return await event_page(
-            db,
+            reads,
             after=after,
             limit=limit,
             kind=kind,
