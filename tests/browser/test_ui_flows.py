@@ -3,6 +3,7 @@ Docker."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import time
@@ -11,10 +12,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.browser import ISO_RE, beijing, parse_beijing, shot, visible_text
-from tests.browser.conftest import UiServer
+from tests.browser.browser import ISO_RE, beijing, new_context, parse_beijing, shot, visible_text
+from tests.browser.conftest import UiServer, login_ui
 from unidesk.core.shutdown import SHUTDOWN_BOUND_S
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
@@ -46,7 +47,11 @@ def test_login_page_and_bad_password_show_the_server_detail(context) -> None:
     p.fill("input[name=password]", "wrong-password")
     p.get_by_role("button", name="Sign in").click()
     alert = p.get_by_role("alert")
-    expect(alert).to_contain_text("401")
+    # A sentence first; the status and the server's words one click away.
+    expect(alert.get_by_test_id("error-sentence")).to_have_text("Wrong user name or password.")
+    expect(alert.get_by_test_id("error-technical")).to_be_hidden()
+    alert.get_by_text("Details").click()
+    expect(alert.get_by_test_id("error-technical")).to_contain_text("401")
 
 
 def test_local_node_is_online_with_a_beijing_time_heartbeat(
@@ -262,7 +267,13 @@ def test_admin_issues_a_node_token_shown_once_with_the_agent_command(
     secret = page.get_by_test_id("secret").last.inner_text()
     assert secret.startswith("udn_")
     command = page.get_by_test_id("agent-command").inner_text()
-    assert command == f"unidesk-agent --server {ui_server.url} --token {secret}"
+    # The secret goes to a 0600 file, never onto the agent's command line (visible in ps).
+    token_file = "~/.unidesk-node-token"
+    assert command == (
+        f"(umask 077 && printf '%s\\n' '{secret}' > {token_file}) && "
+        f"unidesk-agent --server {ui_server.url} --token-file {token_file}"
+    )
+    assert "--token " not in command
     assert_no_raw_iso(page)
     shot(page, "13-admin-node-token")
     page.reload()
@@ -360,3 +371,151 @@ def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) ->
         )
         assert r.status_code == 201, r.text
     expect(page.get_by_role("link", name="after-reconnect")).to_be_visible(timeout=15_000)
+
+
+def _member_page(browser: Browser, ui_server: UiServer, name: str) -> tuple[BrowserContext, Page]:
+    r = ui_server.api.post(
+        "/api/users", json={"username": name, "password": "member-password-1", "role": "member"}
+    )
+    assert r.status_code in (201, 409), r.text
+    ctx = new_context(browser, ui_server.url)
+    member = ctx.new_page()
+    login_ui(member, name, "member-password-1")
+    return ctx, member
+
+
+def test_buttons_follow_the_access_policy(
+    browser: Browser, page: Page, ui_server: UiServer
+) -> None:
+    task = ui_server.submit("echo started; sleep 300", "ui-roles")
+    ui_server.wait_task(task["id"], {"running"})
+    ctx, member = _member_page(browser, ui_server, "ui-roles-member")
+    try:
+        # Someone else's task: the member reads it all but is offered no Cancel.
+        member.goto(f"/tasks/{task['id']}")
+        expect(member.get_by_test_id("task-state")).to_contain_text("running")
+        expect(member.get_by_role("button", name="Cancel task")).to_have_count(0)
+        node = ui_server.local_node()
+        member.goto(f"/nodes/{node['id']}")
+        expect(member.get_by_role("heading", level=1)).to_contain_text(node["name"])
+        for name in ("Drain", "Undrain", "Delete"):
+            expect(member.get_by_role("button", name=name, exact=True)).to_have_count(0)
+        member.goto("/admin")
+        expect(member.get_by_role("heading", name="API tokens", level=1)).to_be_visible()
+        expect(member.get_by_role("heading", name="Node tokens")).to_have_count(0)
+    finally:
+        ctx.close()
+    # The admin gets the buttons the member did not.
+    page.goto(f"/nodes/{ui_server.local_node()['id']}")
+    expect(page.get_by_role("button", name="Drain", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_be_visible()
+    page.goto(f"/tasks/{task['id']}")
+    page.get_by_role("button", name="Cancel task").click()
+    page.get_by_role("button", name="Yes, cancel it").click()
+    expect(page.get_by_test_id("task-state")).to_contain_text("cancel", timeout=60_000)
+
+
+def test_revoking_the_servers_own_node_token_warns_first(page: Page, ui_server: UiServer) -> None:
+    local = [t for t in ui_server.api.get("/api/node-tokens").json()["items"] if t["server_local"]]
+    assert len(local) == 1 and local[0]["name"].startswith("local:"), local
+    page.get_by_role("link", name="Admin").click()
+    row = page.get_by_role("row").filter(has_text=local[0]["name"])
+    row.get_by_role("button", name="Revoke").click()
+    expect(row.get_by_test_id("confirm-warning")).to_contain_text(
+        "server's own local node: revoking its token takes this machine offline"
+    )
+    shot(page, "22-admin-revoke-local-node-token")
+    row.get_by_role("button", name="Keep").click()
+    tokens = ui_server.api.get("/api/node-tokens").json()["items"]
+    assert [t["revoked_at"] for t in tokens if t["server_local"]] == [None]
+    # Any other token is revoked after a plain confirmation, without the warning.
+    r = ui_server.api.post("/api/node-tokens", json={"name": "ui-plain"})
+    assert r.status_code == 201, r.text
+    page.reload()
+    other = page.get_by_role("row").filter(has_text="ui-plain")
+    other.get_by_role("button", name="Revoke").click()
+    expect(other.get_by_test_id("confirm-warning")).to_have_count(0)
+    other.get_by_role("button", name="Yes, revoke").click()
+    expect(other.locator("[data-state=revoked]")).to_be_visible()
+
+
+def test_weak_password_reads_as_a_sentence(page: Page) -> None:
+    page.get_by_role("link", name="Admin").click()
+    form = page.get_by_role("form", name="Add a user")
+    form.get_by_label("Username").fill("ui-weak")
+    form.get_by_label("Password").fill("short")
+    form.get_by_role("button", name="Add user").click()
+    alert = form.get_by_role("alert")
+    expect(alert.get_by_test_id("error-sentence")).to_have_text(
+        "Choose a password of at least 8 characters."
+    )
+    expect(alert.get_by_test_id("error-sentence")).not_to_contain_text("400")
+    alert.get_by_text("Details").click()
+    expect(alert.get_by_test_id("error-technical")).to_contain_text("length >= 8")
+
+
+def test_duration_counts_from_the_start_and_waiting_is_labelled(
+    page: Page, ui_server: UiServer
+) -> None:
+    running = ui_server.submit("echo started; sleep 300", "ui-timing-run")
+    body = ui_server.task_body("echo never", "ui-timing-wait")
+    body["resources"] = {"cpus": 0.5, "memory_mb": 128, "labels": {"ui-never": "1"}}  # it waits
+    r = ui_server.api.post("/api/tasks", json=body)
+    assert r.status_code == 201, r.text
+    waiting = r.json()
+    ui_server.wait_task(running["id"], {"running"})
+    detail = ui_server.task(running["id"])
+    started = detail["attempts"][-1]["started_at"]
+    assert started and detail["started_at"] == started
+    listed = {t["id"]: t for t in ui_server.api.get("/api/tasks").json()["items"]}
+    assert listed[running["id"]]["started_at"] == started
+    assert listed[waiting["id"]]["started_at"] is None
+    try:
+        page.goto(f"/tasks/{running['id']}")
+        summary = page.locator(".kv-row")
+        expect(summary.filter(has_text="Started")).to_contain_text(beijing(started))
+        expect(summary.filter(has_text="Duration")).to_be_visible()
+        page.goto(f"/tasks/{waiting['id']}")
+        expect(page.get_by_test_id("pending-reason")).to_be_visible()
+        expect(summary.filter(has_text="Duration")).to_have_count(0)
+        expect(page.get_by_test_id("task-timing")).to_have_text(re.compile(r"^waiting \d"))
+        page.goto("/tasks")
+        wrow = page.locator(f"tr[data-task-id='{waiting['id']}']")
+        expect(wrow.get_by_test_id("task-timing")).to_have_text(re.compile(r"^waiting \d"))
+        rrow = page.locator(f"tr[data-task-id='{running['id']}']")
+        expect(rrow.get_by_test_id("task-timing")).not_to_contain_text("waiting")
+        # "Running now" lists what holds a node right now, and not what waits.
+        page.get_by_role("button", name="Running now").click()
+        expect(page).to_have_url(re.compile(r"state=running"))
+        expect(rrow).to_be_visible()
+        expect(wrow).to_have_count(0)
+        expect(page.get_by_role("button", name="Running now")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        shot(page, "23-tasks-running-now")
+    finally:
+        for t in (running, waiting):
+            ui_server.api.post(f"/api/tasks/{t['id']}/cancel")
+
+
+def test_dashboard_axis_labels_and_no_backup_warning(page: Page) -> None:
+    page.get_by_role("link", name="Dashboard").click()
+    card = page.get_by_test_id("backup-card")
+    # This server never took a backup: said plainly, in the warning colour, never green.
+    expect(card).to_have_attribute("data-backup", "no backup yet")
+    expect(card).to_have_class(re.compile(r"tone-warn"))
+    expect(card.locator("[data-state=warning]")).to_have_text("no backup yet")
+    page.locator("[data-y-tick]").first.wait_for()
+    charts = page.locator("svg.chart-svg")
+    assert charts.count() >= 1
+    for i in range(charts.count()):
+        ticks = charts.nth(i).locator("[data-y-tick]")
+        pairs = ticks.evaluate_all(
+            "els => els.map(e => [e.getAttribute('data-y-tick'), e.textContent])"
+        )  # SVG text has no innerText
+        values = [float(v) for v, _ in pairs]
+        labels = [float(t) for _, t in pairs]
+        # Each label names its own gridline (2.5 stays 2.5), and the ticks are evenly spaced.
+        assert labels == values, (labels, values)
+        steps = {round(b - a, 6) for a, b in itertools.pairwise(values)}
+        assert len(steps) == 1 and values[0] == 0, values

@@ -188,3 +188,24 @@ def test_allowed_actions_follow_the_policy() -> None:
     assert allowed_actions(member, "task", uuid.uuid4()) == []
     assert allowed_actions(member, "task", None) == []
     assert allowed_actions(admin, "artifact", uuid.uuid4()) == ["delete", "change"]
+
+
+async def test_me_lists_the_admin_only_actions_the_policy_allows(
+    client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
+    from tests.conftest import ADMIN_PASSWORD
+    from unidesk.core.auth.policy import ADMIN_ACTIONS
+
+    admin = (await client.get("/api/auth/me", headers=admin_headers)).json()
+    assert admin["allowed_actions"] == {k: list(v) for k, v in ADMIN_ACTIONS.items()}
+    assert "drain" in admin["allowed_actions"]["node"]
+    member = (await client.get("/api/auth/me", headers=member_headers)).json()
+    assert member["allowed_actions"] == {}
+    # The login answer carries the same, so the UI needs no second call.
+    r = await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.json()["user"]["allowed_actions"] == admin["allowed_actions"]
+    client.cookies.clear()
+    # A node token an admin issues is never the server's own local one.
+    r = await client.post("/api/node-tokens", json={"name": "local:not-me"}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["token"]["server_local"] is False

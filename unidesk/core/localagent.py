@@ -27,7 +27,7 @@ import structlog
 from litestar.datastructures import State
 
 from unidesk.backoff import backoff_delay
-from unidesk.core.auth.services import NodeTokenService
+from unidesk.core.auth.services import LOCAL_AGENT_TOKEN_PREFIX, NodeTokenService
 from unidesk.errors import Unauthenticated
 
 __all__ = ["LocalAgent"]
@@ -76,7 +76,9 @@ class LocalAgent:
                 log.info("local agent token no longer valid; issuing a new one")
         async with self.state.sessions() as s:
             created = await NodeTokenService(s).create(
-                f"local:{socket.gethostname()}", actor="system:local-agent", created_by=None
+                f"{LOCAL_AGENT_TOKEN_PREFIX}{socket.gethostname()}",
+                actor="system:local-agent",
+                created_by=None,
             )
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { Navigate, Route, Routes, useLocation, useNavigate } from "react-router-dom";
 import { api, onUnauthorized, ApiError } from "./api/client";
-import type { User } from "./api/types";
+import type { Me } from "./api/types";
 import { Layout } from "./components/Layout";
 import { ErrorBox, Loading } from "./components/ui";
 import { AuthContext } from "./state/contexts";
@@ -20,7 +20,7 @@ import { SecretsPage } from "./pages/SecretsPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { PluginUiContext, pluginRoutes, usePluginUi } from "./plugins/PluginUi";
 
-type Session = { phase: "checking" } | { phase: "anonymous" } | { phase: "error"; error: unknown } | { phase: "signed-in"; user: User };
+type Session = { phase: "checking" } | { phase: "anonymous" } | { phase: "error"; error: unknown } | { phase: "signed-in"; user: Me };
 
 export function App() {
   const [session, setSession] = useState<Session>({ phase: "checking" });

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unidesk.core.auth import schemas
 from unidesk.core.auth.guards import admin_only
 from unidesk.core.auth.middleware import SESSION_COOKIE
-from unidesk.core.auth.services import NodeTokenService, TokenService, UserService, user_out
+from unidesk.core.auth.services import NodeTokenService, TokenService, UserService, me_out
 from unidesk.core.settings import Settings
 from unidesk.errors import Unauthenticated
 
@@ -58,7 +58,7 @@ class AuthController(Controller):
             max_age=settings.session_ttl_s,
             path="/",
         )
-        return Response(schemas.LoginResult(user=user_out(user)), cookies=[cookie])
+        return Response(schemas.LoginResult(user=me_out(user)), cookies=[cookie])
 
     @post("/logout", operation_id="logout", status_code=204)
     async def logout(
@@ -74,9 +74,9 @@ class AuthController(Controller):
         )
 
     @get("/me", operation_id="me")
-    async def me(self, principal: schemas.Principal, db: AsyncSession) -> schemas.User:
-        """The calling user."""
-        return user_out(await UserService(db).get(principal.user_id))
+    async def me(self, principal: schemas.Principal, db: AsyncSession) -> schemas.Me:
+        """The calling user, with the admin-only actions the access policy allows them."""
+        return me_out(await UserService(db).get(principal.user_id))
 
 
 class UserController(Controller):

@@ -20,6 +20,7 @@ from unidesk.errors import Forbidden
 __all__ = [
     "ADMIN_ACTIONS",
     "OWNER_ACTIONS",
+    "admin_actions",
     "allowed_actions",
     "may_act",
     "require_owner_or_admin",
@@ -33,6 +34,8 @@ OWNER_ACTIONS: dict[str, tuple[str, ...]] = {
 """What only a thing's owner or an admin may do, per kind of thing."""
 ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
     "node": ("drain", "undrain", "delete", "maintenance", "clear_caches"),
+    "node_token": ("issue", "revoke"),
+    "user": ("create", "change"),
 }
 """What only an admin may do, per kind of thing (routes guarded by ``admin_only``)."""
 
@@ -61,3 +64,9 @@ def allowed_actions(
     if kind in ADMIN_ACTIONS:
         return list(ADMIN_ACTIONS[kind]) if principal.is_admin else []
     return list(OWNER_ACTIONS[kind]) if may_act(principal, owner_id) else []
+
+
+def admin_actions(role: str) -> dict[str, list[str]]:
+    """The admin-only actions a user of ``role`` may take, by kind (for the UI's buttons; the
+    ``admin_only`` guard enforces them): all of ``ADMIN_ACTIONS`` for admins, none for members."""
+    return {k: list(v) for k, v in ADMIN_ACTIONS.items()} if role == "admin" else {}

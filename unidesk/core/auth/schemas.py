@@ -57,8 +57,15 @@ class Login(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
+class Me(User, kw_only=True):
+    """The calling user and the admin-only actions the access policy allows them, by kind of
+    thing (``{}`` for members); owner actions come on each thing as ``allowed_actions``."""
+
+    allowed_actions: dict[str, list[str]]
+
+
 class LoginResult(msgspec.Struct, kw_only=True):
-    user: User
+    user: Me
 
 
 class ApiToken(msgspec.Struct, kw_only=True):
@@ -88,6 +95,9 @@ class NodeToken(msgspec.Struct, kw_only=True):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    server_local: bool = False
+    """The token the server issued itself for its own local agent: revoking it takes this
+    machine's node offline until the server restarts."""
 
 
 class NodeTokenCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth import schemas
 from unidesk.core.auth.models import ApiToken, NodeToken, User
+from unidesk.core.auth.policy import admin_actions
 from unidesk.core.auth.secrets import (
     hash_password,
     hash_secret,
@@ -21,7 +22,18 @@ from unidesk.core.auth.secrets import (
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.errors import Conflict, NotFound, Unauthenticated
 
-__all__ = ["NodeTokenService", "TokenService", "UserService", "node_token_out", "user_out"]
+__all__ = [
+    "LOCAL_AGENT_TOKEN_PREFIX",
+    "NodeTokenService",
+    "TokenService",
+    "UserService",
+    "me_out",
+    "node_token_out",
+    "user_out",
+]
+
+LOCAL_AGENT_TOKEN_PREFIX = "local:"
+"""Name prefix of the node token the server issues itself for its local agent."""
 
 
 def _now() -> datetime:
@@ -58,6 +70,19 @@ def node_token_out(t: NodeToken) -> schemas.NodeToken:
         created_at=t.created_at,
         last_used_at=t.last_used_at,
         revoked_at=t.revoked_at,
+        server_local=t.created_by is None and t.name.startswith(LOCAL_AGENT_TOKEN_PREFIX),
+    )
+
+
+def me_out(u: User) -> schemas.Me:
+    """``u`` as the caller sees themselves, with what the access policy allows them."""
+    return schemas.Me(
+        id=u.id,
+        username=u.username,
+        role=cast(schemas.Role, u.role),
+        disabled=u.disabled,
+        created_at=u.created_at,
+        allowed_actions=admin_actions(u.role),
     )
 
 

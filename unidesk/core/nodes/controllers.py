@@ -44,7 +44,8 @@ class NodeController(Controller):
         self, node_id: uuid.UUID, db: AsyncSession, principal: Principal
     ) -> schemas.Node:
         """Stop scheduling new work on a node; running attempts finish."""
-        return await NodeService(db).set_draining(node_id, True, actor=principal.actor)
+        node = await NodeService(db).set_draining(node_id, True, actor=principal.actor)
+        return _for(principal, node)
 
     @post(
         "/{node_id:uuid}/undrain", operation_id="undrain_node", status_code=200, guards=[admin_only]
@@ -53,7 +54,8 @@ class NodeController(Controller):
         self, node_id: uuid.UUID, db: AsyncSession, principal: Principal
     ) -> schemas.Node:
         """Let the scheduler use the node again."""
-        return await NodeService(db).set_draining(node_id, False, actor=principal.actor)
+        node = await NodeService(db).set_draining(node_id, False, actor=principal.actor)
+        return _for(principal, node)
 
     @post(
         "/{node_id:uuid}/clear-caches",

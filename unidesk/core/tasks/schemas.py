@@ -180,6 +180,9 @@ class Task(msgspec.Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    started_at: datetime | None = None
+    """When the latest attempt started running (None while no attempt has started): the UI
+    counts a task's duration from here, and a wait from ``created_at`` before it."""
     attempts: list[Attempt] | None = None
     secrets: dict[str, str] = {}
     """Environment variable → the secret reference it was given (names only, never values)."""

@@ -9,6 +9,7 @@ import functools
 import shlex
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import msgspec
@@ -67,7 +68,10 @@ def task_out(
     owner: str | None,
     attempts: Sequence[AttemptRow] | None = None,
     ranked_ahead: int | None = None,
+    started_at: datetime | None = None,
 ) -> schemas.Task:
+    if attempts:
+        started_at = max(attempts, key=lambda a: a.attempt_no).started_at
     return schemas.Task(
         id=t.id,
         name=t.name,
@@ -100,6 +104,7 @@ def task_out(
         created_at=t.created_at,
         updated_at=t.updated_at,
         finished_at=t.finished_at,
+        started_at=started_at,
         attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
         secrets={k: v["ref"] for k, v in (t.extra.get("secrets") or {}).items()},
     )
@@ -161,6 +166,22 @@ def _list_statement(states: bool, owner: bool, q: bool, node: bool, cursor: bool
     return stmt.order_by(TaskRow.seq.desc()).limit(bindparam("limit"))
 
 
+_LATEST_STARTS = (
+    select(AttemptRow.task_id, AttemptRow.started_at)
+    .where(AttemptRow.task_id.in_(bindparam("ids", expanding=True)))
+    .distinct(AttemptRow.task_id)
+    .order_by(AttemptRow.task_id, AttemptRow.attempt_no.desc())
+)
+
+
+async def _latest_attempt_starts(reads: Reads, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """When each task's latest attempt started running (absent: it has not started)."""
+    if not ids:
+        return {}
+    rows = await reads.all(_LATEST_STARTS, {"ids": ids})
+    return {r[0]: r[1] for r in rows if r[1] is not None}
+
+
 async def list_tasks(
     reads: Reads,
     session: AsyncSession,
@@ -195,7 +216,8 @@ async def list_tasks(
     rows = await reads.all(stmt, params)
     page: list[Any] = [_TaskColumns._make(r) for r in rows[:limit]]
     ahead = await ranked_ahead(session, settings, cast(list[TaskRow], page))
-    items = [task_out(t, t.owner, None, ahead.get(t.id)) for t in page]
+    started = await _latest_attempt_starts(reads, [t.id for t in page if t.attempt_count])
+    items = [task_out(t, t.owner, None, ahead.get(t.id), started.get(t.id)) for t in page]
     next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return schemas.TaskPage(items=items, next_cursor=next_cursor)
 

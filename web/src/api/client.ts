@@ -25,6 +25,7 @@ import type {
   TokenCreated,
   UnideskEvent,
   User,
+  Me,
 } from "./types";
 
 /** An API call that failed: status 0 means the server could not be reached at all. */
@@ -136,9 +137,9 @@ export interface FileQuery {
 
 export const api = {
   login: (username: string, password: string) =>
-    call<{ user: User }>("login", { body: { username, password } }),
+    call<{ user: Me }>("login", { body: { username, password } }),
   logout: () => call<void>("logout"),
-  me: (signal?: AbortSignal) => call<User>("me", { signal }),
+  me: (signal?: AbortSignal) => call<Me>("me", { signal }),
 
   users: () => call<Items<User>>("users"),
   createUser: (body: { username: string; password: string; role: User["role"] }) => call<User>("userCreate", { body }),

@@ -10,6 +10,9 @@ export interface User {
   disabled: boolean;
 }
 
+/** GET /api/auth/me and the login answer: the user and the admin-only actions the access policy allows them, by kind ("node": ["drain", …]). */
+export type Me = User & { allowed_actions: Record<string, string[]> };
+
 export interface ApiToken {
   id: string;
   name: string;
@@ -27,6 +30,8 @@ export interface NodeToken {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** The server's own local agent's token: revoking it takes this machine's node offline. */
+  server_local?: boolean;
 }
 
 export interface TokenCreated<T> {
@@ -172,7 +177,11 @@ export interface Task {
   created_at: string;
   updated_at: string;
   finished_at: string | null;
+  /** When the latest attempt started running (null while none has started). */
+  started_at?: string | null;
   attempts?: Attempt[];
+  /** What the caller may do beyond reading (cancel, retry, delete, change), from the server's access policy. */
+  allowed_actions?: string[];
 }
 
 export interface Page<T> {
@@ -232,6 +241,8 @@ export interface NodeUsage {
 
 export interface Node {
   id: string;
+  /** What the caller may do to this node (drain, undrain, delete, maintenance, clear_caches), from the server's access policy. */
+  allowed_actions?: string[];
   name: string;
   state: "online" | "offline";
   draining: boolean;

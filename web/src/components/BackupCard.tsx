@@ -1,6 +1,7 @@
 /** Dashboard cards about the server itself: the last backup (from /health's `backup` check and the backup events) and every health check. */
 import { useContext } from "react";
 import { api } from "../api/client";
+import { checkSentence } from "../api/healthReason";
 import type { UnideskEvent } from "../api/types";
 import { LiveContext } from "../state/contexts";
 import { useAsync, useLiveEvents } from "../state/hooks";
@@ -36,13 +37,14 @@ export function BackupCard() {
   const ok = events.data?.ok ?? null;
   const failed = events.data?.failed ?? null;
   const failedLast = failed !== null && (ok === null || failed.id > ok.id);
-  const tone = check === undefined ? "neutral" : check === "ok" ? "ok" : "bad";
-  const label = check === undefined ? "unknown" : check === "ok" ? (ok ? "ok" : "none yet") : "failing";
+  const none = check === "ok" && events.data !== null && ok === null;
+  const tone = check === undefined ? "neutral" : check !== "ok" ? "bad" : none ? "warn" : "ok";
+  const label = check === undefined ? "unknown" : check !== "ok" ? "failing" : none ? "no backup yet" : ok ? "ok" : "checking";
   return (
     <section className={`card backup-card tone-${tone}`} aria-labelledby="backup-h" data-testid="backup-card" data-backup={label}>
       <div className="section-head">
         <h2 id="backup-h">Backups</h2>
-        <StateBadge state={tone === "bad" ? "failed" : tone === "ok" ? "succeeded" : "pending"} label={label} />
+        <StateBadge state={tone === "bad" ? "failed" : tone === "ok" ? "succeeded" : tone === "warn" ? "warning" : "pending"} label={label} />
       </div>
       {check === undefined && <p className="muted">{health.health ? "This server reports no backup check." : "Checking…"}</p>}
       {check !== undefined && check !== "ok" && (
@@ -91,7 +93,7 @@ export function HealthChecksCard() {
           {checks.map(([name, answer]) => (
             <li key={name} data-check={name} className={answer === "ok" ? "check-ok" : "check-bad"}>
               <span className="check-name">{name.replace(/_/g, " ")}</span>
-              <span className="check-answer">{isoInTextToBeijing(answer)}</span>
+              <span className="check-answer">{answer === "ok" ? "ok" : checkSentence(name, isoInTextToBeijing(answer))}</span>
             </li>
           ))}
         </ul>

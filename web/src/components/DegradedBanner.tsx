@@ -1,5 +1,6 @@
 /** The banner that says, loudly, when what's on screen may not be current. */
 import { useContext } from "react";
+import { reasonSentence } from "../api/healthReason";
 import { LiveContext } from "../state/contexts";
 import { useNow } from "../state/hooks";
 import { formatTime, isoInTextToBeijing } from "../time";
@@ -10,7 +11,8 @@ export function DegradedBanner() {
   const problems: string[] = [];
   const h = health.health;
   if (h && h.status !== "ok") {
-    problems.push(`Server degraded: ${h.reasons.length ? h.reasons.map(isoInTextToBeijing).join("; ") : "no reason given"}.`);
+    if (h.reasons.length === 0) problems.push("The server reports itself degraded without a reason.");
+    for (const r of h.reasons) problems.push(reasonSentence(isoInTextToBeijing(r)));
   }
   const streamDown = feedState.status === "down";
   if (streamDown) {

@@ -26,6 +26,11 @@ function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] 
   return [ref, width];
 }
 
+/** A y-axis label that keeps the tick's own value (2.5 stays "2.5", never rounded onto another gridline). */
+export function formatTick(v: number): string {
+  return String(Number(v.toFixed(2)));
+}
+
 function niceMax(max: number): number {
   if (max <= 4) return 4; // keeps the five y ticks on whole numbers for small counts
   const pow = 10 ** Math.floor(Math.log10(max));
@@ -72,7 +77,7 @@ function ChartFrame({ width, height, startMs, endMs, yMax, yFormat, children, ho
         return (
           <g key={v}>
             <line x1={PAD.left} x2={width - PAD.right} y1={y} y2={y} className="chart-grid" />
-            <text x={PAD.left - 6} y={y + 4} className="chart-label" textAnchor="end">
+            <text x={PAD.left - 6} y={y + 4} className="chart-label" textAnchor="end" data-y-tick={v}>
               {yFormat(v)}
             </text>
           </g>
@@ -105,7 +110,7 @@ interface LineChartProps {
 }
 
 /** Line chart over [startMs, endMs]; null values break the line (no invented data across gaps). */
-export function LineChart({ title, series, startMs, endMs, yMax, yFormat = (v) => String(Math.round(v)), height = 180, empty }: LineChartProps) {
+export function LineChart({ title, series, startMs, endMs, yMax, yFormat = formatTick, height = 180, empty }: LineChartProps) {
   const [ref, width] = useWidth<HTMLDivElement>();
   const [hoverMs, setHoverMs] = useState<number | null>(null);
   const all = series.flatMap((s) => s.points.map((p) => p.v).filter((v): v is number => v !== null));
@@ -241,7 +246,7 @@ export function StackedBarChart({ title, buckets, bucketMs, startMs, endMs, keys
           )}
         </span>
       </figcaption>
-      <ChartFrame width={width} height={height} startMs={startMs} endMs={endMs} yMax={max} yFormat={(v) => String(Math.round(v))} hover={null} onMove={setHoverMs}>
+      <ChartFrame width={width} height={height} startMs={startMs} endMs={endMs} yMax={max} yFormat={formatTick} hover={null} onMove={setHoverMs}>
         {buckets.map((b) => {
           let acc = 0;
           return (

@@ -1,6 +1,6 @@
 /** Small building blocks: loading, empty and error states, badges, copy and confirm buttons. */
 import { useEffect, useRef, useState, type ReactNode } from "react";
-import { ApiError, errorMessage } from "../api/client";
+import { humanError } from "../api/humanError";
 
 export function Loading({ label = "Loading…" }: { label?: string }) {
   return (
@@ -20,15 +20,23 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
   );
 }
 
-/** Shows an error with the server's problem detail (and its status) when there is one. */
+/** Shows an error as a sentence (humanError), with the technical detail (status, server detail) one click away. */
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   if (!error) return null;
-  const status = error instanceof ApiError ? error.status : null;
-  const title = error instanceof ApiError && error.problem?.title ? error.problem.title : "Something went wrong";
+  const { sentence, technical } = humanError(error);
   return (
     <div className="alert alert-error" role="alert">
-      <strong>{status === 0 ? "Server unreachable" : title}</strong>
-      <span className="alert-detail">{errorMessage(error)}</span>
+      <span className="alert-sentence" data-testid="error-sentence">
+        {sentence}
+      </span>
+      {technical && (
+        <details className="alert-detail">
+          <summary>Details</summary>
+          <span className="mono small" data-testid="error-technical">
+            {technical}
+          </span>
+        </details>
+      )}
       {onRetry && (
         <button type="button" className="btn btn-small" onClick={onRetry}>
           Retry
@@ -57,6 +65,7 @@ const STATE_TONE: Record<string, string> = {
   disabled: "muted",
   ready: "ok",
   uploading: "info",
+  warning: "warn",
 };
 
 export function StateBadge({ state, label }: { state: string; label?: string }) {
@@ -116,8 +125,11 @@ export function ConfirmButton({
   onConfirm,
   tone = "danger",
   disabled,
+  warning,
 }: {
   label: string;
+  /** Shown while asking for confirmation: what this action will break. */
+  warning?: string;
   confirmLabel?: string;
   onConfirm: () => Promise<unknown>;
   tone?: "danger" | "normal";
@@ -138,6 +150,11 @@ export function ConfirmButton({
         </button>
       ) : (
         <span className="confirm-ask" role="group" aria-label={`Confirm ${label}`}>
+          {warning && (
+            <span className="confirm-warning" role="alert" data-testid="confirm-warning">
+              {warning}
+            </span>
+          )}
           <button
             ref={yesRef}
             type="button"

@@ -1,5 +1,6 @@
 /** Admin: users, personal API tokens, node tokens (secrets revealed once, with a ready agent command line). */
 import { useContext, useState, type FormEvent } from "react";
+import { can } from "../api/access";
 import { api } from "../api/client";
 import type { ApiToken, NodeToken, Role, User } from "../api/types";
 import { Time } from "../components/Time";
@@ -15,9 +16,9 @@ export function AdminPage() {
       <div className="page-head">
         <h1>{user.role === "admin" ? "Admin" : "API tokens"}</h1>
       </div>
-      {user.role === "admin" && <UsersSection me={user} />}
+      {can(user, "user", "create") && <UsersSection me={user} />}
       <ApiTokensSection />
-      {user.role === "admin" && <NodeTokensSection />}
+      {can(user, "node_token", "issue") && <NodeTokensSection />}
     </div>
   );
 }
@@ -184,7 +185,15 @@ function TokenTable<T extends ApiToken | NodeToken>({ items, onRevoke, now }: { 
               </td>
               <td>{t.last_used_at ? <Time value={t.last_used_at} mode="relative" now={now} /> : <span className="muted">never</span>}</td>
               {"expires_at" in t && <td>{(t as ApiToken).expires_at ? <Time value={(t as ApiToken).expires_at} now={now} /> : <span className="muted">never</span>}</td>}
-              <td className="row-actions">{!t.revoked_at && <ConfirmButton label="Revoke" onConfirm={() => onRevoke(t)} />}</td>
+              <td className="row-actions">
+                {!t.revoked_at && (
+                  <ConfirmButton
+                    label="Revoke"
+                    warning={"server_local" in t && t.server_local ? "This is the server's own local node: revoking its token takes this machine offline for tasks until the server restarts." : undefined}
+                    onConfirm={() => onRevoke(t)}
+                  />
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
@@ -262,7 +271,7 @@ function NodeTokensSection() {
       setError,
     );
   };
-  const command = secret ? `unidesk-agent --server ${window.location.origin} --token ${secret}` : undefined;
+  const command = secret ? agentCommand(window.location.origin, secret) : undefined;
   return (
     <section className="section card" aria-labelledby="ntokens-h">
       <h2 id="ntokens-h">Node tokens</h2>
@@ -283,4 +292,10 @@ function NodeTokensSection() {
       </form>
     </section>
   );
+}
+
+/** The suggested agent start: the secret goes into a file only its owner can read (0600), never onto the command line (visible in ps). */
+function agentCommand(origin: string, secret: string): string {
+  const file = "~/.unidesk-node-token";
+  return `(umask 077 && printf '%s\\n' '${secret}' > ${file}) && unidesk-agent --server ${origin} --token-file ${file}`;
 }

@@ -1,11 +1,11 @@
 /** Sign in with a username and password; shows the server's reason when it refuses. */
 import { useState, type FormEvent } from "react";
 import { api } from "../api/client";
-import type { User } from "../api/types";
+import type { Me } from "../api/types";
 import { ErrorBox } from "../components/ui";
 import { useTitle } from "../state/hooks";
 
-export function LoginPage({ onSignedIn }: { onSignedIn: (user: User) => void }) {
+export function LoginPage({ onSignedIn }: { onSignedIn: (user: Me) => void }) {
   useTitle("Sign in");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");

@@ -1,6 +1,7 @@
 /** One node: identity, resources, utilisation charts from heartbeat samples, caches, drain/undrain, delete, raw JSON. */
-import { useContext, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
+import { allows } from "../api/access";
 import { api } from "../api/client";
 import type { Node, NodeSample } from "../api/types";
 import { BeijingDateTimeInput } from "../components/BeijingDateTimeInput";
@@ -10,7 +11,6 @@ import { NodeCaches } from "../components/NodeCaches";
 import { NodeBadges, Runtimes } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Labels, Loading, RawJson, formatMb, shortId } from "../components/ui";
-import { AuthContext } from "../state/contexts";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
 import { isoInTextToBeijing, toApiIso, toMs } from "../time";
 
@@ -24,7 +24,6 @@ const GPU_COLORS = ["#7c4dff", "#00a3a3", "#e07a00", "#d6336c", "#2f9e44", "#1c7
 export function NodeDetailPage() {
   const { id = "" } = useParams();
   const navigate = useNavigate();
-  const { user } = useContext(AuthContext)!;
   const node = useAsync((signal) => api.node(id, signal), [id]);
   const [range, setRange] = useState(RANGES[0]);
   const [since, setSince] = useState<string | null>(null);
@@ -56,12 +55,10 @@ export function NodeDetailPage() {
           {n.name} <NodeBadges node={n} />
         </h1>
         <div className="actions">
-          {n.draining ? (
-            <ConfirmButton label="Undrain" tone="normal" onConfirm={() => act(api.undrain(n.id))} />
-          ) : (
-            <ConfirmButton label="Drain" tone="normal" onConfirm={() => act(api.drain(n.id))} />
-          )}
-          <ConfirmButton label="Delete" onConfirm={() => api.deleteNode(n.id).then(() => navigate("/nodes"))} />
+          {n.draining
+            ? allows(n, "undrain") && <ConfirmButton label="Undrain" tone="normal" onConfirm={() => act(api.undrain(n.id))} />
+            : allows(n, "drain") && <ConfirmButton label="Drain" tone="normal" onConfirm={() => act(api.drain(n.id))} />}
+          {allows(n, "delete") && <ConfirmButton label="Delete" onConfirm={() => api.deleteNode(n.id).then(() => navigate("/nodes"))} />}
         </div>
       </div>
       {node.error !== null && <ErrorBox error={node.error} onRetry={node.reload} />}
@@ -158,8 +155,8 @@ export function NodeDetailPage() {
           <NodeCharts node={n} rangeMs={range.ms} stepS={range.step} />
         )}
       </section>
-      <NodeCaches node={n} admin={user.role === "admin"} />
-      {user.role === "admin" && <MaintenancePanel node={n} />}
+      <NodeCaches node={n} admin={allows(n, "clear_caches")} />
+      {allows(n, "maintenance") && <MaintenancePanel node={n} />}
       <RawJson value={n} />
     </div>
   );

@@ -2,7 +2,9 @@
 import { useState, type KeyboardEvent, type ReactNode } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
+import { allows } from "../api/access";
 import { pendingReasonText } from "../api/pendingReason";
+import { taskTiming } from "../api/taskTiming";
 import { FINAL_ATTEMPT_STATES, FINAL_TASK_STATES, type Task } from "../api/types";
 import { TaskArtifacts } from "../components/TaskArtifacts";
 import { TaskLogs } from "../components/TaskLogs";
@@ -39,6 +41,7 @@ export function TaskDetailPage() {
     );
   }
   const final = FINAL_TASK_STATES.includes(t.state);
+  const timing = taskTiming(t, now);
   const attempts = t.attempts ?? [];
   const attemptNo = pickedAttempt ?? (attempts.length ? attempts[attempts.length - 1].attempt_no : null);
   const attempt = attempts.find((a) => a.attempt_no === attemptNo) ?? null;
@@ -65,10 +68,10 @@ export function TaskDetailPage() {
           {t.name || shortId(t.id)} <StateBadge state={t.state} />
         </h1>
         <div className="actions">
-          {!final && (
+          {!final && allows(t, "cancel") && (
             <ConfirmButton label="Cancel task" confirmLabel="Yes, cancel it" onConfirm={() => api.cancelTask(t.id).then((x) => task.setData(() => ({ ...x, attempts: x.attempts ?? t.attempts })))} />
           )}
-          {final && (
+          {final && allows(t, "retry") && (
             <ConfirmButton label="Retry" tone="normal" confirmLabel="Submit again" onConfirm={() => api.retryTask(t.id).then((x) => navigate(`/tasks/${x.id}`))} />
           )}
         </div>
@@ -96,7 +99,8 @@ export function TaskDetailPage() {
               ["Created", <Time value={t.created_at} mode="full" />],
               ["Updated", <Time value={t.updated_at} mode="full" />],
               ["Finished", <Time value={t.finished_at} mode="full" />],
-              ["Duration", formatDuration(elapsedMs(t.created_at, t.finished_at, now))],
+              ["Started", <Time value={t.started_at ?? null} mode="full" />],
+              [timing.label, <span data-testid="task-timing">{timing.text}</span>],
               ["ID", <span className="mono small">{t.id}</span>],
             ]}
           />

@@ -3,19 +3,22 @@ import { useEffect, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { pendingReasonText } from "../api/pendingReason";
+import { taskTiming } from "../api/taskTiming";
 import { TASK_STATES, type Task, type TaskState } from "../api/types";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
-import { elapsedMs, formatDuration } from "../time";
 
 const PAGE_SIZE = 50;
+/** The states of a task that holds a node right now ("Running now"). */
+const RUNNING_NOW: readonly TaskState[] = ["assigned", "preparing", "running", "cancelling"];
 
 export function TasksPage() {
   useTitle("Tasks");
   const [params, setParams] = useSearchParams();
   const states = params.getAll("state").filter((s): s is TaskState => (TASK_STATES as readonly string[]).includes(s));
   const owner = params.get("owner") ?? "";
+  const runningNow = states.length === RUNNING_NOW.length && RUNNING_NOW.every((s) => states.includes(s));
   const q = params.get("q") ?? "";
   const cursor = params.get("cursor");
   const [cursorStack, setCursorStack] = useState<string[]>([]);
@@ -71,6 +74,14 @@ export function TasksPage() {
       </div>
       <div className="filters">
         <div className="toolbar" role="group" aria-label="Filter by state">
+          <button
+            type="button"
+            className={`chip chip-running${runningNow ? " chip-on" : ""}`}
+            aria-pressed={runningNow}
+            onClick={() => update({ state: runningNow ? [] : [...RUNNING_NOW] })}
+          >
+            Running now
+          </button>
           {TASK_STATES.map((s) => (
             <button
               key={s}
@@ -173,7 +184,7 @@ export function TasksPage() {
 }
 
 function TaskRow({ task: t, now }: { task: Task; now: number }) {
-  const started = t.created_at;
+  const timing = taskTiming(t, now);
   return (
     <tr data-task-id={t.id}>
       <td>
@@ -202,7 +213,9 @@ function TaskRow({ task: t, now }: { task: Task; now: number }) {
       <td>
         <Time value={t.created_at} now={now} />
       </td>
-      <td className="num">{formatDuration(elapsedMs(started, t.finished_at, now))}</td>
+      <td className="num" data-testid="task-timing">
+        {timing.label === "Duration" ? timing.text : <span className="muted" title="Not started yet: time since it was submitted">{timing.text}</span>}
+      </td>
     </tr>
   );
 }

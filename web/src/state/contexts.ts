@@ -1,10 +1,10 @@
 /** React contexts: the signed-in user and the live state (event feed and server health). */
 import { createContext } from "react";
-import type { Health, User } from "../api/types";
+import type { Health, Me } from "../api/types";
 import { EventFeed, type FeedState } from "./eventFeed";
 
 export interface AuthValue {
-  user: User;
+  user: Me;
   signOut: () => Promise<void>;
 }
 
