@@ -179,7 +179,7 @@ async def _latest_attempt_starts(reads: Reads, ids: list[uuid.UUID]) -> dict[uui
     if not ids:
         return {}
     rows = await reads.all(_LATEST_STARTS, {"ids": ids})
-    return {r[0]: r[1] for r in rows if r[1] is not None}
+    return {r.task_id: r.started_at for r in rows if r.started_at is not None}
 
 
 async def list_tasks(
