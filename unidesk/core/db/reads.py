@@ -4,6 +4,7 @@ A list read needs no transaction: run on an autocommit connection it costs one r
 (no BEGIN, no ROLLBACK), and without a pre-ping on checkout (another round trip) it costs one
 in all. A connection found dead (the database restarted) fails that statement; reads are
 idempotent, so it is retried once on a fresh connection, and the pool drops the dead ones.
+When every read connection stays busy past the pool's timeout the read is refused with 503.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any
 
 from sqlalchemy import Executable, Row
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from unidesk.errors import Unavailable
 
 __all__ = ["Reads"]
 
@@ -31,6 +35,10 @@ class Reads:
             try:
                 async with self.engine.connect() as conn:
                     return (await conn.execute(stmt, params)).all()
+            except PoolTimeout:
+                raise Unavailable(
+                    "the database is busy: no read connection came free in time; retry shortly"
+                ) from None
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
