@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Row
+from sqlalchemy import Executable
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,9 +28,8 @@ class Reads:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def all(
-        self, stmt: Executable, params: dict[str, Any] | None = None
-    ) -> Sequence[Row[Any]]:
+    async def all(self, stmt: Executable, params: dict[str, Any] | None = None) -> Sequence[Any]:
+        """The statement's rows (SQLAlchemy Rows: tuples with attribute access)."""
         for attempt in (1, 2):
             try:
                 async with self.engine.connect() as conn:
@@ -44,8 +43,6 @@ class Reads:
                     raise
         raise AssertionError("unreachable")
 
-    async def first(
-        self, stmt: Executable, params: dict[str, Any] | None = None
-    ) -> Row[Any] | None:
+    async def first(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
