@@ -519,3 +519,41 @@ def test_dashboard_axis_labels_and_no_backup_warning(page: Page) -> None:
         assert labels == values, (labels, values)
         steps = {round(b - a, 6) for a, b in itertools.pairwise(values)}
         assert len(steps) == 1 and values[0] == 0, values
+
+
+def test_task_list_counts_sorts_and_exports_csv(page: Page, ui_server: UiServer) -> None:
+    for name in ("ui-sort-b", "ui-sort-a", "ui-sort-c"):
+        body = ui_server.task_body("echo never", name)
+        body["resources"] = {"cpus": 0.5, "memory_mb": 128, "labels": {"ui-never": "1"}}
+        r = ui_server.api.post("/api/tasks", json=body)
+        assert r.status_code == 201, r.text
+    try:
+        total = ui_server.api.get("/api/tasks", params={"q": "ui-sort-", "total": "true"}).json()
+        assert total["total"] == 3
+        page.goto("/tasks?q=ui-sort-")
+        expect(page.get_by_test_id("tasks-count")).to_have_text(
+            re.compile(r"^3 tasks match these filters · page 1 of 1")
+        )
+        names = page.locator("tbody tr td:first-child a")
+        expect(names).to_have_text(["ui-sort-c", "ui-sort-a", "ui-sort-b"])  # newest first
+        page.get_by_role("button", name="Task", exact=True).click()
+        expect(names).to_have_text(["ui-sort-a", "ui-sort-b", "ui-sort-c"])
+        expect(page.get_by_role("columnheader", name=re.compile("^Task"))).to_have_attribute(
+            "aria-sort", "ascending"
+        )
+        page.get_by_role("button", name=re.compile(r"^Task")).click()
+        expect(names).to_have_text(["ui-sort-c", "ui-sort-b", "ui-sort-a"])
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Export CSV").click()
+        assert re.fullmatch(r"tasks-\d{8}-\d{4}\.csv", dl.value.suggested_filename)
+        lines = Path(dl.value.path()).read_text(encoding="utf-8").splitlines()
+        header = lines[0].split(",")
+        assert header[:3] == ["id", "name", "state"] and "created_beijing" in header
+        rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+        assert sorted(r["name"] for r in rows) == ["ui-sort-a", "ui-sort-b", "ui-sort-c"]
+        by_name = {t["name"]: t for t in total["items"]}
+        for row in rows:
+            assert row["created_beijing"] == beijing(by_name[row["name"]]["created_at"])
+    finally:
+        for t in ui_server.api.get("/api/tasks", params={"q": "ui-sort-"}).json()["items"]:
+            ui_server.api.post(f"/api/tasks/{t['id']}/cancel")

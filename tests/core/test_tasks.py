@@ -266,3 +266,29 @@ async def test_malformed_task_id_is_404_not_500(
 ) -> None:
     r = await client.get("/api/tasks/not-a-uuid", headers=admin_headers)
     assert r.status_code in (400, 404) and r.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_list_counts_every_matching_task_when_asked(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
+    for i in range(3):
+        await submit(client, admin_headers, name=f"count-{i}")
+    await submit(client, admin_headers, name="other")
+    plain = (await client.get("/api/tasks", headers=admin_headers)).json()
+    assert plain["total"] is None  # counting costs a query: only on request
+    r = await client.get(
+        "/api/tasks", params={"q": "count-", "limit": 2, "total": "true"}, headers=admin_headers
+    )
+    page = r.json()
+    assert (len(page["items"]), page["total"]) == (2, 3)
+    assert page["items"][0]["started_at"] is None  # never started: the UI shows a wait
+    nxt = await client.get(
+        "/api/tasks",
+        params={"q": "count-", "limit": 2, "total": "true", "cursor": page["next_cursor"]},
+        headers=admin_headers,
+    )
+    assert (len(nxt.json()["items"]), nxt.json()["total"]) == (1, 3)
+    states = await client.get(
+        "/api/tasks", params={"state": "running", "total": "true"}, headers=admin_headers
+    )
+    assert states.json()["total"] == 0

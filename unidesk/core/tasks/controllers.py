@@ -63,6 +63,9 @@ class TaskController(Controller):
         node: uuid.UUID | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+        total: Annotated[
+            bool, Parameter(description="also count every matching task (one more query)")
+        ] = False,
     ) -> schemas.TaskPage:
         """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
         owner_id = owner_filter(owner, principal)
@@ -76,6 +79,7 @@ class TaskController(Controller):
             node=node,
             limit=limit,
             cursor=cursor,
+            with_total=total,
         )
         for task in page.items:
             _for(principal, task)

@@ -194,6 +194,8 @@ class Task(msgspec.Struct, kw_only=True):
 class TaskPage(msgspec.Struct, kw_only=True):
     items: list[Task]
     next_cursor: str | None
+    total: int | None = None
+    """How many tasks match the filters on every page (only when asked with ``total=true``)."""
 
 
 class TraceOut(msgspec.Struct, kw_only=True):

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
@@ -149,6 +149,19 @@ namedtuple is ~30 ns against ~1 µs on a SQLAlchemy Row, so ``task_out`` reads i
 def _list_statement(states: bool, owner: bool, q: bool, node: bool, cursor: bool) -> Any:
     """The list query for one combination of filters, built once (values are bound params)."""
     stmt = select(*_TASK_TABLE.c, User.username).outerjoin(User, User.id == TaskRow.owner_id)
+    stmt = _filtered(stmt, states, owner, q, node)
+    if cursor:
+        stmt = stmt.where(TaskRow.seq < bindparam("cursor"))
+    return stmt.order_by(TaskRow.seq.desc()).limit(bindparam("limit"))
+
+
+@functools.cache
+def _count_statement(states: bool, owner: bool, q: bool, node: bool) -> Any:
+    """How many tasks match one combination of filters (every page, not just this one)."""
+    return _filtered(select(func.count()).select_from(TaskRow), states, owner, q, node)
+
+
+def _filtered(stmt: Any, states: bool, owner: bool, q: bool, node: bool) -> Any:
     if states:
         stmt = stmt.where(TaskRow.state.in_(bindparam("states", expanding=True)))
     if owner:
@@ -161,9 +174,7 @@ def _list_statement(states: bool, owner: bool, q: bool, node: bool, cursor: bool
                 select(AttemptRow.task_id).where(AttemptRow.node_id == bindparam("node"))
             )
         )
-    if cursor:
-        stmt = stmt.where(TaskRow.seq < bindparam("cursor"))
-    return stmt.order_by(TaskRow.seq.desc()).limit(bindparam("limit"))
+    return stmt
 
 
 _LATEST_STARTS = (
@@ -193,6 +204,7 @@ async def list_tasks(
     node: uuid.UUID | None,
     limit: int,
     cursor: str | None,
+    with_total: bool = False,
 ) -> schemas.TaskPage:
     """A page of tasks, newest first: one Core statement on the read pool, no ORM objects
     (``session`` is only used to rank tasks waiting for resources)."""
@@ -219,7 +231,11 @@ async def list_tasks(
     started = await _latest_attempt_starts(reads, [t.id for t in page if t.attempt_count])
     items = [task_out(t, t.owner, None, ahead.get(t.id), started.get(t.id)) for t in page]
     next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
-    return schemas.TaskPage(items=items, next_cursor=next_cursor)
+    total = None
+    if with_total:
+        count = _count_statement(bool(states), owner is not None, bool(q), node is not None)
+        total = (await reads.all(count, params))[0][0]
+    return schemas.TaskPage(items=items, next_cursor=next_cursor, total=total)
 
 
 class TaskService:

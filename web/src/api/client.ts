@@ -123,6 +123,8 @@ export interface TaskQuery {
   node?: string;
   limit?: number;
   cursor?: string | null;
+  /** Also count every matching task (Page.total). */
+  total?: boolean;
 }
 
 export interface FileQuery {
@@ -156,7 +158,7 @@ export const api = {
 
   tasks: (q: TaskQuery, signal?: AbortSignal) =>
     call<Page<Task>>("tasks", {
-      query: { state: q.state, owner: q.owner, q: q.q, node: q.node, limit: q.limit ?? 50, cursor: q.cursor },
+      query: { state: q.state, owner: q.owner, q: q.q, node: q.node, limit: q.limit ?? 50, cursor: q.cursor, total: q.total },
       signal,
     }),
   createTask: (body: TaskCreate) => call<Task>("taskCreate", { body }),

@@ -187,6 +187,8 @@ export interface Task {
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;
+  /** How many match on every page (GET /api/tasks with total=true). */
+  total?: number | null;
 }
 
 export interface Items<T> {

@@ -3,13 +3,17 @@ import { useEffect, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { pendingReasonText } from "../api/pendingReason";
+import { SORT_KEYS, sortTasks, tasksCsv, type SortDir, type SortKey } from "../api/taskTable";
 import { taskTiming } from "../api/taskTiming";
+import { fileStamp } from "../time";
 import { TASK_STATES, type Task, type TaskState } from "../api/types";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
 
 const PAGE_SIZE = 50;
+/** Export walks at most this many pages of 500 (10,000 tasks). */
+const EXPORT_MAX_PAGES = 20;
 /** The states of a task that holds a node right now ("Running now"). */
 const RUNNING_NOW: readonly TaskState[] = ["assigned", "preparing", "running", "cancelling"];
 
@@ -27,7 +31,7 @@ export function TasksPage() {
   useEffect(() => setQDraft(q), [q]);
 
   const key = JSON.stringify([states, owner, q, cursor]);
-  const tasks = useAsync((signal) => api.tasks({ state: states, owner: owner || undefined, q: q || undefined, cursor, limit: PAGE_SIZE }, signal), [key]);
+  const tasks = useAsync((signal) => api.tasks({ state: states, owner: owner || undefined, q: q || undefined, cursor, limit: PAGE_SIZE, total: true }, signal), [key]);
 
   const update = (patch: Record<string, string | string[] | null>, keepCursor = false) => {
     const next = new URLSearchParams(params);
@@ -59,6 +63,43 @@ export function TasksPage() {
   );
   useReloadOnReconnect(tasks.reload);
 
+  const sortKey = (SORT_KEYS as readonly string[]).includes(params.get("sort") ?? "") ? (params.get("sort") as SortKey) : null;
+  const sortDir: SortDir = params.get("dir") === "asc" ? "asc" : "desc";
+  const rows = tasks.data ? (sortKey ? sortTasks(tasks.data.items, sortKey, sortDir, now) : tasks.data.items) : [];
+  const sortBy = (key: SortKey) => {
+    const next = new URLSearchParams(params);
+    next.set("sort", key);
+    next.set("dir", sortKey === key && sortDir === "asc" ? "desc" : "asc");
+    setParams(next, { replace: true });
+  };
+  const [exporting, setExporting] = useState(false);
+  const [exportError, setExportError] = useState<unknown>(null);
+  const exportCsv = async () => {
+    setExporting(true);
+    setExportError(null);
+    try {
+      const all: Task[] = [];
+      let next: string | null = null;
+      for (let i = 0; i < EXPORT_MAX_PAGES; i++) {
+        const page = await api.tasks({ state: states, owner: owner || undefined, q: q || undefined, cursor: next, limit: 500 });
+        all.push(...page.items);
+        next = page.next_cursor;
+        if (!next) break;
+      }
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([tasksCsv(all)], { type: "text/csv;charset=utf-8" }));
+      a.download = `tasks-${fileStamp()}.csv`;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    } catch (err) {
+      setExportError(err);
+    } finally {
+      setExporting(false);
+    }
+  };
+
   const toggleState = (s: TaskState) =>
     update({ state: states.includes(s) ? states.filter((x) => x !== s) : [...states, s] });
 
@@ -67,6 +108,9 @@ export function TasksPage() {
       <div className="page-head">
         <h1>Tasks</h1>
         <div className="actions">
+          <button type="button" className="btn" onClick={exportCsv} disabled={exporting}>
+            {exporting ? "Exporting…" : "Export CSV"}
+          </button>
           <Link to="/tasks/new" className="btn btn-primary">
             Submit task
           </Link>
@@ -124,6 +168,15 @@ export function TasksPage() {
         </div>
       </div>
       {tasks.error !== null && <ErrorBox error={tasks.error} onRetry={tasks.reload} />}
+      <ErrorBox error={exportError} />
+      {tasks.data && typeof tasks.data.total === "number" && (
+        <p className="muted small" data-testid="tasks-count" aria-live="polite">
+          {tasks.data.total} {tasks.data.total === 1 ? "task" : "tasks"}
+          {states.length || owner || q ? " match these filters" : ""}
+          {!(cursor && cursorStack.length === 0) && ` · page ${cursorStack.length + 1} of ${Math.max(1, Math.ceil(tasks.data.total / PAGE_SIZE))}`}
+          {sortKey && " · sorted within this page"}
+        </p>
+      )}
       {!tasks.data && tasks.loading && <Loading />}
       {tasks.data && tasks.data.items.length === 0 && (
         <EmptyState title={states.length || owner || q ? "No tasks match these filters." : "No tasks yet."}>
@@ -135,18 +188,18 @@ export function TasksPage() {
           <table className="table" data-testid="tasks-table">
             <thead>
               <tr>
-                <th scope="col">Task</th>
-                <th scope="col">State</th>
-                <th scope="col">Owner</th>
+                <SortHeader label="Task" k="name" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <SortHeader label="State" k="state" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <SortHeader label="Owner" k="owner" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
                 <th scope="col">Commit</th>
                 <th scope="col">Resources</th>
                 <th scope="col">Attempts</th>
-                <th scope="col">Created</th>
-                <th scope="col">Duration</th>
+                <SortHeader label="Created" k="created" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <SortHeader label="Duration" k="duration" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
               </tr>
             </thead>
             <tbody>
-              {tasks.data.items.map((t) => (
+              {rows.map((t) => (
                 <TaskRow key={t.id} task={t} now={now} />
               ))}
             </tbody>
@@ -180,6 +233,18 @@ export function TasksPage() {
         </button>
       </div>
     </div>
+  );
+}
+
+function SortHeader({ label, k, sortKey, dir, onSort }: { label: string; k: SortKey; sortKey: SortKey | null; dir: SortDir; onSort: (k: SortKey) => void }) {
+  const on = sortKey === k;
+  return (
+    <th scope="col" aria-sort={on ? (dir === "asc" ? "ascending" : "descending") : "none"}>
+      <button type="button" className="th-sort" onClick={() => onSort(k)}>
+        {label}
+        <span aria-hidden="true">{on ? (dir === "asc" ? " ▲" : " ▼") : ""}</span>
+      </button>
+    </th>
   );
 }
 
