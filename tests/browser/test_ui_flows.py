@@ -469,6 +469,8 @@ def test_duration_counts_from_the_start_and_waiting_is_labelled(
     assert started and detail["started_at"] == started
     listed = {t["id"]: t for t in ui_server.api.get("/api/tasks").json()["items"]}
     assert listed[running["id"]]["started_at"] == started
+    node_name = detail["attempts"][-1]["node_name"]
+    assert listed[running["id"]]["node_name"] == node_name and node_name
     assert listed[waiting["id"]]["started_at"] is None
     try:
         page.goto(f"/tasks/{running['id']}")
@@ -484,6 +486,8 @@ def test_duration_counts_from_the_start_and_waiting_is_labelled(
         expect(wrow.get_by_test_id("task-timing")).to_have_text(re.compile(r"^waiting \d"))
         rrow = page.locator(f"tr[data-task-id='{running['id']}']")
         expect(rrow.get_by_test_id("task-timing")).not_to_contain_text("waiting")
+        expect(rrow.get_by_test_id("task-node")).to_have_text(node_name)
+        expect(wrow.get_by_test_id("task-node")).to_have_text("—")
         # "Running now" lists what holds a node right now, and not what waits.
         page.get_by_role("button", name="Running now").click()
         expect(page).to_have_url(re.compile(r"state=running"))

@@ -282,6 +282,7 @@ async def test_list_counts_every_matching_task_when_asked(
     page = r.json()
     assert (len(page["items"]), page["total"]) == (2, 3)
     assert page["items"][0]["started_at"] is None  # never started: the UI shows a wait
+    assert page["items"][0]["node_name"] is None
     nxt = await client.get(
         "/api/tasks",
         params={"q": "count-", "limit": 2, "total": "true", "cursor": page["next_cursor"]},

@@ -183,6 +183,8 @@ class Task(msgspec.Struct, kw_only=True):
     started_at: datetime | None = None
     """When the latest attempt started running (None while no attempt has started): the UI
     counts a task's duration from here, and a wait from ``created_at`` before it."""
+    node_name: str | None = None
+    """The node of the latest attempt (None before any attempt)."""
     attempts: list[Attempt] | None = None
     secrets: dict[str, str] = {}
     """Environment variable → the secret reference it was given (names only, never values)."""

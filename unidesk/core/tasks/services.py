@@ -9,7 +9,6 @@ import functools
 import shlex
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import msgspec
@@ -68,10 +67,12 @@ def task_out(
     owner: str | None,
     attempts: Sequence[AttemptRow] | None = None,
     ranked_ahead: int | None = None,
-    started_at: datetime | None = None,
+    latest: Any = None,
 ) -> schemas.Task:
+    """``latest``: the latest attempt's ``started_at`` and ``node_name`` (taken from
+    ``attempts`` when given)."""
     if attempts:
-        started_at = max(attempts, key=lambda a: a.attempt_no).started_at
+        latest = max(attempts, key=lambda a: a.attempt_no)
     return schemas.Task(
         id=t.id,
         name=t.name,
@@ -104,7 +105,8 @@ def task_out(
         created_at=t.created_at,
         updated_at=t.updated_at,
         finished_at=t.finished_at,
-        started_at=started_at,
+        started_at=latest.started_at if latest is not None else None,
+        node_name=(latest.node_name or None) if latest is not None else None,
         attempts=[attempt_out(a) for a in attempts] if attempts is not None else None,
         secrets={k: v["ref"] for k, v in (t.extra.get("secrets") or {}).items()},
     )
@@ -177,20 +179,20 @@ def _filtered(stmt: Any, states: bool, owner: bool, q: bool, node: bool) -> Any:
     return stmt
 
 
-_LATEST_STARTS = (
-    select(AttemptRow.task_id, AttemptRow.started_at)
+_LATEST_ATTEMPTS = (
+    select(AttemptRow.task_id, AttemptRow.started_at, AttemptRow.node_name)
     .where(AttemptRow.task_id.in_(bindparam("ids", expanding=True)))
     .distinct(AttemptRow.task_id)
     .order_by(AttemptRow.task_id, AttemptRow.attempt_no.desc())
 )
 
 
-async def _latest_attempt_starts(reads: Reads, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """When each task's latest attempt started running (absent: it has not started)."""
+async def _latest_attempts(reads: Reads, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Each task's latest attempt: when it started running (None: not yet) and on which node."""
     if not ids:
         return {}
-    rows = await reads.all(_LATEST_STARTS, {"ids": ids})
-    return {r.task_id: r.started_at for r in rows if r.started_at is not None}
+    rows = await reads.all(_LATEST_ATTEMPTS, {"ids": ids})
+    return {r.task_id: r for r in rows}
 
 
 async def list_tasks(
@@ -228,8 +230,8 @@ async def list_tasks(
     rows = await reads.all(stmt, params)
     page: list[Any] = [_TaskColumns._make(r) for r in rows[:limit]]
     ahead = await ranked_ahead(session, settings, cast(list[TaskRow], page))
-    started = await _latest_attempt_starts(reads, [t.id for t in page if t.attempt_count])
-    items = [task_out(t, t.owner, None, ahead.get(t.id), started.get(t.id)) for t in page]
+    latest = await _latest_attempts(reads, [t.id for t in page if t.attempt_count])
+    items = [task_out(t, t.owner, None, ahead.get(t.id), latest.get(t.id)) for t in page]
     next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     total = None
     if with_total:

@@ -40,6 +40,7 @@ const COLUMNS: [string, (t: Task) => string | number][] = [
   ["state", (t) => t.state],
   ["reason", (t) => t.reason ?? ""],
   ["owner", (t) => t.owner ?? ""],
+  ["node", (t) => t.node_name ?? ""],
   ["code_commit_id", (t) => t.code_commit_id],
   ["env_commit_id", (t) => t.env_commit_id],
   ["cpus", (t) => t.resources.cpus],

@@ -179,6 +179,8 @@ export interface Task {
   finished_at: string | null;
   /** When the latest attempt started running (null while none has started). */
   started_at?: string | null;
+  /** The node of the latest attempt (null before any). */
+  node_name?: string | null;
   attempts?: Attempt[];
   /** What the caller may do beyond reading (cancel, retry, delete, change), from the server's access policy. */
   allowed_actions?: string[];

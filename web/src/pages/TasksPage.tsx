@@ -191,6 +191,7 @@ export function TasksPage() {
                 <SortHeader label="Task" k="name" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
                 <SortHeader label="State" k="state" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
                 <SortHeader label="Owner" k="owner" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <th scope="col">Node</th>
                 <th scope="col">Commit</th>
                 <th scope="col">Resources</th>
                 <th scope="col">Attempts</th>
@@ -266,6 +267,9 @@ function TaskRow({ task: t, now }: { task: Task; now: number }) {
         )}
       </td>
       <td>{t.owner ?? "—"}</td>
+      <td className="small" data-testid="task-node">
+        {t.node_name ?? <span className="muted">—</span>}
+      </td>
       <td className="mono small" title={t.code_commit_id}>
         {t.code_commit_id.slice(0, 10)}
       </td>
