@@ -31,6 +31,11 @@ TESTED_BY: dict[str, list[str]] = {
         "tests/plugins/test_third_party_plugin.py::test_installed_plugin_route_migration_listener_ui"
     ],
     "unidesk_cli_commands": ["tests/plugins/test_plugin_hooks.py::test_cli_commands_of_plugins"],
+    "unidesk_settings": [
+        "tests/plugins/test_plugin_settings.py::test_plugin_settings_from_file_and_env_env_wins",
+        "tests/plugins/test_plugin_settings.py::test_bad_or_unknown_plugin_setting_takes_only_that_plugin_out",
+        "tests/plugins/test_research_api.py::test_sweep_cap_is_a_setting",
+    ],
     "unidesk_startup": [
         "tests/plugins/test_plugin_hooks.py::test_startup_hook_resyncs_links_that_missed_events"
     ],

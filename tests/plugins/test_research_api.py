@@ -232,8 +232,10 @@ async def test_sweep_cap_is_a_setting(settings: Any, task_body: Any) -> None:
 
     from tests.conftest import ADMIN_PASSWORD, login
     from unidesk.core.app import create_app
+    from unidesk.core.settings import load_settings
 
-    app = create_app(msgspec_replace(settings, research_max_sweep_tasks=3), components=[])
+    env = load_settings(environ={"UNIDESK_RESEARCH_MAX_SWEEP_TASKS": "3"}).plugin_env
+    app = create_app(msgspec_replace(settings, plugin_env=env), components=[])
     async with Client(app=app) as c:
         h = await login(c, "admin", ADMIN_PASSWORD)
         exp = await _experiment(c, h)

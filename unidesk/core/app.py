@@ -160,6 +160,7 @@ def create_app(
     ``migrate=False`` when a supervisor has already migrated (``serve --workers``)."""
     loaded = plugins if plugins is not None else make_plugin_manager(settings.plugins)
     facade = Plugins(loaded, enabled=parse_selection(settings.plugins) != set())
+    plugin_settings = facade.settings(settings)
     facade.import_models()
     plugin_dirs = facade.migration_dirs()
 
@@ -238,6 +239,7 @@ def create_app(
             "components": {},
             "scheduler_wake": lambda: None,
             "plugins": facade,
+            "plugin_settings": plugin_settings,
         }
     )
     app = Litestar(

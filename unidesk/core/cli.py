@@ -12,6 +12,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from unidesk.core.ops.backup_cli import add_backup_parsers, run_backup_command
 from unidesk.core.settings import Settings, load_settings, settings_reference
 from unidesk.errors import BadRequest, UnideskError
@@ -55,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     nts.add_parser("list", help="list tokens")
     r = nts.add_parser("revoke", help="revoke a token")
     r.add_argument("token_id")
-    sub.add_parser("settings", help="print every setting with its default")
+    sub.add_parser(
+        "settings", help="print every setting (the core's and loaded plugins') with its default"
+    )
     sec = sub.add_parser("secrets", help="the secret store's key")
     secs = sec.add_subparsers(dest="action", required=True)
     secs.add_parser(
@@ -208,6 +212,14 @@ def _serve(settings: Settings, workers: int = 1) -> int:
     return 0
 
 
+def _plugin_settings(settings: Settings) -> list[tuple[str, type[msgspec.Struct]]]:
+    """The settings structs of the plugins ``settings.plugins`` selects."""
+    from unidesk.core.plugins.facade import Plugins
+    from unidesk.core.plugins.manager import make_plugin_manager
+
+    return Plugins(make_plugin_manager(settings.plugins)).settings_structs()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -243,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         if command in ("backup", "restore"):
             return run_backup_command(settings, args)
         if command == "settings":
-            print(settings_reference())
+            print(settings_reference(_plugin_settings(settings)))
             return 0
     except UnideskError as exc:
         print(f"unidesk-server: {exc.detail}", file=sys.stderr)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import argparse
     import uuid
 
+    import msgspec
     from litestar.datastructures import State
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +70,20 @@ def unidesk_ui_contributions() -> list[UiContribution]:
 def unidesk_cli_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add subcommands to the ``unidesk`` user CLI's argparse ``subparsers``. Each parser must
     ``set_defaults(func=callable(args, api) -> int)``. All implementations are called."""
+
+
+@hookspec
+def unidesk_settings() -> type[msgspec.Struct] | None:
+    """The plugin's settings: a ``msgspec.Struct`` class whose fields all have defaults (annotate
+    them ``Annotated[T, msgspec.Meta(description=...)]`` to document them). Each plugin returns at
+    most one; the core collects one per plugin.
+
+    Field ``f`` of plugin ``name`` is set by TOML key ``<name>_<f>`` or env var
+    ``UNIDESK_<NAME>_<F>`` (env wins), validated by msgspec when the plugin loads; an invalid
+    value, or a TOML key under the plugin's prefix naming no field, takes the plugin out (named on
+    ``/health``). Unknown env vars are ignored, as the core's are. The plugin reads its values
+    with ``plugin_api.plugin_settings(state, TheStruct)``; ``unidesk-server settings`` lists
+    them."""
 
 
 # ---- runtime: what the plugin does ----------------------------------------------------------

@@ -17,14 +17,18 @@ here keeps its meaning across releases:
   (columns listed below); plugins never write the core's tables.
 - ``TaskCreate`` and ``TaskSubmitter``: submit tasks on a user's behalf inside the plugin's
   own transaction, with the same checks as ``POST /api/tasks``.
-- ``PluginState``: what ``unidesk_startup`` and event listeners get as ``state``.
+- ``PluginState``: what ``unidesk_startup`` and event listeners get as ``state`` (route
+  handlers can ask for ``state`` too); ``plugin_settings(state, MySettings)`` returns the
+  validated values of the struct the plugin's ``unidesk_settings`` declared.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar, cast
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -59,6 +63,7 @@ __all__ = [
     "attachment",
     "hookimpl",
     "new_id",
+    "plugin_settings",
     "require_owner_or_admin",
 ]
 
@@ -83,6 +88,21 @@ class PluginState(Protocol):
     settings: Settings
     plugins: Any
     """The core's plugin facade (pass it to ``TaskSubmitter``)."""
+    plugin_settings: Mapping[type, msgspec.Struct]
+    """Each loaded plugin's settings by struct class; read them with ``plugin_settings()``."""
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def plugin_settings(state: PluginState, struct: type[S]) -> S:
+    """The validated settings of ``struct`` (what this plugin's ``unidesk_settings`` returned).
+    Raises ``LookupError`` when no loaded plugin declared ``struct``."""
+    try:
+        value = state.plugin_settings[struct]
+    except KeyError:
+        raise LookupError(f"no loaded plugin declared settings {struct.__name__}") from None
+    return cast(S, value)
 
 
 class TaskSubmitter:

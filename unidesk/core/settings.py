@@ -1,21 +1,25 @@
 """Server settings: one msgspec Struct, loaded from defaults, a TOML file, then UNIDESK_* env
-vars."""
+vars. Plugins declare theirs through ``unidesk_settings``; their raw values ride along here
+(``plugin_values``, ``plugin_env``) and are validated once the plugins are loaded."""
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from unidesk.core.plugins.manager import installed_plugin_names
 from unidesk.errors import BadRequest
 
-__all__ = ["Settings", "load_settings", "settings_reference"]
+__all__ = ["PLUGIN_VALUE_FIELDS", "Settings", "load_settings", "settings_reference"]
 
 Doc = msgspec.Meta
+PLUGIN_VALUE_FIELDS = ("plugin_values", "plugin_env")
+"""Settings fields that carry plugin settings' raw values (not settings themselves)."""
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -135,15 +139,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     plugins: Annotated[
         str, Doc(description="Plugins to load: 'all', 'none', or a comma-separated list of names.")
     ] = "all"
-    research_max_sweep_tasks: Annotated[
-        int,
-        Doc(
-            description="Most tasks one parameter sweep of the research plugin may submit; larger "
-            "grids are refused with 400.",
-            ge=1,
-            le=1_000_000,
-        ),
-    ] = 1000
     scheduler_batch: Annotated[
         int,
         Doc(description="Most tasks one scheduling pass assigns (passes repeat while full).", ge=1),
@@ -304,6 +299,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ] = 64 * 1024 * 1024
 
+    plugin_values: dict[str, Any] = {}
+    """``<plugin>_<field>`` keys of the TOML file (and explicit overrides) naming an installed
+    plugin; validated by that plugin's ``unidesk_settings`` struct when it loads."""
+    plugin_env: dict[str, str] = {}
+    """The same from ``UNIDESK_<PLUGIN>_<FIELD>`` env vars (lower-cased, prefix dropped); they
+    win over ``plugin_values``."""
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
@@ -316,6 +318,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in Settings.__struct_fields__:
+        if name in PLUGIN_VALUE_FIELDS:
+            continue
         raw = environ.get(f"UNIDESK_{name.upper()}")
         if raw is None:
             continue
@@ -340,16 +344,40 @@ def load_settings(
             values.update(tomllib.load(fh))
     values.update(_env_overrides(environ))
     values.update(overrides)
+    prefixes = tuple(f"{name}_" for name in installed_plugin_names())
+    values["plugin_values"] = {
+        k: values.pop(k)
+        for k in list(values)
+        if k not in Settings.__struct_fields__ and k.startswith(prefixes)
+    }
+    values["plugin_env"] = {
+        key: raw
+        for name, raw in environ.items()
+        if name.startswith("UNIDESK_")
+        and (key := name.removeprefix("UNIDESK_").lower()).startswith(prefixes)
+    }
     try:
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid setting: {exc}") from None
 
 
-def settings_reference() -> str:
-    """Markdown table of every setting with its default and description."""
+def settings_reference(plugins: Sequence[tuple[str, type[msgspec.Struct]]] = ()) -> str:
+    """Markdown table of every setting with its default and description: the core's, then
+    each ``(plugin name, settings struct)`` of ``plugins`` (keys ``<plugin>_<field>``)."""
     rows = ["| setting | env var | default | description |", "|---|---|---|---|"]
-    for field in msgspec.structs.fields(Settings):
+    rows += _rows(Settings, "")
+    for name, struct in plugins:
+        rows += _rows(struct, f"{name}_")
+    return "\n".join(rows)
+
+
+def _rows(struct: type[msgspec.Struct], prefix: str) -> list[str]:
+    rows = []
+    for field in msgspec.structs.fields(struct):
+        if field.name in PLUGIN_VALUE_FIELDS:
+            continue
+        key = prefix + field.name
         meta = next(
             (m for m in getattr(field.type, "__metadata__", ()) if isinstance(m, msgspec.Meta)),
             None,
@@ -358,7 +386,7 @@ def settings_reference() -> str:
             field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
         )
         rows.append(
-            f"| `{field.name}` | `UNIDESK_{field.name.upper()}` | `{default!r}` | "
+            f"| `{key}` | `UNIDESK_{key.upper()}` | `{default!r}` | "
             f"{meta.description if meta else ''} |"
         )
-    return "\n".join(rows)
+    return rows

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pluggy
 import structlog
 from litestar import Router
@@ -22,6 +23,7 @@ from litestar.datastructures import State
 from unidesk.core.plugins.listeners import PluginListener, PluginListeners
 from unidesk.core.plugins.manager import LoadedPlugins
 from unidesk.core.plugins.types import PluginInfo, PluginList, UiContribution
+from unidesk.core.settings import Settings
 from unidesk.errors import BadRequest
 
 __all__ = ["LISTENER_TIMEOUT_S", "Plugins"]
@@ -105,6 +107,48 @@ class Plugins:
             claimed.update(dict.fromkeys(mine, name))
             routers.append(router)
         return routers
+
+    def settings_structs(self) -> list[tuple[str, type[msgspec.Struct]]]:
+        """``(plugin name, settings struct)`` of each loaded plugin that declares settings."""
+        out = []
+        for name, struct in self._each("unidesk_settings"):
+            if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+                self.fail(name, f"unidesk_settings returned {struct!r}, not a msgspec.Struct class")
+                continue
+            out.append((name, struct))
+        return out
+
+    def settings(self, settings: Settings) -> dict[type, msgspec.Struct]:
+        """Each loaded plugin's settings, validated from ``settings.plugin_values`` (TOML) and
+        ``settings.plugin_env`` (env, wins), keyed by struct class. A bad value or an unknown
+        TOML key under a plugin's prefix takes that plugin out; unknown env vars are ignored."""
+        out: dict[type, msgspec.Struct] = {}
+        structs = dict(self.settings_structs())
+        for name in self.loaded.names():
+            prefix = f"{name}_"
+            struct = structs.get(name)
+            fields = set(struct.__struct_fields__) if struct else set()
+            unknown = sorted(
+                k
+                for k in settings.plugin_values
+                if k.startswith(prefix) and k[len(prefix) :] not in fields
+            )
+            if unknown:
+                self.fail(name, f"unknown setting {unknown[0]!r}")
+                continue
+            if struct is None:
+                continue
+            values = {
+                f: source[prefix + f]
+                for source in (settings.plugin_values, settings.plugin_env)
+                for f in fields
+                if prefix + f in source
+            }
+            try:
+                out[struct] = msgspec.convert(values, struct, strict=False)
+            except msgspec.ValidationError as exc:
+                self.fail(name, f"invalid setting: {exc} (keys {prefix}<field>)")
+        return out
 
     def import_models(self) -> None:
         self._each("unidesk_models")

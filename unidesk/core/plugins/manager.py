@@ -21,6 +21,7 @@ __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
     "LoadedPlugins",
+    "installed_plugin_names",
     "make_plugin_manager",
     "parse_selection",
 ]
@@ -42,6 +43,16 @@ def parse_selection(value: str | Sequence[str]) -> set[str] | None:
             return set()
         return {p.strip() for p in value.split(",") if p.strip()}
     return set(value)
+
+
+def installed_plugin_names() -> list[str]:
+    """Names of every installed plugin, loaded or not (built-ins, then entry points); nothing is
+    imported."""
+    names = [m.rsplit(".", 1)[-1] for m in BUILTIN_PLUGINS]
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in names:
+            names.append(ep.name)
+    return names
 
 
 class LoadedPlugins:

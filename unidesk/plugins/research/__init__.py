@@ -16,6 +16,7 @@ __all__ = [
     "unidesk_migrations",
     "unidesk_models",
     "unidesk_route_handlers",
+    "unidesk_settings",
     "unidesk_task_extension_names",
     "unidesk_task_submitting",
     "unidesk_ui_contributions",
@@ -27,6 +28,13 @@ def unidesk_route_handlers() -> list[Any]:
     from unidesk.plugins.research.controllers import ExperimentController, RunMetricsController
 
     return [ExperimentController, RunMetricsController]
+
+
+@hookimpl
+def unidesk_settings() -> type:
+    from unidesk.plugins.research.settings import ResearchSettings
+
+    return ResearchSettings
 
 
 @hookimpl

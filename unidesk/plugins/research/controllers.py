@@ -10,10 +10,11 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from unidesk.core.plugin_api import Principal, Settings
+from unidesk.core.plugin_api import Principal, Settings, plugin_settings
 from unidesk.plugins.research import schemas as s
 from unidesk.plugins.research.metrics import MAX_CHART_POINTS
 from unidesk.plugins.research.services import ExperimentService
+from unidesk.plugins.research.settings import ResearchSettings
 
 __all__ = ["ExperimentController", "RunMetricsController"]
 
@@ -75,8 +76,9 @@ class ExperimentController(Controller):
         state: State,
     ) -> s.SweepResult:
         """Submit one task per grid point (refused with 400 over ``research_max_sweep_tasks``)."""
+        cap = plugin_settings(state, ResearchSettings).max_sweep_tasks
         return await ExperimentService(db, principal).sweep(
-            experiment_id, data, settings, state.plugins
+            experiment_id, data, settings, state.plugins, cap=cap
         )
 
 

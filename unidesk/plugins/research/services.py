@@ -265,7 +265,13 @@ class ExperimentService:
         return len(points)
 
     async def sweep(
-        self, experiment_id: uuid.UUID, data: s.SweepCreate, settings: Settings, plugins: Any
+        self,
+        experiment_id: uuid.UUID,
+        data: s.SweepCreate,
+        settings: Settings,
+        plugins: Any,
+        *,
+        cap: int,
     ) -> s.SweepResult:
         """Submit one task per grid point; everything is checked before the first task is
         created."""
@@ -278,7 +284,6 @@ class ExperimentService:
                 if isinstance(v, float) and not math.isfinite(v):
                     raise BadRequest(f"grid.{n}: values must be finite", field=f"grid.{n}")
         count = math.prod(len(v) for v in data.grid.values())
-        cap = settings.research_max_sweep_tasks
         if count > cap:
             raise BadRequest(
                 f"sweep: the grid has {count} points, over the cap of {cap} tasks per sweep "
