@@ -105,6 +105,7 @@ __all__ = [
     "LogChunk",
     "Message",
     "Nack",
+    "NackOf",
     "Reconcile",
     "Usage",
     "Welcome",
@@ -349,6 +350,10 @@ class AttemptDataAck(msgspec.Struct, tag="attempt_data_ack", kw_only=True):
     seq: int
 
 
+NackOf = Literal["attempt_state", "log", "attempt_data"]
+"""Which report a ``Nack`` names."""
+
+
 class Nack(msgspec.Struct, tag="nack", kw_only=True):
     """The server could not apply a report (or, from heartbeat reconciliation, has not got it):
     send it again after a backoff. ``of`` names the report: ``attempt_state`` (the final one, or
@@ -356,7 +361,7 @@ class Nack(msgspec.Struct, tag="nack", kw_only=True):
 
     task_id: str
     attempt_no: int
-    of: Literal["attempt_state", "log", "attempt_data"]
+    of: NackOf
     seq: int = 0
     channel: str = ""
     reason: str = ""

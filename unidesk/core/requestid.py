@@ -23,8 +23,7 @@ def request_id_of(scope: Scope) -> str:
         return kept
     incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
     rid = incoming if _SAFE.match(incoming) else uuid.uuid4().hex[:16]
-    # an ASGI extension key: Litestar's Scope TypedDict does not declare it
-    scope[SCOPE_KEY] = rid  # type: ignore[literal-required]
+    scope[SCOPE_KEY] = rid  # type: ignore[literal-required]  # ASGI extension key, not in Scope
     return rid
 
 

@@ -68,7 +68,7 @@ from .datafeed import DataFeed
 from .logbuffer import FLUSH_INTERVAL_S, AttemptLog
 from .resend import ResendSchedule
 from .resources import NodeResources, sample_usage
-from .runner import Outcome, Runner, StopReason
+from .runner import AdoptingRunner, Outcome, Runner, StopReason
 from .state import StateFile
 
 __all__ = ["Agent"]
@@ -495,9 +495,10 @@ class Agent:
             self._state_nacks.add(ref)
             self._resend.nacked(("state", ref))
 
-    def _unacked_reports(self) -> dict[object, Message]:
-        """Everything sent and not yet acknowledged, in sending order: output, data, finals."""
-        items: dict[object, Message] = {}
+    def _unacked_reports(self) -> dict[tuple[Any, ...], Message]:
+        """Everything sent and not yet acknowledged, in sending order: output, data, finals;
+        keyed by ``(kind, ...)``."""
+        items: dict[tuple[Any, ...], Message] = {}
         for buffer in self._logs.values():
             for chunk in buffer.unacked():
                 items[("log", AttemptRef(chunk.task_id, chunk.attempt_no), chunk.seq)] = chunk
@@ -526,8 +527,8 @@ class Agent:
         log.info("sending %d unacknowledged report(s) again", len(due))
         async with self._send_lock:
             for key in due:
-                if await self._send_locked(items[key]) and key[0] == "state":  # type: ignore[index]
-                    self._state_nacks.discard(key[1])  # type: ignore[index]
+                if await self._send_locked(items[key]) and key[0] == "state":
+                    self._state_nacks.discard(key[1])
 
     async def _poll_feed(self, feed: DataFeed, *, final: bool = False) -> None:
         ref = AttemptRef(feed.task_id, feed.attempt_no)
@@ -560,7 +561,9 @@ class Agent:
                 try:
                     if run.dispatch is None:  # adopted: its container already runs
                         # only a runner with adopt() (Docker) reports running attempts to adopt
-                        outcome = await self.runner.adopt(run.ref, run)  # type: ignore[attr-defined]
+                        if not isinstance(self.runner, AdoptingRunner):
+                            raise RuntimeError("this runner cannot adopt a running attempt")
+                        outcome = await self.runner.adopt(run.ref, run)
                     else:
                         await run.preparing()
                         outcome = await self._run_dispatch(run.dispatch, run)
@@ -612,7 +615,7 @@ class Agent:
         """At start: attempts a previous agent left still running (or whose container ended while
         no agent ran) are offered to the server for adoption (when the runner can re-attach, e.g.
         Docker containers); the rest are stopped and reported as killed."""
-        can_adopt = callable(getattr(self.runner, "adopt", None))
+        can_adopt = isinstance(self.runner, AdoptingRunner)
         owned = set(self.state.state.owned)
         try:
             still_running = set(await self.runner.owned_attempts())

@@ -91,8 +91,9 @@ async def dial(config: AgentConfig, *, open_timeout_s: float = 15.0) -> ClientCo
                 exit_code=EXIT_AUTH_REFUSED,
             ) from None
         if status == 426:
-            # 4426 is a final close: never None
-            raise final_refusal_for(CLOSE_INCOMPATIBLE, f"HTTP {status}") from None  # type: ignore[misc]
+            refusal = final_refusal_for(CLOSE_INCOMPATIBLE, f"HTTP {status}")
+            if refusal is not None:  # always: 4426 is a final close
+                raise refusal from None
         raise
     except InvalidURI as exc:
         raise FinalRefusal(f"bad server URL: {exc}", code=0, exit_code=78) from None

@@ -26,6 +26,7 @@ import tarfile
 import time
 import uuid
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import aiodocker
 import msgspec
@@ -100,15 +101,15 @@ def _send_registry_config(builder: aiodocker.Docker, value: str) -> None:
     parameter for it). The client is private to one build and closed after it."""
     query = builder._query
 
-    def with_config(path: str, method: str = "GET", **kwargs: object) -> object:
+    def with_config(path: str, method: str = "GET", **kwargs: Any) -> Any:
         if path == "build":
-            headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+            headers = dict(kwargs.pop("headers", None) or {})
             headers["X-Registry-Config"] = value
             kwargs["headers"] = headers
-        return query(path, method, **kwargs)  # type: ignore[arg-type]
+        return query(path, method, **kwargs)
 
     # a per-instance wrapper of the same call (aiodocker has no parameter for this header)
-    builder._query = with_config  # type: ignore[assignment]
+    builder._query = with_config  # type: ignore[assignment]  # wraps aiodocker's private call
 
 
 class EnvBuilder:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 from unidesk.backoff import backoff_delay
 
 __all__ = ["NACK_BASE_S", "ResendSchedule"]
+
+K = TypeVar("K", bound=Hashable)
 
 NACK_BASE_S = 0.5
 """First retry delay after a Nack; it doubles with every further try of the same report."""
@@ -26,11 +29,11 @@ class ResendSchedule:
         self._items: dict[Hashable, tuple[float, int]] = {}
         """key → (due, tries)"""
 
-    def due(self, unacked: Iterable[Hashable]) -> list[Hashable]:
+    def due(self, unacked: Iterable[K]) -> list[K]:
         """Of the ``unacked`` keys (in sending order), those due now; forgets every key not
         listed (acknowledged). A key seen for the first time is due ``after_s`` from now."""
         now = self._clock()
-        out: list[Hashable] = []
+        out: list[K] = []
         kept: dict[Hashable, tuple[float, int]] = {}
         for key in unacked:
             due, tries = self._items.get(key, (now + self.after_s, 0))

@@ -8,13 +8,13 @@ connection layer and is never the default.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
 from unidesk.protocol import AttemptRef, Dispatch
 
-__all__ = ["Outcome", "Reporter", "Runner", "StopReason"]
+__all__ = ["AdoptingRunner", "Outcome", "Reporter", "Runner", "StopReason"]
 
 StopReason = Literal["cancelled", "timed_out", "reconcile", "shutdown", "fenced"]
 """``fenced``: the node lost contact with the server for longer than its offline timeout."""
@@ -68,6 +68,14 @@ class Runner(Protocol):
     async def health(self) -> str | None:
         """None when able to take work, else the reason (e.g. 'docker unreachable')."""
 
-    # Optional: ``async def adopt(self, ref: AttemptRef, reporter: Reporter) -> Outcome`` lets a
-    # restarted agent follow an attempt a previous process left running (e.g. its container)
-    # once the server's Reconcile keeps it; runners without it have such attempts stopped.
+    # Optional: ``adopt`` (see ``AdoptingRunner``).
+
+
+@runtime_checkable
+class AdoptingRunner(Protocol):
+    """A runner that can also follow an attempt a previous agent process left running."""
+
+    async def adopt(self, ref: AttemptRef, reporter: Reporter) -> Outcome:
+        """Follow ``ref`` (e.g. its container) to its end, once the server's Reconcile keeps
+        it; runners without ``adopt`` have such attempts stopped."""
+        ...

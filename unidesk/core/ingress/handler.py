@@ -264,12 +264,12 @@ def _final_ack(conn: NodeConnection, msg: protocol.AttemptState):
 
 
 def _nack(
-    msg: protocol.AttemptState | protocol.LogChunk | protocol.AttemptData, of: str
+    msg: protocol.AttemptState | protocol.LogChunk | protocol.AttemptData, of: protocol.NackOf
 ) -> protocol.Nack:
     return protocol.Nack(
         task_id=msg.task_id,
         attempt_no=msg.attempt_no,
-        of=of,  # type: ignore[arg-type]
+        of=of,
         seq=getattr(msg, "seq", 0),
         channel=getattr(msg, "channel", ""),
         reason="the server could not store this report; send it again",

@@ -390,7 +390,7 @@ class Scheduler:
                 groups[index[(c.owner, c.shape)]].candidates.append(
                     Candidate(c.id, c.priority, c.seq, float(c.est), c.pending_reason)
                 )
-        quotas = {
+        quotas: dict[uuid.UUID | None, Quota] = {
             q.user_id: Quota(q.max_gpus, q.max_cpus, q.max_memory_mb)
             for q in (await session.scalars(select(QuotaRow))).all()
         }
@@ -401,7 +401,7 @@ class Scheduler:
             nodes,
             running=running,
             shares=shares,
-            quotas=quotas,  # type: ignore[arg-type]
+            quotas=quotas,
             held=held,
             gpu_weight=s.fairshare_gpu_weight,
             memory_gb_weight=s.fairshare_memory_gb_weight,

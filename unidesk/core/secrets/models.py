@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, ForeignKey, LargeBinary, String, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
+from unidesk.core.secrets.schemas import Scope
 
 __all__ = ["SecretRow"]
 
@@ -17,7 +18,7 @@ class SecretRow(CreatedAt, Base):
     __tablename__ = "secrets"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    scope: Mapped[Scope] = mapped_column(String(16), nullable=False)
     """``user``, ``project`` or ``global``."""
     scope_key: Mapped[str] = mapped_column(String(160), nullable=False)
     """``user:<user id>``, ``project:<project id>`` or ``global``; with ``name``, unique."""

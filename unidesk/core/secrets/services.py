@@ -70,7 +70,7 @@ def ref_of(row: SecretRow) -> str:
 def secret_out(row: SecretRow) -> Secret:
     return Secret(
         id=row.id,
-        scope=row.scope,  # type: ignore[arg-type]
+        scope=row.scope,
         name=row.name,
         project=row.project,
         owner_id=row.owner_id,
