@@ -218,6 +218,9 @@ def test_cancel_a_long_task(page: Page, ui_server: UiServer) -> None:
     page.goto(f"/tasks/{task['id']}")
     expect(page.get_by_test_id("task-state")).to_contain_text("running", timeout=120_000)
     expect(page.get_by_test_id("log-line").filter(has_text="started")).to_be_visible()
+    # Logs first: on a 1440x900 laptop a running task's log is on screen without scrolling.
+    assert page.viewport_size == {"width": 1440, "height": 900}
+    expect(page.get_by_test_id("log-line").filter(has_text="started")).to_be_in_viewport()
     page.get_by_role("button", name="Cancel task").click()
     page.get_by_role("button", name="Yes, cancel it").click()
     expect(page.get_by_test_id("task-state")).to_contain_text("cancelled", timeout=60_000)

@@ -20,6 +20,11 @@ describe("humanError", () => {
     expect(humanError(e).sentence).toBe("Only the task's owner or an admin may retry it.");
     expect(humanError(problem(403, "Forbidden", "this action needs the admin role")).sentence).toBe("Only an admin may do this.");
   });
+  it("says a dropped stream in words, keeping the raw error as detail", () => {
+    const h = humanError(new TypeError("net::ERR_INCOMPLETE_CHUNKED_ENCODING TransferEncodingError"));
+    expect(h.sentence).toMatch(/^The connection to the server dropped/);
+    expect(h.technical).toContain("TransferEncodingError");
+  });
   it("keeps an unreachable server distinct", () => {
     expect(humanError(new ApiError(0, "Failed to fetch")).sentence).toMatch(/could not be reached/);
   });

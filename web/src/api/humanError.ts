@@ -39,6 +39,10 @@ function schemaSentence(key: string, message: string): string | null {
 }
 
 export function humanError(err: unknown): HumanError {
+  if (err instanceof TypeError) {
+    // fetch() and streamed bodies fail with a TypeError when the connection drops ("network error", "TransferEncodingError…").
+    return { sentence: "The connection to the server dropped. It reconnects by itself; nothing was lost on the server.", technical: err.message || null };
+  }
   if (!(err instanceof ApiError)) {
     const msg = err instanceof Error ? err.message : String(err);
     return { sentence: "Something went wrong in the page. Reload it and try again.", technical: msg || null };

@@ -4,11 +4,12 @@
  * so streaming never shifts the page layout; search filters and highlights; download saves all.
  */
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
-import { api, buildQuery, errorMessage } from "../api/client";
+import { api, buildQuery } from "../api/client";
 import { endpointPath } from "../api/endpoints";
 import { backoffDelay, readSse } from "../api/sse";
 import type { LogLine, Task } from "../api/types";
 import { fileStamp, formatDateTime, formatTime } from "../time";
+import { ErrorBox } from "./ui";
 
 const ROW_H = 20;
 const VIEW_H = 420;
@@ -37,7 +38,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
   const [rows, setRows] = useState<Row[]>([]);
   const [dropped, setDropped] = useState(0);
   const [phase, setPhase] = useState<Phase>("loading");
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
   const [truncated, setTruncated] = useState(false);
   const [query, setQuery] = useState("");
   const [follow, setFollow] = useState(true);
@@ -108,7 +109,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
           if (ended) break;
         } catch (err) {
           if (ctl.signal.aborted) return;
-          setError(errorMessage(err));
+          setError(err);
         }
         if (ended) break;
         setPhase("reconnecting");
@@ -117,7 +118,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
       if (!ctl.signal.aborted) setPhase(liveRef.current ? "ended" : "idle");
     })().catch((err: unknown) => {
       if (ctl.signal.aborted) return;
-      setError(errorMessage(err));
+      setError(err);
       setPhase("error");
     });
     return () => ctl.abort();
@@ -159,7 +160,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
       a.remove();
       setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
     } catch (err) {
-      setError(errorMessage(err));
+      setError(err);
     } finally {
       setDownloading(false);
     }
@@ -198,11 +199,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
           {downloading ? "Preparing…" : "Download"}
         </button>
       </div>
-      {error && (
-        <div className="alert alert-error small" role="alert">
-          Logs: {error}
-        </div>
-      )}
+      {error !== null && <ErrorBox error={error} />}
       {(dropped > 0 || truncated) && (
         <div className="alert alert-info small">
           {dropped > 0 && `The first ${dropped} lines are not shown here. `}

@@ -60,6 +60,59 @@ export function TaskDetailPage() {
     }
   };
 
+  // Once an attempt exists, what people come for is its log: it comes before the details (and stays
+  // there when the task ends, so the log does not jump under the reader). Before that, the details.
+  const logsFirst = attempts.length > 0;
+  const logsBlock = (
+    <section className="task-logs-block" data-testid="task-tabs">
+        <div className="tabs" role="tablist" aria-label="Task details" onKeyDown={onTabKey}>
+          {TABS.map((name) => (
+            <button
+              key={name}
+              id={`tab-${name}`}
+              role="tab"
+              type="button"
+              aria-selected={tab === name}
+              aria-controls={`panel-${name}`}
+              tabIndex={tab === name ? 0 : -1}
+              className={`tab${tab === name ? " tab-on" : ""}`}
+              onClick={() => setTab(name)}
+            >
+              {TAB_LABEL[name]}
+              {name === "attempts" && ` (${attempts.length})`}
+            </button>
+          ))}
+        </div>
+        <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tabpanel">
+          {tab === "logs" &&
+            (attemptNo === null || !attempt ? (
+              <div className="empty">
+                <p className="empty-title">No attempt yet.</p>
+                <p className="muted">Logs appear here once a node picks the task up{t.state === "pending" ? " (it is pending)" : ""}.</p>
+              </div>
+            ) : (
+              <>
+                {attempts.length > 1 && (
+                  <label className="inline-field">
+                    <span>Attempt</span>
+                    <select value={attemptNo} onChange={(e) => setPickedAttempt(Number(e.target.value))}>
+                      {attempts.map((a) => (
+                        <option key={a.attempt_no} value={a.attempt_no}>
+                          #{a.attempt_no} · {a.state} · {a.node_name}
+                        </option>
+                      ))}
+                    </select>
+                  </label>
+                )}
+                <TaskLogs key={`${t.id}:${attemptNo}`} task={t} attemptNo={attemptNo} live={!FINAL_ATTEMPT_STATES.includes(attempt.state)} />
+              </>
+            ))}
+          {tab === "trace" && <TaskTrace taskId={t.id} />}
+          {tab === "attempts" && <AttemptsTable task={t} now={now} />}
+          {tab === "json" && <RawJson value={t} label="Raw JSON" />}
+        </div>
+    </section>
+  );
   return (
     <div className="page">
       <Breadcrumb label={t.name || shortId(t.id)} />
@@ -89,6 +142,7 @@ export function TaskDetailPage() {
           {t.message ?? t.unschedulable_reason}
         </div>
       )}
+      {logsFirst && logsBlock}
       <div className="grid-3">
         <section className="card">
           <h2>Summary</h2>
@@ -155,52 +209,7 @@ export function TaskDetailPage() {
       </section>
       {t.extra?.kind !== "host.ssh" && <TaskArtifacts task={t} />}
 
-      <div className="tabs" role="tablist" aria-label="Task details" onKeyDown={onTabKey}>
-        {TABS.map((name) => (
-          <button
-            key={name}
-            id={`tab-${name}`}
-            role="tab"
-            type="button"
-            aria-selected={tab === name}
-            aria-controls={`panel-${name}`}
-            tabIndex={tab === name ? 0 : -1}
-            className={`tab${tab === name ? " tab-on" : ""}`}
-            onClick={() => setTab(name)}
-          >
-            {TAB_LABEL[name]}
-            {name === "attempts" && ` (${attempts.length})`}
-          </button>
-        ))}
-      </div>
-      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tabpanel">
-        {tab === "logs" &&
-          (attemptNo === null || !attempt ? (
-            <div className="empty">
-              <p className="empty-title">No attempt yet.</p>
-              <p className="muted">Logs appear here once a node picks the task up{t.state === "pending" ? " (it is pending)" : ""}.</p>
-            </div>
-          ) : (
-            <>
-              {attempts.length > 1 && (
-                <label className="inline-field">
-                  <span>Attempt</span>
-                  <select value={attemptNo} onChange={(e) => setPickedAttempt(Number(e.target.value))}>
-                    {attempts.map((a) => (
-                      <option key={a.attempt_no} value={a.attempt_no}>
-                        #{a.attempt_no} · {a.state} · {a.node_name}
-                      </option>
-                    ))}
-                  </select>
-                </label>
-              )}
-              <TaskLogs key={`${t.id}:${attemptNo}`} task={t} attemptNo={attemptNo} live={!FINAL_ATTEMPT_STATES.includes(attempt.state)} />
-            </>
-          ))}
-        {tab === "trace" && <TaskTrace taskId={t.id} />}
-        {tab === "attempts" && <AttemptsTable task={t} now={now} />}
-        {tab === "json" && <RawJson value={t} label="Raw JSON" />}
-      </div>
+      {!logsFirst && logsBlock}
     </div>
   );
 }
