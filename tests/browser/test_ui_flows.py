@@ -341,6 +341,8 @@ def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) ->
     seen = page.evaluate("window.__bannerTexts")
     assert any("the server is shutting down" in t for t in seen), seen
     expect(page.get_by_test_id("live-indicator").first).to_have_text("Stale")
+    # Announced to screen readers, not only coloured.
+    expect(page.get_by_role("status", name="Live updates: Stale").first).to_be_attached()
     deadline = time.monotonic() + 20
     while "cannot be reached" not in banner.inner_text() and time.monotonic() < deadline:
         page.wait_for_timeout(500)

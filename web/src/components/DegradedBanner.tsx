@@ -46,7 +46,7 @@ export function LiveIndicator() {
   const { feedState } = useContext(LiveContext);
   const label = feedState.status === "live" ? "Live" : feedState.status === "connecting" ? "Connecting…" : "Stale";
   return (
-    <span className={`live-dot live-${feedState.status}`} title="Event stream status" data-testid="live-indicator">
+    <span className={`live-dot live-${feedState.status}`} title="Event stream status" data-testid="live-indicator" role="status" aria-live="polite" aria-label={`Live updates: ${label}`}>
       <span aria-hidden="true" className="live-pulse" />
       {label}
     </span>
