@@ -99,6 +99,9 @@ async def test_restarted_agent_adopts_a_kept_attempt(tmp_path: Path):
         await ingress.send(dispatch("t-adopt", "irrelevant"))
         await ingress.wait_for(lambda: ingress.current.of(LogChunk))
         first_seqs = [c.seq for c in ingress.current.of(LogChunk)]
+        # a chunk the server got has its seq on disk already (saved before it was sent), so a
+        # crash right now cannot make the next agent reuse it
+        assert StateFile(first.state.path).next_log_seq(ref) > max(first_seqs)
         await crash(first, task)
 
         second = make_agent(ingress, tmp_path, jobs)

@@ -596,7 +596,10 @@ class Agent:
     async def _finish(self, run: AttemptRun, report: AttemptState) -> None:
         await self.drain_data(run.ref)
         async with self._send_lock:
-            for chunk in run.log_buffer.cut(final=True):
+            chunks = run.log_buffer.cut(final=True)
+            if chunks:
+                await self.state.set_log_seqs({run.ref: run.log_buffer.next_seq})
+            for chunk in chunks:
                 await self._send_locked(chunk)
         self._runs.pop(run.ref, None)
         if run.log_buffer.idle:
@@ -774,12 +777,15 @@ class Agent:
         for feed in [f for f in self._feeds.values() if not f.closed]:
             await self._poll_feed(feed)
         async with self._send_lock:
-            for buffer in list(self._logs.values()):
-                for chunk in buffer.cut():
-                    await self._send_locked(chunk)
-        await self.state.set_log_seqs(
-            {ref: run.log_buffer.next_seq for ref, run in self._runs.items()}
-        )
+            chunks = [chunk for buffer in list(self._logs.values()) for chunk in buffer.cut()]
+            # the numbers are on disk before any chunk goes out: an agent restarted after a crash
+            # continues after every seq the server may hold (a reused seq is a repeat to the
+            # server, which keeps the first copy: the new output would be lost)
+            await self.state.set_log_seqs(
+                {ref: run.log_buffer.next_seq for ref, run in self._runs.items()}
+            )
+            for chunk in chunks:
+                await self._send_locked(chunk)
 
     # ---- stopping -----------------------------------------------------------------------
 
