@@ -68,7 +68,10 @@ def test_kill_9_moves_the_node_offline_and_retries_elsewhere(live_server, agent_
         _assert_retried_elsewhere(api, task["id"], "victim", "survivor")
 
 
-def test_silent_network_loss_without_fin(live_server, agent_factory):
+def test_silent_network_loss_without_fin(live_server, agent_factory, tmp_path):
+    # The attempt runs until the test lets it end, so the frozen node's copy is still running
+    # when the network goes (however slowly the second agent starts) and the retry ends at once.
+    go = tmp_path / "go"
     proxy = FreezableProxy("127.0.0.1", live_server.port).start()
     try:
         frozen_agent = agent_factory(
@@ -76,7 +79,11 @@ def test_silent_network_loss_without_fin(live_server, agent_factory):
         )
         with live_server.api() as api:
             nodes = wait_online(api, "frozen")
-            task = submit(api, "sleep 4; echo done", resources={"labels": {"pool": "y"}})
+            task = submit(
+                api,
+                f"until [ -e {go} ]; do sleep 0.1; done; echo done",
+                resources={"labels": {"pool": "y"}},
+            )
             wait_state(api, task["id"], "running", timeout=30)
             agent_factory(live_server, "direct", labels={"pool": "y"}, cpus=2)
             wait_online(api, "direct")
@@ -89,9 +96,14 @@ def test_silent_network_loss_without_fin(live_server, agent_factory):
             assert (
                 frozen_agent.proc is not None and frozen_agent.proc.poll() is None
             )  # it never saw a FIN
-            assert events(
-                api, "node.disconnected", nodes["frozen"]["id"]
-            )  # the server gave up on the silent socket
+            # the server gives up on the silent socket at about the moment the node times out:
+            # either may come first, the disconnect is recorded either way
+            wait_for(
+                lambda: events(api, "node.disconnected", nodes["frozen"]["id"]),
+                timeout=30,
+                what="the server closed the silent socket",
+            )
+            go.touch()
             _assert_retried_elsewhere(api, task["id"], "frozen", "direct")
     finally:
         proxy.close()

@@ -329,11 +329,15 @@ async def _track_health(state: State, conn: NodeConnection, reason: str | None) 
 
 
 async def _mark_disconnected(state: State, conn: NodeConnection) -> None:
-    """The socket is gone: the node stays online until the offline timeout, but gets no new work."""
+    """The socket is gone: the node stays online until the offline timeout, but gets no new work.
+
+    Recorded also when the offline sweep already cleared the node's connection (a silent socket
+    times out here at about the moment the node times out there): that is still this
+    connection's end, not a newer connection's."""
 
     async def work(s):
         node = await s.get(NodeRow, conn.node_id, with_for_update=True)
-        if node is None or node.connection_id != conn.connection_id:
+        if node is None or node.connection_id not in (None, conn.connection_id):
             return  # a newer connection already took over
         node.instance_id = None
         node.connection_id = None
