@@ -140,3 +140,53 @@ async def test_restarted_agent_stops_what_the_server_no_longer_expects(tmp_path:
         assert ref in jobs.stopped and second.running == []
         second.request_stop()
         assert await asyncio.wait_for(task2, 10) == 0
+
+
+class StuckSeqSave(StateFile):
+    """A state file whose save of log seqs never completes: a kill -9 during that write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.stuck = asyncio.Event()
+
+    async def set_log_seqs(self, seqs: dict[AttemptRef, int]) -> None:
+        if seqs:
+            self.stuck.set()
+            await asyncio.Event().wait()  # until the crash cancels it
+        await super().set_log_seqs(seqs)
+
+
+async def test_crash_before_the_log_seqs_are_saved_reuses_no_seq(tmp_path: Path):
+    jobs = ExternalJobs()
+    ref = AttemptRef("t-seq", 1)
+    async with FakeIngress() as ingress:
+        first = make_agent(ingress, tmp_path, jobs)
+        first.state = StuckSeqSave(first.state.path)
+        sent: list[LogChunk] = []
+        send_locked = first._send_locked
+
+        async def recording(msg):  # type: ignore[no-untyped-def]
+            if isinstance(msg, LogChunk):
+                sent.append(msg)
+            return await send_locked(msg)
+
+        first._send_locked = recording  # type: ignore[method-assign]
+        task = asyncio.create_task(first.run())
+        await ingress.wait_for(lambda: ingress.sessions and ingress.current.hello)
+        await ingress.send(dispatch("t-seq", "irrelevant"))
+        await asyncio.wait_for(first.state.stuck.wait(), 10)
+        assert sent == []  # nothing goes out before its seq is on disk
+        await crash(first, task)
+
+        second = make_agent(ingress, tmp_path, jobs)
+        task2 = asyncio.create_task(second.run())
+        await ingress.wait_for(lambda: len(ingress.sessions) == 2 and ingress.current.hello)
+        assert ingress.current.hello.running == [ref]
+        await ingress.wait_for(lambda: ingress.current.of(LogChunk))
+        jobs.jobs[ref].set_result(0)
+        await ingress.wait_for(lambda: finals_of(ingress, "t-seq"))
+        first_seqs = {c.seq for c in ingress.sessions[0].of(LogChunk)}
+        assert not first_seqs & {c.seq for c in ingress.current.of(LogChunk)}
+        assert stored_log(ingress, "t-seq") == "second agent\nend\n"
+        second.request_stop()
+        assert await asyncio.wait_for(task2, 10) == 0
