@@ -566,3 +566,22 @@ def test_task_list_counts_sorts_and_exports_csv(page: Page, ui_server: UiServer)
     finally:
         for t in ui_server.api.get("/api/tasks", params={"q": "ui-sort-"}).json()["items"]:
             ui_server.api.post(f"/api/tasks/{t['id']}/cancel")
+
+
+def test_failure_banner_shows_the_last_stderr_lines(page: Page, ui_server: UiServer) -> None:
+    task = ui_server.submit(
+        "echo to-stdout; echo boom-1 >&2; echo boom-2 >&2; exit 3", "ui-fails-stderr"
+    )
+    ui_server.wait_task(task["id"], {"failed"})
+    tail = ui_server.api.get(
+        f"/api/tasks/{task['id']}/logs", params={"tail": 5, "stream": "stderr"}
+    ).json()
+    text = "".join(i["data"] for i in tail["items"])
+    assert "boom-2" in text and "to-stdout" not in text, tail
+    page.goto(f"/tasks/{task['id']}")
+    stderr = page.get_by_test_id("failure-stderr")
+    expect(stderr).to_contain_text("boom-1")
+    expect(stderr).to_contain_text("boom-2")
+    expect(stderr).not_to_contain_text("to-stdout")
+    expect(stderr).to_be_in_viewport()
+    shot(page, "24-task-failed-stderr")

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
@@ -36,9 +36,16 @@ class LogController(Controller):
         attempt: Annotated[int | None, Parameter(ge=1)] = None,
         after: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
+        tail: Annotated[
+            int | None, Parameter(ge=1, le=200, description="only the last N chunks")
+        ] = None,
+        stream: Annotated[
+            Literal["stdout", "stderr"] | None, Parameter(description="only this stream")
+        ] = None,
     ) -> LogPage:
-        """Log chunks of one attempt (default: the latest) with seq greater than ``after``."""
-        return await LogService(db).page(task_id, attempt, after, limit)
+        """Log chunks of one attempt (default: the latest) with seq greater than ``after``; with
+        ``tail``, the last N of them (a failure banner's last stderr lines)."""
+        return await LogService(db).page(task_id, attempt, after, limit, tail=tail, stream=stream)
 
     @get("/stream", operation_id="task_logs_stream")
     async def stream(

@@ -55,8 +55,17 @@ class LogService:
         return attempt
 
     async def page(
-        self, task_id: uuid.UUID, attempt_no: int | None, after: int, limit: int
+        self,
+        task_id: uuid.UUID,
+        attempt_no: int | None,
+        after: int,
+        limit: int,
+        *,
+        tail: int | None = None,
+        stream: str | None = None,
     ) -> LogPage:
+        """Chunks after ``after`` (oldest first), or with ``tail`` the last ``tail`` chunks
+        (of ``stream`` when given), still oldest first."""
         attempt = await self.resolve_attempt(task_id, attempt_no)
         if attempt is None:
             return LogPage(
@@ -67,18 +76,18 @@ class LogService:
                 truncated=False,
                 final=False,
             )
-        rows = (
-            await self.s.scalars(
-                select(LogChunkRow)
-                .where(
-                    LogChunkRow.task_id == task_id,
-                    LogChunkRow.attempt_no == attempt.attempt_no,
-                    LogChunkRow.seq > after,
-                )
-                .order_by(LogChunkRow.seq)
-                .limit(limit)
-            )
-        ).all()
+        query = select(LogChunkRow).where(
+            LogChunkRow.task_id == task_id,
+            LogChunkRow.attempt_no == attempt.attempt_no,
+            LogChunkRow.seq > after,
+        )
+        if stream is not None:
+            query = query.where(LogChunkRow.stream == stream)
+        if tail is not None:
+            last = (await self.s.scalars(query.order_by(LogChunkRow.seq.desc()).limit(tail))).all()
+            rows = list(reversed(last))
+        else:
+            rows = list((await self.s.scalars(query.order_by(LogChunkRow.seq).limit(limit))).all())
         items = [LogLine(seq=r.seq, stream=r.stream, data=r.data, ts=r.ts) for r in rows]
         return LogPage(
             task_id=task_id,

@@ -166,7 +166,7 @@ export const api = {
   trace: (id: string, signal?: AbortSignal) => call<Items<UnideskEvent>>("taskTrace", { params: { id }, signal }),
   cancelTask: (id: string) => call<Task>("taskCancel", { params: { id } }),
   retryTask: (id: string) => call<Task>("taskRetry", { params: { id } }),
-  logs: (id: string, q: { attempt?: number; after?: number; limit?: number }, signal?: AbortSignal) =>
+  logs: (id: string, q: { attempt?: number; after?: number; limit?: number; tail?: number; stream?: "stdout" | "stderr" }, signal?: AbortSignal) =>
     call<LogPage>("taskLogs", { params: { id }, query: q, signal }),
 
   nodes: (signal?: AbortSignal) => call<Items<Node>>("nodes", { signal }),

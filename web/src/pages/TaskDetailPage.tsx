@@ -140,6 +140,7 @@ export function TaskDetailPage() {
         <div className={`alert ${t.state === "failed" ? "alert-error" : "alert-info"}`}>
           {t.reason && <strong>{t.reason}: </strong>}
           {t.message ?? t.unschedulable_reason}
+          {t.state === "failed" && attemptNo !== null && <LastStderr key={`${t.id}:${attemptNo}`} taskId={t.id} attemptNo={attemptNo} />}
         </div>
       )}
       {logsFirst && logsBlock}
@@ -337,3 +338,20 @@ function credentialRefs(t: Task): [string, string][] {
   for (const [host, r] of Object.entries(registries)) if (r?.ref) out.push([`Registry ${host}`, r.ref]);
   return out;
 }
+
+/** The failed attempt's last stderr lines, inside the failure banner (what usually says why). */
+function LastStderr({ taskId, attemptNo }: { taskId: string; attemptNo: number }) {
+  const tail = useAsync((signal) => api.logs(taskId, { attempt: attemptNo, tail: 20, stream: "stderr" }, signal), [taskId, attemptNo]);
+  const lines = (tail.data?.items ?? []).map((l) => l.data).join("").split("\n").filter((l) => l.trim() !== "").slice(-STDERR_LINES);
+  if (lines.length === 0) return null;
+  return (
+    <div className="failure-stderr">
+      <div className="small">Last lines of stderr:</div>
+      <pre className="mono small" data-testid="failure-stderr">
+        {lines.join("\n")}
+      </pre>
+    </div>
+  );
+}
+
+const STDERR_LINES = 10;
