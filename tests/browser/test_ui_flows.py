@@ -292,6 +292,7 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
         (f"/tasks/{task['id']}", "14-phone-task"),
         ("/nodes", "15-phone-nodes"),
         ("/", "16-phone-dashboard"),
+        ("/tasks", "25-phone-tasks"),
     ):
         page.goto(path)
         page.get_by_role("heading", level=1).wait_for()
@@ -301,6 +302,16 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
         )
         assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at phone width"
         shot(page, name)
+    # Below 640 px each task is a card: its state and duration are on screen, labelled, and the
+    # Beijing-time note stays.
+    row = page.locator(f"tr[data-task-id='{task['id']}']")
+    expect(row.locator("[data-state=succeeded]")).to_be_in_viewport()
+    expect(row.get_by_test_id("task-timing")).to_be_in_viewport()
+    assert (
+        row.get_by_test_id("task-timing").evaluate("e => getComputedStyle(e, '::before').content")
+        == '"Duration"'
+    )
+    expect(page.locator(".tz-note")).to_be_visible()
     page.get_by_role("button", name="Menu").click()
     expect(
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks", exact=True)

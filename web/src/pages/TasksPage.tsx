@@ -185,7 +185,7 @@ export function TasksPage() {
       )}
       {tasks.data && tasks.data.items.length > 0 && (
         <div className="table-wrap">
-          <table className="table" data-testid="tasks-table">
+          <table className="table table-cards" data-testid="tasks-table">
             <thead>
               <tr>
                 <SortHeader label="Task" k="name" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
@@ -253,11 +253,11 @@ function TaskRow({ task: t, now }: { task: Task; now: number }) {
   const timing = taskTiming(t, now);
   return (
     <tr data-task-id={t.id}>
-      <td>
+      <td data-label="Task">
         <Link to={`/tasks/${t.id}`}>{t.name || shortId(t.id)}</Link>
         <div className="muted small mono">{shortId(t.id)}</div>
       </td>
-      <td>
+      <td data-label="State">
         <StateBadge state={t.state} />
         {t.reason && t.reason !== t.state && <div className="muted small">{t.reason}</div>}
         {pendingReasonText(t) && (
@@ -266,23 +266,23 @@ function TaskRow({ task: t, now }: { task: Task; now: number }) {
           </div>
         )}
       </td>
-      <td>{t.owner ?? "—"}</td>
-      <td className="small" data-testid="task-node">
+      <td data-label="Owner">{t.owner ?? "—"}</td>
+      <td data-label="Node" className="small" data-testid="task-node">
         {t.node_name ?? <span className="muted">—</span>}
       </td>
-      <td className="mono small" title={t.code_commit_id}>
+      <td data-label="Commit" className="mono small" title={t.code_commit_id}>
         {t.code_commit_id.slice(0, 10)}
       </td>
-      <td className="small">
+      <td data-label="Resources" className="small">
         {t.resources.cpus} CPU · {t.resources.memory_mb} MiB{t.resources.gpus ? ` · ${t.resources.gpus} GPU` : ""}
       </td>
-      <td className="num">
+      <td data-label="Attempts" className="num">
         {t.attempt_count}/{t.max_attempts}
       </td>
-      <td>
+      <td data-label="Created">
         <Time value={t.created_at} now={now} />
       </td>
-      <td className="num" data-testid="task-timing">
+      <td data-label="Duration" className="num" data-testid="task-timing">
         {timing.label === "Duration" ? timing.text : <span className="muted" title="Not started yet: time since it was submitted">{timing.text}</span>}
       </td>
     </tr>
