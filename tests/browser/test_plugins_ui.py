@@ -5,6 +5,8 @@ containers append metrics to $UNIDESK_METRICS_FILE, compared in the run table an
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -199,6 +201,18 @@ def test_two_point_sweep_reports_metrics_compared_in_the_chart(
     expect(page.get_by_test_id("metric-series")).to_have_count(2)
     for s in page.get_by_test_id("metric-series").all():
         assert s.get_attribute("data-points") == "20"
+    # Y ticks are round steps (1, 2, 2.5 or 5 x 10^k), never values like 0.2627.
+    ticks = [
+        float(v)
+        for v in page.get_by_test_id("metric-chart")
+        .first.locator("[data-y-tick]")
+        .evaluate_all("els => els.map(e => e.getAttribute('data-y-tick'))")
+    ]
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1, ticks
+    (step,) = steps
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 2.5, 5), ticks
     # sortable comparison: loss last, descending puts lr=2 first
     page.get_by_role("button", name="loss last").click()
     page.get_by_role("button", name=re.compile("loss last")).click()

@@ -26,6 +26,18 @@ function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] 
   return [ref, width];
 }
 
+/** Round axis ticks covering [lo, hi]: steps of 1, 2, 2.5 or 5 × 10^k (0.25, 0.5 … never 0.2627). */
+export function niceTicks(lo: number, hi: number, maxTicks = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / Math.max(1, maxTicks - 1);
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 2.5, 5, 10].find((m) => m * pow >= raw) ?? 10) * pow;
+  const start = Math.floor(lo / step + 1e-9) * step;
+  const out: number[] = [];
+  for (let v = start; v < hi + step - 1e-9 * step && out.length < 50; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
 /** A y-axis label that keeps the tick's own value (2.5 stays "2.5", never rounded onto another gridline). */
 export function formatTick(v: number): string {
   return String(Number(v.toFixed(2)));

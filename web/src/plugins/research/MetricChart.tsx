@@ -1,4 +1,5 @@
 /** One metric across runs: a line per run over steps (downsampled buckets drawn as avg with a min–max band). */
+import { niceTicks } from "../../components/charts";
 import type { SeriesPage } from "./types";
 
 const COLORS = ["#3b6fd6", "#d9822b", "#2f9e6e", "#c2417a", "#7a5cc7", "#8a8f2b", "#2b8fa3", "#b04a3b"];
@@ -16,15 +17,17 @@ export function MetricChart({ page, labels }: { page: SeriesPage; labels: Record
   if (!pts.length) return <p className="muted">No points for {page.metric} yet.</p>;
   const x0 = Math.min(...pts.map((p) => p.step));
   const x1 = Math.max(...pts.map((p) => p.step_end), x0 + 1);
-  let y0 = Math.min(...pts.map((p) => p.min));
-  let y1 = Math.max(...pts.map((p) => p.max));
-  if (y0 === y1) {
-    y0 -= 1;
-    y1 += 1;
+  let lo = Math.min(...pts.map((p) => p.min));
+  let hi = Math.max(...pts.map((p) => p.max));
+  if (lo === hi) {
+    lo -= 1;
+    hi += 1;
   }
+  const yTicks = niceTicks(lo, hi);
+  const y0 = yTicks[0];
+  const y1 = yTicks[yTicks.length - 1];
   const sx = (v: number) => PAD.l + ((v - x0) / (x1 - x0)) * (W - PAD.l - PAD.r);
   const sy = (v: number) => H - PAD.b - ((v - y0) / (y1 - y0)) * (H - PAD.t - PAD.b);
-  const yTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => y0 + f * (y1 - y0));
   const xTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(x0 + f * (x1 - x0)));
   return (
     <figure className="metric-chart">
@@ -32,7 +35,7 @@ export function MetricChart({ page, labels }: { page: SeriesPage; labels: Record
         {yTicks.map((v, i) => (
           <g key={`y${i}`}>
             <line x1={PAD.l} x2={W - PAD.r} y1={sy(v)} y2={sy(v)} stroke="#eceef2" />
-            <text x={PAD.l - 4} y={sy(v) + 3} fontSize="10" textAnchor="end" fill="#667">{fmt(v)}</text>
+            <text x={PAD.l - 4} y={sy(v) + 3} fontSize="10" textAnchor="end" fill="#667" data-y-tick={v}>{fmt(v)}</text>
           </g>
         ))}
         {xTicks.map((v, i) => (
