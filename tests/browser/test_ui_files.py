@@ -90,6 +90,10 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
     small_row = page.locator("tr[data-file-name='hello-ui.txt']")
     expect(big_row.locator("[data-state=ready]")).to_be_visible(timeout=120_000)
     expect(small_row.locator("[data-state=ready]")).to_be_visible()
+    # Row buttons side by side (one line per file), not stacked.
+    download = small_row.get_by_role("button", name="Download").bounding_box()
+    delete = small_row.get_by_role("button", name="Delete").bounding_box()
+    assert download and delete and abs(download["y"] - delete["y"]) < 2, (download, delete)
     expect(page.locator("[data-upload-name]")).to_have_count(
         0
     )  # finished uploads leave the progress list
@@ -282,7 +286,8 @@ def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reas
 ) -> None:
     page.goto("/")
     card = page.get_by_test_id("backup-card")
-    expect(card).to_have_attribute("data-backup", "none yet")
+    expect(card).to_have_attribute("data-backup", "no backup yet")
+    expect(card).to_have_class(re.compile(r"tone-warn"))  # never green without a backup
     expect(card).to_contain_text("No backup has been taken yet")
 
     done = _backup(ui_server)
@@ -299,7 +304,10 @@ def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reas
     expect(card).to_have_attribute("data-backup", "failing", timeout=20_000)
     expect(card.get_by_test_id("backup-reason")).to_contain_text("last backup failed")
     expect(card.get_by_test_id("backup-reason")).to_contain_text("does not exist")
-    expect(page.get_by_test_id("degraded-banner")).to_contain_text("backup: last backup failed")
+    # The degraded reason reads as a sentence, the server's words in brackets.
+    expect(page.get_by_test_id("degraded-banner")).to_contain_text(
+        "Backups are not healthy (last backup failed"
+    )
     # The server's reason carries a UTC ISO instant; people read it as Beijing time.
     expect(card.get_by_test_id("backup-reason")).to_contain_text(
         re.compile(r"failed at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\+8")

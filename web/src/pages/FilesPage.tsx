@@ -171,7 +171,7 @@ export function FilesPage() {
             <tbody>
               {page.items.map((a) => (
                 <tr key={a.id} data-file-name={a.name} data-file-id={a.id}>
-                  <td className="break">{a.name}</td>
+                  <td className="file-name">{a.name}</td>
                   <td className="num">{formatBytes(a.size)}</td>
                   <td>
                     <StateBadge state={a.state === "ready" ? "ready" : "uploading"} />
