@@ -596,3 +596,30 @@ def test_failure_banner_shows_the_last_stderr_lines(page: Page, ui_server: UiSer
     expect(stderr).not_to_contain_text("to-stdout")
     expect(stderr).to_be_in_viewport()
     shot(page, "24-task-failed-stderr")
+
+
+def test_edit_and_resubmit_starts_from_the_tasks_spec(page: Page, ui_server: UiServer) -> None:
+    body = ui_server.task_body("echo resubmitted", "ui-resubmit")
+    body["env"] = {"SEED": "7"}
+    r = ui_server.api.post("/api/tasks", json=body)
+    assert r.status_code == 201, r.text
+    old = r.json()
+    page.goto(f"/tasks/{old['id']}")
+    page.get_by_role("link", name="Edit & resubmit").click()
+    form = page.get_by_role("form", name="Submit a task")
+    expect(form.locator("#f-code_commit_id")).to_have_value(ui_server.code_sha)
+    expect(form.locator("#f-env_commit_id")).to_have_value(ui_server.env_sha)
+    expect(form.locator("#f-command")).to_have_value("echo resubmitted")
+    form.locator("#f-name").fill("ui-resubmit-2")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/tasks") and r.request.method == "POST"
+    ) as resp:
+        form.get_by_role("button", name="Submit task").click()
+    assert resp.value.status == 201, resp.value.text()
+    new = resp.value.json()
+    expect(page).to_have_url(re.compile(f"/tasks/{new['id']}"))
+    assert new["id"] != old["id"] and new["name"] == "ui-resubmit-2"
+    for key in ("code_commit_id", "env_commit_id", "command", "env", "dockerfile_path"):
+        assert new[key] == old[key], key
+    ui_server.api.post(f"/api/tasks/{new['id']}/cancel")
+    ui_server.api.post(f"/api/tasks/{old['id']}/cancel")

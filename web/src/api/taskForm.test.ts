@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { EMPTY_TASK_FORM, buildTaskCreate, commitError, dockerfilePathError, repoUrlError } from "./taskForm";
+import { EMPTY_TASK_FORM, buildTaskCreate, commitError, dockerfilePathError, formFromTask, repoUrlError } from "./taskForm";
+import type { Task } from "./types";
 
 const SHA = "a".repeat(40);
 
@@ -104,5 +105,32 @@ describe("secret references in the task form", () => {
     expect(buildTaskCreate({ ...base, secrets: "K=not a ref" }).errors.secrets).toMatch(/secret name/);
     expect(buildTaskCreate({ ...base, env: "K=1", secrets: "K=k1" }).errors.secrets).toMatch(/once/);
     expect(buildTaskCreate({ ...base, code_credential: "a/b/c" }).errors.code_credential).toMatch(/secret name/);
+  });
+});
+
+describe("formFromTask", () => {
+  it("fills the form from a task so it can be resubmitted unchanged", () => {
+    const t = {
+      name: "run-1",
+      code_repo_url: "https://example.com/c.git",
+      code_commit_id: "a".repeat(40),
+      env_repo_url: "https://example.com/e.git",
+      env_commit_id: "b".repeat(40),
+      dockerfile_path: "docker/Dockerfile",
+      command: ["/bin/sh", "-c", "python train.py --lr 0.1"],
+      env: { SEED: "1" },
+      resources: { cpus: 2, memory_mb: 1024, gpus: 0, labels: { zone: "a" } },
+      timeout_s: 600,
+      priority: 3,
+      max_attempts: 2,
+      retry_on_failure: true,
+      secrets: { API_KEY: "wandb" },
+    } as unknown as Task;
+    const v = formFromTask(t);
+    expect(v.command_mode).toBe("shell");
+    const { body, errors } = buildTaskCreate(v);
+    expect(errors).toEqual({});
+    expect(body).toMatchObject({ name: "run-1", command: "python train.py --lr 0.1", env: { SEED: "1" }, timeout_s: 600, priority: 3 });
+    expect(formFromTask({ ...t, command: ["python", "a b.py"] } as Task)).toMatchObject({ command_mode: "argv", command: "python\na b.py" });
   });
 });

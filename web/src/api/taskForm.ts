@@ -1,6 +1,6 @@
 /** Client-side validation of the submit-task form, mirroring the server's TaskCreate rules. */
 import { parseInputs, parseOutputs } from "./taskFiles";
-import type { TaskCreate } from "./types";
+import type { Task, TaskCreate } from "./types";
 
 export interface TaskFormValues {
   name: string;
@@ -206,4 +206,35 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
   if (v.known_hosts.trim()) credentials.known_hosts = v.known_hosts.trim();
   if (Object.keys(credentials).length) body.credentials = credentials;
   return { body, errors };
+}
+
+/** The form filled from an existing task ("Edit & resubmit"): pins, command, env, resources, policy and secret names.
+ * Inputs, outputs and repository credentials are not carried over (they are checked again at submit). */
+export function formFromTask(t: Task): TaskFormValues {
+  const shell = t.command.length === 3 && (t.command[0] === "/bin/sh" || t.command[0] === "sh") && t.command[1] === "-c";
+  const lines = (m: Record<string, string> | undefined) =>
+    Object.entries(m ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n");
+  return {
+    ...EMPTY_TASK_FORM,
+    name: t.name ?? "",
+    code_repo_url: t.code_repo_url,
+    code_commit_id: t.code_commit_id,
+    env_repo_url: t.env_repo_url,
+    env_commit_id: t.env_commit_id,
+    dockerfile_path: t.dockerfile_path,
+    command: shell ? t.command[2] : t.command.join("\n"),
+    command_mode: shell ? "shell" : "argv",
+    env: lines(t.env),
+    cpus: String(t.resources.cpus),
+    memory_mb: String(t.resources.memory_mb),
+    gpus: String(t.resources.gpus),
+    labels: lines(t.resources.labels),
+    timeout_s: String(t.timeout_s),
+    priority: String(t.priority),
+    max_attempts: String(t.max_attempts),
+    retry_on_failure: t.retry_on_failure,
+    secrets: lines(t.secrets),
+  };
 }

@@ -1,8 +1,8 @@
 /** Submit a task: a form validated like the API validates it; server refusals show their detail. */
-import { useState, type FormEvent, type ReactNode } from "react";
-import { useNavigate } from "react-router-dom";
+import { useEffect, useState, type FormEvent, type ReactNode } from "react";
+import { useNavigate, useSearchParams } from "react-router-dom";
 import { ApiError, api } from "../api/client";
-import { EMPTY_TASK_FORM, buildTaskCreate, type TaskFormErrors, type TaskFormValues } from "../api/taskForm";
+import { EMPTY_TASK_FORM, buildTaskCreate, formFromTask, type TaskFormErrors, type TaskFormValues } from "../api/taskForm";
 import { ErrorBox } from "../components/ui";
 import { useTitle } from "../state/hooks";
 
@@ -16,6 +16,20 @@ export function SubmitTaskPage() {
   const [touched, setTouched] = useState<Partial<Record<Key, boolean>>>({});
   const [serverError, setServerError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  // "Edit & resubmit": /tasks/new?from=<task id> starts from that task's spec.
+  const [params] = useSearchParams();
+  const from = params.get("from");
+  useEffect(() => {
+    if (!from) return;
+    const ctl = new AbortController();
+    api.task(from, ctl.signal).then(
+      (t) => setValues(formFromTask(t)),
+      (err: unknown) => {
+        if (!ctl.signal.aborted) setServerError(err);
+      },
+    );
+    return () => ctl.abort();
+  }, [from]);
 
   const set = <K extends Key>(k: K, v: TaskFormValues[K]) => {
     const next = { ...values, [k]: v };

@@ -121,6 +121,9 @@ export function TaskDetailPage() {
           {t.name || shortId(t.id)} <StateBadge state={t.state} />
         </h1>
         <div className="actions">
+          <Link to={`/tasks/new?from=${t.id}`} className="btn">
+            Edit &amp; resubmit
+          </Link>
           {!final && allows(t, "cancel") && (
             <ConfirmButton label="Cancel task" confirmLabel="Yes, cancel it" onConfirm={() => api.cancelTask(t.id).then((x) => task.setData(() => ({ ...x, attempts: x.attempts ?? t.attempts })))} />
           )}
