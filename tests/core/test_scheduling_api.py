@@ -106,6 +106,9 @@ async def test_admin_sets_quotas_and_members_read_usage(
     assert r.status_code == 403, r.text
     r = await client.put(f"/api/quotas/{me['id']}", json={"max_gpus": -1}, headers=admin_headers)
     assert r.status_code == 400, r.text
+    huge = {"max_memory_mb": 1 << 40}  # past the column's range: a 400, not a 500 (fuzzer found)
+    r = await client.put(f"/api/quotas/{me['id']}", json=huge, headers=admin_headers)
+    assert r.status_code == 400, r.text
     r = await client.put(f"/api/quotas/{me['id']}", json=body, headers=admin_headers)
     assert r.status_code == 200 and r.json()["max_gpus"] == 1, r.text
     listed = (await client.get("/api/quotas", headers=member_headers)).json()["items"]

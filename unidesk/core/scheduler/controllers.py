@@ -31,7 +31,7 @@ class QuotaSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     max_gpus: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     max_cpus: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None
-    max_memory_mb: Annotated[int, msgspec.Meta(ge=0, le=1 << 40)] | None = None
+    max_memory_mb: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None  # INTEGER column
 
 
 class Quota(QuotaSet, kw_only=True):
