@@ -11,7 +11,7 @@ from tests.gateway_agent.fake_reporter import FakeReporter
 from unidesk.gateway_agent.envbuild import EnvBuilder, env_tag
 from unidesk.gateway_agent.exec_errors import PrepareFailed
 from unidesk.gateway_agent.gitcache import GitCache
-from unidesk.gateway_agent.images import ImageLedger
+from unidesk.gateway_agent.images import ENV_REPO, ImageLedger
 
 pytestmark = pytest.mark.usefixtures("env_image_cleanup")
 
@@ -150,7 +150,14 @@ async def test_prune_removes_least_recently_used_beyond_budget(
         os.utime(stamp, (stamp.stat().st_mtime - age,) * 2)
     sizes = {t: (await docker.images.inspect(t))["Size"] for t in tags}
     ours = await docker.images.list(filters={"label": ["unidesk.env"]})
-    foreign = [i for i in ours if not set(i["RepoTags"] or []) & set(tags)]
+    # the engine's other env images (other tests'), as prune sees them: tagged in ENV_REPO
+    # (an untagged, superseded image carries the label too but is no env image of the ledger)
+    foreign = [
+        i
+        for i in ours
+        if any(t.startswith(ENV_REPO + ":") for t in i["RepoTags"] or [])
+        and not set(i["RepoTags"]) & set(tags)
+    ]
     others = sum(i["Size"] for i in foreign)
     foreign_tags = [t for i in foreign for t in i["RepoTags"] or []]  # other tests' images stay
     budget = others + sizes[tags[1]] + sizes[tags[2]]
