@@ -55,6 +55,14 @@ def test_maintenance_panel_only_for_admins(
     browser: Browser, page: Page, ui_server: UiServer
 ) -> None:
     node = ui_server.local_node()
+
+    def caches_reported() -> (
+        bool
+    ):  # cache sizes come with a heartbeat, which the page does not await
+        got = ui_server.api.get(f"/api/nodes/{node['id']}").json()
+        return bool((got.get("usage") or {}).get("caches"))
+
+    wait_for(caches_reported, timeout=60, what="the local node's cache sizes in a heartbeat")
     page.goto(f"/nodes/{node['id']}")
     panel = page.get_by_test_id("maintenance-panel")
     expect(panel).to_be_visible()
