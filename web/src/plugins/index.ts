@@ -5,6 +5,7 @@
  * silently dropped.
  */
 import type { ComponentType } from "react";
+import { PipelinesSection } from "./pipelines/PipelinesSection";
 import { ProjectsSection } from "./projects/ProjectsSection";
 import { ExperimentsSection } from "./research/ExperimentsSection";
 
@@ -26,6 +27,7 @@ export interface PluginList {
 }
 
 export const PLUGIN_PAGES: Record<string, ComponentType> = {
+  "pipelines.list": PipelinesSection,
   "projects.list": ProjectsSection,
   "research.experiments": ExperimentsSection,
 };
