@@ -8,10 +8,12 @@ import operator
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.core.conftest import SHA_A, SHA_B, task_body
+from unidesk.core.db.engine import libpq_url
 
 PROBLEM = "application/problem+json"
 
@@ -293,3 +295,119 @@ async def test_list_counts_every_matching_task_when_asked(
         "/api/tasks", params={"state": "running", "total": "true"}, headers=admin_headers
     )
     assert states.json()["total"] == 0
+
+
+async def test_list_sorts_by_every_key_both_ways_through_cursors_and_offsets(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
+    specs = [("beta", 3), ("Alpha", 1), ("gamma", 3), ("alpha", 0), ("Delta", 5), ("beta", 1)]
+    made = [await submit(client, admin_headers, name=n, priority=p) for n, p in specs]
+    for t in made[1::2]:  # three end cancelled (finished_at set), three stay pending
+        await client.post(f"/api/tasks/{t['id']}/cancel", headers=admin_headers)
+    with psycopg.connect(libpq_url(database_url)) as conn:  # two have started attempts
+        for i, t in enumerate(made[2:4]):
+            conn.execute(
+                "INSERT INTO task_attempts (task_id, attempt_no, node_name, state, gpu_indices,"
+                " log_bytes, log_truncated, started_at) VALUES (%s, 1, 'n', 'running', '[]', 0,"
+                " false, now() - make_interval(secs => %s))",
+                (t["id"], 60 * (i + 1)),
+            )
+            conn.execute("UPDATE tasks SET attempt_count = 1 WHERE id = %s", (t["id"],))
+            conn.execute(  # the rule: no state change without its event
+                "INSERT INTO events (kind, subject_type, subject_id, actor)"
+                " VALUES ('task.started', 'task', %s, 'test')",
+                (t["id"],),
+            )
+    full = {
+        t["id"]: t
+        for t in (
+            await client.get("/api/tasks", params={"limit": 500}, headers=admin_headers)
+        ).json()["items"]
+    }
+    order = [t["id"] for t in made]  # submission order
+
+    def expected(sort: str) -> list[str]:
+        key, desc = sort.lstrip("-"), sort.startswith("-")
+        if key == "created_at":
+            return order[::-1] if desc else order
+        value = {
+            "name": lambda t: t["name"].lower(),
+            "state": lambda t: t["state"],
+            "priority": lambda t: t["priority"],
+            "started_at": lambda t: t["started_at"],
+            "finished_at": lambda t: t["finished_at"],
+        }[key]
+        have = [i for i in order if value(full[i]) is not None]
+        none = [i for i in order if value(full[i]) is None]
+        have.sort(key=lambda i: (value(full[i]), order.index(i)), reverse=desc)
+        return have + (none[::-1] if desc else none)
+
+    for key in ("created_at", "name", "state", "priority", "started_at", "finished_at"):
+        for sort in (key, f"-{key}"):
+            want = expected(sort)
+            seen: list[str] = []
+            pages: list[dict[str, Any]] = []
+            params: dict[str, Any] = {"sort": sort, "limit": 2}
+            for _ in range(5):
+                r = await client.get("/api/tasks", params=params, headers=admin_headers)
+                assert r.status_code == 200, (sort, r.text)
+                pages.append(r.json())
+                seen += [t["id"] for t in r.json()["items"]]
+                if not r.json()["next_cursor"]:
+                    break
+                params["cursor"] = r.json()["next_cursor"]
+            assert seen == want, sort
+            assert pages[0]["prev_cursor"] is None and pages[-1]["next_cursor"] is None
+            # Back from the last page to the first through prev_cursor: the same pages.
+            back = [[t["id"] for t in pages[-1]["items"]]]
+            prev = pages[-1]["prev_cursor"]
+            while prev:
+                r = await client.get(
+                    "/api/tasks",
+                    params={"sort": sort, "limit": 2, "cursor": prev},
+                    headers=admin_headers,
+                )
+                back.insert(0, [t["id"] for t in r.json()["items"]])
+                assert r.json()["next_cursor"], sort
+                prev = r.json()["prev_cursor"]
+            assert back == [[t["id"] for t in p["items"]] for p in pages], sort
+            # A page jump by offset lands where the cursors do, and pages on from there.
+            r = await client.get(
+                "/api/tasks", params={"sort": sort, "limit": 2, "offset": 4}, headers=admin_headers
+            )
+            assert [t["id"] for t in r.json()["items"]] == want[4:6], sort
+            assert r.json()["prev_cursor"] and r.json()["next_cursor"] is None
+    # A cursor belongs to its sort: another sort's cursor is refused, not misread.
+    first = (
+        await client.get("/api/tasks", params={"sort": "name", "limit": 2}, headers=admin_headers)
+    ).json()
+    r = await client.get(
+        "/api/tasks",
+        params={"sort": "-name", "cursor": first["next_cursor"]},
+        headers=admin_headers,
+    )
+    assert r.status_code == 400 and "sort=name" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "size"},
+        {"sort": "--name"},
+        {"offset": -1},
+        {"offset": 100_001},
+        {"cursor": base64.urlsafe_b64encode(b"k:[]").decode()},
+        {"cursor": base64.urlsafe_b64encode(b'k:["name",5,1,false]').decode(), "sort": "name"},
+        {
+            "cursor": base64.urlsafe_b64encode(b'k:["finished_at","x",1,false]').decode(),
+            "sort": "finished_at",
+        },
+        {"cursor": base64.urlsafe_b64encode(b'k:["name","a","1",false]').decode(), "sort": "name"},
+    ],
+)
+async def test_bad_sorts_offsets_and_cursors_are_400(
+    client: AsyncTestClient, admin_headers: dict[str, str], params: dict[str, Any]
+) -> None:
+    r = await client.get("/api/tasks", params=params, headers=admin_headers)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)

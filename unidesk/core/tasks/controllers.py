@@ -18,10 +18,14 @@ from unidesk.core.deps import owner_filter
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.settings import Settings
 from unidesk.core.tasks import schemas
+from unidesk.core.tasks.listing import TaskSort
 from unidesk.core.tasks.services import TaskService, list_tasks
 from unidesk.errors import BadRequest, UnideskError
 
 __all__ = ["TaskBatchController", "TaskController"]
+
+MAX_LIST_OFFSET = 100_000
+"""Deepest ``offset`` of ``GET /api/tasks`` (an offset reads every row it skips)."""
 
 BATCH_MAX_BYTES = 64 * 1024 * 1024
 """Largest ``POST /api/task-batches`` body (10,000 specs of a few KiB each)."""
@@ -66,8 +70,25 @@ class TaskController(Controller):
         total: Annotated[
             bool, Parameter(description="also count every matching task (one more query)")
         ] = False,
+        sort: Annotated[
+            TaskSort,
+            Parameter(
+                description="order: created_at, name, state, priority, started_at or "
+                "finished_at; a leading '-' for descending (ties: submission order; tasks "
+                "with no value last)"
+            ),
+        ] = "-created_at",
+        offset: Annotated[
+            int,
+            Parameter(
+                ge=0,
+                le=MAX_LIST_OFFSET,
+                description="skip this many rows (page jumps; cursors are cheaper for paging)",
+            ),
+        ] = 0,
     ) -> schemas.TaskPage:
-        """Tasks, newest first, filtered by state, owner, name and node; paginated by cursor."""
+        """Tasks in ``sort`` order (newest first by default), filtered by state, owner, name and
+        node; paged by ``next_cursor``/``prev_cursor`` (keyset) or ``offset`` (page jumps)."""
         owner_id = owner_filter(owner, principal)
         page = await list_tasks(
             reads,
@@ -80,6 +101,8 @@ class TaskController(Controller):
             limit=limit,
             cursor=cursor,
             with_total=total,
+            sort=sort,
+            offset=offset,
         )
         for task in page.items:
             _for(principal, task)

@@ -196,6 +196,9 @@ class Task(msgspec.Struct, kw_only=True):
 class TaskPage(msgspec.Struct, kw_only=True):
     items: list[Task]
     next_cursor: str | None
+    """The page after this one, in the same order (None on the last page)."""
+    prev_cursor: str | None = None
+    """The page before this one (None on the first page)."""
     total: int | None = None
     """How many tasks match the filters on every page (only when asked with ``total=true``)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import builtins
 import collections
 import functools
@@ -28,7 +27,7 @@ from unidesk.core.scheduler.queue import ranked_ahead
 from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
-from unidesk.core.tasks import schemas
+from unidesk.core.tasks import listing, schemas
 from unidesk.core.tasks.hostmounts import host_mount_request
 from unidesk.core.tasks.models import AttemptRow, TaskRow
 from unidesk.core.tasks.states import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, TASK_STATES
@@ -124,59 +123,19 @@ def _resources(t: TaskRow) -> schemas.Resources:
     )
 
 
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "s":
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor: not a cursor returned by this API") from None
-
-
 _TASK_TABLE = cast(Table, TaskRow.__table__)
 _TaskColumns: Any = collections.namedtuple(  # type: ignore[misc]  # names from the table
-    "_TaskColumns", [*(c.name for c in _TASK_TABLE.c), "owner"]
+    "_TaskColumns", [*(c.name for c in _TASK_TABLE.c), "owner", "sort_key"]
 )
-"""A list row: every column a Task returns, then the owner's name. Attribute access on a
-namedtuple is ~30 ns against ~1 µs on a SQLAlchemy Row, so ``task_out`` reads it directly."""
-
-
-@functools.cache
-def _list_statement(states: bool, owner: bool, q: bool, node: bool, cursor: bool) -> Any:
-    """The list query for one combination of filters, built once (values are bound params)."""
-    stmt = select(*_TASK_TABLE.c, User.username).outerjoin(User, User.id == TaskRow.owner_id)
-    stmt = _filtered(stmt, states, owner, q, node)
-    if cursor:
-        stmt = stmt.where(TaskRow.seq < bindparam("cursor"))
-    return stmt.order_by(TaskRow.seq.desc()).limit(bindparam("limit"))
+"""A list row: every column a Task returns, the owner's name, then the value it is sorted by.
+Attribute access on a namedtuple is ~30 ns against ~1 µs on a SQLAlchemy Row, so ``task_out``
+reads it directly."""
 
 
 @functools.cache
 def _count_statement(states: bool, owner: bool, q: bool, node: bool) -> Any:
     """How many tasks match one combination of filters (every page, not just this one)."""
-    return _filtered(select(func.count()).select_from(TaskRow), states, owner, q, node)
-
-
-def _filtered(stmt: Any, states: bool, owner: bool, q: bool, node: bool) -> Any:
-    if states:
-        stmt = stmt.where(TaskRow.state.in_(bindparam("states", expanding=True)))
-    if owner:
-        stmt = stmt.where(TaskRow.owner_id == bindparam("owner"))
-    if q:
-        stmt = stmt.where(TaskRow.name.ilike(bindparam("q"), escape="/"))
-    if node:
-        stmt = stmt.where(
-            TaskRow.id.in_(
-                select(AttemptRow.task_id).where(AttemptRow.node_id == bindparam("node"))
-            )
-        )
-    return stmt
+    return listing.filtered(select(func.count()).select_from(TaskRow), states, owner, q, node)
 
 
 _LATEST_ATTEMPTS = (
@@ -207,9 +166,12 @@ async def list_tasks(
     limit: int,
     cursor: str | None,
     with_total: bool = False,
+    sort: str = listing.DEFAULT_SORT,
+    offset: int = 0,
 ) -> schemas.TaskPage:
-    """A page of tasks, newest first: one Core statement on the read pool, no ORM objects
-    (``session`` is only used to rank tasks waiting for resources)."""
+    """A page of tasks in ``sort`` order (newest first by default), after (or, for a
+    ``before`` cursor, before) ``cursor`` and skipping ``offset`` rows: one Core statement on
+    the read pool, no ORM objects (``session`` only ranks tasks waiting for resources)."""
     bad = [s for s in states if s not in TASK_STATES]
     if bad:
         raise BadRequest(
@@ -224,20 +186,44 @@ async def list_tasks(
         params["q"] = "%" + q.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
     if node is not None:
         params["node"] = node
-    if cursor:
-        params["cursor"] = _decode_cursor(cursor)
-    stmt = _list_statement(bool(states), owner is not None, bool(q), node is not None, bool(cursor))
+    if sort not in listing.TASK_SORTS:
+        raise BadRequest(f"sort: one of {', '.join(listing.TASK_SORTS)}", field="sort")
+    c = listing.decode_cursor(cursor, sort) if cursor else None
+    if c is not None:
+        params.update(listing.cursor_params(c))
+    if offset:
+        params["offset"] = offset
+    stmt = listing.list_statement(
+        sort,
+        bool(states),
+        owner is not None,
+        bool(q),
+        node is not None,
+        "" if c is None else "before" if c.before else "after",
+        c is not None and c.value is None and sort.lstrip("-") != "created_at",
+        bool(offset),
+    )
     rows = await reads.all(stmt, params)
+    more = len(rows) > limit
     page: list[Any] = [_TaskColumns._make(r) for r in rows[:limit]]
+    if c is not None and c.before:
+        page.reverse()
     ahead = await ranked_ahead(session, settings, cast(list[TaskRow], page))
     latest = await _latest_attempts(reads, [t.id for t in page if t.attempt_count])
     items = [task_out(t, t.owner, None, ahead.get(t.id), latest.get(t.id)) for t in page]
-    next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    backwards = c is not None and c.before
+    next_cursor = prev_cursor = None
+    if page and (more or backwards):
+        next_cursor = listing.encode_cursor(sort, page[-1])
+    if page and ((more and backwards) or (not backwards and (c is not None or offset))):
+        prev_cursor = listing.encode_cursor(sort, page[0], before=True)
     total = None
     if with_total:
         count = _count_statement(bool(states), owner is not None, bool(q), node is not None)
         total = (await reads.all(count, params))[0][0]
-    return schemas.TaskPage(items=items, next_cursor=next_cursor, total=total)
+    return schemas.TaskPage(
+        items=items, next_cursor=next_cursor, prev_cursor=prev_cursor, total=total
+    )
 
 
 class TaskService:

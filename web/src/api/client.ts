@@ -125,6 +125,10 @@ export interface TaskQuery {
   cursor?: string | null;
   /** Also count every matching task (Page.total). */
   total?: boolean;
+  /** Server-side order: a key, "-" first for descending (default "-created_at"). */
+  sort?: string;
+  /** Rows to skip (page jumps); cursors page on from there. */
+  offset?: number;
 }
 
 export interface FileQuery {
@@ -158,7 +162,7 @@ export const api = {
 
   tasks: (q: TaskQuery, signal?: AbortSignal) =>
     call<Page<Task>>("tasks", {
-      query: { state: q.state, owner: q.owner, q: q.q, node: q.node, limit: q.limit ?? 50, cursor: q.cursor, total: q.total },
+      query: { state: q.state, owner: q.owner, q: q.q, node: q.node, limit: q.limit ?? 50, cursor: q.cursor, total: q.total, sort: q.sort, offset: q.offset || undefined },
       signal,
     }),
   createTask: (body: TaskCreate) => call<Task>("taskCreate", { body }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sortTasks, tasksCsv } from "./taskTable";
+import { nextSort, pageWindow, parseSort, tasksCsv } from "./taskTable";
 import type { Task } from "./types";
 
 const task = (over: Partial<Task>): Task =>
@@ -20,12 +20,23 @@ const task = (over: Partial<Task>): Task =>
   }) as Task;
 
 describe("task table", () => {
-  it("sorts by a column, never-started below every duration, ties in server order", () => {
-    const a = task({ id: "a", name: "beta" });
-    const b = task({ id: "b", name: "Alpha", started_at: null, finished_at: null });
-    const c = task({ id: "c", name: "gamma", started_at: "2026-11-27T10:00:00Z" });
-    expect(sortTasks([a, b, c], "name", "asc", 0).map((t) => t.id)).toEqual(["b", "a", "c"]);
-    expect(sortTasks([a, b, c], "duration", "desc", 0).map((t) => t.id)).toEqual(["c", "a", "b"]);
+  it("reads and flips the server sort a header asks for", () => {
+    expect(parseSort(null)).toEqual({ key: "created_at", dir: "desc" });
+    expect(parseSort("name")).toEqual({ key: "name", dir: "asc" });
+    expect(parseSort("-finished_at")).toEqual({ key: "finished_at", dir: "desc" });
+    expect(parseSort("size")).toEqual({ key: "created_at", dir: "desc" });
+    expect(nextSort(null, "name")).toBe("name");
+    expect(nextSort("name", "name")).toBe("-name");
+    expect(nextSort("-name", "name")).toBe("name");
+    expect(nextSort(null, "created_at")).toBe("created_at");
+    expect(nextSort("name", "priority")).toBe("-priority");
+  });
+  it("offers the first, the last and nearby page numbers", () => {
+    expect(pageWindow(1, 1)).toEqual([1]);
+    expect(pageWindow(1, 20)).toEqual([1, 2, 3, null, 20]);
+    expect(pageWindow(10, 20)).toEqual([1, null, 8, 9, 10, 11, 12, null, 20]);
+    expect(pageWindow(20, 20)).toEqual([1, null, 18, 19, 20]);
+    expect(pageWindow(4, 6)).toEqual([1, 2, 3, 4, 5, 6]);
   });
   it("writes CSV with Beijing times, quoting and no spreadsheet formulas", () => {
     const csv = tasksCsv([task({ name: '=cmd|"x",y' })]);

@@ -1,37 +1,36 @@
-/** The task list as people work with it: sort the page by a column, and the CSV an export writes (times in Beijing). */
+/** The task list as people work with it: the server-side sort a header asks for, page numbers, and the CSV an export writes (times in Beijing). */
 import { formatDateTime, toMs } from "../time";
 import type { Task } from "./types";
 
-export const SORT_KEYS = ["name", "state", "owner", "created", "duration"] as const;
+/** Keys the server sorts the list by (GET /api/tasks?sort=key, or -key for descending). */
+export const SORT_KEYS = ["name", "state", "priority", "created_at", "started_at", "finished_at"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 export type SortDir = "asc" | "desc";
+export const DEFAULT_SORT = "-created_at";
 
-function runMs(t: Task, now: number): number {
-  return t.started_at ? (t.finished_at ? toMs(t.finished_at) : now) - toMs(t.started_at) : -1;
+/** The `sort` URL/API value as key and direction (anything unknown: newest first). */
+export function parseSort(value: string | null): { key: SortKey; dir: SortDir } {
+  const v = value ?? DEFAULT_SORT;
+  const key = v.replace(/^-/, "");
+  if (!(SORT_KEYS as readonly string[]).includes(key)) return { key: "created_at", dir: "desc" };
+  return { key: key as SortKey, dir: v.startsWith("-") ? "desc" : "asc" };
 }
 
-function keyOf(t: Task, key: SortKey, now: number): string | number {
-  switch (key) {
-    case "name":
-      return (t.name || t.id).toLowerCase();
-    case "state":
-      return t.state;
-    case "owner":
-      return (t.owner ?? "").toLowerCase();
-    case "created":
-      return toMs(t.created_at);
-    case "duration":
-      return runMs(t, now); // never started sorts below every duration
+/** Clicking a header: the same column flips; another starts where people expect (names A→Z, times and priorities highest first). */
+export function nextSort(current: string | null, key: SortKey): string {
+  const cur = parseSort(current);
+  if (cur.key === key) return cur.dir === "asc" ? `-${key}` : key;
+  return key === "name" || key === "state" ? key : `-${key}`;
+}
+
+/** Page numbers to offer around `page` of `pages`: the first, the last, two either side, and null for a gap. */
+export function pageWindow(page: number, pages: number): (number | null)[] {
+  const out: (number | null)[] = [];
+  for (let p = 1; p <= pages; p++) {
+    if (p === 1 || p === pages || Math.abs(p - page) <= 2) out.push(p);
+    else if (out[out.length - 1] !== null) out.push(null);
   }
-}
-
-/** A sorted copy (stable: ties keep the server's newest-first order). */
-export function sortTasks(tasks: Task[], key: SortKey, dir: SortDir, now: number): Task[] {
-  const sign = dir === "asc" ? 1 : -1;
-  return tasks
-    .map((t, i) => ({ t, i, k: keyOf(t, key, now) }))
-    .sort((a, b) => (a.k < b.k ? -sign : a.k > b.k ? sign : a.i - b.i))
-    .map((x) => x.t);
+  return out;
 }
 
 const COLUMNS: [string, (t: Task) => string | number][] = [

@@ -189,6 +189,8 @@ export interface Task {
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;
+  /** The page before this one (GET /api/tasks; null on the first page). */
+  prev_cursor?: string | null;
   /** How many match on every page (GET /api/tasks with total=true). */
   total?: number | null;
 }

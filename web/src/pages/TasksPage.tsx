@@ -1,19 +1,21 @@
-/** Tasks: filter by state/owner/name, cursor pagination, rows kept current from the event stream. */
+/** Tasks: filter by state/owner/name, sorted by the server, paged by cursor or page number, rows kept current from the event stream. */
 import { useEffect, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { pendingReasonText } from "../api/pendingReason";
-import { SORT_KEYS, sortTasks, tasksCsv, type SortDir, type SortKey } from "../api/taskTable";
+import { DEFAULT_SORT, nextSort, pageWindow, parseSort, tasksCsv, type SortDir, type SortKey } from "../api/taskTable";
 import { taskTiming } from "../api/taskTiming";
 import { fileStamp } from "../time";
 import { TASK_STATES, type Task, type TaskState } from "../api/types";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../state/hooks";
 
 const PAGE_SIZE = 50;
 /** Export walks at most this many pages of 500 (10,000 tasks). */
 const EXPORT_MAX_PAGES = 20;
+/** The deepest offset the server pages to (GET /api/tasks offset); deeper pages are reached by cursor. */
+const MAX_OFFSET = 100_000;
 /** The states of a task that holds a node right now ("Running now"). */
 const RUNNING_NOW: readonly TaskState[] = ["assigned", "preparing", "running", "cancelling"];
 
@@ -25,34 +27,45 @@ export function TasksPage() {
   const runningNow = states.length === RUNNING_NOW.length && RUNNING_NOW.every((s) => states.includes(s));
   const q = params.get("q") ?? "";
   const cursor = params.get("cursor");
-  const [cursorStack, setCursorStack] = useState<string[]>([]);
+  const sort = params.get("sort") || DEFAULT_SORT;
+  const { key: sortKey, dir: sortDir } = parseSort(sort);
+  const pageNo = Math.max(1, Number.parseInt(params.get("page") ?? "1", 10) || 1);
   const [qDraft, setQDraft] = useState(q);
   const now = useNow(10_000);
   useEffect(() => setQDraft(q), [q]);
 
-  const key = JSON.stringify([states, owner, q, cursor]);
-  const tasks = useAsync((signal) => api.tasks({ state: states, owner: owner || undefined, q: q || undefined, cursor, limit: PAGE_SIZE, total: true }, signal), [key]);
+  const filters = { state: states, owner: owner || undefined, q: q || undefined, sort };
+  const key = JSON.stringify([states, owner, q, sort, cursor, pageNo]);
+  // A cursor pages on from where the last page ended; a page number without one jumps by offset.
+  const tasks = useLiveAsync(
+    (signal) => api.tasks({ ...filters, cursor, offset: cursor ? 0 : (pageNo - 1) * PAGE_SIZE, limit: PAGE_SIZE, total: true }, signal),
+    [key],
+  );
+  const pages = tasks.data && typeof tasks.data.total === "number" ? Math.max(1, Math.ceil(tasks.data.total / PAGE_SIZE)) : null;
+  const firstPage = !cursor && pageNo === 1;
 
-  const update = (patch: Record<string, string | string[] | null>, keepCursor = false) => {
+  const update = (patch: Record<string, string | string[] | null>, keepPage = false) => {
     const next = new URLSearchParams(params);
     for (const [k, v] of Object.entries(patch)) {
       next.delete(k);
       if (Array.isArray(v)) v.forEach((x) => next.append(k, x));
       else if (v) next.set(k, v);
     }
-    if (!keepCursor) {
+    if (!keepPage) {
       next.delete("cursor");
-      setCursorStack([]);
+      next.delete("page");
     }
     setParams(next);
   };
+  const goTo = (page: number, cur: string | null = null) =>
+    update({ page: page > 1 ? String(page) : null, cursor: page > 1 ? cur : null }, true);
 
   // Live: the first page reloads (new tasks appear at the top); later pages refresh only the rows they show.
   const reload = useThrottled(tasks.reload, 800);
   useLiveEvents(
     (ev) => ev.subject_type === "task",
     (ev) => {
-      if (!cursor) return reload();
+      if (firstPage) return reload();
       if (tasks.data?.items.some((t) => t.id === ev.subject_id)) {
         api.task(ev.subject_id).then(
           (fresh) => tasks.setData((old) => old && { ...old, items: old.items.map((t) => (t.id === fresh.id ? fresh : t)) }),
@@ -61,17 +74,9 @@ export function TasksPage() {
       }
     },
   );
-  useReloadOnReconnect(tasks.reload);
 
-  const sortKey = (SORT_KEYS as readonly string[]).includes(params.get("sort") ?? "") ? (params.get("sort") as SortKey) : null;
-  const sortDir: SortDir = params.get("dir") === "asc" ? "asc" : "desc";
-  const rows = tasks.data ? (sortKey ? sortTasks(tasks.data.items, sortKey, sortDir, now) : tasks.data.items) : [];
-  const sortBy = (key: SortKey) => {
-    const next = new URLSearchParams(params);
-    next.set("sort", key);
-    next.set("dir", sortKey === key && sortDir === "asc" ? "desc" : "asc");
-    setParams(next, { replace: true });
-  };
+  const rows: Task[] = tasks.data?.items ?? [];
+  const sortBy = (k: SortKey) => update({ sort: nextSort(sort, k) === DEFAULT_SORT ? null : nextSort(sort, k) });
   const [exporting, setExporting] = useState(false);
   const [exportError, setExportError] = useState<unknown>(null);
   const exportCsv = async () => {
@@ -81,7 +86,7 @@ export function TasksPage() {
       const all: Task[] = [];
       let next: string | null = null;
       for (let i = 0; i < EXPORT_MAX_PAGES; i++) {
-        const page = await api.tasks({ state: states, owner: owner || undefined, q: q || undefined, cursor: next, limit: 500 });
+        const page = await api.tasks({ ...filters, cursor: next, limit: 500 });
         all.push(...page.items);
         next = page.next_cursor;
         if (!next) break;
@@ -173,8 +178,8 @@ export function TasksPage() {
         <p className="muted small" data-testid="tasks-count" aria-live="polite">
           {tasks.data.total} {tasks.data.total === 1 ? "task" : "tasks"}
           {states.length || owner || q ? " match these filters" : ""}
-          {!(cursor && cursorStack.length === 0) && ` · page ${cursorStack.length + 1} of ${Math.max(1, Math.ceil(tasks.data.total / PAGE_SIZE))}`}
-          {sortKey && " · sorted within this page"}
+          {pages !== null && ` · page ${pageNo} of ${pages}`}
+          {sort !== DEFAULT_SORT && ` · sorted by ${SORT_LABEL[sortKey]}, ${sortDir === "asc" ? "ascending" : "descending"}`}
         </p>
       )}
       {!tasks.data && tasks.loading && <Loading />}
@@ -190,13 +195,16 @@ export function TasksPage() {
               <tr>
                 <SortHeader label="Task" k="name" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
                 <SortHeader label="State" k="state" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
-                <SortHeader label="Owner" k="owner" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <th scope="col">Owner</th>
                 <th scope="col">Node</th>
                 <th scope="col">Commit</th>
                 <th scope="col">Resources</th>
+                <SortHeader label="Priority" k="priority" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
                 <th scope="col">Attempts</th>
-                <SortHeader label="Created" k="created" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
-                <SortHeader label="Duration" k="duration" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <SortHeader label="Created" k="created_at" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <SortHeader label="Started" k="started_at" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <SortHeader label="Finished" k="finished_at" sortKey={sortKey} dir={sortDir} onSort={sortBy} />
+                <th scope="col">Duration</th>
               </tr>
             </thead>
             <tbody>
@@ -207,35 +215,64 @@ export function TasksPage() {
           </table>
         </div>
       )}
-      <div className="pager">
-        <button
-          type="button"
-          className="btn"
-          disabled={!cursor}
-          onClick={() => {
-            const stack = [...cursorStack];
-            const prev = stack.pop() ?? null;
-            setCursorStack(stack);
-            update({ cursor: prev }, true);
-          }}
-        >
-          ← Newer
-        </button>
-        <button
-          type="button"
-          className="btn"
-          disabled={!tasks.data?.next_cursor}
-          onClick={() => {
-            setCursorStack([...cursorStack, cursor ?? ""]);
-            update({ cursor: tasks.data!.next_cursor }, true);
-          }}
-        >
-          Older →
-        </button>
-      </div>
+      {tasks.data && (pages === null || pages > 1 || cursor) && (
+        <nav className="pager" aria-label="Pages">
+          <button type="button" className="btn" disabled={firstPage} onClick={() => goTo(1)}>
+            « First
+          </button>
+          <button
+            type="button"
+            className="btn"
+            disabled={firstPage || !tasks.data.prev_cursor}
+            onClick={() => goTo(pageNo - 1, tasks.data!.prev_cursor ?? null)}
+          >
+            ← Previous
+          </button>
+          {pages !== null &&
+            pageWindow(pageNo, pages).map((p, i) =>
+              p === null ? (
+                <span key={`gap-${i}`} className="muted" aria-hidden="true">
+                  …
+                </span>
+              ) : (
+                <button
+                  key={p}
+                  type="button"
+                  className={`btn btn-page${p === pageNo ? " btn-primary" : ""}`}
+                  aria-current={p === pageNo ? "page" : undefined}
+                  aria-label={`Page ${p}`}
+                  disabled={(p - 1) * PAGE_SIZE > MAX_OFFSET}
+                  onClick={() => goTo(p)}
+                >
+                  {p}
+                </button>
+              ),
+            )}
+          <button type="button" className="btn" disabled={!tasks.data.next_cursor} onClick={() => goTo(pageNo + 1, tasks.data!.next_cursor)}>
+            Next →
+          </button>
+          <button
+            type="button"
+            className="btn"
+            disabled={pages === null || pageNo >= pages || (pages - 1) * PAGE_SIZE > MAX_OFFSET}
+            onClick={() => pages !== null && goTo(pages)}
+          >
+            Last »
+          </button>
+        </nav>
+      )}
     </div>
   );
 }
+
+const SORT_LABEL: Record<SortKey, string> = {
+  name: "name",
+  state: "state",
+  priority: "priority",
+  created_at: "submission time",
+  started_at: "start time",
+  finished_at: "finish time",
+};
 
 function SortHeader({ label, k, sortKey, dir, onSort }: { label: string; k: SortKey; sortKey: SortKey | null; dir: SortDir; onSort: (k: SortKey) => void }) {
   const on = sortKey === k;
@@ -276,11 +313,20 @@ function TaskRow({ task: t, now }: { task: Task; now: number }) {
       <td data-label="Resources" className="small">
         {t.resources.cpus} CPU · {t.resources.memory_mb} MiB{t.resources.gpus ? ` · ${t.resources.gpus} GPU` : ""}
       </td>
+      <td data-label="Priority" className="num">
+        {t.priority}
+      </td>
       <td data-label="Attempts" className="num">
         {t.attempt_count}/{t.max_attempts}
       </td>
       <td data-label="Created">
         <Time value={t.created_at} now={now} />
+      </td>
+      <td data-label="Started">
+        <Time value={t.started_at ?? null} now={now} />
+      </td>
+      <td data-label="Finished">
+        <Time value={t.finished_at} now={now} />
       </td>
       <td data-label="Duration" className="num" data-testid="task-timing">
         {timing.label === "Duration" ? timing.text : <span className="muted" title="Not started yet: time since it was submitted">{timing.text}</span>}

@@ -55,6 +55,27 @@ export class EventFeed {
     void this.connect();
   }
 
+  /**
+   * Resolves once the stream has opened (or failed) at least once, or after timeoutMs: a page that
+   * loads after this misses no event, so it need not load again when the stream first opens.
+   */
+  settled(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.state.generation > 0 || this.state.status === "down") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unwatch();
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      const unwatch = this.watch((s) => {
+        if (s.generation > 0 || s.status === "down") queueMicrotask(done);
+      });
+      signal?.addEventListener("abort", done);
+    });
+  }
+
   subscribe(fn: Listener): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);

@@ -104,6 +104,30 @@ export function useReloadOnReconnect(reload: () => void): void {
   }, [feedState.generation]);
 }
 
+/** How long a first load waits for the live stream to open before loading anyway. */
+const STREAM_WAIT_MS = 3000;
+
+/**
+ * useAsync for a view kept current by live events: the load starts once the stream is open (so
+ * no event falls between the answer and the stream), and reloads only when the stream reconnects
+ * after that load: one request per page load, not one before the stream opens and one after.
+ */
+export function useLiveAsync<T>(loader: (signal: AbortSignal) => Promise<T>, deps: unknown[]): AsyncState<T> {
+  const { feed, feedState } = useContext(LiveContext);
+  const seen = useRef<number | null>(null);
+  const state = useAsync(async (signal) => {
+    await feed.settled(STREAM_WAIT_MS, signal);
+    if (signal.aborted) throw new DOMException("aborted", "AbortError");
+    seen.current = feed.state.generation;
+    return loader(signal);
+  }, deps);
+  const { reload } = state;
+  useEffect(() => {
+    if (seen.current !== null && feedState.generation > seen.current) reload();
+  }, [feedState.generation, reload]);
+  return state;
+}
+
 export function useTitle(title: string): void {
   useEffect(() => {
     document.title = title ? `${title} · UniDesk` : "UniDesk";
