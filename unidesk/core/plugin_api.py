@@ -13,10 +13,11 @@ here keeps its meaning across releases:
 - ``Principal`` (the signed-in user or token, injected into route handlers as ``principal``),
   ``require_owner_or_admin`` (the core's access rule), ``attachment`` (a safe
   ``Content-Disposition`` value).
-- ``TASKS`` and ``USERS``: read-only views of tasks and users to select from or join against
-  (columns listed below); plugins never write the core's tables.
+- ``TASKS``, ``USERS`` and ``ARTIFACTS``: read-only views of tasks, users and artifacts to
+  select from or join against (columns listed below); plugins never write the core's tables.
+  ``events_of`` reads one subject's events (a trace), oldest first.
 - ``TaskCreate`` and ``TaskSubmitter``: submit tasks on a user's behalf inside the plugin's
-  own transaction, with the same checks as ``POST /api/tasks``.
+  own transaction, with the same checks as ``POST /api/tasks`` (and cancel them as a user).
 - ``PluginState``: what ``unidesk_startup`` and event listeners get as ``state`` (route
   handlers can ask for ``state`` too); ``plugin_settings(state, MySettings)`` returns the
   validated values of the struct the plugin's ``unidesk_settings`` declared.
@@ -36,18 +37,25 @@ from unidesk.core.auth.models import User
 from unidesk.core.auth.policy import require_owner_or_admin
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.db.base import Base, CreatedAt, new_id
+from unidesk.core.events.hub import to_out
+from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.hookspecs import hookimpl
 from unidesk.core.plugins.types import UiContribution
 from unidesk.core.settings import Settings
 from unidesk.core.storage.disposition import attachment
+from unidesk.core.storage.models import ArtifactRow
 from unidesk.core.tasks.models import TaskRow
 from unidesk.core.tasks.schemas import TaskCreate
 from unidesk.core.tasks.services import TaskService
+from unidesk.core.tasks.states import TASK_FINAL_STATES
+from unidesk.errors import Conflict
 
 __all__ = [
+    "ARTIFACTS",
     "TASKS",
+    "TASK_FINAL_STATES",
     "USERS",
     "Base",
     "CreatedAt",
@@ -61,6 +69,7 @@ __all__ = [
     "UiContribution",
     "append",
     "attachment",
+    "events_of",
     "hookimpl",
     "new_id",
     "plugin_settings",
@@ -74,10 +83,32 @@ TASKS = select(
     TaskRow.owner_id,
     TaskRow.finished_at,
 ).subquery("tasks_view")
-"""Tasks, read-only: ``id``, ``name``, ``state``, ``owner_id``, ``finished_at``."""
+"""Tasks, read-only: ``id``, ``name``, ``state``, ``owner_id``, ``finished_at``; a task in one
+of ``TASK_FINAL_STATES`` never moves again."""
 
 USERS = select(User.id, User.username).subquery("users_view")
 """Users, read-only: ``id``, ``username``."""
+
+ARTIFACTS = select(
+    ArtifactRow.id,
+    ArtifactRow.name,
+    ArtifactRow.state,
+    ArtifactRow.size,
+    ArtifactRow.task_id,
+    ArtifactRow.attempt_no,
+).subquery("artifacts_view")
+"""Artifacts, read-only: ``id``, ``name``, ``state``, ``size``, ``task_id``, ``attempt_no`` (a
+task's outputs are named ``tasks/<task_id>/<attempt_no>/<path>``)."""
+
+
+async def events_of(session: AsyncSession, subject_type: str, subject_id: str) -> list[EventOut]:
+    """The events of one subject (its trace), oldest first."""
+    rows = await session.scalars(
+        select(Event)
+        .where(Event.subject_type == subject_type, Event.subject_id == subject_id)
+        .order_by(Event.id)
+    )
+    return [to_out(e) for e in rows.all()]
 
 
 class PluginState(Protocol):
@@ -126,3 +157,11 @@ class TaskSubmitter:
         lists every bad index); returns their ids in order. One INSERT for the rows and one
         for their events, however many."""
         return await self._tasks.submit_many(batch, principal, commit=False)
+
+    async def cancel(self, task_id: uuid.UUID, principal: Principal) -> None:
+        """Cancel a task as ``principal`` (like ``POST /api/tasks/{id}/cancel``); this COMMITS
+        the session. A task already final is left alone."""
+        try:
+            await self._tasks.request_cancel(task_id, principal)
+        except Conflict:
+            await self._tasks.s.rollback()

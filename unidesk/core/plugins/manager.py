@@ -28,7 +28,11 @@ __all__ = [
 
 log = structlog.get_logger("unidesk.plugins")
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("unidesk.plugins.projects", "unidesk.plugins.research")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "unidesk.plugins.projects",
+    "unidesk.plugins.research",
+    "unidesk.plugins.pipelines",
+)
 ENTRY_POINT_GROUP = "unidesk.plugins"
 
 

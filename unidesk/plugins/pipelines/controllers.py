@@ -1,0 +1,134 @@
+"""HTTP handlers of the pipelines plugin under /api/pipelines."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from unidesk.core.plugin_api import Principal, Settings, plugin_settings
+from unidesk.errors import PayloadTooLarge
+from unidesk.plugins.pipelines import schemas as s
+from unidesk.plugins.pipelines.services import PipelineService
+from unidesk.plugins.pipelines.settings import PipelinesSettings
+from unidesk.plugins.pipelines.spec import decode
+
+__all__ = ["PipelineController"]
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest pipeline document (JSON or YAML)."""
+
+
+def _service(
+    db: AsyncSession, principal: Principal, settings: Settings, state: State
+) -> PipelineService:
+    return PipelineService(
+        db, principal, settings, state.plugins, plugin_settings(state, PipelinesSettings)
+    )
+
+
+class PipelineController(Controller):
+    path = "/api/pipelines"
+    tags = ("pipelines",)
+
+    @post("/", operation_id="pipelines_submit", status_code=201)
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> s.Pipeline:
+        """Submit a pipeline: a ``PipelineCreate`` as JSON, or the same document as YAML
+        (``Content-Type: application/yaml``). Every problem is listed in one 400 (``errors``:
+        path and detail each); nothing is created then."""
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body: at most {MAX_BODY_BYTES} bytes")
+        data = decode(raw, request.headers.get("content-type") or "application/json")
+        return await _service(db, principal, settings, state).create(data)
+
+    @get("/", operation_id="pipelines_list")
+    async def list_pipelines(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Parameter(max_length=400)] = None,
+        pipeline_state: Annotated[str | None, Parameter(query="state", max_length=32)] = None,
+    ) -> s.PipelinePage:
+        """Pipelines, newest first (every member reads every pipeline)."""
+        return await _service(db, principal, settings, state).list(limit, cursor, pipeline_state)
+
+    @get("/{pipeline_id:uuid}", operation_id="pipelines_get")
+    async def get_pipeline(
+        self,
+        pipeline_id: uuid.UUID,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> s.Pipeline:
+        """A pipeline with its steps, their tasks (one per matrix point) and files."""
+        return await _service(db, principal, settings, state).get(pipeline_id)
+
+    @get("/{pipeline_id:uuid}/trace", operation_id="pipelines_trace")
+    async def trace(
+        self,
+        pipeline_id: uuid.UUID,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> s.TraceOut:
+        """The pipeline's events, oldest first (each step task has its own trace)."""
+        return s.TraceOut(items=await _service(db, principal, settings, state).trace(pipeline_id))
+
+    @post("/{pipeline_id:uuid}/cancel", operation_id="pipelines_cancel", status_code=200)
+    async def cancel(
+        self,
+        pipeline_id: uuid.UUID,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> s.Pipeline:
+        """Cancel: running steps' tasks are cancelled, steps not started are skipped."""
+        return await _service(db, principal, settings, state).cancel(pipeline_id)
+
+    @post(
+        "/{pipeline_id:uuid}/steps/{step:str}/retry",
+        operation_id="pipelines_retry_step",
+        status_code=200,
+    )
+    async def retry(
+        self,
+        pipeline_id: uuid.UUID,
+        step: Annotated[str, Parameter(max_length=200)],
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> s.Pipeline:
+        """Run a failed or cancelled step again; the pipeline resumes from it."""
+        return await _service(db, principal, settings, state).retry(pipeline_id, step)
+
+    @post("/{pipeline_id:uuid}/rerun", operation_id="pipelines_rerun", status_code=201)
+    async def rerun(
+        self,
+        pipeline_id: uuid.UUID,
+        data: s.RerunCreate,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        state: State,
+    ) -> s.Pipeline:
+        """Submit the pipeline again as a new one, at the same or new commits."""
+        return await _service(db, principal, settings, state).rerun(pipeline_id, data)
