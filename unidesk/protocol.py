@@ -103,6 +103,7 @@ __all__ = [
     "HostMount",
     "LogAck",
     "LogChunk",
+    "LogStream",
     "Message",
     "Nack",
     "NackOf",
@@ -313,11 +314,15 @@ class AttemptState(msgspec.Struct, tag="attempt_state", kw_only=True):
     message: str | None = None
 
 
+LogStream = Literal["stdout", "stderr", "build", "system"]
+"""Where a log line came from: the container's two streams, the image build, the agent itself."""
+
+
 class LogChunk(msgspec.Struct, tag="log", kw_only=True):
     task_id: str
     attempt_no: int
     seq: int
-    stream: Literal["stdout", "stderr", "build", "system"]
+    stream: LogStream
     data: str
     ts: float = 0.0
     """When its first byte was written, at the source (Docker's timestamp of the line; the

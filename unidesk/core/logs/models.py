@@ -10,6 +10,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base
+from unidesk.protocol import LogStream
 
 __all__ = ["LogChunkRow"]
 
@@ -22,7 +23,7 @@ class LogChunkRow(Base):
     )
     attempt_no: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stream: Mapped[str] = mapped_column(String(8), nullable=False)
+    stream: Mapped[LogStream] = mapped_column(String(8), nullable=False)
     data: Mapped[str] = mapped_column(Text, nullable=False)
     ts: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False

@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.tasks.models import ATTEMPT_FINAL_STATES, AttemptRow, TaskRow
 from unidesk.errors import NotFound
+from unidesk.protocol import LogStream
 
 __all__ = ["LogLine", "LogPage", "LogService"]
 
 
 class LogLine(msgspec.Struct, kw_only=True):
     seq: int
-    stream: str
+    stream: LogStream
     data: str
     ts: datetime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -12,7 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, CreatedAt, new_id
 
-__all__ = ["NodeRow"]
+__all__ = ["NodeRow", "NodeState"]
+
+NodeState = Literal["online", "offline"]
+"""Whether the node's agent is connected (draining and unhealthy are separate columns)."""
 
 
 class NodeRow(CreatedAt, Base):
@@ -23,7 +26,7 @@ class NodeRow(CreatedAt, Base):
     token_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("node_tokens.id", ondelete="SET NULL"), index=True
     )
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="offline")
+    state: Mapped[NodeState] = mapped_column(String(16), nullable=False, default="offline")
     draining: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     unhealthy_reason: Mapped[str | None] = mapped_column(Text)
     hostname: Mapped[str] = mapped_column(String(255), nullable=False, default="")

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from unidesk.core.nodes.models import NodeState
+
 __all__ = [
     "MAX_MAINTENANCE_TIMEOUT_S",
     "CacheClearRequest",
@@ -37,7 +39,7 @@ class RunningAttempt(msgspec.Struct, kw_only=True):
 class Node(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str
-    state: str
+    state: NodeState
     draining: bool
     unhealthy_reason: str | None
     hostname: str

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 from litestar import Response, get
@@ -26,7 +27,8 @@ Check = Callable[[], Awaitable[str | None]]
 
 
 class Health(msgspec.Struct, kw_only=True):
-    status: str
+    status: Literal["ok", "degraded", "ready", "not ready"]
+    """``ok``/``degraded`` on /health, ``ready``/``not ready`` on /health/ready."""
     reasons: list[str]
     version: str
     commit: str

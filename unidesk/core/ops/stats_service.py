@@ -14,6 +14,7 @@ from unidesk.core.nodes.models import NodeRow
 from unidesk.core.tasks.models import TaskRow
 from unidesk.core.tasks.schemas import Task
 from unidesk.core.tasks.services import task_out
+from unidesk.core.tasks.states import TaskState
 
 __all__ = ["HourBucket", "Stats", "dashboard_stats"]
 
@@ -27,7 +28,7 @@ class HourBucket(msgspec.Struct, kw_only=True):
 
 class Stats(msgspec.Struct, kw_only=True):
     nodes: dict[str, int]
-    tasks: dict[str, int]
+    tasks: dict[TaskState, int]
     finished_per_hour: list[HourBucket]
     recent_failures: list[Task]
 

@@ -28,6 +28,8 @@ from unidesk.core.tasks.states import (
     ATTEMPT_FINAL_STATES,
     TASK_ACTIVE_STATES,
     TASK_FINAL_STATES,
+    AttemptStateName,
+    TaskState,
 )
 
 __all__ = [
@@ -49,7 +51,7 @@ class TaskRow(CreatedAt, Base):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    state: Mapped[TaskState] = mapped_column(String(16), nullable=False, default="pending")
     reason: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
     unschedulable_reason: Mapped[str | None] = mapped_column(Text)
@@ -110,7 +112,7 @@ class AttemptRow(Base):
         ForeignKey("nodes.id", ondelete="SET NULL"), index=True
     )
     node_name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="assigned")
+    state: Mapped[AttemptStateName] = mapped_column(String(16), nullable=False, default="assigned")
     stage: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)

@@ -10,6 +10,7 @@ import msgspec
 
 from unidesk.core.secrets.schemas import SecretRef
 from unidesk.core.storage.schemas import OutputPattern, TaskInput
+from unidesk.core.tasks.states import AttemptStateName, TaskState
 
 __all__ = [
     "COMMIT_PATTERN",
@@ -132,7 +133,7 @@ class Attempt(msgspec.Struct, kw_only=True):
     attempt_no: int
     node_id: uuid.UUID | None
     node_name: str
-    state: str
+    state: AttemptStateName
     stage: str | None
     reason: str | None
     message: str | None
@@ -147,7 +148,7 @@ class Attempt(msgspec.Struct, kw_only=True):
 class Task(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str
-    state: str
+    state: TaskState
     reason: str | None
     message: str | None
     unschedulable_reason: str | None

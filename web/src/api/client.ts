@@ -4,6 +4,7 @@ import type {
   ApiToken,
   Artifact,
   ArtifactCreate,
+  ArtifactPage,
   ArtifactUpload,
   DownloadUrl,
   EventPage,
@@ -14,15 +15,16 @@ import type {
   Node,
   NodeSample,
   NodeToken,
-  Page,
   Problem,
   Secret,
   Stats,
   Usage,
   Task,
   TaskCreate,
+  TaskPage,
   TaskState,
-  TokenCreated,
+  ApiTokenCreated,
+  NodeTokenCreated,
   UnideskEvent,
   User,
   Me,
@@ -154,14 +156,14 @@ export const api = {
 
   tokens: () => call<Items<ApiToken>>("tokens"),
   createToken: (name: string, expires_in_days?: number) =>
-    call<TokenCreated<ApiToken>>("tokenCreate", { body: expires_in_days ? { name, expires_in_days } : { name } }),
+    call<ApiTokenCreated>("tokenCreate", { body: expires_in_days ? { name, expires_in_days } : { name } }),
   revokeToken: (id: string) => call<void>("tokenRevoke", { params: { id } }),
   nodeTokens: () => call<Items<NodeToken>>("nodeTokens"),
-  createNodeToken: (name: string) => call<TokenCreated<NodeToken>>("nodeTokenCreate", { body: { name } }),
+  createNodeToken: (name: string) => call<NodeTokenCreated>("nodeTokenCreate", { body: { name } }),
   revokeNodeToken: (id: string) => call<void>("nodeTokenRevoke", { params: { id } }),
 
   tasks: (q: TaskQuery, signal?: AbortSignal) =>
-    call<Page<Task>>("tasks", {
+    call<TaskPage>("tasks", {
       query: { state: q.state, owner: q.owner, q: q.q, node: q.node, limit: q.limit ?? 50, cursor: q.cursor, total: q.total, sort: q.sort, offset: q.offset || undefined },
       signal,
     }),
@@ -190,7 +192,7 @@ export const api = {
   maintenance: (id: string, body: MaintenanceCreate) => call<Task>("nodeMaintenance", { params: { id }, body }),
 
   files: (q: FileQuery, signal?: AbortSignal) =>
-    call<Page<Artifact>>("files", {
+    call<ArtifactPage>("files", {
       query: { q: q.q, state: q.state, owner: q.owner, task_id: q.task_id, limit: q.limit ?? 50, cursor: q.cursor },
       signal,
     }),
@@ -219,14 +221,14 @@ export async function fetchHealth(signal?: AbortSignal): Promise<Health> {
     res = await fetch(endpointPath("health"), { credentials: "same-origin", signal, cache: "no-store" });
   } catch (err) {
     if (err instanceof DOMException && err.name === "AbortError") throw err;
-    return { status: "degraded", reasons: ["the server cannot be reached"], version: "", commit: null, checks: {} };
+    return { status: "degraded", reasons: ["the server cannot be reached"], version: "", commit: "", checks: {} };
   }
   try {
     const body = (await res.json()) as Health;
     if (!res.ok && body.status !== "degraded") body.status = "degraded";
     return body;
   } catch {
-    return { status: "degraded", reasons: [`/health answered ${res.status} without a health body`], version: "", commit: null, checks: {} };
+    return { status: "degraded", reasons: [`/health answered ${res.status} without a health body`], version: "", commit: "", checks: {} };
   }
 }
 

@@ -1,44 +1,31 @@
-/** Types of the UniDesk HTTP API (see /schema/openapi.json); timestamps are ISO 8601 UTC strings. */
+/**
+ * Types of the UniDesk HTTP API: named aliases of the shapes generated from the server's OpenAPI
+ * document into ./schema.d.ts (regenerate with scripts/gen-api-types.sh; the test command fails
+ * when it is stale). Timestamps are ISO 8601 UTC strings. Only what the document leaves
+ * free-form (a node's usage and GPUs, /api/usage, a task's pinned inputs) is written by hand here.
+ */
+import type { components } from "./schema";
 
-export type Role = "admin" | "member";
+type Schemas = components["schemas"];
 
-export interface User {
-  id: string;
-  username: string;
-  role: Role;
-  created_at: string;
-  disabled: boolean;
-}
+/**
+ * A request body as a client writes it: the fields the server fills with a default (listed in K)
+ * may be left out. openapi-typescript marks defaulted fields as always present, which is true of
+ * the server's answers but not of what a client must send.
+ */
+export type WithDefaults<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 
+export type Role = Schemas["User"]["role"];
+export type User = Schemas["User"];
 /** GET /api/auth/me and the login answer: the user and the admin-only actions the access policy allows them, by kind ("node": ["drain", …]). */
-export type Me = User & { allowed_actions: Record<string, string[]> };
+export type Me = Schemas["Me"];
+export type ApiToken = Schemas["ApiToken"];
+/** `server_local`: the server's own local agent's token; revoking it takes this machine's node offline. */
+export type NodeToken = Schemas["NodeToken"];
+export type ApiTokenCreated = Schemas["ApiTokenCreated"];
+export type NodeTokenCreated = Schemas["NodeTokenCreated"];
 
-export interface ApiToken {
-  id: string;
-  name: string;
-  prefix: string;
-  created_at: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
-
-export interface NodeToken {
-  id: string;
-  name: string;
-  prefix: string;
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-  /** The server's own local agent's token: revoking it takes this machine's node offline. */
-  server_local?: boolean;
-}
-
-export interface TokenCreated<T> {
-  token: T;
-  secret: string;
-}
-
+export type TaskState = Schemas["Task"]["state"];
 export const TASK_STATES = [
   "pending",
   "assigned",
@@ -48,73 +35,28 @@ export const TASK_STATES = [
   "succeeded",
   "failed",
   "cancelled",
-] as const;
-export type TaskState = (typeof TASK_STATES)[number];
+] as const satisfies readonly TaskState[];
 export const FINAL_TASK_STATES: readonly TaskState[] = ["succeeded", "failed", "cancelled"];
 
-export type AttemptState = "assigned" | "preparing" | "running" | "succeeded" | "failed" | "cancelled" | "lost";
+export type AttemptState = Schemas["Attempt"]["state"];
 export const FINAL_ATTEMPT_STATES: readonly AttemptState[] = ["succeeded", "failed", "cancelled", "lost"];
 
-export interface Resources {
-  cpus: number;
-  memory_mb: number;
-  gpus: number;
-  labels: Record<string, string>;
-  gpu_model?: string | null;
-  gpu_memory_mb?: number | null;
-}
+/** What a task got (GET); `ResourceRequest` is what a submit asks for. */
+export type Resources = Schemas["Resources"];
+export type ResourceRequest = Schemas["ResourceRequest"];
 
-export interface TaskCreate {
-  name?: string;
-  code_repo_url: string;
-  code_commit_id: string;
-  env_repo_url: string;
-  env_commit_id: string;
-  dockerfile_path: string;
-  command: string | string[];
-  env?: Record<string, string>;
-  resources?: Partial<Resources>;
-  timeout_s?: number;
-  priority?: number;
-  max_attempts?: number;
-  retry_on_failure?: boolean;
-  inputs?: TaskInput[];
-  outputs?: string[];
-  /** Environment variable → secret reference (NAME, global/NAME, project:<id>/NAME). */
-  secrets?: Record<string, string>;
-  credentials?: TaskCredentials;
-}
-
+export type TaskCreate = WithDefaults<
+  Schemas["TaskCreate"],
+  "name" | "timeout_s" | "priority" | "max_attempts" | "retry_on_failure" | "workspace"
+>;
 /** Secrets the node uses to fetch code and build the env (never put in the container). */
-export interface TaskCredentials {
-  code_repo?: string;
-  env_repo?: string;
-  known_hosts?: string;
-  registries?: Record<string, string>;
-}
-
-/** A secret's metadata; no route ever returns its value. */
-export interface Secret {
-  id: string;
-  scope: "user" | "project" | "global";
-  name: string;
-  project: string | null;
-  owner_id: string | null;
-  /** How a task names it. */
-  ref: string;
-  created_by: string;
-  updated_by: string;
-  created_at: string;
-  updated_at: string;
-}
-
+export type TaskCredentials = Schemas["Credentials"];
+/** A secret's metadata; no route ever returns its value. `ref` is how a task names it. */
+export type Secret = Schemas["Secret"];
 /** An artifact (id or name) a task reads, mounted read-only at `path` (default /inputs/<last part of the name>). */
-export interface TaskInput {
-  artifact: string;
-  path?: string | null;
-}
+export type TaskInput = Schemas["TaskInput"];
 
-/** What the server pinned at submit, in `Task.extra.inputs`. */
+/** What the server pinned at submit, in `Task.extra.inputs` (free-form in the API document). */
 export interface PinnedInput {
   artifact_id: string;
   name: string;
@@ -123,98 +65,22 @@ export interface PinnedInput {
   size: number;
 }
 
-export interface Attempt {
-  attempt_no: number;
-  node_id: string | null;
-  node_name: string | null;
-  state: AttemptState;
-  stage: string | null;
-  reason: string | null;
-  message: string | null;
-  exit_code: number | null;
-  gpu_indices: number[];
-  assigned_at: string | null;
-  acked_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-}
+export type Attempt = Schemas["Attempt"];
+/** A task; `pending_reason` says why a pending one waits, `allowed_actions` what the caller may do beyond reading. */
+export type Task = Schemas["Task"];
+/** A page of GET /api/tasks: `total` only when asked for (total=true). */
+export type TaskPage = Schemas["TaskPage"];
 
-export interface Task {
-  id: string;
-  name: string | null;
-  state: TaskState;
-  reason: string | null;
-  message: string | null;
-  unschedulable_reason: string | null;
-  owner_id: string;
-  owner: string | null;
-  code_repo_url: string;
-  code_commit_id: string;
-  env_repo_url: string;
-  env_commit_id: string;
-  dockerfile_path: string;
-  command: string[];
-  env: Record<string, string>;
-  resources: Resources;
-  timeout_s: number;
-  priority: number;
-  max_attempts: number;
-  retry_on_failure: boolean;
-  attempt_count: number;
-  /** Why a pending task waits (no_node_fits, waiting_for_resources, over_quota, held_for_reservation, retry_backoff). */
-  pending_reason: string | null;
-  pending_detail: Record<string, unknown> | null;
-  /** Waiting tasks ranked ahead of this one (waiting_for_resources / held_for_reservation only). */
-  ranked_ahead: number | null;
-  /** A retry in backoff starts no earlier than this. */
-  not_before: string | null;
-  expected_duration_s: number | null;
-  avoid_node_ids: string[];
-  /** Server-side extras: `inputs` (PinnedInput[]), `outputs` (patterns), `kind` ("host.ssh"), plugin fields. */
-  extra: Record<string, unknown>;
-  /** Environment variable → the secret reference it was given (names only, never values). */
-  secrets?: Record<string, string>;
-  created_at: string;
-  updated_at: string;
-  finished_at: string | null;
-  /** When the latest attempt started running (null while none has started). */
-  started_at?: string | null;
-  /** The node of the latest attempt (null before any). */
-  node_name?: string | null;
-  attempts?: Attempt[];
-  /** What the caller may do beyond reading (cancel, retry, delete, change), from the server's access policy. */
-  allowed_actions?: string[];
-}
-
-export interface Page<T> {
-  items: T[];
-  next_cursor: string | null;
-  /** The page before this one (GET /api/tasks; null on the first page). */
-  prev_cursor?: string | null;
-  /** How many match on every page (GET /api/tasks with total=true). */
-  total?: number | null;
-}
 
 export interface Items<T> {
   items: T[];
 }
 
-export type LogStream = "stdout" | "stderr" | "build" | "system";
+export type LogLine = Schemas["LogLine"];
+export type LogStream = LogLine["stream"];
+export type LogPage = Schemas["LogPage"];
 
-export interface LogLine {
-  seq: number;
-  stream: LogStream;
-  data: string;
-  ts: string;
-}
-
-export interface LogPage {
-  items: LogLine[];
-  next_after: number;
-  truncated: boolean;
-  attempt_no: number | null;
-}
-
+/** One GPU a node's agent reported (free-form in the API document). */
 export interface GpuInfo {
   index: number;
   model: string;
@@ -236,154 +102,43 @@ export interface NodeCache {
   entries: number;
 }
 
+/** A node's last heartbeat figures (free-form in the API document; empty before the first one). */
 export interface NodeUsage {
-  cpu_percent: number | null;
-  memory_used_mb: number | null;
-  memory_total_mb: number | null;
-  disk_free_mb: number | null;
-  gpus: GpuUsage[];
+  cpu_percent?: number | null;
+  memory_used_mb?: number | null;
+  memory_total_mb?: number | null;
+  disk_free_mb?: number | null;
+  gpus?: GpuUsage[];
   caches?: NodeCache[];
 }
 
-export interface Node {
-  id: string;
-  /** What the caller may do to this node (drain, undrain, delete, maintenance, clear_caches), from the server's access policy. */
-  allowed_actions?: string[];
-  name: string;
-  state: "online" | "offline";
-  draining: boolean;
-  unhealthy_reason: string | null;
-  hostname: string | null;
-  os: string | null;
-  agent_version: string | null;
-  cpus: number;
-  memory_mb: number;
-  gpus: GpuInfo[];
-  labels: Record<string, string>;
-  runtimes: string[];
-  last_heartbeat_at: string | null;
-  connected_at: string | null;
-  created_at: string;
-  usage: NodeUsage | null;
-  running_attempts: { task_id: string; attempt_no: number }[];
-  free: { cpus: number; memory_mb: number; gpus: number } | null;
-}
+/** A node; `usage` and `gpus` are the agent's own reports, typed here because the document leaves them free-form. */
+export type Node = Omit<Schemas["Node"], "usage" | "gpus"> & { usage: NodeUsage; gpus: GpuInfo[] };
 
-export interface NodeSample {
-  ts: string;
-  cpu_percent: number | null;
-  memory_used_mb: number | null;
-  memory_total_mb: number | null;
-  gpus: GpuUsage[];
-}
+export type NodeSample = Omit<Schemas["Sample"], "gpus"> & { gpus: GpuUsage[] };
 
-export interface UnideskEvent {
-  id: number;
-  ts: string;
-  kind: string;
-  subject_type: string;
-  subject_id: string;
-  actor: string | null;
-  payload: Record<string, unknown>;
-}
+export type UnideskEvent = Schemas["EventOut"];
+export type EventPage = Schemas["EventPage"];
+export type Stats = Schemas["Stats"];
+export type Health = Schemas["Health"];
 
-export interface EventPage {
-  items: UnideskEvent[];
-  last_id: number | null;
-}
-
-export interface Stats {
-  nodes: { online: number; offline: number; draining: number; unhealthy: number };
-  tasks: Partial<Record<TaskState, number>>;
-  finished_per_hour: { hour: string; succeeded: number; failed: number }[];
-  recent_failures: Task[];
-}
-
-export interface Health {
-  status: "ok" | "degraded";
-  reasons: string[];
-  version: string;
-  commit: string | null;
-  checks: Record<string, string>;
-}
-
-export type ArtifactState = "uploading" | "ready";
-
-export interface Artifact {
-  id: string;
-  name: string;
-  state: ArtifactState;
-  size: number;
-  sha256: string;
-  content_type: string;
-  backend: string;
-  owner_id: string | null;
-  owner: string | null;
-  task_id: string | null;
-  attempt_no: number | null;
-  project: string | null;
-  labels: Record<string, string>;
-  created_at: string;
-  ready_at: string | null;
-}
-
-export interface ArtifactCreate {
-  name: string;
-  size: number;
-  sha256: string;
-  content_type?: string;
-  project?: string | null;
-  labels?: Record<string, string>;
-}
-
-export interface PartUrl {
-  part_number: number;
-  url: string;
-}
-
+export type Artifact = Schemas["Artifact"];
+export type ArtifactState = Artifact["state"];
+export type ArtifactCreate = WithDefaults<Schemas["ArtifactCreate"], "content_type">;
+export type PartUrl = Schemas["PartUrl"];
 /** How to put the bytes: one PUT url (local: resumable with Content-Range chunks) or S3 multipart parts. */
-export interface UploadPlan {
-  method: string;
-  url: string | null;
-  headers: Record<string, string>;
-  expires_at: number;
-  upload_id: string | null;
-  part_size: number | null;
-  parts: PartUrl[];
-  done_parts: number[];
-  offset: number;
-}
+export type UploadPlan = Schemas["UploadPlan"];
+export type ArtifactUpload = Schemas["ArtifactUpload"];
+export type ArtifactPage = Schemas["ArtifactPage"];
+/** `expires_at` in epoch seconds. */
+export type DownloadUrl = Schemas["DownloadUrl"];
+export type MaintenanceCreate = WithDefaults<Schemas["MaintenanceCreate"], "timeout_s">;
+export type CacheClearRequest = Schemas["CacheClearRequest"];
 
-export interface ArtifactUpload {
-  artifact: Artifact;
-  upload: UploadPlan;
-}
+/** RFC 9457 problem details as the server sends them (plus any extra members). */
+export type Problem = Partial<Schemas["Problem"]> & { [extra: string]: unknown };
 
-export interface DownloadUrl {
-  url: string;
-  /** Epoch seconds. */
-  expires_at: number;
-  name: string;
-  size: number;
-  sha256: string;
-}
-
-export interface MaintenanceCreate {
-  op: "probe" | "exec";
-  command?: string | null;
-  timeout_s?: number;
-}
-
-/** RFC 9457 problem details as the server sends them. */
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-  [extra: string]: unknown;
-}
-
-/** GET /api/usage: resource-hours per user per UTC day, and fair-share keys (lowest runs next). */
+/** GET /api/usage: resource-hours per user per UTC day, and fair-share keys (lowest runs next); free-form in the API document. */
 export interface UsageDay {
   day: string;
   user_id: string | null;

@@ -151,7 +151,7 @@ export function uploadFile(file: File, onProgress: (p: UploadProgress) => void, 
       await sleep(Math.min(500 * 2 ** (failures - 1), 10_000), ctl.signal);
       plan = (await api.resumeFile(artifactId!)).upload;
     };
-    if (plan.parts.length > 0) {
+    if ((plan.parts ?? []).length > 0) {
       // S3 multipart: each missing part to its own URL; at complete the server lists the parts the store holds
       // (their ETags are not readable across origins).
       for (;;) {
@@ -159,12 +159,12 @@ export function uploadFile(file: File, onProgress: (p: UploadProgress) => void, 
         const size = plan.part_size ?? CHUNK_BYTES;
         const heldBytes = () => [...done].reduce((n, p) => n + Math.max(0, Math.min(p * size, total) - (p - 1) * size), 0);
         try {
-          for (const part of plan.parts) {
+          for (const part of plan.parts ?? []) {
             if (done.has(part.part_number)) continue;
             alive();
             const start = (part.part_number - 1) * size;
             const base = heldBytes();
-            const res = await put(part.url, file.slice(start, Math.min(start + size, total)), plan.headers,
+            const res = await put(part.url, file.slice(start, Math.min(start + size, total)), plan.headers ?? {},
               (sent) => onProgress({ phase: "uploading", loaded: base + sent, total }), track);
             if (res.status === 0) throw new ApiError(0, "The connection dropped during the upload.");
             done.add(part.part_number);
@@ -199,7 +199,7 @@ export function uploadFile(file: File, onProgress: (p: UploadProgress) => void, 
       for (;;) {
         try {
           alive();
-          const res = await put(plan.url!, file, plan.headers, (sent) => onProgress({ phase: "uploading", loaded: sent, total }), track);
+          const res = await put(plan.url!, file, plan.headers ?? {}, (sent) => onProgress({ phase: "uploading", loaded: sent, total }), track);
           if (res.status === 0) throw new ApiError(0, "The connection dropped during the upload.");
           break;
         } catch (err) {
