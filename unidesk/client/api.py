@@ -30,7 +30,10 @@ def _problem_detail(response: httpx.Response) -> str:
         detail = body.get("detail") or body.get("title")
         errors = body.get("errors")
         if detail and isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            lines = [f"  [{e.get('index', '?')}] {e.get('detail', e)}" for e in errors[:20]]
+            lines = [
+                f"  [{e.get('index', e.get('path', '?'))}] {e.get('detail', e)}"
+                for e in errors[:20]
+            ]
             more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
             return str(detail) + "\n" + "\n".join(lines) + more
         if detail:

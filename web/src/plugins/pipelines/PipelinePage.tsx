@@ -123,10 +123,10 @@ function StepRow({ step: s, canRetry, onRetry }: { step: Step; canRetry: boolean
   const look = stepLook(s.state);
   return (
     <tr id={`step-${s.name}`} data-step={s.name}>
-      <th scope="row" data-label="Step">
-        {s.name}
+      <td data-label="Step">
+        <strong>{s.name}</strong>
         {s.when !== "on_success" && <div className="muted small">{s.when === "on_failure" ? "runs on failure" : "always runs"}</div>}
-      </th>
+      </td>
       <td data-label="State">
         <span className={`badge badge-${look.tone}`} data-state={s.state}>
           <span aria-hidden="true">{look.icon}</span> {look.label}
