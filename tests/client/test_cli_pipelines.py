@@ -131,8 +131,8 @@ def test_submit_wait_follows_the_steps_and_exits_with_the_outcome(
         for pt in s["points"]:
             if pt["task_id"]:
                 assert pt["task_id"] in out  # every task of every step is shown
-    assert re.search(r"train\s+succeeded\s+prepare\s+lr=0.1", out), out
-    assert re.search(r"lr=0.01\s+[0-9a-f-]{36}\s+succeeded", out), out
+    assert re.search(r"train\s+succeeded\s+prepare\s+-\s+lr=0.1", out), out
+    assert re.search(r"^\s+lr=0.01\s+[0-9a-f-]{36}\s+succeeded", out, re.M), out
 
 
 def cli_get(server, path: str) -> Any:
@@ -176,9 +176,7 @@ def test_submit_from_repo_pins_the_commit_and_reads_its_pipeline_file(
     assert code == 2 and "no-such-rev" in err
 
 
-def test_submit_refusals_list_every_problem_and_create_nothing(
-    cli, capsys, tmp_path: Path
-) -> None:
+def test_submit_refusals_list_every_problem_and_create_nothing(cli, capsys, tmp_path: Path) -> None:
     body = spec("broken")
     body["steps"][1]["depends_on"] = ["prepare", "ghost"]
     body["steps"][2]["when"] = "sometimes"

@@ -12,6 +12,7 @@ from typing import Any
 from unidesk.core.plugin_api import UiContribution, hookimpl
 
 __all__ = [
+    "unidesk_cli_commands",
     "unidesk_event_listeners",
     "unidesk_migrations",
     "unidesk_models",
@@ -60,6 +61,13 @@ def unidesk_ui_contributions() -> list[UiContribution]:
             order=25,
         )
     ]
+
+
+@hookimpl
+def unidesk_cli_commands(subparsers: Any) -> None:
+    from unidesk.plugins.pipelines.cli import add_commands
+
+    add_commands(subparsers)
 
 
 @hookimpl

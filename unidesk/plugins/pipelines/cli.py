@@ -149,17 +149,17 @@ def pipeline_detail(p: dict[str, Any]) -> str:
         points = s.get("points") or [{"params": {}, "task_id": None, "task_state": None}]
         for i, pt in enumerate(points):
             params = " ".join(f"{k}={v}" for k, v in (pt.get("params") or {}).items())
-            first = i == 0
+            more = " "  # a step's further points leave its own columns blank
             rows.append(
                 [
-                    s["name"] if first else "",
-                    s["state"] if first else "",
-                    needs if first else "",
-                    when if first else "",
+                    s["name"] if i == 0 else more,
+                    s["state"] if i == 0 else more,
+                    needs if i == 0 else more,
+                    when if i == 0 else more,
                     params or None,
                     pt.get("task_id"),
                     pt.get("task_state"),
-                    ins if first else "",
+                    ins if i == 0 else more,
                 ]
             )
     steps = table(

@@ -50,7 +50,7 @@ def counts_text(counts: dict[str, int]) -> str:
 
 def step_layers(steps: list[dict[str, Any]]) -> dict[str, int]:
     """Longest-path layer of each step (0: depends on nothing); unknown names and cycles ignored."""
-    deps = {s["name"]: [d for d in s.get("depends_on") or []] for s in steps}
+    deps = {s["name"]: list(s.get("depends_on") or []) for s in steps}
     layer: dict[str, int] = {}
     visiting: set[str] = set()
 
@@ -130,9 +130,10 @@ class PipelineWatcher:
         return datetime.now(BEIJING).strftime("%H:%M:%S")
 
     def _redraw(self, pipeline: dict[str, Any]) -> None:
-        block = [f"pipeline {pipeline['name']} {pipeline['state']}"] + step_lines(
-            pipeline, icons=True
-        )
+        block = [
+            f"pipeline {pipeline['name']} {pipeline['state']}",
+            *step_lines(pipeline, icons=True),
+        ]
         if block == self._last_block:
             return
         self._last_block = block
@@ -145,9 +146,7 @@ class PipelineWatcher:
     def _report(self, pipeline: dict[str, Any]) -> None:
         lines = []
         for s in pipeline["steps"]:
-            points = tuple(
-                (p.get("task_id"), p.get("task_state")) for p in s.get("points") or []
-            )
+            points = tuple((p.get("task_id"), p.get("task_state")) for p in s.get("points") or [])
             step_key = (s["state"], points)
             if self._seen.get(s["name"]) == step_key:
                 continue
