@@ -380,3 +380,34 @@ async def test_odd_bodies_are_400(client: AsyncTestClient, admin_headers: H) -> 
         )
         assert r.status_code == 400, (raw[:20], r.text)
     assert (await client.get("/api/pipelines", headers=admin_headers)).json()["items"] == []
+
+
+async def test_startup_reconcile_moves_pipelines_whose_tasks_ended_unheard(
+    client: AsyncTestClient, admin_headers: H, database_url: str
+) -> None:
+    """A task that ended with no listener to hear it (as if the server died between the commit
+    and the listener) is picked up by the reconcile, which reads task states, not memory."""
+    from unidesk.plugins.pipelines.engine import reconcile
+
+    p = await submit(client, admin_headers, three_steps())
+    (prep,) = tasks_of(p, "prepare")
+    # the task's row ends with an event kind the listener does not follow: as if it had missed it
+    engine = create_async_engine(database_url)
+    try:
+        async with async_sessionmaker(engine)() as s:
+            await move_task(
+                s,
+                uuid.UUID(prep),
+                from_states=("pending",),
+                to="succeeded",
+                event=task_event(uuid.UUID(prep), "test.unheard", "test"),
+            )
+            await s.commit()
+    finally:
+        await engine.dispose()
+    assert step(await get(client, admin_headers, p["id"]), "train")["state"] == "waiting"
+    await reconcile(client.app.state)
+    p = await get(client, admin_headers, p["id"])
+    assert step(p, "prepare")["state"] == "succeeded" and step(p, "train")["state"] == "running"
+    await reconcile(client.app.state)  # nothing more to do: nothing started twice
+    assert tasks_of(await get(client, admin_headers, p["id"]), "train") == tasks_of(p, "train")
