@@ -103,3 +103,111 @@ def test_task_list_sorts_and_pages_on_the_server_and_loads_once(
     expect(_names(page).first).to_have_text("bulk-0000")
     expect(page.get_by_test_id("tasks-count")).to_contain_text("sorted by name, ascending")
     shot(page, "31-tasks-sorted-by-name")
+
+
+def _log_lines(ui: UiServer, task_id: str) -> list[str]:
+    """The attempt's lines as the page numbers them (each chunk's lines, in seq order)."""
+    items = ui.api.get(f"/api/tasks/{task_id}/logs", params={"limit": 1000}).json()["items"]
+    out: list[str] = []
+    for item in items:
+        data = item["data"][:-1] if item["data"].endswith("\n") else item["data"]
+        out += data.split("\n")
+    return out
+
+
+LOUD = (
+    "printf '\\033[1;31mred-bold\\033[0m plain \\033[32mgreen\\033[39m\\n'; "
+    "printf '\\033[2K\\033]0;title\\007no-escapes-left\\n'; "
+    "i=1; while [ $i -le 300 ]; do echo line-$i; i=$((i+1)); done; "
+    "echo 'Traceback (most recent call last):' >&2; "
+    "echo 'ValueError: bad shape' >&2; exit 3"
+)
+
+
+def test_failed_task_logs_first_coloured_with_error_lines_and_permalinks(
+    page: Page, ui_server: UiServer
+) -> None:
+    task = ui_server.submit(LOUD, "ui-loud-fail")
+    ui_server.wait_task(task["id"], {"failed"})
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(f"/tasks/{task['id']}")
+    # Why it failed, as a sentence, the raw reason one click away, and the logs above the fold.
+    expect(page.get_by_test_id("failure-sentence")).to_have_text(
+        "The command failed with exit code 3."
+    )
+    raw = page.get_by_test_id("failure-raw")
+    expect(raw).to_be_hidden()
+    page.get_by_test_id("failure-banner").get_by_text("Details").click()
+    expect(raw).to_have_text(re.compile(r"^exit_nonzero: command exited with code 3"))
+    view = page.get_by_test_id("logs-view")
+    expect(view).to_be_in_viewport()
+    assert view.bounding_box()["y"] < 900 - 100, "the log starts above the fold at 1440x900"
+    expect(page.get_by_test_id("logs-status")).to_have_text("Complete")
+
+    # Colours are spans with classes; no escape bytes reach the screen.
+    lines = _log_lines(ui_server, task["id"])
+    red_n = next(i for i, t in enumerate(lines, 1) if "red-bold" in t)
+    view.evaluate("(el, n) => { el.scrollTop = 0; }", red_n)
+    red = page.locator(f"[data-line='{red_n}'] .log-text span.ansi-fg-1.ansi-bold")
+    expect(red).to_have_text("red-bold")
+    assert red.evaluate("e => getComputedStyle(e).fontWeight") == "700"
+    expect(page.locator(f"[data-line='{red_n}'] .ansi-fg-2")).to_have_text("green")
+    expect(page.locator(f"[data-line='{red_n + 1}'] .log-text")).to_have_text("no-escapes-left")
+    assert "\x1b" not in view.inner_text() and "[31m" not in view.inner_text()
+
+    # Error lines stand out; the last lines are in view (the log follows to its end).
+    tb_n = next(i for i, t in enumerate(lines, 1) if t.startswith("Traceback"))
+    tb = page.locator(f"[data-line='{tb_n}']")
+    expect(tb).to_have_class(re.compile(r"\blog-error\b"))
+    expect(page.locator(f"[data-line='{tb_n + 1}']")).to_have_class(re.compile(r"\blog-error\b"))
+    line_1 = next(i for i, t in enumerate(lines, 1) if t == "line-1")
+    shot(page, "32-task-failed-logs-first")
+
+    # A permalink scrolls to its line and marks it; clicking a line number makes one.
+    n = line_1 + 119  # "line-120"
+    page.goto(f"/tasks/{task['id']}#L{n}")
+    target = page.locator(f"[data-line='{n}']")
+    expect(target).to_have_class(re.compile(r"\blog-target\b"))
+    expect(target.locator(".log-text")).to_have_text("line-120")
+    expect(target).to_be_in_viewport()
+    box, vbox = target.bounding_box(), view.bounding_box()
+    assert vbox["y"] <= box["y"] and box["y"] + box["height"] <= vbox["y"] + vbox["height"]
+    expect(page.get_by_test_id("logs-permalink")).to_contain_text(f"Line {n}")
+    page.locator(f"[data-line='{n + 2}'] a.log-n").click()
+    expect(page).to_have_url(re.compile(f"#L{n + 2}$"))
+    expect(page.locator(f"[data-line='{n + 2}']")).to_have_class(re.compile(r"\blog-target\b"))
+    expect(target).not_to_have_class(re.compile(r"\blog-target\b"))
+    page.get_by_role("button", name=re.compile(r"^Copy link to this line")).click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.endswith(f"/tasks/{task['id']}?attempt=1#L{n + 2}"), copied
+    shot(page, "33-task-log-permalink")
+    # The copied link opens on the same line in a fresh page.
+    page.goto(copied)
+    expect(page.locator(f"[data-line='{n + 2}'] .log-text")).to_have_text("line-122")
+    expect(page.locator(f"[data-line='{n + 2}']")).to_be_in_viewport()
+
+
+def test_infrastructure_failure_reads_as_a_sentence(page: Page, ui_server: UiServer) -> None:
+    body = ui_server.task_body("echo never", "ui-missing-commit")
+    body["code_commit_id"] = "c" * 40  # not in the repository: the node's git fetch fails
+    r = ui_server.api.post("/api/tasks", json=body)
+    assert r.status_code == 201, r.text
+    task = ui_server.wait_task(r.json()["id"], {"failed"})
+    assert task["reason"] == "infra_error" and "not found in repository" in task["message"]
+    page.goto(f"/tasks/{task['id']}")
+    expect(page.get_by_test_id("failure-sentence")).to_have_text(
+        "That commit is not in the repository. Was it pushed?"
+    )
+    page.get_by_test_id("failure-banner").get_by_text("Details").click()
+    expect(page.get_by_test_id("failure-raw")).to_contain_text("c" * 40)
+    # The details under the logs fold away, and stay folded on the next task page.
+    toggle = page.get_by_role("button", name=re.compile(r"^▾ Details"))
+    expect(page.get_by_role("heading", name="Summary")).to_be_visible()
+    toggle.click()
+    expect(page.get_by_role("heading", name="Summary")).to_have_count(0)
+    page.reload()
+    expect(page.get_by_role("button", name=re.compile(r"^▸ Details"))).to_have_attribute(
+        "aria-expanded", "false"
+    )
+    page.get_by_role("button", name=re.compile(r"^▸ Details")).click()
+    expect(page.get_by_role("heading", name="Summary")).to_be_visible()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "./client";
-import { humanError } from "./humanError";
+import { failureSentence, humanError } from "./humanError";
 
 const problem = (status: number, title: string, detail: string, extra: Record<string, unknown> = {}) =>
   new ApiError(status, `${status}: ${detail}`, { type: "about:blank", status, title, detail, ...extra });
@@ -27,5 +27,29 @@ describe("humanError", () => {
   });
   it("keeps an unreachable server distinct", () => {
     expect(humanError(new ApiError(0, "Failed to fetch")).sentence).toMatch(/could not be reached/);
+  });
+});
+
+describe("failureSentence", () => {
+  it("maps the raw failures agents and the server record to sentences, raw detail kept", () => {
+    const cases: [string, string, RegExp][] = [
+      ["infra_error", "infrastructure error: input data: download failed: TransferEncodingError: 400, message='Not enough data for satisfy transfer length header.'", /connection dropped/],
+      ["infra_error", "infrastructure error: could not fetch https://git.example.org/x.git: fatal: unable to access", /could not fetch the code/],
+      ["infra_error", "infrastructure error: could not fetch https://x/y.git: authentication failed", /not allowed to fetch/],
+      ["infra_error", `infrastructure error: commit ${"a".repeat(40)} not found in repository https://x/y.git`, /not in the repository/],
+      ["infra_error", "infrastructure error: env image build failed for https://x/env.git@abc (Dockerfile): step 2 failed", /image failed to build/],
+      ["exit_nonzero", "command exited with code 137: killed: out of memory", /ran out of memory/],
+      ["exit_nonzero", "command exited with code 3", /exit code 3/],
+      ["exit_nonzero", "command exited with code 127: sh: nope: not found", /not found in the environment image/],
+      ["timed_out", "timed out after 60s", /longer than its timeout \(60 s\)/],
+      ["node_lost", "node lost (no attempts left of 3)", /went offline/],
+      ["infra_error", "infrastructure error: docker unreachable: Cannot connect", /Docker engine/],
+      ["infra_error", "infrastructure error", /infrastructure error, not the task's code/],
+    ];
+    for (const [reason, message, want] of cases) {
+      const h = failureSentence(reason, message);
+      expect(h.sentence, message).toMatch(want);
+      expect(h.technical).toBe(`${reason}: ${message}`);
+    }
   });
 });

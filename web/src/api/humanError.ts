@@ -81,3 +81,51 @@ export function humanError(err: unknown): HumanError {
       return out(detail ? sentence(detail) : "The request failed.");
   }
 }
+
+/**
+ * Why a task or attempt failed, as a sentence: the raw `reason` and `message` the agent and server
+ * record (git, image build, transfer, Docker, memory, timeout, lost node…) mapped in one place;
+ * the raw text stays available as `technical`.
+ */
+export function failureSentence(reason: string | null | undefined, message: string | null | undefined): HumanError {
+  const raw = message ?? "";
+  const technical = [reason, raw].filter(Boolean).join(": ") || null;
+  const out = (s: string): HumanError => ({ sentence: s, technical });
+  const code = /exited with code (\d+)/.exec(raw)?.[1] ?? null;
+  const rules: [RegExp, string][] = [
+    [/TransferEncodingError|ClientPayloadError|ServerDisconnected|RemoteProtocolError|IncompleteRead|Connection reset|payload is not completed/i, "The connection dropped while a file was moving between the node and the server. Retrying usually works."],
+    [/could not fetch .*(authentication|permission denied|could not read Username|credential|403|401)/i, "The node was not allowed to fetch the code: give the task a credential for this repository (or check the node's access)."],
+    [/could not fetch|git fetch|unable to access|Could not resolve host/i, "The node could not fetch the code from its repository. Check the URL and that the node can reach it."],
+    [/commit \S+ not found in repository/, "That commit is not in the repository. Was it pushed?"],
+    [/dockerfile_path .* is not a file/, "The Dockerfile path does not exist in the environment repository at that commit."],
+    [/env image build failed/, "The environment image failed to build from its Dockerfile. The build output is in the logs."],
+    [/out of memory|OOMKilled/i, "The task ran out of memory and was killed. Ask for more memory, or use less."],
+    [/content does not match its SHA-256/, "An input file arrived damaged (its checksum did not match). Retrying usually works."],
+    [/is no longer available \(deleted\?\)/, "An input file was deleted after the task was submitted."],
+    [/download refused|upload refused|server unreachable|download failed|upload failed/, "The node could not move a file to or from the server."],
+    [/secret\(s\) no longer in the store/, "A secret this task uses was deleted after it was submitted."],
+    [/docker unreachable|^infrastructure error: docker:/, "The node's Docker engine did not answer. An admin should look at the node."],
+    [/container vanished/, "The task's container disappeared while the node's agent was restarting."],
+    [/could not accept this attempt/, "The node's agent could not start this attempt."],
+    [/does not run \S+ dispatches|no file transfer configured|declares no host mount/, "This node cannot run this kind of task."],
+  ];
+  for (const [re, s] of rules) if (re.test(raw)) return out(s);
+  switch (reason) {
+    case "timed_out": {
+      const secs = /timed out after (\d+)s/.exec(raw)?.[1];
+      return out(`The task ran longer than its timeout${secs ? ` (${secs} s)` : ""} and was stopped.`);
+    }
+    case "node_lost":
+      return out("The node running the task went offline, and no attempts were left.");
+    case "exit_nonzero":
+      if (code === "127") return out("The command was not found in the environment image (exit code 127).");
+      if (code === "137") return out("The task was killed (exit code 137), often for using too much memory.");
+      return out(code ? `The command failed with exit code ${code}.` : "The node refused the task.");
+    case "infra_error":
+      return out("The node could not prepare or run the task (an infrastructure error, not the task's code).");
+    case "killed":
+      return out("The node stopped the task.");
+    default:
+      return { sentence: raw ? sentence(raw) : "The task failed.", technical: null };
+  }
+}

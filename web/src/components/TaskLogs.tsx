@@ -2,14 +2,18 @@
  * Live-following log viewer for one attempt: loads the pages so far, then follows the
  * log stream (resuming after the last seq on reconnect). Fixed-height, virtualised rows
  * so streaming never shifts the page layout; search filters and highlights; download saves all.
+ * Lines show their terminal colours (as spans: text is never read as HTML), error lines stand
+ * out, and each line number is a permalink (#L120) that scrolls to and marks the line.
  */
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { useLocation, useNavigate } from "react-router-dom";
+import { isErrorLine, parseAnsi, stripAnsi } from "../api/ansi";
 import { api, buildQuery } from "../api/client";
 import { endpointPath } from "../api/endpoints";
 import { backoffDelay, readSse } from "../api/sse";
 import type { LogLine, Task } from "../api/types";
 import { fileStamp, formatDateTime, formatTime } from "../time";
-import { ErrorBox } from "./ui";
+import { CopyButton, ErrorBox } from "./ui";
 
 const ROW_H = 20;
 const VIEW_H = 420;
@@ -17,21 +21,36 @@ const MAX_ROWS = 50_000;
 const PAGE = 1000;
 
 interface Row {
+  /** Line number in this attempt's output, from 1 (the permalink's #L<n>). */
+  n: number;
   seq: number;
   stream: LogLine["stream"];
   ts: string;
+  /** As written, escape sequences included (rendered through parseAnsi). */
+  raw: string;
+  /** Without escape sequences: what search and error detection read. */
   text: string;
+  error: boolean;
 }
 
 type Phase = "loading" | "following" | "reconnecting" | "ended" | "idle" | "error";
 
-function toRows(lines: LogLine[]): Row[] {
+function toRows(lines: LogLine[], firstN: number): Row[] {
   const out: Row[] = [];
   for (const l of lines) {
     const data = l.data.endsWith("\n") ? l.data.slice(0, -1) : l.data;
-    for (const text of data.split("\n")) out.push({ seq: l.seq, stream: l.stream, ts: l.ts, text });
+    for (const raw of data.split("\n")) {
+      const text = stripAnsi(raw);
+      out.push({ n: firstN + out.length, seq: l.seq, stream: l.stream, ts: l.ts, raw, text, error: isErrorLine(text) });
+    }
   }
   return out;
+}
+
+/** The line a #L<n> hash points at, or null. */
+function lineFromHash(hash: string): number | null {
+  const m = /^#L(\d{1,9})$/.exec(hash);
+  return m ? Number(m[1]) : null;
 }
 
 export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: number; live: boolean }) {
@@ -46,6 +65,11 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
   const [downloading, setDownloading] = useState(false);
   const boxRef = useRef<HTMLDivElement>(null);
   const lastSeq = useRef(0);
+  const lineCount = useRef(0);
+  const location = useLocation();
+  const navigate = useNavigate();
+  const target = lineFromHash(location.hash);
+  const scrolledTo = useRef<number | null>(null);
   const liveRef = useRef(live);
   liveRef.current = live;
 
@@ -53,8 +77,10 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
     const fresh = lines.filter((l) => l.seq > lastSeq.current);
     if (fresh.length === 0) return;
     lastSeq.current = fresh[fresh.length - 1].seq;
+    const added = toRows(fresh, lineCount.current + 1);
+    lineCount.current += added.length;
     setRows((old) => {
-      const next = old.concat(toRows(fresh));
+      const next = old.concat(added);
       if (next.length <= MAX_ROWS) return next;
       setDropped((d) => d + next.length - MAX_ROWS);
       return next.slice(next.length - MAX_ROWS);
@@ -64,6 +90,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
   useEffect(() => {
     const ctl = new AbortController();
     lastSeq.current = 0;
+    lineCount.current = 0;
     setRows([]);
     setDropped(0);
     setTruncated(false);
@@ -130,11 +157,31 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
 
   useLayoutEffect(() => {
     const el = boxRef.current;
-    if (el && follow && !needle) {
+    if (el && follow && !needle && target === null) {
       el.scrollTop = el.scrollHeight;
       setScrollTop(el.scrollTop);
     }
-  }, [visible.length, follow, needle]);
+  }, [visible.length, follow, needle, target]);
+
+  // A permalink (#L120): once that line is loaded, stop following, scroll it to the upper third
+  // of the view and keep it marked.
+  useLayoutEffect(() => {
+    const el = boxRef.current;
+    if (!el || target === null || scrolledTo.current === target) return;
+    const i = visible.findIndex((r) => r.n === target);
+    if (i < 0) return;
+    scrolledTo.current = target;
+    setFollow(false);
+    el.scrollTop = Math.max(0, i * ROW_H - VIEW_H / 3);
+    setScrollTop(el.scrollTop);
+  }, [target, visible]);
+  const pickLine = (n: number) => {
+    scrolledTo.current = n; // clicked: it is on screen already
+    setFollow(false);
+    navigate({ search: location.search, hash: `L${n}` }, { replace: true });
+  };
+  const permalink = target === null ? null : `${window.location.origin}${location.pathname}?attempt=${attemptNo}#L${target}`;
+  const targetMissing = target !== null && phase !== "loading" && rows.length > 0 && !rows.some((r) => r.n === target);
 
   const first = Math.max(0, Math.floor(scrollTop / ROW_H) - 20);
   const last = Math.min(visible.length, first + Math.ceil(VIEW_H / ROW_H) + 40);
@@ -199,6 +246,16 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
           {downloading ? "Preparing…" : "Download"}
         </button>
       </div>
+      {permalink && (
+        <div className="logs-permalink small" data-testid="logs-permalink">
+          <span>Line {target}</span>
+          <CopyButton text={permalink} label="Copy link to this line" />
+          <button type="button" className="btn btn-small btn-ghost" onClick={() => navigate({ search: location.search, hash: "" }, { replace: true })}>
+            Unmark
+          </button>
+          {targetMissing && <span className="muted">This attempt's log has no line {target} (it may not have been written yet).</span>}
+        </div>
+      )}
       {error !== null && <ErrorBox error={error} />}
       {(dropped > 0 || truncated) && (
         <div className="alert alert-info small">
@@ -232,20 +289,53 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
             {visible.slice(first, last).map((r, i) => (
               <div
                 key={first + i}
-                className={`log-row log-${r.stream}`}
+                id={`L${r.n}`}
+                className={`log-row log-${r.stream}${r.error ? " log-error" : ""}${r.n === target ? " log-target" : ""}`}
                 style={{ top: (first + i) * ROW_H, height: ROW_H }}
                 data-testid="log-line"
+                data-line={r.n}
               >
+                <a
+                  className="log-n"
+                  href={`#L${r.n}`}
+                  aria-label={`Line ${r.n}: link`}
+                  onClick={(e) => {
+                    e.preventDefault();
+                    pickLine(r.n);
+                  }}
+                >
+                  {r.n}
+                </a>
                 <span className="log-ts" title={formatDateTime(r.ts)}>
                   {formatTime(r.ts)}
                 </span>
-                <span className="log-text">{needle ? highlight(r.text, needle) : r.text || " "}</span>
+                <span className="log-text">{needle ? highlight(r.text, needle) : r.raw ? <AnsiText raw={r.raw} /> : " "}</span>
               </div>
             ))}
           </div>
         )}
       </div>
     </section>
+  );
+}
+
+/** One line's terminal colours as spans (text nodes only: nothing is parsed as HTML). */
+function AnsiText({ raw }: { raw: string }) {
+  const segs = parseAnsi(raw);
+  if (segs.length === 0) return <> </>;
+  return (
+    <>
+      {segs.map((seg, i) => {
+        const st = seg.style;
+        if (!st) return seg.text;
+        const cls = [st.fgClass, st.bgClass, st.bold && "ansi-bold", st.dim && "ansi-dim", st.italic && "ansi-italic", st.underline && "ansi-underline"].filter(Boolean).join(" ");
+        return (
+          <span key={i} className={cls || undefined} style={st.fg || st.bg ? { color: st.fg ?? undefined, backgroundColor: st.bg ?? undefined } : undefined}>
+            {seg.text}
+          </span>
+        );
+      })}
+    </>
   );
 }
 

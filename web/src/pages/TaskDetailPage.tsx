@@ -1,5 +1,6 @@
 /** One task: code/env pins with copy buttons, resources, attempts, logs, trace, cancel/retry, raw JSON. */
 import { useState, type KeyboardEvent, type ReactNode } from "react";
+import { failureSentence } from "../api/humanError";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { allows } from "../api/access";
@@ -11,7 +12,7 @@ import { TaskLogs } from "../components/TaskLogs";
 import { TaskTrace } from "../components/TaskTrace";
 import { Time } from "../components/Time";
 import { ConfirmButton, CopyButton, ErrorBox, KeyValues, Labels, Loading, RawJson, StateBadge, shortId } from "../components/ui";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { useAsync, useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../state/hooks";
 import { elapsedMs, formatDuration } from "../time";
 
 const TABS = ["logs", "trace", "attempts", "json"] as const;
@@ -23,13 +24,17 @@ export function TaskDetailPage() {
   const navigate = useNavigate();
   const [params, setParams] = useSearchParams();
   const tab: Tab = (TABS as readonly string[]).includes(params.get("tab") ?? "") ? (params.get("tab") as Tab) : "logs";
-  const task = useAsync((signal) => api.task(id, signal), [id]);
+  const task = useLiveAsync((signal) => api.task(id, signal), [id]);
   const now = useNow(1000);
   const reload = useThrottled(task.reload, 400);
   useLiveEvents((ev) => ev.subject_id === id, reload);
-  useReloadOnReconnect(task.reload);
   useTitle(task.data ? `Task ${task.data.name || shortId(task.data.id)}` : "Task");
-  const [pickedAttempt, setPickedAttempt] = useState<number | null>(null);
+  const pickedAttempt = Number.parseInt(params.get("attempt") ?? "", 10) || null;
+  const [detailsOpen, setDetailsOpen] = useState(() => localStorage.getItem(DETAILS_KEY) !== "closed");
+  const toggleDetails = () => {
+    localStorage.setItem(DETAILS_KEY, detailsOpen ? "closed" : "open");
+    setDetailsOpen(!detailsOpen);
+  };
 
   const t = task.data;
   if (!t) {
@@ -43,8 +48,15 @@ export function TaskDetailPage() {
   const final = FINAL_TASK_STATES.includes(t.state);
   const timing = taskTiming(t, now);
   const attempts = t.attempts ?? [];
-  const attemptNo = pickedAttempt ?? (attempts.length ? attempts[attempts.length - 1].attempt_no : null);
+  const latestNo = attempts.length ? attempts[attempts.length - 1].attempt_no : null;
+  const attemptNo = pickedAttempt !== null && attempts.some((a) => a.attempt_no === pickedAttempt) ? pickedAttempt : latestNo;
   const attempt = attempts.find((a) => a.attempt_no === attemptNo) ?? null;
+  const setPickedAttempt = (n: number) => {
+    const p = new URLSearchParams(params);
+    if (n === latestNo) p.delete("attempt");
+    else p.set("attempt", String(n));
+    setParams(p, { replace: true });
+  };
   const setTab = (next: Tab) => {
     const p = new URLSearchParams(params);
     p.set("tab", next);
@@ -139,79 +151,91 @@ export function TaskDetailPage() {
           {pendingReasonText(t)}
         </div>
       )}
-      {(t.message || (t.unschedulable_reason && !pendingReasonText(t))) && (
-        <div className={`alert ${t.state === "failed" ? "alert-error" : "alert-info"}`}>
-          {t.reason && <strong>{t.reason}: </strong>}
-          {t.message ?? t.unschedulable_reason}
-          {t.state === "failed" && attemptNo !== null && <LastStderr key={`${t.id}:${attemptNo}`} taskId={t.id} attemptNo={attemptNo} />}
-        </div>
+      {t.state === "failed" ? (
+        <FailureBanner task={t} attemptNo={attemptNo} />
+      ) : (
+        (t.message || (t.unschedulable_reason && !pendingReasonText(t))) && (
+          <div className="alert alert-info">
+            {t.reason && <strong>{t.reason}: </strong>}
+            {t.message ?? t.unschedulable_reason}
+          </div>
+        )
       )}
       {logsFirst && logsBlock}
+      <section className="task-details" aria-label="Task details">
+        <button type="button" className="details-toggle" aria-expanded={detailsOpen} aria-controls="task-details-body" onClick={toggleDetails}>
+          {detailsOpen ? "▾" : "▸"} Details <span className="muted small">summary, code &amp; environment, resources, command{t.extra?.kind !== "host.ssh" ? ", files" : ""}</span>
+        </button>
+        {detailsOpen && (
+          <div id="task-details-body">
       <div className="grid-3">
-        <section className="card">
-          <h2>Summary</h2>
-          <KeyValues
-            items={[
-              ["State", <span data-testid="task-state">{t.state}{t.reason && t.reason !== t.state ? ` (${t.reason})` : ""}</span>],
-              ["Owner", t.owner ?? "—"],
-              ["Created", <Time value={t.created_at} mode="full" />],
-              ["Updated", <Time value={t.updated_at} mode="full" />],
-              ["Finished", <Time value={t.finished_at} mode="full" />],
-              ["Started", <Time value={t.started_at ?? null} mode="full" />],
-              [timing.label, <span data-testid="task-timing">{timing.text}</span>],
-              ["ID", <span className="mono small">{t.id}</span>],
-            ]}
-          />
-        </section>
-        {t.extra?.kind === "host.ssh" ? (
-          <section className="card">
-            <h2>Maintenance</h2>
-            <MaintenanceMeta task={t} />
+            <section className="card">
+              <h2>Summary</h2>
+              <KeyValues
+                items={[
+                  ["State", <span data-testid="task-state">{t.state}{t.reason && t.reason !== t.state ? ` (${t.reason})` : ""}</span>],
+                  ["Owner", t.owner ?? "—"],
+                  ["Created", <Time value={t.created_at} mode="full" />],
+                  ["Updated", <Time value={t.updated_at} mode="full" />],
+                  ["Finished", <Time value={t.finished_at} mode="full" />],
+                  ["Started", <Time value={t.started_at ?? null} mode="full" />],
+                  [timing.label, <span data-testid="task-timing">{timing.text}</span>],
+                  ["ID", <span className="mono small">{t.id}</span>],
+                ]}
+              />
+            </section>
+            {t.extra?.kind === "host.ssh" ? (
+              <section className="card">
+                <h2>Maintenance</h2>
+                <MaintenanceMeta task={t} />
+              </section>
+            ) : (
+              <section className="card">
+                <h2>Code &amp; environment</h2>
+                <MetaList task={t} />
+              </section>
+            )}
+            <section className="card">
+              <h2>Resources &amp; policy</h2>
+              <KeyValues
+                items={[
+                  ["CPUs", t.resources.cpus],
+                  ["Memory", `${t.resources.memory_mb} MiB`],
+                  ["GPUs", t.resources.gpus],
+                  ["Labels", <Labels labels={t.resources.labels} />],
+                  ["Timeout", formatDuration(t.timeout_s * 1000)],
+                  ["Priority", t.priority],
+                  ["Attempts", `${t.attempt_count} of ${t.max_attempts}${t.retry_on_failure ? ", retries on failure" : ""}`],
+                ]}
+              />
+            </section>
+          </div>
+          <section className="card section">
+            <h2>Command</h2>
+            <div className="command-line">
+              <code className="mono">{t.command.map(shellQuote).join(" ")}</code>
+              <CopyButton text={t.command.map(shellQuote).join(" ")} />
+            </div>
+            {Object.keys(t.env).length > 0 && (
+              <KeyValues items={Object.entries(t.env).map(([k, v]) => [k, <span className="mono">{v}</span>])} />
+            )}
+            {(Object.keys(t.secrets ?? {}).length > 0 || credentialRefs(t).length > 0) && (
+              <div data-testid="task-secrets">
+                <h3>Secrets used</h3>
+                <p className="muted small">Names only: values never leave the secret store except into this task's container, masked as *** in its logs.</p>
+                <KeyValues
+                  items={[
+                    ...Object.entries(t.secrets ?? {}).map(([k, ref]): [string, ReactNode] => [k, <span className="mono">secret {ref}</span>]),
+                    ...credentialRefs(t).map(([what, ref]): [string, ReactNode] => [what, <span className="mono">secret {ref}</span>]),
+                  ]}
+                />
+              </div>
+            )}
           </section>
-        ) : (
-          <section className="card">
-            <h2>Code &amp; environment</h2>
-            <MetaList task={t} />
-          </section>
-        )}
-        <section className="card">
-          <h2>Resources &amp; policy</h2>
-          <KeyValues
-            items={[
-              ["CPUs", t.resources.cpus],
-              ["Memory", `${t.resources.memory_mb} MiB`],
-              ["GPUs", t.resources.gpus],
-              ["Labels", <Labels labels={t.resources.labels} />],
-              ["Timeout", formatDuration(t.timeout_s * 1000)],
-              ["Priority", t.priority],
-              ["Attempts", `${t.attempt_count} of ${t.max_attempts}${t.retry_on_failure ? ", retries on failure" : ""}`],
-            ]}
-          />
-        </section>
-      </div>
-      <section className="card section">
-        <h2>Command</h2>
-        <div className="command-line">
-          <code className="mono">{t.command.map(shellQuote).join(" ")}</code>
-          <CopyButton text={t.command.map(shellQuote).join(" ")} />
-        </div>
-        {Object.keys(t.env).length > 0 && (
-          <KeyValues items={Object.entries(t.env).map(([k, v]) => [k, <span className="mono">{v}</span>])} />
-        )}
-        {(Object.keys(t.secrets ?? {}).length > 0 || credentialRefs(t).length > 0) && (
-          <div data-testid="task-secrets">
-            <h3>Secrets used</h3>
-            <p className="muted small">Names only: values never leave the secret store except into this task's container, masked as *** in its logs.</p>
-            <KeyValues
-              items={[
-                ...Object.entries(t.secrets ?? {}).map(([k, ref]): [string, ReactNode] => [k, <span className="mono">secret {ref}</span>]),
-                ...credentialRefs(t).map(([what, ref]): [string, ReactNode] => [what, <span className="mono">secret {ref}</span>]),
-              ]}
-            />
+          {t.extra?.kind !== "host.ssh" && <TaskArtifacts task={t} />}
           </div>
         )}
       </section>
-      {t.extra?.kind !== "host.ssh" && <TaskArtifacts task={t} />}
 
       {!logsFirst && logsBlock}
     </div>
@@ -358,3 +382,27 @@ function LastStderr({ taskId, attemptNo }: { taskId: string; attemptNo: number }
 }
 
 const STDERR_LINES = 10;
+/** localStorage key: whether the task page's details section is open (it is, unless closed). */
+const DETAILS_KEY = "unidesk.taskDetails";
+
+/** A failed task: why, as a sentence (the raw reason one click away), then its last stderr lines. */
+function FailureBanner({ task: t, attemptNo }: { task: Task; attemptNo: number | null }) {
+  const latest = (t.attempts ?? []).find((a) => a.attempt_no === attemptNo) ?? null;
+  // The attempt's own reason says more than the task's summary when the node reported one.
+  const h = failureSentence(t.reason ?? latest?.reason, t.message ?? latest?.message);
+  return (
+    <div className="alert alert-error" data-testid="failure-banner">
+      <strong>Failed: </strong>
+      <span data-testid="failure-sentence">{h.sentence}</span>
+      {h.technical && (
+        <details className="alert-detail">
+          <summary>Details</summary>
+          <code className="mono small" data-testid="failure-raw">
+            {h.technical}
+          </code>
+        </details>
+      )}
+      {attemptNo !== null && <LastStderr key={`${t.id}:${attemptNo}`} taskId={t.id} attemptNo={attemptNo} />}
+    </div>
+  );
+}
