@@ -208,6 +208,13 @@ class _Advance:
         bodies: list[TaskCreate] = []
         for params in points:
             body = task_body(self.p.spec, step, params, task_inputs)
+            if isinstance(body.get("env", {}), dict):
+                body["env"] = {
+                    **body.get("env", {}),
+                    "UNIDESK_PIPELINE_ID": str(self.p.id),
+                    "UNIDESK_STEP": st.name,
+                    "UNIDESK_STEP_ROUND": str(st.round),
+                }
             try:
                 bodies.append(msgspec.convert(body, TaskCreate))
             except msgspec.ValidationError as exc:
