@@ -138,6 +138,7 @@ export function PipelineDag({ pipeline }: { pipeline: Pipeline }) {
               data-testid="dag-step"
               data-step={step.name}
               data-state={step.state}
+              title={step.reason ?? undefined}
             >
               <StepBox step={step} />
             </div>

@@ -131,6 +131,8 @@ function StepRow({ step: s, canRetry, onRetry }: { step: Step; canRetry: boolean
         <span className={`badge badge-${look.tone}`} data-state={s.state}>
           <span aria-hidden="true">{look.icon}</span> {look.label}
         </span>
+        {!!s.round && <div className="muted small">retried {s.round}×</div>}
+        {s.reason && <div className="muted small" data-testid="step-reason">{s.reason}</div>}
       </td>
       <td data-label="Depends on" className="small">
         {s.depends_on.length ? s.depends_on.join(", ") : <span className="muted">—</span>}
@@ -142,7 +144,7 @@ function StepRow({ step: s, canRetry, onRetry }: { step: Step; canRetry: boolean
             const pl = pointLook(pt.task_state);
             return (
               <li key={pt.index}>
-                {pt.task_id ? <Link to={`/tasks/${pt.task_id}`} className="mono">{shortId(pt.task_id)}</Link> : <span className="muted">no task yet</span>}
+                {pt.task_id ? <Link to={`/tasks/${pt.task_id}`} className="mono">{shortId(pt.task_id)}</Link> : <span className="muted">{s.state === "skipped" || s.state === "cancelled" ? "no task" : "no task yet"}</span>}
                 {s.matrix && <span className="mono"> {pointLabel(pt.params)}</span>}
                 {pt.task_id && <span className="muted"> · {pl.label}</span>}
               </li>
@@ -156,7 +158,7 @@ function StepRow({ step: s, canRetry, onRetry }: { step: Step; canRetry: boolean
         ) : (
           <ul className="plain-list">
             {s.inputs.map((i) => (
-              <li key={`${i.from_step}/${i.path}`} className="mono">
+              <li key={`${i.from_step}/${i.path}`} className="mono" title={i.mount ? `in the container at ${i.mount}` : undefined}>
                 {i.from_step}/{i.path}
                 {i.artifact_ids.length > 1 && <span className="muted"> ×{i.artifact_ids.length}</span>}
               </li>

@@ -31,6 +31,8 @@ export interface StepInput {
   from_step: string;
   path: string;
   artifact_ids: string[];
+  /** Where the files appear in the step's container. */
+  mount?: string;
 }
 
 export interface StepOutput {
@@ -49,6 +51,10 @@ export interface Step {
   points: StepPoint[];
   inputs: StepInput[];
   outputs: StepOutput[];
+  /** Why a step failed or was skipped, in words. */
+  reason?: string | null;
+  /** How many times the step was retried. */
+  round?: number;
 }
 
 export interface Pipeline extends PipelineSummary {
