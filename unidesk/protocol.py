@@ -83,6 +83,8 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CLOSE_UNAUTHENTICATED",
     "MAX_FRAME_BYTES",
+    "MAX_SKIPPED_SAMPLES",
+    "MAX_SKIPPED_SAMPLE_CHARS",
     "PROTOCOL_VERSION",
     "Ack",
     "AttemptData",
@@ -114,7 +116,7 @@ __all__ = [
     "encode",
 ]
 
-PROTOCOL_VERSION = 8
+PROTOCOL_VERSION = 9
 """2: AttemptData / AttemptDataAck (data written by attempts, e.g. metrics).
 3: Dispatch carries secret values (secret_env, repository and registry credentials,
 missing_secrets); the agent masks them in everything it reports.
@@ -123,7 +125,9 @@ missing_secrets); the agent masks them in everything it reports.
 6: Hello.host_mounts (named host directories), Dispatch.mounts and Dispatch.workspace.
 7: LogChunk.ts (source time of the chunk's first line; seq follows it across streams).
 8: Nack; Heartbeat.finished; Welcome.offline_timeout_s (the agent's self-fence default); a
-LogAck acknowledges exactly its seq (not every seq up to it); fenced final reports are acked."""
+LogAck acknowledges exactly its seq (not every seq up to it); fenced final reports are acked.
+9: AttemptData.skipped_lines and skipped_samples (lines of the file the agent skipped as
+malformed; optional, so a batch without them still decodes)."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 # Close codes come from the error tree (unidesk.errors); 1001 "going away" is not an error.
@@ -344,6 +348,17 @@ class AttemptData(msgspec.Struct, tag="attempt_data", kw_only=True):
     channel: str
     seq: int
     items: list[dict[str, Any]]
+    skipped_lines: int = 0
+    """Lines of the channel's file the agent skipped since the previous batch (not UTF-8, not
+    JSON, not an object, too long); the batch may then carry no items. Absent (0) from older
+    agents."""
+    skipped_samples: list[str] = []
+    """A few of those lines (at most ``MAX_SKIPPED_SAMPLES``, each at most
+    ``MAX_SKIPPED_SAMPLE_CHARS``): ``"line 7: not JSON (Expecting value): loss=0.3"``."""
+
+
+MAX_SKIPPED_SAMPLES = 5
+MAX_SKIPPED_SAMPLE_CHARS = 300
 
 
 class AttemptDataAck(msgspec.Struct, tag="attempt_data_ack", kw_only=True):

@@ -288,7 +288,12 @@ def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reas
     card = page.get_by_test_id("backup-card")
     expect(card).to_have_attribute("data-backup", "no backup yet")
     expect(card).to_have_class(re.compile(r"tone-warn"))  # never green without a backup
-    expect(card).to_contain_text("No backup has been taken yet")
+    expect(card).to_contain_text("No backup has been taken yet and none is scheduled")
+    # /health itself says so: a warning (amber, a sentence), not "ok" and not a failure.
+    backup_check = page.get_by_test_id("health-card").locator("[data-check=backup]")
+    expect(backup_check).to_have_class("check-warn")
+    expect(backup_check).to_contain_text("Warning: no backup exists and none is scheduled")
+    expect(page.get_by_test_id("degraded-banner")).to_have_count(0)
 
     done = _backup(ui_server)
     assert done.returncode == 0, done.stderr

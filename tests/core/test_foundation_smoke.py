@@ -9,7 +9,9 @@ async def test_health_ok(client: AsyncTestClient) -> None:
     body = r.json()
     assert body["status"] == "ok"
     assert {"database", "migrations", "event_stream", "plugins", "backup"} <= set(body["checks"])
-    assert set(body["checks"].values()) == {"ok"}
+    # No backup and no schedule on a fresh server: a warning, not a failure (test_health.py).
+    assert {v for k, v in body["checks"].items() if k != "backup"} == {"ok"}
+    assert body["checks"]["backup"].startswith("warning: ")
 
 
 async def test_api_requires_auth(client: AsyncTestClient) -> None:

@@ -10,6 +10,8 @@ from litestar.testing import AsyncTestClient
 
 import unidesk
 from unidesk.core.db.engine import libpq_url
+from unidesk.core.ops.backup import BackupResult
+from unidesk.core.ops.backup_schedule import record_backup
 
 
 async def test_ok_on_fresh_database(client: AsyncTestClient) -> None:
@@ -19,7 +21,39 @@ async def test_ok_on_fresh_database(client: AsyncTestClient) -> None:
     assert body["status"] == "ok" and body["reasons"] == []
     assert body["version"] == unidesk.__version__ and body["commit"]
     assert set(body["checks"]) >= {"database", "migrations", "event_stream"}
-    assert all(v == "ok" for v in body["checks"].values())
+    assert all(v == "ok" for k, v in body["checks"].items() if k != "backup")
+
+
+async def test_no_backup_and_no_schedule_is_a_warning_not_ok(client: AsyncTestClient) -> None:
+    """A fresh server with no backup and no daily schedule works (200, status ok) but says that
+    nothing protects its data; the first backup makes the check ok."""
+    r = await client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["reasons"] == []
+    assert body["checks"]["backup"].startswith("warning: no backup exists and none is scheduled")
+    assert body["warnings"] == [
+        "backup: no backup exists and none is scheduled: run `unidesk-server backup`, or set "
+        "backup_daily_at for a daily one"
+    ]
+    state = client.app.state
+    await record_backup(
+        state.sessions,
+        actor="test",
+        result=BackupResult(
+            path="/x/unidesk-20300101T000000Z.dump",
+            size=1,
+            entries=1,
+            globals_path=None,
+            manual=True,
+            taken_at="2030-01-01T00:00:00+00:00",
+            pruned=[],
+            duration_s=0.1,
+        ),
+    )
+    state.health_checks.invalidate()  # results are shared for 1 s
+    body = (await client.get("/health")).json()
+    assert body["checks"]["backup"] == "ok" and body["warnings"] == []
 
 
 async def test_degraded_when_migrations_are_behind(

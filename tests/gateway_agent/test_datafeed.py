@@ -9,6 +9,7 @@ from pathlib import Path
 from unidesk.gateway_agent import datafeed
 from unidesk.gateway_agent.confine import Beneath
 from unidesk.gateway_agent.datafeed import DataFeed
+from unidesk.protocol import MAX_SKIPPED_SAMPLES
 
 
 def test_reads_complete_lines_in_numbered_batches_until_acked(tmp_path: Path) -> None:
@@ -91,3 +92,23 @@ def test_large_files_are_batched_and_bounded(tmp_path: Path, monkeypatch) -> Non
     batches, problems = feed.read()
     assert problems == [f"metrics file passed {datafeed.MAX_FILE_BYTES} bytes; the rest is ignored"]
     assert feed.read() == ([], [])
+
+
+def test_skipped_lines_are_counted_with_samples_on_the_next_batch(tmp_path: Path) -> None:
+    """The count and first samples of malformed lines ride on the next batch (one with no items
+    when only bad lines came), and each batch carries only what was skipped since the last."""
+    path = tmp_path / "m.jsonl"
+    feed = DataFeed("t", 1, "metrics", Beneath(tmp_path, "m.jsonl"))
+    path.write_text("loss=0.3\n[1, 2]\n" + "".join(f"bad {i}\n" for i in range(8)))
+    (batch,), _ = feed.read()
+    assert batch.items == [] and batch.skipped_lines == 10
+    assert len(batch.skipped_samples) == MAX_SKIPPED_SAMPLES
+    assert batch.skipped_samples[:2] == [
+        "line 1: not JSON (Expecting value): loss=0.3",
+        "line 2: not a JSON object: [1, 2]",
+    ]
+    with path.open("a") as f:
+        f.write('{"name": "loss", "step": 1, "value": 1}\n')
+    (batch,), _ = feed.read()
+    assert batch.skipped_lines == 0 and batch.skipped_samples == [] and len(batch.items) == 1
+    assert feed.read() == ([], []) and feed.skipped_lines == 10

@@ -54,7 +54,10 @@ def test_sweep_runs_report_metrics_through_the_agent(live_server_factory: Any) -
             d = api.get(f"/api/research/experiments/{exp['id']}").json()
             return (
                 d
-                if all(run["metrics"].get("acc") and run["rejected_points"] for run in d["runs"])
+                if all(
+                    run["metrics"].get("acc") and run["rejected_points"] and run["skipped_lines"]
+                    for run in d["runs"]
+                )
                 else None
             )
 
@@ -72,6 +75,9 @@ def test_sweep_runs_report_metrics_through_the_agent(live_server_factory: Any) -
                 run["metrics"]["acc"]["last"] == 0.75
             )  # the last line had no newline: read at the end
             assert run["rejected_points"] == 1 and "finite" in run["last_rejection"]
+            # the line the agent could not read as JSON reaches the run too (count + sample)
+            assert run["skipped_lines"] == 1
+            assert run["skipped_samples"][0].startswith("line 303: not JSON")
         page = api.get(
             f"/api/research/experiments/{exp['id']}/metrics", params={"name": "loss", "points": 50}
         ).json()

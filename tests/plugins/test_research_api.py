@@ -294,3 +294,44 @@ async def test_attempt_data_hook_stores_good_points_and_names_bad_ones(
         len(rejected) == 1
         and "must be a finite number, got nan" in rejected[0]["payload"]["first_error"]
     )
+
+
+async def test_lines_the_agent_skipped_are_counted_on_the_run_with_a_few_samples(
+    client: AsyncTestClient, admin_headers: H, task_body: Any
+) -> None:
+    """AttemptData's skipped_lines/skipped_samples (agent-side malformed lines) are kept on the run
+    (first samples only), once per batch seq, and named in the trace; a batch of only skipped
+    lines stores no point."""
+    exp = await _experiment(client, admin_headers)
+    run = await _run(client, admin_headers, task_body, exp, lr=1)
+    plugins = client.app.state.plugins
+    tid = uuid.UUID(run["id"])
+    batches = [
+        (1, [{"name": "loss", "step": 1, "value": 0.5}], 2, ["line 2: not JSON: x", "line 3: y"]),
+        (2, [], 4, [f"line {n}: not a JSON object: [1]" for n in range(4, 8)]),
+        (2, [], 4, [f"line {n}: not a JSON object: [1]" for n in range(4, 8)]),  # a resend
+    ]
+    for seq, items, skipped, samples in batches:
+        async with client.app.state.sessions() as s:
+            handled = await plugins.attempt_data(
+                s, tid, 1, "metrics", seq, items, skipped_lines=skipped, skipped_samples=samples
+            )
+            await s.commit()
+        assert handled == ["research"]
+    detail = (
+        await client.get(f"/api/research/experiments/{exp['id']}", headers=admin_headers)
+    ).json()
+    (r,) = detail["runs"]
+    assert r["skipped_lines"] == 6 and r["metrics"]["loss"]["points"] == 1
+    assert r["skipped_samples"] == [
+        "line 2: not JSON: x",
+        "line 3: y",
+        "line 4: not a JSON object: [1]",
+        "line 5: not a JSON object: [1]",
+        "line 6: not a JSON object: [1]",
+    ]
+    trace = (await client.get(f"/api/tasks/{run['id']}/trace", headers=admin_headers)).json()
+    skipped = [
+        e["payload"]["skipped"] for e in trace["items"] if e["kind"] == "research.metrics_skipped"
+    ]
+    assert skipped == [2, 4]

@@ -127,11 +127,16 @@ async def unidesk_attempt_data(
     channel: str,
     seq: int,
     items: list[dict[str, Any]],
+    skipped_lines: int,
+    skipped_samples: list[str],
 ) -> bool | None:
     """A batch of data an attempt wrote from inside its container (e.g. ``channel="metrics"``: the
     JSON lines of ``$UNIDESK_METRICS_FILE``), forwarded by the agent as ``AttemptData``.
 
-    ``items`` are the decoded JSON objects, unvalidated. Called inside the report transaction;
+    ``items`` are the decoded JSON objects, unvalidated. ``skipped_lines`` counts the lines the
+    agent skipped as malformed since the previous batch (0 from older agents), and
+    ``skipped_samples`` shows a few of them (``"line 7: not JSON (…): <text>"``, untrusted text);
+    a batch may carry only those. Called inside the report transaction;
     return True when this plugin handles ``channel`` (others return None). ``seq`` numbers the
     batches of one ``(task, attempt, channel)``: a batch may arrive again after a reconnect, so
     implementations must be idempotent per seq. Raising ``UnideskError`` refuses the batch (it is

@@ -3,8 +3,9 @@
 The container needs no network: it appends one JSON object per line to a file in its
 workspace; the agent reads complete lines as they appear, numbers them into ``AttemptData``
 batches per (attempt, channel), and keeps each batch until the server's ``AttemptDataAck``
-(resent after a reconnect, like log chunks). Lines that are not JSON objects are skipped and
-named on the attempt's ``system`` log stream.
+(resent after a reconnect, like log chunks). Lines that are not JSON objects are skipped, named
+on the attempt's ``system`` log stream, and counted (with a few samples) on the next batch
+(``AttemptData.skipped_lines``/``skipped_samples``: a batch with no items when nothing else came).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from typing import Any
 
 from unidesk.gateway_agent.confine import Beneath, WorkspaceEscape, open_file
-from unidesk.protocol import AttemptData
+from unidesk.protocol import MAX_SKIPPED_SAMPLE_CHARS, MAX_SKIPPED_SAMPLES, AttemptData
 
 __all__ = [
     "BATCH_ITEMS",
@@ -60,11 +61,21 @@ class DataFeed:
         self._unacked_items = 0
         self._complaints = 0
         self.skipped_lines = 0
+        self._skipped_since = 0
+        self._samples: list[str] = []
         self.closed = False
 
     @property
     def idle(self) -> bool:
         return self.closed and not self._unacked
+
+    def _skip(self, line_no: int, why: str, raw: bytes) -> None:
+        """Count a skipped line; keep a sample of the first few for the next batch."""
+        self.skipped_lines += 1
+        self._skipped_since += 1
+        if len(self._samples) < MAX_SKIPPED_SAMPLES:
+            text = raw[:MAX_SKIPPED_SAMPLE_CHARS].decode("utf-8", "replace").strip()
+            self._samples.append(f"line {line_no}: {why}: {text}"[:MAX_SKIPPED_SAMPLE_CHARS])
 
     def _complain(self, text: str) -> list[str]:
         self._complaints += 1
@@ -111,7 +122,7 @@ class DataFeed:
                 f"{self.channel} file line {self.line_no + 1} is longer than {MAX_LINE_BYTES} "
                 "bytes; skipped"
             )
-            self.skipped_lines += 1
+            self._skip(self.line_no + 1, f"longer than {MAX_LINE_BYTES} bytes", self._partial)
             self._partial = b""
         items: list[dict[str, Any]] = []
         for raw in lines:
@@ -127,15 +138,16 @@ class DataFeed:
             else:
                 why = "not a JSON object"
             if not isinstance(item, dict):
-                self.skipped_lines += 1
+                self._skip(self.line_no, why, raw)
                 problems += self._complain(
                     f"{self.channel} file line {self.line_no} is {why}; skipped"
                 )
                 continue
             items.append(item)
-        return [
-            self._number(items[i : i + BATCH_ITEMS]) for i in range(0, len(items), BATCH_ITEMS)
-        ], problems
+        chunks = [items[i : i + BATCH_ITEMS] for i in range(0, len(items), BATCH_ITEMS)]
+        if self._skipped_since and not chunks:
+            chunks = [[]]  # only skipped lines came: a batch that just counts them
+        return [self._number(chunk) for chunk in chunks], problems
 
     def _number(self, items: list[dict[str, Any]]) -> AttemptData:
         batch = AttemptData(
@@ -144,7 +156,10 @@ class DataFeed:
             channel=self.channel,
             seq=self.next_seq,
             items=items,
+            skipped_lines=self._skipped_since,
+            skipped_samples=self._samples,
         )
+        self._skipped_since, self._samples = 0, []
         self.next_seq += 1
         self._unacked[batch.seq] = batch
         self._unacked_items += len(items)

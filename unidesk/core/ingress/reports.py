@@ -308,7 +308,17 @@ async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -
         try:
             async with session.begin_nested():
                 handled = await plugins.attempt_data(
-                    session, a.task_id, a.attempt_no, m.channel[:64], m.seq, m.items
+                    session,
+                    a.task_id,
+                    a.attempt_no,
+                    m.channel[:64],
+                    m.seq,
+                    m.items,
+                    skipped_lines=max(0, m.skipped_lines),
+                    skipped_samples=[
+                        str(t)[: protocol.MAX_SKIPPED_SAMPLE_CHARS]
+                        for t in m.skipped_samples[: protocol.MAX_SKIPPED_SAMPLES]
+                    ],
                 )
         except UnideskError as exc:
             log.info(

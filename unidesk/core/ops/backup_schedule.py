@@ -27,6 +27,7 @@ from unidesk.core.background import cancel_and_wait
 from unidesk.core.events.models import Event
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.ops.backup import BackupResult, backup_dir_for, run_backup
+from unidesk.core.ops.health import Warn
 from unidesk.core.settings import Settings
 from unidesk.errors import UnideskError
 
@@ -158,7 +159,8 @@ def taken_at(event: Event) -> datetime:
 
 def backup_check(state: Any) -> Any:
     """/health check: the last backup's outcome, and the newest snapshot's age while the schedule
-    is on."""
+    is on. No backup at all and no schedule is a warning (the server works, nothing protects its
+    data)."""
 
     async def check() -> str | None:
         schedule: BackupSchedule | None = state.components.get("backup")
@@ -175,6 +177,11 @@ def backup_check(state: Any) -> Any:
                 f"{last.payload.get('error', '?')}"
             )
         if schedule is None:
+            if last is None:
+                return Warn(
+                    "no backup exists and none is scheduled: run `unidesk-server backup`, or set "
+                    "backup_daily_at for a daily one"
+                )
             return None
         now = schedule.clock()
         newest = await _last_backup_event(state.sessions, ("backup.succeeded",))

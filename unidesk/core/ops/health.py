@@ -17,22 +17,36 @@ from sqlalchemy import text
 
 import unidesk
 
-__all__ = ["Health", "HealthChecks", "git_commit", "health"]
+__all__ = ["WARNING_PREFIX", "Health", "HealthChecks", "Warn", "git_commit", "health"]
 
 CACHE_S = 1.0
 """How long one round of check results is shared between callers."""
 
+WARNING_PREFIX = "warning: "
+"""How a check's answer in ``checks`` starts when it is a warning, not a failure."""
+
+
+class Warn(str):
+    """A check's answer that is not a failure: the path works, but a person should act (e.g. no
+    backup exists and none is scheduled). /health stays 200 and ``status`` "ok"; the sentence is
+    listed in ``warnings`` and the check reads ``"warning: <sentence>"``."""
+
+
 Check = Callable[[], Awaitable[str | None]]
-"""A check returns None when healthy, else a short reason."""
+"""A check returns None when healthy, a ``Warn`` sentence when a person should act, else a short
+reason (degraded)."""
 
 
 class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "degraded", "ready", "not ready"]
     """``ok``/``degraded`` on /health, ``ready``/``not ready`` on /health/ready."""
     reasons: list[str]
+    """Degraded checks, ``"<check>: <reason>"`` (then status is "degraded" and the code 503)."""
     version: str
     commit: str
     checks: dict[str, str]
+    warnings: list[str] = []
+    """Checks that work but want a person's attention, ``"<check>: <sentence>"``."""
 
 
 def git_commit() -> str:
@@ -101,6 +115,8 @@ class HealthChecks:
                     reason = "check timed out"
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if isinstance(reason, Warn):
+                    return name, WARNING_PREFIX + reason
                 return name, reason or "ok"
 
             result = dict(await asyncio.gather(*(one(n, c) for n, c in chosen.items())))
@@ -135,16 +151,22 @@ def migrations_check(state: State) -> Check:
     return check
 
 
+def _warns(answer: str) -> bool:
+    return answer.startswith(WARNING_PREFIX)
+
+
 @get("/health", operation_id="health", tags=["health"], exclude_from_auth=True)
 async def health(state: State) -> Response[Health]:
     """Liveness and the state of every documented dependency; 503 with reasons when degraded."""
     checks = await state.health_checks.run()
-    reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
+    warnings = [f"{k}: {v[len(WARNING_PREFIX) :]}" for k, v in checks.items() if _warns(v)]
+    reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok" and not _warns(v)]
     body = Health(
         status="degraded" if reasons else "ok",
         reasons=reasons,
         version=unidesk.__version__,
         commit=state.git_commit,
         checks=checks,
+        warnings=warnings,
     )
     return Response(body, status_code=503 if reasons else 200)

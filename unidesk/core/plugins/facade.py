@@ -221,6 +221,8 @@ class Plugins:
         channel: str,
         seq: int,
         items: list[dict[str, Any]],
+        skipped_lines: int = 0,
+        skipped_samples: list[str] | None = None,
     ) -> list[str]:
         """Hand a batch of attempt data to every plugin; returns the names of those that took it."""
         handled = []
@@ -232,6 +234,8 @@ class Plugins:
                 channel=channel,
                 seq=seq,
                 items=items,
+                skipped_lines=skipped_lines,
+                skipped_samples=skipped_samples or [],
             ):
                 if await result and name not in handled:
                     handled.append(name)

@@ -79,8 +79,17 @@ async def unidesk_task_submitting(
 
 @hookimpl
 async def unidesk_attempt_data(
-    session: Any, task_id: Any, attempt_no: int, channel: str, seq: int, items: list[dict[str, Any]]
+    session: Any,
+    task_id: Any,
+    attempt_no: int,
+    channel: str,
+    seq: int,
+    items: list[dict[str, Any]],
+    skipped_lines: int,
+    skipped_samples: list[str],
 ) -> bool | None:
     from unidesk.plugins.research.metrics import on_attempt_data
 
-    return await on_attempt_data(session, task_id, attempt_no, channel, seq, items)
+    return await on_attempt_data(
+        session, task_id, attempt_no, channel, seq, items, skipped_lines, skipped_samples
+    )

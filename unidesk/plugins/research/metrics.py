@@ -21,6 +21,7 @@ from unidesk.plugins.research import schemas as s
 __all__ = [
     "CHANNEL",
     "MAX_CHART_POINTS",
+    "SKIPPED_SAMPLES_KEPT",
     "Point",
     "on_attempt_data",
     "series",
@@ -32,6 +33,8 @@ __all__ = [
 log = structlog.get_logger("unidesk.plugins.research")
 CHANNEL = "metrics"
 MAX_CHART_POINTS = 5000
+SKIPPED_SAMPLES_KEPT = 5
+"""Samples of agent-skipped lines kept per run (the first ones: they point at the cause)."""
 _NAME = __import__("re").compile(s.METRIC_NAME_PATTERN)
 
 Point = tuple[str, int, float, datetime]
@@ -248,9 +251,13 @@ async def on_attempt_data(
     channel: str,
     seq: int,
     items: list[dict[str, Any]],
+    skipped_lines: int = 0,
+    skipped_samples: Sequence[str] = (),
 ) -> bool | None:
     """Points a run wrote to ``$UNIDESK_METRICS_FILE``, forwarded by its agent. Bad points are
-    counted on the run and named in a ``research.metrics_rejected`` event; good ones are stored."""
+    counted on the run and named in a ``research.metrics_rejected`` event; good ones are stored.
+    Lines the agent skipped as malformed are counted on the run with their first samples, and
+    named in a ``research.metrics_skipped`` event."""
     if channel != CHANNEL:
         return None
     run = await session.scalar(select(m.Run).where(m.Run.task_id == task_id).with_for_update())
@@ -276,6 +283,22 @@ async def on_attempt_data(
         except BadRequest as exc:
             errors.append(exc.detail)
     await store_points(session, run.id, good)
+    if skipped_lines > 0:
+        samples = [str(t)[:300] for t in skipped_samples]
+        run.skipped_lines += skipped_lines
+        room = SKIPPED_SAMPLES_KEPT - len(run.skipped_samples)
+        if room > 0 and samples:
+            run.skipped_samples = [*run.skipped_samples, *samples[:room]]
+        await append(
+            session,
+            NewEvent(
+                kind="research.metrics_skipped",
+                subject_type="task",
+                subject_id=str(task_id),
+                actor="plugin:research",
+                payload={"attempt_no": attempt_no, "skipped": skipped_lines, "samples": samples},
+            ),
+        )
     if errors:
         run.rejected_points += len(errors)
         run.last_rejection = errors[-1][:1000]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -54,6 +55,14 @@ class Run(CreatedAt, Base):
     sweep_id: Mapped[uuid.UUID | None] = mapped_column()
     rejected_points: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_rejection: Mapped[str | None] = mapped_column(Text)
+    skipped_lines: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    """Lines of the metrics file the agent skipped as malformed (not JSON objects, too long)."""
+    skipped_samples: Mapped[list[str]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb")
+    )
+    """The first few of those lines, as the agent named them (``SKIPPED_SAMPLES_KEPT`` at most)."""
 
 
 class MetricKey(Base):

@@ -87,6 +87,10 @@ class RunOut(msgspec.Struct, kw_only=True):
     metrics: dict[str, MetricSummary]
     rejected_points: int
     last_rejection: str | None
+    skipped_lines: int = 0
+    """Lines of the metrics file the agent skipped as malformed (not JSON objects, too long)."""
+    skipped_samples: list[str] = []
+    """The first few of them, as ``"line 7: not JSON (…): <text>"``."""
 
 
 class ExperimentDetail(msgspec.Struct, kw_only=True):

@@ -227,6 +227,8 @@ class ExperimentService:
                 metrics=summaries[r.id],
                 rejected_points=r.rejected_points,
                 last_rejection=r.last_rejection,
+                skipped_lines=r.skipped_lines,
+                skipped_samples=list(r.skipped_samples),
             )
             for r, name, state, finished in rows
         ]

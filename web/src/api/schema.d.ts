@@ -1370,6 +1370,7 @@ export interface components {
             /** @enum {string} */
             status: "ok" | "degraded" | "ready" | "not ready";
             version: string;
+            warnings?: string[];
         };
         /** HourBucket */
         HourBucket: {
@@ -1766,6 +1767,9 @@ export interface components {
                 [key: string]: unknown;
             };
             rejected_points: number;
+            /** @default 0 */
+            skipped_lines: number;
+            skipped_samples?: string[];
             state: string;
             sweep_id: string | null;
             /** Format: uuid */

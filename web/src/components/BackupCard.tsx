@@ -1,7 +1,7 @@
 /** Dashboard cards about the server itself: the last backup (from /health's `backup` check and the backup events) and every health check. */
 import { useContext } from "react";
 import { api } from "../api/client";
-import { checkSentence } from "../api/healthReason";
+import { WARNING_PREFIX as WARNING, checkSentence } from "../api/healthReason";
 import type { UnideskEvent } from "../api/types";
 import { LiveContext } from "../state/contexts";
 import { useAsync, useLiveEvents } from "../state/hooks";
@@ -33,11 +33,14 @@ export function BackupCard() {
   const { health } = useContext(LiveContext);
   const events = useAsync(() => lastBackups(), []);
   useLiveEvents((ev) => ev.subject_type === "backup", events.reload);
-  const check = health.health?.checks?.backup;
+  const answer = health.health?.checks?.backup;
+  // "warning: …": the server works but no backup exists and none is scheduled; never green.
+  const warning = answer?.startsWith(WARNING) ? answer.slice(WARNING.length) : null;
+  const check = warning !== null ? "ok" : answer;
   const ok = events.data?.ok ?? null;
   const failed = events.data?.failed ?? null;
   const failedLast = failed !== null && (ok === null || failed.id > ok.id);
-  const none = check === "ok" && events.data !== null && ok === null;
+  const none = warning !== null || (check === "ok" && events.data !== null && ok === null);
   const tone = check === undefined ? "neutral" : check !== "ok" ? "bad" : none ? "warn" : "ok";
   const label = check === undefined ? "unknown" : check !== "ok" ? "failing" : none ? "no backup yet" : ok ? "ok" : "checking";
   return (
@@ -60,8 +63,9 @@ export function BackupCard() {
         </p>
       ) : (
         check === "ok" && (
-          <p className="muted">
-            No backup has been taken yet. Run <code>unidesk-server backup</code>, or set <code>backup_daily_at</code> for a daily one.
+          <p className="muted" data-testid="backup-none">
+            No backup has been taken yet{warning !== null ? " and none is scheduled" : ""}. Run <code>unidesk-server backup</code>, or set{" "}
+            <code>backup_daily_at</code> for a daily one.
           </p>
         )
       )}
@@ -91,9 +95,11 @@ export function HealthChecksCard() {
       ) : (
         <ul className="checks">
           {checks.map(([name, answer]) => (
-            <li key={name} data-check={name} className={answer === "ok" ? "check-ok" : "check-bad"}>
+            <li key={name} data-check={name} className={answer === "ok" ? "check-ok" : answer.startsWith(WARNING) ? "check-warn" : "check-bad"}>
               <span className="check-name">{name.replace(/_/g, " ")}</span>
-              <span className="check-answer">{answer === "ok" ? "ok" : checkSentence(name, isoInTextToBeijing(answer))}</span>
+              <span className="check-answer">
+                {answer === "ok" ? "ok" : answer.startsWith(WARNING) ? `Warning: ${answer.slice(WARNING.length)}.` : checkSentence(name, isoInTextToBeijing(answer))}
+              </span>
             </li>
           ))}
         </ul>
