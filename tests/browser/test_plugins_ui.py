@@ -154,7 +154,9 @@ SWEEP_COMMAND = (
     "i=0; while [ $i -lt 20 ]; do "
     'echo "{\\"name\\": \\"loss\\", \\"step\\": $i, \\"value\\": $(( (20 - i) * PARAM_LR ))}" >> '
     '"$UNIDESK_METRICS_FILE"; '
-    "i=$((i+1)); done; echo reported"
+    'echo "{\\"name\\": \\"acc\\", \\"step\\": $i, \\"value\\": $(( i * PARAM_LR ))}" >> '
+    '"$UNIDESK_METRICS_FILE"; '
+    "i=$((i+1)); done; echo 'acc=0.5 step=20' >> \"$UNIDESK_METRICS_FILE\"; echo reported"
 )
 
 
@@ -187,7 +189,12 @@ def test_two_point_sweep_reports_metrics_compared_in_the_chart(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         runs = ui_server.api.get(f"/api/research/experiments/{experiment_id}").json()["runs"]
-        if all(r["metrics"].get("loss", {}).get("points") == 20 for r in runs):
+        if all(
+            r["metrics"].get("loss", {}).get("points") == 20
+            and r["metrics"].get("acc", {}).get("points") == 20
+            and r["skipped_lines"] == 1
+            for r in runs
+        ):
             break
         time.sleep(0.5)
     assert [(r["metrics"]["loss"]["last"], r["metrics"]["loss"]["max"]) for r in runs] == [
@@ -222,3 +229,70 @@ def test_two_point_sweep_reports_metrics_compared_in_the_chart(
     expect(table.locator("tbody tr").first).to_contain_text("2")
     expect(page.get_by_text("lr=1", exact=False).first).to_be_visible()
     shot(page, "p4-sweep-chart")
+    _experiment_chart_controls(page, runs)
+
+
+def _experiment_chart_controls(page: Page, runs: list[dict[str, Any]]) -> None:
+    """Best direction per metric (default from the name, switchable, remembered), the line the
+    agent skipped as malformed, round step ticks, smoothing, log scale and run selection."""
+    table = page.get_by_test_id("runs-table")
+    row = table.get_by_test_id(f"run-row-{runs[0]['task_id']}")  # lr=1
+    # loss: lowest is best (its last value, 1); acc: highest is best (19), not the lowest (0)
+    expect(page.get_by_test_id("goal-loss")).to_have_value("min")
+    expect(page.get_by_test_id("goal-acc")).to_have_value("max")
+    expect(row.get_by_test_id("best-loss")).to_have_text("1")
+    expect(row.get_by_test_id("best-acc")).to_have_text("19")
+    page.get_by_label("Best acc is").select_option("min")
+    expect(row.get_by_test_id("best-acc")).to_have_text("0")
+    page.reload()  # the choice is remembered in this browser
+    expect(page.get_by_test_id("goal-acc")).to_have_value("min")
+    expect(row.get_by_test_id("best-acc")).to_have_text("0")
+    page.get_by_label("Best acc is").select_option("max")
+    expect(row.get_by_test_id("best-acc")).to_have_text("19")
+
+    # the line the agent could not read is counted on the experiment and named on the run
+    expect(page.get_by_test_id("skipped-lines")).to_contain_text("skipped 2 malformed lines")
+    skipped = row.get_by_test_id(f"skipped-{runs[0]['task_id']}")
+    expect(skipped).to_contain_text("1 malformed line skipped")
+    skipped.locator("summary").click()
+    expect(skipped).to_contain_text("line 41: not JSON (Expecting value): acc=0.5 step=20")
+
+    chart = page.get_by_test_id("metric-chart")
+    page.get_by_label("Metric", exact=True).select_option("loss")
+    expect(chart).to_have_attribute("aria-label", "loss by step")
+    x_ticks = chart.locator("[data-x-tick]").evaluate_all(
+        "els => els.map(e => Number(e.getAttribute('data-x-tick')))"
+    )
+    assert x_ticks and all(float(t).is_integer() for t in x_ticks), x_ticks
+    assert len({b - a for a, b in itertools.pairwise(x_ticks)}) == 1, x_ticks
+
+    slider = page.get_by_label("Smoothing")
+    slider.focus()
+    page.keyboard.press("End")
+    expect(page.get_by_test_id("metric-smoothed")).to_have_count(2)
+    expect(chart).to_have_attribute("aria-label", re.compile(r"smoothed 0\.99"))
+    page.keyboard.press("Home")
+    expect(page.get_by_test_id("metric-smoothed")).to_have_count(0)
+
+    page.get_by_label("Log scale").check()
+    expect(chart).to_have_attribute("data-log", "true")
+    y_ticks = chart.locator("[data-y-tick]").evaluate_all(
+        "els => els.map(e => Number(e.getAttribute('data-y-tick')))"
+    )
+    assert all(
+        round(math.log10(v) - math.floor(math.log10(v)), 6)
+        in (0, round(math.log10(2), 6), round(math.log10(5), 6))
+        for v in y_ticks
+    ), y_ticks
+
+    page.get_by_test_id(f"show-{runs[1]['task_id']}").uncheck()
+    expect(page.get_by_test_id("metric-series")).to_have_count(1)
+    expect(page.get_by_test_id("metric-series")).to_have_attribute("data-task", runs[0]["task_id"])
+    page.get_by_role("button", name="Hide all").click()
+    expect(page.get_by_test_id("metric-chart-empty")).to_contain_text("Every run is hidden")
+    page.get_by_role("button", name="Show all").click()
+    expect(page.get_by_test_id("metric-series")).to_have_count(2)
+    shot(page, "p5-experiment-controls")
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(page.get_by_test_id("metric-chart")).to_be_visible()
+    shot(page, "p5-experiment-controls-390", full_page=True)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import subprocess
 import sys
+import zlib
 from typing import Any
 
 import httpx
@@ -323,3 +325,94 @@ def test_dashboard_backup_card_shows_the_last_backup_and_a_failure_with_its_reas
     assert _backup(ui_server).returncode == 0  # leave the server healthy for whatever runs next
     page.reload()
     expect(card).to_have_attribute("data-backup", "ok")
+
+
+def _png(width: int = 3, height: int = 2) -> bytes:
+    """A real (red) PNG, built by hand."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+LONG_NAME = "training-log-of-the-second-learning-rate-sweep-with-warmup-and-cosine-decay.txt"
+
+
+def test_folders_compact_rows_and_previews(page: Page, ui_server: UiServer) -> None:
+    """Names with "/" browse as folders; one compact row per file whose long name ends in an
+    ellipsis (full name in its title); text previews as text (first 64 KiB, markup not rendered),
+    PNGs as images, SVGs not at all; at 390 px too."""
+    text = "<b>not bold</b> <script>window.__ran = 1</script>\n" + "x" * (70 * 1024)
+    api_upload(ui_server.api, f"fold/a/{LONG_NAME}", text.encode())
+    api_upload(ui_server.api, "fold/a/plot.png", _png())
+    api_upload(ui_server.api, "fold/a/drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>')
+    api_upload(ui_server.api, "fold/b/x.txt", b"x\n")
+    api_upload(ui_server.api, "fold/top.txt", b"top\n")
+
+    page.goto("/files")
+    page.locator("tr[data-folder='fold/']").get_by_role("button").click()
+    expect(page).to_have_url(re.compile(r"dir=fold%2F"))
+    crumbs = page.get_by_role("navigation", name="Folder")
+    expect(crumbs).to_contain_text("All files / fold")
+    expect(page.locator("tbody tr[data-file-name]")).to_have_count(1)
+    expect(page.locator("tr[data-file-name='fold/top.txt']")).to_contain_text("top.txt")
+    expect(page.locator("tr[data-folder]")).to_have_count(2)
+    page.get_by_role("button", name="Folder a/").click()
+    expect(page.locator("tbody tr[data-file-name]")).to_have_count(3)
+    expect(crumbs).to_contain_text("All files / fold / a")
+
+    row = page.locator(f"tr[data-file-name='fold/a/{LONG_NAME}']")
+    name = row.locator(".file-name-text")
+    expect(name).to_have_attribute("title", f"fold/a/{LONG_NAME}")
+    expect(name).to_have_text(LONG_NAME)  # shown relative to the folder
+    clipped = name.evaluate(
+        "e => ({cut: e.scrollWidth > e.clientWidth, wrap: getComputedStyle(e).whiteSpace,"
+        " overflow: getComputedStyle(e).textOverflow})"
+    )
+    assert clipped == {"cut": True, "wrap": "nowrap", "overflow": "ellipsis"}, clipped
+    # the row's actions sit side by side on one line, and the row stays one line high
+    tops = {
+        round(b.bounding_box()["y"])  # type: ignore[index]
+        for b in row.locator(".row-actions button").all()
+    }
+    assert len(tops) == 1, tops
+    assert row.bounding_box()["height"] < 56  # type: ignore[index]
+    expect(
+        page.locator("tr[data-file-name='fold/a/drawing.svg']").get_by_role(
+            "button", name=re.compile("^Preview")
+        )
+    ).to_have_count(0)
+
+    row.get_by_role("button", name=re.compile("^Preview")).click()
+    preview = page.get_by_test_id("file-preview")
+    expect(preview).to_be_focused()
+    expect(preview.get_by_test_id("preview-text")).to_contain_text("<b>not bold</b> <script>")
+    expect(preview.locator("b, script")).to_have_count(0)
+    assert page.evaluate("window.__ran") is None
+    expect(preview.get_by_test_id("preview-cut")).to_contain_text("The first 64 KiB")
+    shown = preview.get_by_test_id("preview-text").evaluate("e => e.textContent.length")
+    assert shown <= 64 * 1024, shown
+    shot(page, "20-files-folder-text-preview")
+    page.keyboard.press("Escape")
+    expect(preview).to_have_count(0)
+
+    page.locator("tr[data-file-name='fold/a/plot.png']").get_by_role(
+        "button", name=re.compile("^Preview")
+    ).click()
+    img = page.get_by_test_id("preview-image")
+    expect(img).to_be_visible()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=preview-image]').naturalWidth === 3"
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(img).to_be_visible()
+    shot(page, "21-files-folder-image-preview-390")

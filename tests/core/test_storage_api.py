@@ -245,3 +245,43 @@ def test_server_restart_in_the_middle_of_a_resumable_upload(live_server):
         link = api.get(f"/api/files/{grant['artifact']['id']}/download").json()["url"]
         assert raw.get(link).content == data
     assert not list((Path(live_server.env["UNIDESK_DATA_DIR"]) / "files" / "partial").iterdir())
+
+
+async def test_prefix_and_folders_browse_names_with_slashes(client, admin_headers):
+    """``prefix=`` keeps names that start with it (LIKE wildcards are literal); ``delimiter=/``
+    lists one folder level: the files directly in it, and its subfolders on the first page."""
+    names = ["runs/a/loss.csv", "runs/a/log.txt", "runs/b/x.bin", "runs/top.txt", "root.txt"]
+    names += ["ru_s/no.txt"]
+    for name in names:
+        await upload(client, admin_headers, name, name.encode())
+
+    async def listing(**query):
+        r = await client.get("/api/files", params=query, headers=admin_headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return sorted(a["name"] for a in body["items"]), body["folders"], body["next_cursor"]
+
+    assert (await listing(prefix="runs/"))[0] == sorted(n for n in names if n.startswith("runs/"))
+    assert (await listing(prefix="ru_s"))[0] == ["ru_s/no.txt"]  # "_" is no wildcard
+    assert await listing(delimiter="/") == (["root.txt"], ["ru_s/", "runs/"], None)
+    assert await listing(prefix="runs/", delimiter="/") == (
+        ["runs/top.txt"],
+        ["runs/a/", "runs/b/"],
+        None,
+    )
+    assert await listing(prefix="runs/a/", delimiter="/") == (
+        ["runs/a/log.txt", "runs/a/loss.csv"],
+        [],
+        None,
+    )
+    # folders come with the first page only; later pages carry the files that remain
+    first = await listing(prefix="runs/a/", delimiter="/", limit=1)
+    assert len(first[0]) == 1 and first[2] is not None
+    later = await listing(prefix="runs/a/", delimiter="/", limit=1, cursor=first[2])
+    assert later[1] == [] and len(later[0]) == 1
+    # a search inside a folder narrows both lists
+    assert await listing(prefix="runs/", delimiter="/", q="b/") == ([], ["runs/b/"], None)
+    for bad in ({"delimiter": "-"}, {"prefix": "x" * 513}):
+        r = await client.get("/api/files", params=bad, headers=admin_headers)
+        assert r.status_code == 400
+        assert r.headers["content-type"].startswith("application/problem+json")

@@ -50,6 +50,17 @@ class ArtifactController(Controller):
         settings: Settings,
         state: State,
         q: Annotated[str | None, Parameter(max_length=200, description="name contains")] = None,
+        prefix: Annotated[
+            str | None, Parameter(max_length=512, description="name starts with")
+        ] = None,
+        delimiter: Annotated[
+            str | None,
+            Parameter(
+                pattern="^/$",
+                description="'/': browse folders: only names with no '/' after the prefix, and "
+                "`folders` lists the next-level prefixes (first page only)",
+            ),
+        ] = None,
         state_filter: Annotated[
             str | None, Parameter(query="state", pattern="^(uploading|ready)$")
         ] = None,
@@ -58,10 +69,18 @@ class ArtifactController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         cursor: Annotated[str | None, Parameter(max_length=300)] = None,
     ) -> schemas.ArtifactPage:
-        """Artifacts, newest first; filter by name, state, owner or producing task."""
+        """Artifacts, newest first; filter by name (contains, or starts with a prefix), state,
+        owner or producing task; with ``delimiter=/``, one folder level at a time."""
         owner_id = owner_filter(owner, principal)
         return await _service(db, state, settings).list(
-            q=q, state=state_filter, owner=owner_id, task_id=task_id, limit=limit, cursor=cursor
+            q=q,
+            prefix=prefix,
+            folders=delimiter is not None,
+            state=state_filter,
+            owner=owner_id,
+            task_id=task_id,
+            limit=limit,
+            cursor=cursor,
         )
 
     @get("/by-name/{name:path}", operation_id="get_artifact_by_name")

@@ -85,6 +85,9 @@ class Artifact(msgspec.Struct, kw_only=True):
 class ArtifactPage(msgspec.Struct, kw_only=True):
     items: list[Artifact]
     next_cursor: str | None
+    folders: list[str] = []
+    """With ``delimiter=/``: the next-level prefixes under ``prefix`` (``"runs/a/"``), sorted, at
+    most ``MAX_FOLDERS``, on the first page only."""
 
 
 class ArtifactUpload(msgspec.Struct, kw_only=True):

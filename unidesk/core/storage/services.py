@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from unidesk.core.storage.protocol import ObjectStore
 from unidesk.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 
 __all__ = [
+    "MAX_FOLDERS",
     "ArtifactService",
     "Creator",
     "artifact_event",
@@ -34,6 +35,9 @@ __all__ = [
     "check_name",
     "owner_or_admin",
 ]
+
+MAX_FOLDERS = 500
+"""Next-level folders one artifact listing names (``delimiter=/``)."""
 
 
 def artifact_event(row: ArtifactRow, kind: EventKind, actor: str, **payload: Any) -> NewEvent:
@@ -131,16 +135,41 @@ class ArtifactService:
         task_id: uuid.UUID | None,
         limit: int,
         cursor: str | None,
+        prefix: str | None = None,
+        folders: bool = False,
     ) -> schemas.ArtifactPage:
-        stmt = select(ArtifactRow, User.username).outerjoin(User, User.id == ArtifactRow.owner_id)
+        """A page of artifacts, newest first. ``folders``: only the names with no ``/`` after
+        ``prefix``, plus (first page) the next-level prefixes below it."""
+        filters = []
         if q:
-            stmt = stmt.where(ArtifactRow.name.icontains(q, autoescape=True))
+            filters.append(ArtifactRow.name.icontains(q, autoescape=True))
+        if prefix:
+            filters.append(ArtifactRow.name.startswith(prefix, autoescape=True))
         if state:
-            stmt = stmt.where(ArtifactRow.state == state)
+            filters.append(ArtifactRow.state == state)
         if owner:
-            stmt = stmt.where(ArtifactRow.owner_id == owner)
+            filters.append(ArtifactRow.owner_id == owner)
         if task_id:
-            stmt = stmt.where(ArtifactRow.task_id == task_id)
+            filters.append(ArtifactRow.task_id == task_id)
+        rest = func.substr(ArtifactRow.name, len(prefix or "") + 1)
+        subfolders: list[str] = []
+        if folders:
+            if cursor is None:
+                sub = func.split_part(rest, "/", 1)
+                found = await self.s.scalars(
+                    select(sub)
+                    .where(*filters, func.strpos(rest, "/") > 0)
+                    .group_by(sub)
+                    .order_by(sub)
+                    .limit(MAX_FOLDERS)
+                )
+                subfolders = [f"{prefix or ''}{name}/" for name in found]
+            filters.append(func.strpos(rest, "/") == 0)
+        stmt = (
+            select(ArtifactRow, User.username)
+            .outerjoin(User, User.id == ArtifactRow.owner_id)
+            .where(*filters)
+        )
         if cursor:
             at, after = _decode_cursor(cursor)
             stmt = stmt.where(
@@ -154,7 +183,7 @@ class ArtifactService:
         ).all()
         items = [artifact_out(r, name) for r, name in rows[:limit]]
         nxt = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
-        return schemas.ArtifactPage(items=items, next_cursor=nxt)
+        return schemas.ArtifactPage(items=items, next_cursor=nxt, folders=subfolders)
 
     # -- uploads ---------------------------------------------------------------------------
 

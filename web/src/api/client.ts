@@ -135,6 +135,10 @@ export interface TaskQuery {
 
 export interface FileQuery {
   q?: string;
+  /** Names starting with this (a folder: "runs/a/"). */
+  prefix?: string;
+  /** "/": one folder level (files directly in `prefix`, and its subfolders in `folders`). */
+  delimiter?: "/";
   state?: "uploading" | "ready";
   /** "me" or a user id. */
   owner?: string;
@@ -193,7 +197,16 @@ export const api = {
 
   files: (q: FileQuery, signal?: AbortSignal) =>
     call<ArtifactPage>("files", {
-      query: { q: q.q, state: q.state, owner: q.owner, task_id: q.task_id, limit: q.limit ?? 50, cursor: q.cursor },
+      query: {
+        q: q.q,
+        prefix: q.prefix,
+        delimiter: q.delimiter,
+        state: q.state,
+        owner: q.owner,
+        task_id: q.task_id,
+        limit: q.limit ?? 50,
+        cursor: q.cursor,
+      },
       signal,
     }),
   file: (id: string, signal?: AbortSignal) => call<Artifact>("file", { params: { id }, signal }),

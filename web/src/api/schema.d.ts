@@ -1244,6 +1244,7 @@ export interface components {
         };
         /** ArtifactPage */
         ArtifactPage: {
+            folders?: string[];
             items: components["schemas"]["Artifact"][];
             next_cursor: string | null;
         };
@@ -2885,9 +2886,13 @@ export interface operations {
         parameters: {
             query?: {
                 cursor?: string | null;
+                /** @description '/': browse folders: only names with no '/' after the prefix, and `folders` lists the next-level prefixes (first page only) */
+                delimiter?: string | null;
                 limit?: number;
                 /** @description 'me' or a user id */
                 owner?: string | null;
+                /** @description name starts with */
+                prefix?: string | null;
                 /** @description name contains */
                 q?: string | null;
                 state?: string | null;

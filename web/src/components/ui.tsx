@@ -126,8 +126,11 @@ export function ConfirmButton({
   tone = "danger",
   disabled,
   warning,
+  small,
 }: {
   label: string;
+  /** A compact button (table rows). */
+  small?: boolean;
   /** Shown while asking for confirmation: what this action will break. */
   warning?: string;
   confirmLabel?: string;
@@ -141,7 +144,7 @@ export function ConfirmButton({
   useEffect(() => {
     if (phase === "ask") yesRef.current?.focus();
   }, [phase]);
-  const cls = tone === "danger" ? "btn btn-danger" : "btn";
+  const cls = (tone === "danger" ? "btn btn-danger" : "btn") + (small ? " btn-small" : "");
   return (
     <span className="confirm">
       {phase === "idle" ? (

@@ -1,10 +1,12 @@
-/** Files (artifacts): resumable uploads with progress, search and pages, download by short-lived URL, delete. */
+/** Files (artifacts): resumable uploads with progress, folders (names with "/"), search and pages, preview in place, download by short-lived URL, delete. */
 import { useContext, useEffect, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api, type FileQuery } from "../api/client";
 import type { Artifact } from "../api/types";
 import { uploadFile, type UploadProgress } from "../api/upload";
+import { folderTrail, previewOf } from "../api/filePreview";
 import { DownloadButton } from "../components/DownloadButton";
+import { FilePreview } from "../components/FilePreview";
 import { Time } from "../components/Time";
 import { ConfirmButton, CopyButton, EmptyState, ErrorBox, Loading, StateBadge, formatBytes, shortId } from "../components/ui";
 import { AuthContext } from "../state/contexts";
@@ -29,12 +31,23 @@ export function FilesPage() {
   const stateParam = params.get("state");
   const state = stateParam === "ready" || stateParam === "uploading" ? stateParam : undefined;
   const mine = params.get("owner") === "me";
+  const dir = params.get("dir") ?? "";
   const [search, setSearch] = useState(q);
   // Cursors of the pages before this one (the first page has none).
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
-  const query: FileQuery = { q: q || undefined, state, owner: mine ? "me" : undefined, limit: FILES_PAGE_SIZE, cursor };
-  const files = useAsync((signal) => api.files(query, signal), [q, state, mine, cursor]);
+  // Browsing shows one folder level; a search looks through everything below the folder.
+  const query: FileQuery = {
+    q: q || undefined,
+    state,
+    owner: mine ? "me" : undefined,
+    prefix: dir || undefined,
+    delimiter: q ? undefined : "/",
+    limit: FILES_PAGE_SIZE,
+    cursor,
+  };
+  const files = useAsync((signal) => api.files(query, signal), [q, state, mine, dir, cursor]);
+  const [previewing, setPreviewing] = useState<Artifact | null>(null);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const inputRef = useRef<HTMLInputElement>(null);
   const seq = useRef(0);
@@ -145,14 +158,36 @@ export function FilesPage() {
           <input type="checkbox" checked={mine} onChange={(e) => update({ owner: e.target.checked ? "me" : null })} /> Only mine
         </label>
       </div>
+      <nav className="breadcrumbs" aria-label="Folder">
+        {dir ? (
+          <button type="button" className="btn-link" onClick={() => update({ dir: null })}>
+            All files
+          </button>
+        ) : (
+          <span aria-current="page">All files</span>
+        )}
+        {folderTrail(dir).map((f, i, all) => (
+          <span key={f.prefix}>
+            {" / "}
+            {i === all.length - 1 ? (
+              <span aria-current="page">{f.label}</span>
+            ) : (
+              <button type="button" className="btn-link" onClick={() => update({ dir: f.prefix })}>
+                {f.label}
+              </button>
+            )}
+          </span>
+        ))}
+      </nav>
+      {previewing && <FilePreview key={previewing.id} artifact={previewing} onClose={() => setPreviewing(null)} />}
       {files.error !== null && <ErrorBox error={files.error} onRetry={files.reload} />}
       {!page && files.loading && <Loading />}
-      {page && page.items.length === 0 && (
+      {page && page.items.length === 0 && (page.folders ?? []).length === 0 && (
         <EmptyState title={q || state || mine ? "No files match." : "No files yet."}>
           {!(q || state || mine) && <p>Upload one above, or let a task declare outputs under /workspace/outputs.</p>}
         </EmptyState>
       )}
-      {page && page.items.length > 0 && (
+      {page && (page.items.length > 0 || (page.folders ?? []).length > 0) && (
         <div className="table-wrap">
           <table className="table" data-testid="files-table">
             <thead>
@@ -169,15 +204,30 @@ export function FilesPage() {
               </tr>
             </thead>
             <tbody>
+              {(page.folders ?? []).map((f) => (
+                <tr key={f} data-folder={f}>
+                  <td className="file-name" colSpan={7}>
+                    <button type="button" className="btn-link folder-link" onClick={() => update({ dir: f })} title={f}>
+                      <span aria-hidden="true">📁 </span>
+                      <span className="sr-only">Folder </span>
+                      {f.slice(dir.length)}
+                    </button>
+                  </td>
+                </tr>
+              ))}
               {page.items.map((a) => (
                 <tr key={a.id} data-file-name={a.name} data-file-id={a.id}>
-                  <td className="file-name">{a.name}</td>
+                  <td className="file-name">
+                    <span className="file-name-text" title={a.name}>
+                      {a.name.startsWith(dir) ? a.name.slice(dir.length) : a.name}
+                    </span>
+                  </td>
                   <td className="num">{formatBytes(a.size)}</td>
                   <td>
                     <StateBadge state={a.state === "ready" ? "ready" : "uploading"} />
                   </td>
-                  <td className="mono small">
-                    <span title={a.sha256}>{a.sha256.slice(0, 12)}…</span> <CopyButton text={a.sha256} />
+                  <td className="mono small files-sha">
+                    <span title={a.sha256}>{a.sha256.slice(0, 10)}…</span> <CopyButton text={a.sha256} />
                   </td>
                   <td>
                     {a.task_id ? (
@@ -194,9 +244,15 @@ export function FilesPage() {
                   </td>
                   <td>
                     <div className="row-actions">
-                    <DownloadButton id={a.id} name={a.name} disabled={a.state !== "ready"} small={false} />
+                    {previewOf(a) && (
+                      <button type="button" className="btn btn-small" aria-label={`Preview ${a.name}`} onClick={() => setPreviewing(a)}>
+                        Preview
+                      </button>
+                    )}
+                    <DownloadButton id={a.id} name={a.name} disabled={a.state !== "ready"} />
                     {mayDelete(a) && (
                       <ConfirmButton
+                        small
                         label="Delete"
                         onConfirm={() =>
                           api.deleteFile(a.id).then(() => files.setData((old) => old && { ...old, items: old.items.filter((x) => x.id !== a.id) }))
