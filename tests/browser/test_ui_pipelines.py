@@ -149,6 +149,13 @@ def test_dag_page_draws_the_pipeline_and_follows_it_live(
     expect(page.get_by_role("heading", level=1)).to_contain_text(final["state"])
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
     shot(page, "pipeline-failed")
+    # The trace: the pipeline's events in order, the failure among them.
+    trace = page.get_by_test_id("pipeline-trace")
+    trace.locator("summary").click()
+    expect(trace.locator("[data-kind='step.failed']")).to_have_count(1)
+    expect(trace.locator("[data-kind='pipeline.failed']")).to_have_count(1)
+    kinds = trace.locator("[data-kind]").evaluate_all("els => els.map(e => e.dataset.kind)")
+    assert kinds[0] == "pipeline.submitted" and kinds[-1] == "pipeline.failed", kinds
 
     # The admin may retry the failed step and rerun; a member who does not own it may not.
     expect(page.get_by_role("button", name="Retry train")).to_be_visible()

@@ -27,9 +27,14 @@ function tone(kind: string): string {
 }
 
 export function TaskTrace({ taskId }: { taskId: string }) {
-  const trace = useAsync((signal) => api.trace(taskId, signal), [taskId]);
+  return <EventTrace subjectId={taskId} load={(signal) => api.trace(taskId, signal)} what="task" />;
+}
+
+/** Any subject's events as the same timeline (a pipeline's trace too): loaded once, appended live. */
+export function EventTrace({ subjectId, load, what }: { subjectId: string; load: (signal: AbortSignal) => Promise<{ items: UnideskEvent[] }>; what: string }) {
+  const trace = useAsync(load, [subjectId]);
   useLiveEvents(
-    (ev) => ev.subject_id === taskId,
+    (ev) => ev.subject_id === subjectId,
     (ev) =>
       trace.setData((old) => {
         if (!old || old.items.some((e) => e.id === ev.id)) return old;
@@ -40,7 +45,7 @@ export function TaskTrace({ taskId }: { taskId: string }) {
   if (trace.error !== null) return <ErrorBox error={trace.error} onRetry={trace.reload} />;
   if (!trace.data) return <Loading label="Loading trace…" />;
   const items = trace.data.items;
-  if (items.length === 0) return <EmptyState title="No events recorded for this task yet." />;
+  if (items.length === 0) return <EmptyState title={`No events recorded for this ${what} yet.`} />;
   const t0 = toMs(items[0].ts);
   return (
     <ol className="trace" data-testid="trace">

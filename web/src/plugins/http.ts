@@ -3,8 +3,8 @@ import { ApiError, buildQuery, errorFromResponse } from "../api/client";
 
 type Query = Parameters<typeof buildQuery>[0];
 
-async function request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
-  const init: RequestInit = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+async function request<T>(method: string, path: string, body?: unknown, query?: Query, signal?: AbortSignal): Promise<T> {
+  const init: RequestInit = { method, credentials: "same-origin", headers: { Accept: "application/json" }, signal };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)["Content-Type"] = "application/json";
@@ -21,7 +21,7 @@ async function request<T>(method: string, path: string, body?: unknown, query?: 
 }
 
 export const http = {
-  get: <T>(path: string, query?: Query) => request<T>("GET", path, undefined, query),
+  get: <T>(path: string, query?: Query, signal?: AbortSignal) => request<T>("GET", path, undefined, query, signal),
   post: <T>(path: string, body: unknown) => request<T>("POST", path, body),
   patch: <T>(path: string, body: unknown) => request<T>("PATCH", path, body),
   del: <T>(path: string) => request<T>("DELETE", path),

@@ -2,6 +2,8 @@
 import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { allows } from "../../api/access";
+import type { UnideskEvent } from "../../api/types";
+import { EventTrace } from "../../components/TaskTrace";
 import { Time } from "../../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Loading, RawJson, StateBadge, formatBytes, shortId } from "../../components/ui";
 import { useAsync, useLiveEvents, useReloadOnReconnect, useThrottled, useTitle } from "../../state/hooks";
@@ -23,6 +25,7 @@ export function PipelinePage() {
   useReloadOnReconnect(pipeline.reload);
   useTitle(pipeline.data ? `Pipeline ${pipeline.data.name}` : "Pipeline");
   const [rerunOpen, setRerunOpen] = useState(false);
+  const [traceOpen, setTraceOpen] = useState(false);
 
   const p = pipeline.data;
   if (!p) {
@@ -114,6 +117,12 @@ export function PipelinePage() {
           </table>
         </div>
       </section>
+      <details className="card" data-testid="pipeline-trace" onToggle={(e) => setTraceOpen((e.target as HTMLDetailsElement).open)}>
+        <summary>
+          <strong>Trace</strong> <span className="muted small">the pipeline's events in order; each task's own trace is on its page</span>
+        </summary>
+        {traceOpen && <EventTrace subjectId={p.id} load={(signal) => http.get<{ items: UnideskEvent[] }>(`/api/pipelines/${p.id}/trace`, undefined, signal)} what="pipeline" />}
+      </details>
       <RawJson value={p} label="Raw JSON" />
     </div>
   );
