@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 import yaml
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -382,12 +383,14 @@ async def test_odd_bodies_are_400(client: AsyncTestClient, admin_headers: H) -> 
     assert (await client.get("/api/pipelines", headers=admin_headers)).json()["items"] == []
 
 
+@pytest.mark.parametrize("sweep", [False, True])
 async def test_startup_reconcile_moves_pipelines_whose_tasks_ended_unheard(
-    client: AsyncTestClient, admin_headers: H, database_url: str
+    client: AsyncTestClient, admin_headers: H, database_url: str, sweep: bool
 ) -> None:
     """A task that ended with no listener to hear it (as if the server died between the commit
     and the listener) is picked up by the reconcile, which reads task states, not memory."""
-    from unidesk.plugins.pipelines.engine import reconcile
+    from unidesk.plugins.pipelines import engine as engine_mod
+    from unidesk.plugins.pipelines.engine import reconcile, stuck_pipelines
 
     p = await submit(client, admin_headers, three_steps())
     (prep,) = tasks_of(p, "prepare")
@@ -406,8 +409,59 @@ async def test_startup_reconcile_moves_pipelines_whose_tasks_ended_unheard(
     finally:
         await engine.dispose()
     assert step(await get(client, admin_headers, p["id"]), "train")["state"] == "waiting"
-    await reconcile(client.app.state)
+    async with client.app.state.sessions() as s:
+        assert await stuck_pipelines(s) == [uuid.UUID(p["id"])]
+    if sweep:  # the listener's periodic sweep, on any later event
+        engine_mod._last_sweep[0] = 0.0
+        await engine_mod.follow_task_events([], client.app.state)
+    else:  # the startup reconcile
+        await reconcile(client.app.state)
     p = await get(client, admin_headers, p["id"])
     assert step(p, "prepare")["state"] == "succeeded" and step(p, "train")["state"] == "running"
     await reconcile(client.app.state)  # nothing more to do: nothing started twice
     assert tasks_of(await get(client, admin_headers, p["id"]), "train") == tasks_of(p, "train")
+
+
+async def test_step_tasks_link_to_work_items_and_experiments(
+    client: AsyncTestClient, admin_headers: H
+) -> None:
+    """Steps carry task extensions like any task: every step task links to a work item, and a
+    matrix step's points become runs of an experiment with the point as params."""
+    proj = (await client.post("/api/projects", json={"name": "P"}, headers=admin_headers)).json()
+    item = (
+        await client.post(
+            f"/api/projects/{proj['id']}/items", json={"title": "exp"}, headers=admin_headers
+        )
+    ).json()
+    exp = (
+        await client.post("/api/research/experiments", json={"name": "E"}, headers=admin_headers)
+    ).json()
+    body = three_steps()
+    body["defaults"]["extensions"] = {"projects": {"work_item_id": item["id"]}}
+    body["steps"] = [
+        *body["steps"][:1],
+        {
+            **body["steps"][1],
+            "depends_on": [],
+            "task": {
+                **body["steps"][1]["task"],
+                "extensions": {
+                    "projects": {"work_item_id": item["id"]},
+                    "research": {"experiment_id": exp["id"]},
+                },
+            },
+        },
+    ]
+    p = await submit(client, admin_headers, body)
+    detail = (await client.get(f"/api/projects/items/{item['id']}", headers=admin_headers)).json()
+    linked = {r["task_id"] for r in detail["run_list"]}
+    assert linked == set(tasks_of(p, "prepare")) | set(tasks_of(p, "train"))
+    runs = (
+        await client.get(f"/api/research/experiments/{exp['id']}", headers=admin_headers)
+    ).json()["runs"]
+    assert sorted(r["params"]["lr"] for r in runs) == [0.01, 0.1]
+    # a bad link is refused at submit, with nothing created
+    body["defaults"]["extensions"] = {"projects": {"work_item_id": str(uuid.uuid4())}}
+    r = await client.post("/api/pipelines", json=body, headers=admin_headers)
+    assert r.status_code == 400, r.text
+    assert len((await client.get("/api/pipelines", headers=admin_headers)).json()["items"]) == 1

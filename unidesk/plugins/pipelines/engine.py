@@ -12,6 +12,7 @@ a call with nothing to do changes nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.plugin_api import (
@@ -57,6 +58,7 @@ __all__ = [
     "pipeline_event",
     "reconcile",
     "step_outputs",
+    "stuck_pipelines",
 ]
 
 log = structlog.get_logger(__name__)
@@ -66,6 +68,8 @@ STEP_FINAL = ("succeeded", "failed", "skipped", "cancelled")
 STEP_PENDING = ("waiting", "ready", "running")
 TASK_FINAL = TASK_FINAL_STATES
 ACTOR = "plugin:pipelines"
+SWEEP_INTERVAL_S = 30.0
+"""How often (at most, and only when events flow) the listener looks for stuck pipelines."""
 _FINAL_KINDS = frozenset(f"task.{s}" for s in TASK_FINAL_STATES)
 
 
@@ -373,21 +377,56 @@ async def _advance_each(state: PluginState, pipeline_ids: list[uuid.UUID]) -> No
                 log.exception("pipeline advance failed", pipeline_id=str(pid))
 
 
+async def stuck_pipelines(session: AsyncSession) -> list[uuid.UUID]:
+    """Pipelines with a running step whose tasks (current round) have all ended: what a missed
+    or failed listener call leaves behind."""
+    rows = await session.execute(
+        select(m.StepRow.pipeline_id)
+        .join(
+            m.StepTask,
+            (m.StepTask.pipeline_id == m.StepRow.pipeline_id)
+            & (m.StepTask.step == m.StepRow.name)
+            & (m.StepTask.round == m.StepRow.round),
+        )
+        .join(TASKS, TASKS.c.id == m.StepTask.task_id)
+        .where(m.StepRow.state == "running")
+        .group_by(m.StepRow.pipeline_id, m.StepRow.name)
+        .having(func.bool_and(TASKS.c.state.in_(TASK_FINAL)))
+    )
+    return sorted({r[0] for r in rows.all()})
+
+
+_last_sweep = [0.0]
+"""When this process last looked for stuck pipelines (``time.monotonic``)."""
+
+
 async def follow_task_events(events: list[EventOut], state: PluginState) -> None:
-    """Event listener: a step's task ended, so its pipeline may move."""
+    """Event listener: a step's task ended, so its pipeline may move. At most every
+    ``SWEEP_INTERVAL_S`` (when events flow) it also moves pipelines that a dropped or failed
+    call left behind."""
     ids = {
         uuid.UUID(e.subject_id)
         for e in events
         if e.subject_type == "task" and e.kind in _FINAL_KINDS
     }
-    if not ids:
+    sweep = time.monotonic() - _last_sweep[0] >= SWEEP_INTERVAL_S
+    if not ids and not sweep:
         return
+    pids: set[uuid.UUID] = set()
     async with state.sessions() as session:
-        pids = (
-            await session.scalars(
-                select(m.StepTask.pipeline_id).where(m.StepTask.task_id.in_(sorted(ids))).distinct()
+        if ids:
+            pids.update(
+                (
+                    await session.scalars(
+                        select(m.StepTask.pipeline_id)
+                        .where(m.StepTask.task_id.in_(sorted(ids)))
+                        .distinct()
+                    )
+                ).all()
             )
-        ).all()
+        if sweep:
+            _last_sweep[0] = time.monotonic()
+            pids.update(await stuck_pipelines(session))
     await _advance_each(state, sorted(pids))
 
 

@@ -129,7 +129,8 @@ def task_body(
     from_inputs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """One point's TaskCreate body (unvalidated): the defaults, then the step's task (``env`` is
-    merged key by key), ``from`` inputs replaced by ``from_inputs``, placeholders filled."""
+    merged key by key), ``from`` inputs replaced by ``from_inputs``, placeholders filled; a
+    ``research`` extension without ``params`` gets the matrix point as its params."""
     defaults = spec.get("defaults") or {}
     body: dict[str, Any] = {**defaults, **step["task"]}
     if isinstance(defaults.get("env"), dict) and isinstance(step["task"].get("env"), dict):
@@ -152,6 +153,10 @@ def task_body(
             body["env"]["UNIDESK_MATRIX"] = msgspec.json.encode(params).decode()
     elif params:
         body["env"] = {"UNIDESK_MATRIX": msgspec.json.encode(params).decode()}
+    research = (body.get("extensions") or {}).get("research")
+    if params and isinstance(research, dict) and "params" not in research:
+        # a matrix step linked to an experiment: each point's run carries the point as its params
+        body["extensions"] = {**body["extensions"], "research": {**research, "params": params}}
     name = body.get("name")
     label = " ".join(f"{k}={_label(v)}" for k, v in params.items())
     if isinstance(name, str) and name:
