@@ -84,9 +84,9 @@ async def old_pass(sessions, batch: int = 500) -> int:  # type: ignore[no-untype
                 .with_for_update(skip_locked=True)
             )
         ).all()
-        caps = [_capacity(n, locked=True) for n in nodes]
+        caps = [_capacity(n) for n in nodes]
         sched = Scheduler(sessions)
-        await sched._running(s, caps)
+        await sched._running(s, caps, [])
         demands = [
             Demand(task_id=t.id, cpus=t.cpus, memory_mb=t.memory_mb, gpus=t.gpus, labels={})
             for t in pending

@@ -163,7 +163,14 @@ class SimCluster:
             )
             await s.commit()
 
-    async def quota(self, user: uuid.UUID, **limits: Any) -> None:
+    async def quota(
+        self,
+        user: uuid.UUID | None = None,
+        *,
+        account: str | None = None,
+        label: str = "",
+        **limits: Any,
+    ) -> None:
         async with self.sessions() as s:
-            s.add(QuotaRow(user_id=user, **limits))
+            s.add(QuotaRow(user_id=user, account=account, label=label, **limits))
             await s.commit()

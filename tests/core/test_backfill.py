@@ -99,8 +99,8 @@ def test_quota_stops_an_owner_mid_pass() -> None:
     p = plan(
         [g],
         [node("n", gpus=[0, 1, 2, 3])],
-        quotas={ALICE: Quota(max_gpus=2)},
-        held={ALICE: Held(gpus=1)},
+        quotas={("user", ALICE): [Quota(max_gpus=2)]},
+        held={(("user", ALICE), ""): Held(gpus=1)},
     )
     assert len(p.placements) == 1
     assert p.group_verdicts[0].code == "over_quota"

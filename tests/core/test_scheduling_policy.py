@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.core.sched_helpers import SimCluster
 from unidesk.core.db.engine import make_engine, make_sessionmaker
 from unidesk.core.events.models import Event
 from unidesk.core.scheduler.service import Scheduler
 from unidesk.core.settings import Settings
-from unidesk.core.tasks.models import AttemptRow
+from unidesk.core.tasks.models import AttemptRow, TaskRow
 
 
 @pytest.fixture
@@ -207,3 +207,90 @@ async def test_gpu_model_and_memory_matching(sim: SimCluster) -> None:
     row = await sim.task(h100)
     assert row.pending_reason == "no_node_fits"
     assert "model *H100*" in (row.unschedulable_reason or "")
+
+
+async def test_account_fair_share_ranks_a_busy_project_after_an_idle_one(sim: SimCluster) -> None:
+    alice, bob = await sim.user("alice"), await sim.user("bob")
+    await sim.nodes(1, cpus=5)
+    sched = scheduler(sim)
+    # Bob runs two tasks charged to apollo and one to the default account (1 CPU-hour
+    # committed each): keys bob 3 h, apollo 2 h, default 1 h; Alice's own key is 0.
+    await sim.tasks(2, bob, account="apollo", timeout_s=3600)
+    await sim.tasks(1, bob, timeout_s=3600)
+    assert await sched.run_pass() == 3
+    [busy] = await sim.tasks(1, alice, account="apollo", priority=50)
+    [idle] = await sim.tasks(1, alice, account="gemini")
+    theirs = await sim.tasks(5, bob)
+    assert await sched.run_pass() == 2
+    # Lanes: alice+gemini 0 h, alice+apollo 2 h, bob+default 4 h. Within Alice, the idle
+    # account goes first despite the priority; then Alice's apollo task before Bob's.
+    assert (await sim.task(idle)).state == "assigned"
+    assert (await sim.task(busy)).state == "assigned"
+    assert set((await sim.states(theirs)).values()) == {"pending"}
+
+
+async def test_account_quota_holds_across_its_users(sim: SimCluster) -> None:
+    alice, bob = await sim.user("alice"), await sim.user("bob")
+    await sim.nodes(1, cpus=8)
+    await sim.quota(account="apollo", max_cpus=2)
+    a = await sim.tasks(2, alice, account="apollo")
+    b = await sim.tasks(2, bob, account="apollo")
+    [free] = await sim.tasks(1, bob)
+    assert await scheduler(sim).run_pass() == 3
+    assert (await sim.task(free)).state == "assigned"
+    waiting = [await sim.task(t) for t in a + b if (await sim.task(t)).state == "pending"]
+    assert len(waiting) == 2 and {t.pending_reason for t in waiting} == {"over_quota"}
+    assert "account apollo holds 2 of 2 CPUs" in waiting[0].pending_detail["message"]
+
+
+async def test_label_quota_keeps_tasks_off_the_pool_only(sim: SimCluster) -> None:
+    alice = await sim.user("alice")
+    gpus = [{"index": i, "model": "A100", "memory_mb": 81920} for i in range(2)]
+    await sim.nodes(1, prefix="a100", cpus=8, gpus=gpus, labels={"pool": "a100"})
+    await sim.nodes(1, prefix="cpu", cpus=1)
+    await sim.quota(alice, label="pool=a100", max_cpus=1)
+    cpu_tasks = await sim.tasks(3, alice)
+    [gpu_task] = await sim.tasks(1, alice, gpus=1, priority=-1)
+    sched = scheduler(sim)
+    # One CPU task on the pool (its quota), one on the CPU node; the third and the GPU task
+    # could only go to the pool: over its quota there.
+    assert await sched.run_pass() == 2
+    states = await sim.states(cpu_tasks)
+    assert list(states.values()).count("assigned") == 2
+    waiting = await sim.task(gpu_task)
+    assert waiting.pending_reason == "over_quota"
+    assert "holds 1 of 1 CPUs on pool=a100" in waiting.pending_detail["message"]
+    # Raising the quota lets them start: the reason follows.
+    async with sim.sessions() as s:
+        from unidesk.core.scheduler.models import QuotaRow
+
+        q = await s.scalar(select(QuotaRow).where(QuotaRow.user_id == alice))
+        assert q is not None
+        q.max_cpus = 8
+        await s.commit()
+    assert await sched.run_pass() == 2
+    assert (await sim.task(gpu_task)).state == "assigned"
+
+
+async def test_two_schedulers_share_one_reservation(sim: SimCluster) -> None:
+    alice, bob = await sim.user("alice"), await sim.user("bob")
+    a, b = await sim.nodes(2, prefix="n", cpus=4)
+    [on_a] = await sim.tasks(1, alice, cpus=2, timeout_s=100, extra={"node_id": str(a)})
+    await sim.tasks(2, alice, cpus=2, timeout_s=300, extra={"node_id": str(b)})
+    one, two = scheduler(sim), scheduler(sim)
+    assert await one.run_pass() == 3
+    [big] = await sim.tasks(1, bob, cpus=4)
+    assert await one.run_pass() == 0
+    assert (await sim.task(big)).pending_detail["reserved_node"] == "n-0000"  # a frees first
+    # Now a's task is expected to run long: a fresh choice would be b (frees at 300 s). The
+    # other instance keeps the reservation where the first one took it, and holds a long
+    # small task off a's free CPUs.
+    async with sim.sessions() as s:
+        await s.execute(update(TaskRow).where(TaskRow.id == on_a).values(timeout_s=1000))
+        await s.commit()
+    [small] = await sim.tasks(1, alice, cpus=2, timeout_s=3600, priority=-1)
+    assert await two.run_pass() == 0
+    assert (await sim.task(big)).pending_detail["reserved_node"] == "n-0000"
+    held = await sim.task(small)
+    assert held.pending_reason == "held_for_reservation"
+    assert held.pending_detail["node"] == "n-0000"

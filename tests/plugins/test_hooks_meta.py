@@ -50,6 +50,9 @@ TESTED_BY: dict[str, list[str]] = {
         "tests/plugins/test_projects_api.py::test_task_submitted_with_work_item_shows_its_runs",
         "tests/plugins/test_research_api.py::test_runs_metrics_and_comparison",
     ],
+    "unidesk_task_account": [
+        "tests/plugins/test_projects_api.py::test_a_task_of_a_work_item_is_charged_to_its_project",
+    ],
     "unidesk_project_member": [
         "tests/core/test_secrets.py::test_project_secret_needs_membership_through_the_plugin",
     ],

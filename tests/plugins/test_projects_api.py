@@ -225,6 +225,29 @@ async def test_members_and_access(
     assert r.status_code == 400 and "no user named" in r.json()["detail"]
 
 
+async def test_a_task_of_a_work_item_is_charged_to_its_project(
+    client: AsyncTestClient, admin_headers: H, task_body: Any
+) -> None:
+    p = await _project(client, admin_headers)
+    item = (await _item(client, admin_headers, p["id"], title="train")).json()
+    ext = {"projects": {"work_item_id": item["id"]}}
+    r = await client.post("/api/tasks", json=task_body(extensions=ext), headers=admin_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["account"] == f"project:{p['id']}"
+    same = task_body(extensions=ext, account=f"project:{p['id']}")
+    r = await client.post("/api/tasks", json=same, headers=admin_headers)
+    assert r.status_code == 201 and r.json()["account"] == f"project:{p['id']}"
+    before = (await client.get("/api/tasks", headers=admin_headers)).json()["items"]
+    r = await client.post(
+        "/api/tasks", json=task_body(extensions=ext, account="other"), headers=admin_headers
+    )
+    assert r.status_code == 400, r.text
+    assert "give one account or none" in r.json()["detail"]
+    assert (await client.get("/api/tasks", headers=admin_headers)).json()["items"] == before
+    r = await client.post("/api/tasks", json=task_body(account="ml-group"), headers=admin_headers)
+    assert r.status_code == 201 and r.json()["account"] == "ml-group"
+
+
 async def test_task_submitted_with_work_item_shows_its_runs(
     client: AsyncTestClient, admin_headers: H, member_headers: H, task_body: Any, database_url: str
 ) -> None:

@@ -120,6 +120,17 @@ async def unidesk_task_submitting(
 
 
 @hookspec
+async def unidesk_task_account(
+    session: AsyncSession, extensions: dict[str, Any], principal: Principal
+) -> str | None:
+    """The account a task submitted with these ``extensions`` is charged to (fair share, quotas,
+    usage), e.g. the project of the work item it is linked to; None when this plugin has no say.
+    Called before the task row is written. All implementations are awaited; the non-None
+    answers must agree with each other and with an explicit ``TaskCreate.account`` (else 400).
+    The answer must match ``unidesk.core.tasks.models.ACCOUNT_PATTERN``."""
+
+
+@hookspec
 async def unidesk_attempt_data(
     session: AsyncSession,
     task_id: uuid.UUID,

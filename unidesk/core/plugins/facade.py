@@ -213,6 +213,19 @@ class Plugins:
             ):
                 await result
 
+    async def task_account(
+        self, session: Any, extensions: dict[str, Any], principal: Any
+    ) -> list[tuple[str, str]]:
+        """(plugin, account) for each plugin that names the account of a task with
+        ``extensions``."""
+        out: list[tuple[str, str]] = []
+        for name, call in self.callers("unidesk_task_account"):
+            for result in call(session=session, extensions=extensions, principal=principal):
+                account = await result
+                if account is not None:
+                    out.append((name, account))
+        return out
+
     async def attempt_data(
         self,
         session: Any,

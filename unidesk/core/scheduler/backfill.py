@@ -3,10 +3,12 @@
 Pending tasks come grouped by owner and resource shape (a ``Group`` holds the best few
 tasks of one owner with one shape, best first). ``plan_pass`` walks them in rank order:
 
-1. The owner with the smallest fair-share key goes next (``shares``: decayed usage plus
-   committed running work, see ``shares.py``); a placed task adds its expected charge to its
-   owner's key, so one pass interleaves owners instead of serving one owner entirely.
-2. Within an owner, higher priority first, then older (lower ``seq``).
+1. The (owner, account) lane with the smallest fair-share key goes next: the owner's key plus
+   the account's (``shares`` and ``account_shares``: decayed usage plus committed running
+   work, see ``shares.py``; tasks without an account share the default account ''). A placed
+   task adds its expected charge to both keys, so one pass interleaves owners and accounts
+   instead of serving one entirely.
+2. Within a lane, higher priority first, then older (lower ``seq``).
 3. A task that fits a node now is placed there (the node with the most CPUs left over),
    unless that node is reserved (below) and the task would still run when the reserved task
    is expected to start, or it lost/failed an earlier attempt there while another node could run it.
@@ -17,6 +19,9 @@ tasks of one owner with one shape, best first). ``plan_pass`` walks them in rank
    Later tasks go there only if they are expected to end before that start, or leave enough
    for it then (backfill); else they wait ``held_for_reservation``.
 5. A task that fits nothing never blocks one that fits: it is only given its reason.
+6. Quotas (per user or per account, on all nodes or on nodes carrying a label): a task that
+   would take a subject over one waits ``over_quota``; a label quota only keeps it off the
+   nodes with that label.
 
 Capacity only shrinks during a pass, so a shape that failed once fails for the rest of it.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +51,7 @@ __all__ = [
     "Held",
     "Plan",
     "Quota",
+    "QuotaKey",
     "Reservation",
     "Running",
     "Verdict",
@@ -52,6 +59,7 @@ __all__ = [
     "node_classes",
     "plan_pass",
     "quota_excess",
+    "quota_keys",
     "shape_key",
 ]
 
@@ -73,6 +81,7 @@ class Group:
     demand: Demand
     count: int
     key: Any = None
+    account: str | None = None
     candidates: list[Candidate] = field(default_factory=list)
     version: Any = None
     """Changes whenever the group's membership does (the pass skips unchanged groups' reasons)."""
@@ -87,11 +96,32 @@ class Running:
     ends_in_s: float
 
 
+QuotaKey = tuple[str, Any]
+"""Whom a quota limits: ``("user", owner id or None)`` or ``("account", name or None)``."""
+
+
+def quota_keys(owner: uuid.UUID | None, account: str | None) -> tuple[QuotaKey, QuotaKey]:
+    """The quota subjects a task of ``owner`` charged to ``account`` counts against."""
+    return ("user", owner), ("account", account)
+
+
 @dataclass(frozen=True)
 class Quota:
     max_gpus: int | None = None
     max_cpus: float | None = None
     max_memory_mb: int | None = None
+    label: str = ""
+    """``key=value``: the quota counts (and limits) only attempts on nodes carrying that label;
+    '' counts all."""
+    who: str = "owner"
+    """How messages name the subject: ``owner``, ``account ml``."""
+
+    def covers(self, n: NodeCapacity) -> bool:
+        """Whether attempts on ``n`` count against this quota."""
+        if not self.label:
+            return True
+        key, _, value = self.label.partition("=")
+        return n.labels.get(key) == value
 
 
 @dataclass
@@ -167,9 +197,10 @@ def charge_rate(d: Demand, *, gpu_weight: float, memory_gb_weight: float) -> flo
 
 
 def quota_excess(quota: Quota | None, held: Held, d: Demand) -> str | None:
-    """Why starting ``d`` now would exceed the owner's quota; None if it would not."""
+    """Why starting ``d`` now would exceed the quota; None if it would not."""
     if quota is None:
         return None
+    where = f" on {quota.label}" if quota.label else ""
     checks = (
         ("GPUs", quota.max_gpus, held.gpus, d.gpus),
         ("CPUs", quota.max_cpus, held.cpus, d.cpus),
@@ -179,9 +210,12 @@ def quota_excess(quota: Quota | None, held: Held, d: Demand) -> str | None:
         if limit is None or want == 0:
             continue
         if want > limit + 1e-9:
-            return f"needs {want:g} {what}; the owner's quota allows {limit:g}"
+            return f"needs {want:g} {what}; the {quota.who}'s quota{where} allows {limit:g}"
         if used + want > limit + 1e-9:
-            return f"owner holds {used:g} of {limit:g} {what}; this task needs {want:g} more"
+            return (
+                f"{quota.who} holds {used:g} of {limit:g} {what}{where}; "
+                f"this task needs {want:g} more"
+            )
     return None
 
 
@@ -251,8 +285,9 @@ def plan_pass(
     *,
     running: list[Running],
     shares: dict[uuid.UUID | None, float],
-    quotas: dict[uuid.UUID | None, Quota],
-    held: dict[uuid.UUID | None, Held],
+    quotas: dict[QuotaKey, list[Quota]],
+    held: dict[tuple[QuotaKey, str], Held],
+    account_shares: dict[str, float] | None = None,
     gpu_weight: float = 10.0,
     memory_gb_weight: float = 0.1,
     charge_horizon_s: float = 86400.0,
@@ -263,10 +298,13 @@ def plan_pass(
     """Decide this pass: which tasks go where, the reservations, and every group's reason.
 
     ``nodes`` carry free capacity and are consumed as tasks are placed; ``running`` lists active
-    attempts (for reservations); ``shares`` the owners' fair-share keys (smaller goes first);
-    ``held`` what each owner's active attempts hold (for quotas); ``reserved`` the node each task
-    held a reservation on in the previous pass (kept while still feasible, so a reservation does
-    not wander between nodes and lose what it has gathered). At most ``limit`` placements."""
+    attempts (for reservations); ``shares`` the owners' and ``account_shares`` the accounts'
+    fair-share keys ('' is the default account; a lane's key is their sum, smaller goes
+    first); ``quotas`` the limits of each subject (``quota_keys``) and ``held`` what each
+    subject's active attempts hold now, per quota label ('' for all nodes); ``reserved`` the
+    node each task held a reservation on before (kept while still feasible, so a reservation
+    does not wander between nodes and lose what it has gathered). At most ``limit``
+    placements."""
     plan = Plan()
     idle = [_idle(n) for n in nodes]
     classes = node_classes(idle)
@@ -280,10 +318,12 @@ def plan_pass(
     never: dict[Any, str | None] = {}
     failed: dict[Any, Verdict] = {}
     share = dict(shares)
+    acc_share = dict(account_shares or {})
     held = {k: Held(v.cpus, v.memory_mb, v.gpus) for k, v in held.items()}
 
-    # Per owner, a heap of its groups' next candidates: (-priority, seq, group index, position).
-    per_owner: dict[uuid.UUID | None, list[tuple[int, int, int, int]]] = {}
+    # Per lane (owner, account), a heap of its groups' next candidates:
+    # (-priority, seq, group index, position).
+    per_lane: dict[tuple[uuid.UUID | None, str], list[tuple[int, int, int, int]]] = {}
     for gi, g in enumerate(groups):
         key = g.key if g.key is not None else shape_key(g.demand)
         g.key = key
@@ -295,24 +335,46 @@ def plan_pass(
             continue
         if g.candidates:
             c = g.candidates[0]
-            per_owner.setdefault(g.owner, []).append((-c.priority, c.seq, gi, 0))
-    owners: list[tuple[float, str, uuid.UUID | None]] = []
-    for owner, heap in per_owner.items():
-        heapq.heapify(heap)
-        owners.append((share.get(owner, 0.0), str(owner), owner))
-    heapq.heapify(owners)
+            per_lane.setdefault((g.owner, g.account or ""), []).append((-c.priority, c.seq, gi, 0))
 
-    while owners and len(plan.placements) < limit:
-        _, tiebreak, owner = heapq.heappop(owners)
-        heap = per_owner[owner]
+    def lane_key(lane: tuple[uuid.UUID | None, str]) -> float:
+        return share.get(lane[0], 0.0) + acc_share.get(lane[1], 0.0)
+
+    lanes: list[tuple[float, str, tuple[uuid.UUID | None, str]]] = []
+    for lane, heap in per_lane.items():
+        heapq.heapify(heap)
+        lanes.append((lane_key(lane), f"{lane[0]}|{lane[1]}", lane))
+    heapq.heapify(lanes)
+
+    while lanes and len(plan.placements) < limit:
+        stored, tiebreak, lane = heapq.heappop(lanes)
+        if lane_key(lane) > stored + 1e-9:  # keys only grow in a pass: re-rank lazily
+            heapq.heappush(lanes, (lane_key(lane), tiebreak, lane))
+            continue
+        owner, account = lane
+        heap = per_lane[lane]
         _, _, gi, pos = heapq.heappop(heap)
         g = groups[gi]
         c = g.candidates[pos]
         d = msgspec.structs.replace(g.demand, task_id=c.task_id)
-        verdict = failed.get(g.key)
+        subjects = quota_keys(owner, g.account)
+        on_labels = [
+            (sub, q) for sub in subjects for q in quotas.get(sub, ()) if q.label
+        ]  # quotas that only some nodes count against
+        blocked = _blocker(on_labels, held, d) if on_labels else None
+        verdict = None if blocked else failed.get(g.key)
         placed = None
         if verdict is None:
-            excess = quota_excess(quotas.get(owner), held.setdefault(owner, Held()), d)
+            excess = next(
+                (
+                    e
+                    for sub in subjects
+                    for q in quotas.get(sub, ())
+                    if not q.label
+                    and (e := quota_excess(q, held.setdefault((sub, ""), Held()), d)) is not None
+                ),
+                None,
+            )
             if excess is not None:
                 verdict = Verdict(reasons.OVER_QUOTA, {"message": excess})
             else:
@@ -325,23 +387,32 @@ def plan_pass(
                     running_on,
                     by_node,
                     (max_cpus, max_mem, max_gpus),
+                    blocked,
                 )
-                if verdict is not None and verdict.code == reasons.WAITING_FOR_RESOURCES:
+                if (
+                    blocked is None
+                    and verdict is not None
+                    and verdict.code == reasons.WAITING_FOR_RESOURCES
+                ):
                     failed[g.key] = Verdict(
                         reasons.WAITING_FOR_RESOURCES,
                         {k: v for k, v in verdict.detail.items() if k == "avoiding"},
                     )
         if placed is not None:
             plan.placements.append(placed)
-            h = held[owner]
-            h.cpus += d.cpus
-            h.memory_mb += d.memory_mb
-            h.gpus += d.gpus
+            node = by_node[placed.node_id]
+            for sub in subjects:
+                _add(held.setdefault((sub, ""), Held()), d)
+            for sub, q in on_labels:
+                if q.covers(node):
+                    _add(held.setdefault((sub, q.label), Held()), d)
             running_on.setdefault(placed.node_id, []).append(
                 Running(placed.node_id, d.cpus, d.memory_mb, placed.gpu_indices, c.estimate_s)
             )
             rate = charge_rate(d, gpu_weight=gpu_weight, memory_gb_weight=memory_gb_weight)
-            share[owner] = share.get(owner, 0.0) + rate * min(c.estimate_s, charge_horizon_s)
+            charge = rate * min(c.estimate_s, charge_horizon_s)
+            share[owner] = share.get(owner, 0.0) + charge
+            acc_share[account] = acc_share.get(account, 0.0) + charge
             if pos + 1 < len(g.candidates):
                 nxt = g.candidates[pos + 1]
                 heapq.heappush(heap, (-nxt.priority, nxt.seq, gi, pos + 1))
@@ -352,7 +423,13 @@ def plan_pass(
             if verdict.code == reasons.WAITING_FOR_RESOURCES and "avoiding" not in verdict.detail:
                 # Same shape failed before in this pass: it may still take a reservation.
                 verdict = _reserve(
-                    d, plan, nodes, running_on, (reserved or {}).get(c.task_id), max_reservations
+                    d,
+                    plan,
+                    nodes,
+                    running_on,
+                    (reserved or {}).get(c.task_id),
+                    max_reservations,
+                    blocked,
                 )
             if verdict.detail.get("reserved_node"):
                 plan.task_verdicts[c.task_id] = verdict  # the reserved one; its group waits
@@ -362,8 +439,32 @@ def plan_pass(
                 nxt = g.candidates[pos + 1]  # a shorter one of the same shape may still backfill
                 heapq.heappush(heap, (-nxt.priority, nxt.seq, gi, pos + 1))
         if heap:
-            heapq.heappush(owners, (share.get(owner, 0.0), tiebreak, owner))
+            heapq.heappush(lanes, (lane_key(lane), tiebreak, lane))
     return plan
+
+
+def _add(h: Held, d: Demand) -> None:
+    h.cpus += d.cpus
+    h.memory_mb += d.memory_mb
+    h.gpus += d.gpus
+
+
+Blocker = Callable[[NodeCapacity], "str | None"]
+"""Why a label quota keeps a task off a node; None: it does not."""
+
+
+def _blocker(
+    on_labels: list[tuple[QuotaKey, Quota]], held: dict[tuple[QuotaKey, str], Held], d: Demand
+) -> Blocker:
+    def blocked(n: NodeCapacity) -> str | None:
+        for sub, q in on_labels:
+            if q.covers(n):
+                excess = quota_excess(q, held.get((sub, q.label), Held()), d)
+                if excess is not None:
+                    return excess
+        return None
+
+    return blocked
 
 
 def _try_place(
@@ -375,13 +476,22 @@ def _try_place(
     running_on: dict[uuid.UUID, list[Running]],
     by_node: dict[uuid.UUID, NodeCapacity],
     maxima: tuple[float, int, int],
+    blocked: Blocker | None = None,
 ) -> tuple[Assignment | None, Verdict | None]:
-    """Place ``d`` now if a node allows it (fits, respects reservations); else the reason."""
+    """Place ``d`` now if a node allows it (fits, within label quotas, respects reservations);
+    else the reason."""
     fitting: list[NodeCapacity] = []
     if d.runtime == "host.ssh" or (
         d.cpus <= maxima[0] + 1e-9 and d.memory_mb <= maxima[1] and d.gpus <= maxima[2]
     ):
         fitting = [n for n in nodes if fits_now(d, n)]
+    if blocked is not None:
+        # Over a label quota everywhere it could go (now, or ever): that is why it waits.
+        could = fitting or [i for i in idle if fits_now(d, i)]
+        why = [blocked(n) for n in could]
+        if could and all(why):
+            return None, Verdict(reasons.OVER_QUOTA, {"message": why[0]})
+        fitting = [n for n, w in zip(could, why, strict=True) if w is None] if fitting else []
     on_node = {r.node_id: r for r in plan.reservations}
 
     def respects(n: NodeCapacity) -> bool:
@@ -426,21 +536,29 @@ def _reserve(
     running_on: dict[uuid.UUID, list[Running]],
     sticky: uuid.UUID | None,
     max_reservations: int,
+    blocked: Blocker | None = None,
 ) -> Verdict:
     """Reserve for ``d`` the free node where it is expected to start soonest (its previous one
     while still feasible), if fewer than ``max_reservations`` are taken."""
     on_node = {r.node_id for r in plan.reservations}
     if len(plan.reservations) < max_reservations:
-        best: tuple[float, str, NodeCapacity] | None = None
-        for n in nodes:
+
+        def start(n: NodeCapacity) -> float | None:
             if n.node_id in on_node or n.node_id in d.avoid_nodes or not fits_now(d, _idle(n)):
-                continue
-            t = _starts_in(d, n, running_on.get(n.node_id, []))
-            if t is not None and n.node_id == sticky:
-                best = (t, n.name, n)
-                break
-            if t is not None and (best is None or (t, n.name) < best[:2]):
-                best = (t, n.name, n)
+                return None
+            if blocked is not None and blocked(n) is not None:
+                return None
+            return _starts_in(d, n, running_on.get(n.node_id, []))
+
+        best: tuple[float, str, NodeCapacity] | None = None
+        kept = next((n for n in nodes if n.node_id == sticky), None) if sticky else None
+        if kept is not None and (t0 := start(kept)) is not None:
+            best = (t0, kept.name, kept)
+        else:
+            for n in nodes:
+                t = start(n)
+                if t is not None and (best is None or (t, n.name) < best[:2]):
+                    best = (t, n.name, n)
         if best is not None:
             r = Reservation(d.task_id, best[2].node_id, best[2].name, best[0], d)
             plan.reservations.append(r)

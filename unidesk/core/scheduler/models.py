@@ -1,29 +1,74 @@
-"""Table ``scheduling_quotas``: admin-set caps on one user's concurrent resources."""
+"""Tables of the scheduler: admin-set quotas and the reservations every instance honours."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, func
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from unidesk.core.db.base import Base
+from unidesk.core.db.base import Base, new_id
 
-__all__ = ["QuotaRow"]
+__all__ = ["QuotaRow", "ReservationRow"]
 
 
 class QuotaRow(Base):
-    """Limits on what one user's active attempts may hold at once; None means no limit."""
+    """Limits on what one user's or one account's active attempts may hold at once, on every
+    node or only on nodes carrying ``label`` (``key=value``); None means no limit."""
 
     __tablename__ = "scheduling_quotas"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    account: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
+    """``key=value``: the quota counts only attempts on nodes with that label; '' counts all."""
     max_gpus: Mapped[int | None] = mapped_column(Integer)
     max_cpus: Mapped[float | None] = mapped_column(Float)
     max_memory_mb: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+    __table_args__ = (
+        CheckConstraint("(user_id IS NULL) <> (account IS NULL)", name="one_subject"),
+        Index(
+            "ux_scheduling_quotas_user_label",
+            "user_id",
+            "label",
+            unique=True,
+            postgresql_where=text("user_id IS NOT NULL"),
+        ),
+        Index(
+            "ux_scheduling_quotas_account_label",
+            "account",
+            "label",
+            unique=True,
+            postgresql_where=text("account IS NOT NULL"),
+        ),
+    )
+
+
+class ReservationRow(Base):
+    """The node a waiting task holds a reservation on (written by the pass that took it), so
+    every server instance's pass keeps it there and holds lower-ranked work off that node."""
+
+    __tablename__ = "scheduling_reservations"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False
     )

@@ -1,16 +1,19 @@
 """The scheduling loop: group pending tasks by shape, plan (backfill.py), claim and assign.
 
-Several server instances may run this at once on one database: node rows and candidate
-task rows are claimed with ``FOR UPDATE SKIP LOCKED`` inside the assignment transaction, so
-no node's capacity and no task is handed out twice, and no leader is needed.
+Several server instances may run this on one database, without a leader: a pass takes a
+transaction-scoped advisory lock first, so passes run one after another (any instance's), each
+planning from what the previous one committed: capacity, and the reservations it stored in
+``scheduling_reservations``. Candidate tasks and the nodes placed on are still locked with
+``FOR UPDATE SKIP LOCKED``, so a task being cancelled or a node going away at that moment is
+left for the next pass; no task and no capacity is handed out twice.
 
 One pass, one transaction:
 1. retried tasks get their ``not_before`` (retry backoff);
-2. pending tasks are counted per (owner, shape) in SQL, so 100,000 pending cost one
-   aggregate, not 100,000 rows in Python;
+2. pending tasks are counted per group (owner, account, shape: the stored ``group_key``) on
+   a partial index, so 100,000 pending cost one index scan, not 100,000 rows in Python;
 3. for each group, only as many of its best tasks as could start now are read and locked
    (one for a group that cannot start, to rank it for the reservation);
-4. ``plan_pass`` decides placements, the reservation and every group's pending reason;
+4. ``plan_pass`` decides placements, the reservations and every group's pending reason;
 5. attempts are inserted, tasks moved to ``assigned``, and each task whose reason changed
    gets its new reason and one event (``task.waiting`` / ``task.unschedulable``).
 """
@@ -25,7 +28,7 @@ from collections import defaultdict
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.background import cancel_and_wait
@@ -42,18 +45,20 @@ from unidesk.core.scheduler.backfill import (
     Held,
     Plan,
     Quota,
+    QuotaKey,
     Running,
     Verdict,
     plan_pass,
+    quota_keys,
 )
-from unidesk.core.scheduler.models import QuotaRow
+from unidesk.core.scheduler.models import QuotaRow, ReservationRow
 from unidesk.core.scheduler.placement import Demand, NodeCapacity, fits_now
 from unidesk.core.scheduler.shares import share_keys
 from unidesk.core.settings import Settings
 from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, AttemptRow, TaskRow
 from unidesk.core.tasks.transitions import task_event
 
-__all__ = ["SHAPE_SQL", "WAKE_KINDS", "Scheduler"]
+__all__ = ["WAKE_KINDS", "Scheduler"]
 
 log = structlog.get_logger("unidesk.scheduler")
 
@@ -76,65 +81,59 @@ WAKE_KINDS: frozenset[EventKind] = frozenset(
 _SCHEDULABLE = (NodeRow.state == "online", NodeRow.connection_id.is_not(None))
 """Connected nodes; draining or unhealthy ones (``accepts_work`` False) get only host.ssh work."""
 
-_SHAPE_COLS = (
-    "t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb, t.avoid_node_ids,"
-    " t.extra->>'runtime', t.extra->>'node_id', t.extra->>'kind', t.extra#>>'{params,op}',"
-    " t.extra->'host_mounts'"
-)
-SHAPE_SQL = (
-    "concat_ws('|', t.cpus, t.memory_mb, t.gpus, t.labels::text, coalesce(t.gpu_model, ''),"
-    " coalesce(t.gpu_memory_mb, 0), t.avoid_node_ids::text, coalesce(t.extra->>'runtime', ''),"
-    " coalesce(t.extra->>'node_id', ''), coalesce(t.extra->>'kind', ''),"
-    " coalesce(t.extra#>>'{params,op}', ''), coalesce(t.extra->'host_mounts', '[]'::jsonb)::text)"
-)
-"""One text per resource shape: tasks with equal shapes place alike."""
 _READY = "t.state = 'pending' AND (t.not_before IS NULL OR t.not_before <= now())"
+_EST = "coalesce(t.expected_duration_s, t.timeout_s)"
 
 _GROUPS_SQL = text(
     f"""
-    SELECT * FROM (
-      SELECT coalesce(t.owner_id::text, '') AS owner, {SHAPE_SQL} AS shape,
-             count(*) OVER g AS n, max(t.seq) OVER g AS max_seq,
-             row_number() OVER (g ORDER BY t.priority DESC, t.seq) AS rn,
-             t.id, t.priority, t.seq, coalesce(t.expected_duration_s, t.timeout_s) AS est,
-             t.pending_reason,
+    SELECT g.group_key, g.n, g.max_seq, b.*
+    FROM (SELECT t.group_key, count(*) AS n, max(t.seq) AS max_seq
+          FROM tasks t WHERE {_READY} GROUP BY t.group_key) g
+    CROSS JOIN LATERAL (
+      SELECT t.id, t.owner_id, t.account, t.priority, t.seq, {_EST} AS est, t.pending_reason,
              t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb,
              t.avoid_node_ids, t.extra->>'runtime' AS runtime, t.extra->>'node_id' AS node_id,
              t.extra->>'kind' AS kind, t.extra#>>'{{params,op}}' AS op,
              t.extra->'host_mounts' AS host_mounts
-      FROM tasks t WHERE {_READY}
-      WINDOW g AS (PARTITION BY t.owner_id, {SHAPE_SQL})
-    ) x WHERE x.rn = 1
+      FROM tasks t WHERE t.group_key = g.group_key AND {_READY}
+      ORDER BY t.priority DESC, t.seq LIMIT 1
+    ) b
     """
 )
-"""One row per (owner, shape) group: its size, its best task, and its shape."""
+"""One row per pending group (owner, account, shape; ``tasks.group_key``): its size and its
+best task. Counted on ``ix_tasks_pending_groups`` (index only), no shape computed, no sort."""
 _CANDIDATES_SQL = text(
     f"""
-    SELECT x.id, x.owner, x.shape, x.priority, x.seq, x.est, x.pending_reason
-    FROM (
-      SELECT t.id, coalesce(t.owner_id::text, '') AS owner, {SHAPE_SQL} AS shape, t.priority,
-             t.seq, coalesce(t.expected_duration_s, t.timeout_s) AS est, t.pending_reason,
-             row_number() OVER (PARTITION BY t.owner_id, {SHAPE_SQL}
-                                ORDER BY t.priority DESC, t.seq) AS rn
-      FROM tasks t WHERE {_READY}
-    ) x
-    JOIN jsonb_to_recordset(CAST(:groups AS jsonb)) AS g(owner text, shape text, lim int)
-      ON g.owner = x.owner AND g.shape = x.shape
-    WHERE x.rn <= g.lim
+    SELECT c.* FROM jsonb_to_recordset(CAST(:groups AS jsonb)) AS g(key text, lim int)
+    CROSS JOIN LATERAL (
+      SELECT t.id, t.group_key, t.priority, t.seq, {_EST} AS est, t.pending_reason
+      FROM tasks t WHERE t.group_key = g.key AND {_READY}
+      ORDER BY t.priority DESC, t.seq LIMIT g.lim
+    ) c
     """
 )
 _CHANGED_SQL = text(
     f"""
     SELECT t.id, g.code, g.detail, g.message, t.pending_reason
-    FROM tasks t
-    JOIN jsonb_to_recordset(CAST(:verdicts AS jsonb))
-      AS g(owner text, shape text, code text, detail jsonb, message text)
-      ON g.owner = coalesce(t.owner_id::text, '') AND g.shape = {SHAPE_SQL}
+    FROM jsonb_to_recordset(CAST(:verdicts AS jsonb))
+      AS g(key text, code text, detail jsonb, message text)
+    JOIN tasks t ON t.group_key = g.key
     WHERE {_READY} AND NOT (t.id = ANY(CAST(:skip AS uuid[])))
       AND (t.pending_reason IS DISTINCT FROM g.code
            OR (g.code = 'no_node_fits' AND t.unschedulable_reason IS DISTINCT FROM g.message))
     """
 )
+_RUNNING_SQL = text(
+    f"""
+    SELECT a.node_id, a.gpu_indices, t.owner_id, t.account, t.cpus, t.memory_mb, t.gpus,
+           n.labels AS node_labels,
+           {_EST} - extract(epoch from now() - coalesce(a.started_at, a.assigned_at)) AS left_s
+    FROM task_attempts a JOIN tasks t ON t.id = a.task_id LEFT JOIN nodes n ON n.id = a.node_id
+    WHERE a.state = ANY(CAST(:states AS text[]))
+    """
+).bindparams(states=list(ATTEMPT_ACTIVE_STATES))
+"""Active attempts with what they hold, where, and how long they are expected to go on."""
+_PASS_LOCK = 0x756E6964_6573_6B  # "unidesk" as a number: one pass at a time per database
 _SET_REASON_SQL = text(
     """
     UPDATE tasks SET pending_reason = r.code, pending_detail = r.detail,
@@ -194,7 +193,7 @@ _NODE_COLS = (
 """What a pass reads of a node (plain rows: no ORM objects for 1,000 nodes)."""
 
 
-def _capacity(n: Any, *, locked: bool) -> NodeCapacity:
+def _capacity(n: Any) -> NodeCapacity:
     indices = sorted(int(g.get("index", i)) for i, g in enumerate(n.gpus))
     info = {
         int(g.get("index", i)): (str(g.get("model", "")), int(g.get("memory_mb", 0)))
@@ -207,9 +206,9 @@ def _capacity(n: Any, *, locked: bool) -> NodeCapacity:
         cpus=n.cpus,
         memory_mb=n.memory_mb,
         gpu_indices=indices,
-        free_cpus=n.cpus if locked else 0.0,
-        free_memory_mb=n.memory_mb if locked else 0,
-        free_gpu_indices=list(indices) if locked else [],
+        free_cpus=n.cpus,
+        free_memory_mb=n.memory_mb,
+        free_gpu_indices=list(indices),
         runtimes=list(n.runtimes),
         accepts_work=_accepts_work(n),
         gpu_info=info,
@@ -272,17 +271,10 @@ class Scheduler:
         self.assigned_total = 0
         self.last_plan: Plan | None = None
         self.last_timings: dict[str, float] = {}
-        self._reserved: dict[uuid.UUID, uuid.UUID] = {}
-        self._verdicts: dict[tuple[str, str], tuple[str, str, tuple[int, int]]] = {}
-        """Last pass's verdict and size per (owner, shape) group: unchanged groups are skipped."""
-        self._next_verdicts: dict[tuple[str, str], tuple[str, str, tuple[int, int]]] = {}
-        self._after_commit: (
-            tuple[
-                dict[uuid.UUID, uuid.UUID], dict[tuple[str, str], tuple[str, str, tuple[int, int]]]
-            ]
-            | None
-        ) = None
-        """Last pass's reservations (task -> node): kept while feasible so they do not wander."""
+        self._verdicts: dict[str, tuple[str, str, tuple[int, int]]] = {}
+        """Last pass's verdict and size per group key: unchanged groups' tasks are not read."""
+        self._next_verdicts: dict[str, tuple[str, str, tuple[int, int]]] = {}
+        self._after_commit: dict[str, tuple[str, str, tuple[int, int]]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -316,8 +308,8 @@ class Scheduler:
         """One claim-place-assign transaction; returns how many tasks were assigned."""
         self._after_commit = None
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
-        if self._after_commit is not None:  # caches follow only what was committed
-            self._reserved, self._verdicts = self._after_commit
+        if self._after_commit is not None:  # the cache follows only what was committed
+            self._verdicts = self._after_commit
         self.assigned_total += assigned
         return assigned
 
@@ -325,7 +317,9 @@ class Scheduler:
         s = self.settings
         lap = _Laps()
         self.last_timings = lap.ms
-        await session.execute(text("SET LOCAL work_mem = '64MB'"))  # the groups sort, in memory
+        # One pass at a time on this database, whichever instance runs it: a second waits
+        # for the first to commit, then plans from what it wrote (capacity, reservations).
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PASS_LOCK})
         backoffs = await self._start_backoffs(session)
         group_rows = (await session.execute(_GROUPS_SQL)).all()
         lap("groups")
@@ -336,16 +330,17 @@ class Scheduler:
         all_nodes = (
             await session.execute(select(*_NODE_COLS).where(*_SCHEDULABLE).order_by(NodeRow.name))
         ).all()
-        locked = set(
-            (
-                await session.scalars(
-                    select(NodeRow.id).where(*_SCHEDULABLE).with_for_update(skip_locked=True)
-                )
-            ).all()
-        )
-        nodes = [_capacity(n, locked=n.id in locked) for n in all_nodes]
+        nodes = [_capacity(n) for n in all_nodes]
         lap("nodes")
-        running, held = await self._running(session, nodes)
+        quota_rows = (await session.scalars(select(QuotaRow))).all()
+        quotas: dict[QuotaKey, list[Quota]] = defaultdict(list)
+        for q in quota_rows:
+            sub: QuotaKey = ("user", q.user_id) if q.user_id else ("account", q.account)
+            who = "owner" if q.user_id else f"account {q.account}"
+            quotas[sub].append(Quota(q.max_gpus, q.max_cpus, q.max_memory_mb, q.label, who))
+        running, held = await self._running(
+            session, nodes, sorted({q.label for q in quota_rows if q.label})
+        )
         lap("running")
         groups: list[Group] = []
         lims: list[dict[str, Any]] = []
@@ -360,18 +355,19 @@ class Scheduler:
             d = _group_demand(r)
             groups.append(
                 Group(
-                    owner=uuid.UUID(r.owner) if r.owner else None,
+                    owner=r.owner_id,
+                    account=r.account,
                     demand=d,
                     count=r.n,
                     version=(r.n, r.max_seq),
                 )
             )
             lim = max(1, min(self.batch, r.n, _slots(d, nodes, self.batch, maxima)))
-            lims.append({"owner": r.owner, "shape": r.shape, "lim": lim})
+            lims.append({"key": r.group_key, "lim": lim})
             cand_rows[r.id] = r
             if lim > 1:
                 more.append(lims[-1])
-        index = {(g["owner"], g["shape"]): i for i, g in enumerate(lims)}
+        index = {g["key"]: i for i, g in enumerate(lims)}
         if more:  # groups with room for more than their best task
             for c in (await session.execute(_CANDIDATES_SQL, {"groups": json.dumps(more)})).all():
                 cand_rows[c.id] = c
@@ -387,41 +383,70 @@ class Scheduler:
         )
         for c in sorted(cand_rows.values(), key=lambda c: (-c.priority, c.seq)):
             if c.id in mine:
-                groups[index[(c.owner, c.shape)]].candidates.append(
+                groups[index[c.group_key]].candidates.append(
                     Candidate(c.id, c.priority, c.seq, float(c.est), c.pending_reason)
                 )
-        quotas: dict[uuid.UUID | None, Quota] = {
-            q.user_id: Quota(q.max_gpus, q.max_cpus, q.max_memory_mb)
-            for q in (await session.scalars(select(QuotaRow))).all()
-        }
         shares = await share_keys(session, s)
+        reserved: dict[uuid.UUID, uuid.UUID] = dict(
+            (await session.execute(select(ReservationRow.task_id, ReservationRow.node_id))).all()
+        )
         lap("quotas_shares")
         plan = plan_pass(
             groups,
             nodes,
             running=running,
-            shares=shares,
+            shares=shares.users,
+            account_shares=shares.accounts,
             quotas=quotas,
             held=held,
             gpu_weight=s.fairshare_gpu_weight,
             memory_gb_weight=s.fairshare_memory_gb_weight,
             charge_horizon_s=s.fairshare_half_life_h * 3600.0,
             limit=self.batch,
-            reserved=self._reserved,
+            reserved=reserved,
         )
         lap("plan")
+        await self._claim_nodes(session, plan)
         self.last_plan = plan
         events = backoffs + await self._write_assignments(session, plan)
         lap("assign")
-        events += await self._write_reasons(session, plan, groups, lims)
-        self._after_commit = (
-            {r.task_id: r.node_id for r in plan.reservations},
-            self._next_verdicts,
-        )
+        events += await self._write_reasons(session, plan, groups, lims, reserved)
+        await self._write_reservations(session, plan, reserved)
+        self._after_commit = self._next_verdicts
         if events:
             await append_many(session, events)
         lap("reasons")
         return len(plan.placements)
+
+    async def _claim_nodes(self, session: AsyncSession, plan: Plan) -> None:
+        """Lock the nodes the plan places on; a placement on a node that went away (or is
+        locked by a change to it right now) is dropped, its task tries again next pass."""
+        if not plan.placements:
+            return
+        ids = list({p.node_id for p in plan.placements})
+        ok = set(
+            (
+                await session.scalars(
+                    select(NodeRow.id)
+                    .where(NodeRow.id.in_(ids), *_SCHEDULABLE)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        plan.placements = [p for p in plan.placements if p.node_id in ok]
+
+    async def _write_reservations(
+        self, session: AsyncSession, plan: Plan, before: dict[uuid.UUID, uuid.UUID]
+    ) -> None:
+        """Store this pass's reservations for every instance's next pass (only if changed)."""
+        now = {r.task_id: r.node_id for r in plan.reservations}
+        if now == before:
+            return
+        await session.execute(delete(ReservationRow))
+        if now:
+            await session.execute(
+                insert(ReservationRow), [{"task_id": t, "node_id": n} for t, n in now.items()]
+            )
 
     async def _start_backoffs(self, session: AsyncSession) -> list[NewEvent]:
         """Retried tasks wait base·2^(attempts-1) seconds (capped) from their retry."""
@@ -443,43 +468,32 @@ class Scheduler:
         ]
 
     async def _running(
-        self, session: AsyncSession, nodes: list[NodeCapacity]
-    ) -> tuple[list[Running], dict[uuid.UUID | None, Held]]:
-        """Active attempts: consume node capacity, feed reservations, and count toward quotas."""
-        rows = (
-            await session.execute(
-                select(
-                    AttemptRow.node_id,
-                    AttemptRow.gpu_indices,
-                    AttemptRow.assigned_at,
-                    AttemptRow.started_at,
-                    TaskRow.owner_id,
-                    TaskRow.cpus,
-                    TaskRow.memory_mb,
-                    TaskRow.gpus,
-                    func.coalesce(TaskRow.expected_duration_s, TaskRow.timeout_s),
-                    func.now(),
-                )
-                .join(TaskRow, TaskRow.id == AttemptRow.task_id)
-                .where(AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES))
-            )
-        ).all()
+        self, session: AsyncSession, nodes: list[NodeCapacity], quota_labels: list[str]
+    ) -> tuple[list[Running], dict[tuple[QuotaKey, str], Held]]:
+        """Active attempts: consume node capacity, feed reservations, and count toward quotas
+        (per user and per account, on all nodes and on the nodes of each quota's label)."""
+        rows = (await session.execute(_RUNNING_SQL)).all()
         by_id = {n.node_id: n for n in nodes}
+        labels = [(q, *q.partition("=")[::2]) for q in quota_labels]
         running: list[Running] = []
-        held: dict[uuid.UUID | None, Held] = defaultdict(Held)
-        for node_id, gpus, assigned_at, started_at, owner, cpus, mem, ngpus, est, now in rows:
-            h = held[owner]
-            h.cpus += cpus
-            h.memory_mb += mem
-            h.gpus += ngpus
-            n = by_id.get(node_id) if node_id is not None else None
+        held: dict[tuple[QuotaKey, str], Held] = defaultdict(Held)
+        for r in rows:
+            on = [""] + [q for q, k, v in labels if r.node_labels and r.node_labels.get(k) == v]
+            for sub in quota_keys(r.owner_id, r.account):
+                for label in on:
+                    h = held[(sub, label)]
+                    h.cpus += r.cpus
+                    h.memory_mb += r.memory_mb
+                    h.gpus += r.gpus
+            n = by_id.get(r.node_id) if r.node_id is not None else None
             if n is None:
                 continue
-            n.free_cpus -= cpus
-            n.free_memory_mb -= mem
-            n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in gpus]
-            elapsed = (now - (started_at or assigned_at)).total_seconds()
-            running.append(Running(n.node_id, cpus, mem, list(gpus), max(0.0, est - elapsed)))
+            n.free_cpus -= r.cpus
+            n.free_memory_mb -= r.memory_mb
+            n.free_gpu_indices = [g for g in n.free_gpu_indices if g not in r.gpu_indices]
+            running.append(
+                Running(n.node_id, r.cpus, r.memory_mb, list(r.gpu_indices), max(0.0, r.left_s))
+            )
         return running, held
 
     async def _write_assignments(self, session: AsyncSession, plan: Plan) -> list[NewEvent]:
@@ -542,23 +556,27 @@ class Scheduler:
         return events
 
     async def _write_reasons(
-        self, session: AsyncSession, plan: Plan, groups: list[Group], lims: list[dict[str, Any]]
+        self,
+        session: AsyncSession,
+        plan: Plan,
+        groups: list[Group],
+        lims: list[dict[str, Any]],
+        reserved: dict[uuid.UUID, uuid.UUID],
     ) -> list[NewEvent]:
         """Give every waiting task its reason; an event only where the reason changed.
 
         A group whose verdict and size are what they were last pass is not looked at again
         (its tasks already carry that reason), so a quiet pass scans no pending tasks here."""
         verdicts = []
-        seen: dict[tuple[str, str], tuple[str, str, tuple[int, int]]] = {}
+        seen: dict[str, tuple[str, str, tuple[int, int]]] = {}
         for gi, v in plan.group_verdicts.items():
-            key = (lims[gi]["owner"], lims[gi]["shape"])
+            key = lims[gi]["key"]
             seen[key] = (v.code, json.dumps(v.detail, sort_keys=True), groups[gi].version)
             if self._verdicts.get(key) == seen[key]:
                 continue
             verdicts.append(
                 {
-                    "owner": key[0],
-                    "shape": key[1],
+                    "key": key,
                     "code": v.code,
                     "detail": v.detail or None,
                     "message": v.detail.get("message") if v.code == reasons.NO_NODE_FITS else None,
@@ -576,7 +594,7 @@ class Scheduler:
         current = {c.task_id: c.pending_reason for g in groups for c in g.candidates}
         for task_id, v in plan.task_verdicts.items():
             changed[task_id] = (v, current.get(task_id, "?"))
-        for task_id in set(self._reserved) - set(plan.task_verdicts) - set(changed):
+        for task_id in set(reserved) - set(plan.task_verdicts) - set(changed):
             if task_id in current:  # no longer reserved for: drop the stale reserved_node
                 changed[task_id] = (Verdict(reasons.WAITING_FOR_RESOURCES), current[task_id])
         if not changed:

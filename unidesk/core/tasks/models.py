@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -33,13 +35,30 @@ from unidesk.core.tasks.states import (
 )
 
 __all__ = [
+    "ACCOUNT_PATTERN",
     "ATTEMPT_ACTIVE_STATES",
     "ATTEMPT_FINAL_STATES",
+    "GROUP_KEY_SQL",
     "TASK_ACTIVE_STATES",
     "TASK_FINAL_STATES",
     "AttemptRow",
     "TaskRow",
 ]
+
+ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+"""An account name: 1-64 letters, digits, ``.``, ``_``, ``:``, ``-``, not starting with a sign."""
+
+GROUP_KEY_SQL = (
+    "md5(coalesce(owner_id::text, '') || '|' || coalesce(account, '') || '|' || cpus::text"
+    " || '|' || memory_mb::text || '|' || gpus::text || '|' || labels::text"
+    " || '|' || coalesce(gpu_model, '') || '|' || coalesce(gpu_memory_mb, 0)::text"
+    " || '|' || avoid_node_ids::text || '|' || coalesce(extra->>'runtime', '')"
+    " || '|' || coalesce(extra->>'node_id', '') || '|' || coalesce(extra->>'kind', '')"
+    " || '|' || coalesce(extra#>>'{params,op}', '')"
+    " || '|' || coalesce(extra->'host_mounts', '[]'::jsonb)::text)"
+)
+"""The scheduler's pending group of a task: its owner, account and resource shape (everything
+that decides where it may run). Tasks with one key rank and place alike."""
 
 
 class TaskRow(CreatedAt, Base):
@@ -84,6 +103,9 @@ class TaskRow(CreatedAt, Base):
     """Details of ``pending_reason`` (message, node, quota) for people."""
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """A retried task is not scheduled before this instant (retry backoff)."""
+    account: Mapped[str | None] = mapped_column(String(64))
+    """The account (Slurm's word; e.g. a project) the task's use is charged to, for fair share,
+    quotas and usage; None: the default account. Set at submit, never changed."""
     avoid_node_ids: Mapped[list[str]] = mapped_column(
         JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb")
     )
@@ -92,12 +114,24 @@ class TaskRow(CreatedAt, Base):
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    group_key: Mapped[str] = mapped_column(Text, Computed(GROUP_KEY_SQL, persisted=True))
+    """Kept by PostgreSQL from the columns in ``GROUP_KEY_SQL``: a pass groups pending tasks by
+    it through ``ix_tasks_pending_groups`` instead of computing and sorting every shape."""
 
     __table_args__ = (
         Index(
             "ix_tasks_pending_queue", "priority", "seq", postgresql_where=text("state = 'pending'")
         ),
+        Index(
+            "ix_tasks_pending_groups",
+            "group_key",
+            text("priority DESC"),
+            "seq",
+            postgresql_include=["not_before"],
+            postgresql_where=text("state = 'pending'"),
+        ),
         Index("ix_tasks_state_seq", "state", "seq"),
+        CheckConstraint(f"account ~ '{ACCOUNT_PATTERN}'", name="account_name"),
     )
 
 

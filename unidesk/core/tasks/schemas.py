@@ -10,6 +10,7 @@ import msgspec
 
 from unidesk.core.secrets.schemas import SecretRef
 from unidesk.core.storage.schemas import OutputPattern, TaskInput
+from unidesk.core.tasks.models import ACCOUNT_PATTERN
 from unidesk.core.tasks.states import AttemptStateName, TaskState
 
 __all__ = [
@@ -109,6 +110,10 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     expected_duration_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)] | None = None
     """Your estimate of the run time (at most ``timeout_s``): reservations and backfill use it."""
     priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
+    account: Annotated[str, msgspec.Meta(pattern=ACCOUNT_PATTERN)] | None = None
+    """The account the task's use is charged to (fair share, quotas, usage): 1-64 letters,
+    digits, ``. _ : -``. A plugin may set it from an extension (the projects plugin: the work
+    item's project); None: the default account."""
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     retry_on_failure: bool = False
     extensions: Annotated[
@@ -165,6 +170,8 @@ class Task(msgspec.Struct, kw_only=True):
     timeout_s: int
     expected_duration_s: int | None
     priority: int
+    account: str | None
+    """The account the task's use is charged to; None: the default account."""
     max_attempts: int
     retry_on_failure: bool
     attempt_count: int

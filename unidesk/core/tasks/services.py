@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import collections
 import functools
+import re
 import shlex
 import uuid
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
 from unidesk.core.tasks import listing, schemas
 from unidesk.core.tasks.hostmounts import host_mount_request
-from unidesk.core.tasks.models import AttemptRow, TaskRow
+from unidesk.core.tasks.models import ACCOUNT_PATTERN, AttemptRow, TaskRow
 from unidesk.core.tasks.states import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, TASK_STATES
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.core.tasks.validation import (
@@ -92,6 +93,7 @@ def task_out(
         timeout_s=t.timeout_s,
         expected_duration_s=t.expected_duration_s,
         priority=t.priority,
+        account=t.account,
         max_attempts=t.max_attempts,
         retry_on_failure=t.retry_on_failure,
         attempt_count=t.attempt_count,
@@ -338,6 +340,7 @@ class TaskService:
             "expected_duration_s": data.expected_duration_s,
             "timeout_s": data.timeout_s,
             "priority": data.priority,
+            "account": await self._account(data, principal),
             "max_attempts": data.max_attempts,
             "retry_on_failure": data.retry_on_failure,
             "extra": {**extra, **({"extensions": data.extensions} if data.extensions else {})},
@@ -346,6 +349,24 @@ class TaskService:
         spec.pop("env", None)  # values may be secrets; the trace records only their names
         spec["env_keys"] = sorted(data.env)
         return values, spec
+
+    async def _account(self, data: schemas.TaskCreate, principal: Principal) -> str | None:
+        """The explicit account, or the one plugins derive from the extensions (all agreeing)."""
+        named = [("account", data.account)] if data.account else []
+        if data.extensions and self.plugins is not None:
+            named += await self.plugins.task_account(self.s, data.extensions, principal)
+        accounts = {a for _, a in named}
+        if len(accounts) > 1:
+            raise BadRequest(
+                "account: "
+                + ", ".join(f"{who} says {a!r}" for who, a in named)
+                + "; give one account or none",
+                field="account",
+            )
+        account = next(iter(accounts), None)
+        if account is not None and not re.fullmatch(ACCOUNT_PATTERN, account):
+            raise BadRequest(f"account: {account!r} is not an account name", field="account")
+        return account
 
     async def submit(
         self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
@@ -570,6 +591,7 @@ class TaskService:
             timeout_s=old.timeout_s,
             expected_duration_s=old.expected_duration_s,
             priority=old.priority,
+            account=old.account,
             max_attempts=old.max_attempts,
             retry_on_failure=old.retry_on_failure,
             extensions=dict(old.extra.get("extensions") or {}),

@@ -17,6 +17,7 @@ __all__ = [
     "unidesk_models",
     "unidesk_route_handlers",
     "unidesk_startup",
+    "unidesk_task_account",
     "unidesk_task_extension_names",
     "unidesk_task_submitting",
     "unidesk_ui_contributions",
@@ -89,6 +90,15 @@ async def unidesk_task_submitting(
     from unidesk.plugins.projects.links import on_submit
 
     await on_submit(session, task_id, extensions, principal)
+
+
+@hookimpl
+async def unidesk_task_account(
+    session: Any, extensions: dict[str, Any], principal: Any
+) -> str | None:
+    from unidesk.plugins.projects.links import account_of
+
+    return await account_of(session, extensions)
 
 
 @hookimpl

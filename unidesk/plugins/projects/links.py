@@ -16,10 +16,12 @@ from unidesk.plugins.projects.services import ProjectService, item_event
 
 __all__ = [
     "EXTENSION",
+    "account_of",
     "follow_task_states",
     "link_existing",
     "link_task",
     "on_submit",
+    "project_account",
     "resync_links",
     "unlink",
 ]
@@ -57,6 +59,27 @@ async def link_task(
             work_item_id, "work_item.task_linked", principal.actor, task_id=str(task_id), via=via
         ),
     )
+
+
+def project_account(project_id: uuid.UUID) -> str:
+    """The account of a project's tasks (fair share, quotas and usage per project)."""
+    return f"project:{project_id}"
+
+
+async def account_of(session: AsyncSession, extensions: dict[str, Any]) -> str | None:
+    """The account of a task submitted with a work item: its project's. None when there is no
+    work item, or a bad one (``on_submit`` refuses that with its own message)."""
+    ext = extensions.get(EXTENSION)
+    if not isinstance(ext, dict) or set(ext) != {"work_item_id"}:
+        return None
+    try:
+        work_item_id = uuid.UUID(str(ext["work_item_id"]))
+    except ValueError:
+        return None
+    project_id = await session.scalar(
+        select(m.WorkItem.project_id).where(m.WorkItem.id == work_item_id)
+    )
+    return project_account(project_id) if project_id is not None else None
 
 
 async def on_submit(
