@@ -129,3 +129,81 @@ async def test_admin_sets_quotas_and_members_read_usage(
     r = await client.delete(f"/api/quotas/{me['id']}", headers=admin_headers)
     assert r.status_code == 204, r.text
     assert (await client.get("/api/quotas", headers=admin_headers)).json()["items"] == []
+
+
+async def test_account_and_label_quotas_and_usage_per_account(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    sim: SimCluster,
+    settings: Settings,
+) -> None:
+    me = (await client.get("/api/auth/me", headers=member_headers)).json()
+    r = await client.put(
+        "/api/quotas/accounts/apollo", json={"max_cpus": 2}, headers=member_headers
+    )
+    assert r.status_code == 403, r.text
+    for bad in ("-x", "a b", "x" * 65):
+        r = await client.put(f"/api/quotas/accounts/{bad}", json={}, headers=admin_headers)
+        assert r.status_code in (400, 404), (bad, r.text)
+    r = await client.put(
+        f"/api/quotas/{me['id']}", params={"label": "no-equals"}, json={}, headers=admin_headers
+    )
+    assert r.status_code == 400 and "key=value" in r.json()["detail"], r.text
+    assert (await client.get("/api/quotas", headers=admin_headers)).json()["items"] == []
+
+    r = await client.put("/api/quotas/accounts/apollo", json={"max_cpus": 2}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["account"] == "apollo", r.text
+    r = await client.put(
+        "/api/quotas/accounts/apollo",
+        params={"label": "pool=a100"},
+        json={"max_gpus": 1},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200 and r.json()["label"] == "pool=a100", r.text
+    r = await client.put(
+        f"/api/quotas/{me['id']}",
+        params={"label": "pool=a100"},
+        json={"max_gpus": 2},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.put(  # the same key again updates, not duplicates
+        "/api/quotas/accounts/apollo", json={"max_cpus": 3}, headers=admin_headers
+    )
+    assert r.status_code == 200 and r.json()["max_cpus"] == 3
+    listed = (await client.get("/api/quotas", headers=member_headers)).json()["items"]
+    assert [(q["username"], q["account"], q["label"]) for q in listed] == [
+        ("mia", None, "pool=a100"),
+        (None, "apollo", ""),
+        (None, "apollo", "pool=a100"),
+    ]
+    events = (await client.get("/api/events?kind=quota.set", headers=admin_headers)).json()
+    assert {e["subject_type"] for e in events["items"]} == {"user", "account"}
+
+    await sim.nodes(1, cpus=8)
+    t = await submit(client, member_headers, account="apollo", resources={"cpus": 2})
+    assert t["account"] == "apollo"
+    r = await client.post("/api/tasks", json=task_body(account="bad name"), headers=member_headers)
+    assert r.status_code == 400, r.text
+    await Scheduler(sim.sessions, settings).run_pass()
+    usage = (await client.get("/api/usage?days=2", headers=member_headers)).json()
+    assert [(a["account"], a["attempts"]) for a in usage["accounts"]] == [("apollo", 1)]
+    assert [a["account"] for a in usage["account_fair_share"]] == ["apollo"]
+    only = (await client.get("/api/usage?account=other", headers=member_headers)).json()
+    assert only["items"] == [] and only["accounts"] == []
+
+    r = await client.delete(
+        "/api/quotas/accounts/apollo", params={"label": "pool=a100"}, headers=admin_headers
+    )
+    assert r.status_code == 204, r.text
+    r = await client.delete(
+        "/api/quotas/accounts/apollo", params={"label": "pool=a100"}, headers=admin_headers
+    )
+    assert r.status_code == 404, r.text
+    r = await client.delete(
+        f"/api/quotas/{me['id']}", params={"label": "pool=a100"}, headers=admin_headers
+    )
+    assert r.status_code == 204, r.text
+    left = (await client.get("/api/quotas", headers=admin_headers)).json()["items"]
+    assert [(q["account"], q["label"]) for q in left] == [("apollo", "")]
