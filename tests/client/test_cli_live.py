@@ -134,7 +134,42 @@ def test_tasks_show_why_a_task_waits_and_usage_prints(live_server, cli_env, caps
     code, out, _ = run(capsys, "usage", "--days", "3")
     assert code == 0 and "CPU-H" in out and "FAIR-SHARE" in out
     code, out, _ = run(capsys, "usage", "--json")
-    assert set(json.loads(out)) == {"since", "items", "fair_share"}
+    assert set(json.loads(out)) == {
+        "since",
+        "items",
+        "fair_share",
+        "accounts",
+        "account_fair_share",
+    }
+
+
+def test_quota_list_set_delete(live_server, cli_env, capsys, monkeypatch):
+    monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
+    monkeypatch.setenv("UNIDESK_TOKEN", live_server.token())
+    code, out, _ = run(capsys, "quota", "list")
+    assert code == 0 and out.split()[:3] == ["USER", "ACCOUNT", "NODES"]
+    code, out, err = run(capsys, "quota", "set", "--user", "admin", "--gpus", "2", "--cpus", "8")
+    assert code == 0, err
+    assert "admin" in out and "all" in out
+    code, out, err = run(
+        capsys, "quota", "set", "--account", "apollo", "--label", "pool=a100", "--gpus", "1"
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "quota", "list", "--json")
+    got = [(q["username"], q["account"], q["label"], q["max_gpus"]) for q in json.loads(out)]
+    assert got == [("admin", None, "", 2), (None, "apollo", "pool=a100", 1)]
+    code, _, err = run(capsys, "quota", "set", "--user", "nobody", "--gpus", "1")
+    assert code == 1 and "no user named 'nobody'" in err
+    code, _, err = run(capsys, "quota", "set", "--account", "bad name", "--gpus", "1")
+    assert code == 1 and "not an account name" in err
+    code, out, err = run(capsys, "quota", "delete", "--account", "apollo", "--label", "pool=a100")
+    assert code == 0 and "removed" in out, err
+    code, _, err = run(capsys, "quota", "delete", "--account", "apollo", "--label", "pool=a100")
+    assert code == 1 and "has no quota" in err
+    code, out, err = run(capsys, "quota", "delete", "--user", "admin")
+    assert code == 0, err
+    code, out, _ = run(capsys, "quota", "list", "--json")
+    assert json.loads(out) == []
 
 
 def test_submit_batch_from_json_lines_all_or_none(

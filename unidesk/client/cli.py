@@ -19,6 +19,7 @@ from .api import ApiClient, ApiError
 from .files import add_files_parser, run_files
 from .follow import Follower, exit_code_for
 from .plugin_commands import add_plugin_commands
+from .quotas import add_quota_parser, run_quota
 from .render import node_rows, task_detail, task_rows, trace_lines, usage_rows
 from .secrets import add_secrets_parser, run_secrets
 from .settings import ClientSettings, NotLoggedIn, load_settings, save_settings
@@ -68,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("nodes", parents=[common], help="list compute nodes")
 
     s = sub.add_parser(
-        "usage", parents=[common], help="resource-hours per user per day, and fair-share keys"
+        "usage",
+        parents=[common],
+        help="resource-hours per user and per account per day, and fair-share keys",
     )
     s.add_argument("--days", type=int, default=7, help="days back, today included (default 7)")
     s.add_argument("--mine", action="store_true", help="only my usage")
+    s.add_argument("--account", help="only this account's tasks")
+    add_quota_parser(sub, common)
 
     add_secrets_parser(sub, common)
 
@@ -170,12 +175,16 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
         page = api.get("/api/nodes")
         _print_json(page) if ns.json else print(node_rows(page["items"]))
     elif ns.cmd == "usage":
-        usage = api.get("/api/usage", days=ns.days, owner="me" if ns.mine else None)
+        usage = api.get(
+            "/api/usage", days=ns.days, owner="me" if ns.mine else None, account=ns.account
+        )
         _print_json(usage) if ns.json else print(usage_rows(usage))
     elif ns.cmd == "logs":
         return _logs(api, ns)
     elif ns.cmd == "secrets":
         return run_secrets(api, ns, _print_json)
+    elif ns.cmd == "quota":
+        return run_quota(api, ns, _print_json)
     elif ns.cmd == "files":
         return run_files(api, ns, _print_json)
     elif callable(getattr(ns, "func", None)):  # a plugin's command

@@ -76,7 +76,8 @@ def pending_text(task: dict[str, Any]) -> str | None:
 
 
 def usage_rows(usage: dict[str, Any]) -> str:
-    """``GET /api/usage`` as two tables: resource-hours per day and user, then fair-share keys."""
+    """``GET /api/usage`` as tables: resource-hours per day and user, then fair-share keys; the
+    same per account when any task was charged to one."""
     daily = table(
         ["DAY (UTC)", "USER", "ATTEMPTS", "CPU-H", "GPU-H", "MEM GB-H"],
         [
@@ -98,7 +99,31 @@ def usage_rows(usage: dict[str, Any]) -> str:
             for f in usage.get("fair_share", [])
         ],
     )
-    return f"{daily}\n\n{shares}"
+    accounts = usage.get("accounts") or []
+    if not any(a.get("account") for a in accounts):
+        return f"{daily}\n\n{shares}"
+    by_account = table(
+        ["DAY (UTC)", "ACCOUNT", "ATTEMPTS", "CPU-H", "GPU-H", "MEM GB-H"],
+        [
+            (
+                a["day"],
+                a["account"] or "(none)",
+                a["attempts"],
+                f"{a['cpu_hours']:.2f}",
+                f"{a['gpu_hours']:.2f}",
+                f"{a['memory_gb_hours']:.2f}",
+            )
+            for a in accounts
+        ],
+    )
+    account_shares = table(
+        ["ACCOUNT", "FAIR-SHARE KEY (CPU-H, added to each user's)"],
+        [
+            (f["account"] or "(none)", f"{f['share_cpu_hours']:.2f}")
+            for f in usage.get("account_fair_share", [])
+        ],
+    )
+    return f"{daily}\n\n{shares}\n\n{by_account}\n\n{account_shares}"
 
 
 def task_rows(tasks: list[dict[str, Any]]) -> str:

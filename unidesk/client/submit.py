@@ -64,6 +64,9 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
         "--timeout", type=int, default=3600, help="seconds before the attempt is stopped"
     )
     p.add_argument("--priority", type=int, default=0, help="higher runs first")
+    p.add_argument(
+        "--account", help="the account the task's use is charged to (fair share, quotas, usage)"
+    )
     p.add_argument("--max-attempts", type=int, default=3, help="tries when a node is lost")
     p.add_argument(
         "--retry-on-failure", action="store_true", help="also retry when the command exits non-zero"
@@ -121,6 +124,7 @@ def task_create_body(ns: argparse.Namespace, command: list[str]) -> dict[str, An
         },
         "timeout_s": ns.timeout,
         "priority": ns.priority,
+        **({"account": ns.account} if ns.account else {}),
         "max_attempts": ns.max_attempts,
         "retry_on_failure": ns.retry_on_failure,
         **_files(ns),

@@ -730,6 +730,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/quotas/accounts/{account}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** SetAccountQuota */
+        put: operations["set_account_quota"];
+        post?: never;
+        /** DeleteAccountQuota */
+        delete: operations["delete_account_quota"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/research/experiments": {
         parameters: {
             query?: never;
@@ -1678,14 +1696,15 @@ export interface components {
         };
         /** Quota */
         Quota: {
+            account: string | null;
+            label: string;
             max_cpus?: number | null;
             max_gpus?: number | null;
             max_memory_mb?: number | null;
             /** Format: date-time */
             updated_at: string;
-            /** Format: uuid */
-            user_id: string;
-            username: string;
+            user_id: string | null;
+            username: string | null;
         };
         /** QuotaSet */
         QuotaSet: {
@@ -1900,6 +1919,7 @@ export interface components {
         };
         /** Task */
         Task: {
+            account: string | null;
             allowed_actions?: string[];
             attempt_count: number;
             attempts?: components["schemas"]["Attempt"][] | null;
@@ -1962,6 +1982,7 @@ export interface components {
         };
         /** TaskCreate */
         TaskCreate: {
+            account?: string | null;
             /** @description Full 40- or 64-hex commit id */
             code_commit_id: string;
             code_repo_url: string;
@@ -7462,7 +7483,10 @@ export interface operations {
     };
     set_quota: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description key=value: the quota counts and limits only attempts on nodes with this label (e.g. pool=a100); omitted: all nodes */
+                label?: string | null;
+            };
             header?: never;
             path: {
                 user_id: string;
@@ -7569,10 +7593,227 @@ export interface operations {
     };
     delete_quota: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description key=value: the quota counts and limits only attempts on nodes with this label (e.g. pool=a100); omitted: all nodes */
+                label?: string | null;
+            };
             header?: never;
             path: {
                 user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request: the input does not validate (problem+json says which field and why) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required: no valid session cookie or bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: authenticated, but the access policy (docs/access.md) says no */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. the task already ended) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable: well-formed but cannot be done */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; Retry-After says when to try again */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable: a dependency (database, store, event stream) is down; see /health */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_account_quota: {
+        parameters: {
+            query?: {
+                /** @description key=value: the quota counts and limits only attempts on nodes with this label (e.g. pool=a100); omitted: all nodes */
+                label?: string | null;
+            };
+            header?: never;
+            path: {
+                account: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaSet"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quota"];
+                };
+            };
+            /** @description Bad request: the input does not validate (problem+json says which field and why) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required: no valid session cookie or bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: authenticated, but the access policy (docs/access.md) says no */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (e.g. the task already ended) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable: well-formed but cannot be done */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; Retry-After says when to try again */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable: a dependency (database, store, event stream) is down; see /health */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_account_quota: {
+        parameters: {
+            query?: {
+                /** @description key=value: the quota counts and limits only attempts on nodes with this label (e.g. pool=a100); omitted: all nodes */
+                label?: string | null;
+            };
+            header?: never;
+            path: {
+                account: string;
             };
             cookie?: never;
         };
@@ -10625,6 +10866,8 @@ export interface operations {
     get_usage: {
         parameters: {
             query?: {
+                /** @description only this account's tasks */
+                account?: string | null;
                 days?: number;
                 /** @description 'me' or a user id */
                 owner?: string | null;

@@ -138,7 +138,7 @@ export type CacheClearRequest = Schemas["CacheClearRequest"];
 /** RFC 9457 problem details as the server sends them (plus any extra members). */
 export type Problem = Partial<Schemas["Problem"]> & { [extra: string]: unknown };
 
-/** GET /api/usage: resource-hours per user per UTC day, and fair-share keys (lowest runs next); free-form in the API document. */
+/** GET /api/usage: resource-hours per user and per account per UTC day, and fair-share keys (lowest runs next); free-form in the API document. */
 export interface UsageDay {
   day: string;
   user_id: string | null;
@@ -149,8 +149,20 @@ export interface UsageDay {
   memory_gb_hours: number;
 }
 
+export interface AccountUsageDay {
+  day: string;
+  /** "" is the default account (tasks submitted without one). */
+  account: string;
+  attempts: number;
+  cpu_hours: number;
+  gpu_hours: number;
+  memory_gb_hours: number;
+}
+
 export interface Usage {
   since: string;
   items: UsageDay[];
   fair_share: { user_id: string | null; username: string | null; share_cpu_hours: number }[];
+  accounts: AccountUsageDay[];
+  account_fair_share: { account: string; share_cpu_hours: number }[];
 }
