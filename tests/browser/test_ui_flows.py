@@ -4,6 +4,7 @@ Docker."""
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import signal
 import time
@@ -337,6 +338,28 @@ BANNER_RECORDER = """() => {
 """Records every text the degraded banner shows (a reason may be replaced within a second)."""
 
 
+def test_live_indicator_turns_offline_while_the_server_hangs(live_server, page_factory) -> None:
+    """A hung server (SIGSTOP) keeps the page's event stream open: /health not answering within
+    its bound turns the indicator to "Offline" (red, not green), announced by its status region,
+    on a phone-width screen too; it comes back to "Live" when the server does."""
+    page = page_factory(live_server.url, width=390, height=844)
+    live = page.get_by_test_id("live-indicator").first
+    expect(live).to_have_text("Live")
+    expect(live).to_have_attribute("aria-live", "polite")
+    green = live.evaluate("e => getComputedStyle(e).color")
+    live_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        expect(live).to_have_text("Offline", timeout=30_000)
+        expect(page.get_by_role("status", name="Live updates: Offline").first).to_be_attached()
+        assert live.evaluate("e => getComputedStyle(e).color") != green
+        expect(page.get_by_test_id("degraded-banner")).to_contain_text("the server does not answer")
+        shot(page, "24-live-offline-390")
+    finally:
+        live_server.proc.send_signal(signal.SIGCONT)
+    expect(live).to_have_text("Live", timeout=30_000)
+    expect(page.get_by_test_id("degraded-banner")).to_have_count(0, timeout=15_000)
+
+
 def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) -> None:
     page = page_factory(live_server.url)
     expect(page.get_by_test_id("live-indicator").first).to_have_text("Live")
@@ -539,6 +562,8 @@ def test_dashboard_axis_labels_and_no_backup_warning(page: Page) -> None:
         assert labels == values, (labels, values)
         steps = {round(b - a, 6) for a, b in itertools.pairwise(values)}
         assert len(steps) == 1 and values[0] == 0, values
+        (step,) = steps  # a round step: 1, 2, 2.5 or 5 x 10^k (never 1.25 or 0.625)
+        assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 2.5, 5), values
 
 
 def test_task_list_counts_sorts_and_exports_csv(page: Page, ui_server: UiServer) -> None:

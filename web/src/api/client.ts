@@ -228,13 +228,25 @@ export const api = {
 };
 
 /** GET /health: a 503 still carries the health body (status "degraded"); unreachable is reported as such. */
-export async function fetchHealth(signal?: AbortSignal): Promise<Health> {
+/** How long /health may take before the server counts as not answering (a hung server keeps its event stream open). */
+export const HEALTH_TIMEOUT_MS = 8_000;
+
+/** A /health answer; `unreachable` when the server did not answer at all (down, or hung). */
+export type HealthAnswer = Health & { unreachable?: true };
+
+export async function fetchHealth(signal?: AbortSignal): Promise<HealthAnswer> {
   let res: Response;
+  const timeout = AbortSignal.timeout(HEALTH_TIMEOUT_MS);
   try {
-    res = await fetch(endpointPath("health"), { credentials: "same-origin", signal, cache: "no-store" });
+    res = await fetch(endpointPath("health"), {
+      credentials: "same-origin",
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      cache: "no-store",
+    });
   } catch (err) {
-    if (err instanceof DOMException && err.name === "AbortError") throw err;
-    return { status: "degraded", reasons: ["the server cannot be reached"], version: "", commit: "", checks: {} };
+    if (signal?.aborted) throw err;
+    const reason = timeout.aborted ? `the server does not answer (no reply within ${HEALTH_TIMEOUT_MS / 1000} s)` : "the server cannot be reached";
+    return { status: "degraded", reasons: [reason], version: "", commit: "", checks: {}, unreachable: true };
   }
   try {
     const body = (await res.json()) as Health;

@@ -41,12 +41,23 @@ export function DegradedBanner() {
   );
 }
 
-/** A small live/stale indicator for page headers. */
+/** A small live/stale/offline indicator for page headers, announced to screen readers when it changes. */
 export function LiveIndicator() {
-  const { feedState } = useContext(LiveContext);
-  const label = feedState.status === "live" ? "Live" : feedState.status === "connecting" ? "Connecting…" : "Stale";
+  const { feedState, health } = useContext(LiveContext);
+  // A hung server keeps the event stream open: /health not answering turns the indicator off too.
+  const offline = health.health?.unreachable === true;
+  const label = offline ? "Offline" : feedState.status === "live" ? "Live" : feedState.status === "connecting" ? "Connecting…" : "Stale";
+  const tone = offline ? "down" : feedState.status;
   return (
-    <span className={`live-dot live-${feedState.status}`} title="Event stream status" data-testid="live-indicator" role="status" aria-live="polite" aria-label={`Live updates: ${label}`}>
+    <span
+      className={`live-dot live-${tone}`}
+      title={offline ? "The server does not answer" : "Event stream status"}
+      data-testid="live-indicator"
+      data-live={offline ? "offline" : feedState.status}
+      role="status"
+      aria-live="polite"
+      aria-label={`Live updates: ${label}`}
+    >
       <span aria-hidden="true" className="live-pulse" />
       {label}
     </span>

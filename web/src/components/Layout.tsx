@@ -20,7 +20,7 @@ export function Layout() {
   const [menuOpen, setMenuOpen] = useState(false);
   const { feedState, health } = useContext(LiveContext);
   // While live updates are down, what is on screen is marked stale (dimmed) as well as bannered.
-  const stale = feedState.status === "down" || health.health?.checks?.event_stream === "unreachable";
+  const stale = feedState.status === "down" || health.health?.unreachable === true || health.health?.checks?.event_stream === "unreachable";
   const location = useLocation();
   const nav = [...NAV, ...usePluginNav(), { to: "/admin", label: auth.user.role === "admin" ? "Admin" : "API tokens", end: false }];
   return (

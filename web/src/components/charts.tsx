@@ -69,7 +69,8 @@ function ChartFrame({ width, height, startMs, endMs, yMax, yFormat, children, ho
   const ih = height - PAD.top - PAD.bottom;
   const ticks = axisTicks(startMs, endMs, Math.max(2, Math.floor(iw / 80)));
   const x = (ms: number) => PAD.left + ((ms - startMs) / (endMs - startMs)) * iw;
-  const yTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
+  // Round gridlines (steps of 1, 2, 2.5 or 5 × 10^k), each labelled with its own value.
+  const yTicks = niceTicks(0, yMax).filter((v) => v <= yMax * (1 + 1e-9));
   return (
     <svg
       width={width}

@@ -1,6 +1,7 @@
 /** React contexts: the signed-in user and the live state (event feed and server health). */
 import { createContext } from "react";
-import type { Health, Me } from "../api/types";
+import type { HealthAnswer } from "../api/client";
+import type { Me } from "../api/types";
 import { EventFeed, type FeedState } from "./eventFeed";
 
 export interface AuthValue {
@@ -11,7 +12,7 @@ export interface AuthValue {
 export const AuthContext = createContext<AuthValue | null>(null);
 
 export interface HealthState {
-  health: Health | null;
+  health: HealthAnswer | null;
   /** Epoch ms of the last /health answer. */
   checkedAt: number | null;
 }
