@@ -6,6 +6,7 @@ DAG scrolls inside its card."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -187,6 +188,40 @@ def test_dag_page_draws_the_pipeline_and_follows_it_live(
     point = page.locator("[data-testid=dag-step][data-step=train] .dag-points a").nth(1)
     point.click()
     expect(page).to_have_url(f"{ui_server.url}/tasks/{point_task}")
+
+    # Retry the failed step from the page: it runs again while prepare keeps its task and file,
+    # and the step it had skipped waits again. Then cancel the pipeline from the page.
+    page.go_back()
+    page.get_by_role("button", name="Retry train").click()
+    page.get_by_role("button", name="Run it again").click()
+    retried = _wait(
+        ui_server,
+        pid,
+        lambda p: p["state"] == "running" and _steps(p)["train"]["state"] == "running",
+        "resumed",
+    )
+    assert _steps(retried)["prepare"]["points"][0]["task_id"] == prepare_task
+    expect(train).to_have_attribute("data-state", "running", timeout=20_000)
+    expect(page.locator("[data-testid=dag-step][data-step=aggregate]")).to_have_attribute(
+        "data-state", "waiting", timeout=20_000
+    )
+    page.get_by_role("button", name="Cancel pipeline").click()
+    page.get_by_role("button", name="Yes, cancel it").click()
+    cancelled = _wait(ui_server, pid, lambda p: p["state"] == "cancelled", "cancelled")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("cancelled", timeout=20_000)
+    for name, step in _steps(cancelled).items():
+        expect(page.locator(f"[data-testid=dag-step][data-step={name}]")).to_have_attribute(
+            "data-state", step["state"], timeout=20_000
+        )
+
+    # Rerun: a new pipeline from the same spec, opened at once.
+    page.get_by_role("button", name="Rerun…").click()
+    page.get_by_role("button", name="Rerun pipeline").click()
+    expect(page).not_to_have_url(re.compile(pid))
+    new_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    expect(page.get_by_role("heading", level=1)).to_contain_text("ui-dag")
+    expect(page.get_by_test_id("dag-step")).to_have_count(4)
+    assert ui_server.api.post(f"/api/pipelines/{new_id}/cancel").status_code == 200
 
 
 def test_dag_scrolls_inside_its_card_at_phone_width(page_factory, ui_server: UiServer) -> None:

@@ -8,9 +8,9 @@ import { Time } from "../../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Loading, RawJson, StateBadge, formatBytes, shortId } from "../../components/ui";
 import { useAsync, useLiveEvents, useReloadOnReconnect, useThrottled, useTitle } from "../../state/hooks";
 import { http } from "../http";
-import { countsText, pointLabel, pointLook, stepLook } from "./dagModel";
+import { countsText, filesIn, pointLabel, pointLook, stepLook } from "./dagModel";
 import { PipelineDag, StepLegend } from "./PipelineDag";
-import type { Pipeline, Step } from "./types";
+import type { Pipeline, Step, StepInput } from "./types";
 
 const FINAL = ["succeeded", "failed", "cancelled"];
 const RETRYABLE = ["failed", "cancelled"];
@@ -109,6 +109,7 @@ export function PipelinePage() {
                 <StepRow
                   key={s.name}
                   step={s}
+                  inputs={filesIn(p, s)}
                   canRetry={allows(p, "retry")}
                   onRetry={() => act(`/api/pipelines/${p.id}/steps/${encodeURIComponent(s.name)}/retry`).then((x) => pipeline.setData(() => x))}
                 />
@@ -128,7 +129,7 @@ export function PipelinePage() {
   );
 }
 
-function StepRow({ step: s, canRetry, onRetry }: { step: Step; canRetry: boolean; onRetry: () => Promise<unknown> }) {
+function StepRow({ step: s, inputs, canRetry, onRetry }: { step: Step; inputs: StepInput[]; canRetry: boolean; onRetry: () => Promise<unknown> }) {
   const look = stepLook(s.state);
   return (
     <tr id={`step-${s.name}`} data-step={s.name}>
@@ -162,11 +163,11 @@ function StepRow({ step: s, canRetry, onRetry }: { step: Step; canRetry: boolean
         </ul>
       </td>
       <td data-label="Files in" className="small">
-        {s.inputs.length === 0 ? (
+        {inputs.length === 0 ? (
           <span className="muted">—</span>
         ) : (
           <ul className="plain-list">
-            {s.inputs.map((i) => (
+            {inputs.map((i) => (
               <li key={`${i.from_step}/${i.path}`} className="mono" title={i.mount ? `in the container at ${i.mount}` : undefined}>
                 {i.from_step}/{i.path}
                 {i.artifact_ids.length > 1 && <span className="muted"> ×{i.artifact_ids.length}</span>}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BOX_HEAD, MAX_POINTS_SHOWN, POINT_ROW, boxHeight, countsText, edgeLabel, pipelineEdges, pointLabel, pointLook, stepLook } from "./dagModel";
+import { BOX_HEAD, MAX_POINTS_SHOWN, POINT_ROW, boxHeight, countsText, declaredInputs, edgeLabel, filesIn, pipelineEdges, pointLabel, pointLook, stepLook } from "./dagModel";
 import { sortPipelines } from "./listSort";
 import type { PipelineSummary, Step } from "./types";
 
@@ -37,6 +37,26 @@ describe("pipelineEdges", () => {
       { from: "train", to: "report", files: [], when: "on_failure" },
     ]);
     expect(edges.map(edgeLabel)).toEqual(["data.csv", "model.pt", "data.csv", "on failure"]);
+  });
+});
+
+describe("files between steps", () => {
+  it("are known from the spec before a step starts, and from its resolved inputs after", () => {
+    const spec = {
+      name: "x",
+      steps: [
+        { name: "prepare", task: {} },
+        { name: "train", task: { inputs: [{ from: "prepare/data/x.csv" }, { from: "prepare/b.bin" }, "plain-artifact-id"] } },
+      ],
+    };
+    const waiting = [step("prepare"), step("train", { depends_on: ["prepare"] })];
+    expect(pipelineEdges({ steps: waiting, spec })).toEqual([{ from: "prepare", to: "train", files: ["data/x.csv", "b.bin"], when: "on_success" }]);
+    const started = step("train", { depends_on: ["prepare"], inputs: [{ from_step: "prepare", path: "b.bin", artifact_ids: ["a1"] }] });
+    expect(filesIn({ spec }, started)).toEqual([
+      { from_step: "prepare", path: "b.bin", artifact_ids: ["a1"] },
+      { from_step: "prepare", path: "data/x.csv", artifact_ids: [] },
+    ]);
+    expect(declaredInputs(null, "train")).toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 /** A pipeline as a drawing: step states as tone + icon + words, box sizes, the files each edge carries. */
-import type { Pipeline, Step, StepState, StepWhen } from "./types";
+import type { Pipeline, Step, StepInput, StepState, StepWhen } from "./types";
 
 /** Tone (the badge colour class), icon and label per step state: colour is never the only cue. */
 export const STEP_LOOK: Record<StepState, { tone: string; icon: string; label: string }> = {
@@ -59,13 +59,34 @@ export interface EdgeInfo {
   when: StepWhen;
 }
 
+/** The `{"from": "<step>/<path>"}` inputs the spec declares for a step (known before the step starts). */
+export function declaredInputs(spec: unknown, stepName: string): StepInput[] {
+  const steps = (spec as { steps?: unknown } | null)?.steps;
+  if (!Array.isArray(steps)) return [];
+  const step = steps.find((x) => (x as { name?: unknown })?.name === stepName) as { task?: { inputs?: unknown } } | undefined;
+  const inputs = step?.task?.inputs;
+  if (!Array.isArray(inputs)) return [];
+  return inputs.flatMap((i) => {
+    const ref = (i as { from?: unknown })?.from;
+    if (typeof ref !== "string" || !ref.includes("/")) return [];
+    const cut = ref.indexOf("/");
+    return [{ from_step: ref.slice(0, cut), path: ref.slice(cut + 1), artifact_ids: [] }];
+  });
+}
+
+/** A step's files in: those resolved when it started (with their artifacts), then those its spec declares that are not resolved yet. */
+export function filesIn(p: Partial<Pick<Pipeline, "spec">>, s: Step): StepInput[] {
+  const seen = new Set(s.inputs.map((i) => `${i.from_step}/${i.path}`));
+  return [...s.inputs, ...declaredInputs(p.spec, s.name).filter((i) => !seen.has(`${i.from_step}/${i.path}`))];
+}
+
 /** One edge per dependency, plus one per input from a step not listed in depends_on; each with its files. */
-export function pipelineEdges(p: Pick<Pipeline, "steps">): EdgeInfo[] {
+export function pipelineEdges(p: Pick<Pipeline, "steps"> & Partial<Pick<Pipeline, "spec">>): EdgeInfo[] {
   const names = new Set(p.steps.map((s) => s.name));
   const edges: EdgeInfo[] = [];
   for (const s of p.steps) {
     const files = new Map<string, string[]>();
-    for (const i of s.inputs) files.set(i.from_step, [...(files.get(i.from_step) ?? []), i.path]);
+    for (const i of filesIn(p, s)) files.set(i.from_step, [...(files.get(i.from_step) ?? []), i.path]);
     const from = [...new Set([...s.depends_on, ...files.keys()])].filter((f) => names.has(f) && f !== s.name);
     for (const f of from) edges.push({ from: f, to: s.name, files: files.get(f) ?? [], when: s.when ?? "on_success" });
   }
