@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
+
+import msgspec
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,12 +19,46 @@ from unidesk.errors import PayloadTooLarge
 from unidesk.plugins.pipelines import schemas as s
 from unidesk.plugins.pipelines.services import PipelineService
 from unidesk.plugins.pipelines.settings import PipelinesSettings
-from unidesk.plugins.pipelines.spec import decode
+from unidesk.plugins.pipelines.spec import YAML_TYPES, decode
 
 __all__ = ["PipelineController"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Largest pipeline document (JSON or YAML)."""
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with msgspec's ``$defs`` references replaced by what they name."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _create_schema() -> Any:
+    raw = msgspec.json.schema(s.PipelineCreate)
+    return _inline(raw, raw.get("$defs", {}))
+
+
+@dataclass
+class _SubmitOperation(Operation):
+    """The submit route reads its body itself (JSON or YAML); the document still says what the
+    body is, so clients and the fuzzer know it."""
+
+    def __post_init__(self) -> None:
+        schema = _create_schema()
+        self.request_body = RequestBody(
+            required=True,
+            description="A PipelineCreate, as JSON or as the same document in YAML.",
+            content={
+                media: OpenAPIMediaType(schema=schema)
+                for media in ("application/json", YAML_TYPES[0])
+            },
+        )
 
 
 def _service(
@@ -35,7 +73,12 @@ class PipelineController(Controller):
     path = "/api/pipelines"
     tags = ("pipelines",)
 
-    @post("/", operation_id="pipelines_submit", status_code=201)
+    @post(
+        "/",
+        operation_id="pipelines_submit",
+        status_code=201,
+        operation_class=_SubmitOperation,
+    )
     async def submit(
         self,
         request: Request[Any, Any, Any],

@@ -4992,7 +4992,43 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description A PipelineCreate, as JSON or as the same document in YAML. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default {} */
+                    defaults?: Record<string, never>;
+                    name: string;
+                    steps: {
+                        /** @default [] */
+                        depends_on?: string[];
+                        matrix?: {
+                            [key: string]: unknown[];
+                        } | null;
+                        name: string;
+                        task: Record<string, never>;
+                        /** @default on_success */
+                        when?: string;
+                    }[];
+                };
+                "application/yaml": {
+                    /** @default {} */
+                    defaults?: Record<string, never>;
+                    name: string;
+                    steps: {
+                        /** @default [] */
+                        depends_on?: string[];
+                        matrix?: {
+                            [key: string]: unknown[];
+                        } | null;
+                        name: string;
+                        task: Record<string, never>;
+                        /** @default on_success */
+                        when?: string;
+                    }[];
+                };
+            };
+        };
         responses: {
             /** @description Document created, URL follows */
             201: {
