@@ -205,6 +205,7 @@ export function TaskDetailPage() {
                   ["Labels", <Labels labels={t.resources.labels} />],
                   ["Timeout", formatDuration(t.timeout_s * 1000)],
                   ["Priority", t.priority],
+                  ["Account", t.account ?? "(default)"],
                   ["Attempts", `${t.attempt_count} of ${t.max_attempts}${t.retry_on_failure ? ", retries on failure" : ""}`],
                 ]}
               />
