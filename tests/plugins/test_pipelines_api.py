@@ -137,6 +137,13 @@ async def test_submit_runs_roots_lists_and_traces(
         "step.ready",
         "step.started",
     ]
+    r = await client.get(f"/api/pipelines/{p['id']}/trace?tasks=true", headers=admin_headers)
+    merged = r.json()["items"]
+    assert [e["id"] for e in merged] == sorted(e["id"] for e in merged)
+    assert {(e["subject_type"], e["kind"]) for e in merged} >= {
+        ("pipeline", "step.started"),
+        ("task", "task.submitted"),
+    }
     assert (
         await client.get(f"/api/pipelines/{uuid.uuid4()}", headers=admin_headers)
     ).status_code == 404

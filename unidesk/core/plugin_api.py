@@ -101,11 +101,14 @@ ARTIFACTS = select(
 task's outputs are named ``tasks/<task_id>/<attempt_no>/<path>``)."""
 
 
-async def events_of(session: AsyncSession, subject_type: str, subject_id: str) -> list[EventOut]:
-    """The events of one subject (its trace), oldest first."""
+async def events_of(
+    session: AsyncSession, subject_type: str, subject_id: str | list[str]
+) -> list[EventOut]:
+    """The events of one subject (its trace), or of several of one type, oldest first."""
+    ids = [subject_id] if isinstance(subject_id, str) else subject_id
     rows = await session.scalars(
         select(Event)
-        .where(Event.subject_type == subject_type, Event.subject_id == subject_id)
+        .where(Event.subject_type == subject_type, Event.subject_id.in_(ids))
         .order_by(Event.id)
     )
     return [to_out(e) for e in rows.all()]

@@ -130,9 +130,13 @@ class PipelineController(Controller):
         principal: Principal,
         settings: Settings,
         state: State,
+        tasks: bool = False,
     ) -> s.TraceOut:
-        """The pipeline's events, oldest first (each step task has its own trace)."""
-        return s.TraceOut(items=await _service(db, principal, settings, state).trace(pipeline_id))
+        """The pipeline's events, oldest first; ``tasks=true`` merges in its step tasks' traces
+        (every round), in event order."""
+        return s.TraceOut(
+            items=await _service(db, principal, settings, state).trace(pipeline_id, tasks=tasks)
+        )
 
     @post("/{pipeline_id:uuid}/cancel", operation_id="pipelines_cancel", status_code=200)
     async def cancel(

@@ -268,9 +268,20 @@ class PipelineService:
             **msgspec.structs.asdict(summary), steps=out, spec=p.spec, allowed_actions=actions
         )
 
-    async def trace(self, pipeline_id: uuid.UUID) -> builtins.list[EventOut]:
+    async def trace(self, pipeline_id: uuid.UUID, *, tasks: bool) -> builtins.list[EventOut]:
+        """The pipeline's events; with ``tasks`` also every step task's (all rounds), by id."""
         await self._row(pipeline_id)
-        return await events_of(self.s, "pipeline", str(pipeline_id))
+        events = await events_of(self.s, "pipeline", str(pipeline_id))
+        if tasks:
+            ids = (
+                await self.s.scalars(
+                    select(m.StepTask.task_id).where(m.StepTask.pipeline_id == pipeline_id)
+                )
+            ).all()
+            if ids:
+                events += await events_of(self.s, "task", [str(t) for t in ids])
+                events.sort(key=lambda e: e.id)
+        return events
 
     # ---- control ------------------------------------------------------------------------
 

@@ -5541,7 +5541,9 @@ export interface operations {
     };
     pipelines_trace: {
         parameters: {
-            query?: never;
+            query?: {
+                tasks?: boolean;
+            };
             header?: never;
             path: {
                 pipeline_id: string;
