@@ -7,6 +7,7 @@ scripts/setup.sh all || exit 1
 scripts/lint.sh || { echo "static checks failed (scripts/lint.sh)" >&2; exit 1; }
 if [ -f web/package.json ]; then
   scripts/gen-api-types.sh --check || exit 1
+  (cd web && npm run --silent lint) || { echo "web lint failed (cd web && npm run lint)" >&2; exit 1; }
   (cd web && npm run --silent test) || { echo "web unit tests failed" >&2; exit 1; }
 fi
 .venv/bin/python -m pytest "$@"

@@ -26,9 +26,9 @@ export interface AnsiSegment {
 const PLAIN: AnsiStyle = { fgClass: null, bgClass: null, fg: null, bg: null, bold: false, dim: false, italic: false, underline: false };
 
 // CSI (ESC [ … final byte), OSC (ESC ] … BEL or ST), and two-byte escapes; C0 controls but tab.
-// eslint-disable-next-line no-control-regex
+// eslint-disable-next-line no-control-regex -- matching terminal escape and control characters is the point of this pattern
 const ESCAPES = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]|[\x00-\x08\x0b-\x1f\x7f]/g;
-// eslint-disable-next-line no-control-regex
+// eslint-disable-next-line no-control-regex -- matching terminal escape and control characters is the point of this pattern
 const SGR = /^\x1b\[([0-9;:]*)m$/;
 
 /** What a terminal would leave on the line after carriage returns. */

@@ -58,7 +58,7 @@ export function buildQuery(query: Query | undefined): string {
 
 /** Turns a failed response into an ApiError carrying the server's problem detail. */
 export async function errorFromResponse(res: Response): Promise<ApiError> {
-  let problem: Problem | null = null;
+  let problem: Problem | null;
   const text = await res.text().catch(() => "");
   try {
     problem = text ? (JSON.parse(text) as Problem) : null;

@@ -131,7 +131,9 @@ export function uploadFile(file: File, onProgress: (p: UploadProgress) => void, 
     onProgress({ phase: "hashing", loaded: 0, total });
     const sha256 = await sha256File(file, (hashed) => onProgress({ phase: "hashing", loaded: hashed, total }), ctl.signal);
     if (ctl.signal.aborted) throw new DOMException("upload cancelled", "AbortError");
-    let { artifact, upload: plan } = await declare(file, name, sha256);
+    const declared = await declare(file, name, sha256);
+    const artifact = declared.artifact;
+    let plan = declared.upload;
     artifactId = artifact.id;
     if (artifact.state === "ready") return artifact;
 

@@ -3,7 +3,7 @@ import { Link } from "react-router-dom";
 import { api } from "../api/client";
 import { FINAL_TASK_STATES, type PinnedInput, type Task } from "../api/types";
 import { OUTPUTS_DIR } from "../api/taskFiles";
-import { useAsync, useLiveEvents, useThrottled } from "../state/hooks";
+import { useAsync, useLiveEvents, useReloadOnChange, useThrottled } from "../state/hooks";
 import { DownloadButton } from "./DownloadButton";
 import { ErrorBox, Loading, StateBadge, formatBytes } from "./ui";
 
@@ -21,7 +21,9 @@ export function TaskArtifacts({ task }: { task: Task }) {
   const inputs = pinnedInputs(task);
   const patterns = outputPatterns(task);
   const final = FINAL_TASK_STATES.includes(task.state);
-  const produced = useAsync((signal) => api.files({ task_id: task.id, limit: 500 }, signal), [task.id, final]);
+  const produced = useAsync((signal) => api.files({ task_id: task.id, limit: 500 }, signal), [task.id]);
+  // Outputs are uploaded as the attempt ends: look again once the task is final.
+  useReloadOnChange(final, produced.reload);
   const reload = useThrottled(produced.reload, 500);
   useLiveEvents((ev) => ev.subject_type === "artifact" && ev.payload.task_id === task.id, reload);
   const outputs = produced.data?.items ?? [];

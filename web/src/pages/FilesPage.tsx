@@ -1,7 +1,7 @@
 /** Files (artifacts): resumable uploads with progress, folders (names with "/"), search and pages, preview in place, download by short-lived URL, delete. */
 import { useContext, useEffect, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { api, type FileQuery } from "../api/client";
+import { api } from "../api/client";
 import type { Artifact } from "../api/types";
 import { uploadFile, type UploadProgress } from "../api/upload";
 import { folderTrail, previewOf } from "../api/filePreview";
@@ -37,16 +37,22 @@ export function FilesPage() {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
   // Browsing shows one folder level; a search looks through everything below the folder.
-  const query: FileQuery = {
-    q: q || undefined,
-    state,
-    owner: mine ? "me" : undefined,
-    prefix: dir || undefined,
-    delimiter: q ? undefined : "/",
-    limit: FILES_PAGE_SIZE,
-    cursor,
-  };
-  const files = useAsync((signal) => api.files(query, signal), [q, state, mine, dir, cursor]);
+  const files = useAsync(
+    (signal) =>
+      api.files(
+        {
+          q: q || undefined,
+          state,
+          owner: mine ? "me" : undefined,
+          prefix: dir || undefined,
+          delimiter: q ? undefined : "/",
+          limit: FILES_PAGE_SIZE,
+          cursor,
+        },
+        signal,
+      ),
+    [q, state, mine, dir, cursor],
+  );
   const [previewing, setPreviewing] = useState<Artifact | null>(null);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const inputRef = useRef<HTMLInputElement>(null);
@@ -56,13 +62,7 @@ export function FilesPage() {
   useLiveEvents((ev) => ev.subject_type === "artifact", reload);
   useReloadOnReconnect(files.reload);
 
-  // Typing in the search box updates the URL (and so the list) after a short pause; new filters start at page 1.
-  useEffect(() => {
-    if (search === q) return;
-    const t = setTimeout(() => update({ q: search || null }), 300);
-    return () => clearTimeout(t);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [search]);
+  // New filters start at page 1.
   const update = (changes: Record<string, string | null>) => {
     const p = new URLSearchParams(params);
     for (const [k, v] of Object.entries(changes)) {
@@ -72,6 +72,16 @@ export function FilesPage() {
     setCursors([null]);
     setParams(p, { replace: true });
   };
+  // Typing in the search box updates the URL (and so the list) after a short pause. The timer
+  // calls the latest update (the URL as it is then: a filter clicked meanwhile is kept), and
+  // only typing starts it (going back in history does not write the old search again).
+  const latest = useRef({ q, update });
+  latest.current = { q, update };
+  useEffect(() => {
+    if (search === latest.current.q) return;
+    const t = setTimeout(() => latest.current.update({ q: search || null }), 300);
+    return () => clearTimeout(t);
+  }, [search]);
 
   // Closing the tab mid-upload asks first (picking the same file later would still resume it).
   const active = uploads.some((u) => !u.error);

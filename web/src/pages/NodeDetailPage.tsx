@@ -171,15 +171,16 @@ function Breadcrumb({ name }: { name: string }) {
 }
 
 function NodeCharts({ node, rangeMs, stepS, fixedStartMs }: { node: Node; rangeMs: number; stepS: number; fixedStartMs?: number }) {
-  const [tick, setTick] = useState(0);
-  useEffect(() => {
-    const t = setInterval(() => setTick((x) => x + 1), 30_000);
-    return () => clearInterval(t);
-  }, []);
   const samples = useAsync(
     (signal) => api.samples(node.id, toApiIso(fixedStartMs ?? Date.now() - rangeMs), stepS, signal),
-    [node.id, rangeMs, stepS, fixedStartMs, tick],
+    [node.id, rangeMs, stepS, fixedStartMs],
   );
+  // Every 30 s the window moves on: reload in the background (the chart stays on screen).
+  const { reload: reloadSamples } = samples;
+  useEffect(() => {
+    const t = setInterval(reloadSamples, 30_000);
+    return () => clearInterval(t);
+  }, [reloadSamples]);
   const endMs = Date.now();
   const startMs = Math.min(fixedStartMs ?? endMs - rangeMs, endMs - 60_000);
   if (samples.error !== null) return <ErrorBox error={samples.error} onRetry={samples.reload} />;

@@ -1,5 +1,5 @@
 /** Tasks: filter by state/owner/name, sorted by the server, paged by cursor or page number, rows kept current from the event stream. */
-import { useEffect, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { api } from "../api/client";
 import { pendingReasonText } from "../api/pendingReason";
@@ -22,7 +22,12 @@ const RUNNING_NOW: readonly TaskState[] = ["assigned", "preparing", "running", "
 export function TasksPage() {
   useTitle("Tasks");
   const [params, setParams] = useSearchParams();
-  const states = params.getAll("state").filter((s): s is TaskState => (TASK_STATES as readonly string[]).includes(s));
+  // Memoised on the URL (useSearchParams keeps one object per location), so the list reloads
+  // when a filter changes and not on every render.
+  const states = useMemo(
+    () => params.getAll("state").filter((s): s is TaskState => (TASK_STATES as readonly string[]).includes(s)),
+    [params],
+  );
   const owner = params.get("owner") ?? "";
   const runningNow = states.length === RUNNING_NOW.length && RUNNING_NOW.every((s) => states.includes(s));
   const q = params.get("q") ?? "";
@@ -34,12 +39,11 @@ export function TasksPage() {
   const now = useNow(10_000);
   useEffect(() => setQDraft(q), [q]);
 
-  const filters = { state: states, owner: owner || undefined, q: q || undefined, sort };
-  const key = JSON.stringify([states, owner, q, sort, cursor, pageNo]);
+  const filters = useMemo(() => ({ state: states, owner: owner || undefined, q: q || undefined, sort }), [states, owner, q, sort]);
   // A cursor pages on from where the last page ended; a page number without one jumps by offset.
   const tasks = useLiveAsync(
     (signal) => api.tasks({ ...filters, cursor, offset: cursor ? 0 : (pageNo - 1) * PAGE_SIZE, limit: PAGE_SIZE, total: true }, signal),
-    [key],
+    [filters, cursor, pageNo],
   );
   const pages = tasks.data && typeof tasks.data.total === "number" ? Math.max(1, Math.ceil(tasks.data.total / PAGE_SIZE)) : null;
   const firstPage = !cursor && pageNo === 1;

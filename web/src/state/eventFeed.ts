@@ -97,7 +97,7 @@ export class EventFeed {
     this.abort = ctl;
     if (this.state.status !== "down") this.set({ status: "connecting" });
     const url = endpointPath("eventStream") + buildQuery({ after: this.state.lastId ?? undefined });
-    let error: string | null = null;
+    let error: string;
     let shuttingDown = false;
     try {
       await readSse(url, {

@@ -46,7 +46,7 @@ export function useAsync<T>(loader: (signal: AbortSignal) => Promise<T>, deps: u
         if (!ctl.signal.aborted) setLoading(false);
       });
     return () => ctl.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the caller's deps (checked at each call site: eslint.config.js names useAsync to the rule) plus the reload counter; the loader is read through loaderRef, so it is never stale
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   const setData = useCallback((fn: (old: T | null) => T | null) => setDataState(fn), []);
@@ -98,10 +98,27 @@ export function useThrottled(fn: () => void, waitMs = 700): () => void {
 export function useReloadOnReconnect(reload: () => void): void {
   const { feedState } = useContext(LiveContext);
   const first = useRef(feedState.generation);
+  // The latest reload, called only on a reconnect (a new reload function is not a reason to reload).
+  const reloadRef = useRef(reload);
+  reloadRef.current = reload;
   useEffect(() => {
-    if (feedState.generation !== first.current) reload();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    if (feedState.generation !== first.current) reloadRef.current();
   }, [feedState.generation]);
+}
+
+/**
+ * Calls reload when value changes from one it already had (not on the first value): for a load
+ * that must be redone when something outside its inputs changes (a task becoming final, a
+ * reloaded parent), keeping what is on screen until the new answer arrives.
+ */
+export function useReloadOnChange(value: unknown, reload: () => void): void {
+  const previous = useRef(value);
+  useEffect(() => {
+    if (Object.is(previous.current, value)) return;
+    const had = previous.current;
+    previous.current = value;
+    if (had !== null && had !== undefined) reload();
+  }, [value, reload]);
 }
 
 /** How long a first load waits for the live stream to open before loading anyway. */
@@ -115,12 +132,16 @@ const STREAM_WAIT_MS = 3000;
 export function useLiveAsync<T>(loader: (signal: AbortSignal) => Promise<T>, deps: unknown[]): AsyncState<T> {
   const { feed, feedState } = useContext(LiveContext);
   const seen = useRef<number | null>(null);
-  const state = useAsync(async (signal) => {
-    await feed.settled(STREAM_WAIT_MS, signal);
-    if (signal.aborted) throw new DOMException("aborted", "AbortError");
-    seen.current = feed.state.generation;
-    return loader(signal);
-  }, deps);
+  const state = useAsync(
+    async (signal) => {
+      await feed.settled(STREAM_WAIT_MS, signal);
+      if (signal.aborted) throw new DOMException("aborted", "AbortError");
+      seen.current = feed.state.generation;
+      return loader(signal);
+    },
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the caller's deps, checked at its call site (eslint.config.js names useLiveAsync to the rule); useAsync always runs its latest loader, so loader and feed are never stale
+    deps,
+  );
   const { reload } = state;
   useEffect(() => {
     if (seen.current !== null && feedState.generation > seen.current) reload();

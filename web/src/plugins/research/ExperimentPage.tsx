@@ -2,7 +2,7 @@
 import { useMemo, useState, type ReactNode } from "react";
 import { Link, useParams } from "react-router-dom";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../../components/ui";
-import { useAsync, useLiveEvents, useThrottled, useTitle } from "../../state/hooks";
+import { useAsync, useLiveEvents, useReloadOnChange, useThrottled, useTitle } from "../../state/hooks";
 import { http } from "../http";
 import { COLORS, MetricChart } from "./MetricChart";
 import { type Goal, loadGoal, saveGoal } from "./metricView";
@@ -43,8 +43,10 @@ export function ExperimentPage() {
   const chosen = metric || detail.data?.metric_names[0] || "";
   const chart = useAsync(
     () => (chosen ? http.get<SeriesPage>(`/api/research/experiments/${experimentId}/metrics`, { name: chosen, points: 500 }) : Promise.resolve(null)),
-    [experimentId, chosen, detail.data],
+    [experimentId, chosen],
   );
+  // New runs or metrics (the detail reloaded on a live event): redraw the chart from fresh points.
+  useReloadOnChange(detail.data, chart.reload);
   useTitle(detail.data ? detail.data.experiment.name : "Experiment");
   const reload = useThrottled(detail.reload, 1500);
   const runIds = new Set(detail.data?.runs.map((r) => r.task_id) ?? []);
