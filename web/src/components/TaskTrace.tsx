@@ -1,4 +1,5 @@
 /** A task's Trace: its events in order, as a timeline, appended live from the event stream. */
+import { useRef } from "react";
 import { api } from "../api/client";
 import type { UnideskEvent } from "../api/types";
 import { useAsync, useLiveEvents, useReloadOnReconnect } from "../state/hooks";
@@ -27,12 +28,16 @@ function tone(kind: string): string {
 }
 
 export function TaskTrace({ taskId }: { taskId: string }) {
-  return <EventTrace subjectId={taskId} load={(signal) => api.trace(taskId, signal)} what="task" />;
+  return <EventTrace subjectId={taskId} load={(id, signal) => api.trace(id, signal)} what="task" />;
 }
 
 /** Any subject's events as the same timeline (a pipeline's trace too): loaded once, appended live. */
-export function EventTrace({ subjectId, load, what }: { subjectId: string; load: (signal: AbortSignal) => Promise<{ items: UnideskEvent[] }>; what: string }) {
-  const trace = useAsync(load, [subjectId]);
+export function EventTrace({ subjectId, load, what }: { subjectId: string; load: (subjectId: string, signal: AbortSignal) => Promise<{ items: UnideskEvent[] }>; what: string }) {
+  // Loaded again for another subject; a new load function on each render of the parent is no
+  // reason to, so the latest one is read through a ref.
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  const trace = useAsync((signal) => loadRef.current(subjectId, signal), [subjectId]);
   useLiveEvents(
     (ev) => ev.subject_id === subjectId,
     (ev) =>

@@ -122,7 +122,7 @@ export function PipelinePage() {
         <summary>
           <strong>Trace</strong> <span className="muted small">the pipeline's events in order; each task's own trace is on its page</span>
         </summary>
-        {traceOpen && <EventTrace subjectId={p.id} load={(signal) => http.get<{ items: UnideskEvent[] }>(`/api/pipelines/${p.id}/trace`, undefined, signal)} what="pipeline" />}
+        {traceOpen && <EventTrace subjectId={p.id} load={(id, signal) => http.get<{ items: UnideskEvent[] }>(`/api/pipelines/${id}/trace`, undefined, signal)} what="pipeline" />}
       </details>
       <RawJson value={p} label="Raw JSON" />
     </div>
