@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
 import re
+import select
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -200,8 +205,11 @@ def test_submit_refusals_list_every_problem_and_create_nothing(cli, capsys, tmp_
 
 
 def test_live_view_redraws_the_steps_in_place_on_a_terminal(cli, capsys) -> None:
+    body = spec("live-view")
+    body["steps"][1]["task"]["outputs"] = ["model.txt"]
+    body["steps"][2]["task"]["inputs"] = [{"from": "train/model.txt"}]
     with cli.api() as http:
-        r = http.post("/api/pipelines", json=spec("live-view"))
+        r = http.post("/api/pipelines", json=body)
         assert r.status_code == 201, r.text
         created = r.json()
         http.post(f"/api/pipelines/{created['id']}/cancel").raise_for_status()
@@ -218,6 +226,62 @@ def test_live_view_redraws_the_steps_in_place_on_a_terminal(cli, capsys) -> None
     depth = [line.index(name) for line, name in zip(lines[1:], names, strict=True)]
     assert depth[0] < depth[1] < depth[2] == depth[3], text
     assert all(line.strip()[0] in "◌◎▶✓✗↷⊘" for line in lines[1:]), text
+
+    # The files a step takes from another show before it starts (from the spec).
+    code, out, _ = run(capsys, "pipeline", created["id"])
+    assert code == 0
+    assert re.search(r"^aggregate\s+\S+\s+train\s+-\s+-\s+-\s+-\s+train/model.txt$", out, re.M), out
+
+
+def test_submit_wait_on_a_real_terminal_redraws_in_place(cli, node, tmp_path: Path) -> None:
+    """The command in a pseudo-terminal, as a person runs it: the DAG drawn with icons and
+    redrawn in place (cursor up, clear), the outcome as the exit code."""
+    wait_online(cli)
+    path = tmp_path / "tty.yml"
+    path.write_text(yaml.safe_dump(spec("cli-tty")))
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
+    env |= {
+        "UNIDESK_CLI_CONFIG": str(tmp_path / "none.toml"),
+        "UNIDESK_SERVER": cli.url,
+        "UNIDESK_TOKEN": cli.token(),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unidesk.client.cli", "pipeline", "submit", str(path), "--wait"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the terminal closed: the command ended
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert code == 0, text
+    assert text.startswith("Submitted pipeline "), text
+    assert "\x1b[" in text and "F\x1b[J" in text, "never redrawn in place: " + repr(text)
+    last = text.rsplit("\x1b[J", 1)[-1]
+    assert "pipeline cli-tty succeeded" in last, repr(last)
+    assert re.search(r"✓ +prepare +succeeded", last) and re.search(r"↷ +report-failure", last)
 
 
 def test_step_layers_and_lines_follow_the_dag() -> None:

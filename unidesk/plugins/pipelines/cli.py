@@ -28,7 +28,14 @@ from unidesk.plugins.pipelines.progress import (
     counts_text,
 )
 
-__all__ = ["add_commands", "exit_code_for", "read_spec", "spec_from_repo"]
+__all__ = [
+    "add_commands",
+    "exit_code_for",
+    "files_in",
+    "pipeline_detail",
+    "read_spec",
+    "spec_from_repo",
+]
 
 REPO_SPEC_PATH = ".unidesk/pipeline.yml"
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -131,6 +138,20 @@ def _submit(ns: argparse.Namespace, api: Any) -> int:
     return exit_code_for(final)
 
 
+def files_in(spec: dict[str, Any], step: dict[str, Any]) -> list[str]:
+    """``from_step/path`` of a step's inputs from other steps: resolved ones, then those its spec
+    declares (``{"from": ...}``) that are not resolved yet (a step's inputs resolve as it
+    starts)."""
+    names = [f"{i['from_step']}/{i['path']}" for i in step.get("inputs") or []]
+    for spec_step in spec.get("steps") or []:
+        if isinstance(spec_step, dict) and spec_step.get("name") == step["name"]:
+            for item in (spec_step.get("task") or {}).get("inputs") or []:
+                ref = item.get("from") if isinstance(item, dict) else None
+                if isinstance(ref, str) and ref not in names:
+                    names.append(ref)
+    return names
+
+
 def pipeline_detail(p: dict[str, Any]) -> str:
     """One pipeline for a terminal: its summary, then one row per step point with its task."""
     head = [
@@ -145,7 +166,7 @@ def pipeline_detail(p: dict[str, Any]) -> str:
     for s in p["steps"]:
         needs = ",".join(s.get("depends_on") or []) or None
         when = None if s.get("when", "on_success") == "on_success" else s["when"]
-        ins = ", ".join(f"{i['from_step']}/{i['path']}" for i in s.get("inputs") or []) or None
+        ins = ", ".join(files_in(p.get("spec") or {}, s)) or None
         points = s.get("points") or [{"params": {}, "task_id": None, "task_state": None}]
         for i, pt in enumerate(points):
             params = " ".join(f"{k}={v}" for k, v in (pt.get("params") or {}).items())
