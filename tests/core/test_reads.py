@@ -1,13 +1,19 @@
-"""The read path: rows back, a busy pool refused with 503, a dead connection retried once."""
+"""The read path: rows back, a busy pool refused with 503, a dead connection retried once; list
+answers kept in memory until a write, with ETag/304."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import psycopg
 import pytest
-from sqlalchemy import text
+from litestar.testing import AsyncTestClient
+from sqlalchemy import literal, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from unidesk.core.db.engine import libpq_url, make_read_engine
+from tests.core.conftest import task_body
+from unidesk.core.db.engine import libpq_url, make_engine, make_read_engine, make_sessionmaker
+from unidesk.core.db.readcache import WriteCounter
 from unidesk.core.db.reads import Reads
 from unidesk.errors import Unavailable
 
@@ -37,3 +43,88 @@ async def test_a_connection_killed_by_the_server_is_retried_once(database_url: s
         assert row is not None and row[0] != pid
     finally:
         await reads.engine.dispose()
+
+
+async def test_a_list_answer_is_kept_until_a_write_and_304_while_unchanged(
+    client: AsyncTestClient, admin_headers: dict[str, str], member_headers: dict[str, str]
+) -> None:
+    cache = client.app.state.read_cache
+    first = await client.get("/api/tasks", headers=admin_headers)
+    assert first.status_code == 200 and first.json()["items"] == []
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    hits = cache.hits
+    again = await client.get("/api/tasks", headers={**admin_headers, "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert cache.hits == hits + 1  # served from memory: no database read
+    created = await client.post("/api/tasks", json=task_body(name="new"), headers=admin_headers)
+    assert created.status_code == 201, created.text
+    after = await client.get("/api/tasks", headers={**admin_headers, "If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"] != etag
+    assert [t["name"] for t in after.json()["items"]] == ["new"]
+    # Kept per caller: the member gets its own answer (what it may do differs).
+    mine = (await client.get("/api/tasks", headers=admin_headers)).json()["items"][0]
+    theirs = (await client.get("/api/tasks", headers=member_headers)).json()["items"][0]
+    assert "cancel" in mine["allowed_actions"] and "cancel" not in theirs["allowed_actions"]
+    # Other list routes answer the same way.
+    for path in ("/api/events", "/api/nodes", "/api/secrets", "/api/users"):
+        r = await client.get(path, headers=admin_headers)
+        assert r.status_code == 200, (path, r.text)
+        r2 = await client.get(path, headers={**admin_headers, "If-None-Match": r.headers["etag"]})
+        assert r2.status_code == 304, path
+
+
+async def test_the_cache_is_bypassed_while_the_event_stream_is_down(
+    client: AsyncTestClient, admin_headers: dict[str, str]
+) -> None:
+    cache, hub = client.app.state.read_cache, client.app.state.event_hub
+    await client.get("/api/tasks", headers=admin_headers)
+    error, hub.error = hub.error, "event stream listener down: test"
+    try:
+        misses = cache.misses
+        for _ in range(2):
+            assert (await client.get("/api/tasks", headers=admin_headers)).status_code == 200
+        assert cache.misses == misses + 2  # another instance's writes could not be heard
+    finally:
+        hub.error = error
+
+
+def _bump_slot(counter: WriteCounter, slot: int, times: int) -> None:
+    counter.attach(slot)
+    for _ in range(times):
+        counter.bump()
+
+
+def test_the_write_counter_is_shared_with_forked_workers() -> None:
+    counter = WriteCounter(2).attach(0)
+    counter.bump()
+    child = multiprocessing.get_context("fork").Process(target=_bump_slot, args=(counter, 1, 3))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert counter.value() == 4
+    with pytest.raises(ValueError):
+        counter.attach(2)
+
+
+async def test_only_a_commit_that_wrote_moves_the_counter(database_url: str) -> None:
+    counter = WriteCounter()
+    engine = make_engine(database_url, 1)
+    sessions = make_sessionmaker(engine, on_commit=counter.bump)
+    try:
+        async with sessions() as s:
+            await s.execute(select(literal(1)))  # a SELECT statement (text() counts as a write)
+            await s.commit()
+        assert counter.value() == 0
+        async with sessions() as s:
+            await s.execute(text("CREATE TEMP TABLE t (x int)"))
+            await s.commit()
+        assert counter.value() == 1
+        async with sessions() as s:
+            await s.execute(text("CREATE TEMP TABLE t2 (x int)"))
+            await s.rollback()
+            await s.execute(select(literal(1)))
+            await s.commit()
+        assert counter.value() == 1
+    finally:
+        await engine.dispose()

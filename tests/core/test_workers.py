@@ -84,6 +84,14 @@ def test_two_workers_serve_one_database_and_stop_cleanly(
                 ) as fresh:
                     items = fresh.get("/api/tasks").json()["items"]
                     assert [t["name"] for t in items] == ["via-workers"]
+            # Each worker keeps list answers until a write; a write answered by one worker is
+            # seen by a read on the other at once (their write counter is shared memory).
+            for i in range(6):
+                with httpx.Client(base_url=url, headers=api.headers) as w:
+                    w.post("/api/tasks", json=task_body(name=f"w-{i}")).raise_for_status()
+                for _ in range(3):
+                    with httpx.Client(base_url=url, headers=api.headers) as r:
+                        assert r.get("/api/tasks").json()["items"][0]["name"] == f"w-{i}"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
         assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)

@@ -30,6 +30,7 @@ from unidesk.core.auth.services import UserService
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
 from unidesk.core.db.engine import make_engine, make_read_engine, make_sessionmaker
 from unidesk.core.db.migrate import expected_heads
+from unidesk.core.db.readcache import ReadCache, WriteCounter
 from unidesk.core.db.reads import Reads
 from unidesk.core.deps import DEPENDENCIES
 from unidesk.core.events.controllers import EventController
@@ -152,12 +153,15 @@ def create_app(
     components: Sequence[Any] | None = None,
     plugins: LoadedPlugins | None = None,
     migrate: bool = True,
+    write_counter: WriteCounter | None = None,
 ) -> Litestar:
     """Build the server. Its lifespan opens (or starts) the database, migrates, and starts
     components.
 
     ``plugins`` defaults to the built-ins and entry points chosen by ``settings.plugins``;
-    ``migrate=False`` when a supervisor has already migrated (``serve --workers``)."""
+    ``migrate=False`` when a supervisor has already migrated (``serve --workers``), which also
+    passes the ``write_counter`` its workers share (the read cache's; one of its own otherwise)."""
+    counter = write_counter or WriteCounter()
     loaded = plugins if plugins is not None else make_plugin_manager(settings.plugins)
     facade = Plugins(loaded, enabled=parse_selection(settings.plugins) != set())
     plugin_settings = facade.settings(settings)
@@ -170,10 +174,10 @@ def create_app(
         db: DatabaseHandle = await open_database(settings, migrate=migrate, plugin_dirs=plugin_dirs)
         state.db_handle = db
         state.engine = make_engine(db.url, settings.db_pool_size)
-        state.sessions = make_sessionmaker(state.engine)
+        state.sessions = make_sessionmaker(state.engine, on_commit=counter.bump)
         state.reads = Reads(make_read_engine(db.url, settings.db_pool_size))
         state.expected_heads = expected_heads(db.url, plugin_dirs)
-        state.event_hub = EventHub(db.dsn, state.sessions)
+        state.event_hub = EventHub(db.dsn, state.sessions, on_notify=counter.bump)
         state.event_hub.add_listener("principal_cache", state.principal_cache.on_events)
         await state.event_hub.start()
         checks = state.health_checks
@@ -234,6 +238,10 @@ def create_app(
             "settings": settings,
             "login_limiter": LoginLimiter(settings.login_max_failures, settings.login_window_s),
             "principal_cache": PrincipalCache(settings.auth_cache_s),
+            "read_cache": ReadCache(
+                counter,
+                enabled=lambda: state.get("event_hub") is not None and state.event_hub.healthy,
+            ),
             "health_checks": health_mod.HealthChecks(),
             "git_commit": health_mod.git_commit(),
             "components": {},

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from unidesk.core.db.readcache import WriteCounter
 from unidesk.core.settings import Settings
 
 __all__ = ["UVICORN_OPTIONS", "serve_workers", "worker_settings"]
@@ -47,14 +48,16 @@ def worker_settings(settings: Settings, index: int) -> Settings:
     return msgspec.structs.replace(settings, local_agent=False, backup_daily_at="")
 
 
-def _run_worker(settings: Settings, sock: socket.socket, index: int) -> None:
+def _run_worker(settings: Settings, sock: socket.socket, index: int, counter: WriteCounter) -> None:
     from unidesk.core import shutdown
     from unidesk.core.app import create_app
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     structlog.contextvars.bind_contextvars(worker=index)
-    app = create_app(worker_settings(settings, index), migrate=False)
+    app = create_app(
+        worker_settings(settings, index), migrate=False, write_counter=counter.attach(index)
+    )
     shutdown.run(app, sockets=[sock], **UVICORN_OPTIONS)
 
 
@@ -83,9 +86,12 @@ def serve_workers(settings: Settings, workers: int) -> int:
         sock = socket.create_server((settings.host, settings.port), backlog=2048)
         sock.set_inheritable(True)
         ctx = multiprocessing.get_context("fork")
+        counter = WriteCounter(workers)  # shared memory, made before the fork
         procs = []
         for i in range(workers):
-            p = ctx.Process(target=_run_worker, args=(shared, sock, i), name=f"unidesk-worker-{i}")
+            p = ctx.Process(
+                target=_run_worker, args=(shared, sock, i, counter), name=f"unidesk-worker-{i}"
+            )
             p.start()
             procs.append(p)
         log.info("workers started", workers=workers, pids=[p.pid for p in procs])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -14,6 +15,7 @@ from unidesk.core.auth import schemas
 from unidesk.core.auth.guards import admin_only
 from unidesk.core.auth.middleware import SESSION_COOKIE
 from unidesk.core.auth.services import NodeTokenService, TokenService, UserService, me_out
+from unidesk.core.db.readcache import cached_answer
 from unidesk.core.settings import Settings
 from unidesk.errors import Unauthenticated
 
@@ -85,9 +87,18 @@ class UserController(Controller):
     guards = (admin_only,)
 
     @get("/", operation_id="list_users")
-    async def list_users(self, db: AsyncSession) -> dict[str, list[schemas.User]]:
+    async def list_users(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: schemas.Principal,
+    ) -> Response[dict[str, list[schemas.User]]]:
         """All users (admin)."""
-        return {"items": await UserService(db).list()}
+
+        async def page() -> dict[str, list[schemas.User]]:
+            return {"items": await UserService(db).list()}
+
+        return await cached_answer(request, principal, page)
 
     @post("/", operation_id="create_user")
     async def create_user(

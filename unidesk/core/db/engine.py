@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 
 __all__ = ["libpq_url", "make_engine", "make_read_engine", "make_sessionmaker", "sync_url"]
+
+
+_WROTE = "unidesk.wrote"
+"""Session.info key: this transaction wrote something (the commit hook then runs)."""
 
 
 def _normalise(url: str) -> str:
@@ -52,8 +61,32 @@ def make_read_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, on_commit: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``on_commit`` runs right after each commit of a transaction that
+    wrote (flushed ORM changes or ran anything but a SELECT): the read cache's write counter."""
+    if on_commit is None:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    # A class of its own, so the hooks count only this server's sessions (tests run several).
+    counted = type("CountedSession", (Session,), {})
+
+    def flushed(session: Session, _context: Any) -> None:
+        session.info[_WROTE] = True
+
+    def executed(state: ORMExecuteState) -> None:
+        if not state.is_select:
+            state.session.info[_WROTE] = True
+
+    def committed(session: Session) -> None:
+        if session.info.pop(_WROTE, False):
+            on_commit()
+
+    event.listen(counted, "after_flush", flushed)
+    event.listen(counted, "do_orm_execute", executed)
+    event.listen(counted, "after_commit", committed)
+    event.listen(counted, "after_rollback", lambda session: session.info.pop(_WROTE, None))
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=counted)
 
 
 def sync_url(url: str) -> str:

@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.readcache import cached_answer
 from unidesk.core.db.reads import Reads
 from unidesk.core.events.hub import EventHub
 from unidesk.core.events.schemas import EventPage
@@ -33,21 +35,28 @@ class EventController(Controller):
     @get("/", operation_id="list_events")
     async def list_events(
         self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
         reads: Reads,
         after: Annotated[int, Parameter(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         kind: Annotated[str | None, Parameter(max_length=64, pattern=r"^[^\x00]*$")] = None,
         subject_type: Annotated[str | None, Parameter(max_length=32)] = None,
         subject_id: Annotated[str | None, Parameter(max_length=64)] = None,
-    ) -> EventPage:
-        """Events with id greater than ``after``, oldest first."""
-        return await event_page(
-            reads,
-            after=after,
-            limit=limit,
-            kind=kind,
-            subject_type=subject_type,
-            subject_id=subject_id,
+    ) -> Response[EventPage]:
+        """Events with id greater than ``after``, oldest first (``ETag``/``If-None-Match``: 304
+        while no event was added)."""
+        return await cached_answer(
+            request,
+            principal,
+            lambda: event_page(
+                reads,
+                after=after,
+                limit=limit,
+                kind=kind,
+                subject_type=subject_type,
+                subject_id=subject_id,
+            ),
         )
 
     @get("/stream", operation_id="stream_events")

@@ -57,9 +57,17 @@ async def read_events(
 class EventHub:
     """One per server process: LISTENs on the bus and fans events out to subscribers."""
 
-    def __init__(self, dsn: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        on_notify: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_notify`` runs on every NOTIFY heard (and on each (re)connect), before the
+        events are read: the read cache's sign that someone committed."""
         self._dsn = dsn
         self._sessions = sessionmaker
+        self._on_notify = on_notify
         self._listeners: list[tuple[str, Listener]] = []
         self._queues: set[asyncio.Queue[EventOut | None]] = set()
         self._wake = asyncio.Event()
@@ -111,8 +119,10 @@ class EventHub:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.error = None
                     failures = 0
+                    self._on_notify()
                     self._wake.set()
                     async for _ in conn.notifies():
+                        self._on_notify()
                         self._wake.set()
             except asyncio.CancelledError:
                 raise

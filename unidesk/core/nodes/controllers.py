@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.guards import admin_only
 from unidesk.core.auth.policy import allowed_actions
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.readcache import cached_answer
 from unidesk.core.nodes import schemas
 from unidesk.core.nodes.services import NodeService
 
@@ -27,10 +29,14 @@ class NodeController(Controller):
 
     @get("/", operation_id="list_nodes")
     async def list_nodes(
-        self, db: AsyncSession, principal: Principal
-    ) -> dict[str, list[schemas.Node]]:
-        """Every known node with state, resources, usage and running attempts."""
-        return {"items": [_for(principal, n) for n in await NodeService(db).list()]}
+        self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal
+    ) -> Response[dict[str, list[schemas.Node]]]:
+        """Every known node with state, resources, usage and running attempts (``ETag``)."""
+
+        async def page() -> dict[str, list[schemas.Node]]:
+            return {"items": [_for(principal, n) for n in await NodeService(db).list()]}
+
+        return await cached_answer(request, principal, page)
 
     @get("/{node_id:uuid}", operation_id="get_node")
     async def get_node(

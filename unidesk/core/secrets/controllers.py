@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller, Response, delete, get, put
+from litestar import Controller, Request, Response, delete, get, put
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.readcache import cached_answer
 from unidesk.core.secrets import schemas
 from unidesk.core.secrets.services import SecretService
 
@@ -30,10 +32,14 @@ class SecretController(Controller):
 
     @get("/", operation_id="list_secrets")
     async def list_secrets(
-        self, db: AsyncSession, principal: Principal, state: State
-    ) -> schemas.SecretList:
+        self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, state: State
+    ) -> Response[schemas.SecretList]:
         """Secrets you may use or manage: names, who changed them and when (never values)."""
-        return schemas.SecretList(items=await SecretService.of(db, state).list(principal))
+
+        async def page() -> schemas.SecretList:
+            return schemas.SecretList(items=await SecretService.of(db, state).list(principal))
+
+        return await cached_answer(request, principal, page)
 
     @put("/user/{name:str}", operation_id="put_user_secret", responses=CREATED)
     async def put_user(

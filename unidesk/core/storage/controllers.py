@@ -4,14 +4,15 @@ delete."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.readcache import cached_answer
 from unidesk.core.deps import owner_filter
 from unidesk.core.settings import Settings
 from unidesk.core.storage import schemas
@@ -45,6 +46,7 @@ class ArtifactController(Controller):
     @get("/", operation_id="list_artifacts")
     async def list_artifacts(
         self,
+        request: Request[Any, Any, Any],
         db: AsyncSession,
         principal: Principal,
         settings: Settings,
@@ -68,19 +70,23 @@ class ArtifactController(Controller):
         task_id: uuid.UUID | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         cursor: Annotated[str | None, Parameter(max_length=300)] = None,
-    ) -> schemas.ArtifactPage:
+    ) -> Response[schemas.ArtifactPage]:
         """Artifacts, newest first; filter by name (contains, or starts with a prefix), state,
-        owner or producing task; with ``delimiter=/``, one folder level at a time."""
+        owner or producing task; with ``delimiter=/``, one folder level at a time (``ETag``)."""
         owner_id = owner_filter(owner, principal)
-        return await _service(db, state, settings).list(
-            q=q,
-            prefix=prefix,
-            folders=delimiter is not None,
-            state=state_filter,
-            owner=owner_id,
-            task_id=task_id,
-            limit=limit,
-            cursor=cursor,
+        return await cached_answer(
+            request,
+            principal,
+            lambda: _service(db, state, settings).list(
+                q=q,
+                prefix=prefix,
+                folders=delimiter is not None,
+                state=state_filter,
+                owner=owner_id,
+                task_id=task_id,
+                limit=limit,
+                cursor=cursor,
+            ),
         )
 
     @get("/by-name/{name:path}", operation_id="get_artifact_by_name")

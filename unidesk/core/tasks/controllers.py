@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.policy import allowed_actions
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.readcache import cached_answer
 from unidesk.core.db.reads import Reads
 from unidesk.core.deps import owner_filter
 from unidesk.core.events.schemas import EventOut
@@ -57,8 +58,9 @@ class TaskController(Controller):
     @get("/", operation_id="list_tasks")
     async def list_tasks(
         self,
+        request: Request[Any, Any, Any],
+        state: State,
         reads: Reads,
-        db: AsyncSession,
         principal: Principal,
         settings: Settings,
         state_filter: Annotated[list[str] | None, Parameter(query="state")] = None,
@@ -86,27 +88,33 @@ class TaskController(Controller):
                 description="skip this many rows (page jumps; cursors are cheaper for paging)",
             ),
         ] = 0,
-    ) -> schemas.TaskPage:
+    ) -> Response[schemas.TaskPage]:
         """Tasks in ``sort`` order (newest first by default), filtered by state, owner, name and
-        node; paged by ``next_cursor``/``prev_cursor`` (keyset) or ``offset`` (page jumps)."""
+        node; paged by ``next_cursor``/``prev_cursor`` (keyset) or ``offset`` (page jumps).
+        Answers carry an ``ETag``; ``If-None-Match`` with it gets 304 while nothing changed."""
         owner_id = owner_filter(owner, principal)
-        page = await list_tasks(
-            reads,
-            db,
-            settings,
-            states=state_filter or [],
-            owner=owner_id,
-            q=q,
-            node=node,
-            limit=limit,
-            cursor=cursor,
-            with_total=total,
-            sort=sort,
-            offset=offset,
-        )
-        for task in page.items:
-            _for(principal, task)
-        return page
+
+        async def page() -> schemas.TaskPage:
+            async with state.sessions() as db:  # opened on a miss only
+                out = await list_tasks(
+                    reads,
+                    db,
+                    settings,
+                    states=state_filter or [],
+                    owner=owner_id,
+                    q=q,
+                    node=node,
+                    limit=limit,
+                    cursor=cursor,
+                    with_total=total,
+                    sort=sort,
+                    offset=offset,
+                )
+            for task in out.items:
+                _for(principal, task)
+            return out
+
+        return await cached_answer(request, principal, page)
 
     @get("/{task_id:uuid}", operation_id="get_task")
     async def get_task(
@@ -118,10 +126,19 @@ class TaskController(Controller):
 
     @get("/{task_id:uuid}/trace", operation_id="task_trace")
     async def trace(
-        self, task_id: uuid.UUID, db: AsyncSession, settings: Settings
-    ) -> dict[str, list[EventOut]]:
-        """The task's events in order: its complete history."""
-        return {"items": await TaskService(db, settings).trace(task_id)}
+        self,
+        request: Request[Any, Any, Any],
+        task_id: uuid.UUID,
+        db: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+    ) -> Response[dict[str, list[EventOut]]]:
+        """The task's events in order: its complete history (``ETag``)."""
+
+        async def page() -> dict[str, list[EventOut]]:
+            return {"items": await TaskService(db, settings).trace(task_id)}
+
+        return await cached_answer(request, principal, page)
 
     @post("/{task_id:uuid}/cancel", operation_id="cancel_task", status_code=200)
     async def cancel(

@@ -1,0 +1,187 @@
+"""Encoded list pages kept until the next write: a repeated list read costs no database trip.
+
+A list route's answer depends only on the database (and the caller), so it stays right until
+something commits. ``WriteCounter`` counts commits: every worker of one ``serve --workers``
+bumps its own slot of a shared memory page right after each commit of its sessions (before the
+response that follows the commit is sent), and bumps again whenever the event hub hears a
+NOTIFY (a write by another server instance or an admin command). A page read while the counter
+held value V is served again only while the counter still reads V, and for at most
+``MAX_AGE_S`` (values that change with time alone, such as a pending task's rank or a node's
+staleness, and writes by other instances that emit no event). A caller that ends its write on
+one worker and reads on another therefore sees its write: the counter moved before its write
+was answered. While the event stream is down the cache is bypassed (every read goes to the
+database), since writes of other instances could not be heard.
+
+Every answer carries a strong ``ETag`` (a hash of the body) and ``Cache-Control: no-cache``;
+a request whose ``If-None-Match`` names the current body gets ``304 Not Modified``, so a
+polling UI transfers nothing while nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mmap
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from unidesk.core.auth.schemas import Principal
+
+__all__ = ["MAX_AGE_S", "ReadCache", "WriteCounter", "cached_answer"]
+
+MAX_AGE_S = 1.0
+"""Longest a page is served from memory, whatever the counter says."""
+MAX_ENTRIES = 512
+MAX_BYTES = 32 * 1024 * 1024
+"""Bound on the encoded pages one process keeps (least recently used go first)."""
+_SLOT = struct.Struct("=Q")
+
+
+class WriteCounter:
+    """One 8-byte slot per process on a shared anonymous mapping (made before ``fork``, so the
+    workers of one server see each other's slots). Each slot has one writer (its process), so
+    the sum only grows and a changed sum means some commit happened after a page was read."""
+
+    def __init__(self, slots: int = 1) -> None:
+        self._slots = max(1, slots)
+        self._map = mmap.mmap(-1, _SLOT.size * self._slots)
+        self._fmt = struct.Struct(f"={self._slots}Q")
+        self._mine = 0
+
+    def attach(self, slot: int) -> WriteCounter:
+        """Make ``bump`` write slot ``slot`` (the worker's index); returns self."""
+        if not 0 <= slot < self._slots:
+            raise ValueError(f"slot {slot} out of 0..{self._slots - 1}")
+        self._mine = slot
+        return self
+
+    def bump(self, *_: Any) -> None:
+        offset = self._mine * _SLOT.size
+        (n,) = _SLOT.unpack_from(self._map, offset)
+        _SLOT.pack_into(self._map, offset, n + 1)
+
+    def value(self) -> int:
+        return sum(self._fmt.unpack_from(self._map, 0))
+
+
+class _Entry(msgspec.Struct):
+    version: int
+    deadline: float
+    body: bytes
+    etag: str
+
+
+Compute = Callable[[], Awaitable[Any]]
+"""Builds the answer (a msgspec struct or builtins) on a miss."""
+
+
+class ReadCache:
+    """Encoded answers of list routes by (caller, path, query string)."""
+
+    def __init__(self, counter: WriteCounter, enabled: Callable[[], bool]) -> None:
+        self.counter = counter
+        self.enabled = enabled
+        self._entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
+        self._computing: dict[tuple[Any, ...], asyncio.Future[_Entry]] = {}
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    async def respond(
+        self, request: Request[Any, Any, Any], principal: Principal, compute: Compute
+    ) -> Response[Any]:
+        """The route's answer for this caller: from memory while no write happened since it was
+        encoded, else computed (and kept); 304 when ``If-None-Match`` names it."""
+        key = (principal.user_id, principal.role, request.url.path, request.url.query)
+        use = self.enabled()
+        version = self.counter.value()
+        entry = self._entries.get(key) if use else None
+        if entry is not None and (entry.version != version or entry.deadline < time.monotonic()):
+            self._drop(key)
+            entry = None
+        if entry is None:
+            self.misses += 1
+            entry = await self._compute(key, version, use, compute)
+        else:
+            self.hits += 1
+            self._entries.move_to_end(key)
+        headers = {"ETag": entry.etag, "Cache-Control": "private, no-cache"}
+        if entry.etag in _etags(request.headers.get("if-none-match")):
+            return Response(content=b"", status_code=304, headers=headers)
+        return Response(content=entry.body, media_type="application/json", headers=headers)
+
+    async def _compute(
+        self, key: tuple[Any, ...], version: int, use: bool, compute: Compute
+    ) -> _Entry:
+        """One computation per (key, version) at a time: requests arriving while it runs (with
+        no write since it started) share its answer instead of each reading the database."""
+        if not use:
+            return _entry(version, await compute())
+        running = self._computing.get((*key, version))
+        if running is not None:
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if running.cancelled():  # the leader's client went away, not this one
+                    return _entry(version, await compute())
+                raise
+        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
+        self._computing[(*key, version)] = future
+        try:
+            entry = _entry(version, await compute())
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # marked retrieved: there may be no follower to re-raise it
+            raise
+        finally:
+            self._computing.pop((*key, version), None)
+        future.set_result(entry)
+        if self.counter.value() == version and len(entry.body) <= MAX_BYTES // 8:
+            self._keep(key, entry)
+        return entry
+
+    def _keep(self, key: tuple[Any, ...], entry: _Entry) -> None:
+        self._drop(key)
+        self._entries[key] = entry
+        self._bytes += len(entry.body)
+        while len(self._entries) > MAX_ENTRIES or self._bytes > MAX_BYTES:
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= len(old.body)
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.body)
+
+
+async def cached_answer(
+    request: Request[Any, Any, Any], principal: Principal, compute: Compute
+) -> Response[Any]:
+    """A list route's answer through the server's ``ReadCache`` (see the module docstring)."""
+    cache: ReadCache = request.app.state.read_cache
+    return await cache.respond(request, principal, compute)
+
+
+def _entry(version: int, answer: Any) -> _Entry:
+    body = msgspec.json.encode(answer)
+    return _Entry(
+        version=version,
+        deadline=time.monotonic() + MAX_AGE_S,
+        body=body,
+        etag='"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"',
+    )
+
+
+def _etags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {t.strip().removeprefix("W/") for t in header.split(",")}
