@@ -10,7 +10,11 @@ and again on the existing one, fills ``--tasks`` tasks through ``POST /api/task-
 batch submit rate is printed), then runs
 ``wrk`` on loopback against ``GET /api/tasks`` (a page of 50, personal token) and, as baselines
 in the same run, against ``GET /health`` and a bare Litestar JSON route (one process, uvicorn),
-and last ``POST /api/tasks`` (one task a request: the REST submit rate).
+a second time with ``If-None-Match`` (a polling client: 304 while nothing changed), and last
+``POST /api/tasks`` (one task a request: the REST submit rate). Next to each server run it
+prints the server's CPU per request (the worker processes' user+system time over the run
+divided by the requests answered; PostgreSQL not included): on a shared, loaded machine the
+rates move with the load, CPU per request much less.
 Prints figures and ratios. Every loop is bounded in count and time. Needs ``wrk``.
 """
 
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-admin-password"
@@ -102,6 +107,20 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def server_cpu_s(pid: int) -> float:
+    """User+system CPU seconds of the server's Python processes so far (PostgreSQL excluded)."""
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    total = 0.0
+    for p in procs:
+        try:
+            if "python" in p.name():
+                t = p.cpu_times()
+                total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def personal_token(url: str) -> str:
@@ -209,7 +228,18 @@ def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, fl
 
 
 def figures(r: dict[str, float]) -> str:
-    return f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
+    cpu = f"  server CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
+    return f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms{cpu}"
+
+
+def wrk_server(
+    url: str, script: Path | None, args: argparse.Namespace, pid: int
+) -> dict[str, float]:
+    """``wrk`` against the server, with its CPU per request over the run."""
+    before = server_cpu_s(pid)
+    r = wrk(url, script, args)
+    r["cpu_ms"] = (server_cpu_s(pid) - before) * 1000 / max(r["total"], 1)
+    return r
 
 
 def main() -> int:
@@ -251,17 +281,21 @@ def main() -> int:
         )
         lua = tmp / "auth.lua"
         lua.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
-        tasks_size = len(
-            httpx.get(
-                f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {token}"}
-            ).content
+        first = httpx.get(f"{server.url}/api/tasks", headers={"Authorization": f"Bearer {token}"})
+        tasks_size = len(first.content)
+        etag_lua = tmp / "etag.lua"
+        etag_lua.write_text(
+            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+            f"wrk.headers[\"If-None-Match\"] = '{first.headers['etag']}'\n"
         )
         bare_port = free_port()
         bare = start_bare(tmp, bare_port)
         bare_rps = wrk(f"http://127.0.0.1:{bare_port}/", None, args)
         bare.terminate()
         bare.wait(30)
-        health = wrk(f"{server.url}/health", None, args)
+        assert server.proc is not None
+        pid = server.proc.pid
+        health = wrk_server(f"{server.url}/health", None, args, pid)
         spy = None
         if args.profile:
             assert server.proc is not None
@@ -274,8 +308,12 @@ def main() -> int:
                  "--duration", str(args.duration), "--rate", "200", "--nonblocking"],
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
-        tasks = wrk(f"{server.url}/api/tasks", lua, args)
-        submits = wrk(f"{server.url}/api/tasks", post_lua, args)
+        tasks = wrk_server(f"{server.url}/api/tasks", lua, args, pid)
+        if spy is not None:
+            spy.wait(60)
+            spy = None
+        polls = wrk_server(f"{server.url}/api/tasks", etag_lua, args, pid)
+        submits = wrk_server(f"{server.url}/api/tasks", post_lua, args, pid)
         if spy is not None:
             spy.wait(60)
     finally:
@@ -298,8 +336,9 @@ def main() -> int:
     print(f"  GET /health      (baseline)                   : {figures(health)}")
     print(
         f"  GET /api/tasks   ({args.tasks} tasks, page of 50, {tasks_size} B, Bearer)"
-        f" : {tasks['rps']:8.0f} req/s  p50 {tasks['p50_ms']:.1f} ms  p99 {tasks['p99_ms']:.1f} ms"
+        f" : {figures(tasks)}"
     )
+    print(f"  GET /api/tasks   (same, If-None-Match: 304)   : {figures(polls)}")
     print(
         f"  POST /api/task-batches ({args.tasks} tasks)      : {args.tasks / batch_s:8.0f} tasks/s"
         f"  ({batch_s:.2f} s)"
@@ -313,6 +352,7 @@ def main() -> int:
             )
     print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
     print(f"  ratio /api/tasks : bare Litestar              : {tasks['rps'] / bare_rps['rps']:.2f}")
+    print(f"  ratio 304 polls : bare Litestar               : {polls['rps'] / bare_rps['rps']:.2f}")
     print(f"  ratio POST /api/tasks : /health               : {submits['rps'] / health['rps']:.2f}")
     print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")
     return 0

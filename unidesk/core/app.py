@@ -30,7 +30,7 @@ from unidesk.core.auth.services import UserService
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
 from unidesk.core.db.engine import make_engine, make_read_engine, make_sessionmaker
 from unidesk.core.db.migrate import expected_heads
-from unidesk.core.db.readcache import ReadCache, WriteCounter
+from unidesk.core.db.readcache import ReadCache, ReadCacheMiddleware, WriteCounter
 from unidesk.core.db.reads import Reads
 from unidesk.core.deps import DEPENDENCIES
 from unidesk.core.events.controllers import EventController
@@ -284,6 +284,7 @@ def create_app(
             RequestIdMiddleware,
             DefineMiddleware(NulGuardMiddleware, max_body_bytes=settings.max_request_bytes),
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
+            ReadCacheMiddleware,
         ],
         lifespan=[lifespan],
         state=state,

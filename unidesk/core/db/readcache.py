@@ -30,10 +30,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from unidesk.core.auth.schemas import Principal
 
-__all__ = ["MAX_AGE_S", "ReadCache", "WriteCounter", "cached_answer"]
+__all__ = ["MAX_AGE_S", "ReadCache", "ReadCacheMiddleware", "WriteCounter", "cached_answer"]
 
 MAX_AGE_S = 1.0
 """Longest a page is served from memory, whatever the counter says."""
@@ -98,23 +99,30 @@ class ReadCache:
     ) -> Response[Any]:
         """The route's answer for this caller: from memory while no write happened since it was
         encoded, else computed (and kept); 304 when ``If-None-Match`` names it."""
-        key = (principal.user_id, principal.role, request.url.path, request.url.query)
+        key = _key(request.scope, principal)
         use = self.enabled()
         version = self.counter.value()
-        entry = self._entries.get(key) if use else None
-        if entry is not None and (entry.version != version or entry.deadline < time.monotonic()):
-            self._drop(key)
-            entry = None
+        entry = self.current(key, version) if use else None
         if entry is None:
             self.misses += 1
             entry = await self._compute(key, version, use, compute)
-        else:
-            self.hits += 1
-            self._entries.move_to_end(key)
         headers = {"ETag": entry.etag, "Cache-Control": "private, no-cache"}
         if entry.etag in _etags(request.headers.get("if-none-match")):
             return Response(content=b"", status_code=304, headers=headers)
         return Response(content=entry.body, media_type="application/json", headers=headers)
+
+    def current(self, key: tuple[Any, ...], version: int) -> _Entry | None:
+        """The kept answer for ``key`` if no write happened since it was read (and it is young
+        enough); counts a hit."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.version != version or entry.deadline < time.monotonic():
+            self._drop(key)
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return entry
 
     async def _compute(
         self, key: tuple[Any, ...], version: int, use: bool, compute: Compute
@@ -169,6 +177,50 @@ async def cached_answer(
     """A list route's answer through the server's ``ReadCache`` (see the module docstring)."""
     cache: ReadCache = request.app.state.read_cache
     return await cache.respond(request, principal, compute)
+
+
+class ReadCacheMiddleware:
+    """Answers a GET from the read cache before its handler runs (no parameter parsing, no
+    dependencies): only a query string that a list handler answered before has an entry, so
+    whatever it validated is valid still. Runs after authentication (the key is the caller's)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = scope.get("user")
+        if scope["type"] == "http" and scope.get("method") == "GET" and principal is not None:
+            cache: ReadCache = scope["litestar_app"].state.read_cache
+            entry = cache.enabled() and cache.current(_key(scope, principal), cache.counter.value())
+            if entry:
+                await _send(entry, scope, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send(entry: _Entry, scope: Scope, send: Send) -> None:
+    inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+    fresh = inm is not None and entry.etag in _etags(inm.decode("latin-1"))
+    headers = [
+        (b"etag", entry.etag.encode()),
+        (b"cache-control", b"private, no-cache"),
+        (b"content-length", b"0" if fresh else str(len(entry.body)).encode()),
+    ]
+    if not fresh:
+        headers.append((b"content-type", b"application/json"))
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 304 if fresh else 200,
+        "headers": headers,
+    }
+    await send(start)
+    await send(
+        {"type": "http.response.body", "body": b"" if fresh else entry.body, "more_body": False}
+    )
+
+
+def _key(scope: Any, principal: Principal) -> tuple[Any, ...]:
+    return (principal.user_id, principal.role, scope["path"], scope["query_string"])
 
 
 def _entry(version: int, answer: Any) -> _Entry:

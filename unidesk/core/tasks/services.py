@@ -134,6 +134,10 @@ Attribute access on a namedtuple is ~30 ns against ~1 µs on a SQLAlchemy Row, s
 reads it directly."""
 
 
+_INSERT_RETURNING = insert(_TASK_TABLE).returning(*_TASK_TABLE.c)
+"""A single submit's INSERT: the stored row (server defaults included) comes back with it."""
+
+
 @functools.cache
 def _count_statement(states: bool, owner: bool, q: bool, node: bool) -> Any:
     """How many tasks match one combination of filters (every page, not just this one)."""
@@ -372,16 +376,14 @@ class TaskService:
         self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
     ) -> schemas.Task:
         values, spec = await self._prepare(data, principal, extra)
-        row = TaskRow(**values)
-        self.s.add(row)
-        await self.s.flush()
+        # One Core INSERT … RETURNING (no ORM object, no re-read after commit).
+        row: Any = (await self.s.execute(_INSERT_RETURNING, values)).one()
         if data.extensions:
             if self.plugins is None:
                 raise BadRequest("extensions: no plugins are loaded", field="extensions")
             await self.plugins.task_submitting(self.s, row.id, data.extensions, principal)
         await append(self.s, task_event(row.id, "task.submitted", principal.actor, spec=spec))
         await self.s.commit()
-        await self.s.refresh(row)
         return task_out(row, principal.username, [])
 
     async def submit_many(
