@@ -382,6 +382,25 @@ async def test_odd_bodies_are_400(client: AsyncTestClient, admin_headers: H) -> 
         (b"a: &a [1,2]\nb: [*a, *a]\n", "application/yaml"),
         (b"\xff", "application/yaml"),
         (b"[" * 5000, "application/yaml"),
+        (
+            yaml.safe_dump(
+                {
+                    "name": "x",
+                    "defaults": defaults(),
+                    "steps": [
+                        {"name": "a", "task": {"command": "a"}},
+                        {
+                            "name": "b",
+                            "depends_on": ["a"],
+                            "task": {"command": "b", "extensions": {"research": {"x": 1}}},
+                        },
+                    ],
+                }
+            )
+            .encode()
+            .replace(b"x: 1", b"x: .nan"),
+            "application/yaml",
+        ),
     ):
         r = await client.post(
             "/api/pipelines", content=raw, headers={**admin_headers, "Content-Type": ctype}

@@ -52,6 +52,9 @@ def decode(raw: bytes, content_type: str) -> PipelineCreate:
             ):
                 raise BadRequest("body: YAML aliases (*name) are not accepted", field="body")
             obj = yaml.safe_load(text)
+            bad = _non_finite(obj, "body")
+            if bad:
+                raise BadRequest(f"{bad}: .nan and .inf are not numbers JSON can hold", field=bad)
             return msgspec.convert(obj, PipelineCreate)
         return msgspec.json.decode(raw, type=PipelineCreate)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
@@ -60,6 +63,28 @@ def decode(raw: bytes, content_type: str) -> PipelineCreate:
         raise BadRequest(f"body: {exc}", errors=[{"path": "body", "detail": str(exc)}]) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"body: not a JSON document ({exc})", field="body") from None
+
+
+def _non_finite(node: Any, path: str, depth: int = 0) -> str | None:
+    """The path of a NaN or infinity in a decoded YAML document (JSON cannot hold them)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return path
+    if depth > 64:
+        return None
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for k, v in items:
+        found = _non_finite(
+            v, f"{path}.{k}" if isinstance(node, dict) else f"{path}[{k}]", depth + 1
+        )
+        if found:
+            return found
+    return None
 
 
 def matrix_points(matrix: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
