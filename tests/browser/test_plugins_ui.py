@@ -81,7 +81,7 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(
     assert r.status_code == 400 and "cycle" in r.json()["detail"]
 
     page.get_by_role("tab", name="Gantt").click()
-    svg = page.get_by_role("img", name="Gantt chart")
+    svg = page.get_by_role("group", name="Gantt chart")
     expect(svg).to_be_visible()
     expect(page.get_by_test_id("gantt-dependency")).to_have_count(2)
     expect(page.get_by_test_id("gantt-today")).to_contain_text(
@@ -113,6 +113,7 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(
         _item(ui_server, items["Design"]["id"])["item"]["due_date"],
     ) == (bj_day(1), bj_day(4))
     shot(page, "p2-gantt-after-drag")
+    _gantt_from_the_keyboard(page, ui_server, items)
     for zoom in ("Week", "Month"):
         page.get_by_role("button", name=zoom).click()
         expect(svg).to_have_attribute("data-zoom", zoom.lower())
@@ -148,6 +149,61 @@ def test_project_gantt_drag_saves_beijing_days_and_links_a_run(
         run["id"],
         other["id"],
     }
+
+
+def _wait_dates(ui: UiServer, item_id: str, start: str, due: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        saved = _item(ui, item_id)["item"]
+        if (saved["start_date"], saved["due_date"]) == (start, due):
+            return
+        time.sleep(0.2)
+    raise AssertionError((saved["start_date"], saved["due_date"], start, due))
+
+
+def _gantt_from_the_keyboard(page: Page, ui: UiServer, items: dict[str, Any]) -> None:
+    """Bars take the focus (Tab goes from one to the next); arrows move a bar a day, Shift+arrows
+    its due day, Alt+arrows its start day, each saved and announced with its Beijing dates; Enter
+    opens the item. Then the item's date fields show and accept YYYY-MM-DD."""
+    design = page.get_by_test_id(f"gantt-bar-{items['Design']['id']}")
+    build = page.get_by_test_id(f"gantt-bar-{items['Build']['id']}")
+    design.focus()
+    expect(design).to_be_focused()
+    expect(design).to_have_attribute("aria-label", f"Design: {bj_day(1)} to {bj_day(4)}")
+    page.keyboard.press("Tab")
+    expect(build).to_be_focused()
+    expect(build).to_have_attribute("aria-label", f"Build: {bj_day(6)} to {bj_day(10)}")
+    announce = page.get_by_test_id("gantt-announce")
+    expect(announce).to_have_attribute("aria-live", "polite")
+    page.keyboard.press("ArrowRight")  # move one day later
+    expect(announce).to_have_text(f"Build: {bj_day(7)} to {bj_day(11)}.")
+    _wait_dates(ui, items["Build"]["id"], bj_day(7), bj_day(11))
+    expect(build).to_be_focused()  # the focus stays on the bar after the save
+    page.keyboard.press("Shift+ArrowRight")  # due day one later
+    expect(announce).to_have_text(f"Build: {bj_day(7)} to {bj_day(12)}.")
+    page.keyboard.press("Alt+ArrowLeft")  # start day one earlier
+    expect(announce).to_have_text(f"Build: {bj_day(6)} to {bj_day(12)}.")
+    _wait_dates(ui, items["Build"]["id"], bj_day(6), bj_day(12))
+    expect(build).to_have_attribute("data-start", bj_day(6))
+    shot(page, "p2b-gantt-keyboard")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(f"/projects/items/{items['Build']['id']}"))
+
+    # Date fields show the day as YYYY-MM-DD (never the browser's US format) and accept it typed.
+    start = page.get_by_role("textbox", name="Start date")
+    expect(start).to_have_value(bj_day(6))
+    start.fill("2026-13-40")
+    expect(page.get_by_text("Type a date as YYYY-MM-DD.")).to_be_visible()
+    page.keyboard.press("Tab")
+    time.sleep(0.5)
+    assert _item(ui, items["Build"]["id"])["item"]["start_date"] == bj_day(6)  # nothing saved
+    start.fill(bj_day(5))
+    page.keyboard.press("Enter")
+    _wait_dates(ui, items["Build"]["id"], bj_day(5), bj_day(12))
+    expect(page.get_by_text("Type a date as YYYY-MM-DD.")).to_have_count(0)
+    expect(page.get_by_role("button", name="Calendar").first).to_be_visible()
+    page.go_back()
+    page.get_by_role("tab", name="Gantt").click()
 
 
 SWEEP_COMMAND = (

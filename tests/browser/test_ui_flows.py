@@ -83,10 +83,13 @@ def test_local_node_is_online_with_a_beijing_time_heartbeat(
         labels,
         now_bj,
     )
-    # The datetime-local "Since" input is read as Beijing time although the browser is in New York.
+    # The "Since" field takes a Beijing time typed as YYYY-MM-DD HH:MM although the browser is in
+    # New York (a native datetime-local input would show and want the US format).
     since_bj = (datetime.now(BEIJING_TZ) - timedelta(minutes=30)).replace(second=0, microsecond=0)
+    since = page.get_by_role("textbox", name="Since")
+    expect(since).to_have_attribute("placeholder", "YYYY-MM-DD HH:MM")
     with page.expect_request(lambda r: "/samples?" in r.url) as req:
-        page.get_by_label("Since").fill(since_bj.strftime("%Y-%m-%dT%H:%M"))
+        since.fill(since_bj.strftime("%Y-%m-%d %H:%M"))
     sent = parse_qs(urlsplit(req.value.url).query)["since"][0]
     assert _utc(sent) == since_bj, (sent, since_bj)
     page.get_by_role("button", name="Show raw json").click()

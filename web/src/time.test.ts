@@ -174,3 +174,20 @@ describe("ISO instants inside server messages", () => {
     expect(isoInTextToBeijing("docker unreachable: no such file")).toBe("docker unreachable: no such file");
   });
 });
+
+describe("typed Beijing dates", () => {
+  it("reads YYYY-MM-DD (and near misses) as a real calendar day", async () => {
+    const { parseDay, parseDateTime, formatDateTimeInput } = await import("./time");
+    expect(parseDay("2026-12-04")).toBe("2026-12-04");
+    expect(parseDay(" 2026-12-4 ")).toBe("2026-12-04");
+    expect(parseDay("2026/12/04")).toBe("2026-12-04");
+    expect(parseDay("2026-02-30")).toBeNull();
+    expect(parseDay("12/04/2026")).toBeNull();
+    expect(parseDay("")).toBeNull();
+    // 18:30 in Beijing is 10:30 UTC, whatever the browser's zone
+    expect(parseDateTime("2026-11-27 18:30")).toBe("2026-11-27T10:30:00.000Z");
+    expect(parseDateTime("2026-11-27T18:30")).toBe("2026-11-27T10:30:00.000Z");
+    expect(parseDateTime("2026-11-27 24:00")).toBeNull();
+    expect(formatDateTimeInput("2026-11-27T10:30:00Z")).toBe("2026-11-27 18:30");
+  });
+});

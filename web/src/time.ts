@@ -189,6 +189,28 @@ export function datetimeLocalToIso(value: string): string | null {
   return new Date(utc - BEIJING_OFFSET_MS).toISOString();
 }
 
+/** A typed Beijing calendar day ("2026-12-04"; "2026-12-4" and "2026/12/04" accepted) as "YYYY-MM-DD", or null when it is no real date. */
+export function parseDay(text: string): string | null {
+  const m = /^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$/.exec(text.trim());
+  if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const check = new Date(Date.UTC(y, mo - 1, d));
+  if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) return null;
+  return `${m[1]}-${p2(mo)}-${p2(d)}`;
+}
+
+/** A typed Beijing time "YYYY-MM-DD HH:MM" (or with "T") as ISO UTC, or null when invalid. */
+export function parseDateTime(text: string): string | null {
+  const m = /^(\S+)[ T](\d{1,2}):(\d{2})$/.exec(text.trim());
+  const day = m ? parseDay(m[1]) : null;
+  return m && day ? datetimeLocalToIso(`${day}T${p2(Number(m[2]))}:${m[3]}`) : null;
+}
+
+/** How a Beijing instant is typed: "2026-11-27 18:30". */
+export function formatDateTimeInput(value: Instant): string {
+  return isoToDatetimeLocal(value).replace("T", " ");
+}
+
 /** The value for an <input type="datetime-local"> showing this instant in Beijing time ("2026-11-27T18:30"). */
 export function isoToDatetimeLocal(value: Instant): string {
   const ms = toMs(value);

@@ -1,5 +1,6 @@
-/** A datetime-local input whose value is read and written as Beijing time (via time.ts), whatever the browser zone. */
-import { datetimeLocalToIso, isoToDatetimeLocal, TIME_ZONE_SHORT } from "../time";
+/** A Beijing date-time field (typed "YYYY-MM-DD HH:MM" or picked) with its label and zone, read and written via time.ts whatever the browser zone. */
+import { TIME_ZONE_SHORT } from "../time";
+import { BeijingDateTimeField } from "./BeijingDateInput";
 
 interface Props {
   id: string;
@@ -16,13 +17,7 @@ export function BeijingDateTimeInput({ id, label, value, onChange, max }: Props)
       <span>
         {label} <span className="muted">({TIME_ZONE_SHORT})</span>
       </span>
-      <input
-        id={id}
-        type="datetime-local"
-        value={value ? isoToDatetimeLocal(value) : ""}
-        max={max ? isoToDatetimeLocal(max) : undefined}
-        onChange={(e) => onChange(e.target.value ? datetimeLocalToIso(e.target.value) : null)}
-      />
+      <BeijingDateTimeField id={id} label={`${label} (${TIME_ZONE_SHORT})`} value={value} onChange={onChange} max={max} />
     </label>
   );
 }

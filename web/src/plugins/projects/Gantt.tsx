@@ -1,7 +1,9 @@
 /** Interactive Gantt chart (SVG): bars, finish-to-start arrows, milestones, today line, drag to
- * move or resize (saved through the API), zoom by day/week/month. Every date on it is a Beijing
- * calendar day; the axis labels come from web/src/time.ts via days.ts. */
-import { useRef, useState, type PointerEvent as ReactPointerEvent } from "react";
+ * move or resize (saved through the API), or from the keyboard (focusable bars: arrows move,
+ * Shift+arrows move the due day, Alt+arrows the start day, each change announced), zoom by
+ * day/week/month. Every date on it is a Beijing calendar day; the axis labels come from
+ * web/src/time.ts via days.ts. */
+import { useEffect, useRef, useState, type KeyboardEvent as ReactKeyboardEvent, type PointerEvent as ReactPointerEvent } from "react";
 import { formatDate } from "../../time";
 import { DAY_MS, addDays, dayStartMs, daysBetween, today, weekday } from "./days";
 import type { Dependency, WorkItem } from "./types";
@@ -28,6 +30,12 @@ export interface GanttProps {
   onOpen?: (item: WorkItem) => void;
 }
 
+/** What a bar's dates read as to a screen reader ("2026-12-04 to 2026-12-08"). */
+function datesText(item: WorkItem, start: string, due: string): string {
+  if (item.milestone) return `milestone on ${due}`;
+  return start === due ? `on ${start}` : `${start} to ${due}`;
+}
+
 function span(item: WorkItem): [string, string] | null {
   const start = item.start_date ?? item.due_date;
   const due = item.due_date ?? item.start_date;
@@ -49,7 +57,15 @@ export function Gantt({ items, dependencies, onChange, onOpen }: GanttProps) {
   const [zoom, setZoom] = useState<Zoom>("day");
   const [drag, setDrag] = useState<Drag | null>(null);
   const [saving, setSaving] = useState<string | null>(null);
+  const [announce, setAnnounce] = useState("");
+  const [focusId, setFocusId] = useState<string | null>(null);
   const svgRef = useRef<SVGSVGElement>(null);
+  // A bar keeps the keyboard focus across the re-render that follows its save.
+  useEffect(() => {
+    if (!focusId || saving) return;
+    const el = svgRef.current?.querySelector<SVGGElement>(`[data-bar-id="${focusId}"]`);
+    if (el && document.activeElement !== el) el.focus();
+  });
   const ppd = PX_PER_DAY[zoom];
   const scheduled = items.filter((i) => span(i) !== null);
   const unscheduled = items.filter((i) => span(i) === null);
@@ -109,6 +125,30 @@ export function Gantt({ items, dependencies, onChange, onOpen }: GanttProps) {
     }
   };
 
+  /** Arrows move a bar a day (Shift: its due day, Alt: its start day); Enter opens it. */
+  const key = async (e: ReactKeyboardEvent<SVGGElement>, item: WorkItem) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      onOpen?.(item);
+      return;
+    }
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    e.preventDefault();
+    if (saving) return;
+    const mode: DragMode = e.shiftKey ? "end" : e.altKey ? "start" : "move";
+    const [s, d] = span(item)!;
+    const [start_date, due_date] = draggedDates(s, d, mode, e.key === "ArrowLeft" ? -1 : 1, item.milestone);
+    if (start_date === s && due_date === d) return;
+    setFocusId(item.id);
+    setSaving(item.id);
+    try {
+      await onChange(item, { start_date, due_date });
+      setAnnounce(`${item.title}: ${datesText(item, start_date, due_date)}.`);
+    } finally {
+      setSaving(null);
+    }
+  };
+
   const todayX = LABEL_W + ((now - dayStartMs(first)) / DAY_MS) * ppd;
   return (
     <div className="gantt">
@@ -118,10 +158,16 @@ export function Gantt({ items, dependencies, onChange, onOpen }: GanttProps) {
             {z[0].toUpperCase() + z.slice(1)}
           </button>
         ))}
-        <span className="muted small">Drag a bar to move it, its ends to resize. Dates are Beijing calendar days (UTC+8).</span>
+        <span className="muted small" id="gantt-help">
+          Drag a bar to move it, its ends to resize; or Tab to a bar and use the arrow keys (Shift: due day, Alt: start day, Enter: open).
+          Dates are Beijing calendar days (UTC+8).
+        </span>
       </div>
+      <p className="sr-only" role="status" aria-live="polite" data-testid="gantt-announce">
+        {announce}
+      </p>
       <div className="gantt-scroll" style={{ overflowX: "auto" }}>
-        <svg ref={svgRef} width={width} height={height} role="img" aria-label="Gantt chart" data-zoom={zoom}
+        <svg ref={svgRef} width={width} height={height} role="group" aria-label="Gantt chart" data-zoom={zoom}
              onPointerMove={move} onPointerUp={() => void end()} onPointerCancel={() => setDrag(null)} style={{ touchAction: "none", userSelect: "none" }}>
           <defs>
             <marker id="gantt-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
@@ -140,19 +186,32 @@ export function Gantt({ items, dependencies, onChange, onOpen }: GanttProps) {
             const x1 = x(s);
             const w = (daysBetween(s, d) + 1) * ppd;
             const tone = item.status === "done" ? "#7fb98a" : item.status === "doing" ? "#5b8def" : "#9aa6b8";
+            const focusable = {
+              tabIndex: 0,
+              role: "button",
+              "aria-label": `${item.title}: ${datesText(item, s, d)}`,
+              "aria-describedby": "gantt-help",
+              "aria-keyshortcuts": "ArrowLeft ArrowRight Shift+ArrowLeft Shift+ArrowRight Alt+ArrowLeft Alt+ArrowRight Enter",
+              "aria-busy": saving === item.id || undefined,
+              "data-bar-id": item.id,
+              className: "gantt-focus",
+              onKeyDown: (e: ReactKeyboardEvent<SVGGElement>) => void key(e, item),
+            };
             return (
               <g key={item.id} data-testid={`gantt-row-${item.id}`}>
                 <text x={6} y={y + ROW / 2 + 4} fontSize="12" fill="#223" style={{ cursor: "pointer" }} onClick={() => onOpen?.(item)}>
                   {item.title.length > 26 ? item.title.slice(0, 25) + "…" : item.title}
                 </text>
                 {item.milestone ? (
-                  <path data-testid={`gantt-bar-${item.id}`} data-start={s} data-due={d} className="gantt-milestone"
-                        d={`M ${x1 + ppd / 2} ${y + 5} l 10 10 l -10 10 l -10 -10 z`} fill="#d9822b" style={{ cursor: "grab" }}
-                        onPointerDown={(e) => begin(e, item, "move")}>
-                    <title>{`${item.title}: ${d} (milestone)`}</title>
-                  </path>
+                  <g data-testid={`gantt-bar-${item.id}`} data-start={s} data-due={d} {...focusable}>
+                    <path className="gantt-milestone"
+                          d={`M ${x1 + ppd / 2} ${y + 5} l 10 10 l -10 10 l -10 -10 z`} fill="#d9822b" style={{ cursor: "grab" }}
+                          onPointerDown={(e) => begin(e, item, "move")}>
+                      <title>{`${item.title}: ${d} (milestone)`}</title>
+                    </path>
+                  </g>
                 ) : (
-                  <g data-testid={`gantt-bar-${item.id}`} data-start={s} data-due={d} opacity={saving === item.id ? 0.6 : 1}>
+                  <g data-testid={`gantt-bar-${item.id}`} data-start={s} data-due={d} opacity={saving === item.id ? 0.6 : 1} {...focusable}>
                     <rect x={x1} y={y + 6} width={Math.max(w, 3)} height={ROW - 12} rx="4" fill={tone} style={{ cursor: "grab" }}
                           onPointerDown={(e) => begin(e, item, "move")}>
                       <title>{`${item.title}: ${s} → ${d}`}</title>

@@ -1,4 +1,5 @@
 /** One project: board, list and Gantt views of its work items, a form to add items, CSV export. */
+import { BeijingDateInput } from "../../components/BeijingDateInput";
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { EmptyState, ErrorBox, Loading, StateBadge } from "../../components/ui";
@@ -50,8 +51,8 @@ function AddItemForm({ detail, onAdded }: { detail: ProjectDetail; onAdded: () =
       <h2>New work item</h2>
       <div className="form-row form-row-4">
         <label><span className="field-label">Title</span><input value={title} onChange={(e) => setTitle(e.target.value)} required maxLength={300} /></label>
-        <label><span className="field-label">Start (Beijing date)</span><input type="date" value={start} onChange={(e) => setStart(e.target.value)} /></label>
-        <label><span className="field-label">Due (Beijing date)</span><input type="date" value={due} onChange={(e) => setDue(e.target.value)} /></label>
+        <label><span className="field-label">Start (Beijing date)</span><BeijingDateInput label="Start (Beijing date)" value={start} onChange={setStart} /></label>
+        <label><span className="field-label">Due (Beijing date)</span><BeijingDateInput label="Due (Beijing date)" value={due} onChange={setDue} /></label>
         <label>
           <span className="field-label">Assignee</span>
           <select value={assignee} onChange={(e) => setAssignee(e.target.value)}>

@@ -1,4 +1,5 @@
 /** A work item: its fields (editable), dependencies, and the compute runs linked to it (live states). */
+import { BeijingDateInput } from "../../components/BeijingDateInput";
 import { useState, type FormEvent } from "react";
 import { Link, useParams } from "react-router-dom";
 import { Time } from "../../components/Time";
@@ -50,12 +51,12 @@ export function WorkItemPage() {
             </select>
           )],
           ["Start (Beijing date)", (
-            <input type="date" aria-label="Start date" value={item.start_date ?? ""}
-                   onChange={(e) => void act(() => http.patch(`/api/projects/items/${item.id}`, { start_date: e.target.value || null }))} />
+            <BeijingDateInput label="Start date" value={item.start_date ?? ""} commitOn="blur"
+                              onChange={(day) => void act(() => http.patch(`/api/projects/items/${item.id}`, { start_date: day || null }))} />
           )],
           ["Due (Beijing date)", (
-            <input type="date" aria-label="Due date" value={item.due_date ?? ""}
-                   onChange={(e) => void act(() => http.patch(`/api/projects/items/${item.id}`, { due_date: e.target.value || null }))} />
+            <BeijingDateInput label="Due date" value={item.due_date ?? ""} commitOn="blur"
+                              onChange={(day) => void act(() => http.patch(`/api/projects/items/${item.id}`, { due_date: day || null }))} />
           )],
           ["Assignee", item.assignee ?? "—"],
           ["Estimate", item.estimate_hours != null ? `${item.estimate_hours} h` : "—"],
