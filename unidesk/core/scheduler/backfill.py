@@ -80,11 +80,10 @@ class Group:
     owner: uuid.UUID | None
     demand: Demand
     count: int
+    """How many tasks the group has (at least): more than ``candidates`` means some wait."""
     key: Any = None
     account: str | None = None
     candidates: list[Candidate] = field(default_factory=list)
-    version: Any = None
-    """Changes whenever the group's membership does (the pass skips unchanged groups' reasons)."""
 
 
 @dataclass
@@ -416,7 +415,8 @@ def plan_pass(
             if pos + 1 < len(g.candidates):
                 nxt = g.candidates[pos + 1]
                 heapq.heappush(heap, (-nxt.priority, nxt.seq, gi, pos + 1))
-            elif g.count > len(g.candidates):
+            elif g.count > len(g.candidates) and gi not in plan.group_verdicts:
+                # The group's tasks not read this pass wait (a held one keeps its reason).
                 plan.group_verdicts[gi] = Verdict(reasons.WAITING_FOR_RESOURCES)
         else:
             assert verdict is not None

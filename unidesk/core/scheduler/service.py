@@ -86,22 +86,29 @@ _EST = "coalesce(t.expected_duration_s, t.timeout_s)"
 
 _GROUPS_SQL = text(
     f"""
-    SELECT g.group_key, g.n, g.max_seq, b.*
-    FROM (SELECT t.group_key, count(*) AS n, max(t.seq) AS max_seq
-          FROM tasks t WHERE {_READY} GROUP BY t.group_key) g
-    CROSS JOIN LATERAL (
+    WITH RECURSIVE k AS (
+      (SELECT t.group_key FROM tasks t WHERE t.state = 'pending' ORDER BY t.group_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT t.group_key FROM tasks t
+              WHERE t.state = 'pending' AND t.group_key > k.group_key
+              ORDER BY t.group_key LIMIT 1)
+      FROM k WHERE k.group_key IS NOT NULL
+    )
+    SELECT k.group_key, b.*
+    FROM k CROSS JOIN LATERAL (
       SELECT t.id, t.owner_id, t.account, t.priority, t.seq, {_EST} AS est, t.pending_reason,
              t.cpus, t.memory_mb, t.gpus, t.labels, t.gpu_model, t.gpu_memory_mb,
              t.avoid_node_ids, t.extra->>'runtime' AS runtime, t.extra->>'node_id' AS node_id,
              t.extra->>'kind' AS kind, t.extra#>>'{{params,op}}' AS op,
              t.extra->'host_mounts' AS host_mounts
-      FROM tasks t WHERE t.group_key = g.group_key AND {_READY}
+      FROM tasks t WHERE t.group_key = k.group_key AND {_READY}
       ORDER BY t.priority DESC, t.seq LIMIT 1
     ) b
     """
 )
-"""One row per pending group (owner, account, shape; ``tasks.group_key``): its size and its
-best task. Counted on ``ix_tasks_pending_groups`` (index only), no shape computed, no sort."""
+"""One row per pending group (owner, account, shape; ``tasks.group_key``) with a ready task:
+its best task. The groups come from a loose scan of ``ix_tasks_pending_groups`` (one index
+probe per group, whatever the number of tasks), each best task from one more probe."""
 _CANDIDATES_SQL = text(
     f"""
     SELECT c.* FROM jsonb_to_recordset(CAST(:groups AS jsonb)) AS g(key text, lim int)
@@ -112,6 +119,15 @@ _CANDIDATES_SQL = text(
     ) c
     """
 )
+_FRESH_SQL = text(
+    f"""
+    SELECT t.id, t.group_key, t.pending_reason FROM tasks t
+    WHERE {_READY} AND (t.pending_reason IS NULL OR t.pending_reason = 'retry_backoff')
+      AND NOT (t.id = ANY(CAST(:skip AS uuid[])))
+    """
+)
+"""Ready tasks no pass has given a reason yet (new, or out of retry backoff), on the partial
+index ``ix_tasks_pending_fresh``: they need their group's verdict even when it is unchanged."""
 _CHANGED_SQL = text(
     f"""
     SELECT t.id, g.code, g.detail, g.message, t.pending_reason
@@ -133,6 +149,8 @@ _RUNNING_SQL = text(
     """
 ).bindparams(states=list(ATTEMPT_ACTIVE_STATES))
 """Active attempts with what they hold, where, and how long they are expected to go on."""
+_MAYBE_MORE = 2**31
+"""A group's size is not counted (that would read every pending task): at least its candidates."""
 _PASS_LOCK = 0x756E6964_6573_6B  # "unidesk" as a number: one pass at a time per database
 _SET_REASON_SQL = text(
     """
@@ -271,10 +289,11 @@ class Scheduler:
         self.assigned_total = 0
         self.last_plan: Plan | None = None
         self.last_timings: dict[str, float] = {}
-        self._verdicts: dict[str, tuple[str, str, tuple[int, int]]] = {}
-        """Last pass's verdict and size per group key: unchanged groups' tasks are not read."""
-        self._next_verdicts: dict[str, tuple[str, str, tuple[int, int]]] = {}
-        self._after_commit: dict[str, tuple[str, str, tuple[int, int]]] | None = None
+        self._verdicts: dict[str, tuple[str, str]] = {}
+        """Last committed verdict per group key: the tasks of a group whose verdict is unchanged
+        already carry it; only its fresh tasks (``_FRESH_SQL``) are given it."""
+        self._next_verdicts: dict[str, tuple[str, str]] = {}
+        self._after_commit: dict[str, tuple[str, str]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -358,11 +377,10 @@ class Scheduler:
                     owner=r.owner_id,
                     account=r.account,
                     demand=d,
-                    count=r.n,
-                    version=(r.n, r.max_seq),
+                    count=_MAYBE_MORE,
                 )
             )
-            lim = max(1, min(self.batch, r.n, _slots(d, nodes, self.batch, maxima)))
+            lim = max(1, min(self.batch, _slots(d, nodes, self.batch, maxima)))
             lims.append({"key": r.group_key, "lim": lim})
             cand_rows[r.id] = r
             if lim > 1:
@@ -568,11 +586,13 @@ class Scheduler:
         A group whose verdict and size are what they were last pass is not looked at again
         (its tasks already carry that reason), so a quiet pass scans no pending tasks here."""
         verdicts = []
-        seen: dict[str, tuple[str, str, tuple[int, int]]] = {}
+        seen: dict[str, tuple[str, str]] = {}
+        same: dict[str, Verdict] = {}
         for gi, v in plan.group_verdicts.items():
             key = lims[gi]["key"]
-            seen[key] = (v.code, json.dumps(v.detail, sort_keys=True), groups[gi].version)
+            seen[key] = (v.code, json.dumps(v.detail, sort_keys=True))
             if self._verdicts.get(key) == seen[key]:
+                same[key] = v
                 continue
             verdicts.append(
                 {
@@ -591,6 +611,10 @@ class Scheduler:
                 )
             ).all():
                 changed[row.id] = (Verdict(row.code, row.detail or {}), row.pending_reason)
+        if same:
+            for row in (await session.execute(_FRESH_SQL, {"skip": skip})).all():
+                if row.group_key in same:
+                    changed[row.id] = (same[row.group_key], row.pending_reason)
         current = {c.task_id: c.pending_reason for g in groups for c in g.candidates}
         for task_id, v in plan.task_verdicts.items():
             changed[task_id] = (v, current.get(task_id, "?"))

@@ -130,6 +130,13 @@ class TaskRow(CreatedAt, Base):
             postgresql_include=["not_before"],
             postgresql_where=text("state = 'pending'"),
         ),
+        Index(
+            "ix_tasks_pending_fresh",
+            "group_key",
+            postgresql_where=text(
+                "state = 'pending' AND (pending_reason IS NULL OR pending_reason = 'retry_backoff')"
+            ),
+        ),
         Index("ix_tasks_state_seq", "state", "seq"),
         CheckConstraint(f"account ~ '{ACCOUNT_PATTERN}'", name="account_name"),
     )
