@@ -194,6 +194,61 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(
     assert all(f"line-{i}" in content for i in range(1, 9))
 
 
+FOCUSED = """() => {
+  const e = document.activeElement;
+  if (!e) return null;
+  const label = e.id ? document.querySelector(`label[for="${e.id}"]`) : null;
+  return {
+    id: e.id, tag: e.tagName, type: e.type || "",
+    name: e.getAttribute("aria-label") || (label ? label.textContent : "") || e.textContent || "",
+  };
+}"""
+
+
+def _tab_to(page: Page, field_id: str, limit: int = 80) -> list[str]:
+    """Presses Tab until the element with ``field_id`` has the focus; returns the stops passed."""
+    stops = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        here = page.evaluate(FOCUSED)
+        assert here is not None, stops
+        stops.append(f"{here['tag']}#{here['id']}")
+        if here["id"] == field_id:
+            return stops
+    raise AssertionError(f"Tab never reached #{field_id}; stops: {stops}")
+
+
+def test_submit_form_from_the_keyboard_only(page: Page, ui_server: UiServer) -> None:
+    """The submit form with Tab, typing and Enter only (no click anywhere): the first error takes
+    the focus, fields are reached in reading order, Enter submits, and the task runs."""
+    page.goto("/tasks/new")
+    page.get_by_role("heading", name="Submit a task").wait_for()
+    page.locator("#main").focus()  # where "Skip to content" lands: the page's own start
+    _tab_to(page, "f-name")
+    page.keyboard.type("keyboard-only")
+    page.keyboard.press("Enter")  # nothing else filled: refused, focus on the first bad field
+    focused = page.evaluate(FOCUSED)
+    assert focused["id"] == "f-code_repo_url", focused
+    expect(page.locator("#e-code_repo_url")).to_be_visible()
+    page.keyboard.type(ui_server.code.url)
+    order = ["f-code_commit_id", "f-env_repo_url", "f-env_commit_id", "f-dockerfile_path"]
+    values = [ui_server.code_sha, ui_server.env.url, ui_server.env_sha, "docker/Dockerfile"]
+    for field_id, value in zip(order, values, strict=True):
+        _tab_to(page, field_id, limit=4)  # the next field, or a hint/button between at most
+        page.keyboard.type(value)
+    _tab_to(page, "f-command")
+    page.keyboard.type("echo typed-by-keyboard")
+    _tab_to(page, "f-memory_mb")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("128")
+    page.keyboard.press("Enter")  # implicit submission from a text field
+    expect(page).to_have_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
+    task_id = page.url.rsplit("/", 1)[1]
+    task = ui_server.wait_task(task_id, {"succeeded", "failed", "cancelled"})
+    assert task["state"] == "succeeded" and task["name"] == "keyboard-only", task
+    assert "typed-by-keyboard" in task["command"][-1], task["command"]
+
+
 def test_trace_timeline_and_raw_json(page: Page, ui_server: UiServer) -> None:
     task = ui_server.submit("echo traced", "ui-trace")
     ui_server.wait_task(task["id"], {"succeeded"})

@@ -37,7 +37,8 @@ export function SubmitTaskPage() {
     if (touched[k] || errors[k]) setErrors(buildTaskCreate(next).errors);
   };
   const blur = (k: Key) => {
-    setTouched({ ...touched, [k]: true });
+    // Functional: a submit that moves the focus runs this blur after marking every field touched.
+    setTouched((old) => ({ ...old, [k]: true }));
     setErrors(buildTaskCreate(values).errors);
   };
 
