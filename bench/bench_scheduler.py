@@ -9,6 +9,16 @@ PostgreSQL SKIP LOCKED claim+complete queue on the same database server.
 
     .venv/bin/python bench/bench_scheduler.py                  # N=1000, M=10000
     .venv/bin/python bench/bench_scheduler.py --nodes 10000 --tasks 10000
+    .venv/bin/python bench/bench_scheduler.py --nodes 1000 --tasks 5000 --submit batch
+    .venv/bin/python bench/bench_scheduler.py --nodes 10000 --tasks 0 --heartbeat 15 --storm
+
+``--submit batch`` submits through ``POST /api/task-batches`` (``--batch-size`` per request), so
+the figure is dispatch (schedule, deliver, ack, report) rather than the single-submit REST path.
+After the task phase, ``--latency-samples`` single tasks are submitted one at a time on the idle
+fleet: their submit→dispatch p50/p99 is the single-task latency. ``--storm`` then restarts the
+server on the same port and times the whole fleet back (agents redial with the agent's backoff,
+full jitter capped at ``--backoff-cap``); the file-descriptor limit is raised to its hard limit
+in the server and agent processes (printed).
 """
 
 from __future__ import annotations
@@ -65,9 +75,9 @@ def _wait(check: Any, *, timeout: float, what: str, interval: float = 0.25) -> A
 
 
 def start_server(
-    db_url: str, root: Path, args: argparse.Namespace
+    db_url: str, root: Path, args: argparse.Namespace, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = port or _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
     env.update(
         {
@@ -152,6 +162,8 @@ class Workers:
                         f"sim{i}",
                         "--connect-concurrency",
                         str(args.connect_concurrency),
+                        "--backoff-cap",
+                        str(args.backoff_cap),
                         *(["--no-compression"] if args.no_compression else []),
                     ],
                     stdin=subprocess.PIPE,
@@ -181,14 +193,36 @@ class Workers:
         return final
 
 
+def _spec(i: int, phase: str) -> dict[str, Any]:
+    return {
+        "name": f"bench-{phase}-{i}",
+        "code_repo_url": "https://git.example.org/x.git",
+        "code_commit_id": SHA,
+        "env_repo_url": "https://git.example.org/env.git",
+        "env_commit_id": SHA,
+        "dockerfile_path": "Dockerfile",
+        "command": ["true"],
+        "resources": {"cpus": 1, "memory_mb": 64},
+        "env": {"BENCH_SUBMIT_TS": repr(time.time()), "BENCH_PHASE": phase},
+    }
+
+
 async def submit_all(
-    url: str, headers: dict[str, str], m: int, concurrency: int, deadline_s: float
+    url: str,
+    headers: dict[str, str],
+    m: int,
+    concurrency: int,
+    deadline_s: float,
+    *,
+    batch_size: int = 0,
 ) -> tuple[float, float, int]:
+    """Submit ``m`` tasks: one ``POST /api/tasks`` each, or (``batch_size`` > 0) batches of
+    that many through ``POST /api/task-batches``; at most ``concurrency`` requests in flight."""
     gate = asyncio.Semaphore(concurrency)
     errors = 0
     deadline = time.monotonic() + deadline_s
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as c:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as c:
 
         async def one(i: int) -> None:
             nonlocal errors
@@ -196,28 +230,60 @@ async def submit_all(
                 if time.monotonic() > deadline:
                     errors += 1
                     return
-                body = {
-                    "name": f"bench-{i}",
-                    "code_repo_url": "https://git.example.org/x.git",
-                    "code_commit_id": SHA,
-                    "env_repo_url": "https://git.example.org/env.git",
-                    "env_commit_id": SHA,
-                    "dockerfile_path": "Dockerfile",
-                    "command": ["true"],
-                    "resources": {"cpus": 1, "memory_mb": 64},
-                    "env": {"BENCH_SUBMIT_TS": repr(time.time())},
-                }
                 try:
-                    r = await c.post("/api/tasks", json=body)
+                    r = await c.post("/api/tasks", json=_spec(i, "main"))
                 except httpx.HTTPError:
                     errors += 1
                     return
                 if r.status_code != 201:
                     errors += 1
 
+        async def batch(start: int, n: int) -> None:
+            nonlocal errors
+            async with gate:
+                if time.monotonic() > deadline:
+                    errors += n
+                    return
+                body = {"tasks": [_spec(start + i, "main") for i in range(n)]}
+                try:
+                    r = await c.post("/api/task-batches", json=body)
+                except httpx.HTTPError:
+                    errors += n
+                    return
+                if r.status_code != 201:
+                    errors += n
+
         first = time.time()
-        await asyncio.gather(*(one(i) for i in range(m)))
+        if batch_size > 0:
+            await asyncio.gather(
+                *(batch(i, min(batch_size, m - i)) for i in range(0, m, batch_size))
+            )
+        else:
+            await asyncio.gather(*(one(i) for i in range(m)))
         return first, time.time(), errors
+
+
+def single_latency_phase(api: httpx.Client, conninfo: str, samples: int, bound_s: float) -> int:
+    """Submit ``samples`` single tasks one after another on the idle fleet, each once the one
+    before is final (each wait bounded): the agents time submit→dispatch per task."""
+    done = 0
+    deadline = time.monotonic() + bound_s
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        for i in range(samples):
+            if time.monotonic() > deadline:
+                break
+            r = api.post("/api/tasks", json=_spec(i, "single"))
+            r.raise_for_status()
+            task_id = r.json()["id"]
+            end = min(deadline, time.monotonic() + 10.0)
+            while time.monotonic() < end:
+                row = c.execute("SELECT state FROM tasks WHERE id = %s", (task_id,)).fetchone()
+                if row and row[0] in ("succeeded", "failed", "cancelled"):
+                    done += 1
+                    break
+                time.sleep(0.02)
+            time.sleep(0.05)
+    return done
 
 
 def raw_skip_locked_baseline(conninfo: str, seconds: float, rows: int, batch: int) -> float:
@@ -322,6 +388,66 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def storm_phase(
+    server: subprocess.Popen[bytes],
+    db_url: str,
+    root: Path,
+    args: argparse.Namespace,
+    url: str,
+    workers: Workers,
+) -> subprocess.Popen[bytes]:
+    """Restart the server on the same port; time until every connected node is back online."""
+    nodes = workers.total("online")
+    hellos0 = workers.total("hellos")
+    port = int(url.rsplit(":", 1)[1])
+    t_kill = time.monotonic()
+    server.terminate()  # graceful: the server closes every socket with 1001
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(10)
+    down_s = time.monotonic() - t_kill
+    t_start = time.monotonic()
+    new, _ = start_server(db_url, root, args, port=port)
+    t_up = time.monotonic()
+    sp = psutil.Process(new.pid)
+    cpu0 = cpu_s(sp)
+    progress: list[tuple[float, int]] = []
+
+    def back() -> bool:
+        online = workers.total("online")
+        progress.append((time.monotonic() - t_up, online))
+        return online >= nodes
+
+    try:
+        _wait(back, timeout=min(300.0, args.timeout), what="nodes back after restart", interval=0.5)
+        all_back = time.monotonic()
+    except SystemExit:
+        all_back = float("nan")
+    storm_cpu = cpu_s(sp) - cpu0
+    hellos = workers.total("hellos") - hellos0
+    online = workers.total("online")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    print(
+        f"reconnect storm                   {online}/{nodes} nodes back "
+        f"{all_back - t_up:.1f} s after the new server answered /health "
+        f"({all_back - t_kill:.1f} s after the stop: {down_s:.1f} s to stop, "
+        f"{t_up - t_start:.1f} s to start); goal: all back within 30 s"
+    )
+    marks = [p for p in progress if p[1] > 0]
+    half = next((t for t, n in progress if n >= nodes / 2), float("nan"))
+    print(
+        f"storm detail                      {hellos} hellos "
+        f"({hellos / max(1e-9, all_back - t_up):.0f}/s over the storm), half back at "
+        f"{half:.1f} s, server CPU {storm_cpu:.1f} s "
+        f"({storm_cpu / max(1, hellos) * 1000:.2f} ms/hello); agents' backoff cap "
+        f"{args.backoff_cap:.0f} s; RLIMIT_NOFILE raised to {hard} in server and agents; "
+        f"first progress sample {marks[0] if marks else None}"
+    )
+    return new
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -340,6 +466,27 @@ def main() -> None:
         "--hb-window", type=float, default=10.0, help="seconds of idle heartbeat measurement"
     )
     p.add_argument("--submit-concurrency", type=int, default=32)
+    p.add_argument(
+        "--submit",
+        choices=("single", "batch"),
+        default="single",
+        help="one POST /api/tasks per task, or POST /api/task-batches",
+    )
+    p.add_argument("--batch-size", type=int, default=500, help="tasks per batch submit")
+    p.add_argument(
+        "--latency-samples",
+        type=int,
+        default=50,
+        help="single tasks submitted one at a time after the task phase (0: none)",
+    )
+    p.add_argument(
+        "--storm",
+        action="store_true",
+        help="restart the server and time every node back (the reconnect storm)",
+    )
+    p.add_argument(
+        "--backoff-cap", type=float, default=60.0, help="agents' reconnect delay cap (s)"
+    )
     p.add_argument(
         "--connect-concurrency", type=int, default=64, help="connects in flight per agent process"
     )
@@ -425,125 +572,160 @@ def main() -> None:
             f"core; {fresh}/{connected} nodes fresh",
             flush=True,
         )
-        if args.tasks <= 0:
-            return
-        spy = None
-        if args.py_spy:
-            exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-            spy = subprocess.Popen(
-                [
-                    exe,
-                    "record",
-                    "--pid",
-                    str(server.pid),
-                    "--format",
-                    "raw",
-                    "-o",
-                    args.py_spy,
-                    "--rate",
-                    "50",
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        server_cpu0, pg_cpu0 = cpu_s(sp), pg_cpu(root / "pg")
-        time.sleep(1.2)  # let pg_stat_database catch up before the first reading
-        db0 = db_counters(conninfo)
-        frames0 = (workers.total("frames_in"), workers.total("frames_out"))
-        hb_before = workers.total("heartbeats")
-        notifies = NotifyCounter(conninfo)
-        first, submitted_end, errors = asyncio.run(
-            submit_all(url, dict(api.headers), args.tasks, args.submit_concurrency, left())
-        )
-        with psycopg.connect(conninfo, autocommit=True) as c:
 
-            def finished() -> bool:
-                return (
-                    c.execute(
-                        "SELECT count(*) FROM tasks WHERE state IN "
-                        "('succeeded','failed','cancelled')"
-                    ).fetchone()[0]
-                    >= args.tasks - errors
+        def task_phase() -> None:
+            spy = None
+            if args.py_spy:
+                exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+                spy = subprocess.Popen(
+                    [
+                        exe,
+                        "record",
+                        "--pid",
+                        str(server.pid),
+                        "--format",
+                        "raw",
+                        "-o",
+                        args.py_spy,
+                        "--rate",
+                        "50",
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            server_cpu0, pg_cpu0 = cpu_s(sp), pg_cpu(root / "pg")
+            time.sleep(1.2)  # let pg_stat_database catch up before the first reading
+            db0 = db_counters(conninfo)
+            frames0 = (workers.total("frames_in"), workers.total("frames_out"))
+            hb_before = workers.total("heartbeats")
+            notifies = NotifyCounter(conninfo)
+            first, submitted_end, errors = asyncio.run(
+                submit_all(
+                    url,
+                    dict(api.headers),
+                    args.tasks,
+                    args.submit_concurrency,
+                    left(),
+                    batch_size=args.batch_size if args.submit == "batch" else 0,
+                )
+            )
+            with psycopg.connect(conninfo, autocommit=True) as c:
+
+                def finished() -> bool:
+                    return (
+                        c.execute(
+                            "SELECT count(*) FROM tasks WHERE state IN "
+                            "('succeeded','failed','cancelled')"
+                        ).fetchone()[0]
+                        >= args.tasks - errors
+                    )
+
+                _wait(finished, timeout=left(), what="all tasks final", interval=0.25)
+                last_final = c.execute(
+                    "SELECT extract(epoch FROM max(finished_at)) FROM tasks"
+                ).fetchone()[0]
+                states = dict(
+                    c.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall()
+                )
+                multi = c.execute("SELECT count(*) FROM tasks WHERE attempt_count <> 1").fetchone()[
+                    0
+                ]
+                dup_exit = c.execute(
+                    "SELECT count(*) FROM (SELECT subject_id FROM events WHERE kind='task.exited' "
+                    "GROUP BY subject_id HAVING count(*) > 1) d"
+                ).fetchone()[0]
+            server_cpu = cpu_s(sp) - server_cpu0
+            db_cpu = pg_cpu(root / "pg") - pg_cpu0
+            time.sleep(1.2)
+            db1 = db_counters(conninfo)
+            notify_n = notifies.stop()
+            frames1 = (workers.total("frames_in"), workers.total("frames_out"))
+            hb_during = workers.total("heartbeats") - hb_before
+            if spy:
+                spy.send_signal(2)
+                spy.wait(60)
+            rss_end = sp.memory_info().rss
+            final = workers.ask("latencies")
+            latencies = [x for f in final for x in f["latencies"].get("main", [])]
+            dups = sum(int(f["duplicates"]) for f in final)
+            closed = {k: v for f in final for k, v in f["closed"].items()}
+
+            baseline_1 = raw_skip_locked_baseline(conninfo, 5.0, 20000, 1)
+            baseline_50 = raw_skip_locked_baseline(conninfo, 5.0, 100000, 50)
+
+            e2e = (args.tasks - errors) / (float(last_final) - first)
+            how = (
+                f"batches of {args.batch_size} (POST /api/task-batches)"
+                if args.submit == "batch"
+                else "one POST /api/tasks each"
+            )
+            print(f"submit mode                       {how}")
+            print(f"server RSS after the task phase   {rss_end / 2**20:8.1f} MiB")
+            print(
+                f"submit                            {args.tasks - errors} ok, {errors} failed, "
+                f"{(args.tasks - errors) / (submitted_end - first):.0f} tasks/s, requests at concurrency "
+                f"{args.submit_concurrency}"
+            )
+            print(
+                f"end-to-end throughput             {e2e:8.0f} tasks/s (first submit → last final "
+                "state; goal >= 1000)"
+            )
+            print(
+                f"submit→dispatch latency           p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 "
+                f"{pct(latencies, 0.99) * 1000:.1f} ms, "
+                f"max {max(latencies or [0]) * 1000:.0f} ms over {len(latencies)} dispatches (goal "
+                "p99 <= 50 ms)"
+            )
+            done_n = max(1, args.tasks - errors)
+            print(
+                f"CPU per task (load-independent)   server {server_cpu / done_n * 1000:.2f} ms, "
+                f"PostgreSQL {db_cpu / done_n * 1000:.2f} ms "
+                f"(1000 tasks/s on 2 cores needs their sum <= 2 ms)"
+            )
+            per = {k: (db1[k] - db0[k]) / done_n for k in db0}
+            print(
+                f"per task, submit → final          {per['xacts']:.2f} transactions, "
+                f"{per['row_writes']:.1f} row writes, {per['events']:.2f} events, "
+                f"{notify_n / done_n:.2f} NOTIFYs, frames {(frames1[0] - frames0[0]) / done_n:.2f} "
+                f"to agents + {(frames1[1] - frames0[1]) / done_n:.2f} from agents "
+                f"(+{hb_during} heartbeats in the phase; transactions include heartbeat "
+                "flushes and the submits' own)"
+            )
+            print(
+                f"final states                      {states}; attempts != 1: {multi}; duplicate "
+                f"exits: {dup_exit}; "
+                f"redelivered dispatches: {dups}; sockets closed {closed}"
+            )
+            print(
+                f"baseline raw SKIP LOCKED          {baseline_1:8.0f} claim+complete/s one at a "
+                f"time; {baseline_50:.0f}/s in batches of 50"
+            )
+            print(
+                f"ratio                             {e2e / baseline_1:8.2f}x one-at-a-time raw "
+                f"queue; {e2e / baseline_50:.3f}x batched"
+            )
+            if latencies:
+                print(
+                    "latency mean                      "
+                    f"{statistics.fmean(latencies) * 1000:8.1f} ms"
+                )
+            if args.latency_samples > 0:
+                n = single_latency_phase(api, conninfo, args.latency_samples, min(120.0, left()))
+                single = [
+                    x for f in workers.ask("latencies") for x in f["latencies"].get("single", [])
+                ]
+                print(
+                    f"single task submit→dispatch       p50 {pct(single, 0.5) * 1000:.1f} ms, p99 "
+                    f"{pct(single, 0.99) * 1000:.1f} ms, max {max(single or [0]) * 1000:.0f} ms "
+                    f"over {len(single)} tasks ({n} final), one at a time on idle nodes (goal p99 "
+                    "<= 50 ms); baseline: the same submit's own HTTP round trip is inside it"
                 )
 
-            _wait(finished, timeout=left(), what="all tasks final", interval=0.25)
-            last_final = c.execute(
-                "SELECT extract(epoch FROM max(finished_at)) FROM tasks"
-            ).fetchone()[0]
-            states = dict(c.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall())
-            multi = c.execute("SELECT count(*) FROM tasks WHERE attempt_count <> 1").fetchone()[0]
-            dup_exit = c.execute(
-                "SELECT count(*) FROM (SELECT subject_id FROM events WHERE kind='task.exited' "
-                "GROUP BY subject_id HAVING count(*) > 1) d"
-            ).fetchone()[0]
-        server_cpu = cpu_s(sp) - server_cpu0
-        db_cpu = pg_cpu(root / "pg") - pg_cpu0
-        time.sleep(1.2)
-        db1 = db_counters(conninfo)
-        notify_n = notifies.stop()
-        frames1 = (workers.total("frames_in"), workers.total("frames_out"))
-        hb_during = workers.total("heartbeats") - hb_before
-        if spy:
-            spy.send_signal(2)
-            spy.wait(60)
-        rss_end = sp.memory_info().rss
-        final = workers.stop()
-        workers = None
-        latencies = [x for f in final for x in f["latencies"]]
-        dups = sum(int(f["duplicates"]) for f in final)
-        closed = {k: v for f in final for k, v in f["closed"].items()}
-
-        baseline_1 = raw_skip_locked_baseline(conninfo, 5.0, 20000, 1)
-        baseline_50 = raw_skip_locked_baseline(conninfo, 5.0, 100000, 50)
-
-        e2e = (args.tasks - errors) / (float(last_final) - first)
-        print(f"server RSS after the task phase   {rss_end / 2**20:8.1f} MiB")
-        print(
-            f"submit                            {args.tasks - errors} ok, {errors} failed, "
-            f"{(args.tasks - errors) / (submitted_end - first):.0f} req/s at concurrency "
-            f"{args.submit_concurrency}"
-        )
-        print(
-            f"end-to-end throughput             {e2e:8.0f} tasks/s (first submit → last final "
-            "state; goal >= 1000)"
-        )
-        print(
-            f"submit→dispatch latency           p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 "
-            f"{pct(latencies, 0.99) * 1000:.1f} ms, "
-            f"max {max(latencies or [0]) * 1000:.0f} ms over {len(latencies)} dispatches (goal "
-            "p99 <= 50 ms)"
-        )
-        done_n = max(1, args.tasks - errors)
-        print(
-            f"CPU per task (load-independent)   server {server_cpu / done_n * 1000:.2f} ms, "
-            f"PostgreSQL {db_cpu / done_n * 1000:.2f} ms "
-            f"(1000 tasks/s on 2 cores needs their sum <= 2 ms)"
-        )
-        per = {k: (db1[k] - db0[k]) / done_n for k in db0}
-        print(
-            f"per task, submit → final          {per['xacts']:.2f} transactions, "
-            f"{per['row_writes']:.1f} row writes, {per['events']:.2f} events, "
-            f"{notify_n / done_n:.2f} NOTIFYs, frames {(frames1[0] - frames0[0]) / done_n:.2f} "
-            f"to agents + {(frames1[1] - frames0[1]) / done_n:.2f} from agents "
-            f"(+{hb_during} heartbeats in the phase; transactions include heartbeat flushes and "
-            "the submits' own)"
-        )
-        print(
-            f"final states                      {states}; attempts != 1: {multi}; duplicate "
-            f"exits: {dup_exit}; "
-            f"redelivered dispatches: {dups}; sockets closed {closed}"
-        )
-        print(
-            f"baseline raw SKIP LOCKED          {baseline_1:8.0f} claim+complete/s one at a time; "
-            f"{baseline_50:.0f}/s in batches of 50"
-        )
-        print(
-            f"ratio                             {e2e / baseline_1:8.2f}x one-at-a-time raw queue; "
-            f"{e2e / baseline_50:.3f}x batched"
-        )
-        if latencies:
-            print(f"latency mean                      {statistics.fmean(latencies) * 1000:8.1f} ms")
+        if args.tasks > 0:
+            task_phase()
+        if args.storm:
+            server = storm_phase(server, db_url, root, args, url, workers)
     finally:
         if workers is not None:
             for proc in workers.procs:

@@ -2,7 +2,11 @@
 
 Each node: Hello, then a Heartbeat every interval, and for every Dispatch an Ack, a running
 AttemptState and an exited(0) AttemptState at once. The dispatch latency is the receive time
-minus the ``BENCH_SUBMIT_TS`` the benchmark put in the task's env (same machine, same clock).
+minus the ``BENCH_SUBMIT_TS`` the benchmark put in the task's env (same machine, same clock),
+kept per ``BENCH_PHASE`` (also from the env). A node whose socket closes (or that cannot
+connect) dials again after the agent's own delay (``unidesk.backoff.backoff_delay``: full
+jitter, doubling from 0.5 s up to ``--backoff-cap``), as the real agent does after a server
+restart.
 
 Commands on stdin, one per line: ``stats`` prints a JSON line of counters; ``stop`` prints
 the final JSON (with latencies) and exits. Not a test; run by bench_scheduler.py.
@@ -22,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from unidesk import protocol
+from unidesk.backoff import backoff_delay
 
 __all__ = ["main"]
 
@@ -36,6 +41,7 @@ class Fleet:
         cpus: float,
         prefix: str,
         compression: str | None = "deflate",
+        backoff_cap_s: float = 60.0,
     ) -> None:
         self.url = url
         self.compression = compression
@@ -43,6 +49,9 @@ class Fleet:
         self.heartbeat_s = heartbeat_s
         self.cpus = cpus
         self.prefix = prefix
+        self.backoff_cap_s = backoff_cap_s
+        self.online = 0
+        self.hellos = 0
         self.connected = 0
         self.failed = 0
         self.closed: dict[str, int] = {}
@@ -51,13 +60,15 @@ class Fleet:
         self.duplicates = 0
         self.frames_in = 0
         self.frames_out = 0
-        self.latencies: list[float] = []
+        self.latencies: dict[str, list[float]] = {}
         self._seen: set[tuple[str, int]] = set()
         self._stop = asyncio.Event()
 
     def stats(self, *, final: bool = False) -> dict[str, object]:
         out: dict[str, object] = {
             "connected": self.connected,
+            "online": self.online,
+            "hellos": self.hellos,
             "failed": self.failed,
             "closed": self.closed,
             "heartbeats": self.heartbeats,
@@ -71,7 +82,26 @@ class Fleet:
         return out
 
     async def node(self, i: int, token: str, gate: asyncio.Semaphore) -> None:
+        """Join, serve, and after a closed socket dial again after a backoff (bounded by stop)."""
         name = f"{self.prefix}-{i}"
+        failures = 0
+        joined_once = False
+        while not self._stop.is_set():
+            ws = await self._join(name, token, gate, report=not joined_once)
+            if ws is None:
+                if not joined_once:  # the first join failed: counted, not retried
+                    self.failed += 1
+                    return
+            else:
+                joined_once = True
+                failures = 0
+                await self._serve(ws)
+            await asyncio.sleep(backoff_delay(failures, cap_s=self.backoff_cap_s))
+            failures += 1
+
+    async def _join(
+        self, name: str, token: str, gate: asyncio.Semaphore, *, report: bool
+    ) -> ClientConnection | None:
         try:
             async with gate:
                 ws = await connect(
@@ -98,10 +128,16 @@ class Fleet:
                 welcome = protocol.decode(await asyncio.wait_for(ws.recv(), 120))  # type: ignore[arg-type]
                 assert isinstance(welcome, protocol.Welcome), welcome
         except Exception as exc:
-            self.failed += 1
-            print(f"node {name} failed to join: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return
-        self.connected += 1
+            if report:
+                print(f"node {name} failed to join: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return None
+        self.hellos += 1
+        if report:
+            self.connected += 1
+        return ws
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        self.online += 1
         beat = asyncio.create_task(self._heartbeats(ws))
         try:
             async for frame in ws:
@@ -112,6 +148,7 @@ class Fleet:
         except ConnectionClosed:
             pass
         finally:
+            self.online -= 1
             beat.cancel()
             key = str(ws.close_code)
             self.closed[key] = self.closed.get(key, 0) + 1
@@ -126,7 +163,8 @@ class Fleet:
             self.dispatches += 1
             submitted = d.env.get("BENCH_SUBMIT_TS")
             if submitted:
-                self.latencies.append(now - float(submitted))
+                phase = d.env.get("BENCH_PHASE", "main")
+                self.latencies.setdefault(phase, []).append(now - float(submitted))
         self.frames_out += 3  # ack, running, exited (heartbeats are counted apart)
         await ws.send(protocol.encode(protocol.Ack(task_id=d.task_id, attempt_no=d.attempt_no)))
         await ws.send(
@@ -167,6 +205,8 @@ class Fleet:
         while line := (await reader.readline()).decode().strip():
             if line == "stats":
                 print(json.dumps(self.stats()), flush=True)
+            elif line == "latencies":
+                print(json.dumps(self.stats(final=True)), flush=True)
             elif line == "stop":
                 break
         print(json.dumps(self.stats(final=True)), flush=True)
@@ -182,6 +222,7 @@ async def run(args: argparse.Namespace) -> None:
         cpus=args.cpus,
         prefix=args.prefix,
         compression=None if args.no_compression else "deflate",
+        backoff_cap_s=args.backoff_cap,
     )
     gate = asyncio.Semaphore(args.connect_concurrency)
     nodes = [asyncio.create_task(fleet.node(i, t, gate)) for i, t in enumerate(tokens)]
@@ -200,6 +241,9 @@ def main() -> None:
     p.add_argument("--cpus", type=float, default=4.0)
     p.add_argument("--prefix", default="sim")
     p.add_argument("--connect-concurrency", type=int, default=64)
+    p.add_argument(
+        "--backoff-cap", type=float, default=60.0, help="reconnect delay cap (s), as the agent's"
+    )
     p.add_argument(
         "--no-compression",
         action="store_true",

@@ -95,6 +95,9 @@ def _scheduler(state: State) -> Any:
     state.event_hub.add_listener("scheduler", scheduler.on_events)
     state.scheduler_wake = scheduler.wake
     state.scheduler = scheduler
+    ingress = getattr(state, "ingress", None)
+    if ingress is not None:
+        scheduler.on_assigned = ingress.delivery.deliver_assigned
     return scheduler
 
 

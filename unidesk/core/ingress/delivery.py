@@ -84,7 +84,9 @@ class Delivery:
         for ev in events:
             if ev.kind == "task.assigned":
                 node_id = uuid.UUID(ev.payload["node_id"])
-                if self._connections.get(node_id):
+                conn = self._connections.get(node_id)
+                # already sent by ``deliver_assigned`` (this instance's scheduler): not again
+                if conn and (ev.subject_id, ev.payload.get("attempt_no")) not in conn.sent_dispatch:
                     wanted.setdefault(node_id, set()).add(ev.subject_id)
             elif ev.kind == "task.cancelling":
                 node_id = uuid.UUID(ev.payload["node_id"])
@@ -110,6 +112,25 @@ class Delivery:
         if wanted:
             conns = {n: c for n in wanted if (c := self._connections.get(n)) is not None}
             await self.deliver_many(conns, only_tasks=set().union(*wanted.values()))
+
+    async def deliver_assigned(self, assigned: list[tuple[uuid.UUID, int, uuid.UUID]]) -> int:
+        """Send a committed pass's ``(task_id, attempt_no, node_id)`` assignments to the nodes
+        this instance holds, now. Each is marked sent before the read, so the same assignment
+        coming back as a ``task.assigned`` event is not sent twice; one whose send fails is
+        sent again by the redelivery pass after the ack timeout."""
+        conns: dict[uuid.UUID, NodeConnection] = {}
+        tasks: set[str] = set()
+        now = time.monotonic()
+        for task_id, attempt_no, node_id in assigned:
+            conn = self._connections.get(node_id)
+            if conn is None:
+                continue
+            conns[node_id] = conn
+            tasks.add(str(task_id))
+            conn.sent_dispatch.setdefault((str(task_id), attempt_no), now)
+        if not conns:
+            return 0
+        return await self.deliver_many(conns, only_tasks=tasks)
 
     async def deliver(
         self,

@@ -26,6 +26,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -295,6 +296,12 @@ class Scheduler:
         already carry it; only its fresh tasks (``_FRESH_SQL``) are given it."""
         self._next_verdicts: dict[str, tuple[str, str]] = {}
         self._after_commit: dict[str, tuple[str, str]] | None = None
+        self.on_assigned: Callable[[list[tuple[uuid.UUID, int, uuid.UUID]]], Awaitable[Any]] | None
+        self.on_assigned = None
+        """Called after a pass commits with its ``(task_id, attempt_no, node_id)`` assignments:
+        this instance delivers to the nodes it holds at once, without waiting for the event
+        to come back through NOTIFY (the ``task.assigned`` event still reaches every instance)."""
+        self._assigned: list[tuple[uuid.UUID, int, uuid.UUID]] = []
 
     def wake(self) -> None:
         self._wake.set()
@@ -327,10 +334,16 @@ class Scheduler:
     async def run_pass(self) -> int:
         """One claim-place-assign transaction; returns how many tasks were assigned."""
         self._after_commit = None
+        self._assigned = []
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
         if self._after_commit is not None:  # the cache follows only what was committed
             self._verdicts = self._after_commit
         self.assigned_total += assigned
+        if self._assigned and self.on_assigned is not None:
+            try:
+                await self.on_assigned(self._assigned)
+            except Exception:  # delivery's own redelivery pass sends them later
+                log.exception("direct delivery after a pass failed")
         return assigned
 
     async def _assign(self, session: AsyncSession) -> int:
@@ -491,9 +504,7 @@ class Scheduler:
     ) -> tuple[list[Running], dict[tuple[QuotaKey, str], Held]]:
         """Active attempts: consume node capacity, feed reservations, and count toward quotas
         (per user and per account, on all nodes and on the nodes of each quota's label)."""
-        rows = (
-            await session.execute(_RUNNING_SQL, {"with_labels": bool(quota_labels)})
-        ).all()
+        rows = (await session.execute(_RUNNING_SQL, {"with_labels": bool(quota_labels)})).all()
         by_id = {n.node_id: n for n in nodes}
         labels = [(q, *q.partition("=")[::2]) for q in quota_labels]
         running: list[Running] = []
@@ -545,6 +556,7 @@ class Scheduler:
                 }
             )
             task_updates.append({"b_id": p.task_id, "b_attempt": attempt_no})
+            self._assigned.append((p.task_id, attempt_no, p.node_id))
             extra = {"avoided_node_ids": [str(n) for n in p.avoided]} if p.avoided else {}
             events.append(
                 task_event(

@@ -51,9 +51,9 @@ class TaskController(Controller):
         state: State,
     ) -> schemas.Task:
         """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
-        return _for(
-            principal, await TaskService(db, settings, state.plugins).submit(data, principal)
-        )
+        task = await TaskService(db, settings, state.plugins).submit(data, principal)
+        state.scheduler_wake()  # committed: this instance's next pass places it (no NOTIFY trip)
+        return _for(principal, task)
 
     @get("/", operation_id="list_tasks")
     async def list_tasks(
@@ -194,4 +194,5 @@ class TaskBatchController(Controller):
         index (``errors``: ``[{index, detail, field?}]``)."""
         batch = [_decode(spec) for spec in data.tasks]
         ids = await TaskService(db, settings, state.plugins).submit_many(batch, principal)
+        state.scheduler_wake()
         return schemas.TaskBatch(count=len(ids), task_ids=ids)
