@@ -664,7 +664,8 @@ def main() -> None:
             print(f"server RSS after the task phase   {rss_end / 2**20:8.1f} MiB")
             print(
                 f"submit                            {args.tasks - errors} ok, {errors} failed, "
-                f"{(args.tasks - errors) / (submitted_end - first):.0f} tasks/s, requests at concurrency "
+                f"{(args.tasks - errors) / (submitted_end - first):.0f} tasks/s, requests at "
+                "concurrency "
                 f"{args.submit_concurrency}"
             )
             print(
