@@ -132,18 +132,6 @@ class Delivery:
             return 0
         return await self.deliver_many(conns, only_tasks=tasks)
 
-    async def deliver(
-        self,
-        conn: NodeConnection,
-        *,
-        only_tasks: set[str] | None = None,
-        resend_after: float | None = None,
-    ) -> int:
-        """Send every unacked dispatch for ``conn``'s node (optionally only some tasks)."""
-        return await self.deliver_many(
-            {conn.node_id: conn}, only_tasks=only_tasks, resend_after=resend_after
-        )
-
     async def deliver_many(
         self,
         conns: dict[uuid.UUID, NodeConnection],
@@ -224,9 +212,6 @@ class Delivery:
                 }
         self.dispatched += sent
         return sent
-
-    async def resend_cancels(self, conn: NodeConnection) -> None:
-        await self.resend_cancels_many({conn.node_id: conn})
 
     async def resend_cancels_many(self, conns: dict[uuid.UUID, NodeConnection]) -> None:
         """Cancels not yet answered go out again after the ack timeout (one query: cancelling

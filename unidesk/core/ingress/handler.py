@@ -18,7 +18,6 @@ from unidesk.core.auth.services import NodeTokenService
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append
 from unidesk.core.ingress.connections import NodeConnection
-from unidesk.core.ingress.registration import register_node
 from unidesk.core.ingress.reports import NOT_APPLIED, Report
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.services import node_event
@@ -105,14 +104,8 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
 
     ingress = state.ingress
     connection_id = uuid.uuid4().hex
-    try:
-        reg = await in_transaction(
-            state.sessions,
-            lambda s: register_node(
-                s, token, hello, instance_id=ingress.instance_id, connection_id=connection_id
-            ),
-            name="register",
-        )
+    try:  # registered with the other hellos that arrived meanwhile (one transaction)
+        reg = await ingress.registrar.register(token, hello, connection_id=connection_id)
     except Exception:  # database busy or down: the agent retries with backoff (1013 is not final)
         log.exception("node registration failed", node=hello.node_name[:100], peer=peer)
         code, reason = close_for(
@@ -149,8 +142,7 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         )
     )
     await conn.send(reg.reconcile)
-    await ingress.delivery.deliver(conn)
-    await ingress.delivery.resend_cancels(conn)
+    ingress.registrar.welcomed(conn)  # its pending dispatches and cancels, read per batch
     state.scheduler_wake()
     try:
         await _frame_loop(conn, state)

@@ -13,6 +13,7 @@ from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.delivery import Delivery
 from unidesk.core.ingress.liveness import Liveness
 from unidesk.core.ingress.reconcile import HeartbeatReconciler
+from unidesk.core.ingress.registrar import Registrar
 from unidesk.core.ingress.reports import ReportWriter
 
 __all__ = ["IngressRuntime"]
@@ -42,6 +43,7 @@ class IngressRuntime:
         self.delivery = Delivery(
             state.sessions, self.connections, ack_timeout_s=settings.dispatch_ack_timeout_s
         )
+        self.registrar = Registrar(state.sessions, self.delivery, instance_id=self.instance_id)
         self.reconciler = HeartbeatReconciler(
             state.sessions, interval_s=settings.heartbeat_interval_s
         )
@@ -49,7 +51,7 @@ class IngressRuntime:
         state.event_hub.add_listener("delivery", self.delivery.on_events)
 
     async def start(self) -> None:
-        for part in (self.reports, self.liveness, self.delivery, self.reconciler):
+        for part in (self.reports, self.liveness, self.delivery, self.registrar, self.reconciler):
             await part.start()
 
     async def close_sockets(self) -> None:
@@ -63,5 +65,5 @@ class IngressRuntime:
 
     async def stop(self) -> None:
         await self.close_sockets()
-        for part in (self.reconciler, self.delivery, self.liveness, self.reports):
+        for part in (self.reconciler, self.registrar, self.delivery, self.liveness, self.reports):
             await part.stop()

@@ -1,0 +1,96 @@
+"""Hellos that arrive together are registered in one transaction; a hello whose registration
+fails is tried alone and refused, and the others in its batch still register."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from tests.integration.raw_agent import hello
+from unidesk.core.auth.models import NodeToken
+from unidesk.core.auth.services import NodeTokenService
+from unidesk.core.db.engine import make_engine, make_sessionmaker
+from unidesk.core.events.models import Event
+from unidesk.core.ingress.connections import ConnectionTable
+from unidesk.core.ingress.delivery import Delivery
+from unidesk.core.ingress.registrar import Registrar
+from unidesk.core.nodes.models import NodeRow
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[object]:
+    engine = make_engine(database_url, pool_size=2)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def _tokens(sessions, n: int) -> list[NodeToken]:  # type: ignore[no-untyped-def]
+    ids = []
+    for i in range(n):
+        async with sessions() as s:
+            created = await NodeTokenService(s).create(f"t{i}", actor="test", created_by=None)
+            ids.append(created.token.id)
+    async with sessions() as s:
+        rows = (await s.scalars(select(NodeToken).where(NodeToken.id.in_(ids)))).all()
+        return sorted(rows, key=lambda t: ids.index(t.id))
+
+
+async def _queued(registrar: Registrar, calls) -> list[asyncio.Task]:  # type: ignore[no-untyped-def]
+    """Start the registrations, let each queue its hello, then start the writer: one batch."""
+    tasks = [asyncio.create_task(registrar.register(t, h, connection_id=c)) for t, h, c in calls]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await registrar.start()
+    await asyncio.wait(tasks, timeout=30)
+    return tasks
+
+
+async def test_hellos_queued_together_register_in_one_transaction(sessions) -> None:  # type: ignore[no-untyped-def]
+    tokens = await _tokens(sessions, 5)
+    registrar = Registrar(
+        sessions, Delivery(sessions, ConnectionTable("i"), ack_timeout_s=5.0), instance_id="inst"
+    )
+    try:
+        tasks = await _queued(
+            registrar, [(t, hello(f"n{i}"), f"conn-{i}") for i, t in enumerate(tokens)]
+        )
+    finally:
+        await registrar.stop()
+    regs = [t.result() for t in tasks]
+    assert registrar.batches == 1
+    assert sorted(r.node_name for r in regs) == [f"n{i}" for i in range(5)]
+    async with sessions() as s:
+        nodes = (await s.execute(select(NodeRow.name, NodeRow.connection_id, NodeRow.state))).all()
+        assert sorted(nodes) == [(f"n{i}", f"conn-{i}", "online") for i in range(5)]
+        rows = (
+            await s.execute(
+                select(Event.kind, Event.txid).where(
+                    Event.kind.in_(("node.registered", "node.connected"))
+                )
+            )
+        ).all()
+    assert sorted(k for k, _ in rows) == ["node.connected"] * 5 + ["node.registered"] * 5
+    assert len({txid for _, txid in rows}) == 1  # one transaction for the batch
+
+
+async def test_a_failing_hello_is_refused_alone_and_the_rest_register(sessions) -> None:  # type: ignore[no-untyped-def]
+    tokens = await _tokens(sessions, 4)
+    registrar = Registrar(
+        sessions, Delivery(sessions, ConnectionTable("i"), ack_timeout_s=5.0), instance_id="inst"
+    )
+    calls = [(t, hello(f"n{i}"), f"conn-{i}") for i, t in enumerate(tokens)]
+    calls[2] = (tokens[2], hello("bad", hostname="bad\x00host"), "conn-bad")  # PostgreSQL refuses
+    try:
+        tasks = await _queued(registrar, calls)
+    finally:
+        await registrar.stop()
+    assert tasks[2].exception() is not None
+    assert sorted(tasks[i].result().node_name for i in (0, 1, 3)) == ["n0", "n1", "n3"]
+    async with sessions() as s:
+        names = sorted((await s.scalars(select(NodeRow.name))).all())
+        kinds = (await s.scalars(select(Event.kind).where(Event.kind == "node.connected"))).all()
+    assert names == ["n0", "n1", "n3"]
+    assert len(kinds) == 3  # nothing of the failed batch attempt was kept
