@@ -388,6 +388,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def record(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy on the server (raw collapsed stacks to ``out``) until sent SIGINT."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [
+            *(exe, "record", "--pid", str(pid), "--format", "raw"),
+            *("-o", out, "--rate", "50", "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def storm_phase(
     server: subprocess.Popen[bytes],
     db_url: str,
@@ -413,6 +426,7 @@ def storm_phase(
     t_up = time.monotonic()
     sp = psutil.Process(new.pid)
     cpu0 = cpu_s(sp)
+    spy = record(new.pid, args.py_spy + ".storm") if args.py_spy else None
     progress: list[tuple[float, int]] = []
 
     def back() -> bool:
@@ -426,6 +440,9 @@ def storm_phase(
     except SystemExit:
         all_back = float("nan")
     storm_cpu = cpu_s(sp) - cpu0
+    if spy:
+        spy.send_signal(2)
+        spy.wait(60)
     hellos = workers.total("hellos") - hellos0
     online = workers.total("online")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -574,26 +591,7 @@ def main() -> None:
         )
 
         def task_phase() -> None:
-            spy = None
-            if args.py_spy:
-                exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-                spy = subprocess.Popen(
-                    [
-                        exe,
-                        "record",
-                        "--pid",
-                        str(server.pid),
-                        "--format",
-                        "raw",
-                        "-o",
-                        args.py_spy,
-                        "--rate",
-                        "50",
-                        "--nonblocking",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            spy = record(server.pid, args.py_spy) if args.py_spy else None
             server_cpu0, pg_cpu0 = cpu_s(sp), pg_cpu(root / "pg")
             time.sleep(1.2)  # let pg_stat_database catch up before the first reading
             db0 = db_counters(conninfo)

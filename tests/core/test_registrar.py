@@ -18,6 +18,7 @@ from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.delivery import Delivery
 from unidesk.core.ingress.registrar import Registrar
 from unidesk.core.nodes.models import NodeRow
+from unidesk.errors import Unauthenticated
 
 
 @pytest.fixture
@@ -27,12 +28,14 @@ async def sessions(database_url: str) -> AsyncIterator[object]:
     await engine.dispose()
 
 
-async def _tokens(sessions, n: int) -> list[NodeToken]:  # type: ignore[no-untyped-def]
+async def _tokens(sessions, n: int, secrets: list[str] | None = None) -> list[NodeToken]:  # type: ignore[no-untyped-def]
     ids = []
     for i in range(n):
         async with sessions() as s:
             created = await NodeTokenService(s).create(f"t{i}", actor="test", created_by=None)
             ids.append(created.token.id)
+            if secrets is not None:
+                secrets.append(created.secret)
     async with sessions() as s:
         rows = (await s.scalars(select(NodeToken).where(NodeToken.id.in_(ids)))).all()
         return sorted(rows, key=lambda t: ids.index(t.id))
@@ -94,3 +97,28 @@ async def test_a_failing_hello_is_refused_alone_and_the_rest_register(sessions) 
         kinds = (await s.scalars(select(Event.kind).where(Event.kind == "node.connected"))).all()
     assert names == ["n0", "n1", "n3"]
     assert len(kinds) == 3  # nothing of the failed batch attempt was kept
+
+
+async def test_handshakes_waiting_together_resolve_their_tokens_in_one_read(sessions) -> None:  # type: ignore[no-untyped-def]
+    secrets: list[str] = []
+    tokens = await _tokens(sessions, 2, secrets)
+    async with sessions() as s:
+        await NodeTokenService(s).revoke(tokens[1].id, actor="test")
+    registrar = Registrar(
+        sessions, Delivery(sessions, ConnectionTable("i"), ack_timeout_s=5.0), instance_id="inst"
+    )
+    presented = [secrets[0], secrets[1], "udn_not-a-token", secrets[0]]
+    waits = [asyncio.create_task(registrar.resolve(p)) for p in presented]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await registrar.start()
+    try:
+        await asyncio.wait(waits, timeout=30)
+    finally:
+        await registrar.stop()
+    assert waits[0].result().id == tokens[0].id
+    assert waits[3].result().id == tokens[0].id
+    assert isinstance(waits[1].exception(), Unauthenticated)
+    assert waits[1].exception().detail == "node token revoked"
+    assert isinstance(waits[2].exception(), Unauthenticated)
+    assert waits[2].exception().detail == "invalid node token"

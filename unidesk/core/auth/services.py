@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -352,11 +353,27 @@ class NodeTokenService:
             await self.s.commit()
 
     async def resolve(self, secret: str) -> NodeToken:
-        token = await self.s.scalar(
-            select(NodeToken).where(NodeToken.token_hash == hash_secret(secret))
-        )
-        if token is None:
-            raise Unauthenticated("invalid node token")
-        if token.revoked_at is not None:
-            raise Unauthenticated("node token revoked")
-        return token
+        result = (await self.resolve_many([secret]))[secret]
+        if isinstance(result, Unauthenticated):
+            raise result
+        return result
+
+    async def resolve_many(self, secrets: Sequence[str]) -> dict[str, NodeToken | Unauthenticated]:
+        """Each presented secret's token, or the Unauthenticated it earns, in one read."""
+        hashes = {secret: hash_secret(secret) for secret in secrets}
+        rows = (
+            await self.s.scalars(
+                select(NodeToken).where(NodeToken.token_hash.in_(set(hashes.values())))
+            )
+        ).all()
+        by_hash = {t.token_hash: t for t in rows}
+        out: dict[str, NodeToken | Unauthenticated] = {}
+        for secret, h in hashes.items():
+            token = by_hash.get(h)
+            if token is None:
+                out[secret] = Unauthenticated("invalid node token")
+            elif token.revoked_at is not None:
+                out[secret] = Unauthenticated("node token revoked")
+            else:
+                out[secret] = token
+        return out

@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
 from unidesk import protocol
-from unidesk.core.auth.services import NodeTokenService
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append
 from unidesk.core.ingress.connections import NodeConnection
@@ -62,9 +61,8 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
             reason="missing 'Authorization: Bearer <node token>'",
         )
         return
-    try:
-        async with state.sessions() as s:
-            token = await NodeTokenService(s).resolve(secret)
+    try:  # read with the other handshakes waiting (one query per batch)
+        token = await state.ingress.registrar.resolve(secret)
     except Unauthenticated as exc:
         log.info("agent refused", peer=peer, why=exc.detail)
         code, reason = close_for(exc)
@@ -120,6 +118,8 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         token_id=token.id,
         connection_id=connection_id,
     )
+    # registration stored the hello's health: a heartbeat saying the same needs no write
+    ingress.health_reasons[reg.node_id] = hello.unhealthy_reason
     old = ingress.connections.attach(conn)
     if old is not None:
         await old.close(
@@ -143,7 +143,6 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
     )
     await conn.send(reg.reconcile)
     ingress.registrar.welcomed(conn)  # its pending dispatches and cancels, read per batch
-    state.scheduler_wake()
     try:
         await _frame_loop(conn, state)
     finally:

@@ -1,18 +1,18 @@
-"""Hellos that arrive together are registered together: one transaction, one event INSERT and one
-NOTIFY for a batch of nodes, and one delivery read for the batch's first dispatches.
+"""Sockets that arrive together are handled together: their node tokens resolved in one read,
+their hellos registered in one transaction (one event INSERT, one NOTIFY), their first
+dispatches and cancels read once per batch, and the scheduler woken once per batch.
 
 After a server restart every node redials within seconds (a reconnect storm); registering each
-in its own transaction (plus a delivery read and a cancel read per socket) made that cost a
-dozen round trips per node. A single writer drains the queue: the batch's nodes are
-registered in token order in one transaction (``register_node`` for each, events deferred); if
-the batch fails, each hello is tried alone so one bad registration cannot refuse the others.
-The welcomed connections are then handed their unacknowledged dispatches and unanswered
-cancels in one read per batch.
+in its own transaction (plus a token read, a delivery read and a cancel read per socket) made
+that cost a dozen round trips per node. One writer drains each queue. A registration batch
+holds one hello per token (a second hello of a token waits for the next batch); if the batch
+fails, each hello is tried alone, so one bad registration cannot refuse the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
 from unidesk.core.auth.models import NodeToken
+from unidesk.core.auth.services import NodeTokenService
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import defer_events, flush_deferred
 from unidesk.core.ingress.connections import NodeConnection
 from unidesk.core.ingress.delivery import Delivery
-from unidesk.core.ingress.registration import Registration, register_node
+from unidesk.core.ingress.registration import NodeHello, Registration, register_nodes
 
 __all__ = ["Registrar"]
 
@@ -34,10 +35,16 @@ log = structlog.get_logger("unidesk.ingress")
 
 @dataclass
 class _Hello:
-    token: NodeToken
-    hello: protocol.Hello
-    connection_id: str
+    item: NodeHello
     done: asyncio.Future[Registration] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
+class _Secret:
+    secret: str
+    done: asyncio.Future[NodeToken] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -54,12 +61,17 @@ class Registrar:
         *,
         instance_id: str,
         max_batch: int = 200,
+        on_registered: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self._delivery = delivery
         self.instance_id = instance_id
         self.max_batch = max_batch
+        self._on_registered = on_registered
+        self._secrets: asyncio.Queue[_Secret] = asyncio.Queue()
         self._hellos: asyncio.Queue[_Hello] = asyncio.Queue()
+        self._held: list[_Hello] = []
+        """Hellos of a token already in the batch being built: they go in the next one."""
         self._welcomed: dict[str, NodeConnection] = {}
         self._welcome_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -67,25 +79,58 @@ class Registrar:
 
     async def start(self) -> None:
         self._tasks = [
+            asyncio.create_task(self._resolve_loop(), name="registrar-tokens"),
             asyncio.create_task(self._register_loop(), name="registrar"),
             asyncio.create_task(self._deliver_loop(), name="registrar-deliver"),
         ]
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
-        while not self._hellos.empty():  # nobody will register these: their sockets close
-            item = self._hellos.get_nowait()
-            if not item.done.done():
-                item.done.set_exception(RuntimeError("server stopping"))
+        waiting: list[_Hello | _Secret] = [*self._held]
+        for q in (self._hellos, self._secrets):
+            while not q.empty():
+                waiting.append(q.get_nowait())
+        for w in waiting:  # nobody will answer these: their sockets close
+            if not w.done.done():
+                w.done.set_exception(RuntimeError("server stopping"))
+
+    async def resolve(self, secret: str) -> NodeToken:
+        """The node token a handshake presents, read with the other handshakes waiting; raises
+        Unauthenticated for an unknown or revoked one."""
+        item = _Secret(secret)
+        self._secrets.put_nowait(item)
+        return await item.done
 
     async def register(
         self, token: NodeToken, hello: protocol.Hello, *, connection_id: str
     ) -> Registration:
         """Queue this hello and wait for its batch to commit; raises what its registration
         raised (the database is down: the socket answers 1013 and the agent retries)."""
-        item = _Hello(token, hello, connection_id)
+        item = _Hello(NodeHello(token=token, hello=hello, connection_id=connection_id))
         self._hellos.put_nowait(item)
         return await item.done
+
+    async def _resolve_loop(self) -> None:
+        while True:
+            batch = [await self._secrets.get()]
+            while len(batch) < self.max_batch and not self._secrets.empty():
+                batch.append(self._secrets.get_nowait())
+            try:
+                async with self._sessions() as s:
+                    found = await NodeTokenService(s).resolve_many([b.secret for b in batch])
+            except Exception as exc:  # the database is away: these handshakes fail
+                for b in batch:
+                    if not b.done.done():
+                        b.done.set_exception(exc)
+                continue
+            for b in batch:
+                if b.done.done():
+                    continue
+                result = found[b.secret]
+                if isinstance(result, NodeToken):
+                    b.done.set_result(result)
+                else:
+                    b.done.set_exception(result)
 
     def welcomed(self, conn: NodeConnection) -> None:
         """``conn`` has its Welcome and Reconcile: send its pending dispatches and cancels with
@@ -95,28 +140,28 @@ class Registrar:
 
     async def _register_loop(self) -> None:
         while True:
-            batch = [await self._hellos.get()]
-            while len(batch) < self.max_batch and not self._hellos.empty():
-                batch.append(self._hellos.get_nowait())
+            if not self._held:
+                self._held.append(await self._hellos.get())
+            waiting, self._held = self._held, []
+            while len(waiting) < self.max_batch and not self._hellos.empty():
+                waiting.append(self._hellos.get_nowait())
+            batch: list[_Hello] = []
+            tokens: set[object] = set()
+            for h in waiting:  # one hello per token; a later one waits for the next batch
+                if h.item.token.id in tokens:
+                    self._held.append(h)
+                else:
+                    tokens.add(h.item.token.id)
+                    batch.append(h)
             await self._apply(batch)
+            self._on_registered()
 
     async def _apply(self, batch: list[_Hello]) -> None:
-        # Token order (stable: two hellos of one token keep their order) locks node rows in one
-        # order on every instance.
-        ordered = sorted(batch, key=lambda h: str(h.token.id))
-
         async def work(session: AsyncSession) -> list[Registration]:
             defer_events(session)
-            regs = [
-                await register_node(
-                    session,
-                    h.token,
-                    h.hello,
-                    instance_id=self.instance_id,
-                    connection_id=h.connection_id,
-                )
-                for h in ordered
-            ]
+            regs = await register_nodes(
+                session, [h.item for h in batch], instance_id=self.instance_id
+            )
             await flush_deferred(session)
             return regs
 
@@ -131,7 +176,7 @@ class Registrar:
                 await self._apply([h])
             return
         self.batches += 1
-        for h, reg in zip(ordered, regs, strict=True):
+        for h, reg in zip(batch, regs, strict=True):
             if not h.done.done():
                 h.done.set_result(reg)
 

@@ -18,7 +18,7 @@ from unidesk.core.tasks.models import ATTEMPT_ACTIVE_STATES, AttemptRow
 from unidesk.core.tasks.policy import apply_attempt_end
 from unidesk.core.tasks.transitions import move_attempt, task_event
 
-__all__ = ["Registration", "lose_attempt", "register_node"]
+__all__ = ["NodeHello", "Registration", "lose_attempt", "register_nodes"]
 
 
 class Registration(msgspec.Struct, kw_only=True):
@@ -82,18 +82,76 @@ async def lose_attempt(session: AsyncSession, attempt: AttemptRow, *, why: str, 
         )
 
 
-async def register_node(
+class NodeHello(msgspec.Struct, kw_only=True):
+    """One hello to register: the node's token (resolved at the handshake), what it said, and
+    the connection id its socket got."""
+
+    token: NodeToken
+    hello: protocol.Hello
+    connection_id: str
+
+
+async def register_nodes(
+    session: AsyncSession, hellos: list[NodeHello], *, instance_id: str
+) -> list[Registration]:
+    """Upsert each hello's node as online on this instance and reconcile its attempts, for a
+    batch of hellos with distinct tokens: the nodes are locked, the tokens' last use written and
+    the active attempts read in one statement each for the whole batch."""
+    if len({h.token.id for h in hellos}) != len(hellos):
+        raise ValueError("one hello per token in a registration batch")
+    token_ids = [h.token.id for h in hellos]
+    nodes = {
+        n.token_id: n
+        for n in (
+            await session.scalars(
+                select(NodeRow)
+                .where(NodeRow.token_id.in_(token_ids))
+                .order_by(NodeRow.id)
+                .with_for_update()
+            )
+        ).all()
+    }
+    # ``token`` was loaded by another session (the handshake's): update the rows, not the objects
+    await session.execute(
+        update(NodeToken).where(NodeToken.id.in_(token_ids)).values(last_used_at=func.now())
+    )
+    expected: dict[uuid.UUID, list[AttemptRow]] = {}
+    if nodes:
+        for a in (
+            await session.scalars(
+                select(AttemptRow)
+                .where(
+                    AttemptRow.node_id.in_([n.id for n in nodes.values()]),
+                    AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES),
+                )
+                .order_by(AttemptRow.task_id, AttemptRow.attempt_no)
+            )
+        ).all():
+            expected.setdefault(a.node_id, []).append(a)  # type: ignore[arg-type]  # filtered on node_id
+    regs = []
+    for h in hellos:
+        node = nodes.get(h.token.id)
+        regs.append(
+            await _register(
+                session,
+                node,
+                h,
+                instance_id=instance_id,
+                expected=expected.get(node.id, []) if node is not None else [],
+            )
+        )
+    return regs
+
+
+async def _register(
     session: AsyncSession,
-    token: NodeToken,
-    hello: protocol.Hello,
+    node: NodeRow | None,
+    h: NodeHello,
     *,
     instance_id: str,
-    connection_id: str,
+    expected: list[AttemptRow],
 ) -> Registration:
-    """Upsert the node for ``token`` as online on this instance and reconcile its attempts."""
-    node = await session.scalar(
-        select(NodeRow).where(NodeRow.token_id == token.id).with_for_update()
-    )
+    token, hello, connection_id = h.token, h.hello, h.connection_id
     actor_name = hello.node_name[:100] or token.name
     replaced = None
     if node is None:
@@ -121,10 +179,6 @@ async def register_node(
     node.connection_id = connection_id
     node.connected_at = func.now()
     node.last_heartbeat_at = func.now()
-    # ``token`` was loaded by another session (the handshake's): update the row, not the object
-    await session.execute(
-        update(NodeToken).where(NodeToken.id == token.id).values(last_used_at=func.now())
-    )
     await append(
         session,
         node_event(
@@ -138,23 +192,24 @@ async def register_node(
             reported_running=[[r.task_id, r.attempt_no] for r in hello.running],
         ),
     )
-    reconcile = await _reconcile(session, node, hello.running, actor=f"node:{actor_name}")
+    reconcile = await _reconcile(
+        session, node, hello.running, actor=f"node:{actor_name}", expected=expected
+    )
     return Registration(
         node_id=node.id, node_name=node.name, replaced_connection=replaced, reconcile=reconcile
     )
 
 
 async def _reconcile(
-    session: AsyncSession, node: NodeRow, running: list[protocol.AttemptRef], *, actor: str
+    session: AsyncSession,
+    node: NodeRow,
+    running: list[protocol.AttemptRef],
+    *,
+    actor: str,
+    expected: list[AttemptRow],
 ) -> protocol.Reconcile:
-    """Keep what we still expect there; kill what we don't; lose what it no longer has."""
-    expected = (
-        await session.scalars(
-            select(AttemptRow).where(
-                AttemptRow.node_id == node.id, AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES)
-            )
-        )
-    ).all()
+    """Keep what we still expect there (``expected``: its active attempts); kill what we don't;
+    lose what it no longer has."""
     reported = {(r.task_id, r.attempt_no) for r in running}
     keep, kill = [], []
     expected_keys = set()

@@ -43,7 +43,12 @@ class IngressRuntime:
         self.delivery = Delivery(
             state.sessions, self.connections, ack_timeout_s=settings.dispatch_ack_timeout_s
         )
-        self.registrar = Registrar(state.sessions, self.delivery, instance_id=self.instance_id)
+        self.registrar = Registrar(
+            state.sessions,
+            self.delivery,
+            instance_id=self.instance_id,
+            on_registered=lambda: state.scheduler_wake(),
+        )
         self.reconciler = HeartbeatReconciler(
             state.sessions, interval_s=settings.heartbeat_interval_s
         )
