@@ -25,7 +25,6 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk import protocol
-from unidesk.core.auth.models import NodeToken
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.base import table_of
 from unidesk.core.db.tx import in_transaction
@@ -46,6 +45,11 @@ UPDATE nodes SET last_heartbeat_at = now(), last_usage = v.usage
 FROM (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id uuid, usage jsonb)) AS v
 WHERE nodes.id = v.id AND nodes.connection_id IS NOT NULL
 """)
+
+
+_REVOKED_SQL = text(
+    "SELECT id FROM node_tokens WHERE revoked_at IS NOT NULL AND id = ANY(CAST(:ids AS uuid[]))"
+)
 
 
 class Liveness:
@@ -144,14 +148,8 @@ class Liveness:
         held = {c.token_id: c for c in self._connections}
         if not held:
             return
-        async with self._sessions() as s:
-            revoked = (
-                await s.scalars(
-                    select(NodeToken.id).where(
-                        NodeToken.id.in_(list(held)), NodeToken.revoked_at.is_not(None)
-                    )
-                )
-            ).all()
+        async with self._sessions() as s:  # one array parameter, not one per held socket
+            revoked = (await s.scalars(_REVOKED_SQL, {"ids": [str(t) for t in held]})).all()
         for token_id in revoked:
             conn = held[token_id]
             log.info("closing socket of revoked token", node=conn.node_name)
