@@ -18,15 +18,16 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from unidesk import protocol
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
-from unidesk.core.events.writer import append, defer_events, flush_deferred
+from unidesk.core.events.writer import append, append_many, defer_events, flush_deferred
 from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.services import node_event
 from unidesk.core.tasks.models import AttemptRow, TaskRow
@@ -35,7 +36,7 @@ from unidesk.core.tasks.states import AttemptEndReason
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.errors import UnideskError
 
-__all__ = ["NOT_APPLIED", "Report", "ReportWriter", "apply_report", "lock_batch"]
+__all__ = ["NOT_APPLIED", "Report", "ReportWriter", "apply_leading", "apply_report", "lock_batch"]
 
 log = structlog.get_logger("unidesk.ingress")
 
@@ -91,6 +92,112 @@ async def lock_batch(session: AsyncSession, reports: list[Report]) -> None:
             .execution_options(populate_existing=True)
         )
     ).all()
+
+
+_ACK_SQL = text(
+    """
+    UPDATE task_attempts a SET state = 'preparing', acked_at = clock_timestamp()
+    FROM unnest(CAST(:tids AS uuid[]), CAST(:nos AS int[])) AS k(task_id, attempt_no)
+    WHERE a.task_id = k.task_id AND a.attempt_no = k.attempt_no AND a.state = 'assigned'
+    RETURNING a.task_id, a.attempt_no
+    """
+)
+_RUNNING_SQL = text(
+    """
+    UPDATE task_attempts a SET state = 'running', started_at = clock_timestamp(),
+        acked_at = coalesce(a.acked_at, clock_timestamp()), stage = NULL
+    FROM unnest(CAST(:tids AS uuid[]), CAST(:nos AS int[])) AS k(task_id, attempt_no)
+    WHERE a.task_id = k.task_id AND a.attempt_no = k.attempt_no
+      AND a.state IN ('assigned', 'preparing')
+    RETURNING a.task_id, a.attempt_no
+    """
+)
+_MOVE_TASKS_SQL = text(
+    """
+    UPDATE tasks SET state = :to, updated_at = clock_timestamp()
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND state = ANY(CAST(:from_states AS text[]))
+    RETURNING id
+    """
+)
+
+
+async def apply_leading(session: AsyncSession, ordered: list[Report]) -> dict[int, bool]:
+    """Apply, for every attempt of a locked batch, its leading Ack and then its leading
+    ``running`` state in one statement per table for the whole batch (the same guarded moves
+    and events as ``apply_report``'s, per attempt in the order they came); returns
+    ``{index in ordered: applied}``. Reports of a foreign or unknown attempt, and everything
+    after an attempt's leading ones, are left to ``apply_report`` in order."""
+    acks: dict[int, Report] = {}
+    runs: dict[int, Report] = {}
+    step: dict[tuple[str, int], int] = {}  # 0: nothing yet, 1: after the ack, 2: done
+    for i, r in enumerate(ordered):
+        key = (r.msg.task_id, r.msg.attempt_no)
+        at = step.get(key, 0)
+        step[key] = 2
+        if at == 2:
+            continue
+        m = r.msg
+        if at == 0 and isinstance(m, protocol.Ack):
+            into, step[key] = acks, 1
+        elif isinstance(m, protocol.AttemptState) and m.phase == "running":
+            into = runs
+        else:
+            continue
+        task_id = _uuid(m.task_id)
+        a = await session.get(AttemptRow, (task_id, m.attempt_no)) if task_id else None
+        if a is None or a.node_id != r.node_id or _READ_FIELDS & sa_inspect(a).unloaded:
+            continue  # fenced (a fact to record) or not loaded: apply_report's
+        into[i] = r
+    applied: dict[int, bool] = {}
+    for reports, sql, to, from_states in (
+        (acks, _ACK_SQL, "preparing", ["assigned"]),
+        (runs, _RUNNING_SQL, "running", ["assigned", "preparing"]),
+    ):
+        if not reports:
+            continue
+        tids = [r.msg.task_id for r in reports.values()]
+        nos = [r.msg.attempt_no for r in reports.values()]
+        moved = {
+            (str(t), n) for t, n in (await session.execute(sql, {"tids": tids, "nos": nos})).all()
+        }
+        ids = sorted({k[0] for k in moved})
+        tasks_moved = (
+            {
+                str(t)
+                for t in (
+                    await session.scalars(
+                        _MOVE_TASKS_SQL, {"to": to, "ids": ids, "from_states": from_states}
+                    )
+                ).all()
+            }
+            if ids
+            else set()
+        )
+        events = []
+        for i, r in reports.items():
+            m = r.msg
+            ok = (m.task_id, m.attempt_no) in moved
+            applied[i] = ok
+            if not ok:
+                continue
+            a = await session.get(AttemptRow, (uuid.UUID(m.task_id), m.attempt_no))
+            if a is not None:  # the loaded row follows what was written
+                set_committed_value(a, "state", to)
+                if to == "running":
+                    set_committed_value(a, "stage", None)
+            tid, actor = uuid.UUID(m.task_id), f"node:{r.node_name}"
+            if to == "preparing":
+                events.append(
+                    task_event(tid, "task.acked", actor, attempt_no=m.attempt_no, node=r.node_name)
+                )
+            if m.task_id in tasks_moved:
+                events.append(
+                    task_event(tid, "task.preparing", actor, attempt_no=m.attempt_no)
+                    if to == "preparing"
+                    else task_event(tid, "task.started", actor, attempt_no=m.attempt_no)
+                )
+        await append_many(session, events)
+    return applied
 
 
 async def _fenced_attempt(
@@ -431,8 +538,11 @@ class ReportWriter:
         async def work(session: AsyncSession) -> list[Any]:
             await lock_batch(session, ordered)
             defer_events(session)  # the batch's events go out in one INSERT and one NOTIFY
+            leading = await apply_leading(session, ordered)
             results = [
-                await apply_report(
+                leading[i]
+                if i in leading
+                else await apply_report(
                     session,
                     r,
                     log_cap=self._log_cap,
@@ -440,7 +550,7 @@ class ReportWriter:
                     locked=True,
                     masks=self._masks,
                 )
-                for r in ordered
+                for i, r in enumerate(ordered)
             ]
             await flush_deferred(session)
             return results
