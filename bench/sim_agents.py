@@ -138,13 +138,19 @@ class Fleet:
 
     async def _serve(self, ws: ClientConnection) -> None:
         self.online += 1
-        beat = asyncio.create_task(self._heartbeats(ws))
+        unacked: dict[tuple[str, int], None] = {}
+        """Final reports sent and not yet acknowledged: the heartbeat lists them as finished, as
+        the real agent does (else the server's reconciliation would take them for lost)."""
+        beat = asyncio.create_task(self._heartbeats(ws, unacked))
         try:
             async for frame in ws:
                 self.frames_in += 1
                 msg = protocol.decode(frame)  # type: ignore[arg-type]
                 if isinstance(msg, protocol.Dispatch):
+                    unacked[(msg.task_id, msg.attempt_no)] = None
                     await self._run(ws, msg)
+                elif isinstance(msg, protocol.Ack):
+                    unacked.pop((msg.task_id, msg.attempt_no), None)
         except ConnectionClosed:
             pass
         finally:
@@ -184,7 +190,7 @@ class Fleet:
             )
         )
 
-    async def _heartbeats(self, ws: ClientConnection) -> None:
+    async def _heartbeats(self, ws: ClientConnection, unacked: dict[tuple[str, int], None]) -> None:
         await asyncio.sleep(
             random.random() * self.heartbeat_s
         )  # spread the fleet over the interval
@@ -192,7 +198,12 @@ class Fleet:
         while True:
             seq += 1
             try:
-                await ws.send(protocol.encode(protocol.Heartbeat(seq=seq, sent_at=time.time())))
+                finished = [protocol.AttemptRef(task_id=t, attempt_no=n) for t, n in unacked]
+                await ws.send(
+                    protocol.encode(
+                        protocol.Heartbeat(seq=seq, sent_at=time.time(), finished=finished)
+                    )
+                )
             except ConnectionClosed:
                 return
             self.heartbeats += 1
