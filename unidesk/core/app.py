@@ -60,6 +60,7 @@ from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
 from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
+from unidesk.core.git.controllers import GitController
 from unidesk.core.tasks.controllers import TaskBatchController, TaskController
 from unidesk.core.webui import serve_ui
 from unidesk.errors import Conflict
@@ -262,6 +263,7 @@ def create_app(
             NodeTokenController,
             TaskController,
             TaskBatchController,
+            GitController,
             SecretController,
             NodeController,
             QuotaController,

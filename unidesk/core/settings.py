@@ -90,10 +90,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allow_file_urls: Annotated[
         bool,
         Doc(
-            description="Accept file:// repository URLs in task submissions (tests and "
-            "single-machine setups)."
+            description="Accept file:// repository URLs in task submissions and in "
+            "POST /api/git/resolve (tests and single-machine setups)."
         ),
     ] = False
+    git_resolve_private_hosts: Annotated[
+        bool,
+        Doc(
+            description="Let POST /api/git/resolve read repositories on loopback, private and "
+            "link-local addresses (off: public hosts only, so members cannot probe the "
+            "server's network)."
+        ),
+    ] = False
+    git_resolve_timeout_s: Annotated[
+        float,
+        Doc(description="How long POST /api/git/resolve waits for git ls-remote.", gt=0, le=60),
+    ] = 10.0
     max_task_pids_limit: Annotated[
         int,
         Doc(

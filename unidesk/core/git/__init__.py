@@ -1,0 +1,1 @@
+"""Git on the server: resolving a branch or tag to the commit a task is pinned to."""
