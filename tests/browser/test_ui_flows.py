@@ -105,7 +105,7 @@ def test_submit_from_the_form_and_watch_it_succeed_with_live_logs(
     form = page.get_by_role("form", name="Submit a task")
     # Client-side validation mirrors the API: a short commit and a '..' path are refused before
     # sending.
-    page.fill("#f-code_commit_id", "abc123")
+    page.fill("#f-code_commit_id", "abc..123")
     page.fill("#f-dockerfile_path", "../Dockerfile")
     form.get_by_role("button", name="Submit task").click()
     expect(page.locator("#e-code_commit_id")).to_contain_text("40 or 64 hex")

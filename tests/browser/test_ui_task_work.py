@@ -211,3 +211,95 @@ def test_infrastructure_failure_reads_as_a_sentence(page: Page, ui_server: UiSer
     )
     page.get_by_role("button", name=re.compile(r"^▸ Details")).click()
     expect(page.get_by_role("heading", name="Summary")).to_be_visible()
+
+
+def test_submit_form_resolves_refs_remembers_and_attaches_then_clones(
+    page: Page, ui_server: UiServer
+) -> None:
+    code, env = ui_server.code, ui_server.env
+    code.git("branch", "-f", "ui-feature", ui_server.code_sha)
+    env.git("tag", "-f", "-a", "ui-env-v1", "-m", "env release", ui_server.env_sha)
+    api = ui_server.api
+    project = api.post("/api/projects", json={"name": "ui-attach-project"}).json()
+    item = api.post(f"/api/projects/{project['id']}/items", json={"title": "Train it"}).json()
+    experiment = api.post("/api/research/experiments", json={"name": "ui-attach-exp"}).json()
+    page.evaluate("localStorage.clear()")
+
+    page.goto("/tasks/new")
+    form = page.get_by_role("form", name="Submit a task")
+    form.locator("#f-name").fill("ui-attached")
+    form.locator("#f-code_repo_url").fill(code.url)
+    # A branch that does not exist says so; the one that does shows its commit before submitting.
+    form.locator("#f-code_commit_id").fill("no-such-branch")
+    form.locator("#f-code_commit_id").press("Tab")
+    expect(page.get_by_test_id("resolved-code_commit_id")).to_contain_text(
+        "no branch or tag named 'no-such-branch'"
+    )
+    form.locator("#f-code_commit_id").fill("ui-feature")
+    form.locator("#f-code_commit_id").press("Tab")
+    note = page.get_by_test_id("resolved-code_commit_id")
+    expect(note).to_contain_text(f"Branch ui-feature is commit {ui_server.code_sha[:12]} now")
+    form.locator("#f-env_repo_url").fill(env.url)
+    form.locator("#f-dockerfile_path").fill("docker/Dockerfile")
+    form.locator("#f-command").fill("echo attached")
+    form.locator("#f-cpus").fill("0.5")
+    form.locator("#f-memory_mb").fill("128")
+    # Attach: the pickers are there because both plugins are loaded.
+    form.get_by_label("Project").select_option(label="ui-attach-project")
+    form.get_by_label("Work item").select_option(label="Train it (todo)")
+    form.get_by_label("Experiment").select_option(label="ui-attach-exp")
+    form.get_by_label("Run parameters (optional)").fill("lr=0.01\nopt=adam")
+    # Submitting straight from a tag not yet looked up looks it up and shows it, and does not submit.
+    form.locator("#f-env_commit_id").fill("ui-env-v1")
+    form.locator("#f-env_commit_id").press("Enter")  # submit from the field: it is never left
+    expect(page.get_by_test_id("resolved-env_commit_id")).to_contain_text(
+        f"Tag ui-env-v1 is commit {ui_server.env_sha[:12]} now"
+    )
+    expect(page).to_have_url(re.compile(r"/tasks/new$"))
+    shot(page, "34-submit-refs-resolved-and-attached")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/tasks") and r.request.method == "POST"
+    ) as resp:
+        form.get_by_role("button", name="Submit task").click()
+    assert resp.value.status == 201, resp.value.text()
+    task = resp.value.json()
+    assert task["code_commit_id"] == ui_server.code_sha  # pinned to the commit, not the branch
+    assert task["env_commit_id"] == ui_server.env_sha
+    assert task["extra"]["extensions"] == {
+        "projects": {"work_item_id": item["id"]},
+        "research": {"experiment_id": experiment["id"], "params": {"lr": 0.01, "opt": "adam"}},
+    }
+    run_list = api.get(f"/api/projects/items/{item['id']}").json()["run_list"]
+    assert task["id"] in {r["task_id"] for r in run_list}
+    runs = api.get(f"/api/research/experiments/{experiment['id']}").json()["runs"]
+    assert [r["params"] for r in runs if r["task_id"] == task["id"]] == [{"lr": 0.01, "opt": "adam"}]
+
+    # The next form starts from what was used, and offers the refs typed before.
+    page.goto("/tasks/new")
+    expect(form.locator("#f-code_repo_url")).to_have_value(code.url)
+    expect(form.locator("#f-env_repo_url")).to_have_value(env.url)
+    expect(form.locator("#f-dockerfile_path")).to_have_value("docker/Dockerfile")
+    assert page.locator("#dl-code-refs option").evaluate_all("os => os.map(o => o.value)") == [
+        "ui-feature"
+    ]
+    assert page.locator("#dl-env-refs option").evaluate_all("os => os.map(o => o.value)") == [
+        "ui-env-v1"
+    ]
+
+    # Clone: the same spec and attachments, named as a copy.
+    page.goto(f"/tasks/{task['id']}")
+    page.get_by_role("link", name="Clone").click()
+    expect(form.locator("#f-name")).to_have_value("ui-attached-copy")
+    expect(form.locator("#f-code_commit_id")).to_have_value(ui_server.code_sha)
+    expect(form.get_by_label("Work item")).to_have_value(item["id"])
+    expect(form.get_by_label("Experiment")).to_have_value(experiment["id"])
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/tasks") and r.request.method == "POST"
+    ) as resp:
+        form.get_by_role("button", name="Submit task").click()
+    assert resp.value.status == 201, resp.value.text()
+    copy = resp.value.json()
+    assert copy["name"] == "ui-attached-copy" and copy["id"] != task["id"]
+    assert copy["extra"]["extensions"] == task["extra"]["extensions"]
+    for t in (task, copy):
+        api.post(f"/api/tasks/{t['id']}/cancel")

@@ -18,6 +18,7 @@ export const ENDPOINTS = {
   nodeTokenRevoke: ["DELETE", "/api/node-tokens/{id}"],
   tasks: ["GET", "/api/tasks"],
   taskCreate: ["POST", "/api/tasks"],
+  gitResolve: ["POST", "/api/git/resolve"],
   task: ["GET", "/api/tasks/{id}"],
   taskTrace: ["GET", "/api/tasks/{id}/trace"],
   taskCancel: ["POST", "/api/tasks/{id}/cancel"],

@@ -134,3 +134,51 @@ describe("formFromTask", () => {
     expect(formFromTask({ ...t, command: ["python", "a b.py"] } as Task)).toMatchObject({ command_mode: "argv", command: "python\na b.py" });
   });
 });
+
+describe("branches, tags and attachments in the task form", () => {
+  const base = { ...EMPTY_TASK_FORM, code_repo_url: "https://x/c.git", env_repo_url: "https://x/e.git", command: "echo" };
+  it("takes a branch or tag once it is resolved, and sends the commit it names", () => {
+    expect(commitError("main")).toMatch(/looked up/);
+    expect(commitError("main", SHA)).toBeNull();
+    expect(commitError("a..b")).toMatch(/40 or 64 hex/);
+    expect(commitError("-x")).toMatch(/40 or 64 hex/);
+    const v = { ...base, code_commit_id: "main", env_commit_id: "v1.2" };
+    expect(buildTaskCreate(v).errors.code_commit_id).toMatch(/looked up/);
+    const { body } = buildTaskCreate(v, { code_commit_id: SHA, env_commit_id: "b".repeat(40) });
+    expect(body?.code_commit_id).toBe(SHA);
+    expect(body?.env_commit_id).toBe("b".repeat(40));
+    // A commit id typed in the field wins over an old resolution.
+    expect(buildTaskCreate({ ...v, code_commit_id: "C".repeat(40) }, { code_commit_id: SHA, env_commit_id: SHA }).body?.code_commit_id).toBe("c".repeat(40));
+  });
+  it("builds the projects and research extensions, parameters typed", () => {
+    const v = { ...base, code_commit_id: SHA, env_commit_id: SHA, work_item_id: "w1", experiment_id: "x1", run_params: "lr=0.01\nopt=adam\nema=true" };
+    expect(buildTaskCreate(v).body?.extensions).toEqual({
+      projects: { work_item_id: "w1" },
+      research: { experiment_id: "x1", params: { lr: 0.01, opt: "adam", ema: true } },
+    });
+    expect(buildTaskCreate({ ...v, experiment_id: "" }).errors.run_params).toMatch(/experiment/);
+    expect(buildTaskCreate({ ...v, work_item_id: "", experiment_id: "", run_params: "" }).body?.extensions).toBeUndefined();
+  });
+  it("carries inputs, outputs, credentials and attachments over from a task", () => {
+    const t = {
+      name: "n",
+      command: ["echo"],
+      env: {},
+      resources: { cpus: 1, memory_mb: 256, gpus: 0, labels: {} },
+      extra: {
+        inputs: [{ artifact_id: "art-1", path: "/inputs/data.csv", name: "data.csv" }],
+        outputs: ["*.pt"],
+        credentials: { code_repo: { ref: "deploy-key", id: "s1" } },
+        extensions: { projects: { work_item_id: "w1" }, research: { experiment_id: "x1", params: { lr: 0.1 } } },
+      },
+    } as unknown as Task;
+    expect(formFromTask(t)).toMatchObject({
+      inputs: "art-1 -> /inputs/data.csv",
+      outputs: "*.pt",
+      code_credential: "deploy-key",
+      work_item_id: "w1",
+      experiment_id: "x1",
+      run_params: "lr=0.1",
+    });
+  });
+});

@@ -31,7 +31,16 @@ export interface TaskFormValues {
   code_credential: string;
   env_credential: string;
   known_hosts: string;
+  /** Attach to a work item of the projects plugin (its id), or "". */
+  work_item_id: string;
+  /** Record as a run of an experiment of the research plugin (its id), or "". */
+  experiment_id: string;
+  /** The run's parameters, key=value per line (numbers and true/false are read as such). */
+  run_params: string;
 }
+
+/** Commit ids that branch or tag fields resolved to (POST /api/git/resolve): the body carries these. */
+export type ResolvedPins = Partial<Record<"code_commit_id" | "env_commit_id", string>>;
 
 export const EMPTY_TASK_FORM: TaskFormValues = {
   name: "",
@@ -57,6 +66,9 @@ export const EMPTY_TASK_FORM: TaskFormValues = {
   code_credential: "",
   env_credential: "",
   known_hosts: "",
+  work_item_id: "",
+  experiment_id: "",
+  run_params: "",
 };
 
 export type TaskFormErrors = Partial<Record<keyof TaskFormValues, string>>;
@@ -90,9 +102,19 @@ export function repoUrlError(url: string): string | null {
   return null;
 }
 
-export function commitError(commit: string): string | null {
+/** A name git could take as a branch or tag (the server checks it again). */
+export const REF_RE = /^(?![-/.])(?!.*(?:\.\.|\/\/|@\{))[^\s~^:?*[\\\x00-\x1f\x7f]{1,255}(?<![/.]|\.lock)$/;
+
+export function isCommitId(value: string): boolean {
+  return COMMIT_RE.test(value);
+}
+
+/** A full commit id, or a branch/tag that has been resolved to one (`pinned`). */
+export function commitError(commit: string, pinned?: string): string | null {
   if (!commit) return "Required.";
-  return COMMIT_RE.test(commit) ? null : "A full commit id: 40 or 64 hex characters.";
+  if (COMMIT_RE.test(commit.toLowerCase())) return null;
+  if (!REF_RE.test(commit)) return "A full commit id (40 or 64 hex characters), or a branch or tag name.";
+  return pinned ? null : "A branch or tag: it is looked up when you leave the field, and the task is pinned to the commit it names.";
 }
 
 /** Mirrors check_dockerfile_path: relative POSIX path inside the env repository, no '..'. */
@@ -128,18 +150,22 @@ function intIn(text: string, min: number, max: number): number | null {
 }
 
 /** Validates the form; returns the request body when valid, else per-field messages. */
-export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; errors: TaskFormErrors } {
+export function buildTaskCreate(v: TaskFormValues, pins: ResolvedPins = {}): { body: TaskCreate | null; errors: TaskFormErrors } {
   const errors: TaskFormErrors = {};
-  const codeCommit = v.code_commit_id.trim().toLowerCase();
-  const envCommit = v.env_commit_id.trim().toLowerCase();
+  const pinOf = (k: "code_commit_id" | "env_commit_id") => {
+    const raw = v[k].trim();
+    return COMMIT_RE.test(raw.toLowerCase()) ? raw.toLowerCase() : (pins[k] ?? "");
+  };
+  const codeCommit = pinOf("code_commit_id");
+  const envCommit = pinOf("env_commit_id");
   const set = (k: keyof TaskFormValues, e: string | null) => {
     if (e) errors[k] = e;
   };
   if (v.name.length > 200) errors.name = "At most 200 characters.";
   set("code_repo_url", repoUrlError(v.code_repo_url.trim()));
-  set("code_commit_id", commitError(codeCommit));
+  set("code_commit_id", commitError(v.code_commit_id.trim(), pins.code_commit_id));
   set("env_repo_url", repoUrlError(v.env_repo_url.trim()));
-  set("env_commit_id", commitError(envCommit));
+  set("env_commit_id", commitError(v.env_commit_id.trim(), pins.env_commit_id));
   set("dockerfile_path", dockerfilePathError(v.dockerfile_path.trim()));
 
   let command: string | string[] = v.command;
@@ -167,6 +193,10 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
   set("code_credential", secretRefError(v.code_credential.trim()));
   set("env_credential", secretRefError(v.env_credential.trim()));
   set("known_hosts", secretRefError(v.known_hosts.trim()));
+
+  const params = parsePairs(v.run_params, /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, "parameter");
+  if (params.error) errors.run_params = params.error;
+  if (v.run_params.trim() && !v.experiment_id) errors.run_params = "Choose an experiment for these parameters.";
 
   const cpus = Number(v.cpus);
   if (!v.cpus.trim() || !Number.isFinite(cpus) || cpus <= 0 || cpus > 1024) errors.cpus = "A number above 0, at most 1024.";
@@ -205,12 +235,29 @@ export function buildTaskCreate(v: TaskFormValues): { body: TaskCreate | null; e
   if (v.env_credential.trim()) credentials.env_repo = v.env_credential.trim();
   if (v.known_hosts.trim()) credentials.known_hosts = v.known_hosts.trim();
   if (Object.keys(credentials).length) body.credentials = credentials;
+  const extensions: Record<string, Record<string, unknown>> = {};
+  if (v.work_item_id) extensions.projects = { work_item_id: v.work_item_id };
+  if (v.experiment_id) extensions.research = { experiment_id: v.experiment_id, params: Object.fromEntries(Object.entries(params.value).map(([k, x]) => [k, paramValue(x)])) };
+  if (Object.keys(extensions).length) body.extensions = extensions;
   return { body, errors };
 }
 
-/** The form filled from an existing task ("Edit & resubmit"): pins, command, env, resources, policy and secret names.
- * Inputs, outputs and repository credentials are not carried over (they are checked again at submit). */
+/** A run parameter as typed: a finite number or true/false when it reads as one, else the text. */
+export function paramValue(text: string): string | number | boolean {
+  if (text === "true" || text === "false") return text === "true";
+  const n = Number(text);
+  return text.trim() !== "" && Number.isFinite(n) ? n : text;
+}
+
+/** The form filled from an existing task ("Edit & resubmit", "Clone"): pins, command, env, resources, policy,
+ * secret names, inputs (by artifact id, at the same mount path), outputs, repository credentials and the
+ * work item / experiment it was attached to; all checked again at submit. */
 export function formFromTask(t: Task): TaskFormValues {
+  const extra = (t.extra ?? {}) as Record<string, unknown>;
+  const creds = (extra.credentials ?? {}) as Record<string, { ref?: string } | undefined>;
+  const ext = (extra.extensions ?? {}) as { projects?: { work_item_id?: string }; research?: { experiment_id?: string; params?: Record<string, unknown> } };
+  const inputs = (Array.isArray(extra.inputs) ? extra.inputs : []) as { artifact_id?: string; path?: string }[];
+  const outputs = (Array.isArray(extra.outputs) ? extra.outputs : []) as string[];
   const shell = t.command.length === 3 && (t.command[0] === "/bin/sh" || t.command[0] === "sh") && t.command[1] === "-c";
   const lines = (m: Record<string, string> | undefined) =>
     Object.entries(m ?? {})
@@ -236,5 +283,15 @@ export function formFromTask(t: Task): TaskFormValues {
     max_attempts: String(t.max_attempts),
     retry_on_failure: t.retry_on_failure,
     secrets: lines(t.secrets),
+    inputs: inputs.filter((i) => i.artifact_id).map((i) => (i.path ? `${i.artifact_id} -> ${i.path}` : `${i.artifact_id}`)).join("\n"),
+    outputs: outputs.join("\n"),
+    code_credential: creds.code_repo?.ref ?? "",
+    env_credential: creds.env_repo?.ref ?? "",
+    known_hosts: creds.known_hosts?.ref ?? "",
+    work_item_id: ext.projects?.work_item_id ?? "",
+    experiment_id: ext.research?.experiment_id ?? "",
+    run_params: Object.entries(ext.research?.params ?? {})
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join("\n"),
   };
 }

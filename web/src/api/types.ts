@@ -49,6 +49,9 @@ export type TaskCreate = WithDefaults<
   Schemas["TaskCreate"],
   "name" | "timeout_s" | "priority" | "max_attempts" | "retry_on_failure" | "workspace"
 >;
+/** A branch or tag resolved to the full commit id it names now (POST /api/git/resolve). */
+export type RefResolved = Schemas["RefResolved"];
+export type ResolveRequest = Schemas["ResolveRequest"];
 /** Secrets the node uses to fetch code and build the env (never put in the container). */
 export type TaskCredentials = Schemas["Credentials"];
 /** A secret's metadata; no route ever returns its value. `ref` is how a task names it. */

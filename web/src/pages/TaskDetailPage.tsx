@@ -133,8 +133,11 @@ export function TaskDetailPage() {
           {t.name || shortId(t.id)} <StateBadge state={t.state} />
         </h1>
         <div className="actions">
-          <Link to={`/tasks/new?from=${t.id}`} className="btn">
+          <Link to={`/tasks/new?from=${t.id}`} className="btn" title="The submit form filled from this task, to change and submit as a new task">
             Edit &amp; resubmit
+          </Link>
+          <Link to={`/tasks/new?from=${t.id}&clone=1`} className="btn" title="The same spec, attachments included, named as a copy">
+            Clone
           </Link>
           {!final && allows(t, "cancel") && (
             <ConfirmButton label="Cancel task" confirmLabel="Yes, cancel it" onConfirm={() => api.cancelTask(t.id).then((x) => task.setData(() => ({ ...x, attempts: x.attempts ?? t.attempts })))} />
