@@ -272,7 +272,9 @@ def test_submit_form_resolves_refs_remembers_and_attaches_then_clones(
     run_list = api.get(f"/api/projects/items/{item['id']}").json()["run_list"]
     assert task["id"] in {r["task_id"] for r in run_list}
     runs = api.get(f"/api/research/experiments/{experiment['id']}").json()["runs"]
-    assert [r["params"] for r in runs if r["task_id"] == task["id"]] == [{"lr": 0.01, "opt": "adam"}]
+    assert [r["params"] for r in runs if r["task_id"] == task["id"]] == [
+        {"lr": 0.01, "opt": "adam"}
+    ]
 
     # The next form starts from what was used, and offers the refs typed before.
     page.goto("/tasks/new")

@@ -103,6 +103,7 @@ export function repoUrlError(url: string): string | null {
 }
 
 /** A name git could take as a branch or tag (the server checks it again). */
+// eslint-disable-next-line no-control-regex -- git refuses control characters in ref names; so does this
 export const REF_RE = /^(?![-/.])(?!.*(?:\.\.|\/\/|@\{))[^\s~^:?*[\\\x00-\x1f\x7f]{1,255}(?<![/.]|\.lock)$/;
 
 export function isCommitId(value: string): boolean {
