@@ -237,7 +237,7 @@ export function FilesPage() {
                     <StateBadge state={a.state === "ready" ? "ready" : "uploading"} />
                   </td>
                   <td className="mono small files-sha">
-                    <span title={a.sha256}>{a.sha256.slice(0, 10)}…</span> <CopyButton text={a.sha256} />
+                    <span title={a.sha256}>{a.sha256.slice(0, 12)}…</span> <CopyButton text={a.sha256} />
                   </td>
                   <td>
                     {a.task_id ? (
