@@ -137,6 +137,13 @@ class TaskRow(CreatedAt, Base):
                 "state = 'pending' AND (pending_reason IS NULL OR pending_reason = 'retry_backoff')"
             ),
         ),
+        Index(
+            "ix_tasks_backoff_unset",
+            "id",
+            postgresql_where=text(
+                "state = 'pending' AND pending_reason = 'retry_backoff' AND not_before IS NULL"
+            ),
+        ),
         Index("ix_tasks_state_seq", "state", "seq"),
         CheckConstraint(f"account ~ '{ACCOUNT_PATTERN}'", name="account_name"),
     )
