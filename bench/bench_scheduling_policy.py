@@ -3,8 +3,8 @@
 1. Pass time. An embedded PostgreSQL, 1,000 simulated nodes (800 CPU nodes, 200 with four
    A100s), every node busy with a running attempt, then 10,000 (and 100,000) pending tasks of
    10 users in 100 resource shapes. Prints the first pass (which gives every task its reason,
-   then ANALYZE, as autovacuum would within a minute of so many changed rows;
-   one event each) and the median steady pass (nothing changed) of the real ``Scheduler``, and
+   one event each; then ANALYZE, as autovacuum would within a minute of so many changed
+   rows) and the median steady pass (nothing changed) of the real ``Scheduler``, and
    as a baseline in the same run the previous scheduler's pass (top 500 by priority, then
    place). Then one idle node joins and one 1-CPU probe is submitted behind the backlog:
    whether each scheduler assigns it in one pass (the starvation case).
