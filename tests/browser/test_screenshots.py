@@ -190,7 +190,7 @@ def _pages(ids: dict[str, str]) -> list[tuple[str, str, Ready]]:
         (
             "project-gantt",
             f"/projects/{ids['project']}?view=gantt",
-            lambda p: expect(p.get_by_role("img", name="Gantt chart")).to_be_visible(),
+            lambda p: expect(p.locator("svg[aria-label='Gantt chart']")).to_be_visible(),
         ),
         ("work-item", f"/projects/items/{ids['item']}", _text("baseline-run")),
         ("experiments", "/experiments", _text("lr sweep")),
