@@ -11,7 +11,9 @@ batch submit rate is printed), then runs
 ``wrk`` on loopback against ``GET /api/tasks`` (a page of 50, personal token) and, as baselines
 in the same run, against ``GET /health`` and a bare Litestar JSON route (one process, uvicorn),
 a second time with ``If-None-Match`` (a polling client: 304 while nothing changed), and last
-``POST /api/tasks`` (one task a request: the REST submit rate). Next to each server run it
+``POST /api/tasks`` (one task a request: the REST submit rate); before those, each ``sort=``
+order is walked page by page (first visits, so the read cache does not answer) against the
+default order, with a jump to the last page by ``offset``. Next to each server run it
 prints the server's CPU per request (the worker processes' user+system time over the run
 divided by the requests answered; PostgreSQL not included): on a shared, loaded machine the
 rates move with the load, CPU per request much less.
@@ -185,6 +187,42 @@ def start_bare(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("bare Litestar app did not start")
 
 
+SORTS = ("-created_at", "created_at", "name", "-name", "state", "-priority", "-started_at",
+         "-finished_at")  # fmt: skip
+
+
+def sort_walk(url: str, token: str, pages: int = 20) -> dict[str, dict[str, float]]:
+    """Per ``sort=``: the median time of a first (uncached) visit to each of ``pages`` pages of
+    50 walked by ``next_cursor``, and of one page jump to the last page by ``offset``, in ms."""
+    out: dict[str, dict[str, float]] = {}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+        total = c.get("/api/tasks", params={"total": "true", "limit": 1}).json()["total"]
+        for sort in SORTS:
+            times: list[float] = []
+            cursor = None
+            for _ in range(pages):
+                params = {"sort": sort, "limit": 50, **({"cursor": cursor} if cursor else {})}
+                t0 = time.perf_counter()
+                r = c.get("/api/tasks", params=params)
+                times.append((time.perf_counter() - t0) * 1000)
+                r.raise_for_status()
+                cursor = r.json()["next_cursor"]
+                if not cursor:
+                    break
+            t0 = time.perf_counter()
+            last = c.get(
+                "/api/tasks",
+                params={"sort": sort, "limit": 50, "offset": max(0, (total - 1) // 50 * 50)},
+            )
+            last.raise_for_status()
+            times.sort()
+            out[sort] = {
+                "page_ms": times[len(times) // 2],
+                "last_ms": (time.perf_counter() - t0) * 1000,
+            }
+    return out
+
+
 def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
     cmd = [
         "wrk",
@@ -272,6 +310,7 @@ def main() -> int:
         cold_existing = server.start()
         token = personal_token(server.url)
         batch_s = fill_tasks(server.url, token, args.tasks)
+        sorts = sort_walk(server.url, token)
         post_lua = tmp / "post.lua"
         post_lua.write_text(
             'wrk.method = "POST"\n'
@@ -339,6 +378,17 @@ def main() -> int:
         f" : {figures(tasks)}"
     )
     print(f"  GET /api/tasks   (same, If-None-Match: 304)   : {figures(polls)}")
+    base = sorts["-created_at"]["page_ms"]
+    print(
+        f"  GET /api/tasks?sort=…  ({args.tasks} tasks; median of 20 first visits of a page "
+        "walked by cursor, one request at a time; ratio to the default order; and the last page "
+        "by offset)"
+    )
+    for sort, f in sorts.items():
+        print(
+            f"    {sort:13s}: page {f['page_ms']:6.1f} ms  x{f['page_ms'] / base:4.1f}"
+            f"   last page by offset {f['last_ms']:6.1f} ms"
+        )
     print(
         f"  POST /api/task-batches ({args.tasks} tasks)      : {args.tasks / batch_s:8.0f} tasks/s"
         f"  ({batch_s:.2f} s)"

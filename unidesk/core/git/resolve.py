@@ -3,7 +3,8 @@
 The server dials the repository a member names, so the request is an SSRF surface: only
 https and ssh URLs (file:// only with the ``allow_file_urls`` setting), and a host must resolve
 to public addresses unless ``git_resolve_private_hosts`` is on; git is pinned to the addresses
-that were checked (``http.curloptResolve``), so a second DNS answer cannot point it elsewhere.
+that were checked (``http.curloptResolve``), so a second DNS answer cannot point it elsewhere,
+and redirects are not followed.
 Credentials travel in git's environment (an ``http.extraHeader``), never in argv, logs or errors.
 """
 
@@ -119,6 +120,7 @@ async def resolve_ref(
     config: list[tuple[str, str]] = [
         ("protocol.allow", "never"),
         (f"protocol.{scheme}.allow", "always"),
+        ("http.followRedirects", "false"),  # a public host must not send git on to a private one
         ("http.lowSpeedLimit", "1"),
         ("http.lowSpeedTime", str(max(1, int(timeout_s)))),
     ]
