@@ -415,4 +415,12 @@ def test_folders_compact_rows_and_previews(page: Page, ui_server: UiServer) -> N
     )
     page.set_viewport_size({"width": 390, "height": 844})
     expect(img).to_be_visible()
+    # At phone width each file is a labelled card: nothing scrolls sideways, actions stay in view.
+    wrap = page.locator(".table-wrap").first
+    assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), wrap.evaluate(
+        "e => [e.scrollWidth, e.clientWidth]"
+    )
+    delete = row.get_by_role("button", name="Delete")
+    box = delete.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
     shot(page, "21-files-folder-image-preview-390")

@@ -199,7 +199,7 @@ export function FilesPage() {
       )}
       {page && (page.items.length > 0 || (page.folders ?? []).length > 0) && (
         <div className="table-wrap">
-          <table className="table" data-testid="files-table">
+          <table className="table table-cards" data-testid="files-table">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -227,19 +227,19 @@ export function FilesPage() {
               ))}
               {page.items.map((a) => (
                 <tr key={a.id} data-file-name={a.name} data-file-id={a.id}>
-                  <td className="file-name">
+                  <td className="file-name" data-label="Name">
                     <span className="file-name-text" title={a.name}>
                       {a.name.startsWith(dir) ? a.name.slice(dir.length) : a.name}
                     </span>
                   </td>
-                  <td className="num">{formatBytes(a.size)}</td>
-                  <td>
+                  <td className="num" data-label="Size">{formatBytes(a.size)}</td>
+                  <td data-label="State">
                     <StateBadge state={a.state === "ready" ? "ready" : "uploading"} />
                   </td>
-                  <td className="mono small files-sha">
+                  <td className="mono small files-sha" data-label="SHA-256">
                     <span title={a.sha256}>{a.sha256.slice(0, 12)}…</span> <CopyButton text={a.sha256} />
                   </td>
-                  <td>
+                  <td data-label="From">
                     {a.task_id ? (
                       <Link to={`/tasks/${a.task_id}`}>
                         task {shortId(a.task_id)}
@@ -249,7 +249,7 @@ export function FilesPage() {
                       (a.owner ?? "—")
                     )}
                   </td>
-                  <td>
+                  <td data-label="Created">
                     <Time value={a.ready_at ?? a.created_at} now={now} />
                   </td>
                   <td>
