@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
+import pytest
+from alembic.util.exc import CommandError
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
@@ -16,6 +19,10 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import ADMIN_PASSWORD, login
 from tests.integration.conftest import AgentProcess, node_token, wait_online, wait_state
 from unidesk.core.app import create_app
+from unidesk.core.db.engine import libpq_url
+from unidesk.core.db.migrate import expected_heads, upgrade
+from unidesk.core.plugins.facade import Plugins
+from unidesk.core.plugins.manager import make_plugin_manager
 from unidesk.core.settings import Settings
 
 _SKIP = ("/stream", "/api/agent/ws")
@@ -90,3 +97,77 @@ def test_scheduler_runs_a_task_with_plugins_off(live_server_factory: Any, tmp_pa
             assert api.get("/api/projects").status_code == 404
         finally:
             agent.stop()
+
+
+def _versions(url: str) -> set[str]:
+    with psycopg.connect(libpq_url(url)) as conn:
+        return {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(libpq_url(url)) as conn:
+        return {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+
+
+async def _start(settings: Settings, url: str, plugins: str) -> dict[str, Any]:
+    """Start the server (its lifespan migrates) with ``plugins``; /health and /health/ready."""
+    app = create_app(
+        msgspec.structs.replace(settings, database_url=url, plugins=plugins), components=[]
+    )
+    async with AsyncTestClient(app=app) as client:
+        health = await client.get("/health")
+        ready = await client.get("/health/ready")
+        assert health.status_code == 200, health.text
+        assert ready.status_code == 200, ready.text
+        body: dict[str, Any] = health.json()
+        return body
+
+
+@pytest.mark.plugins
+async def test_server_starts_with_switched_off_plugins_schema_in_place(
+    pg_cluster: Any, settings: Settings
+) -> None:
+    """A database migrated with every plugin (each at its first revision, the core one behind
+    its head), then the server with none and with one plugin off: it starts, upgrades the core
+    around the other branches' rows, leaves them and their tables untouched and names them on
+    /health; on again, the plugin's branch upgrades as usual."""
+    url = pg_cluster.empty_database()
+    every = Plugins(make_plugin_manager("all")).migration_dirs()
+    upgrade(url, target="0007_accounts_quota_labels")
+    for first in ("r0001_research", "p0001_pipelines", "p0001_projects"):
+        upgrade(url, every, target=first)
+    plugin_rows = {"r0001_research", "p0001_pipelines", "p0001_projects"}
+    assert _versions(url) == {"0007_accounts_quota_labels"} | plugin_rows
+    tables = _tables(url)
+
+    health = await _start(settings, url, "none")
+    assert _versions(url) - plugin_rows == expected_heads(url)  # the core upgraded
+    assert _versions(url) >= plugin_rows and _tables(url) >= tables
+    assert health["status"] == "ok" and not health["reasons"], health
+    note = health["checks"]["migrations"]
+    assert note.startswith("warning: ") and all(r in note for r in plugin_rows), note
+
+    health = await _start(settings, url, "projects,pipelines")
+    assert "r0001_research" in _versions(url)
+    assert "r0001_research" in health["checks"]["migrations"], health
+    assert "p0001_pipelines" not in health["checks"]["migrations"], health
+
+    health = await _start(settings, url, "all")
+    assert _versions(url) == expected_heads(url, every)  # research upgraded past r0001
+    assert "r0001_research" not in _versions(url)
+    assert health["checks"]["migrations"] == "ok", health
+    assert not [w for w in health["warnings"] if w.startswith("migrations")], health
+
+
+def test_upgrade_refuses_a_core_revision_it_does_not_know(pg_cluster: Any) -> None:
+    """A version row of no loaded branch is tolerated only next to the core's own row: a
+    database at a newer server's core revision is refused, nothing changed."""
+    url = pg_cluster.fresh_database()
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    with pytest.raises(CommandError, match="9999_future"):
+        upgrade(url)
+    assert _versions(url) == {"9999_future"}

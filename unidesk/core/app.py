@@ -29,7 +29,7 @@ from unidesk.core.auth.schemas import UserCreate
 from unidesk.core.auth.services import UserService
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
 from unidesk.core.db.engine import make_engine, make_read_engine, make_sessionmaker
-from unidesk.core.db.migrate import expected_heads
+from unidesk.core.db.migrate import expected_heads, known_revisions
 from unidesk.core.db.readcache import ReadCache, ReadCacheMiddleware, WriteCounter
 from unidesk.core.db.reads import Reads
 from unidesk.core.deps import DEPENDENCIES
@@ -181,6 +181,7 @@ def create_app(
         state.sessions = make_sessionmaker(state.engine, on_commit=counter.bump)
         state.reads = Reads(make_read_engine(db.url, settings.db_pool_size))
         state.expected_heads = expected_heads(db.url, plugin_dirs)
+        state.known_revisions = known_revisions(db.url, plugin_dirs)
         state.event_hub = EventHub(db.dsn, state.sessions, on_notify=counter.bump)
         state.event_hub.add_listener("principal_cache", state.principal_cache.on_events)
         await state.event_hub.start()

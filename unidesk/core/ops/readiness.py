@@ -7,7 +7,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 import unidesk
-from unidesk.core.ops.health import Health
+from unidesk.core.ops.health import WARNING_PREFIX, Health
 
 __all__ = ["READY_CHECKS", "ready"]
 
@@ -17,10 +17,12 @@ READY_CHECKS = ("database", "migrations", "storage", "plugins")
 
 @get("/health/ready", operation_id="health_ready", tags=["health"], exclude_from_auth=True)
 async def ready(state: State) -> Response[Health]:
-    """Readiness for load balancers: 200 when every readiness check passes, else 503 with the
-    reasons."""
+    """Readiness for load balancers: 200 when every readiness check passes (a warning, such as
+    a switched-off plugin's schema left in place, passes), else 503 with the reasons."""
     checks = await state.health_checks.run(names=READY_CHECKS)
-    reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
+    reasons = [
+        f"{k}: {v}" for k, v in checks.items() if v != "ok" and not v.startswith(WARNING_PREFIX)
+    ]
     body = Health(
         status="not ready" if reasons else "ready",
         reasons=reasons,
