@@ -148,7 +148,7 @@ def migrations_check(state: State) -> Check:
         expected: set[str] = state.expected_heads
         if current - foreign != expected:
             return (
-                f"schema at {sorted(current - foreign)}, code expects {sorted(expected)}; run "
+                f"schema at {sorted(current)}, code expects {sorted(expected)}; run "
                 "`unidesk-server migrate`"
             )
         if foreign:
