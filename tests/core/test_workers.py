@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ import psutil
 from tests.conftest import ADMIN_PASSWORD, PgCluster, free_port, server_env
 from tests.core.conftest import task_body
 from unidesk.core.settings import Settings
-from unidesk.core.workers import worker_settings
+from unidesk.core.workers import listen_socket, worker_settings
 
 
 def test_worker_zero_keeps_the_once_per_machine_jobs(settings: Settings) -> None:
@@ -111,3 +113,28 @@ def test_a_dead_worker_stops_the_whole_server(pg_cluster: PgCluster, tmp_path: P
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_connections_on_the_shared_socket_get_tcp_nodelay() -> None:
+    """asyncio sets TCP_NODELAY only when the accepted socket's proto is IPPROTO_TCP; without
+    it every kept-alive response waited ~40 ms for the client's delayed ACK."""
+    sock = listen_socket("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = writer.get_extra_info("socket")
+        nodelay.append(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        for _ in range(200):  # bounded: the accept runs on this loop
+            if nodelay:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        assert nodelay and nodelay[0] != 0
+    finally:
+        server.close()
+        await server.wait_closed()

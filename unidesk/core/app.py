@@ -62,6 +62,7 @@ from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
 from unidesk.core.git.controllers import GitController
 from unidesk.core.tasks.controllers import TaskBatchController, TaskController
+from unidesk.core.tasks.submitqueue import SubmitQueue
 from unidesk.core.webui import serve_ui
 from unidesk.errors import Conflict
 
@@ -179,6 +180,7 @@ def create_app(
         state.db_handle = db
         state.engine = make_engine(db.url, settings.db_pool_size)
         state.sessions = make_sessionmaker(state.engine, on_commit=counter.bump)
+        state.submit_queue = SubmitQueue(state.sessions)
         state.reads = Reads(make_read_engine(db.url, settings.db_pool_size))
         state.expected_heads = expected_heads(db.url, plugin_dirs)
         state.known_revisions = known_revisions(db.url, plugin_dirs)

@@ -51,7 +51,8 @@ class TaskController(Controller):
         state: State,
     ) -> schemas.Task:
         """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
-        task = await TaskService(db, settings, state.plugins).submit(data, principal)
+        svc = TaskService(db, settings, state.plugins)
+        task = await svc.submit_queued(data, principal, state.submit_queue)
         state.scheduler_wake()  # committed: this instance's next pass places it (no NOTIFY trip)
         return _for(principal, task)
 

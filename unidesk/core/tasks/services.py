@@ -32,6 +32,7 @@ from unidesk.core.tasks import listing, schemas
 from unidesk.core.tasks.hostmounts import host_mount_request
 from unidesk.core.tasks.models import ACCOUNT_PATTERN, AttemptRow, TaskRow
 from unidesk.core.tasks.states import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, TASK_STATES
+from unidesk.core.tasks.submitqueue import SubmitQueue
 from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
 from unidesk.core.tasks.validation import (
     check_dockerfile_path,
@@ -385,6 +386,19 @@ class TaskService:
         await append(self.s, task_event(row.id, "task.submitted", principal.actor, spec=spec))
         await self.s.commit()
         return task_out(row, principal.username, [])
+
+    async def submit_queued(
+        self, data: schemas.TaskCreate, principal: Principal, queue: SubmitQueue
+    ) -> schemas.Task:
+        """``submit`` through the process's ``SubmitQueue`` (one transaction for the submits
+        that arrive together). A task with extensions is submitted alone: plugin hooks write in
+        its own transaction."""
+        if data.extensions:
+            return await self.submit(data, principal)
+        values, spec = await self._prepare(data, principal)
+        await self.s.rollback()  # the checks' reads end here, not after the queued write
+        event = task_event(values["id"], "task.submitted", principal.actor, spec=spec)
+        return task_out(await queue.submit(values, event), principal.username, [])
 
     async def submit_many(
         self,

@@ -1,0 +1,91 @@
+"""Single submits that arrive together are written together: one transaction for all of them.
+
+``POST /api/tasks`` checks its task on its own (schema, edges, secrets, account),
+then hands the row to the process's ``SubmitQueue``. Whatever is queued when the previous write
+ends goes in the next: one multi-row INSERT … RETURNING of the tasks, one INSERT of their
+``task.submitted`` events, one NOTIFY, one commit. An idle server writes a lone submit at once
+(no waiting for company); under load, N concurrent submits cost one transaction and wake the
+scheduler and the event listeners once instead of N times. If the shared transaction fails,
+each submit of it is retried alone, so one bad row never fails the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from unidesk.core.events.writer import NewEvent, append_many
+from unidesk.core.tasks.models import TaskRow
+from unidesk.errors import Unavailable
+
+__all__ = ["MAX_BATCH", "SubmitQueue"]
+
+MAX_BATCH = 500
+"""Most submits in one transaction."""
+_TASKS = cast(Table, TaskRow.__table__)
+_INSERT = insert(_TASKS).returning(*_TASKS.c, sort_by_parameter_order=True)
+
+
+class _Item:
+    __slots__ = ("done", "event", "values")
+
+    def __init__(self, values: dict[str, Any], event: NewEvent) -> None:
+        self.values = values
+        self.event = event
+        self.done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+
+class SubmitQueue:
+    """One per server process: queued task rows, written by one writer at a time."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._queue: list[_Item] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.transactions = 0
+        self.submits = 0
+
+    async def submit(self, values: dict[str, Any], event: NewEvent) -> Any:
+        """Insert the ``tasks`` row ``values`` with its ``task.submitted`` event; the stored
+        row (server defaults included) once committed."""
+        item = _Item(values, event)
+        self._queue.append(item)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="submit-queue")
+        # Shielded: a client that goes away does not cancel the others' transaction.
+        return await asyncio.shield(item.done)
+
+    async def _write_all(self) -> None:
+        batch: list[_Item] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    await self._write(batch)
+                except Exception:
+                    for item in batch:  # each alone: only a bad one fails
+                        try:
+                            await self._write([item])
+                        except Exception as exc:
+                            if not item.done.done():
+                                item.done.set_exception(exc)
+        except BaseException:  # cancelled (server stopping): no submit is left waiting
+            for item in batch + self._queue:
+                if not item.done.done():
+                    item.done.set_exception(Unavailable("the server is stopping; submit again"))
+            self._queue = []
+            raise
+
+    async def _write(self, batch: list[_Item]) -> None:
+        async with self._sessions() as s:
+            rows = (await s.execute(_INSERT, [i.values for i in batch])).all()
+            await append_many(s, [i.event for i in batch])
+            await s.commit()
+        self.transactions += 1
+        self.submits += len(batch)
+        for item, row in zip(batch, rows, strict=True):
+            if not item.done.done():
+                item.done.set_result(row)
