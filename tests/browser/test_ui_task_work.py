@@ -194,10 +194,23 @@ def test_infrastructure_failure_reads_as_a_sentence(page: Page, ui_server: UiSer
     assert r.status_code == 201, r.text
     task = ui_server.wait_task(r.json()["id"], {"failed"})
     assert task["reason"] == "infra_error" and "not found in repository" in task["message"]
+    task_calls: list[str] = []
+    page.on(
+        "request",
+        lambda req: (
+            task_calls.append(req.url)
+            if req.method == "GET" and req.url.endswith(f"/api/tasks/{task['id']}")
+            else None
+        ),
+    )
     page.goto(f"/tasks/{task['id']}")
     expect(page.get_by_test_id("failure-sentence")).to_have_text(
         "That commit is not in the repository. Was it pushed?"
     )
+    expect(page.get_by_test_id("live-indicator")).to_have_attribute(
+        "aria-label", "Live updates: Live"
+    )
+    assert len(task_calls) == 1, task_calls  # the task page loads once, also as the stream opens
     page.get_by_test_id("failure-banner").get_by_text("Details").click()
     expect(page.get_by_test_id("failure-raw")).to_contain_text("c" * 40)
     # The details under the logs fold away, and stay folded on the next task page.
@@ -249,7 +262,7 @@ def test_submit_form_resolves_refs_remembers_and_attaches_then_clones(
     form.get_by_label("Work item").select_option(label="Train it (todo)")
     form.get_by_label("Experiment").select_option(label="ui-attach-exp")
     form.get_by_label("Run parameters (optional)").fill("lr=0.01\nopt=adam")
-    # Submitting straight from a tag not yet looked up looks it up and shows it, and does not submit.
+    # Submitting straight from a tag not yet looked up looks it up and shows it; nothing is sent.
     form.locator("#f-env_commit_id").fill("ui-env-v1")
     form.locator("#f-env_commit_id").press("Enter")  # submit from the field: it is never left
     expect(page.get_by_test_id("resolved-env_commit_id")).to_contain_text(
