@@ -41,7 +41,22 @@ async def apply_attempt_end(
 
     Returns the new task state, or None when the attempt is not the task's current one
     (a stale report: recorded elsewhere as a fact, changes nothing here)."""
-    task = await session.scalar(select(TaskRow).where(TaskRow.id == task_id).with_for_update())
+    # The columns the decision reads, not the whole row (its JSONB spec and env): this runs
+    # once per ended attempt, in report batches of hundreds.
+    task = (
+        await session.execute(
+            select(
+                TaskRow.state,
+                TaskRow.attempt_count,
+                TaskRow.max_attempts,
+                TaskRow.retry_on_failure,
+                TaskRow.avoid_node_ids,
+                TaskRow.timeout_s,
+            )
+            .where(TaskRow.id == task_id)
+            .with_for_update()
+        )
+    ).first()
     if task is None or task.attempt_count != attempt_no or task.state not in TASK_ACTIVE_STATES:
         return None
     detail = {
