@@ -1,5 +1,6 @@
 /** Date (and date-time) inputs that show and accept YYYY-MM-DD in Beijing time whatever the browser's locale: a text field with a pattern, plus a calendar picker button (the native picker fills the field; native date inputs would show the browser's own format). */
 import { useId, useRef, useState } from "react";
+import { CalendarIcon } from "./icons";
 import { datetimeLocalToIso, formatDateTimeInput, isoToDatetimeLocal, parseDateTime, parseDay } from "../time";
 
 interface DayProps {
@@ -37,7 +38,7 @@ function PickerButton({ onPick, type, label, value }: { onPick: (v: string) => v
           }
         }}
       >
-        📅
+        <CalendarIcon />
       </button>
       <input ref={ref} className="date-picker" type={type} tabIndex={-1} aria-hidden="true" value={value} onChange={(e) => e.target.value && onPick(e.target.value)} />
     </>

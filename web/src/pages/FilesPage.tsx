@@ -8,6 +8,7 @@ import { folderTrail, previewOf } from "../api/filePreview";
 import { DownloadButton } from "../components/DownloadButton";
 import { FilePreview } from "../components/FilePreview";
 import { Time } from "../components/Time";
+import { FolderIcon } from "../components/icons";
 import { ConfirmButton, CopyButton, EmptyState, ErrorBox, Loading, StateBadge, formatBytes, shortId } from "../components/ui";
 import { AuthContext } from "../state/contexts";
 import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
@@ -218,7 +219,7 @@ export function FilesPage() {
                 <tr key={f} data-folder={f}>
                   <td className="file-name" colSpan={7}>
                     <button type="button" className="btn-link folder-link" onClick={() => update({ dir: f })} title={f}>
-                      <span aria-hidden="true">📁 </span>
+                      <FolderIcon />{" "}
                       <span className="sr-only">Folder </span>
                       {f.slice(dir.length)}
                     </button>
