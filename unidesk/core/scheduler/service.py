@@ -353,6 +353,10 @@ class Scheduler:
         # One pass at a time on this database, whichever instance runs it: a second waits
         # for the first to commit, then plans from what it wrote (capacity, reservations).
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PASS_LOCK})
+        # The pass joins a few rows (running attempts, candidates) to tasks by key: with the
+        # default random_page_cost (4, spinning disks) the planner scanned every task instead
+        # of probing its primary key (0.3 s vs 0.06 s at 100,000 tasks here).
+        await session.execute(text("SET LOCAL random_page_cost = 1.1"))
         backoffs = await self._start_backoffs(session)
         group_rows = (await session.execute(_GROUPS_SQL)).all()
         lap("groups")
