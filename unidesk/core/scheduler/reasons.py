@@ -3,7 +3,8 @@
 no_node_fits           no online node could run it even when idle      detail: message
 waiting_for_resources  some node could run it, none has room now;      reserved_node
                        ``ranked_ahead`` in the API counts tasks ahead
-over_quota             its owner's running work is at their quota      message
+over_quota             its owner's or account's running work is at    message
+                       a quota (a label quota: on every usable node)
 held_for_reservation   it fits a node now, but that node is reserved   node
                        for a higher-ranked task it would delay
 retry_backoff          an automatic retry waits until ``not_before``
