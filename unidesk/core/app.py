@@ -35,6 +35,7 @@ from unidesk.core.db.reads import Reads
 from unidesk.core.deps import DEPENDENCIES
 from unidesk.core.events.controllers import EventController
 from unidesk.core.events.hub import EventHub
+from unidesk.core.git.controllers import GitController
 from unidesk.core.ingress.handler import agent_socket
 from unidesk.core.logs.controllers import LogController
 from unidesk.core.nodes.controllers import NodeController
@@ -60,7 +61,6 @@ from unidesk.core.storage.controllers import ArtifactController
 from unidesk.core.storage.runtime import install_storage
 from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
-from unidesk.core.git.controllers import GitController
 from unidesk.core.tasks.controllers import TaskBatchController, TaskController
 from unidesk.core.tasks.submitqueue import SubmitQueue
 from unidesk.core.webui import serve_ui
