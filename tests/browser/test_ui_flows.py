@@ -432,13 +432,15 @@ def test_degraded_banner_when_the_server_goes_away(live_server, page_factory) ->
     live_server.proc.wait(SHUTDOWN_BOUND_S)
     seen = page.evaluate("window.__bannerTexts")
     assert any("the server is shutting down" in t for t in seen), seen
-    expect(page.get_by_test_id("live-indicator").first).to_have_text("Stale")
-    # Announced to screen readers, not only coloured.
-    expect(page.get_by_role("status", name="Live updates: Stale").first).to_be_attached()
+    # The stream is down ("Stale"), and once /health cannot be reached either, "Offline".
+    expect(page.get_by_test_id("live-indicator").first).to_have_text(re.compile("Stale|Offline"))
     deadline = time.monotonic() + 20
     while "cannot be reached" not in banner.inner_text() and time.monotonic() < deadline:
         page.wait_for_timeout(500)
     expect(banner).to_contain_text("the server cannot be reached")
+    expect(page.get_by_test_id("live-indicator").first).to_have_text("Offline")
+    # Announced to screen readers, not only coloured.
+    expect(page.get_by_role("status", name="Live updates: Offline").first).to_be_attached()
     expect(page.locator("main[data-stale]")).to_have_count(1)
     shot(page, "17-degraded-banner")
 
