@@ -23,4 +23,4 @@ async def test_api_requires_auth(client: AsyncTestClient) -> None:
 async def test_admin_can_list_tasks(client: AsyncTestClient, admin_headers: dict[str, str]) -> None:
     r = await client.get("/api/tasks", headers=admin_headers)
     assert r.status_code == 200, r.text
-    assert r.json() == {"items": [], "next_cursor": None, "total": None}
+    assert r.json() == {"items": [], "next_cursor": None, "prev_cursor": None, "total": None}
