@@ -183,11 +183,17 @@ def test_dag_page_draws_the_pipeline_and_follows_it_live(
     link.focus()
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{ui_server.url}/tasks/{prepare_task}")
-    # A matrix point links to its own task.
-    page.go_back()
+    # The task page links back to its pipeline and step (the unidesk_task_links hook).
+    back = page.get_by_test_id("task-links").get_by_role(
+        "link", name="Pipeline ui-dag · step prepare"
+    )
+    back.click()
+    expect(page).to_have_url(f"{ui_server.url}/pipelines/{pid}")
+    # A matrix point links to its own task, which names its step.
     point = page.locator("[data-testid=dag-step][data-step=train] .dag-points a").nth(1)
     point.click()
     expect(page).to_have_url(f"{ui_server.url}/tasks/{point_task}")
+    expect(page.get_by_test_id("task-links")).to_have_text("Pipeline ui-dag · step train")
 
     # Retry the failed step from the page: it runs again while prepare keeps its task and file,
     # and the step it had skipped waits again. Then cancel the pipeline from the page.

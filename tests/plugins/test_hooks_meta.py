@@ -53,6 +53,9 @@ TESTED_BY: dict[str, list[str]] = {
     "unidesk_task_account": [
         "tests/plugins/test_projects_api.py::test_a_task_of_a_work_item_is_charged_to_its_project",
     ],
+    "unidesk_task_links": [
+        "tests/plugins/test_pipelines_api.py::test_step_task_links_back_to_its_pipeline",
+    ],
     "unidesk_project_member": [
         "tests/core/test_secrets.py::test_project_secret_needs_membership_through_the_plugin",
     ],

@@ -491,3 +491,30 @@ async def test_step_tasks_link_to_work_items_and_experiments(
     r = await client.post("/api/pipelines", json=body, headers=admin_headers)
     assert r.status_code == 400, r.text
     assert len((await client.get("/api/pipelines", headers=admin_headers)).json()["items"]) == 1
+
+
+async def test_step_task_links_back_to_its_pipeline(
+    client: AsyncTestClient, admin_headers: H
+) -> None:
+    """GET /api/tasks/{id}/links (the unidesk_task_links hook): a step's task names its pipeline
+    and step; a task of no pipeline has no link; an unknown task is 404."""
+    p = await submit(client, admin_headers, three_steps())
+    (prep,) = tasks_of(p, "prepare")
+    r = await client.get(f"/api/tasks/{prep}/links", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == [
+        {
+            "label": "Pipeline exp-1 · step prepare",
+            "path": f"/pipelines/{p['id']}",
+            "plugin": "pipelines",
+        }
+    ]
+    plain = await client.post(
+        "/api/tasks", headers=admin_headers, json={**defaults(), "command": ["true"]}
+    )
+    assert plain.status_code == 201, plain.text
+    r = await client.get(f"/api/tasks/{plain.json()['id']}/links", headers=admin_headers)
+    assert r.json() == {"items": []}
+    r = await client.get(f"/api/tasks/{uuid.uuid4()}/links", headers=admin_headers)
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")

@@ -62,6 +62,7 @@ from unidesk.core.storage.runtime import install_storage
 from unidesk.core.storage.signed_routes import signed_files
 from unidesk.core.storage.taskfiles import attach_file_urls
 from unidesk.core.tasks.controllers import TaskBatchController, TaskController
+from unidesk.core.tasks.links_api import task_links
 from unidesk.core.tasks.submitqueue import SubmitQueue
 from unidesk.core.webui import serve_ui
 from unidesk.errors import Conflict
@@ -274,6 +275,7 @@ def create_app(
             EventController,
             LogController,
             node_samples,
+            task_links,
             stats,
             list_plugins,
             agent_socket,

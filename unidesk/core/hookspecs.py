@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from unidesk.core.auth.schemas import Principal
-    from unidesk.core.plugins.types import UiContribution
+    from unidesk.core.plugins.types import TaskLink, UiContribution
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -153,6 +153,14 @@ async def unidesk_attempt_data(
     implementations must be idempotent per seq. Raising ``UnideskError`` refuses the batch (it is
     logged and acknowledged, never retried); any other exception rolls the batch back and the
     agent resends it later. All implementations are awaited in order."""
+
+
+@hookspec
+async def unidesk_task_links(session: AsyncSession, task_id: uuid.UUID) -> list[TaskLink]:
+    """Pages of this plugin the task belongs to (``TaskLink(label, path)``; e.g. "Pipeline exp-1
+    · step train" → ``/pipelines/<id>``), listed on the task page by ``GET
+    /api/tasks/{id}/links``. Concatenated; an empty list when the task is none of this plugin's.
+    Called in a read-only session; an exception leaves this plugin's links out (logged)."""
 
 
 @hookspec

@@ -42,7 +42,7 @@ from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NewEvent, append
 from unidesk.core.hookspecs import hookimpl
-from unidesk.core.plugins.types import UiContribution
+from unidesk.core.plugins.types import TaskLink, UiContribution
 from unidesk.core.settings import Settings
 from unidesk.core.storage.disposition import attachment
 from unidesk.core.storage.models import ArtifactRow
@@ -65,6 +65,7 @@ __all__ = [
     "Principal",
     "Settings",
     "TaskCreate",
+    "TaskLink",
     "TaskSubmitter",
     "UiContribution",
     "append",

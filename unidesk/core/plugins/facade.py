@@ -22,7 +22,7 @@ from litestar.datastructures import State
 
 from unidesk.core.plugins.listeners import PluginListener, PluginListeners
 from unidesk.core.plugins.manager import LoadedPlugins
-from unidesk.core.plugins.types import PluginInfo, PluginList, UiContribution
+from unidesk.core.plugins.types import PluginInfo, PluginList, TaskLink, UiContribution
 from unidesk.core.settings import Settings
 from unidesk.errors import BadRequest
 
@@ -263,6 +263,20 @@ class Plugins:
                 if answer is not None:
                     return bool(answer)
         return None
+
+    async def task_links(self, session: Any, task_id: Any) -> list[TaskLink]:
+        """Every loaded plugin's links of a task (``plugin`` filled in); a plugin that raises is
+        logged and left out."""
+        out: list[TaskLink] = []
+        for name, call in self.callers("unidesk_task_links"):
+            for result in call(session=session, task_id=task_id):
+                try:
+                    links = await result
+                except Exception as exc:
+                    log.error("task links failed", plugin=name, error=str(exc))
+                    continue
+                out += [msgspec.structs.replace(link, plugin=name) for link in links or []]
+        return out
 
     def info(self) -> PluginList:
         items = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["PluginInfo", "PluginList", "UiContribution"]
+__all__ = ["PluginInfo", "PluginList", "TaskLink", "UiContribution"]
 
 
 class UiContribution(msgspec.Struct, kw_only=True, frozen=True):
@@ -22,6 +22,15 @@ class UiContribution(msgspec.Struct, kw_only=True, frozen=True):
     icon: str = ""
     order: int = 100
     script: str | None = None
+
+
+class TaskLink(msgspec.Struct, kw_only=True, frozen=True):
+    """A page of a plugin a task belongs to (its pipeline step, its work item), shown on the
+    task page: ``label`` is the words, ``path`` the UI path it opens."""
+
+    label: str
+    path: str
+    plugin: str = ""
 
 
 class PluginInfo(msgspec.Struct, kw_only=True):

@@ -6,6 +6,7 @@ Loaded like a third-party plugin (``BUILTIN_PLUGINS``); every hook below is one 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "unidesk_route_handlers",
     "unidesk_settings",
     "unidesk_startup",
+    "unidesk_task_links",
     "unidesk_ui_contributions",
 ]
 
@@ -82,3 +84,10 @@ def unidesk_event_listeners() -> list[Any]:
     from unidesk.plugins.pipelines.engine import follow_task_events
 
     return [follow_task_events]
+
+
+@hookimpl
+async def unidesk_task_links(session: Any, task_id: uuid.UUID) -> list[Any]:
+    from unidesk.plugins.pipelines.links import task_links
+
+    return await task_links(session, task_id)

@@ -20,6 +20,7 @@ import type {
   Stats,
   Usage,
   Task,
+  TaskLink,
   TaskCreate,
   RefResolved,
   ResolveRequest,
@@ -177,6 +178,7 @@ export const api = {
   resolveRef: (body: ResolveRequest, signal?: AbortSignal) => call<RefResolved>("gitResolve", { body, signal }),
   task: (id: string, signal?: AbortSignal) => call<Task>("task", { params: { id }, signal }),
   trace: (id: string, signal?: AbortSignal) => call<Items<UnideskEvent>>("taskTrace", { params: { id }, signal }),
+  taskLinks: (id: string, signal?: AbortSignal) => call<Items<TaskLink>>("taskLinks", { params: { id }, signal }),
   cancelTask: (id: string) => call<Task>("taskCancel", { params: { id } }),
   retryTask: (id: string) => call<Task>("taskRetry", { params: { id } }),
   logs: (id: string, q: { attempt?: number; after?: number; limit?: number; tail?: number; stream?: "stdout" | "stderr" }, signal?: AbortSignal) =>

@@ -21,6 +21,7 @@ export const ENDPOINTS = {
   gitResolve: ["POST", "/api/git/resolve"],
   task: ["GET", "/api/tasks/{id}"],
   taskTrace: ["GET", "/api/tasks/{id}/trace"],
+  taskLinks: ["GET", "/api/tasks/{id}/links"],
   taskCancel: ["POST", "/api/tasks/{id}/cancel"],
   taskRetry: ["POST", "/api/tasks/{id}/retry"],
   taskLogs: ["GET", "/api/tasks/{id}/logs"],

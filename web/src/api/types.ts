@@ -69,6 +69,7 @@ export interface PinnedInput {
 }
 
 export type Attempt = Schemas["Attempt"];
+export type TaskLink = Schemas["TaskLink"];
 /** A task; `pending_reason` says why a pending one waits, `allowed_actions` what the caller may do beyond reading. */
 export type Task = Schemas["Task"];
 /** A page of GET /api/tasks: `total` only when asked for (total=true). */

@@ -8,6 +8,7 @@ import { pendingReasonText } from "../api/pendingReason";
 import { taskTiming } from "../api/taskTiming";
 import { FINAL_ATTEMPT_STATES, FINAL_TASK_STATES, type Task } from "../api/types";
 import { TaskArtifacts } from "../components/TaskArtifacts";
+import { TaskLinks } from "../components/TaskLinks";
 import { TaskLogs } from "../components/TaskLogs";
 import { TaskTrace } from "../components/TaskTrace";
 import { Time } from "../components/Time";
@@ -147,6 +148,7 @@ export function TaskDetailPage() {
           )}
         </div>
       </div>
+      <TaskLinks taskId={t.id} />
       {task.error !== null && <ErrorBox error={task.error} onRetry={task.reload} />}
       {pendingReasonText(t) && (
         <div className="alert alert-info" data-testid="pending-reason">
