@@ -2,7 +2,8 @@
 real data made through the API (tasks running, failed with logs and waiting with a reason, files,
 secrets, a project with a Gantt, an experiment with metrics, a pipeline): full-page PNGs
 ``test-artifacts/screenshots/<page>-1440.png`` and ``<page>-390.png``. At neither size may a page
-scroll sideways (wide tables and charts scroll inside their own box)."""
+scroll sideways (wide tables and charts scroll inside their own box), and at 1440 px every table
+shows all its columns."""
 
 from __future__ import annotations
 
@@ -237,6 +238,18 @@ def _sideways(page: Page) -> str | None:
     )
 
 
+def _tables_scrolled(page: Page) -> str | None:
+    """On a laptop every table shows all its columns (no scrolling inside its box)."""
+    return page.evaluate(
+        """() => {
+          const cut = [...document.querySelectorAll('.table-wrap')]
+            .filter(w => w.scrollWidth > w.clientWidth + 1)
+            .map(w => `a table ${w.scrollWidth - w.clientWidth}px wider than its box`);
+          return cut.length ? cut.join(', ') : null;
+        }"""
+    )
+
+
 def test_every_page_at_laptop_and_phone_width(browser: Browser, ui_server: UiServer) -> None:
     ids = _make_data(ui_server)
     overflow: list[str] = []
@@ -255,6 +268,8 @@ def test_every_page_at_laptop_and_phone_width(browser: Browser, ui_server: UiSer
                 shot(page, f"{name}-{width}")
                 if extra := _sideways(page):
                     overflow.append(f"{name} ({path}) at {width}px: {extra}")
+                if width >= 1440 and (cut := _tables_scrolled(page)):
+                    overflow.append(f"{name} ({path}) at {width}px: {cut}")
         finally:
             ctx.close()
     assert not overflow, "\n".join(overflow)
