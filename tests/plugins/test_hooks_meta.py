@@ -55,6 +55,7 @@ TESTED_BY: dict[str, list[str]] = {
     ],
     "unidesk_task_links": [
         "tests/plugins/test_pipelines_api.py::test_step_task_links_back_to_its_pipeline",
+        "tests/plugins/test_pipelines_api.py::test_step_tasks_link_to_work_items_and_experiments",
     ],
     "unidesk_project_member": [
         "tests/core/test_secrets.py::test_project_secret_needs_membership_through_the_plugin",

@@ -486,6 +486,14 @@ async def test_step_tasks_link_to_work_items_and_experiments(
         await client.get(f"/api/research/experiments/{exp['id']}", headers=admin_headers)
     ).json()["runs"]
     assert sorted(r["params"]["lr"] for r in runs) == [0.01, 0.1]
+    # the task page's links name all three, in plugin order (unidesk_task_links)
+    train_task = tasks_of(p, "train")[0]
+    r = await client.get(f"/api/tasks/{train_task}/links", headers=admin_headers)
+    assert [(x["plugin"], x["label"], x["path"]) for x in r.json()["items"]] == [
+        ("projects", "Work item exp", f"/projects/items/{item['id']}"),
+        ("research", "Experiment E", f"/experiments/{exp['id']}"),
+        ("pipelines", "Pipeline exp-1 · step train", f"/pipelines/{p['id']}"),
+    ]
     # a bad link is refused at submit, with nothing created
     body["defaults"]["extensions"] = {"projects": {"work_item_id": str(uuid.uuid4())}}
     r = await client.post("/api/pipelines", json=body, headers=admin_headers)

@@ -19,6 +19,7 @@ __all__ = [
     "unidesk_startup",
     "unidesk_task_account",
     "unidesk_task_extension_names",
+    "unidesk_task_links",
     "unidesk_task_submitting",
     "unidesk_ui_contributions",
 ]
@@ -112,3 +113,10 @@ async def unidesk_project_member(session: Any, project: str, user_id: Any) -> bo
     except ValueError:
         return False
     return await session.get(Member, (project_id, user_id)) is not None
+
+
+@hookimpl
+async def unidesk_task_links(session: Any, task_id: Any) -> list[Any]:
+    from unidesk.plugins.projects.tasklinks import task_links
+
+    return await task_links(session, task_id)

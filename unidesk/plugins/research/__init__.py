@@ -18,6 +18,7 @@ __all__ = [
     "unidesk_route_handlers",
     "unidesk_settings",
     "unidesk_task_extension_names",
+    "unidesk_task_links",
     "unidesk_task_submitting",
     "unidesk_ui_contributions",
 ]
@@ -93,3 +94,10 @@ async def unidesk_attempt_data(
     return await on_attempt_data(
         session, task_id, attempt_no, channel, seq, items, skipped_lines, skipped_samples
     )
+
+
+@hookimpl
+async def unidesk_task_links(session: Any, task_id: Any) -> list[Any]:
+    from unidesk.plugins.research.tasklinks import task_links
+
+    return await task_links(session, task_id)
