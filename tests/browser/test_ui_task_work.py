@@ -147,7 +147,7 @@ def test_failed_task_logs_first_coloured_with_error_lines_and_permalinks(
     # Colours are spans with classes; no escape bytes reach the screen.
     lines = _log_lines(ui_server, task["id"])
     red_n = next(i for i, t in enumerate(lines, 1) if "red-bold" in t)
-    view.evaluate("(el, n) => { el.scrollTop = 0; }", red_n)
+    view.evaluate("el => { el.scrollTop = 0; }")
     red = page.locator(f"[data-line='{red_n}'] .log-text span.ansi-fg-1.ansi-bold")
     expect(red).to_have_text("red-bold")
     assert red.evaluate("e => getComputedStyle(e).fontWeight") == "700"
@@ -157,6 +157,7 @@ def test_failed_task_logs_first_coloured_with_error_lines_and_permalinks(
 
     # Error lines stand out; the last lines are in view (the log follows to its end).
     tb_n = next(i for i, t in enumerate(lines, 1) if t.startswith("Traceback"))
+    view.evaluate("el => { el.scrollTop = el.scrollHeight; }")  # rows are drawn where scrolled
     tb = page.locator(f"[data-line='{tb_n}']")
     expect(tb).to_have_class(re.compile(r"\blog-error\b"))
     expect(page.locator(f"[data-line='{tb_n + 1}']")).to_have_class(re.compile(r"\blog-error\b"))
