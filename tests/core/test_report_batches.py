@@ -16,6 +16,7 @@ from unidesk import protocol
 from unidesk.core.db.engine import make_engine, make_sessionmaker
 from unidesk.core.events.models import Event
 from unidesk.core.ingress.reports import Report, ReportWriter
+from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.scheduler.service import Scheduler
 from unidesk.core.tasks.models import AttemptRow
 
@@ -104,3 +105,31 @@ async def test_a_batch_of_acks_states_and_stale_or_foreign_reports(sim: SimClust
         a.state == "succeeded" and a.acked_at and a.started_at and a.finished_at for a in rows
     )
     assert all(a.acked_at <= a.started_at <= a.finished_at for a in rows)  # type: ignore[operator]  # all set, checked above
+
+
+async def test_nul_characters_from_a_task_are_stored_as_replacement_characters(
+    sim: SimCluster,
+) -> None:
+    """A task's output may hold U+0000, which PostgreSQL text cannot: the chunk is stored with
+    U+FFFD in its place (like undecodable bytes), not refused and resent for ever."""
+    await sim.nodes(1)
+    (task,) = await sim.tasks(1, None)
+    assert await Scheduler(sim.sessions).run_pass() == 1
+    (a,) = await sim.active()
+    results: dict[int, object] = {}
+    batch = [
+        _report(a.node_id, protocol.Ack(task_id=str(task), attempt_no=1), results, 0),
+        _report(
+            a.node_id,
+            protocol.LogChunk(
+                task_id=str(task), attempt_no=1, seq=0, stream="stdout", data="a\x00b\n"
+            ),
+            results,
+            1,
+        ),
+    ]
+    await ReportWriter(sim.sessions, log_cap=1 << 20)._apply(batch)
+    assert results[1] is not None and not isinstance(results[1], Exception)
+    async with sim.sessions() as s:
+        data = await s.scalar(select(LogChunkRow.data).where(LogChunkRow.task_id == task))
+    assert data == "a\ufffdb\n"

@@ -246,3 +246,46 @@ async def test_node_token_last_used_is_written_when_an_agent_connects(server, ap
         assert listed()["last_used_at"] is not None, "the UI would say 'Last used: never'"
     finally:
         await agent.close()
+
+
+async def test_nul_characters_in_frames_never_reach_the_database(server, api):
+    """PostgreSQL cannot store U+0000: a hello holding one is refused (4400, the field named);
+    a task's output, an attempt's message and a metrics item holding one are stored with U+FFFD
+    or counted as skipped, and the task finishes as it would without them."""
+    bad = await RawAgent.open(server.url, node_token(api, "nul-hello")["secret"])
+    await bad.send(hello("nul-hello", hostname="evil\x00host"))
+    code, reason = await closed_with(bad.ws)
+    assert code == protocol.CLOSE_BAD_FRAME and "hostname" in reason
+    assert "nul-hello" not in {n["name"] for n in api.get("/api/nodes").json()["items"]}
+
+    a = await RawAgent.join(server.url, node_token(api, "nul")["secret"], "nul")
+    task = submit(api, "true")
+    tid = task["id"]
+    await a.expect(protocol.Dispatch)
+    for msg in (
+        protocol.Ack(task_id=tid, attempt_no=1),
+        protocol.AttemptState(task_id=tid, attempt_no=1, phase="running"),
+        protocol.LogChunk(task_id=tid, attempt_no=1, seq=1, stream="stdout", data="x\x00y\n"),
+        protocol.AttemptData(
+            task_id=tid,
+            attempt_no=1,
+            channel="metrics",
+            seq=0,
+            items=[{"step": 1, "loss": 0.5}, {"step": 2, "note": "a\x00b"}],
+        ),
+        protocol.AttemptState(
+            task_id=tid,
+            attempt_no=1,
+            phase="exited",
+            exit_code=0,
+            reason="succeeded",
+            message="done\x00",
+        ),
+    ):
+        await a.send(msg)
+    await _until(lambda: get_task(api, tid)["state"] == "succeeded")
+    logs = api.get(f"/api/tasks/{tid}/logs").json()["items"]
+    assert [c["data"] for c in logs] == ["x\ufffdy\n"]
+    await a.close()
+    await _still_serving(server, api)
+    assert "Traceback" not in server.log_path.read_text()

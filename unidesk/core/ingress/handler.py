@@ -17,6 +17,7 @@ from unidesk import protocol
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append
 from unidesk.core.ingress.connections import NodeConnection
+from unidesk.core.ingress.nulscrub import hello_nul, scrub
 from unidesk.core.ingress.reports import NOT_APPLIED, Report
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.services import node_event
@@ -84,6 +85,12 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         await socket.close(
             code=protocol.CLOSE_BAD_FRAME,
             reason=f"first frame must be hello, got {type(hello).__name__.lower()}",
+        )
+        return
+    if (field := hello_nul(hello)) is not None:
+        log.info("agent sent a bad hello", peer=peer, field=field)
+        await socket.close(
+            code=protocol.CLOSE_BAD_FRAME, reason=f"bad frame: NUL character in hello {field}"
         )
         return
     if hello.protocol_version != protocol.PROTOCOL_VERSION:
@@ -176,6 +183,7 @@ async def _frame_loop(conn: NodeConnection, state: State) -> None:
             conn.closed.set()
             return
         conn.last_frame = time.monotonic()
+        msg = scrub(msg)
         if isinstance(msg, protocol.Heartbeat):
             ingress.liveness.heartbeat(conn.node_id, msg)
             ingress.reconciler.observe(conn, msg)

@@ -362,7 +362,9 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
     m: protocol.LogChunk = r.msg  # type: ignore[assignment]  # the caller chose by kind
     if a.log_truncated:
         return m.seq
-    data = m.data
+    # PostgreSQL text cannot hold U+0000, which a task may print: stored as U+FFFD, like the
+    # bytes the agent could not decode (refusing the chunk would resend it for ever).
+    data = m.data.replace("\x00", "\ufffd")
     raw = data.encode()
     size = len(raw)
     values: dict[str, Any] = {"log_bytes": AttemptRow.log_bytes + size}

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.auth.models import User
@@ -148,7 +149,7 @@ def _count_statement(states: bool, owner: bool, q: bool, node: bool) -> Any:
 _LATEST_ATTEMPTS = (
     select(AttemptRow.task_id, AttemptRow.started_at, AttemptRow.node_name)
     .where(AttemptRow.task_id.in_(bindparam("ids", expanding=True)))
-    .distinct(AttemptRow.task_id)
+    .ext(distinct_on(AttemptRow.task_id))
     .order_by(AttemptRow.task_id, AttemptRow.attempt_no.desc())
 )
 
