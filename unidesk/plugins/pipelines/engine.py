@@ -39,7 +39,7 @@ from unidesk.core.plugin_api import (
 )
 from unidesk.errors import BadRequest, UnideskError
 from unidesk.plugins.pipelines import models as m
-from unidesk.plugins.pipelines.schemas import PIPELINE_STATES
+from unidesk.plugins.pipelines.schemas import PIPELINE_STATES, StepState
 from unidesk.plugins.pipelines.spec import (
     from_ref,
     input_mount,
@@ -278,6 +278,7 @@ class _Advance:
                     if not states or not all(t in TASK_FINAL for t in states):
                         continue
                     bad = [t for t in states if t != "succeeded"]
+                    new: StepState
                     if not bad:
                         new, reason = "succeeded", None
                     else:
@@ -330,7 +331,7 @@ class _Advance:
             for e in self.events:
                 await append(self.s, e)
 
-    def _move(self, st: m.StepRow, to: str, reason: str | None, **payload: Any) -> None:
+    def _move(self, st: m.StepRow, to: StepState, reason: str | None, **payload: Any) -> None:
         kind = {"running": "started"}.get(to, to)
         st.state = to
         st.reason = reason

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.plugin_api import Base, CreatedAt, new_id
+from unidesk.plugins.pipelines.schemas import PipelineState, StepState
 
 __all__ = ["MODELS", "PipelineRow", "StepRow", "StepTask"]
 
@@ -26,7 +27,9 @@ class PipelineRow(CreatedAt, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="pending", index=True)
+    state: Mapped[PipelineState] = mapped_column(
+        String(16), nullable=False, default="pending", index=True
+    )
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -50,7 +53,7 @@ class StepRow(Base):
     )
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, nullable=False)
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="waiting")
+    state: Mapped[StepState] = mapped_column(String(16), nullable=False, default="waiting")
     round: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     reason: Mapped[str | None] = mapped_column(String(2000))
     inputs: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, default=list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -17,6 +17,7 @@ __all__ = [
     "Pipeline",
     "PipelineCreate",
     "PipelinePage",
+    "PipelineState",
     "PipelineSummary",
     "PointOut",
     "RerunCreate",
@@ -24,14 +25,19 @@ __all__ = [
     "StepOut",
     "StepOutputOut",
     "StepSpec",
+    "StepState",
     "TraceOut",
+    "When",
 ]
 
 MAX_STEPS = 100
 STEP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-WHEN = ("on_success", "on_failure", "always")
-PIPELINE_STATES = ("pending", "running", "succeeded", "failed", "cancelled")
-STEP_STATES = ("waiting", "ready", "running", "succeeded", "failed", "skipped", "cancelled")
+When = Literal["on_success", "on_failure", "always"]
+WHEN: tuple[When, ...] = get_args(When)
+PipelineState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+PIPELINE_STATES: tuple[PipelineState, ...] = get_args(PipelineState)
+StepState = Literal["waiting", "ready", "running", "succeeded", "failed", "skipped", "cancelled"]
+STEP_STATES: tuple[StepState, ...] = get_args(StepState)
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 Commit = Annotated[
     str,
@@ -96,9 +102,9 @@ class StepOutputOut(msgspec.Struct, kw_only=True):
 
 class StepOut(msgspec.Struct, kw_only=True):
     name: str
-    state: str
+    state: StepState
     depends_on: list[str]
-    when: str
+    when: When
     matrix: dict[str, list[Any]] | None
     points: list[PointOut]
     inputs: list[StepInputOut]
@@ -112,12 +118,12 @@ class StepOut(msgspec.Struct, kw_only=True):
 class PipelineSummary(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str
-    state: str
+    state: PipelineState
     owner_id: uuid.UUID | None
     owner: str | None
     created_at: datetime
     finished_at: datetime | None
-    step_counts: dict[str, int]
+    step_counts: dict[StepState, int]
     rerun_of: uuid.UUID | None = None
 
 

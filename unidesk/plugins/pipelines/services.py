@@ -139,7 +139,7 @@ class PipelineService:
     async def _summaries(
         self, rows: builtins.list[tuple[m.PipelineRow, str | None]]
     ) -> builtins.list[s.PipelineSummary]:
-        counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+        counts: dict[uuid.UUID, dict[s.StepState, int]] = defaultdict(dict)
         if rows:
             for pid, state, n in (
                 await self.s.execute(

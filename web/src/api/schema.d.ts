@@ -1629,7 +1629,8 @@ export interface components {
             spec: {
                 [key: string]: unknown;
             };
-            state: string;
+            /** @enum {string} */
+            state: "pending" | "running" | "succeeded" | "failed" | "cancelled";
             step_counts: {
                 [key: string]: number;
             };
@@ -1651,7 +1652,8 @@ export interface components {
             owner: string | null;
             owner_id: string | null;
             rerun_of?: string | null;
-            state: string;
+            /** @enum {string} */
+            state: "pending" | "running" | "succeeded" | "failed" | "cancelled";
             step_counts: {
                 [key: string]: number;
             };
@@ -1940,8 +1942,10 @@ export interface components {
             points: components["schemas"]["PointOut"][];
             reason: string | null;
             round: number;
-            state: string;
-            when: string;
+            /** @enum {string} */
+            state: "waiting" | "ready" | "running" | "succeeded" | "failed" | "skipped" | "cancelled";
+            /** @enum {string} */
+            when: "on_success" | "on_failure" | "always";
         };
         /** StepOutputOut */
         StepOutputOut: {

@@ -8,9 +8,9 @@ import { Time } from "../../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Loading, RawJson, StateBadge, formatBytes, shortId } from "../../components/ui";
 import { useAsync, useLiveEvents, useReloadOnReconnect, useThrottled, useTitle } from "../../state/hooks";
 import { http } from "../http";
-import { countsText, filesIn, pointLabel, pointLook, stepLook } from "./dagModel";
+import { type FileIn, countsText, filesIn, pointLabel, pointLook, stepLook } from "./dagModel";
 import { PipelineDag, StepLegend } from "./PipelineDag";
-import type { Pipeline, Step, StepInput } from "./types";
+import type { Pipeline, Step } from "./types";
 
 const FINAL = ["succeeded", "failed", "cancelled"];
 const RETRYABLE = ["failed", "cancelled"];
@@ -129,7 +129,7 @@ export function PipelinePage() {
   );
 }
 
-function StepRow({ step: s, inputs, canRetry, onRetry }: { step: Step; inputs: StepInput[]; canRetry: boolean; onRetry: () => Promise<unknown> }) {
+function StepRow({ step: s, inputs, canRetry, onRetry }: { step: Step; inputs: FileIn[]; canRetry: boolean; onRetry: () => Promise<unknown> }) {
   const look = stepLook(s.state);
   return (
     <tr id={`step-${s.name}`} data-step={s.name}>

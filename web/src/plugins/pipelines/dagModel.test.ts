@@ -12,6 +12,8 @@ const step = (name: string, extra: Partial<Step> = {}): Step => ({
   points: [],
   inputs: [],
   outputs: [],
+  round: 0,
+  reason: null,
   ...extra,
 });
 
@@ -19,12 +21,12 @@ describe("pipelineEdges", () => {
   it("gives one edge per dependency with the files it carries, and one for an input from an undeclared dependency", () => {
     const steps = [
       step("prepare"),
-      step("train", { depends_on: ["prepare"], inputs: [{ from_step: "prepare", path: "data.csv", artifact_ids: [] }] }),
+      step("train", { depends_on: ["prepare"], inputs: [{ from_step: "prepare", path: "data.csv", artifact_ids: [], mount: "/inputs/prepare/0/data.csv" }] }),
       step("aggregate", {
         depends_on: ["train"],
         inputs: [
-          { from_step: "train", path: "model.pt", artifact_ids: ["a", "b"] },
-          { from_step: "prepare", path: "data.csv", artifact_ids: [] },
+          { from_step: "train", path: "model.pt", artifact_ids: ["a", "b"], mount: "/inputs/train/0/model.pt" },
+          { from_step: "prepare", path: "data.csv", artifact_ids: [], mount: "/inputs/prepare/0/data.csv" },
         ],
       }),
       step("report", { depends_on: ["train", "ghost"], when: "on_failure" }),
@@ -51,9 +53,9 @@ describe("files between steps", () => {
     };
     const waiting = [step("prepare"), step("train", { depends_on: ["prepare"] })];
     expect(pipelineEdges({ steps: waiting, spec })).toEqual([{ from: "prepare", to: "train", files: ["data/x.csv", "b.bin"], when: "on_success" }]);
-    const started = step("train", { depends_on: ["prepare"], inputs: [{ from_step: "prepare", path: "b.bin", artifact_ids: ["a1"] }] });
+    const started = step("train", { depends_on: ["prepare"], inputs: [{ from_step: "prepare", path: "b.bin", artifact_ids: ["a1"], mount: "/inputs/prepare/0/b.bin" }] });
     expect(filesIn({ spec }, started)).toEqual([
-      { from_step: "prepare", path: "b.bin", artifact_ids: ["a1"] },
+      { from_step: "prepare", path: "b.bin", artifact_ids: ["a1"], mount: "/inputs/prepare/0/b.bin" },
       { from_step: "prepare", path: "data/x.csv", artifact_ids: [] },
     ]);
     expect(declaredInputs(null, "train")).toEqual([]);

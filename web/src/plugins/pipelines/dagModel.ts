@@ -59,8 +59,11 @@ export interface EdgeInfo {
   when: StepWhen;
 }
 
+/** A step's file in: resolved when it started (with its artifacts and mount), or only declared by its spec (neither yet). */
+export type FileIn = Omit<StepInput, "mount"> & { mount?: string };
+
 /** The `{"from": "<step>/<path>"}` inputs the spec declares for a step (known before the step starts). */
-export function declaredInputs(spec: unknown, stepName: string): StepInput[] {
+export function declaredInputs(spec: unknown, stepName: string): FileIn[] {
   const steps = (spec as { steps?: unknown } | null)?.steps;
   if (!Array.isArray(steps)) return [];
   const step = steps.find((x) => (x as { name?: unknown })?.name === stepName) as { task?: { inputs?: unknown } } | undefined;
@@ -75,7 +78,7 @@ export function declaredInputs(spec: unknown, stepName: string): StepInput[] {
 }
 
 /** A step's files in: those resolved when it started (with their artifacts), then those its spec declares that are not resolved yet. */
-export function filesIn(p: Partial<Pick<Pipeline, "spec">>, s: Step): StepInput[] {
+export function filesIn(p: Partial<Pick<Pipeline, "spec">>, s: Step): FileIn[] {
   const seen = new Set(s.inputs.map((i) => `${i.from_step}/${i.path}`));
   return [...s.inputs, ...declaredInputs(p.spec, s.name).filter((i) => !seen.has(`${i.from_step}/${i.path}`))];
 }
