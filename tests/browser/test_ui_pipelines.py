@@ -145,7 +145,7 @@ def test_dag_page_draws_the_pipeline_and_follows_it_live(
         "report": "succeeded",
     }
     expect(page.locator("#step-train").get_by_test_id("step-reason")).to_contain_text(
-        "of 2 tasks did not succeed"
+        "2 of 2 tasks did not succeed: 1 failed, 1 cancelled"
     )
     expect(page.get_by_role("heading", level=1)).to_contain_text(final["state"])
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"

@@ -249,12 +249,14 @@ async def test_failure_skips_runs_on_failure_then_retry_resumes(
         client, admin_headers, p["id"], lambda p: step(p, "train")["state"] == "running"
     )
     trains = tasks_of(p, "train")
-    await finish(database_url, trains[:1], "succeeded")
+    await finish(database_url, trains[:1], "cancelled")
     await finish(database_url, trains[1:], "failed")
     p = await until(
         client, admin_headers, p["id"], lambda p: step(p, "report-failure")["state"] == "running"
     )
     assert step(p, "train")["state"] == "failed" and step(p, "aggregate")["state"] == "skipped"
+    # a cancelled task is not counted as failed
+    assert step(p, "train")["reason"] == "2 of 2 tasks did not succeed: 1 failed, 1 cancelled"
     await finish(database_url, tasks_of(p, "report-failure"), "succeeded")
     p = await until(client, admin_headers, p["id"], lambda p: p["state"] == "failed")
     assert "retry" in p["allowed_actions"]

@@ -283,7 +283,10 @@ class _Advance:
                         new, reason = "succeeded", None
                     else:
                         new = "cancelled" if all(t == "cancelled" for t in bad) else "failed"
-                        reason = f"{len(bad)} of {len(states)} tasks did not succeed"
+                        how = ", ".join(
+                            f"{n} {t}" for t in ("failed", "cancelled") if (n := bad.count(t))
+                        )
+                        reason = f"{len(bad)} of {len(states)} tasks did not succeed: {how}"
                     self._move(st, new, reason, tasks=len(states), not_succeeded=len(bad))
                     changed = True
                 elif st.state in ("waiting", "ready"):
