@@ -157,15 +157,22 @@ def test_failed_task_logs_first_coloured_with_error_lines_and_permalinks(
 
     # Error lines stand out; the last lines are in view (the log follows to its end).
     tb_n = next(i for i, t in enumerate(lines, 1) if t.startswith("Traceback"))
-    view.evaluate("el => { el.scrollTop = el.scrollHeight; }")  # rows are drawn where scrolled
+    # Rows are drawn only where the view is scrolled, and stderr's chunks may sit anywhere among
+    # stdout's (ordered by time, not at the end): scroll down until the line is drawn.
     tb = page.locator(f"[data-line='{tb_n}']")
+    view.evaluate("el => { el.scrollTop = 0; }")
+    for _ in range(200):  # bounded: 200 steps of 120 px cover far more than this log
+        if tb.count():
+            break
+        view.evaluate("el => { el.scrollTop = el.scrollTop + 120; }")
+        page.wait_for_timeout(20)
     expect(tb).to_have_class(re.compile(r"\blog-error\b"))
     expect(page.locator(f"[data-line='{tb_n + 1}']")).to_have_class(re.compile(r"\blog-error\b"))
-    line_1 = next(i for i, t in enumerate(lines, 1) if t == "line-1")
     shot(page, "32-task-failed-logs-first")
 
     # A permalink scrolls to its line and marks it; clicking a line number makes one.
-    n = line_1 + 119  # "line-120"
+    n = lines.index("line-120") + 1
+    assert lines[n + 1] == "line-122", lines[n - 1 : n + 2]
     page.goto(f"/tasks/{task['id']}#L{n}")
     target = page.locator(f"[data-line='{n}']")
     expect(target).to_have_class(re.compile(r"\blog-target\b"))
