@@ -574,7 +574,12 @@ class Scheduler:
                     **extra,
                 )
             )
-        await session.execute(table_of(AttemptRow).insert(), attempts)
+        # The moment of assignment, not the pass's transaction start (now()): a pass may wait
+        # for the advisory lock and read capacity a previous attempt freed after its start, and
+        # an attempt must not look assigned before the one whose place it took had finished.
+        await session.execute(
+            table_of(AttemptRow).insert().values(assigned_at=func.clock_timestamp()), attempts
+        )
         tbl = table_of(TaskRow)
         await session.execute(
             update(tbl)
