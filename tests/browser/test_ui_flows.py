@@ -377,6 +377,43 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
     ).to_be_visible()
 
 
+@pytest.mark.parametrize(
+    ("path", "api_path", "ready"),
+    [
+        ("/", "/api/stats", "Tasks by state"),
+        ("/nodes", "/api/nodes", "Nodes"),
+        ("/files", "/api/files", "Files"),
+        ("/nodes/{node}", "/api/nodes/{node}", None),
+        ("/pipelines", "/api/pipelines", "Pipelines"),
+    ],
+)
+def test_live_pages_fetch_their_data_once_per_load(
+    page: Page, ui_server: UiServer, path: str, api_path: str, ready: str | None
+) -> None:
+    """A fresh load fetches the page's data once: after the live stream opens, not once before
+    it and again when it opens (they did twice; the task list and task page already once)."""
+    node = ui_server.local_node()
+    path, api_path = path.format(node=node["id"]), api_path.format(node=node["id"])
+    calls: list[str] = []
+    page.on(
+        "request",
+        lambda req: calls.append(req.url)
+        if req.method == "GET" and urlsplit(req.url).path.rstrip("/") == api_path
+        else None,
+    )
+    page.goto(path)
+    expect(page.get_by_test_id("live-indicator").first).to_have_attribute(
+        "aria-label", "Live updates: Live"
+    )
+    if ready:
+        expect(page.get_by_role("heading", name=ready, exact=True).first).to_be_visible()
+    else:
+        expect(page.locator("h1", has_text=node["name"])).to_be_visible()
+    expect(page.locator(".loading")).to_have_count(0)
+    page.wait_for_timeout(500)  # a second fetch would start as the stream opens, before this
+    assert len(calls) == 1, calls
+
+
 def test_keyboard_skip_link_reaches_main(page: Page) -> None:
     page.goto("/nodes")
     page.get_by_role("heading", name="Nodes").wait_for()

@@ -2,7 +2,7 @@
 import { useRef } from "react";
 import { api } from "../api/client";
 import type { UnideskEvent } from "../api/types";
-import { useAsync, useLiveEvents, useReloadOnReconnect } from "../state/hooks";
+import { useLiveAsync, useLiveEvents } from "../state/hooks";
 import { formatDateTime, formatDuration, formatTime, toMs } from "../time";
 import { EmptyState, ErrorBox, Loading } from "./ui";
 
@@ -37,7 +37,7 @@ export function EventTrace({ subjectId, load, what }: { subjectId: string; load:
   // reason to, so the latest one is read through a ref.
   const loadRef = useRef(load);
   loadRef.current = load;
-  const trace = useAsync((signal) => loadRef.current(subjectId, signal), [subjectId]);
+  const trace = useLiveAsync((signal) => loadRef.current(subjectId, signal), [subjectId]);
   useLiveEvents(
     (ev) => ev.subject_id === subjectId,
     (ev) =>
@@ -46,7 +46,6 @@ export function EventTrace({ subjectId, load, what }: { subjectId: string; load:
         return { items: [...old.items, ev].sort((a, b) => a.id - b.id) };
       }),
   );
-  useReloadOnReconnect(trace.reload);
   if (trace.error !== null) return <ErrorBox error={trace.error} onRetry={trace.reload} />;
   if (!trace.data) return <Loading label="Loading trace…" />;
   const items = trace.data.items;

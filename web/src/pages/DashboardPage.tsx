@@ -7,18 +7,17 @@ import { UsageCard } from "../components/UsageCard";
 import { StackedBarChart } from "../components/charts";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../components/ui";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../state/hooks";
 import { toMs } from "../time";
 
 const HOUR = 3_600_000;
 
 export function DashboardPage() {
   useTitle("Dashboard");
-  const stats = useAsync((signal) => api.stats(signal), []);
+  const stats = useLiveAsync((signal) => api.stats(signal), []);
   const now = useNow(30_000);
   const reload = useThrottled(stats.reload, 1500);
   useLiveEvents((ev) => ev.subject_type === "task" || ev.subject_type === "node", reload);
-  useReloadOnReconnect(stats.reload);
 
   const s = stats.data;
   const endMs = Math.ceil(now / HOUR) * HOUR;

@@ -11,7 +11,7 @@ import { Time } from "../components/Time";
 import { FolderIcon } from "../components/icons";
 import { ConfirmButton, CopyButton, EmptyState, ErrorBox, Loading, StateBadge, formatBytes, shortId } from "../components/ui";
 import { AuthContext } from "../state/contexts";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../state/hooks";
 
 export const FILES_PAGE_SIZE = 25;
 const STATES = ["all", "ready", "uploading"] as const;
@@ -38,7 +38,7 @@ export function FilesPage() {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
   // Browsing shows one folder level; a search looks through everything below the folder.
-  const files = useAsync(
+  const files = useLiveAsync(
     (signal) =>
       api.files(
         {
@@ -61,7 +61,6 @@ export function FilesPage() {
   const now = useNow(30_000);
   const reload = useThrottled(files.reload, 800);
   useLiveEvents((ev) => ev.subject_type === "artifact", reload);
-  useReloadOnReconnect(files.reload);
 
   // New filters start at page 1.
   const update = (changes: Record<string, string | null>) => {

@@ -11,7 +11,7 @@ import { NodeCaches } from "../components/NodeCaches";
 import { NodeBadges, Runtimes } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { ConfirmButton, ErrorBox, KeyValues, Labels, Loading, RawJson, formatMb, shortId } from "../components/ui";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { useAsync, useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../state/hooks";
 import { isoInTextToBeijing, toApiIso, toMs } from "../time";
 
 const RANGES = [
@@ -24,13 +24,12 @@ const GPU_COLORS = ["#7c4dff", "#00a3a3", "#e07a00", "#d6336c", "#2f9e44", "#1c7
 export function NodeDetailPage() {
   const { id = "" } = useParams();
   const navigate = useNavigate();
-  const node = useAsync((signal) => api.node(id, signal), [id]);
+  const node = useLiveAsync((signal) => api.node(id, signal), [id]);
   const [range, setRange] = useState(RANGES[0]);
   const [since, setSince] = useState<string | null>(null);
   const now = useNow(5_000);
   const reload = useThrottled(node.reload, 800);
   useLiveEvents((ev) => ev.subject_id === id || ev.kind.startsWith("task."), reload);
-  useReloadOnReconnect(node.reload);
   useEffect(() => {
     const t = setInterval(node.reload, 15_000);
     return () => clearInterval(t);

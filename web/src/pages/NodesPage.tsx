@@ -7,7 +7,7 @@ import { NodeBadges, Runtimes, gpuSummary } from "../components/NodeBadges";
 import { Time } from "../components/Time";
 import { EmptyState, ErrorBox, Labels, Loading, formatMb } from "../components/ui";
 import { isoInTextToBeijing } from "../time";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../state/hooks";
+import { useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../state/hooks";
 
 const FILTERS = ["all", "online", "offline", "draining", "unhealthy"] as const;
 type Filter = (typeof FILTERS)[number];
@@ -23,11 +23,10 @@ export function NodesPage() {
   useTitle("Nodes");
   const [params, setParams] = useSearchParams();
   const filter = (FILTERS as readonly string[]).includes(params.get("state") ?? "") ? (params.get("state") as Filter) : "all";
-  const nodes = useAsync((signal) => api.nodes(signal), []);
+  const nodes = useLiveAsync((signal) => api.nodes(signal), []);
   const now = useNow(5_000);
   const reload = useThrottled(nodes.reload, 1000);
   useLiveEvents((ev) => ev.subject_type === "node" || ev.kind.startsWith("task."), reload);
-  useReloadOnReconnect(nodes.reload);
   // Heartbeats are not events: refresh them on a timer so "last heartbeat" stays true.
   useEffect(() => {
     const t = setInterval(nodes.reload, 15_000);

@@ -94,18 +94,6 @@ export function useThrottled(fn: () => void, waitMs = 700): () => void {
   }, [waitMs]);
 }
 
-/** Reload when the live stream (re)connects: changes made while it was down were not seen. */
-export function useReloadOnReconnect(reload: () => void): void {
-  const { feedState } = useContext(LiveContext);
-  const first = useRef(feedState.generation);
-  // The latest reload, called only on a reconnect (a new reload function is not a reason to reload).
-  const reloadRef = useRef(reload);
-  reloadRef.current = reload;
-  useEffect(() => {
-    if (feedState.generation !== first.current) reloadRef.current();
-  }, [feedState.generation]);
-}
-
 /**
  * Calls reload when value changes from one it already had (not on the first value): for a load
  * that must be redone when something outside its inputs changes (a task becoming final, a

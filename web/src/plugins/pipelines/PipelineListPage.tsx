@@ -3,7 +3,7 @@ import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { Time } from "../../components/Time";
 import { EmptyState, ErrorBox, Loading, StateBadge, shortId } from "../../components/ui";
-import { useAsync, useLiveEvents, useNow, useReloadOnReconnect, useThrottled, useTitle } from "../../state/hooks";
+import { useLiveAsync, useLiveEvents, useNow, useThrottled, useTitle } from "../../state/hooks";
 import { http } from "../http";
 import { countsText } from "./dagModel";
 import { PIPELINE_SORT_KEYS, sortPipelines, type PipelineSortKey } from "./listSort";
@@ -19,10 +19,9 @@ export function PipelineListPage() {
   const cursor = params.get("cursor");
   const [cursorStack, setCursorStack] = useState<string[]>([]);
   const now = useNow(15_000);
-  const list = useAsync(() => http.get<PipelinePage>("/api/pipelines", { limit: PAGE_SIZE, cursor, state }), [state, cursor]);
+  const list = useLiveAsync(() => http.get<PipelinePage>("/api/pipelines", { limit: PAGE_SIZE, cursor, state }), [state, cursor]);
   const reload = useThrottled(list.reload, 800);
   useLiveEvents((ev) => ev.kind.startsWith("pipeline.") || ev.kind.startsWith("step."), reload);
-  useReloadOnReconnect(list.reload);
 
   const sortKey = (PIPELINE_SORT_KEYS as readonly string[]).includes(params.get("sort") ?? "") ? (params.get("sort") as PipelineSortKey) : null;
   const sortDir = params.get("dir") === "asc" ? "asc" : "desc";
