@@ -397,9 +397,11 @@ def test_live_pages_fetch_their_data_once_per_load(
     calls: list[str] = []
     page.on(
         "request",
-        lambda req: calls.append(req.url)
-        if req.method == "GET" and urlsplit(req.url).path.rstrip("/") == api_path
-        else None,
+        lambda req: (
+            calls.append(req.url)
+            if req.method == "GET" and urlsplit(req.url).path.rstrip("/") == api_path
+            else None
+        ),
     )
     page.goto(path)
     expect(page.get_by_test_id("live-indicator").first).to_have_attribute(
