@@ -204,3 +204,29 @@ def test_submit_batch_from_json_lines_all_or_none(
     assert len(ids) == 3
     code, out, _ = run(capsys, "tasks", "--json")
     assert {t["id"] for t in json.loads(out)["items"]} == set(ids)
+
+
+def test_account_members_and_submit_with_an_account(live_server, cli_env, capsys, monkeypatch):
+    admin = live_server.token()
+    body = {"username": "mia", "password": "mia-password-1", "role": "member"}
+    assert live_server.api(admin).post("/api/users", json=body).status_code == 201
+    mia = live_server.token("mia", "mia-password-1")
+    monkeypatch.setenv("UNIDESK_SERVER", live_server.url)
+    monkeypatch.setenv("UNIDESK_TOKEN", mia)
+    code, _, err = run(capsys, *submit_args("--account", "apollo"), "--", "true")
+    assert code == 1 and "not a member of account 'apollo'" in err
+    code, _, err = run(capsys, "account", "add", "apollo", "--user", "mia")
+    assert code == 1 and "admin" in err
+    monkeypatch.setenv("UNIDESK_TOKEN", admin)
+    code, out, err = run(capsys, "account", "add", "apollo", "--user", "mia")
+    assert code == 0 and "mia is a member of apollo" in out, err
+    code, out, _ = run(capsys, "account", "list")
+    assert code == 0 and out.splitlines()[1].split()[:2] == ["apollo", "mia"]
+    monkeypatch.setenv("UNIDESK_TOKEN", mia)
+    code, out, err = run(capsys, *submit_args("--account", "apollo", "--json"), "--", "true")
+    assert code == 0 and json.loads(out)["account"] == "apollo", err
+    monkeypatch.setenv("UNIDESK_TOKEN", admin)
+    code, out, err = run(capsys, "account", "remove", "apollo", "--user", "mia")
+    assert code == 0 and "no longer a member" in out, err
+    code, out, _ = run(capsys, "account", "list", "--json")
+    assert code == 0 and json.loads(out) == []

@@ -182,6 +182,8 @@ async def test_account_and_label_quotas_and_usage_per_account(
     assert {e["subject_type"] for e in events["items"]} == {"user", "account"}
 
     await sim.nodes(1, cpus=8)
+    r = await client.put(f"/api/accounts/apollo/members/{me['id']}", headers=admin_headers)
+    assert r.status_code == 200, r.text
     t = await submit(client, member_headers, account="apollo", resources={"cpus": 2})
     assert t["account"] == "apollo"
     r = await client.post("/api/tasks", json=task_body(account="bad name"), headers=member_headers)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .accounts import add_account_parser, run_account
 from .api import ApiClient, ApiError
 from .files import add_files_parser, run_files
 from .follow import Follower, exit_code_for
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mine", action="store_true", help="only my usage")
     s.add_argument("--account", help="only this account's tasks")
     add_quota_parser(sub, common)
+    add_account_parser(sub, common)
 
     add_secrets_parser(sub, common)
 
@@ -185,6 +187,8 @@ def _run(api: ApiClient, ns: argparse.Namespace, command: list[str]) -> int:
         return run_secrets(api, ns, _print_json)
     elif ns.cmd == "quota":
         return run_quota(api, ns, _print_json)
+    elif ns.cmd == "account":
+        return run_account(api, ns, _print_json)
     elif ns.cmd == "files":
         return run_files(api, ns, _print_json)
     elif callable(getattr(ns, "func", None)):  # a plugin's command

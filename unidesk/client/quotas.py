@@ -11,7 +11,7 @@ from urllib.parse import quote
 from .api import ApiClient
 from .render import format_time, table
 
-__all__ = ["add_quota_parser", "quota_rows", "run_quota"]
+__all__ = ["add_quota_parser", "quota_rows", "run_quota", "user_id"]
 
 
 def add_quota_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -57,18 +57,23 @@ def quota_rows(items: list[dict[str, Any]]) -> str:
     )
 
 
-def _path(api: ApiClient, ns: argparse.Namespace) -> str:
-    if ns.account is not None:
-        return f"/api/quotas/accounts/{quote(ns.account, safe='')}"
+def user_id(api: ApiClient, name_or_id: str) -> str:
+    """A user's id from their id or username."""
     try:
-        return f"/api/quotas/{uuid.UUID(ns.user)}"
+        return str(uuid.UUID(name_or_id))
     except ValueError:
         pass
     users = api.get("/api/users")["items"]
-    match = [u["id"] for u in users if u["username"] == ns.user]
+    match = [u["id"] for u in users if u["username"] == name_or_id]
     if not match:
-        raise ValueError(f"no user named {ns.user!r}")
-    return f"/api/quotas/{match[0]}"
+        raise ValueError(f"no user named {name_or_id!r}")
+    return str(match[0])
+
+
+def _path(api: ApiClient, ns: argparse.Namespace) -> str:
+    if ns.account is not None:
+        return f"/api/quotas/accounts/{quote(ns.account, safe='')}"
+    return f"/api/quotas/{user_id(api, ns.user)}"
 
 
 def run_quota(api: ApiClient, ns: argparse.Namespace, print_json: Callable[[Any], None]) -> int:

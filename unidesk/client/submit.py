@@ -65,7 +65,9 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--priority", type=int, default=0, help="higher runs first")
     p.add_argument(
-        "--account", help="the account the task's use is charged to (fair share, quotas, usage)"
+        "--account",
+        help="the account the task's use is charged to (fair share, quotas, usage); you must "
+        "be one of its members (unidesk account list)",
     )
     p.add_argument("--max-attempts", type=int, default=3, help="tries when a node is lost")
     p.add_argument(

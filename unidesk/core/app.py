@@ -52,6 +52,7 @@ from unidesk.core.plugins.facade import Plugins
 from unidesk.core.plugins.manager import LoadedPlugins, make_plugin_manager, parse_selection
 from unidesk.core.problems import EXCEPTION_HANDLERS, declare_problems
 from unidesk.core.requestid import RequestIdMiddleware
+from unidesk.core.scheduler.accounts import AccountController
 from unidesk.core.scheduler.controllers import QuotaController, UsageController
 from unidesk.core.secrets.controllers import SecretController
 from unidesk.core.secrets.runtime import attach_secrets, install_keyring
@@ -271,6 +272,7 @@ def create_app(
             SecretController,
             NodeController,
             QuotaController,
+            AccountController,
             UsageController,
             EventController,
             LogController,

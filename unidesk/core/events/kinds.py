@@ -8,6 +8,8 @@ from typing import Literal, get_args
 __all__ = ["CORE_EVENT_KINDS", "EventKind"]
 
 EventKind = Literal[
+    "account.member_added",
+    "account.member_removed",
     "api_token.created",
     "api_token.revoked",
     "artifact.created",

@@ -1,4 +1,5 @@
-"""Tables of the scheduler: admin-set quotas and the reservations every instance honours."""
+"""Tables of the scheduler: account members, admin-set quotas and the reservations every
+instance honours."""
 
 from __future__ import annotations
 
@@ -19,8 +20,29 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from unidesk.core.db.base import Base, new_id
+from unidesk.core.tasks.models import ACCOUNT_PATTERN
 
-__all__ = ["QuotaRow", "ReservationRow"]
+__all__ = ["AccountMemberRow", "QuotaRow", "ReservationRow"]
+
+
+class AccountMemberRow(Base):
+    """A user who may charge tasks to an account (admins add and remove them; an admin may
+    charge any account, and a plugin's account, e.g. a work item's project, is the plugin's)."""
+
+    __tablename__ = "account_members"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"account ~ '{ACCOUNT_PATTERN}'", name="account_name"),
+        Index("ix_account_members_user_id", "user_id"),
+    )
 
 
 class QuotaRow(Base):

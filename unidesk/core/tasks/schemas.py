@@ -112,8 +112,9 @@ class TaskCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
     account: Annotated[str, msgspec.Meta(pattern=ACCOUNT_PATTERN)] | None = None
     """The account the task's use is charged to (fair share, quotas, usage): 1-64 letters,
-    digits, ``. _ : -``. A plugin may set it from an extension (the projects plugin: the work
-    item's project); None: the default account."""
+    digits, ``. _ : -``; only the account's members (and admins) may name it (else 403). A
+    plugin may set it from an extension (the projects plugin: the work item's project); None:
+    the default account."""
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     retry_on_failure: bool = False
     extensions: Annotated[

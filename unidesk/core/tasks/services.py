@@ -25,6 +25,7 @@ from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append, append_many
 from unidesk.core.nodes.models import NodeRow
+from unidesk.core.scheduler.accounts import is_member
 from unidesk.core.scheduler.queue import ranked_ahead
 from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
@@ -239,6 +240,7 @@ class TaskService:
         self.s = session
         self.settings = settings
         self.plugins = plugins
+        self._members_seen: set[tuple[str, uuid.UUID]] = set()
 
     def validate(self, data: schemas.TaskCreate) -> list[str]:
         """Edge checks beyond the schema; returns the argv to store (``data.resources`` may
@@ -372,7 +374,22 @@ class TaskService:
         account = next(iter(accounts), None)
         if account is not None and not re.fullmatch(ACCOUNT_PATTERN, account):
             raise BadRequest(f"account: {account!r} is not an account name", field="account")
+        if account is not None and len(named) == 1 and named[0][0] == "account":
+            # Named by the caller alone (a plugin's account is that plugin's to check).
+            await self._check_member(account, principal)
         return account
+
+    async def _check_member(self, account: str, principal: Principal) -> None:
+        """Refuse an account the principal is not a member of (admins may charge any)."""
+        if principal.is_admin or (account, principal.user_id) in self._members_seen:
+            return
+        if not await is_member(self.s, account, principal.user_id):
+            raise Forbidden(
+                f"account: you are not a member of account {account!r}; an admin adds members "
+                f"(PUT /api/accounts/{account}/members/<user id>)",
+                field="account",
+            )
+        self._members_seen.add((account, principal.user_id))
 
     async def submit(
         self, data: schemas.TaskCreate, principal: Principal, *, extra: dict[str, Any] | None = None
