@@ -4,9 +4,11 @@ Each node: Hello, then a Heartbeat every interval, and for every Dispatch an Ack
 AttemptState and an exited(0) AttemptState at once. The dispatch latency is the receive time
 minus the ``BENCH_SUBMIT_TS`` the benchmark put in the task's env (same machine, same clock),
 kept per ``BENCH_PHASE`` (also from the env). A node whose socket closes (or that cannot
-connect) dials again after the agent's own delay (``unidesk.backoff.backoff_delay``: full
-jitter, doubling from 0.5 s up to ``--backoff-cap``), as the real agent does after a server
-restart.
+connect) dials again after the agent's own delay (``unidesk.gateway_agent.connection.Redial``:
+full jitter up to ``--backoff-cap``; after a 1001/1012 close the short restart bound for the
+restart window; a 503's ``Retry-After`` honoured), as the real agent does after a server
+restart. First joins are paced at ``--connect-rate`` per second (the fleet's first start is not
+what the storm measures). The process raises its file-descriptor limit to the hard limit.
 
 Commands on stdin, one per line: ``stats`` prints a JSON line of counters; ``stop`` prints
 the final JSON (with latencies) and exits. Not a test; run by bench_scheduler.py.
@@ -18,15 +20,16 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import sys
 import time
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from unidesk import protocol
-from unidesk.backoff import backoff_delay
+from unidesk.gateway_agent.connection import Redial
 
 __all__ = ["main"]
 
@@ -42,6 +45,8 @@ class Fleet:
         prefix: str,
         compression: str | None = "deflate",
         backoff_cap_s: float = 60.0,
+        restart_cap_s: float = 5.0,
+        connect_rate: float = 0.0,
     ) -> None:
         self.url = url
         self.compression = compression
@@ -50,7 +55,12 @@ class Fleet:
         self.cpus = cpus
         self.prefix = prefix
         self.backoff_cap_s = backoff_cap_s
+        self.restart_cap_s = restart_cap_s
+        self._pace_s = 1.0 / connect_rate if connect_rate > 0 else 0.0
+        self._next_start = 0.0
         self.online = 0
+        self.refused = 0
+        """Dials refused before the upgrade (HTTP 503 + Retry-After from a busy server)."""
         self.hellos = 0
         self.connected = 0
         self.failed = 0
@@ -70,6 +80,7 @@ class Fleet:
             "online": self.online,
             "hellos": self.hellos,
             "failed": self.failed,
+            "refused": self.refused,
             "closed": self.closed,
             "heartbeats": self.heartbeats,
             "dispatches": self.dispatches,
@@ -81,26 +92,43 @@ class Fleet:
             out["latencies"] = self.latencies
         return out
 
+    async def _paced(self) -> None:
+        """Wait for this node's slot in the paced first start."""
+        if not self._pace_s:
+            return
+        now = time.monotonic()
+        start = max(now, self._next_start)
+        self._next_start = start + self._pace_s
+        await asyncio.sleep(start - now)
+
     async def node(self, i: int, token: str, gate: asyncio.Semaphore) -> None:
-        """Join, serve, and after a closed socket dial again after a backoff (bounded by stop)."""
+        """Join, serve, and after a closed socket dial again after the agent's redial delay
+        (bounded by stop)."""
         name = f"{self.prefix}-{i}"
-        failures = 0
+        redial = Redial(cap_s=self.backoff_cap_s, restart_cap_s=self.restart_cap_s)
         joined_once = False
+        await self._paced()
         while not self._stop.is_set():
-            ws = await self._join(name, token, gate, report=not joined_once)
+            ws = await self._join(name, token, gate, redial, report=not joined_once)
             if ws is None:
-                if not joined_once:  # the first join failed: counted, not retried
+                if not joined_once and redial.failures >= 3:  # first joins: 3 tries
                     self.failed += 1
                     return
             else:
                 joined_once = True
-                failures = 0
+                redial.connected()
                 await self._serve(ws)
-            await asyncio.sleep(backoff_delay(failures, cap_s=self.backoff_cap_s))
-            failures += 1
+                redial.closed(ws.close_code)
+            await asyncio.sleep(redial.next_delay())
 
     async def _join(
-        self, name: str, token: str, gate: asyncio.Semaphore, *, report: bool
+        self,
+        name: str,
+        token: str,
+        gate: asyncio.Semaphore,
+        redial: Redial,
+        *,
+        report: bool,
     ) -> ClientConnection | None:
         try:
             async with gate:
@@ -128,7 +156,10 @@ class Fleet:
                 welcome = protocol.decode(await asyncio.wait_for(ws.recv(), 120))  # type: ignore[arg-type]
                 assert isinstance(welcome, protocol.Welcome), welcome
         except Exception as exc:
-            if report:
+            redial.refused(exc)
+            if isinstance(exc, InvalidStatus) and exc.response.status_code == 503:
+                self.refused += 1
+            elif report:
                 print(f"node {name} failed to join: {type(exc).__name__}: {exc}", file=sys.stderr)
             return None
         self.hellos += 1
@@ -234,6 +265,8 @@ async def run(args: argparse.Namespace) -> None:
         prefix=args.prefix,
         compression=None if args.no_compression else "deflate",
         backoff_cap_s=args.backoff_cap,
+        restart_cap_s=args.restart_cap,
+        connect_rate=args.connect_rate,
     )
     gate = asyncio.Semaphore(args.connect_concurrency)
     nodes = [asyncio.create_task(fleet.node(i, t, gate)) for i, t in enumerate(tokens)]
@@ -256,10 +289,21 @@ def main() -> None:
         "--backoff-cap", type=float, default=60.0, help="reconnect delay cap (s), as the agent's"
     )
     p.add_argument(
+        "--restart-cap",
+        type=float,
+        default=5.0,
+        help="reconnect delay cap (s) after a 1001/1012 close, as the agent's",
+    )
+    p.add_argument(
+        "--connect-rate", type=float, default=0.0, help="first joins per second (0: unpaced)"
+    )
+    p.add_argument(
         "--no-compression",
         action="store_true",
         help="do not offer permessage-deflate (the real agent does)",
     )
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     asyncio.run(run(p.parse_args()))
 
 

@@ -50,7 +50,11 @@ for size); a missing or bad token closes with 4401, a revoked one 4403; a protoc
 server does not speak closes with 4426; a second connection with the same node token replaces
 the first (4409); a node silent for the offline timeout is closed with 4408; a server that
 cannot register the node now closes with 1013 and one shutting down with 1001 (both: retry
-with backoff). 4401, 4403, 4409 and 4426 are final: the agent exits instead of retrying.
+with backoff; after 1001 or 1012 the agent redials on a short bound for a restart window). A
+server draining for a stop, or with more sockets waiting for registration than it takes,
+refuses a new socket before the upgrade with HTTP 503 and ``Retry-After: <seconds>``: the agent
+waits that long (plus jitter) and dials again. 4401, 4403, 4409 and 4426 are final: the agent
+exits instead of retrying.
 Every message about an attempt carries ``(task_id, attempt_no)``; a report for a stale or
 foreign attempt is recorded as a fact and changes nothing (fencing).
 """

@@ -10,11 +10,12 @@ import uuid
 import httpx
 import msgspec
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.integration.conftest import events, get_task, node_token, submit, trace_kinds
 from tests.integration.raw_agent import RawAgent, closed_with, hello
 from unidesk import protocol
+from unidesk.gateway_agent.connection import retry_after_of
 
 
 @pytest.fixture
@@ -289,3 +290,23 @@ async def test_nul_characters_in_frames_never_reach_the_database(server, api):
     await a.close()
     await _still_serving(server, api)
     assert "Traceback" not in server.log_path.read_text()
+
+
+async def test_a_busy_server_refuses_new_agent_sockets_with_503_and_retry_after(
+    live_server_factory,
+):
+    """Past ``ingress_max_waiting`` sockets waiting for registration (0 here: always), a new
+    agent socket is refused before the upgrade with 503 and a Retry-After in whole seconds the
+    agent honours (not final: it dials again); nothing is registered."""
+    server = live_server_factory(ingress_max_waiting=0)
+    with server.api() as api:
+        token = node_token(api, "busy")["secret"]
+        with pytest.raises(InvalidStatus) as info:
+            await RawAgent.open(server.url, token)
+        response = info.value.response
+        assert response.status_code == 503
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert b"server busy" in response.body
+        assert retry_after_of(info.value) == float(response.headers["Retry-After"])
+        assert api.get("/api/nodes").json()["items"] == []
+        assert api.get("/health").status_code == 200

@@ -64,6 +64,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         float,
         Doc(description="Seconds to wait for an agent's ack before redelivering a dispatch.", gt=0),
     ] = 10.0
+    ingress_max_waiting: Annotated[
+        int,
+        Doc(
+            description="Agent sockets that may wait for registration at once; past this a new "
+            "one is refused before the upgrade with HTTP 503 and a Retry-After spread over the "
+            "backlog's expected drain time (agents honour it).",
+            ge=0,
+        ),
+    ] = 1000
     admin_username: Annotated[
         str, Doc(description="Username of the first admin created on first start.")
     ] = "admin"

@@ -63,7 +63,7 @@ from unidesk.protocol import (
 from .attempt import AttemptRun, final_state
 from .config import AgentConfig
 from .confine import Beneath
-from .connection import RETRYABLE, FinalRefusal, backoff_delay, dial, final_refusal_for
+from .connection import RETRYABLE, FinalRefusal, Redial, dial, final_refusal_for
 from .datafeed import DataFeed
 from .logbuffer import FLUSH_INTERVAL_S, AttemptLog
 from .resend import ResendSchedule
@@ -148,24 +148,33 @@ class Agent:
         self._last_contact = time.monotonic()
         flusher = asyncio.create_task(self._flush_loop())
         keeper = asyncio.create_task(self._keeper_loop())
-        failures = 0
+        redial = Redial(
+            cap_s=self.config.backoff_cap_s,
+            restart_cap_s=self.config.restart_redial_cap_s,
+            restart_window_s=self.config.restart_window_s,
+        )
         try:
             while not self._closed.is_set():
                 try:
                     ws = await dial(self.config)
                 except RETRYABLE as exc:
+                    redial.refused(exc)
                     log.warning("cannot reach %s: %s", self.config.ws_url, exc)
                 else:
                     if self._closed.is_set():
                         await ws.close(1000, "agent shutting down")
                         break
                     if await self._session(ws):
-                        failures = 0
+                        redial.connected()
+                    redial.closed(ws.close_code)
                 if self._closed.is_set():
                     break
-                delay = backoff_delay(failures, cap_s=self.config.backoff_cap_s)
-                failures += 1
-                log.info("reconnecting in %.1f s", delay)
+                delay = redial.next_delay()
+                log.info(
+                    "reconnecting in %.1f s%s",
+                    delay,
+                    " (the server is restarting)" if redial.restarting else "",
+                )
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._closed.wait(), delay)
             log.info("agent stopped")

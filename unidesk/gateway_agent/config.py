@@ -69,6 +69,12 @@ class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Declare less memory than detected."""
     backoff_cap_s: float = 60.0
     """Upper bound of the reconnect delay (exponential backoff with full jitter)."""
+    restart_redial_cap_s: float = 5.0
+    """After the server closed for a stop or restart (1001/1012), the reconnect delay's upper
+    bound for ``restart_window_s``: the fleet is back within seconds of the server."""
+    restart_window_s: float = 120.0
+    """How long after a restart close the short reconnect bound applies (then the usual
+    backoff, capped at ``backoff_cap_s``)."""
     shutdown_grace_s: float = 10.0
     """On SIGTERM, how long running attempts may finish before they are stopped."""
     report_resend_s: float = 10.0

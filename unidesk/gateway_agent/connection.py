@@ -1,6 +1,18 @@
-"""Dialing the server's ingress: the handshake, close-code meaning, and reconnect backoff."""
+"""Dialing the server's ingress: the handshake, close-code meaning, and when to dial again.
+
+When to dial again (``Redial``): exponential backoff with full jitter up to ``backoff_cap_s``
+after a lost link; after the server closed for a stop or restart (1001 going away, 1012 service
+restart) the delays are capped at ``restart_redial_cap_s`` for ``restart_window_s`` so the fleet
+is back within seconds of the server (not a full cap later); a busy server's refusal before the
+upgrade (HTTP 503 with ``Retry-After: N``) is honoured first: wait N s plus up to 1 s of jitter.
+"""
 
 from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -21,11 +33,15 @@ __all__ = [
     "EXIT_AUTH_REFUSED",
     "EXIT_INCOMPATIBLE",
     "EXIT_REPLACED",
+    "RESTART_CLOSES",
     "RETRYABLE",
+    "RETRY_AFTER_MAX_S",
     "FinalRefusal",
+    "Redial",
     "backoff_delay",
     "dial",
     "final_refusal_for",
+    "retry_after_of",
 ]
 
 EXIT_AUTH_REFUSED = 77  # sysexits EX_NOPERM
@@ -41,6 +57,80 @@ _FINAL_CLOSES = {
 
 RETRYABLE = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed)
 """Errors after which the agent waits a backoff delay and dials again."""
+
+
+RESTART_CLOSES = frozenset({1001, 1012})
+"""Close codes of a server that stops on purpose (going away, service restart): it is most
+likely back in seconds, so the agent redials on the short restart schedule."""
+RETRY_AFTER_MAX_S = 300.0
+"""A server's Retry-After hint is honoured up to this long (a bad hint cannot park the agent)."""
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """The seconds of a ``Retry-After`` header on an HTTP 503 refusal before the upgrade, or None
+    (no refusal, no header, or an HTTP date instead of seconds)."""
+    if not isinstance(exc, InvalidStatus) or exc.response.status_code != 503:
+        return None
+    raw = exc.response.headers.get("Retry-After", "").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_MAX_S)
+
+
+class Redial:
+    """The delay before each dial after the first: backoff, the restart window, Retry-After.
+
+    ``connected()`` after a welcome resets the backoff; ``closed(code)`` records how the server
+    closed (a restart close opens the window); ``refused(exc)`` records a dial that failed (its
+    Retry-After hint, if any, sets the next delay); ``next_delay()`` gives the wait."""
+
+    def __init__(
+        self,
+        *,
+        cap_s: float = 60.0,
+        restart_cap_s: float = 5.0,
+        restart_window_s: float = 120.0,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cap_s = cap_s
+        self.restart_cap_s = restart_cap_s
+        self.restart_window_s = restart_window_s
+        self._rand = rand
+        self._clock = clock
+        self.failures = 0
+        self._restart_until = -math.inf
+        self._hint: float | None = None
+
+    def connected(self) -> None:
+        self.failures = 0
+        self._hint = None
+
+    def closed(self, code: int | None) -> None:
+        if code in RESTART_CLOSES:
+            self._restart_until = self._clock() + self.restart_window_s
+
+    def refused(self, exc: BaseException) -> None:
+        self._hint = retry_after_of(exc)
+
+    @property
+    def restarting(self) -> bool:
+        return self._clock() < self._restart_until
+
+    def next_delay(self) -> float:
+        if self._hint is not None:
+            delay, self._hint = self._hint + self._rand(), None
+            return delay
+        cap = min(self.cap_s, self.restart_cap_s) if self.restarting else self.cap_s
+        # in the restart window the ladder starts at 1 s: no tight loop while the port is closed
+        base = 1.0 if self.restarting else 0.5
+        delay = backoff_delay(self.failures, base_s=base, cap_s=cap, rand=self._rand)
+        self.failures += 1
+        return delay
 
 
 class FinalRefusal(Exception):

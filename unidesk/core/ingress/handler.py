@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 import uuid
 
@@ -12,6 +13,7 @@ import structlog
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
+from litestar.types.asgi_types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
 
 from unidesk import protocol
 from unidesk.core.db.tx import in_transaction
@@ -49,9 +51,66 @@ async def _receive(socket: WebSocket, timeout_s: float) -> protocol.Message:
     return protocol.decode(data)
 
 
+def _retry_after(state: State) -> int | None:
+    """Seconds a new agent socket should wait instead of being taken now, or None to take it:
+    the server is draining for a stop (it will be back, or another instance is), or more
+    sockets wait for registration than ``ingress_max_waiting``."""
+    if getattr(state, "draining", False):
+        return random.randint(2, 5)
+    registrar = state.ingress.registrar
+    if registrar.waiting >= state.settings.ingress_max_waiting:
+        return int(registrar.retry_after_s())
+    return None
+
+
+async def _refuse_busy(socket: WebSocket, retry_after_s: int, why: str) -> None:
+    """HTTP 503 with ``Retry-After`` before the upgrade (the ASGI ``websocket.http.response``
+    extension); a server without it accepts and closes 1013 with the same hint in the reason."""
+    reason = f"{why}; retry after {retry_after_s} s"
+    if "websocket.http.response" in (socket.scope.get("extensions") or {}):
+        await socket.receive()  # the websocket.connect event
+        start: WebSocketResponseStartEvent = {
+            "type": "websocket.http.response.start",
+            "status": 503,
+            "headers": [
+                (b"retry-after", str(retry_after_s).encode()),
+                (b"content-type", b"text/plain; charset=utf-8"),
+            ],
+        }
+        body: WebSocketResponseBodyEvent = {
+            "type": "websocket.http.response.body",
+            "body": reason.encode(),
+            "more_body": False,
+        }
+        await socket.send(start)
+        await socket.send(body)
+        return
+    await socket.accept()
+    await socket.close(code=protocol.CLOSE_BUSY, reason=reason)
+
+
 @websocket("/api/agent/ws", exclude_from_auth=True)
 async def agent_socket(socket: WebSocket, state: State) -> None:
     """A node's agent connects here with ``Authorization: Bearer <node token>``."""
+    retry_after_s = _retry_after(state)
+    if retry_after_s is not None:
+        why = "server stopping" if getattr(state, "draining", False) else "server busy"
+        await _refuse_busy(socket, retry_after_s, why)
+        return
+    registrar = state.ingress.registrar
+    registrar.waiting += 1
+    try:
+        admitted = await _admit(socket, state)
+    finally:
+        registrar.waiting -= 1
+    if admitted is not None:
+        await _serve(state, *admitted)
+
+
+async def _admit(
+    socket: WebSocket, state: State
+) -> tuple[NodeConnection, protocol.Hello, protocol.Reconcile] | None:
+    """Handshake, token, hello, registration: the welcomed connection, or None (closed)."""
     await socket.accept()
     peer = socket.client.host if socket.client else "?"
     secret = _bearer(socket)
@@ -61,38 +120,38 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
             code=protocol.CLOSE_UNAUTHENTICATED,
             reason="missing 'Authorization: Bearer <node token>'",
         )
-        return
+        return None
     try:  # read with the other handshakes waiting (one query per batch)
         token = await state.ingress.registrar.resolve(secret)
     except Unauthenticated as exc:
         log.info("agent refused", peer=peer, why=exc.detail)
         code, reason = close_for(exc)
         await socket.close(code=code, reason=reason)
-        return
+        return None
     try:
         hello = await _receive(socket, HELLO_TIMEOUT_S)
     except (TimeoutError, WebSocketDisconnect):
         await socket.close(code=protocol.CLOSE_BAD_FRAME, reason="expected a hello frame")
-        return
+        return None
     except OverflowError as exc:
         await socket.close(code=protocol.CLOSE_TOO_BIG, reason=str(exc))
-        return
+        return None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         log.info("agent sent a bad frame", peer=peer, error=str(exc)[:200])
         await socket.close(code=protocol.CLOSE_BAD_FRAME, reason=f"bad frame: {str(exc)[:100]}")
-        return
+        return None
     if not isinstance(hello, protocol.Hello):
         await socket.close(
             code=protocol.CLOSE_BAD_FRAME,
             reason=f"first frame must be hello, got {type(hello).__name__.lower()}",
         )
-        return
+        return None
     if (field := hello_nul(hello)) is not None:
         log.info("agent sent a bad hello", peer=peer, field=field)
         await socket.close(
             code=protocol.CLOSE_BAD_FRAME, reason=f"bad frame: NUL character in hello {field}"
         )
-        return
+        return None
     if hello.protocol_version != protocol.PROTOCOL_VERSION:
         log.info(
             "agent protocol mismatch",
@@ -105,7 +164,7 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
             reason=f"server speaks protocol {protocol.PROTOCOL_VERSION}, agent "
             f"{hello.protocol_version}; upgrade the agent",
         )
-        return
+        return None
 
     ingress = state.ingress
     connection_id = uuid.uuid4().hex
@@ -117,7 +176,7 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
             Unavailable("server busy: could not register the node; retry later")
         )
         await socket.close(code=code, reason=reason)
-        return
+        return None
     conn = NodeConnection(
         socket,
         node_id=reg.node_id,
@@ -125,8 +184,17 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         token_id=token.id,
         connection_id=connection_id,
     )
+    return conn, hello, reg.reconcile
+
+
+async def _serve(
+    state: State, conn: NodeConnection, hello: protocol.Hello, reconcile: protocol.Reconcile
+) -> None:
+    """Welcome, reconcile, pending work, then the frame loop until the socket ends."""
+    ingress = state.ingress
+    peer = conn.socket.client.host if conn.socket.client else "?"
     # registration stored the hello's health: a heartbeat saying the same needs no write
-    ingress.health_reasons[reg.node_id] = hello.unhealthy_reason
+    ingress.health_reasons[conn.node_id] = hello.unhealthy_reason
     old = ingress.connections.attach(conn)
     if old is not None:
         await old.close(
@@ -134,7 +202,7 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
         )
     log.info(
         "node connected",
-        node=reg.node_name,
+        node=conn.node_name,
         peer=peer,
         agent_version=hello.agent_version,
         running=len(hello.running),
@@ -142,13 +210,13 @@ async def agent_socket(socket: WebSocket, state: State) -> None:
     await conn.send(
         protocol.Welcome(
             protocol_version=protocol.PROTOCOL_VERSION,
-            node_id=str(reg.node_id),
+            node_id=str(conn.node_id),
             heartbeat_interval_s=state.settings.heartbeat_interval_s,
             server_instance=ingress.instance_id,
             offline_timeout_s=state.settings.offline_timeout_s,
         )
     )
-    await conn.send(reg.reconcile)
+    await conn.send(reconcile)
     ingress.registrar.welcomed(conn)  # its pending dispatches and cancels, read per batch
     try:
         await _frame_loop(conn, state)

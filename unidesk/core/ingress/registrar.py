@@ -7,11 +7,21 @@ in its own transaction (plus a token read, a delivery read and a cancel read per
 that cost a dozen round trips per node. One writer drains each queue. A registration batch
 holds one hello per token (a second hello of a token waits for the next batch); if the batch
 fails, each hello is tried alone, so one bad registration cannot refuse the others.
+
+Admission: ``waiting`` counts the sockets between the handshake and the end of their
+registration; past the ``ingress_max_waiting`` setting (or while the server drains for a stop)
+the handler refuses a new socket before the upgrade with HTTP 503 and ``retry_after_s()``: the
+backlog's drain time at the measured registration rate, spread by jitter, so the refused agents
+come back as the queue empties instead of waiting in it past their timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,9 +38,14 @@ from unidesk.core.ingress.connections import NodeConnection
 from unidesk.core.ingress.delivery import Delivery
 from unidesk.core.ingress.registration import NodeHello, Registration, register_nodes
 
-__all__ = ["Registrar"]
+__all__ = ["MIN_RATE", "RATE_WINDOW_S", "RETRY_AFTER_MAX_S", "Registrar"]
 
 log = structlog.get_logger("unidesk.ingress")
+
+RATE_WINDOW_S = 5.0
+MIN_RATE = 50.0
+"""Registrations/s assumed before any were measured (a conservative floor)."""
+RETRY_AFTER_MAX_S = 60
 
 
 @dataclass
@@ -76,6 +91,10 @@ class Registrar:
         self._welcome_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.batches = 0
+        self.waiting = 0
+        """Sockets past the handshake whose registration has not ended (the handler counts)."""
+        self._registered: deque[tuple[float, int]] = deque()
+        """(when, how many) of the registration batches of the last ``RATE_WINDOW_S``."""
 
     async def start(self) -> None:
         self._tasks = [
@@ -93,6 +112,19 @@ class Registrar:
         for w in waiting:  # nobody will answer these: their sockets close
             if not w.done.done():
                 w.done.set_exception(RuntimeError("server stopping"))
+
+    def rate(self) -> float:
+        """Registrations per second over the last ``RATE_WINDOW_S`` (at least ``MIN_RATE``)."""
+        now = time.monotonic()
+        while self._registered and self._registered[0][0] < now - RATE_WINDOW_S:
+            self._registered.popleft()
+        return max(MIN_RATE, sum(n for _, n in self._registered) / RATE_WINDOW_S)
+
+    def retry_after_s(self, *, rand: Callable[[], float] = random.random) -> int:
+        """Whole seconds a refused agent should wait: the backlog's drain time at the measured
+        rate, times a jitter in [0.5, 1.5) so the refused sockets come back spread out."""
+        drain = self.waiting / self.rate()
+        return max(1, min(RETRY_AFTER_MAX_S, math.ceil(drain * (0.5 + rand()))))
 
     async def resolve(self, secret: str) -> NodeToken:
         """The node token a handshake presents, read with the other handshakes waiting; raises
@@ -176,6 +208,7 @@ class Registrar:
                 await self._apply([h])
             return
         self.batches += 1
+        self._registered.append((time.monotonic(), len(batch)))
         for h, reg in zip(batch, regs, strict=True):
             if not h.done.done():
                 h.done.set_result(reg)
