@@ -166,3 +166,28 @@ async def test_private_https_repo_resolves_with_a_secret_credential_never_echoed
     assert wrong.status_code == 422 and "wrong" not in wrong.text
     missing = await resolve(c, headers, repo_url=url, ref="main", credential="no-such")
     assert missing.status_code == 400 and missing.json()["field"] == "credential"
+
+
+async def test_resolves_are_rate_limited_per_user(
+    settings: Settings, repo: Any, counts: Any
+) -> None:
+    """Each resolve runs git against a remote for any member: a user gets
+    ``git_resolve_per_user`` of them per window, then 429; another user is not held back."""
+    r, sha = repo
+    few = msgspec.structs.replace(settings, git_resolve_per_user=3, git_resolve_window_s=600)
+    async with AsyncTestClient(app=create_app(few, components=[])) as c:
+        admin = await login(c, "admin", ADMIN_PASSWORD)
+        body = {"username": "mia", "password": "member-password", "role": "member"}
+        assert (await c.post("/api/users", json=body, headers=admin)).status_code == 201
+        mia = await login(c, "mia", "member-password")
+        before = counts()
+        got = [await resolve(c, mia, repo_url=r.url, ref=ref) for ref in ("main", "v1", "nope")]
+        assert [g.status_code for g in got] == [200, 200, 404], [g.text for g in got]
+        refused = await resolve(c, mia, repo_url=r.url, ref="main")
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"].startswith(PROBLEM)
+        assert "too many git resolves" in refused.json()["detail"]
+        assert 0 < int(refused.headers["retry-after"]) <= 601
+        ok = await resolve(c, admin, repo_url=r.url, ref="main")
+        assert ok.status_code == 200 and ok.json()["commit"] == sha["second"], ok.text
+        assert counts() == before

@@ -24,7 +24,7 @@ from unidesk.core.auth.controllers import (
 )
 from unidesk.core.auth.middleware import PUBLIC_PATHS, AuthMiddleware
 from unidesk.core.auth.principal_cache import PrincipalCache
-from unidesk.core.auth.ratelimit import LoginLimiter
+from unidesk.core.auth.ratelimit import WindowLimiter
 from unidesk.core.auth.schemas import UserCreate
 from unidesk.core.auth.services import UserService
 from unidesk.core.db.bootstrap import DatabaseHandle, open_database
@@ -245,7 +245,16 @@ def create_app(
     state = State(
         {
             "settings": settings,
-            "login_limiter": LoginLimiter(settings.login_max_failures, settings.login_window_s),
+            "login_limiter": WindowLimiter(
+                settings.login_max_failures,
+                settings.login_window_s,
+                "too many failed logins; try again later",
+            ),
+            "git_resolve_limiter": WindowLimiter(
+                settings.git_resolve_per_user,
+                settings.git_resolve_window_s,
+                "too many git resolves; try again later",
+            ),
             "principal_cache": PrincipalCache(settings.auth_cache_s),
             "read_cache": ReadCache(
                 counter,

@@ -115,6 +115,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         float,
         Doc(description="How long POST /api/git/resolve waits for git ls-remote.", gt=0, le=60),
     ] = 10.0
+    git_resolve_per_user: Annotated[
+        int,
+        Doc(
+            description="POST /api/git/resolve calls (each runs git against a remote) allowed "
+            "per user within git_resolve_window_s before 429, per server process.",
+            ge=1,
+        ),
+    ] = 30
+    git_resolve_window_s: Annotated[
+        int, Doc(description="Window for counting git resolves per user, seconds.", ge=1)
+    ] = 60
     max_task_pids_limit: Annotated[
         int,
         Doc(

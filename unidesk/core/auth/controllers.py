@@ -44,10 +44,10 @@ class AuthController(Controller):
         try:
             user = await UserService(db).authenticate(data.username, data.password)
         except Unauthenticated:
-            limiter.failed(client)
+            limiter.record(client)
             log.info("login failed", username=data.username[:64], client=client)
             raise
-        limiter.succeeded(client)
+        limiter.forget(client)
         _, secret = await TokenService(db).issue(
             user, kind="session", name="browser", ttl=timedelta(seconds=settings.session_ttl_s)
         )

@@ -41,7 +41,9 @@ class GitController(Controller):
     ) -> RefResolved:
         """The full commit id a branch or tag names now (one ``git ls-remote`` from the server,
         public hosts only unless ``git_resolve_private_hosts``): submit that id, the task stays
-        pinned to it. 404: no such branch or tag; 422: the repository could not be read."""
+        pinned to it. 404: no such branch or tag; 422: the repository could not be read;
+        429: the caller used ``git_resolve_per_user`` resolves in ``git_resolve_window_s``."""
+        state.git_resolve_limiter.take(str(principal.user_id))
         credential = None
         if data.credential:
             svc = SecretService.of(db, state)
