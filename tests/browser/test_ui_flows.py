@@ -436,17 +436,24 @@ BANNER_RECORDER = """() => {
 
 
 def test_live_indicator_turns_offline_while_the_server_hangs(live_server, page_factory) -> None:
-    """A hung server (SIGSTOP) keeps the page's event stream open: /health not answering within
-    its bound turns the indicator to "Offline" (red, not green), announced by its status region,
-    on a phone-width screen too; it comes back to "Live" when the server does."""
+    """A hung server (SIGSTOP) keeps the page's event stream open: its keepalive comments
+    stopping turns the indicator to "Offline" (red, not green) within seconds, before /health's
+    own 8 s bound runs out, announced by its status region, on a phone-width screen too; it
+    comes back to "Live" when the server does."""
     page = page_factory(live_server.url, width=390, height=844)
     live = page.get_by_test_id("live-indicator").first
     expect(live).to_have_text("Live")
     expect(live).to_have_attribute("aria-live", "polite")
     green = live.evaluate("e => getComputedStyle(e).color")
+    page.evaluate(BANNER_RECORDER)
+    stopped = time.monotonic()
     live_server.proc.send_signal(signal.SIGSTOP)
     try:
         expect(live).to_have_text("Offline", timeout=30_000)
+        print(f"Offline {time.monotonic() - stopped:.1f} s after SIGSTOP")
+        # The stream said so first (the keepalives stopped), not the /health poll.
+        said = [t for t in page.evaluate("window.__bannerTexts") if "does not answer" in t]
+        assert "no keepalive" in said[0], said
         expect(page.get_by_role("status", name="Live updates: Offline").first).to_be_attached()
         assert live.evaluate("e => getComputedStyle(e).color") != green
         expect(page.get_by_test_id("degraded-banner")).to_contain_text("the server does not answer")

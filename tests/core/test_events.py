@@ -4,6 +4,7 @@ subscriptions."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import threading
@@ -19,7 +20,8 @@ from tests.core.conftest import task_body
 from unidesk.core.db.engine import libpq_url, make_engine, make_sessionmaker
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events import hub as hub_mod
-from unidesk.core.events.hub import EventHub
+from unidesk.core.events.hub import EventHub, Keepalive
+from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NewEvent, append
 
 # --- the database rule: no state change without its event ---------------------------------
@@ -265,6 +267,31 @@ def test_sse_bad_last_event_id_is_400(live_server: Any) -> None:
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
+def test_sse_quiet_stream_writes_keepalive_comments(live_server_factory: Any) -> None:
+    """hello names the keepalive interval; while nothing happens a ``: ping`` comment comes
+    that often (so a browser knows a stalled server from a quiet one); parsers skip it."""
+    server = live_server_factory(event_stream_keepalive_s="0.5")
+    with (
+        httpx.Client(
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {server.token()}"},
+            timeout=httpx.Timeout(15.0),
+        ) as sse,
+        sse.stream("GET", "/api/events/stream") as resp,
+    ):
+        lines = resp.iter_lines()
+        assert next(lines) == "event: hello"
+        hello = json.loads(next(lines).removeprefix("data: "))
+        assert hello["keepalive_s"] == 0.5
+        pings = 0
+        for line in itertools.islice(lines, 40):
+            assert not line.startswith(("event:", "id:")), f"an event on a quiet stream: {line}"
+            pings += line == ": ping"
+            if pings == 3:
+                break
+        assert pings == 3
+
+
 # --- EventHub.subscribe: in order across concurrent writers ---------------------------------
 
 
@@ -439,4 +466,32 @@ async def test_stop_returns_while_events_flow(database_url: str) -> None:
             stop_writing.set()
             await asyncio.wait_for(writer, timeout=10)
     finally:
+        await engine.dispose()
+
+
+async def test_keepalive_only_where_asked_and_only_while_quiet(database_url: str) -> None:
+    engine = make_engine(database_url, 4)
+    sessions = make_sessionmaker(engine)
+    hub = EventHub(libpq_url(database_url), sessions, keepalive_s=0.2)
+    await hub.start()
+    try:
+        pinged = hub.subscribe_with_keepalive(hub.cursor)
+        plain = hub.subscribe(hub.cursor)
+        assert isinstance(await asyncio.wait_for(anext(pinged), 5), Keepalive)
+
+        async def work(s: Any) -> int:
+            return await append(
+                s, NewEvent(kind="test.after_ping", subject_type="test", subject_id="p", actor="t")
+            )
+
+        await asyncio.sleep(0.5)  # keepalives queue up meanwhile: only one is kept
+        eid = await in_transaction(sessions, work)
+        got = []
+        while not got or isinstance(got[-1], Keepalive):
+            got.append(await asyncio.wait_for(anext(pinged), 5))
+        assert isinstance(got[-1], EventOut) and got[-1].id == eid and len(got) <= 2, got
+        # The plain subscription never sees a keepalive, however long it waited.
+        assert (await asyncio.wait_for(anext(plain), 5)).id == eid
+    finally:
+        await hub.stop()
         await engine.dispose()

@@ -186,7 +186,12 @@ def create_app(
         state.reads = Reads(make_read_engine(db.url, settings.db_pool_size))
         state.expected_heads = expected_heads(db.url, plugin_dirs)
         state.known_revisions = known_revisions(db.url, plugin_dirs)
-        state.event_hub = EventHub(db.dsn, state.sessions, on_notify=counter.bump)
+        state.event_hub = EventHub(
+            db.dsn,
+            state.sessions,
+            on_notify=counter.bump,
+            keepalive_s=settings.event_stream_keepalive_s,
+        )
         state.event_hub.add_listener("principal_cache", state.principal_cache.on_events)
         await state.event_hub.start()
         checks = state.health_checks

@@ -54,6 +54,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             le=60,
         ),
     ] = 5.0
+    event_stream_keepalive_s: Annotated[
+        float,
+        Doc(
+            description="Seconds between keepalive comments on a quiet live event stream "
+            "(/api/events/stream); the browser marks the stream stale after missing about two.",
+            ge=0.5,
+            le=60,
+        ),
+    ] = 2.0
     heartbeat_interval_s: Annotated[
         float, Doc(description="Seconds between agent heartbeats.", gt=0)
     ] = 15.0

@@ -14,7 +14,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.db.readcache import cached_answer
 from unidesk.core.db.reads import Reads
-from unidesk.core.events.hub import EventHub
+from unidesk.core.events.hub import EventHub, Keepalive
 from unidesk.core.events.schemas import EventPage
 from unidesk.core.events.services import event_page
 from unidesk.errors import BadRequest, Unavailable
@@ -24,8 +24,10 @@ SHUTDOWN_MESSAGE = ServerSentEventMessage(
     event="shutdown", data=msgspec.json.encode({"reason": SHUTDOWN_REASON}).decode()
 )
 """The last message of every live stream when the server stops (events and logs)."""
+KEEPALIVE_MESSAGE = ServerSentEventMessage(comment="ping")
+"""Written while a stream is quiet (an SSE comment: EventSource and parsers skip it)."""
 
-__all__ = ["SHUTDOWN_MESSAGE", "SHUTDOWN_REASON", "EventController"]
+__all__ = ["KEEPALIVE_MESSAGE", "SHUTDOWN_MESSAGE", "SHUTDOWN_REASON", "EventController"]
 
 
 class EventController(Controller):
@@ -67,7 +69,9 @@ class EventController(Controller):
         after: Annotated[int | None, Parameter(ge=0, le=2**63 - 1)] = None,
     ) -> ServerSentEvent:
         """Live events as Server-Sent Events; resumes after ``after`` or the Last-Event-ID
-        header."""
+        header. The first message, ``hello``, gives the stream's cursor and ``keepalive_s``:
+        while no event comes, a ``: ping`` comment is written every ``keepalive_s`` seconds,
+        so a client that hears nothing for a few of them knows the server stopped answering."""
         hub: EventHub = state.event_hub
         if hub.closing:
             raise Unavailable(SHUTDOWN_REASON)
@@ -81,10 +85,14 @@ class EventController(Controller):
                 raise BadRequest("Last-Event-ID must be an event id") from None
 
         async def gen() -> AsyncIterator[ServerSentEventMessage]:
+            hello = {"cursor": hub.cursor, "keepalive_s": hub.keepalive_s}
             yield ServerSentEventMessage(
-                event="hello", data=msgspec.json.encode({"cursor": hub.cursor}).decode(), retry=2000
+                event="hello", data=msgspec.json.encode(hello).decode(), retry=2000
             )
-            async for ev in hub.subscribe(after):
+            async for ev in hub.subscribe_with_keepalive(after):
+                if isinstance(ev, Keepalive):
+                    yield KEEPALIVE_MESSAGE
+                    continue
                 yield ServerSentEventMessage(
                     id=str(ev.id), event=ev.kind, data=msgspec.json.encode(ev).decode()
                 )

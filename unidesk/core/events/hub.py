@@ -23,7 +23,7 @@ from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NOTIFY_CHANNEL
 
-__all__ = ["EventHub", "Listener", "read_events", "to_out"]
+__all__ = ["KEEPALIVE", "EventHub", "Keepalive", "Listener", "read_events", "to_out"]
 
 log = structlog.get_logger("unidesk.events")
 
@@ -31,6 +31,13 @@ GAP_TIMEOUT_S = 2.0
 SUBSCRIBER_BUFFER = 10_000
 STOP_TIMEOUT_S = 5.0
 Listener = Callable[[list[EventOut]], Awaitable[None]]
+
+
+class Keepalive:
+    """A sign of life on a quiet subscription: the process and its event loop still answer."""
+
+
+KEEPALIVE = Keepalive()
 
 
 def to_out(row: Event) -> EventOut:
@@ -62,14 +69,18 @@ class EventHub:
         dsn: str,
         sessionmaker: async_sessionmaker[AsyncSession],
         on_notify: Callable[[], None] = lambda: None,
+        keepalive_s: float = 2.0,
     ) -> None:
         """``on_notify`` runs on every NOTIFY heard (and on each (re)connect), before the
-        events are read: the read cache's sign that someone committed."""
+        events are read: the read cache's sign that someone committed. Every ``keepalive_s``
+        one task gives each idle ``subscribe(keepalive=True)`` a ``KEEPALIVE``."""
         self._dsn = dsn
         self._sessions = sessionmaker
         self._on_notify = on_notify
         self._listeners: list[tuple[str, Listener]] = []
-        self._queues: set[asyncio.Queue[EventOut | None]] = set()
+        self._queues: set[asyncio.Queue[EventOut | Keepalive | None]] = set()
+        self._pinged: set[asyncio.Queue[EventOut | Keepalive | None]] = set()
+        self.keepalive_s = keepalive_s
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.cursor = 0
@@ -91,6 +102,7 @@ class EventHub:
         self._tasks = [
             asyncio.create_task(self._listen(), name="events-listen"),
             asyncio.create_task(self._pump(), name="events-pump"),
+            asyncio.create_task(self._keepalive(), name="events-keepalive"),
         ]
 
     async def stop(self) -> None:
@@ -165,12 +177,22 @@ class EventHub:
                 if len(batch) == 1000 or len(ready) < len(batch):
                     self._wake.set()
 
+    async def _keepalive(self) -> None:
+        # One timer for every subscriber of the process; a queue that already holds something
+        # is about to write anyway.
+        while True:
+            await asyncio.sleep(self.keepalive_s)
+            for q in list(self._pinged):
+                if q.empty():
+                    q.put_nowait(KEEPALIVE)
+
     async def _deliver(self, events: list[EventOut]) -> None:
         for q in list(self._queues):
             if q.qsize() + len(events) > SUBSCRIBER_BUFFER:
                 # A subscriber this far behind is cut off; it resumes from its last id by
                 # re-reading.
                 self._queues.discard(q)
+                self._pinged.discard(q)
                 while not q.empty():
                     q.get_nowait()
                 q.put_nowait(None)
@@ -185,10 +207,23 @@ class EventHub:
 
     async def subscribe(self, after: int) -> AsyncIterator[EventOut]:
         """Every committed event with id > ``after``, in order, then live ones as they commit."""
-        q: asyncio.Queue[EventOut | None] = asyncio.Queue()
+        async for item in self._subscribe(after, keepalive=False):
+            if isinstance(item, EventOut):
+                yield item
+
+    def subscribe_with_keepalive(self, after: int) -> AsyncIterator[EventOut | Keepalive]:
+        """``subscribe``, with a ``KEEPALIVE`` every ``keepalive_s`` while no event comes."""
+        return self._subscribe(after, keepalive=True)
+
+    async def _subscribe(
+        self, after: int, *, keepalive: bool
+    ) -> AsyncIterator[EventOut | Keepalive]:
+        q: asyncio.Queue[EventOut | Keepalive | None] = asyncio.Queue()
         if self.closing:
             return
         self._queues.add(q)
+        if keepalive:
+            self._pinged.add(q)
         try:
             last = after
             live_from = self.cursor
@@ -205,8 +240,13 @@ class EventHub:
                 if live is None:
                     # hub stopped or this subscriber fell too far behind: the client resumes by id
                     return
+                if isinstance(live, Keepalive):
+                    if q.empty():  # an event queued behind it says as much
+                        yield live
+                    continue
                 if live.id > last:
                     last = live.id
                     yield live
         finally:
             self._queues.discard(q)
+            self._pinged.discard(q)

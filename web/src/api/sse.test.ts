@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { SseParser, backoffDelay } from "./sse";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { SseParser, StreamStalledError, backoffDelay, readSse, stallAfterMs } from "./sse";
 
 describe("SseParser", () => {
   it("parses events split across chunks", () => {
@@ -30,5 +30,52 @@ describe("backoffDelay", () => {
     expect(backoffDelay(3, 1000, 30000, () => 0.5)).toBe(4000);
     expect(backoffDelay(50, 1000, 30000, () => 0.999)).toBe(29970);
     expect(backoffDelay(5, 1000, 30000, () => 0)).toBe(250);
+  });
+});
+
+/** A text/event-stream answer that writes each chunk after its delay (ms), then ends if asked. */
+function streamAnswer(chunks: [number, string][], end: boolean): Response {
+  const enc = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async start(ctl) {
+      for (const [delay, text] of chunks) {
+        await new Promise((r) => setTimeout(r, delay));
+        ctl.enqueue(enc.encode(text));
+      }
+      if (end) ctl.close();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream" } });
+}
+
+describe("readSse keepalive deadline", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("ends a stream that goes silent past its deadline with StreamStalledError", async () => {
+    vi.stubGlobal("fetch", () => Promise.resolve(streamAnswer([[0, 'event: hello\ndata: {"keepalive_s": 0.02}\n\n']], false)));
+    const seen: string[] = [];
+    const done = readSse("/s", { signal: new AbortController().signal, stallAfterMs: () => 60, onMessage: (m) => seen.push(m.event) });
+    await expect(done).rejects.toBeInstanceOf(StreamStalledError);
+    await expect(done).rejects.toThrow("the server does not answer");
+    expect(seen).toEqual(["hello"]);
+  });
+
+  it("keeps a stream whose keepalive comments come in time", async () => {
+    const pings: [number, string][] = Array.from({ length: 8 }, () => [25, ": ping\r\n\r\n"]);
+    vi.stubGlobal("fetch", () => Promise.resolve(streamAnswer([[0, "event: hello\ndata: {}\n\n"], ...pings], true)));
+    const seen: string[] = [];
+    await readSse("/s", { signal: new AbortController().signal, stallAfterMs: () => 400, onMessage: (m) => seen.push(m.event) });
+    expect(seen).toEqual(["hello"]); // comments are not messages
+  });
+
+  it("waits for ever when the server names no keepalive", async () => {
+    vi.stubGlobal("fetch", () => Promise.resolve(streamAnswer([[0, "data: 1\n\n"], [150, "data: 2\n\n"]], true)));
+    const seen: string[] = [];
+    await readSse("/s", { signal: new AbortController().signal, stallAfterMs: () => null, onMessage: (m) => seen.push(m.data) });
+    expect(seen).toEqual(["1", "2"]);
+  });
+
+  it("allows two missed keepalives and a second", () => {
+    expect(stallAfterMs(2)).toBe(5000);
   });
 });

@@ -58,6 +58,19 @@ export class SseParser {
   }
 }
 
+/** The stream stayed silent past its keepalive deadline: the server (or the way to it) stopped answering. */
+export class StreamStalledError extends ApiError {
+  constructor(silentMs: number) {
+    super(0, `the server does not answer: no keepalive for ${Math.round(silentMs / 1000)} s`);
+    this.name = "StreamStalledError";
+  }
+}
+
+/** How long a stream whose server sends a keepalive every keepaliveS seconds may stay silent: two missed, plus a second. */
+export function stallAfterMs(keepaliveS: number): number {
+  return Math.round(keepaliveS * 2000) + 1000;
+}
+
 export interface SseOptions {
   signal: AbortSignal;
   lastEventId?: string | null;
@@ -65,6 +78,11 @@ export interface SseOptions {
   connectTimeoutMs?: number;
   onOpen?: () => void;
   onMessage: (msg: SseMessage) => void;
+  /**
+   * Read after every chunk: silence for longer than this many ms ends the stream with a
+   * StreamStalledError (null: wait for ever, as before the server says it sends keepalives).
+   */
+  stallAfterMs?: () => number | null;
 }
 
 /** Reads one SSE response to its end. Throws ApiError for a non-2xx answer or a non-stream body. */
@@ -91,13 +109,30 @@ export async function readSse(url: string, opts: SseOptions): Promise<void> {
   opts.onOpen?.();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   const parser = new SseParser();
+  // Any bytes (an event or a ": ping" comment) show the server is there; silence past the
+  // deadline cancels the read, which closes the connection.
+  let stalled: number | null = null;
+  let stallTimer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(stallTimer);
+    const ms = opts.stallAfterMs?.() ?? null;
+    if (ms === null) return;
+    stallTimer = setTimeout(() => {
+      stalled = ms;
+      void reader.cancel().catch(() => undefined);
+    }, ms);
+  };
   try {
+    arm();
     for (;;) {
       const { value, done } = await reader.read();
+      if (stalled !== null) throw new StreamStalledError(stalled);
       if (done) return;
       for (const msg of parser.feed(value)) opts.onMessage(msg);
+      arm();
     }
   } finally {
+    clearTimeout(stallTimer);
     opts.signal.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }

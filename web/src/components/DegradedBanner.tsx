@@ -44,8 +44,9 @@ export function DegradedBanner() {
 /** A small live/stale/offline indicator for page headers, announced to screen readers when it changes. */
 export function LiveIndicator() {
   const { feedState, health } = useContext(LiveContext);
-  // A hung server keeps the event stream open: /health not answering turns the indicator off too.
-  const offline = health.health?.unreachable === true;
+  // A hung server keeps the event stream open: its keepalives stopping (within seconds), or
+  // /health not answering, turns the indicator off too.
+  const offline = health.health?.unreachable === true || (feedState.status === "down" && feedState.stalled);
   const label = offline ? "Offline" : feedState.status === "live" ? "Live" : feedState.status === "connecting" ? "Connecting…" : "Stale";
   const tone = offline ? "down" : feedState.status;
   return (

@@ -46,9 +46,12 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     if (healthy) feed.retryNow();
   }, [healthy, feed]);
 
-  // A stream that drops is often the first sign of trouble: ask /health at once.
+  // A stream that drops is often the first sign of trouble: ask /health at once. A stream back
+  // up while /health last did not answer: ask again rather than show "Offline" until the next poll.
+  const unreachable = useRef(false);
+  unreachable.current = health.health?.unreachable === true;
   useEffect(() => {
-    if (feedState.status === "down") check();
+    if (feedState.status === "down" || (feedState.status === "live" && unreachable.current)) check();
   }, [feedState.status, check]);
 
   const value = useMemo(() => ({ feed, feedState, health, recheckHealth: check }), [feed, feedState, health, check]);

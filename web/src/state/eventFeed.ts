@@ -4,7 +4,7 @@
  */
 import { endpointPath } from "../api/endpoints";
 import { ApiError, buildQuery, errorMessage } from "../api/client";
-import { backoffDelay, readSse } from "../api/sse";
+import { StreamStalledError, backoffDelay, readSse, stallAfterMs } from "../api/sse";
 import type { UnideskEvent } from "../api/types";
 
 export type FeedStatus = "connecting" | "live" | "down";
@@ -15,6 +15,8 @@ export interface FeedState {
   generation: number;
   /** When the stream last went down (epoch ms), null while live. */
   downSince: number | null;
+  /** The stream went down because the server stopped sending its keepalives (it does not answer). */
+  stalled: boolean;
   error: string | null;
   /** When the next reconnect attempt is due (epoch ms), while down. */
   retryAt: number | null;
@@ -31,7 +33,7 @@ export class EventFeed {
   private failures = 0;
   private stopped = true;
   private openedAt = 0;
-  state: FeedState = { status: "connecting", generation: 0, downSince: null, error: null, retryAt: null, lastId: null };
+  state: FeedState = { status: "connecting", generation: 0, downSince: null, stalled: false, error: null, retryAt: null, lastId: null };
 
   start(): void {
     if (!this.stopped) return;
@@ -99,12 +101,16 @@ export class EventFeed {
     const url = endpointPath("eventStream") + buildQuery({ after: this.state.lastId ?? undefined });
     let error: string;
     let shuttingDown = false;
+    let stalled = false;
+    // Set by the server's hello: how long this stream may be silent before it counts as stalled.
+    let stallMs: number | null = null;
     try {
       await readSse(url, {
         signal: ctl.signal,
+        stallAfterMs: () => stallMs,
         onOpen: () => {
           this.openedAt = Date.now();
-          this.set({ status: "live", generation: this.state.generation + 1, downSince: null, error: null, retryAt: null });
+          this.set({ status: "live", generation: this.state.generation + 1, downSince: null, stalled: false, error: null, retryAt: null });
         },
         onMessage: (msg) => {
           if (msg.event === "shutdown") {
@@ -113,8 +119,11 @@ export class EventFeed {
             return;
           }
           if (msg.event === "hello") {
+            const hello = JSON.parse(msg.data) as { cursor?: number; keepalive_s?: number };
+            const keepalive = Number(hello.keepalive_s);
+            if (keepalive > 0) stallMs = stallAfterMs(keepalive);
             if (this.state.lastId === null) {
-              const cursor = Number((JSON.parse(msg.data) as { cursor?: number }).cursor);
+              const cursor = Number(hello.cursor);
               if (Number.isFinite(cursor)) this.state = { ...this.state, lastId: cursor };
             }
             return;
@@ -133,6 +142,8 @@ export class EventFeed {
     } catch (err) {
       if (ctl.signal.aborted) return;
       error = errorMessage(err);
+      // Sticky while down: a reconnect that then times out is the same silent server.
+      stalled = err instanceof StreamStalledError || (this.state.status === "down" && this.state.stalled);
       if (err instanceof ApiError && err.status === 401) {
         // Signed out: the auth layer redirects; do not spin.
         this.set({ status: "down", downSince: this.state.downSince ?? Date.now(), error, retryAt: null });
@@ -144,7 +155,7 @@ export class EventFeed {
     if (this.openedAt && Date.now() - this.openedAt > 10_000) this.failures = 0;
     this.openedAt = 0;
     const delay = backoffDelay(this.failures++);
-    this.set({ status: "down", downSince: this.state.downSince ?? Date.now(), error, retryAt: Date.now() + delay });
+    this.set({ status: "down", downSince: this.state.downSince ?? Date.now(), stalled, error, retryAt: Date.now() + delay });
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.connect();
