@@ -371,6 +371,16 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
         == '"Duration"'
     )
     expect(page.locator(".tz-note")).to_be_visible()
+    # The top bar's second row holds Live, the time zone, the user and "Sign out" on one line,
+    # none of them wrapped (Sign out had a row of its own).
+    boxes = [
+        page.get_by_test_id(t).first.bounding_box()
+        for t in ("live-indicator", "current-user", "tz-note")
+    ] + [page.get_by_role("button", name="Sign out").bounding_box()]
+    assert all(b is not None for b in boxes)
+    middles = [b["y"] + b["height"] / 2 for b in boxes if b]
+    assert max(middles) - min(middles) < 4, boxes
+    assert all(b["height"] < 30 for b in boxes if b), boxes
     page.get_by_role("button", name="Menu").click()
     expect(
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks", exact=True)

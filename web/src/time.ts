@@ -9,6 +9,8 @@
 
 export const BEIJING_OFFSET_MS = 8 * 3600 * 1000;
 export const TIME_ZONE_LABEL = "Beijing time (UTC+8)";
+/** The label where a phone's top bar has no room for the long one. */
+export const TIME_ZONE_NARROW = "Beijing UTC+8";
 export const TIME_ZONE_SHORT = "UTC+8";
 
 export type Instant = string | number | Date | null | undefined;

@@ -3,7 +3,7 @@ import { useContext, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { AuthContext, LiveContext } from "../state/contexts";
 import { DegradedBanner, LiveIndicator } from "./DegradedBanner";
-import { TIME_ZONE_LABEL } from "../time";
+import { TIME_ZONE_LABEL, TIME_ZONE_NARROW } from "../time";
 import { usePluginNav } from "../plugins/PluginUi";
 
 const NAV = [
@@ -46,10 +46,11 @@ export function Layout() {
         </button>
         <div className="topbar-right">
           <LiveIndicator />
-          <span className="tz-note" title="Every time on these pages is Beijing time">
-            {TIME_ZONE_LABEL}
+          <span className="tz-note" data-testid="tz-note" title="Every time on these pages is Beijing time">
+            <span className="tz-long">{TIME_ZONE_LABEL}</span>
+            <span className="tz-short">{TIME_ZONE_NARROW}</span>
           </span>
-          <span className="user-chip" data-testid="current-user">
+          <span className="user-chip" data-testid="current-user" title={`${auth.user.username} · ${auth.user.role}`}>
             {auth.user.username}
             <span className="muted"> · {auth.user.role}</span>
           </span>
