@@ -25,7 +25,9 @@ class FakeReporter:
         self.events.append("running")
         self.started.set()
 
-    def log(self, stream: str, data: bytes, ts: float | None = None) -> None:
+    def log(
+        self, stream: str, data: bytes, ts: float | None = None, mark: int | None = None
+    ) -> None:
         self.logs[stream].extend(data)
         self.calls.append((stream, bytes(data), ts))
 

@@ -1,5 +1,6 @@
 """A stand-in agent process for restart tests: runs one dispatch with DockerRunner and prints
-``RUNNING`` once the container started, so a test can ``kill -9`` it mid-run.
+``RUNNING`` once the container started, and ``MARK <log position>`` after each piece of the
+container's output, so a test can ``kill -9`` it mid-run (and adopt after that position).
 
     python -m tests.gateway_agent.runner_process <ExecConfig JSON> <node name> <Dispatch JSON>
 """
@@ -23,8 +24,11 @@ class PrintingReporter:
     async def running(self) -> None:
         print("RUNNING", flush=True)
 
-    def log(self, stream: str, data: bytes, ts: float | None = None) -> None:
-        pass
+    def log(
+        self, stream: str, data: bytes, ts: float | None = None, mark: int | None = None
+    ) -> None:
+        if mark:
+            print("MARK", mark, flush=True)
 
 
 async def main() -> None:

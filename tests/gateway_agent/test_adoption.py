@@ -26,9 +26,10 @@ class ExternalJobs:
     def __init__(self) -> None:
         self.jobs: dict[AttemptRef, asyncio.Future[int]] = {}
         self.stopped: list[AttemptRef] = []
+        self.adopted_after: dict[AttemptRef, int] = {}
 
     async def _wait(self, ref, reporter, text: str) -> Outcome:
-        reporter.log("stdout", text.encode())
+        reporter.log("stdout", text.encode(), None, 111)  # its log position, as Docker's
         code = await asyncio.shield(self.jobs[ref])
         reporter.log("stdout", b"end\n")
         return Outcome(reason="succeeded" if code == 0 else "exit_nonzero", exit_code=code)
@@ -39,7 +40,8 @@ class ExternalJobs:
         await reporter.running()
         return await self._wait(ref, reporter, "first agent\n")
 
-    async def adopt(self, ref, reporter) -> Outcome:
+    async def adopt(self, ref, reporter, *, log_mark: int = 0) -> Outcome:
+        self.adopted_after[ref] = log_mark
         return await self._wait(ref, reporter, "second agent\n")
 
     async def stop(self, ref, reason) -> None:
@@ -116,6 +118,9 @@ async def test_restarted_agent_adopts_a_kept_attempt(tmp_path: Path):
         assert min(c.seq for c in ingress.current.of(LogChunk)) > max(first_seqs)
         assert stored_log(ingress, "t-adopt") == "first agent\nsecond agent\nend\n"
         assert jobs.stopped == []
+        # where the first agent's logged output ended (saved with the seqs): the second one
+        # reads the job's output from there (what it wrote while no agent ran)
+        assert jobs.adopted_after == {ref: 111}
         second.request_stop()
         assert await asyncio.wait_for(task2, 10) == 0
 
@@ -149,11 +154,13 @@ class StuckSeqSave(StateFile):
         super().__init__(path)
         self.stuck = asyncio.Event()
 
-    async def set_log_seqs(self, seqs: dict[AttemptRef, int]) -> None:
+    async def set_log_seqs(
+        self, seqs: dict[AttemptRef, int], marks: dict[AttemptRef, int] | None = None
+    ) -> None:
         if seqs:
             self.stuck.set()
             await asyncio.Event().wait()  # until the crash cancels it
-        await super().set_log_seqs(seqs)
+        await super().set_log_seqs(seqs, marks)
 
 
 async def test_crash_before_the_log_seqs_are_saved_reuses_no_seq(tmp_path: Path):

@@ -183,6 +183,59 @@ async def test_kill_9_then_restart_reconciles_and_leaves_no_orphan(
         await remove_node_containers(node_name)
 
 
+async def test_adopting_an_ended_container_reads_what_it_wrote_while_no_agent_ran(
+    exec_config, node_name, world, docker, env_image_cleanup
+) -> None:
+    """kill -9 of the agent after it logged the first line; the container writes more and ends
+    while no agent runs: the adopting runner reads the lines after the logged position (once)
+    and reports the exit code."""
+    d = world.dispatch(["sh", "-c", "echo one; sleep 2; echo two; echo three >&2; exit 3"])
+    ref = AttemptRef(d.task_id, 1)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.gateway_agent.runner_process",
+            msgspec.json.encode(exec_config).decode(),
+            node_name,
+            msgspec.json.encode(d).decode(),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        mark = 0
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if line.startswith("MARK"):
+                mark = int(line.split()[1])
+                break
+        assert mark, "the first line's log position"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for _ in range(100):  # the container ends on its own, with no agent
+            states = [c._container["State"] for c in await ours(docker, node_name)]
+            if states == ["exited"]:
+                break
+            await asyncio.sleep(0.1)
+        assert states == ["exited"]
+        runner = DockerRunner(exec_config, node_name=node_name)
+        reporter = FakeReporter()
+        try:
+            outcome = await asyncio.wait_for(runner.adopt(ref, reporter, log_mark=mark), 60)
+        finally:
+            await runner.close()
+        assert (outcome.reason, outcome.exit_code) == ("exit_nonzero", 3)
+        assert reporter.text("stdout") == "two\n"
+        assert reporter.text("stderr") == "three\n"
+        assert "ended while the agent was down" in reporter.text("system")
+        assert await ours(docker, node_name) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await remove_node_containers(node_name)
+
+
 async def test_reconcile_calls_survive_docker_being_unreachable(exec_config, tmp_path) -> None:
     config = msgspec.structs.replace(exec_config, docker_url=f"unix://{tmp_path}/no-docker.sock")
     runner = DockerRunner(config, node_name="unreachable")

@@ -463,6 +463,13 @@ def test_second_local_agent_on_the_host_leaves_the_first_ones_containers_alone(
         fa.close()
 
 
+def _container_log(container_id: str) -> str:
+    done = subprocess.run(
+        ["docker", "logs", container_id], capture_output=True, text=True, timeout=30, check=False
+    )
+    return done.stdout
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -481,9 +488,9 @@ def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
     agent_pid = None
     try:
         wait_local_node(f.api)
-        # Long enough to still run when the restarted server's agent adopts it (output written
-        # while no agent runs is not collected).
-        task = f.submit("echo begin; sleep 25; echo finished")
+        # Long enough to still run when the restarted server's agent adopts it; what it
+        # writes while no agent runs is read back from the container's log by the new agent.
+        task = f.submit("echo begin; sleep 4; echo while-down; sleep 20; echo finished")
         wait_state(f.api, task["id"], "running", timeout=60)
         wait_for(lambda: "begin" in f.text(task["id"], "stdout"), timeout=15, what="first output")
         first_agent = _local_agent_pid(server)
@@ -491,11 +498,16 @@ def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
         server.stop(signal.SIGKILL)
         wait_for(lambda: not _alive(first_agent), timeout=10, what="the agent gone with its server")
         assert len(containers_of(task["id"])) == 1  # the user's container keeps running
+        wait_for(
+            lambda: "while-down" in _container_log(containers_of(task["id"])[0]) or None,
+            timeout=30,
+            what="a line written while no agent runs",
+        )
         server.start()
         done = wait_state(f.api, task["id"], timeout=90)
         assert done["state"] == "succeeded", (done["attempts"], trace_kinds(f.api, task["id"]))
         assert [a["state"] for a in done["attempts"]] == ["succeeded"]  # adopted, not retried
-        assert f.text(task["id"], "stdout") == "begin\nfinished\n"
+        assert f.text(task["id"], "stdout") == "begin\nwhile-down\nfinished\n"
         assert_one_final(f.api, task["id"])
         wait_for(
             lambda: containers_of(task["id"]) == [] or None, timeout=15, what="no container left"

@@ -47,7 +47,9 @@ class Recorder:
     async def running(self) -> None:
         self.started = True
 
-    def log(self, stream: str, data: bytes, ts: float | None = None) -> None:
+    def log(
+        self, stream: str, data: bytes, ts: float | None = None, mark: int | None = None
+    ) -> None:
         self.logs[stream] += data
 
 

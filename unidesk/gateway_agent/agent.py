@@ -572,7 +572,9 @@ class Agent:
                         # only a runner with adopt() (Docker) reports running attempts to adopt
                         if not isinstance(self.runner, AdoptingRunner):
                             raise RuntimeError("this runner cannot adopt a running attempt")
-                        outcome = await self.runner.adopt(run.ref, run)
+                        outcome = await self.runner.adopt(
+                            run.ref, run, log_mark=self.state.log_mark(run.ref)
+                        )
                     else:
                         await run.preparing()
                         outcome = await self._run_dispatch(run.dispatch, run)
@@ -607,7 +609,9 @@ class Agent:
         async with self._send_lock:
             chunks = run.log_buffer.cut(final=True)
             if chunks:
-                await self.state.set_log_seqs({run.ref: run.log_buffer.next_seq})
+                await self.state.set_log_seqs(
+                    {run.ref: run.log_buffer.next_seq}, {run.ref: run.log_buffer.mark}
+                )
             for chunk in chunks:
                 await self._send_locked(chunk)
         self._runs.pop(run.ref, None)
@@ -791,7 +795,8 @@ class Agent:
             # continues after every seq the server may hold (a reused seq is a repeat to the
             # server, which keeps the first copy: the new output would be lost)
             await self.state.set_log_seqs(
-                {ref: run.log_buffer.next_seq for ref, run in self._runs.items()}
+                {ref: run.log_buffer.next_seq for ref, run in self._runs.items()},
+                {ref: run.log_buffer.mark for ref, run in self._runs.items()},
             )
             for chunk in chunks:
                 await self._send_locked(chunk)

@@ -70,8 +70,9 @@ class AttemptRun:
         stream: Literal["stdout", "stderr", "build", "system"],
         data: bytes,
         ts: float | None = None,
+        mark: int | None = None,
     ) -> None:
-        if self.log_buffer.append(stream, data, ts):
+        if self.log_buffer.append(stream, data, ts, mark):
             self.agent.flush_soon()
 
     def watch_data(self, channel: str, path: Beneath) -> None:

@@ -53,7 +53,7 @@ class SourceOrder:
     def __init__(self, reporter: CappedReporter, stderr_head: bytearray) -> None:
         self.reporter = reporter
         self.stderr_head = stderr_head
-        self._heap: list[tuple[float, int, Stream, bytes]] = []
+        self._heap: list[tuple[float, int, Stream, bytes, int]] = []
         self._n = itertools.count()
         self._newest = 0.0
         self.last_push = 0.0
@@ -63,10 +63,13 @@ class SourceOrder:
     def held(self) -> bool:
         return bool(self._heap)
 
-    def push(self, ts: float, stream: Stream, data: bytes, *, newest: float = 0.0) -> None:
-        """A line (or run of lines of one stream) written from ``ts`` until ``newest``."""
+    def push(
+        self, ts: float, stream: Stream, data: bytes, *, newest: float = 0.0, mark: int = 0
+    ) -> None:
+        """A line (or run of lines of one stream) written from ``ts`` until ``newest``; ``mark``:
+        the log position (nanosecond time) of its last line."""
         self.last_push = asyncio.get_running_loop().time()
-        heapq.heappush(self._heap, (ts, next(self._n), stream, data))
+        heapq.heappush(self._heap, (ts, next(self._n), stream, data, mark))
         self._newest = max(self._newest, ts, newest)
         self._release(self._newest - HOLD_S)
 
@@ -75,10 +78,10 @@ class SourceOrder:
 
     def _release(self, upto: float) -> None:
         while self._heap and self._heap[0][0] <= upto:
-            ts, _, stream, data = heapq.heappop(self._heap)
+            ts, _, stream, data, mark = heapq.heappop(self._heap)
             if stream == "stderr" and len(self.stderr_head) < _STDERR_HEAD:
                 self.stderr_head.extend(data[:_STDERR_HEAD])
-            self.reporter.log(stream, data, ts)
+            self.reporter.log(stream, data, ts, mark or None)
 
 
 async def follow_logs(
@@ -88,19 +91,28 @@ async def follow_logs(
     stderr_head: bytearray,
     *,
     since: float = 0.0,
+    after: int = 0,
+    follow: bool = True,
 ) -> None:
-    """Pass the container's output (from ``since``, epoch seconds) to ``reporter`` in source
-    order until the container stops and its log ends."""
+    """Pass the container's output (from ``since``, epoch seconds, or after the line at
+    ``after``, a log position in nanoseconds) to ``reporter`` in source order until the
+    container stops and its log ends (``follow=False``: what the log holds now)."""
     order = SourceOrder(reporter, stderr_head)
     quiet = asyncio.create_task(_release_when_quiet(order))
     reader = _Reader(order)
     try:
-        await reader.read(docker, container_id, follow=True, since=f"{since:.6f}")
-        if reader.last_key:
+        start = _since(after) if after else f"{since:.6f}"
+        await reader.read(docker, container_id, follow=follow, since=start, after=after)
+        if reader.last_key and follow:
             # Docker 20.10's follow can stop short of the end (a log file rotated under it, or
             # the container exiting mid-read): read once more from the last line seen
-            since_key = f"{reader.last_key // 10**9}.{reader.last_key % 10**9:09d}"
-            await reader.read(docker, container_id, follow=False, since=since_key)
+            await reader.read(
+                docker,
+                container_id,
+                follow=False,
+                since=_since(reader.last_key),
+                after=reader.last_key,
+            )
     finally:
         quiet.cancel()
         order.flush()
@@ -117,8 +129,10 @@ class _Reader:
         self._after = 0
 
     async def read(
-        self, docker: aiodocker.Docker, container_id: str, *, follow: bool, since: str
+        self, docker: aiodocker.Docker, container_id: str, *, follow: bool, since: str, after: int
     ) -> None:
+        """Read the log from ``since`` (Docker's inclusive ``seconds.nanoseconds``), skipping
+        lines at or before ``after`` (nanoseconds; 0: none)."""
         params = {
             "follow": "1" if follow else "0",
             "stdout": "1",
@@ -126,7 +140,7 @@ class _Reader:
             "timestamps": "1",
             "since": since,
         }
-        self._after = 0 if follow else self.last_key
+        self._after = after
         buffer = bytearray()
         # aiodocker's own log() decodes lines and drops which stream each came from
         path = f"containers/{container_id}/logs"
@@ -166,7 +180,14 @@ class _Reader:
         ts = parse_docker_ts(first.decode("ascii", "replace")) or 0.0
         newest = parse_docker_ts(last.decode("ascii", "replace")) or ts
         self.last_key = max(self.last_key, _key(last))
-        self.order.push(ts, "stderr" if stream == 2 else "stdout", b"".join(run), newest=newest)
+        self.order.push(
+            ts, "stderr" if stream == 2 else "stdout", b"".join(run), newest=newest, mark=_key(last)
+        )
+
+
+def _since(key: int) -> str:
+    """Docker's ``since`` for a nanosecond log position."""
+    return f"{key // 10**9}.{key % 10**9:09d}"
 
 
 def _key(stamp: bytes) -> int:

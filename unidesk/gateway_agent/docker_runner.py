@@ -266,9 +266,11 @@ class DockerRunner:
 
     # -- beyond the Runner protocol --------------------------------------------------------
 
-    async def adopt(self, ref: AttemptRef, reporter: Reporter) -> Outcome:
+    async def adopt(self, ref: AttemptRef, reporter: Reporter, *, log_mark: int = 0) -> Outcome:
         """Follow a container started before this agent restarted until it ends (the server
-        kept the attempt during reconcile): new output, timeout, exit code, cleanup."""
+        kept the attempt during reconcile): its output after ``log_mark`` (where the previous
+        agent's logged output ended; 0: unknown, only new output), timeout, exit code,
+        cleanup."""
         if ref in self._active:
             return await asyncio.shield(self._active[ref].done)
         attempt = _Attempt(ref)
@@ -289,6 +291,15 @@ class DockerRunner:
                 state = info["State"]
                 if not state.get("Running"):
                     code = int(state.get("ExitCode", -1))
+                    if log_mark:  # what it wrote after the previous agent's last read
+                        await follow_logs(
+                            self.docker,
+                            container.id,
+                            capped,
+                            attempt.stderr_head,
+                            after=log_mark,
+                            follow=False,
+                        )
                     capped.system(
                         f"the container ended while the agent was down (exit code {code})"
                     )
@@ -301,7 +312,7 @@ class DockerRunner:
                     timeout = float(info["Config"]["Labels"].get(LABEL_TIMEOUT, "3600"))
                     remaining = max(0.0, timeout - (time.time() - started)) if started else timeout
                     outcome = await self._follow(
-                        container, attempt, capped, remaining, attach_first=True
+                        container, attempt, capped, remaining, attach_first=True, log_mark=log_mark
                     )
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             outcome = Outcome(reason="infra_error", message=f"docker unreachable: {exc}")
@@ -485,10 +496,12 @@ class DockerRunner:
         timeout_s: float,
         *,
         attach_first: bool,
+        log_mark: int = 0,
         command: list[str] | None = None,
         image: str | None = None,
     ) -> Outcome:
-        since = time.time() if attach_first else 0.0  # adopted: only what is new
+        # adopted: after the previous agent's last logged line, else only what is new
+        since = time.time() if attach_first and not log_mark else 0.0
         if not attach_first:
             try:
                 await container.start()
@@ -504,7 +517,14 @@ class DockerRunner:
         if attempt.stop_reason:
             await self._stop_container(attempt)
         pump = asyncio.create_task(
-            follow_logs(self.docker, container.id, reporter, attempt.stderr_head, since=since)
+            follow_logs(
+                self.docker,
+                container.id,
+                reporter,
+                attempt.stderr_head,
+                since=since,
+                after=log_mark,
+            )
         )
         waiter = asyncio.create_task(container.wait())
         forced = asyncio.create_task(attempt.forced_end.wait())

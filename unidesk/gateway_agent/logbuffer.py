@@ -37,6 +37,9 @@ class AttemptLog:
         self._pending: list[tuple[Stream, bytearray, float]] = []
         """Runs of one stream in arrival order, each with the source time of its first byte."""
         self._pending_bytes = 0
+        self._pending_mark = 0
+        self.mark = 0
+        """The source log position (see ``append``) the numbered chunks reach; 0: none."""
         self._decoders: dict[Stream, codecs.IncrementalDecoder] = {}
         self._unacked: dict[int, LogChunk] = {}
         self._unacked_bytes = 0
@@ -51,9 +54,14 @@ class AttemptLog:
         """Nothing pending and nothing waiting for an ack."""
         return not self._pending and not self._unacked
 
-    def append(self, stream: Stream, data: bytes, ts: float | None = None) -> bool:
-        """Buffer output written at ``ts`` (source time; None: now); returns True when a chunk's
-        worth is pending (flush soon)."""
+    def append(
+        self, stream: Stream, data: bytes, ts: float | None = None, mark: int | None = None
+    ) -> bool:
+        """Buffer output written at ``ts`` (source time; None: now); ``mark``: the source log
+        position this output reaches (a container log's nanosecond line time), kept as
+        ``mark`` once cut. Returns True when a chunk's worth is pending (flush soon)."""
+        if mark:
+            self._pending_mark = max(self._pending_mark, mark)
         if not data:
             return False
         if self._pending and self._pending[-1][0] == stream:
@@ -81,6 +89,7 @@ class AttemptLog:
                     chunks.append(self._number(stream, text, ts))
         self._pending.clear()
         self._pending_bytes = 0
+        self.mark = max(self.mark, self._pending_mark)
         if final:
             for stream, decoder in self._decoders.items():
                 tail = self._mask(stream, decoder.decode(b"", final=True), final=True)

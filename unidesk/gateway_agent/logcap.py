@@ -34,13 +34,15 @@ class CappedReporter:
     async def running(self) -> None:
         await self.inner.running()
 
-    def log(self, stream: Stream, data: bytes, ts: float | None = None) -> None:
+    def log(
+        self, stream: Stream, data: bytes, ts: float | None = None, mark: int | None = None
+    ) -> None:
         if not data:
             return
         room = self.cap - self.used
         if len(data) <= room and not self.dropped:
             self.used += len(data)
-            self.inner.log(stream, data, ts)
+            self.inner.log(stream, data, ts, mark)
             return
         if not self.dropped:
             if room > 0:

@@ -42,9 +42,12 @@ class Reporter(Protocol):
         stream: Literal["stdout", "stderr", "build", "system"],
         data: bytes,
         ts: float | None = None,
+        mark: int | None = None,
     ) -> None:
         """Append output written at ``ts`` (source time, epoch seconds; None: now). Calls come
-        in the order of writing across streams; buffered and flushed by the connection layer."""
+        in the order of writing across streams; buffered and flushed by the connection layer.
+        ``mark``: the position in the container's log this output reaches (Docker's nanosecond
+        time of its last line), where an adopting agent resumes; None for other output."""
 
     # Optional (called through ``datafeed.watch_data``/``drain_data``, so test reporters may
     # omit them): ``watch_data(channel, path)`` follows a JSON-lines file the attempt writes
@@ -75,7 +78,9 @@ class Runner(Protocol):
 class AdoptingRunner(Protocol):
     """A runner that can also follow an attempt a previous agent process left running."""
 
-    async def adopt(self, ref: AttemptRef, reporter: Reporter) -> Outcome:
+    async def adopt(self, ref: AttemptRef, reporter: Reporter, *, log_mark: int = 0) -> Outcome:
         """Follow ``ref`` (e.g. its container) to its end, once the server's Reconcile keeps
-        it; runners without ``adopt`` have such attempts stopped."""
+        it; runners without ``adopt`` have such attempts stopped. ``log_mark``: where the
+        previous agent's output ended (the ``mark`` of its last logged output; 0: unknown, so
+        only output from now on)."""
         ...

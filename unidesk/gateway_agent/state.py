@@ -39,6 +39,10 @@ class AgentState(msgspec.Struct, kw_only=True):
     log_seqs: dict[str, int] = {}
     """Next log seq per owned attempt (``task_id/attempt_no``), so output of an attempt adopted
     after a restart continues the numbering instead of repeating seqs the server already has."""
+    log_marks: dict[str, int] = {}
+    """Per owned attempt, the container log position (Docker's nanosecond time of the newest
+    line) its numbered chunks reach, so an agent adopting it after a restart reads the lines
+    written while no agent ran, and none twice."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -101,10 +105,24 @@ class StateFile:
     def next_log_seq(self, ref: AttemptRef) -> int:
         return self.state.log_seqs.get(_key(ref), 1)
 
-    async def set_log_seqs(self, seqs: dict[AttemptRef, int]) -> None:
+    def log_mark(self, ref: AttemptRef) -> int:
+        """Where a previous agent's numbered output of ``ref`` ended in its container's log
+        (nanoseconds; 0: unknown)."""
+        return self.state.log_marks.get(_key(ref), 0)
+
+    async def set_log_seqs(
+        self, seqs: dict[AttemptRef, int], marks: dict[AttemptRef, int] | None = None
+    ) -> None:
+        """Persist each attempt's next log seq and (when known) its log mark, in one write."""
         changed = {_key(r): n for r, n in seqs.items() if self.state.log_seqs.get(_key(r)) != n}
-        if changed:
+        moved = {
+            _key(r): m
+            for r, m in (marks or {}).items()
+            if m and self.state.log_marks.get(_key(r)) != m
+        }
+        if changed or moved:
             self.state.log_seqs = {**self.state.log_seqs, **changed}
+            self.state.log_marks = {**self.state.log_marks, **moved}
             await self.save()
 
     async def finish(self, report: AttemptState) -> None:
@@ -112,6 +130,7 @@ class StateFile:
         ref = AttemptRef(report.task_id, report.attempt_no)
         self.state.owned = [r for r in self.state.owned if r != ref]
         self.state.log_seqs = {k: v for k, v in self.state.log_seqs.items() if k != _key(ref)}
+        self.state.log_marks = {k: v for k, v in self.state.log_marks.items() if k != _key(ref)}
         self.state.finals = ([f for f in self.state.finals if _ref(f) != ref] + [report])[
             -MAX_FINALS:
         ]
