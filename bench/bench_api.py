@@ -280,6 +280,55 @@ def wrk_server(
     return r
 
 
+def profiler(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes] | None:
+    """py-spy recording every server process for ``--duration`` seconds (``--profile``)."""
+    if not args.profile:
+        return None
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(args.profile).suffix, "flamegraph")
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
+         "--pid", str(pid), "--format", fmt, "--output", args.profile,
+         "--duration", str(args.duration), "--rate", "200", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def only_submit(server: Server, args: argparse.Namespace) -> int:
+    """``--only-submit``: single submits against ``GET /health`` in the same run."""
+    tmp = server.data_dir.parent
+    server.start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    token = personal_token(server.url)
+    post_lua = tmp / "post.lua"
+    post_lua.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        f"wrk.body = [[{json.dumps(TASK)}]]\n"
+    )
+    health = wrk_server(f"{server.url}/health", None, args, pid)
+    spy = profiler(pid, args)
+    submits = wrk_server(f"{server.url}/api/tasks", post_lua, args, pid)
+    if spy is not None:
+        spy.wait(60)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        pending = c.get("/api/tasks", params={"limit": 1, "total": True}).json()["total"]
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(
+        f"UniDesk submit benchmark  (wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s, loopback, {os.cpu_count()} CPUs, --workers {args.workers}, "
+        "no nodes)"
+    )
+    print(f"  GET /health      (baseline)                   : {figures(health)}")
+    print(f"  POST /api/tasks  (one task a request)         : {figures(submits)}")
+    print(f"  tasks stored                                  : {pending} of {submits['total']:.0f}")
+    if submits["non_2xx"] or submits["socket_errors"]:
+        print(f"  WARNING: {submits['non_2xx']:.0f} responses not 2xx; socket errors")
+    print(f"  ratio POST /api/tasks : /health               : {submits['rps'] / health['rps']:.2f}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
@@ -288,6 +337,12 @@ def main() -> int:
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=2, help="unidesk-server serve --workers N")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    p.add_argument(
+        "--only-submit",
+        action="store_true",
+        help="only single POST /api/tasks (with GET /health as the baseline): no cold starts, "
+        "fill, sort walk or list reads; --profile then records the submit run",
+    )
     p.add_argument(
         "--profile",
         metavar="FILE",
@@ -305,6 +360,8 @@ def main() -> int:
     server = Server(tmp / "data", port, tmp / "server.log", args.workers)
     bare: subprocess.Popen[bytes] | None = None
     try:
+        if args.only_submit:
+            return only_submit(server, args)
         cold_fresh = server.start()
         server.stop()
         cold_existing = server.start()
@@ -335,18 +392,7 @@ def main() -> int:
         assert server.proc is not None
         pid = server.proc.pid
         health = wrk_server(f"{server.url}/health", None, args, pid)
-        spy = None
-        if args.profile:
-            assert server.proc is not None
-            fmt = {".json": "speedscope", ".txt": "raw"}.get(
-                Path(args.profile).suffix, "flamegraph"
-            )
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
-                 "--pid", str(server.proc.pid), "--format", fmt, "--output", args.profile,
-                 "--duration", str(args.duration), "--rate", "200", "--nonblocking"],
-                stdout=subprocess.DEVNULL,
-            )  # fmt: skip
+        spy = profiler(pid, args)
         tasks = wrk_server(f"{server.url}/api/tasks", lua, args, pid)
         if spy is not None:
             spy.wait(60)

@@ -98,6 +98,7 @@ def _scheduler(state: State) -> Any:
     scheduler = Scheduler(state.sessions, state.settings)
     state.event_hub.add_listener("scheduler", scheduler.on_events)
     state.scheduler_wake = scheduler.wake
+    state.scheduler_wake_submitted = scheduler.wake_submitted
     state.scheduler = scheduler
     ingress = getattr(state, "ingress", None)
     if ingress is not None:
@@ -269,6 +270,7 @@ def create_app(
             "git_commit": health_mod.git_commit(),
             "components": {},
             "scheduler_wake": lambda: None,
+            "scheduler_wake_submitted": lambda: None,
             "plugins": facade,
             "plugin_settings": plugin_settings,
         }

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.backoff import backoff_delay
@@ -40,7 +42,27 @@ class Keepalive:
 KEEPALIVE = Keepalive()
 
 
-def to_out(row: Event) -> EventOut:
+_COLUMNS = (
+    Event.id,
+    Event.ts,
+    Event.kind,
+    Event.subject_type,
+    Event.subject_id,
+    Event.actor,
+    Event.payload,
+)
+_AFTER = (
+    select(*_COLUMNS)
+    .where(Event.id > bindparam("after"))
+    .where(Event.id != func.all(bindparam("have", type_=ARRAY(BigInteger))))
+    .order_by(Event.id)
+    .limit(bindparam("limit"))
+)
+"""The pump's read: events after its cursor that it does not hold already (plain rows)."""
+
+
+def to_out(row: Any) -> EventOut:
+    """An event row (ORM object or plain row) as the API shows it."""
     return EventOut(
         id=row.id,
         ts=row.ts,
@@ -146,6 +168,8 @@ class EventHub:
 
     async def _pump(self) -> None:
         gap_since: float | None = None
+        ahead: list[EventOut] = []
+        """Events read past a gap (an id still in flight): kept, not read again."""
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
             # the event fires, and stop() would then wait for this loop forever.
@@ -157,11 +181,13 @@ class EventHub:
             self._wake.clear()
             try:
                 async with self._sessions() as s:
-                    batch = await read_events(s, self.cursor, 1000)
+                    params = {"after": self.cursor, "have": [e.id for e in ahead], "limit": 1000}
+                    read = [to_out(r) for r in (await s.execute(_AFTER, params)).all()]
             except Exception as exc:
                 log.warning("event pump read failed", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
+            batch = sorted(ahead + read, key=lambda e: e.id) if ahead else read
             ready: list[EventOut] = []
             for ev in batch:
                 expected = (ready[-1].id if ready else self.cursor) + 1
@@ -171,11 +197,14 @@ class EventHub:
                         break
                 ready.append(ev)
                 gap_since = None
+            ahead = batch[len(ready) :]
             if ready:
                 self.cursor = ready[-1].id
                 await self._deliver(ready)
-                if len(batch) == 1000 or len(ready) < len(batch):
-                    self._wake.set()
+            if len(read) == 1000:
+                self._wake.set()  # more to read now
+            # A gap waits for its transaction's NOTIFY (sent at commit) or, if it rolled
+            # back, for the 0.5 s timeout above: no re-reading while it is in flight.
 
     async def _keepalive(self) -> None:
         # One timer for every subscriber of the process; a queue that already holds something

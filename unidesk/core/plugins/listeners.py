@@ -2,7 +2,8 @@
 
 The event hub calls the core's listeners (delivery, scheduler) in its pump; this runner is
 registered after them and only enqueues each batch for every plugin. One task per plugin
-then calls that plugin's listeners in order, each bounded by ``timeout_s``; a slow or failing
+then calls that plugin's listeners in order (the batches that queued while they ran joined into
+one call), each bounded by ``timeout_s``; a slow or failing
 plugin delays or loses only its own batches, never dispatch or another plugin. A plugin that
 falls ``MAX_QUEUED_BATCHES`` behind has the newest batches dropped, each drop logged.
 """
@@ -77,6 +78,8 @@ class PluginListeners:
         queue = self._queues[name]
         while True:
             events = await queue.get()
+            while not queue.empty():  # batches that queued meanwhile go in one call, in order
+                events = events + queue.get_nowait()
             for fn in self._listeners[name]:
                 if not self._active(name):
                     break

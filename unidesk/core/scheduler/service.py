@@ -80,6 +80,9 @@ WAKE_KINDS: frozenset[EventKind] = frozenset(
         "quota.set",
     }
 )
+_SUBMIT_KINDS = frozenset({"task.submitted"})
+"""Wakes that add pending work but free no capacity: after a pass that placed nothing they
+need only a light pass (see ``Scheduler.run_pass``)."""
 _SCHEDULABLE = (NodeRow.state == "online", NodeRow.connection_id.is_not(None))
 """Connected nodes; draining or unhealthy ones (``accepts_work`` False) get only host.ssh work."""
 
@@ -302,12 +305,28 @@ class Scheduler:
         this instance delivers to the nodes it holds at once, without waiting for the event
         to come back through NOTIFY (the ``task.assigned`` event still reaches every instance)."""
         self._assigned: list[tuple[uuid.UUID, int, uuid.UUID]] = []
+        self._cached: dict[str, Verdict] = {}
+        """``_verdicts`` as Verdicts: what a light pass gives a fresh task of a known group."""
+        self._next_cached: dict[str, Verdict] = {}
+        self._full = True
+        """The next pass must be a full one: capacity may have been freed (an attempt ended, a
+        node came, a quota changed), the timer ticked, or the last full pass placed tasks."""
+        self.passes = {"full": 0, "light": 0}
 
     def wake(self) -> None:
+        """Run a full pass soon (capacity, nodes or quotas may have changed)."""
+        self._full = True
+        self._wake.set()
+
+    def wake_submitted(self) -> None:
+        """New pending tasks were committed: a pass soon, a light one if nothing can be placed."""
         self._wake.set()
 
     async def on_events(self, events: list[EventOut]) -> None:
-        if any(e.kind in WAKE_KINDS for e in events):
+        kinds = {e.kind for e in events} & WAKE_KINDS
+        if kinds:
+            if kinds - _SUBMIT_KINDS:
+                self._full = True
             self._wake.set()
 
     async def start(self) -> None:
@@ -322,22 +341,40 @@ class Scheduler:
                 async with asyncio.timeout(self.tick_s):
                     await self._wake.wait()
             except TimeoutError:
-                pass
+                self._full = True  # the timer's pass re-reads everything (backoffs end by time)
             self._wake.clear()
             try:
-                while await self.run_pass() >= self.batch:
+                while await self.run_pass(light_ok=True) >= self.batch:
                     pass
             except Exception:
+                self._full = True
                 log.exception("scheduling pass failed")
                 await asyncio.sleep(0.5)
 
-    async def run_pass(self) -> int:
-        """One claim-place-assign transaction; returns how many tasks were assigned."""
+    async def run_pass(self, *, light_ok: bool = False) -> int:
+        """One claim-place-assign transaction; returns how many tasks were assigned.
+
+        ``light_ok`` (the loop's passes): a light pass instead when nothing but new submits
+        came since a full pass that placed nothing (every node full, or none fits): it reads
+        only the fresh tasks and gives each its group's verdict of that pass, or turns into a
+        full pass if one belongs to a group that pass did not judge."""
+        if light_ok and not self._full:
+            self._full = True  # until the light pass commits
+            if await in_transaction(self._sessions, self._light, name="schedule-light"):
+                self.passes["light"] += 1
+                self._full = False
+                return 0
+        self._full = True
         self._after_commit = None
         self._assigned = []
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
+        self.passes["full"] += 1
         if self._after_commit is not None:  # the cache follows only what was committed
             self._verdicts = self._after_commit
+            self._cached = self._next_cached
+            # Placed nothing and every verdict stored: until capacity may have changed, a new
+            # submit can only wait like its group (or be of a new group: then a full pass).
+            self._full = assigned > 0 or not self._verdicts
         self.assigned_total += assigned
         if self._assigned and self.on_assigned is not None:
             try:
@@ -453,6 +490,26 @@ class Scheduler:
             await append_many(session, events)
         lap("reasons")
         return len(plan.placements)
+
+    async def _light(self, session: AsyncSession) -> bool:
+        """Give the fresh tasks their group's last verdict; False (nothing written): a fresh
+        task is of a group the last full pass did not judge, so a full pass is needed."""
+        lap = _Laps()
+        self.last_timings = lap.ms
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PASS_LOCK})
+        rows = (await session.execute(_FRESH_SQL, {"skip": []})).all()
+        lap("fresh")
+        changed: dict[uuid.UUID, tuple[Verdict, str | None]] = {}
+        for row in rows:
+            v = self._cached.get(row.group_key)
+            if v is None:
+                return False
+            changed[row.id] = (v, row.pending_reason)
+        _, events = await self._set_reasons(session, changed)
+        if events:
+            await append_many(session, events)
+        lap("reasons")
+        return True
 
     async def _claim_nodes(self, session: AsyncSession, plan: Plan) -> None:
         """Lock the nodes the plan places on; a placement on a node that went away (or is
@@ -612,9 +669,11 @@ class Scheduler:
         verdicts = []
         seen: dict[str, tuple[str, str]] = {}
         same: dict[str, Verdict] = {}
+        self._next_cached = {}
         for gi, v in plan.group_verdicts.items():
             key = lims[gi]["key"]
             seen[key] = (v.code, json.dumps(v.detail, sort_keys=True))
+            self._next_cached[key] = v
             if self._verdicts.get(key) == seen[key]:
                 same[key] = v
                 continue
@@ -648,6 +707,17 @@ class Scheduler:
         if not changed:
             self._next_verdicts = seen
             return []
+        done, events = await self._set_reasons(session, changed)
+        self._next_verdicts = seen if done >= set(changed) else {}
+        return events
+
+    async def _set_reasons(
+        self, session: AsyncSession, changed: dict[uuid.UUID, tuple[Verdict, str | None]]
+    ) -> tuple[set[uuid.UUID], list[NewEvent]]:
+        """Store each task's new reason (tasks locked elsewhere are skipped); the tasks done and
+        an event for each whose reason changed."""
+        if not changed:
+            return set(), []
         rows = [
             {
                 "id": str(t),
@@ -664,7 +734,6 @@ class Scheduler:
                 )
             ).all()
         )
-        self._next_verdicts = seen if done >= set(changed) else {}
         events = []
         for t, (v, before) in changed.items():
             if t not in done or (before == v.code and v.code != reasons.NO_NODE_FITS):
@@ -690,4 +759,4 @@ class Scheduler:
                         **v.detail,
                     )
                 )
-        return events
+        return done, events

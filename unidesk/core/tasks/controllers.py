@@ -43,17 +43,19 @@ class TaskController(Controller):
 
     @post("/", operation_id="submit_task", status_code=201)
     async def submit(
-        self,
-        data: schemas.TaskCreate,
-        db: AsyncSession,
-        principal: Principal,
-        settings: Settings,
-        state: State,
+        self, data: schemas.TaskCreate, request: Request[Any, Any, Any], state: State
     ) -> schemas.Task:
         """Submit a task pinned to a code commit and an environment commit; it starts `pending`."""
-        svc = TaskService(db, settings, state.plugins)
-        task = await svc.submit_queued(data, principal, state.submit_queue)
-        state.scheduler_wake()  # committed: this instance's next pass places it (no NOTIFY trip)
+        # The hot path: no dependency providers; a session is made only if a check reads
+        # (files, secrets, plugin extensions).
+        principal: Principal = request.user
+        svc = TaskService(state.sessions, state.settings, state.plugins)
+        try:
+            task = await svc.submit_queued(data, principal, state.submit_queue)
+        finally:
+            if svc.opened is not None:
+                await svc.opened.close()
+        state.scheduler_wake_submitted()  # committed: this instance's next pass places it
         return _for(principal, task)
 
     @get("/", operation_id="list_tasks")
@@ -195,5 +197,5 @@ class TaskBatchController(Controller):
         index (``errors``: ``[{index, detail, field?}]``)."""
         batch = [_decode(spec) for spec in data.tasks]
         ids = await TaskService(db, settings, state.plugins).submit_many(batch, principal)
-        state.scheduler_wake()
+        state.scheduler_wake_submitted()
         return schemas.TaskBatch(count=len(ids), task_ids=ids)

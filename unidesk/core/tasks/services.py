@@ -14,7 +14,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.auth.models import User
 from unidesk.core.auth.policy import require_owner_or_admin
@@ -236,11 +236,27 @@ async def list_tasks(
 
 
 class TaskService:
-    def __init__(self, session: AsyncSession, settings: Settings, plugins: Any = None) -> None:
-        self.s = session
+    def __init__(
+        self,
+        session: AsyncSession | async_sessionmaker[AsyncSession],
+        settings: Settings,
+        plugins: Any = None,
+    ) -> None:
+        """``session``: a session, or a factory whose session is made on first use (the
+        single-submit path: most submits read nothing before the queued write)."""
+        self._factory = session if isinstance(session, async_sessionmaker) else None
+        self.opened = session if isinstance(session, AsyncSession) else None
+        """The session, once there is one."""
         self.settings = settings
         self.plugins = plugins
         self._members_seen: set[tuple[str, uuid.UUID]] = set()
+
+    @property
+    def s(self) -> AsyncSession:
+        if self.opened is None:
+            assert self._factory is not None
+            self.opened = self._factory()
+        return self.opened
 
     def validate(self, data: schemas.TaskCreate) -> list[str]:
         """Edge checks beyond the schema; returns the argv to store (``data.resources`` may
@@ -414,7 +430,8 @@ class TaskService:
         if data.extensions:
             return await self.submit(data, principal)
         values, spec = await self._prepare(data, principal)
-        await self.s.rollback()  # the checks' reads end here, not after the queued write
+        if self.opened is not None and self.opened.in_transaction():
+            await self.opened.rollback()  # the checks' reads end here, not after the queued write
         event = task_event(values["id"], "task.submitted", principal.actor, spec=spec)
         return task_out(await queue.submit(values, event), principal.username, [])
 

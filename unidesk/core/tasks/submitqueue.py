@@ -2,7 +2,8 @@
 
 ``POST /api/tasks`` checks its task on its own (schema, edges, secrets, account),
 then hands the row to the process's ``SubmitQueue``. Whatever is queued when the previous write
-ends goes in the next: one multi-row INSERT … RETURNING of the tasks, one INSERT of their
+ends goes in the next: one INSERT … RETURNING of the tasks (their rows as one JSON array, so
+one prepared statement whatever their number), one INSERT of their
 ``task.submitted`` events, one NOTIFY, one commit. An idle server writes a lone submit at once
 (no waiting for company); under load, N concurrent submits cost one transaction and wake the
 scheduler and the event listeners once instead of N times. If the shared transaction fails,
@@ -12,9 +13,14 @@ each submit of it is retried alone, so one bad row never fails the others.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+import msgspec
+from sqlalchemy import String, Table, TextClause, text
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.events.writer import NewEvent, append_many
@@ -26,7 +32,41 @@ __all__ = ["MAX_BATCH", "SubmitQueue"]
 MAX_BATCH = 500
 """Most submits in one transaction."""
 _TASKS = cast(Table, TaskRow.__table__)
-_INSERT = insert(_TASKS).returning(*_TASKS.c, sort_by_parameter_order=True)
+_COLUMNS = [
+    c
+    for c in _TASKS.c
+    if c.computed is None and c.identity is None and c.server_default is None
+    and c.name not in ("reason", "message", "unschedulable_reason", "pending_reason",
+                       "pending_detail", "not_before", "finished_at")
+]  # fmt: skip
+"""What a submit sets: every column without a server default (those without a Python one
+as well, e.g. ``attempt_count``, are filled from ``_DEFAULTS``)."""
+_DEFAULTS = {
+    c.name: cast(Any, c.default).arg
+    for c in _COLUMNS
+    if c.default is not None and c.default.is_scalar
+}
+
+
+@functools.cache
+def _insert() -> TextClause:
+    """One statement text whatever the number of rows (one JSON parameter), so psycopg converts
+    it once and PostgreSQL runs it prepared; a multi-row VALUES list is a new text per size.
+    Built on first use: a foreign key column's type is known once its table is loaded."""
+    dialect = cast(Callable[[], Dialect], PGDialect)()
+    names = ", ".join(c.name for c in _COLUMNS)
+    types = ", ".join(  # strings as text: the column's own length check applies on insert
+        f"{c.name} {'text' if isinstance(c.type, String) else c.type.compile(dialect)}"
+        for c in _COLUMNS
+    )
+    return text(
+        f"INSERT INTO tasks ({names}) SELECT {names} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({types}) RETURNING *"
+    )
+
+
+def _rows_json(batch: list[_Item]) -> str:
+    return msgspec.json.encode([{**_DEFAULTS, **i.values} for i in batch]).decode()
 
 
 class _Item:
@@ -81,11 +121,12 @@ class SubmitQueue:
 
     async def _write(self, batch: list[_Item]) -> None:
         async with self._sessions() as s:
-            rows = (await s.execute(_INSERT, [i.values for i in batch])).all()
+            rows = (await s.execute(_insert(), {"rows": _rows_json(batch)})).all()
             await append_many(s, [i.event for i in batch])
             await s.commit()
         self.transactions += 1
         self.submits += len(batch)
-        for item, row in zip(batch, rows, strict=True):
+        by_id = {row.id: row for row in rows}
+        for item in batch:
             if not item.done.done():
-                item.done.set_result(row)
+                item.done.set_result(by_id[item.values["id"]])

@@ -144,10 +144,29 @@ async def _copy_states(session: AsyncSession, task_ids: list[uuid.UUID] | None) 
     return result.rowcount or 0
 
 
+_NO_STATE_CHANGE = frozenset(
+    {
+        "task.submitted",  # a link made at submit starts at the task's first state, pending
+        "task.waiting",
+        "task.unschedulable",
+        "task.stage",
+        "task.outputs",
+        "task.stale_report",
+        "task.cancel_requested",
+    }
+)
+"""Task events that never come with a change of the task's state: no UPDATE for them (a
+burst of submits or pending reasons costs the listener nothing)."""
+
+
 async def follow_task_states(events: list[EventOut], state: PluginState) -> None:
     """Event listener: after task events commit, copy the tasks' states onto their links (a
     projection of the task's own events, so it writes no event of its own)."""
-    ids = {uuid.UUID(e.subject_id) for e in events if e.subject_type == "task"}
+    ids = {
+        uuid.UUID(e.subject_id)
+        for e in events
+        if e.subject_type == "task" and e.kind not in _NO_STATE_CHANGE
+    }
     if not ids:
         return
     async with state.sessions() as session:

@@ -1,0 +1,95 @@
+"""Light passes: after a full pass that placed nothing, a submit wake only gives the new tasks
+their group's verdict; capacity events, new groups and direct ``run_pass`` calls are full."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from tests.core.sched_helpers import SimCluster
+from unidesk.core.db.engine import make_engine, make_sessionmaker
+from unidesk.core.events.models import Event
+from unidesk.core.events.schemas import EventOut
+from unidesk.core.scheduler.service import Scheduler
+from unidesk.core.settings import Settings
+
+
+@pytest.fixture
+async def sim(database_url: str) -> AsyncIterator[SimCluster]:
+    engine = make_engine(database_url, pool_size=4)
+    yield SimCluster(make_sessionmaker(engine))
+    await engine.dispose()
+
+
+def _event(kind: str) -> EventOut:
+    return EventOut(
+        id=1,
+        ts=datetime.now(UTC),
+        kind=kind,
+        subject_type="task",
+        subject_id=str(uuid.uuid4()),
+        actor="test",
+        payload={},
+    )
+
+
+async def _kinds(sim: SimCluster, task_id: uuid.UUID) -> list[str]:
+    async with sim.sessions() as s:
+        stmt = select(Event.kind).where(Event.subject_id == str(task_id)).order_by(Event.id)
+        return list((await s.scalars(stmt)).all())
+
+
+async def test_submits_onto_a_full_cluster_take_light_passes_until_capacity_frees(
+    sim: SimCluster,
+) -> None:
+    alice = await sim.user("alice")
+    await sim.nodes(1, cpus=1)
+    sched = Scheduler(sim.sessions, Settings())
+    [first] = await sim.tasks(1, alice)
+    assert await sched.run_pass(light_ok=True) == 1  # the first pass is always full
+    [second] = await sim.tasks(1, alice)
+    sched.wake_submitted()
+    assert await sched.run_pass(light_ok=True) == 0  # full: the last pass placed a task
+    assert sched.passes == {"full": 2, "light": 0}
+    assert (await sim.task(second)).pending_reason == "waiting_for_resources"
+
+    more = await sim.tasks(2, alice)  # same group, another instance's submit heard as an event
+    await sched.on_events([_event("task.submitted")])
+    assert await sched.run_pass(light_ok=True) == 0
+    assert sched.passes == {"full": 2, "light": 1}
+    for t in more:  # given the group's verdict, with its event, like a full pass does
+        assert (await sim.task(t)).pending_reason == "waiting_for_resources"
+        assert await _kinds(sim, t) == ["task.submitted", "task.waiting"]
+
+    [big] = await sim.tasks(1, alice, cpus=2)  # a group the last full pass did not judge
+    sched.wake_submitted()
+    assert await sched.run_pass(light_ok=True) == 0
+    assert sched.passes == {"full": 3, "light": 1}
+    assert (await sim.task(big)).pending_reason == "no_node_fits"
+    assert await _kinds(sim, big) == ["task.submitted", "task.unschedulable"]
+
+    await sim.end((await sim.active())[0])  # capacity freed: heard as the task's final event
+    await sched.on_events([_event("task.succeeded")])
+    assert await sched.run_pass(light_ok=True) == 1
+    assert sched.passes == {"full": 4, "light": 1}
+    assert (await sim.task(first)).state == "succeeded"
+    assert (await sim.task(second)).state == "assigned"  # the oldest waiting one
+
+
+async def test_a_direct_pass_is_full_and_a_timer_wake_needs_a_full_one(sim: SimCluster) -> None:
+    alice = await sim.user("alice")
+    await sim.nodes(1, cpus=1)
+    sched = Scheduler(sim.sessions, Settings())
+    await sim.tasks(2, alice)
+    assert await sched.run_pass(light_ok=True) == 1
+    assert await sched.run_pass(light_ok=True) == 0  # full, placed nothing: light from now on
+    await sim.tasks(1, alice)
+    assert await sched.run_pass() == 0  # tests and tools: always full
+    assert sched.passes == {"full": 3, "light": 0}
+    sched.wake()  # a node came, a quota changed…
+    assert await sched.run_pass(light_ok=True) == 0
+    assert sched.passes == {"full": 4, "light": 0}
