@@ -5,6 +5,7 @@ and the submit form's memory, ref resolution and attachments."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -168,6 +169,15 @@ def test_failed_task_logs_first_coloured_with_error_lines_and_permalinks(
         page.wait_for_timeout(20)
     expect(tb).to_have_class(re.compile(r"\blog-error\b"))
     expect(page.locator(f"[data-line='{tb_n + 1}']")).to_have_class(re.compile(r"\blog-error\b"))
+    # Lines are numbered in the order of the times the agent recorded (Docker's read time of
+    # each stream: stdout the program wrote first may be read after its stderr); each line's
+    # time says its stream and the time to the millisecond.
+    items = ui_server.api.get(f"/api/tasks/{task['id']}/logs", params={"limit": 1000}).json()
+    stamps = [datetime.fromisoformat(i["ts"]) for i in items["items"]]
+    assert stamps == sorted(stamps), [(i["seq"], i["stream"], i["ts"]) for i in items["items"]]
+    expect(tb.locator(".log-ts")).to_have_attribute(
+        "title", re.compile(r"^stderr · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
+    )
     shot(page, "32-task-failed-logs-first")
 
     # A permalink scrolls to its line and marks it; clicking a line number makes one.

@@ -35,6 +35,8 @@ describe("formatting in Beijing time", () => {
   it("adds eight hours to UTC, whatever the host zone", () => {
     expect(formatDateTime("2026-11-27T10:30:05.123456Z")).toBe("2026-11-27 18:30:05");
     expect(formatDateTime("2026-11-27T10:30:05Z", { seconds: false })).toBe("2026-11-27 18:30");
+    expect(formatDateTime("2026-11-27T10:30:05.123456Z", { millis: true })).toBe("2026-11-27 18:30:05.123");
+    expect(formatDateTime("2026-11-27T10:30:05Z", { millis: true })).toBe("2026-11-27 18:30:05.000");
     expect(formatTime("2026-11-27T10:30:05Z")).toBe("18:30:05");
     expect(formatDate("2026-11-27T10:30:05Z")).toBe("2026-11-27");
   });

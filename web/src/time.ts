@@ -62,13 +62,15 @@ const p2 = (n: number) => String(n).padStart(2, "0");
 
 const DASH = "—";
 
-/** "2026-11-27 18:30:05" in Beijing time; "—" for a missing or invalid value. */
-export function formatDateTime(value: Instant, opts: { seconds?: boolean } = {}): string {
+/** "2026-11-27 18:30:05" in Beijing time ("…:05.123" with millis); "—" for a missing or invalid value. */
+export function formatDateTime(value: Instant, opts: { seconds?: boolean; millis?: boolean } = {}): string {
   const ms = toMs(value);
   if (Number.isNaN(ms)) return DASH;
   const p = beijingParts(ms);
   const base = `${p.year}-${p2(p.month)}-${p2(p.day)} ${p2(p.hour)}:${p2(p.minute)}`;
-  return opts.seconds === false ? base : `${base}:${p2(p.second)}`;
+  if (opts.seconds === false) return base;
+  const frac = opts.millis ? `.${String(((ms % 1000) + 1000) % 1000).padStart(3, "0")}` : "";
+  return `${base}:${p2(p.second)}${frac}`;
 }
 
 /** "2026-11-27" (Beijing date). */

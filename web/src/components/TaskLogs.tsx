@@ -306,7 +306,7 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
                 >
                   {r.n}
                 </a>
-                <span className="log-ts" title={formatDateTime(r.ts)}>
+                <span className="log-ts" title={`${r.stream} · ${formatDateTime(r.ts, { millis: true })}`}>
                   {formatTime(r.ts)}
                 </span>
                 <span className="log-text">{needle ? highlight(r.text, needle) : r.raw ? <AnsiText raw={r.raw} /> : " "}</span>
