@@ -387,6 +387,43 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
     ).to_be_visible()
 
 
+def test_member_with_a_long_name_on_a_phone_and_a_task_that_does_not_exist(
+    browser: Browser, ui_server: UiServer
+) -> None:
+    """A long user name gives way in the phone's top bar (ellipsis; the page never scrolls
+    sideways, it did by 7 px for "newbie · member"); a task that does not exist says so as a
+    sentence with no Retry (asking again cannot help), not "Not found: Not Found."."""
+    name, password = "member-with-a-rather-long-name", "long-name-pw-1"
+    r = ui_server.api.post(
+        "/api/users", json={"username": name, "password": password, "role": "member"}
+    )
+    assert r.status_code in (201, 409), r.text
+    ctx = new_context(browser, ui_server.url, width=390, height=844)
+    try:
+        page = ctx.new_page()
+        login_ui(page, name, password)
+        page.goto("/tasks")
+        page.get_by_role("heading", name="Tasks", level=1).wait_for()
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, f"the page scrolls sideways by {overflow}px"
+        expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+        chip = page.get_by_test_id("current-user")
+        assert chip.evaluate("e => e.scrollWidth > e.clientWidth")  # cut with an ellipsis
+        expect(chip).to_have_attribute("title", f"{name} · member")
+
+        for path in ("/tasks/00000000-0000-4000-8000-000000000000", "/tasks/not-a-task"):
+            page.goto(path)
+            alert = page.get_by_role("alert")
+            expect(alert.get_by_test_id("error-sentence")).to_have_text(
+                re.compile(r"^This (task )?does not exist: it may have been deleted")
+            )
+            expect(alert.get_by_role("button", name="Retry")).to_have_count(0)
+    finally:
+        ctx.close()
+
+
 @pytest.mark.parametrize(
     ("path", "api_path", "ready"),
     [
@@ -680,6 +717,14 @@ def test_dashboard_axis_labels_and_no_backup_warning(page: Page) -> None:
         assert len(steps) == 1 and values[0] == 0, values
         (step,) = steps  # a round step: 1, 2, 2.5 or 5 x 10^k (never 1.25 or 0.625)
         assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 2.5, 5), values
+        # Every time label is drawn whole inside its chart (the last one was cut to "06:0").
+        cut = charts.nth(i).evaluate(
+            """svg => { const box = svg.getBoundingClientRect();
+              return [...svg.querySelectorAll('.chart-xlabel')].map(t => [t.textContent,
+                t.getBoundingClientRect()]).filter(([, r]) => r.left < box.left - 0.5
+                || r.right > box.right + 0.5).map(([text]) => text); }"""
+        )
+        assert cut == [], cut
 
 
 def test_task_list_counts_sorts_and_exports_csv(page: Page, ui_server: UiServer) -> None:

@@ -6,6 +6,19 @@ const problem = (status: number, title: string, detail: string, extra: Record<st
   new ApiError(status, `${status}: ${detail}`, { type: "about:blank", status, title, detail, ...extra });
 
 describe("humanError", () => {
+  it("says a missing thing does not exist, naming what, instead of echoing the server", () => {
+    expect(humanError(problem(404, "Not Found", "task 3e1e2052-aca9-4ab6-8ec7-72756476a3ec not found")).sentence).toBe(
+      "This task does not exist: it may have been deleted, or the link is wrong.",
+    );
+    expect(humanError(problem(404, "Not Found", "work item 7 not found")).sentence).toBe(
+      "This work item does not exist: it may have been deleted, or the link is wrong.",
+    );
+    // The router's own answer for a path that matches no route ("Not Found") was shown as "Not found: Not Found."
+    expect(humanError(problem(404, "Not Found", "Not Found")).sentence).toBe("This does not exist: it may have been deleted, or the link is wrong.");
+    expect(humanError(problem(404, "Not Found", "no such object (deleted, or its upload never completed)")).sentence).toBe(
+      "Not found: no such object (deleted, or its upload never completed).",
+    );
+  });
   it("asks for a longer password instead of quoting the schema", () => {
     const e = problem(400, "Bad request", "password: Expected `str` of length >= 8", {
       errors: [{ key: "password", message: "Expected `str` of length >= 8" }],

@@ -71,8 +71,13 @@ export function humanError(err: unknown): HumanError {
       // The access policy's detail says who may ("only the task's owner or an admin may retry it; …").
       if (/admin role/.test(detail)) return out("Only an admin may do this.");
       return out(detail ? sentence(detail.split(";")[0]) : "You are not allowed to do this.");
-    case err.status === 404:
-      return out(detail ? sentence(`Not found: ${detail}`) : "This no longer exists; it may have been deleted.");
+    case err.status === 404: {
+      // "task 3e1e… not found" -> "This task does not exist…"; the router's bare "Not Found" says nothing more.
+      const what = /^([a-z][a-z ]*?) \S+ not found$/i.exec(detail)?.[1];
+      if (what) return out(`This ${what.toLowerCase()} does not exist: it may have been deleted, or the link is wrong.`);
+      if (!detail || /^not found\.?$/i.test(detail)) return out("This does not exist: it may have been deleted, or the link is wrong.");
+      return out(sentence(`Not found: ${detail}`));
+    }
     case err.status === 429:
       return out("Too many attempts. Wait a minute, then try again.");
     case err.status >= 500:

@@ -64,8 +64,15 @@ export function BackupCard() {
       ) : (
         check === "ok" && (
           <p className="muted" data-testid="backup-none">
-            No backup has been taken yet{warning !== null ? " and none is scheduled" : ""}. Run <code>unidesk-server backup</code>, or set{" "}
-            <code>backup_daily_at</code> for a daily one.
+            {warning !== null ? (
+              <>
+                No backup has been taken yet and none is scheduled. Run <code>unidesk-server backup</code>, or set <code>backup_daily_at</code> for a daily one.
+              </>
+            ) : (
+              <>
+                No backup has been taken yet: the daily schedule takes the first one. Run <code>unidesk-server backup</code> to take one now.
+              </>
+            )}
           </p>
         )
       )}

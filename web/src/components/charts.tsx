@@ -51,6 +51,8 @@ function niceMax(max: number): number {
 }
 
 const PAD = { left: 44, right: 12, top: 10, bottom: 24 };
+/** About half the width of a time label ("12-01", "06:00") at the chart's font size. */
+const X_LABEL_HALF = 18;
 
 interface Frame {
   width: number;
@@ -96,14 +98,19 @@ function ChartFrame({ width, height, startMs, endMs, yMax, yFormat, children, ho
           </g>
         );
       })}
-      {ticks.map((t) => (
-        <g key={t.ms}>
-          <line x1={x(t.ms)} x2={x(t.ms)} y1={PAD.top + ih} y2={PAD.top + ih + 4} className="chart-axis" />
-          <text x={x(t.ms)} y={height - 6} className="chart-label chart-xlabel" textAnchor="middle">
-            {t.label}
-          </text>
-        </g>
-      ))}
+      {ticks.map((t) => {
+        // A label centred on a tick at the chart's edge would be cut off ("06:0"): it ends (or starts) there instead.
+        const px = x(t.ms);
+        const anchor = px + X_LABEL_HALF > width ? "end" : px - X_LABEL_HALF < 0 ? "start" : "middle";
+        return (
+          <g key={t.ms}>
+            <line x1={px} x2={px} y1={PAD.top + ih} y2={PAD.top + ih + 4} className="chart-axis" />
+            <text x={px} y={height - 6} className="chart-label chart-xlabel" textAnchor={anchor}>
+              {t.label}
+            </text>
+          </g>
+        );
+      })}
       <line x1={PAD.left} x2={width - PAD.right} y1={PAD.top + ih} y2={PAD.top + ih} className="chart-axis" />
       {children}
       {hover}

@@ -1,6 +1,7 @@
 /** Small building blocks: loading, empty and error states, badges, copy and confirm buttons. */
 import { useEffect, useRef, useState, type ReactNode } from "react";
 import { humanError } from "../api/humanError";
+import { ApiError } from "../api/client";
 
 export function Loading({ label = "Loading…" }: { label?: string }) {
   return (
@@ -24,6 +25,8 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   if (!error) return null;
   const { sentence, technical } = humanError(error);
+  // Asking again cannot change a refusal (not found, not allowed, bad request): no Retry button for those.
+  const final = error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
   return (
     <div className="alert alert-error" role="alert">
       <span className="alert-sentence" data-testid="error-sentence">
@@ -37,7 +40,7 @@ export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => v
           </span>
         </details>
       )}
-      {onRetry && (
+      {onRetry && !final && (
         <button type="button" className="btn btn-small" onClick={onRetry}>
           Retry
         </button>

@@ -117,7 +117,7 @@ export function SecretsPage() {
               <input required autoComplete="off" className="mono" value={form.project} onChange={(e) => setForm({ ...form, project: e.target.value })} />
             </label>
           )}
-          <label className="field">
+          <label className="field field-wide">
             <span className="field-label">Value</span>
             <textarea
               required

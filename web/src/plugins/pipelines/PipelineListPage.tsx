@@ -113,32 +113,35 @@ export function PipelineListPage() {
         </div>
       )}
       {sortKey && rows.length > 0 && <p className="muted small">Sorted within this page.</p>}
-      <div className="pager">
-        <button
-          type="button"
-          className="btn"
-          disabled={!cursor}
-          onClick={() => {
-            const stack = [...cursorStack];
-            const prev = stack.pop() ?? null;
-            setCursorStack(stack);
-            set({ cursor: prev }, true);
-          }}
-        >
-          ← Newer
-        </button>
-        <button
-          type="button"
-          className="btn"
-          disabled={!list.data?.next_cursor}
-          onClick={() => {
-            setCursorStack([...cursorStack, cursor ?? ""]);
-            set({ cursor: list.data!.next_cursor }, true);
-          }}
-        >
-          Older →
-        </button>
-      </div>
+      {/* Only when there is another page to go to (two greyed buttons under "No pipelines yet" said nothing). */}
+      {(cursor || list.data?.next_cursor) && (
+        <div className="pager">
+          <button
+            type="button"
+            className="btn"
+            disabled={!cursor}
+            onClick={() => {
+              const stack = [...cursorStack];
+              const prev = stack.pop() ?? null;
+              setCursorStack(stack);
+              set({ cursor: prev }, true);
+            }}
+          >
+            ← Newer
+          </button>
+          <button
+            type="button"
+            className="btn"
+            disabled={!list.data?.next_cursor}
+            onClick={() => {
+              setCursorStack([...cursorStack, cursor ?? ""]);
+              set({ cursor: list.data!.next_cursor }, true);
+            }}
+          >
+            Older →
+          </button>
+        </div>
+      )}
     </div>
   );
 }
