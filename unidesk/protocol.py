@@ -440,5 +440,9 @@ def encode(msg: Message) -> bytes:
 
 
 def decode(frame: bytes) -> Message:
-    """Decode one frame; raises ``msgspec.DecodeError``/``ValidationError`` on bad input."""
-    return _decoder.decode(frame)
+    """Decode one frame; raises ``msgspec.DecodeError``/``ValidationError`` on bad input (a
+    frame nested past what the decoder recurses into too, not a RecursionError)."""
+    try:
+        return _decoder.decode(frame)
+    except RecursionError:
+        raise msgspec.DecodeError("frame nested too deeply") from None

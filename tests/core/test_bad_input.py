@@ -147,6 +147,39 @@ async def test_malformed_json_is_400(
     assert counts() == before
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"name": "x", "command": ["true"], "extensions": {"a": '
+        + b"[" * 5_000
+        + b"]" * 5_000
+        + b"}}",
+    ],
+    ids=["deep-array", "deep-object", "deep-in-a-field"],
+)
+async def test_deeply_nested_json_is_400(
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    counts: Any,
+    raw: bytes,
+) -> None:
+    """Nesting past what the decoder recurses into (any content type: the route decodes the
+    body as JSON whatever it says) is a 400 problem, not a 500."""
+    before = counts()
+    for content_type in ("application/json", "text/plain", None):
+        headers = {**admin_headers, **({"Content-Type": content_type} if content_type else {})}
+        for method, path in (
+            ("POST", "/api/tasks"),
+            ("POST", "/api/task-batches"),
+            ("PUT", "/api/secrets/user/deep"),
+        ):
+            r = await client.request(method, path, content=raw, headers=headers)
+            assert_problem(r, 400, "nested too deeply")
+    assert counts() == before
+
+
 async def test_oversized_body_is_413(
     client: AsyncTestClient, admin_headers: dict[str, str], settings: Settings, counts: Any
 ) -> None:

@@ -249,6 +249,21 @@ async def test_node_token_last_used_is_written_when_an_agent_connects(server, ap
         await agent.close()
 
 
+async def test_a_deeply_nested_frame_is_a_bad_frame(server, api):
+    """A metrics item nested past what the decoder recurses into closes the socket 4400 (it
+    was taken for 'socket already closed' and dropped without a close code)."""
+    a = await RawAgent.join(server.url, node_token(api, "deep")["secret"], "deep")
+    frame = protocol.encode(
+        protocol.AttemptData(task_id="t", attempt_no=1, channel="metrics", seq=0, items=[{}])
+    ).replace(b"\xa5items\x91\x80", b"\xa5items\x91\x81\xa1a" + b"\x91" * 20_000 + b"\x90")
+    # (msgpack: items = [{"a": [[[…]]]}], 20,000 arrays deep)
+    await a.ws.send(frame)
+    code, reason = await closed_with(a.ws)
+    assert code == protocol.CLOSE_BAD_FRAME and "nested too deeply" in reason, (code, reason)
+    await _still_serving(server, api)
+    assert "Traceback" not in server.log_path.read_text()
+
+
 async def test_nul_characters_in_frames_never_reach_the_database(server, api):
     """PostgreSQL cannot store U+0000: a hello holding one is refused (4400, the field named);
     a task's output, an attempt's message and a metrics item holding one are stored with U+FFFD

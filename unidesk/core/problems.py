@@ -114,6 +114,27 @@ def _database(request: Request, exc: DBAPIError) -> Response[dict[str, Any]]:
     )
 
 
+_TOO_DEEP = "while deserializing"
+"""msgspec's RecursionError message when a JSON document nests past the interpreter's limit."""
+
+
+def _recursion(request: Request, exc: RecursionError) -> Response[dict[str, Any]]:
+    """A request body nested past what the JSON decoder recurses into is the client's
+    error (400); any other RecursionError is ours."""
+    if _TOO_DEEP not in str(exc):
+        return _unexpected(request, exc)
+    detail = "the request body is nested too deeply to be read as JSON"
+    log.info(
+        "request refused",
+        path=request.url.path,
+        method=request.method,
+        status=400,
+        detail=detail,
+        request_id=request_id_of(request.scope),
+    )
+    return problem(400, "Bad request", detail, request=request)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.exception(
         "unhandled error",
@@ -131,6 +152,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: _validation,
     HTTPException: _http,
     OperationalError: _database,
+    RecursionError: _recursion,
     Exception: _unexpected,
 }
 
