@@ -3,7 +3,7 @@
 A hello carrying one is a bad frame (the node's facts are refused, with the field named); text
 a task or the engine produced (an attempt's message, an unhealthy reason) keeps U+FFFD in its
 place; a data item holding one is dropped and counted with the lines the agent skipped. Log
-chunks are handled where they are written (``reports._log``).
+chunks are handled where they are written (``reports._log``), with the same ``replace_nul``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import msgspec
 from unidesk import protocol
 from unidesk.core.nul_guard import find_nul
 
-__all__ = ["hello_nul", "scrub"]
+__all__ = ["hello_nul", "replace_nul", "scrub"]
 
 _NUL = b"\\u0000"
 _json = msgspec.json.Encoder()
@@ -30,8 +30,13 @@ def hello_nul(hello: protocol.Hello) -> str | None:
     return find_nul(msgspec.to_builtins(hello)) or "?"
 
 
+def replace_nul(text: str) -> str:
+    """``text`` with U+FFFD for each U+0000 (as for bytes the agent could not decode)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _text(value: str | None) -> str | None:
-    return value.replace("\x00", "\ufffd") if value else value
+    return replace_nul(value) if value else value
 
 
 def scrub(msg: protocol.Message) -> protocol.Message:
@@ -45,12 +50,12 @@ def scrub(msg: protocol.Message) -> protocol.Message:
     elif isinstance(msg, protocol.AttemptData) and _has_nul(msg):
         kept = [item for item in msg.items if not _has_nul(item)]
         dropped = len(msg.items) - len(kept)
-        samples = [s.replace("\x00", "\ufffd") for s in msg.skipped_samples]
+        samples = [replace_nul(s) for s in msg.skipped_samples]
         if dropped and len(samples) < protocol.MAX_SKIPPED_SAMPLES:
             samples.append("(an item holding a NUL character)")
         return msgspec.structs.replace(
             msg,
-            channel=msg.channel.replace("\x00", "\ufffd"),
+            channel=replace_nul(msg.channel),
             items=kept,
             skipped_lines=msg.skipped_lines + dropped,
             skipped_samples=samples,

@@ -28,6 +28,7 @@ from unidesk import protocol
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
 from unidesk.core.events.writer import append, append_many, defer_events, flush_deferred
+from unidesk.core.ingress.nulscrub import replace_nul
 from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.services import node_event
 from unidesk.core.tasks.models import AttemptRow, TaskRow
@@ -364,7 +365,7 @@ async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int
         return m.seq
     # PostgreSQL text cannot hold U+0000, which a task may print: stored as U+FFFD, like the
     # bytes the agent could not decode (refusing the chunk would resend it for ever).
-    data = m.data.replace("\x00", "\ufffd")
+    data = replace_nul(m.data)
     raw = data.encode()
     size = len(raw)
     values: dict[str, Any] = {"log_bytes": AttemptRow.log_bytes + size}
