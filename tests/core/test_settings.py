@@ -139,3 +139,20 @@ def test_docs_settings_page_is_current() -> None:
     assert settings_reference(builtins) in page.read_text(), (
         "regenerate docs/settings.md with `unidesk-server settings`"
     )
+
+
+def test_start_banner_names_the_password_file_only_when_one_was_generated(
+    tmp_path: Path,
+) -> None:
+    """With ``UNIDESK_ADMIN_PASSWORD`` set no file is written, and the banner pointed at that
+    missing file on every start; now it says the configured password is the one."""
+    from unidesk.core.cli import _first_admin_password, _login_hint
+
+    given = load_settings(environ={}, data_dir=str(tmp_path / "a"), admin_password="pw-given-1")
+    hint = _login_hint(_first_admin_password(given), configured=True)
+    assert "UNIDESK_ADMIN_PASSWORD" in hint and "initial-admin-password" not in hint
+    assert not (tmp_path / "a" / "initial-admin-password").exists()
+    fresh = load_settings(environ={}, data_dir=str(tmp_path / "b"))
+    hint = _login_hint(_first_admin_password(fresh), configured=False)
+    assert str(tmp_path / "b" / "initial-admin-password") in hint
+    assert (tmp_path / "b" / "initial-admin-password").exists()

@@ -192,20 +192,29 @@ def _first_admin_password(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, admin_password=password)
 
 
+def _login_hint(settings: Settings, *, configured: bool) -> str:
+    """The start banner: where the first admin's password is (the generated file only when
+    there is one; else the configured ``admin_password``)."""
+    where = (
+        "the configured admin_password (UNIDESK_ADMIN_PASSWORD)"
+        if configured
+        else f"the password in {settings.data_path / 'initial-admin-password'}"
+    )
+    return (
+        f"\n  UniDesk is starting at {settings.base_url}\n"
+        f"  log in as '{settings.admin_username}' with {where}\n"
+        f"  (only used when no admin exists yet; change it under Admin → Users)\n"
+    )
+
+
 def _serve(settings: Settings, workers: int = 1) -> int:
     from unidesk.core import shutdown
     from unidesk.core.app import create_app
     from unidesk.core.workers import UVICORN_OPTIONS, serve_workers
 
+    configured = bool(settings.admin_password)
     settings = _first_admin_password(settings)
-    pw_file = settings.data_path / "initial-admin-password"
-    print(
-        f"\n  UniDesk is starting at {settings.base_url}\n"
-        f"  log in as '{settings.admin_username}' with the password in {pw_file}\n"
-        f"  (only used when no admin exists yet; change it under Admin → Users)\n",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(_login_hint(settings, configured=configured), file=sys.stderr, flush=True)
     if workers != 1:
         return serve_workers(settings, workers or os.cpu_count() or 1)
     shutdown.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
