@@ -1,5 +1,6 @@
 """Light passes: after a full pass that placed nothing, a submit wake only gives the new tasks
-their group's verdict; capacity events, new groups and direct ``run_pass`` calls are full."""
+their group's verdict (single submits get it in their own transaction); capacity events, new
+groups and direct ``run_pass`` calls are full."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from sqlalchemy import select
 
 from tests.core.sched_helpers import SimCluster
 from unidesk.core.db.engine import make_engine, make_sessionmaker
+from unidesk.core.events.hub import to_out
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.scheduler.service import Scheduler
 from unidesk.core.settings import Settings
+from unidesk.core.tasks.submitqueue import SubmitQueue
+from unidesk.core.tasks.transitions import task_event
 
 
 @pytest.fixture
@@ -93,3 +97,54 @@ async def test_a_direct_pass_is_full_and_a_timer_wake_needs_a_full_one(sim: SimC
     sched.wake()  # a node came, a quota changed…
     assert await sched.run_pass(light_ok=True) == 0
     assert sched.passes == {"full": 4, "light": 0}
+
+
+def _values(owner: uuid.UUID, **fields: object) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(),
+        "name": "single",
+        "owner_id": owner,
+        "state": "pending",
+        "code_repo_url": "https://example.org/c.git",
+        "code_commit_id": "a" * 40,
+        "env_repo_url": "https://example.org/e.git",
+        "env_commit_id": "a" * 40,
+        "dockerfile_path": "Dockerfile",
+        "command": ["true"],
+        "env": {},
+        "memory_mb": 256,
+        "labels": {},
+        "extra": {},
+        **fields,
+    }
+
+
+async def test_a_single_submit_onto_a_full_cluster_gets_its_reason_in_its_transaction(
+    sim: SimCluster,
+) -> None:
+    alice = await sim.user("alice")
+    await sim.nodes(1, cpus=1)
+    sched = Scheduler(sim.sessions, Settings())
+    await sim.tasks(2, alice)
+    assert await sched.run_pass(light_ok=True) == 1
+    assert await sched.run_pass(light_ok=True) == 0  # full, placed nothing
+    queue = SubmitQueue(sim.sessions)
+    queue.scheduler = sched
+
+    v = _values(alice)
+    row = await queue.submit(v, task_event(v["id"], "task.submitted", "test"))  # type: ignore[arg-type]
+    assert queue.passes_saved == 1 and not sched._wake.is_set()  # no pass needed
+    assert (await sim.task(row.id)).pending_reason == "waiting_for_resources"
+    assert await _kinds(sim, row.id) == ["task.submitted", "task.waiting"]
+    async with sim.sessions() as s:  # another instance hears both events: it needs no pass
+        heard = list((await s.scalars(select(Event).where(Event.subject_id == str(row.id)))).all())
+    other = Scheduler(sim.sessions, Settings())
+    await other.on_events([to_out(e) for e in heard])
+    assert not other._wake.is_set()
+
+    v = _values(alice, cpus=2)  # a shape the last full pass did not judge
+    row = await queue.submit(v, task_event(v["id"], "task.submitted", "test"))  # type: ignore[arg-type]
+    assert queue.passes_saved == 1 and sched._wake.is_set()  # woken: a pass judges it
+    assert (await sim.task(row.id)).pending_reason is None
+    assert await sched.run_pass(light_ok=True) == 0
+    assert (await sim.task(row.id)).pending_reason == "no_node_fits"

@@ -100,6 +100,7 @@ def _scheduler(state: State) -> Any:
     state.scheduler_wake = scheduler.wake
     state.scheduler_wake_submitted = scheduler.wake_submitted
     state.scheduler = scheduler
+    state.submit_queue.scheduler = scheduler  # judges single submits in their transaction
     ingress = getattr(state, "ingress", None)
     if ingress is not None:
         scheduler.on_assigned = ingress.delivery.deliver_assigned

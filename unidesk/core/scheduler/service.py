@@ -83,6 +83,7 @@ WAKE_KINDS: frozenset[EventKind] = frozenset(
 _SUBMIT_KINDS = frozenset({"task.submitted"})
 """Wakes that add pending work but free no capacity: after a pass that placed nothing they
 need only a light pass (see ``Scheduler.run_pass``)."""
+_JUDGED_KINDS = frozenset({"task.waiting", "task.unschedulable"})
 _SCHEDULABLE = (NodeRow.state == "online", NodeRow.connection_id.is_not(None))
 """Connected nodes; draining or unhealthy ones (``accepts_work`` False) get only host.ssh work."""
 
@@ -311,11 +312,17 @@ class Scheduler:
         self._full = True
         """The next pass must be a full one: capacity may have been freed (an attempt ended, a
         node came, a quota changed), the timer ticked, or the last full pass placed tasks."""
+        self.epoch = 0
+        """Counts the times something asked for a full pass (see ``judge_submitted``)."""
         self.passes = {"full": 0, "light": 0}
+
+    def _request_full(self) -> None:
+        self._full = True
+        self.epoch += 1
 
     def wake(self) -> None:
         """Run a full pass soon (capacity, nodes or quotas may have changed)."""
-        self._full = True
+        self._request_full()
         self._wake.set()
 
     def wake_submitted(self) -> None:
@@ -324,10 +331,37 @@ class Scheduler:
 
     async def on_events(self, events: list[EventOut]) -> None:
         kinds = {e.kind for e in events} & WAKE_KINDS
-        if kinds:
-            if kinds - _SUBMIT_KINDS:
-                self._full = True
+        if kinds - _SUBMIT_KINDS:
+            self._request_full()
             self._wake.set()
+        elif kinds:
+            # Submits whose transaction gave them their reason already need no pass.
+            new = {e.subject_id for e in events if e.kind in _SUBMIT_KINDS}
+            judged = {e.subject_id for e in events if e.kind in _JUDGED_KINDS}
+            if new - judged:
+                self._wake.set()
+
+    def judge_submitted(self, rows: list[Any]) -> dict[uuid.UUID, Verdict] | None:
+        """The reasons new tasks (rows with ``id`` and ``group_key``) get in their submit's own
+        transaction, where a light pass would give them the same: while only submits came
+        since a full pass that placed nothing, and every task is of a group it judged. None:
+        a pass must judge them (the submitter wakes it)."""
+        if self._full:
+            return None
+        out = {}
+        for r in rows:
+            v = self._cached.get(r.group_key)
+            if v is None:
+                return None
+            out[r.id] = v
+        return out
+
+    async def reason_events(
+        self, session: AsyncSession, verdicts: dict[uuid.UUID, Verdict]
+    ) -> list[NewEvent]:
+        """Store ``judge_submitted``'s reasons in the submit's transaction; their events."""
+        _, events = await self._set_reasons(session, {t: (v, None) for t, v in verdicts.items()})
+        return events
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="scheduler")
@@ -341,13 +375,13 @@ class Scheduler:
                 async with asyncio.timeout(self.tick_s):
                     await self._wake.wait()
             except TimeoutError:
-                self._full = True  # the timer's pass re-reads everything (backoffs end by time)
+                self._request_full()  # the timer's pass re-reads everything (backoffs end)
             self._wake.clear()
             try:
                 while await self.run_pass(light_ok=True) >= self.batch:
                     pass
             except Exception:
-                self._full = True
+                self._request_full()
                 log.exception("scheduling pass failed")
                 await asyncio.sleep(0.5)
 

@@ -55,7 +55,8 @@ class TaskController(Controller):
         finally:
             if svc.opened is not None:
                 await svc.opened.close()
-        state.scheduler_wake_submitted()  # committed: this instance's next pass places it
+        # Committed; the queue woke this instance's scheduler unless the tasks were given
+        # their pending reason in the same transaction (nothing can be placed: see the queue).
         return _for(principal, task)
 
     @get("/", operation_id="list_tasks")

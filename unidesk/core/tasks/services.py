@@ -428,7 +428,9 @@ class TaskService:
         that arrive together). A task with extensions is submitted alone: plugin hooks write in
         its own transaction."""
         if data.extensions:
-            return await self.submit(data, principal)
+            task = await self.submit(data, principal)
+            queue.wake()
+            return task
         values, spec = await self._prepare(data, principal)
         if self.opened is not None and self.opened.in_transaction():
             await self.opened.rollback()  # the checks' reads end here, not after the queued write

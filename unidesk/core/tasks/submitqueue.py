@@ -83,6 +83,10 @@ class SubmitQueue:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self.scheduler: Any = None
+        """This process's scheduler (set when it runs): it may give the new tasks their pending
+        reason in the submit's own transaction; else (and without one) it is woken after."""
+        self.passes_saved = 0
         self._queue: list[_Item] = []
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0
@@ -97,6 +101,11 @@ class SubmitQueue:
             self._writer = asyncio.create_task(self._write_all(), name="submit-queue")
         # Shielded: a client that goes away does not cancel the others' transaction.
         return await asyncio.shield(item.done)
+
+    def wake(self) -> None:
+        """Wake this process's scheduler: new pending tasks need a pass."""
+        if self.scheduler is not None:
+            self.scheduler.wake_submitted()
 
     async def _write_all(self) -> None:
         batch: list[_Item] = []
@@ -120,12 +129,20 @@ class SubmitQueue:
             raise
 
     async def _write(self, batch: list[_Item]) -> None:
+        sched = self.scheduler
         async with self._sessions() as s:
             rows = (await s.execute(_insert(), {"rows": _rows_json(batch)})).all()
-            await append_many(s, [i.event for i in batch])
+            epoch = sched.epoch if sched is not None else None
+            verdicts = sched.judge_submitted(rows) if sched is not None else None
+            reasons = await sched.reason_events(s, verdicts) if verdicts else []
+            await append_many(s, [i.event for i in batch] + reasons)
             await s.commit()
         self.transactions += 1
         self.submits += len(batch)
+        if verdicts and sched.epoch == epoch:
+            self.passes_saved += 1  # judged here, and nothing asked for a full pass meanwhile
+        else:
+            self.wake()
         by_id = {row.id: row for row in rows}
         for item in batch:
             if not item.done.done():
