@@ -6,6 +6,13 @@ and is still in a state the report can move. Anything else is a duplicate or sta
 recorded as a fact where useful, and it changes nothing (and is acknowledged: the agent may
 forget it). A report that cannot be applied at all (the database is down) reaches its callback
 as ``NOT_APPLIED``: the socket answers with a Nack and the agent sends it again.
+
+A batch is applied by set, not report by report: its tasks and attempts are locked and read in
+two statements; every report is then followed in memory, in order per attempt, through the same
+guarded moves (and the retry policy's ``decide``) as a report alone would take, collecting its
+events; the outcome is written in one UPDATE of the attempts, one of the tasks (a retried task
+alone: its own columns), one INSERT of the new log chunks and one INSERT of the events. Only
+attempt data goes to the plugins report by report.
 """
 
 from __future__ import annotations
@@ -18,26 +25,26 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import func, select, text, tuple_, update
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 
 from unidesk import protocol
 from unidesk.core.background import cancel_and_wait
 from unidesk.core.db.tx import in_transaction
-from unidesk.core.events.writer import append, append_many, defer_events, flush_deferred
+from unidesk.core.events.writer import NewEvent, append_many
 from unidesk.core.ingress.nulscrub import replace_nul
-from unidesk.core.logs.models import LogChunkRow
 from unidesk.core.nodes.services import node_event
-from unidesk.core.tasks.models import AttemptRow, TaskRow
-from unidesk.core.tasks.policy import apply_attempt_end
-from unidesk.core.tasks.states import AttemptEndReason
-from unidesk.core.tasks.transitions import move_attempt, move_task, task_event
+from unidesk.core.tasks.models import TaskRow
+from unidesk.core.tasks.policy import PolicyTask, decide, needs_node
+from unidesk.core.tasks.states import (
+    ATTEMPT_ACTIVE_STATES,
+    TASK_FINAL_STATES,
+    AttemptEndReason,
+)
+from unidesk.core.tasks.transitions import task_event
 from unidesk.errors import UnideskError
 
-__all__ = ["NOT_APPLIED", "Report", "ReportWriter", "apply_leading", "apply_report", "lock_batch"]
+__all__ = ["NOT_APPLIED", "Report", "ReportWriter", "apply_batch"]
 
 log = structlog.get_logger("unidesk.ingress")
 
@@ -68,159 +75,165 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-_READ_FIELDS = frozenset({"node_id", "state", "stage", "log_bytes", "log_truncated"})
+class _Attempt:
+    """A locked attempt row, followed in memory through the batch; written once at its end."""
 
-
-async def lock_batch(session: AsyncSession, reports: list[Report]) -> None:
-    """Lock every task, then every attempt, a batch names, in two statements (id order), so the
-    reports after it need no locking round trips of their own."""
-    keys = {(tid, r.msg.attempt_no) for r in reports if (tid := _uuid(r.msg.task_id)) is not None}
-    if not keys:
-        return
-    await session.execute(
-        select(TaskRow.id)
-        .where(TaskRow.id.in_(sorted({k[0] for k in keys})))
-        .order_by(TaskRow.id)
-        .with_for_update()
+    __slots__ = (
+        "acked",
+        "attempt_no",
+        "dirty",
+        "exit_code",
+        "finished",
+        "from_state",
+        "log_bytes",
+        "log_truncated",
+        "message",
+        "node_id",
+        "node_name",
+        "reason",
+        "stage",
+        "started",
+        "state",
+        "task_id",
     )
-    # Consumed (``.all()``) so the rows land in the session's identity map for session.get.
-    (
-        await session.scalars(
-            select(AttemptRow)
-            .where(tuple_(AttemptRow.task_id, AttemptRow.attempt_no).in_(sorted(keys)))
-            .order_by(AttemptRow.task_id, AttemptRow.attempt_no)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+
+    def __init__(self, row: Any) -> None:
+        self.task_id: uuid.UUID = row.task_id
+        self.attempt_no: int = row.attempt_no
+        self.node_id: uuid.UUID | None = row.node_id
+        self.node_name: str = row.node_name
+        self.state: str = row.state
+        self.from_state: str = row.state
+        self.stage: str | None = row.stage
+        self.reason: str | None = row.reason
+        self.exit_code: int | None = row.exit_code
+        self.message: str | None = row.message
+        self.log_bytes: int = row.log_bytes
+        self.log_truncated: bool = row.log_truncated
+        self.acked = self.started = self.finished = self.dirty = False
+
+
+class _Task:
+    """A locked task's policy columns, followed in memory through the batch."""
+
+    __slots__ = ("from_state", "id", "policy", "values")
+
+    def __init__(self, row: Any) -> None:
+        self.id: uuid.UUID = row.id
+        self.policy = PolicyTask(
+            state=row.state,
+            attempt_count=row.attempt_count,
+            max_attempts=row.max_attempts,
+            retry_on_failure=row.retry_on_failure,
+            avoid_node_ids=list(row.avoid_node_ids or []),
+            timeout_s=row.timeout_s,
         )
-    ).all()
+        self.from_state: str = row.state
+        self.values: dict[str, Any] = {}
+        """Columns besides state the batch sets (a policy decision's)."""
+
+    @property
+    def state(self) -> str:
+        return self.policy.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.policy.state = value
 
 
-_ACK_SQL = text(
+# Every writer locks task → attempt, in id order.
+_LOCK_TASKS_SQL = text(
     """
-    UPDATE task_attempts a SET state = 'preparing', acked_at = clock_timestamp()
-    FROM unnest(CAST(:tids AS uuid[]), CAST(:nos AS int[])) AS k(task_id, attempt_no)
-    WHERE a.task_id = k.task_id AND a.attempt_no = k.attempt_no AND a.state = 'assigned'
-    RETURNING a.task_id, a.attempt_no
-    """
-)
-_RUNNING_SQL = text(
-    """
-    UPDATE task_attempts a SET state = 'running', started_at = clock_timestamp(),
-        acked_at = coalesce(a.acked_at, clock_timestamp()), stage = NULL
-    FROM unnest(CAST(:tids AS uuid[]), CAST(:nos AS int[])) AS k(task_id, attempt_no)
-    WHERE a.task_id = k.task_id AND a.attempt_no = k.attempt_no
-      AND a.state IN ('assigned', 'preparing')
-    RETURNING a.task_id, a.attempt_no
-    """
-)
-_MOVE_TASKS_SQL = text(
-    """
-    UPDATE tasks SET state = :to, updated_at = clock_timestamp()
-    WHERE id = ANY(CAST(:ids AS uuid[])) AND state = ANY(CAST(:from_states AS text[]))
-    RETURNING id
+    SELECT id, state, attempt_count, max_attempts, retry_on_failure, avoid_node_ids, timeout_s
+    FROM tasks WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE
     """
 )
+_LOCK_ATTEMPTS_SQL = text(
+    """
+    SELECT a.task_id, a.attempt_no, a.node_id, a.node_name, a.state, a.stage, a.reason,
+           a.exit_code, a.message, a.log_bytes, a.log_truncated
+    FROM task_attempts a
+    JOIN unnest(CAST(:tids AS uuid[]), CAST(:nos AS int[])) AS k(task_id, attempt_no)
+      ON a.task_id = k.task_id AND a.attempt_no = k.attempt_no
+    ORDER BY a.task_id, a.attempt_no FOR UPDATE OF a
+    """
+)
+# One instant per batch for the moves it applies (an attempt acked, started and ended in one
+# batch gets the same time for all three: they were stored together).
+_WRITE_ATTEMPTS_SQL = text(
+    """
+    UPDATE task_attempts a SET
+      state = v.state,
+      acked_at = CASE WHEN v.acked THEN coalesce(a.acked_at, n.now) ELSE a.acked_at END,
+      started_at = CASE WHEN v.started THEN n.now ELSE a.started_at END,
+      finished_at = CASE WHEN v.finished THEN n.now ELSE a.finished_at END,
+      stage = v.stage, reason = v.reason, exit_code = v.exit_code, message = v.message,
+      log_bytes = v.log_bytes, log_truncated = v.log_truncated
+    FROM unnest(CAST(:task_id AS uuid[]), CAST(:attempt_no AS int[]),
+                CAST(:from_state AS text[]), CAST(:state AS text[]), CAST(:acked AS boolean[]),
+                CAST(:started AS boolean[]), CAST(:finished AS boolean[]),
+                CAST(:stage AS text[]), CAST(:reason AS text[]), CAST(:exit_code AS int[]),
+                CAST(:message AS text[]), CAST(:log_bytes AS bigint[]),
+                CAST(:log_truncated AS boolean[]))
+         AS v(task_id, attempt_no, from_state, state, acked, started, finished, stage, reason,
+              exit_code, message, log_bytes, log_truncated),
+         (SELECT clock_timestamp() AS now) AS n
+    WHERE a.task_id = v.task_id AND a.attempt_no = v.attempt_no AND a.state = v.from_state
+    """
+)
+_WRITE_TASKS_SQL = text(
+    """
+    UPDATE tasks t SET
+      state = v.state, updated_at = clock_timestamp(),
+      reason = CASE WHEN v.decided THEN v.reason ELSE t.reason END,
+      message = CASE WHEN v.decided THEN v.message ELSE t.message END,
+      finished_at = CASE WHEN v.final THEN clock_timestamp() ELSE t.finished_at END
+    FROM unnest(CAST(:id AS uuid[]), CAST(:from_state AS text[]), CAST(:state AS text[]),
+                CAST(:decided AS boolean[]), CAST(:final AS boolean[]),
+                CAST(:reason AS text[]), CAST(:message AS text[]))
+         AS v(id, from_state, state, decided, final, reason, message)
+    WHERE t.id = v.id AND t.state = v.from_state
+    """
+)
+_EXISTING_CHUNKS_SQL = text(
+    """
+    SELECT c.task_id, c.attempt_no, c.seq FROM log_chunks c
+    JOIN unnest(CAST(:tids AS uuid[]), CAST(:nos AS int[]), CAST(:seqs AS int[]))
+         AS k(task_id, attempt_no, seq)
+      ON c.task_id = k.task_id AND c.attempt_no = k.attempt_no AND c.seq = k.seq
+    """
+)
+_INSERT_CHUNKS_SQL = text(
+    """
+    INSERT INTO log_chunks (task_id, attempt_no, seq, stream, data, ts)
+    SELECT v.task_id, v.attempt_no, v.seq, v.stream, v.data, coalesce(v.ts, now())
+    FROM unnest(CAST(:task_id AS uuid[]), CAST(:attempt_no AS int[]), CAST(:seq AS int[]),
+                CAST(:stream AS text[]), CAST(:data AS text[]), CAST(:ts AS timestamptz[]))
+         AS v(task_id, attempt_no, seq, stream, data, ts)
+    ON CONFLICT DO NOTHING
+    """
+)
 
 
-async def apply_leading(session: AsyncSession, ordered: list[Report]) -> dict[int, bool]:
-    """Apply, for every attempt of a locked batch, its leading Ack and then its leading
-    ``running`` state in one statement per table for the whole batch (the same guarded moves
-    and events as ``apply_report``'s, per attempt in the order they came); returns
-    ``{index in ordered: applied}``. Reports of a foreign or unknown attempt, and everything
-    after an attempt's leading ones, are left to ``apply_report`` in order."""
-    acks: dict[int, Report] = {}
-    runs: dict[int, Report] = {}
-    step: dict[tuple[str, int], int] = {}  # 0: nothing yet, 1: after the ack, 2: done
-    for i, r in enumerate(ordered):
-        key = (r.msg.task_id, r.msg.attempt_no)
-        at = step.get(key, 0)
-        step[key] = 2
-        if at == 2:
-            continue
-        m = r.msg
-        if at == 0 and isinstance(m, protocol.Ack):
-            into, step[key] = acks, 1
-        elif isinstance(m, protocol.AttemptState) and m.phase == "running":
-            into = runs
-        else:
-            continue
-        task_id = _uuid(m.task_id)
-        a = await session.get(AttemptRow, (task_id, m.attempt_no)) if task_id else None
-        if a is None or a.node_id != r.node_id or _READ_FIELDS & sa_inspect(a).unloaded:
-            continue  # fenced (a fact to record) or not loaded: apply_report's
-        into[i] = r
-    applied: dict[int, bool] = {}
-    for reports, sql, to, from_states in (
-        (acks, _ACK_SQL, "preparing", ["assigned"]),
-        (runs, _RUNNING_SQL, "running", ["assigned", "preparing"]),
-    ):
-        if not reports:
-            continue
-        tids = [r.msg.task_id for r in reports.values()]
-        nos = [r.msg.attempt_no for r in reports.values()]
-        moved = {
-            (str(t), n) for t, n in (await session.execute(sql, {"tids": tids, "nos": nos})).all()
-        }
-        ids = sorted({k[0] for k in moved})
-        tasks_moved = (
-            {
-                str(t)
-                for t in (
-                    await session.scalars(
-                        _MOVE_TASKS_SQL, {"to": to, "ids": ids, "from_states": from_states}
-                    )
-                ).all()
-            }
-            if ids
-            else set()
-        )
-        events = []
-        for i, r in reports.items():
-            m = r.msg
-            ok = (m.task_id, m.attempt_no) in moved
-            applied[i] = ok
-            if not ok:
-                continue
-            a = await session.get(AttemptRow, (uuid.UUID(m.task_id), m.attempt_no))
-            if a is not None:  # the loaded row follows what was written
-                set_committed_value(a, "state", to)
-                if to == "running":
-                    set_committed_value(a, "stage", None)
-            tid, actor = uuid.UUID(m.task_id), f"node:{r.node_name}"
-            if to == "preparing":
-                events.append(
-                    task_event(tid, "task.acked", actor, attempt_no=m.attempt_no, node=r.node_name)
-                )
-            if m.task_id in tasks_moved:
-                events.append(
-                    task_event(tid, "task.preparing", actor, attempt_no=m.attempt_no)
-                    if to == "preparing"
-                    else task_event(tid, "task.started", actor, attempt_no=m.attempt_no)
-                )
-        await append_many(session, events)
-    return applied
+class _Batch:
+    """One batch's locked rows, the events it writes (in order) and its results."""
 
+    def __init__(
+        self, tasks: dict[uuid.UUID, _Task], attempts: dict[tuple[uuid.UUID, int], _Attempt]
+    ) -> None:
+        self.tasks = tasks
+        self.attempts = attempts
+        self.events: list[NewEvent] = []
+        self.results: dict[int, Any] = {}
 
-async def _fenced_attempt(
-    session: AsyncSession, r: Report, *, locked: bool = False
-) -> AttemptRow | None:
-    task_id = _uuid(r.msg.task_id)
-    attempt = None
-    if task_id is not None:
-        key = (task_id, r.msg.attempt_no)
-        if locked:  # lock_batch loaded it; reload only what an earlier report in the batch expired
-            attempt = await session.get(AttemptRow, key)
-            if attempt is not None and _READ_FIELDS & sa_inspect(attempt).unloaded:
-                await session.refresh(attempt)
-        else:
-            # Lock the task first: every writer locks task → attempt in that order.
-            await session.execute(select(TaskRow.id).where(TaskRow.id == task_id).with_for_update())
-            attempt = await session.get(
-                AttemptRow, key, with_for_update=True, populate_existing=True
-            )
-    if attempt is None or attempt.node_id != r.node_id:
-        await append(
-            session,
+    def attempt(self, r: Report) -> _Attempt | None:
+        """The report's attempt if it is the reporting node's; else a ``node.foreign_report``
+        fact (the report changes nothing) and None."""
+        task_id = _uuid(r.msg.task_id)
+        a = self.attempts.get((task_id, r.msg.attempt_no)) if task_id is not None else None
+        if a is not None and a.node_id == r.node_id:
+            return a
+        self.events.append(
             node_event(
                 r.node_id,
                 "node.foreign_report",
@@ -228,76 +241,72 @@ async def _fenced_attempt(
                 task_id=r.msg.task_id[:64],
                 attempt_no=r.msg.attempt_no,
                 message_type=type(r.msg).__name__,
-            ),
+            )
         )
         return None
-    return attempt
 
 
-async def _ack(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
-    actor = f"node:{r.node_name}"
-    moved = await move_attempt(
-        session,
-        a.task_id,
-        a.attempt_no,
-        from_states=("assigned",),
-        to="preparing",
-        acked_at=func.clock_timestamp(),
-        event=task_event(a.task_id, "task.acked", actor, attempt_no=a.attempt_no, node=r.node_name),
-    )
-    if moved:
-        await move_task(
-            session,
-            a.task_id,
-            from_states=("assigned",),
-            to="preparing",
-            event=task_event(a.task_id, "task.preparing", actor, attempt_no=a.attempt_no),
+async def _lock(session: AsyncSession, reports: list[Report]) -> _Batch:
+    """Lock every task, then every attempt, a batch names (two statements, id order) and read
+    what the reports decide on."""
+    keys = {(tid, r.msg.attempt_no) for r in reports if (tid := _uuid(r.msg.task_id)) is not None}
+    if not keys:
+        return _Batch({}, {})
+    ordered = sorted(keys)
+    tasks = {
+        row.id: _Task(row)
+        for row in await session.execute(_LOCK_TASKS_SQL, {"ids": sorted({k[0] for k in keys})})
+    }
+    attempts = {
+        (row.task_id, row.attempt_no): _Attempt(row)
+        for row in await session.execute(
+            _LOCK_ATTEMPTS_SQL, {"tids": [k[0] for k in ordered], "nos": [k[1] for k in ordered]}
         )
-    return moved
+    }
+    return _Batch(tasks, attempts)
+
+
+def _ack(b: _Batch, r: Report, a: _Attempt) -> bool:
+    """assigned → preparing (``task.acked``), the task with it (``task.preparing``)."""
+    if a.state != "assigned":
+        return False
+    actor = f"node:{r.node_name}"
+    a.state, a.acked, a.dirty = "preparing", True, True
+    b.events.append(
+        task_event(a.task_id, "task.acked", actor, attempt_no=a.attempt_no, node=r.node_name)
+    )
+    t = b.tasks[a.task_id]
+    if t.state == "assigned":
+        t.state = "preparing"
+        b.events.append(task_event(a.task_id, "task.preparing", actor, attempt_no=a.attempt_no))
+    return True
 
 
 _FINAL_ATTEMPT_STATE = {"succeeded": "succeeded", "cancelled": "cancelled"}
 
 
-async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
+def _state(b: _Batch, r: Report, a: _Attempt) -> bool:
     m: protocol.AttemptState = r.msg  # type: ignore[assignment]  # the caller chose by kind
     actor = f"node:{r.node_name}"
+    t = b.tasks[a.task_id]
     if m.phase == "preparing":
-        if a.state == "assigned":
-            await _ack(session, r, a)
+        _ack(b, r, a)
         if a.state in ("assigned", "preparing") and m.stage and m.stage != a.stage:
-            await session.execute(
-                update(AttemptRow)
-                .where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no)
-                .values(stage=m.stage[:32])
-            )
-            await append(
-                session,
+            a.stage, a.dirty = m.stage[:32], True
+            b.events.append(
                 task_event(
                     a.task_id, "task.stage", actor, attempt_no=a.attempt_no, stage=m.stage[:32]
-                ),
+                )
             )
         return True
     if m.phase == "running":
-        moved = await move_attempt(
-            session,
-            a.task_id,
-            a.attempt_no,
-            from_states=("assigned", "preparing"),
-            to="running",
-            started_at=func.clock_timestamp(),
-            acked_at=func.coalesce(AttemptRow.acked_at, func.clock_timestamp()),
-            stage=None,
-        )
-        if moved:
-            await move_task(
-                session,
-                a.task_id,
-                from_states=("assigned", "preparing"),
-                to="running",
-                event=task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no),
-            )
-        return moved
+        if a.state not in ("assigned", "preparing"):
+            return False
+        a.state, a.started, a.acked, a.stage, a.dirty = "running", True, True, None, True
+        if t.state in ("assigned", "preparing"):
+            t.state = "running"
+            b.events.append(task_event(a.task_id, "task.started", actor, attempt_no=a.attempt_no))
+        return True
     # exited / failed: a final fact, then the policy's decision ("killed" becomes "node_lost")
     reason: AttemptEndReason = m.reason or (
         "succeeded"
@@ -310,31 +319,9 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
         # The agent stopped it on its own (graceful shutdown, or not kept after a restart):
         # for the task that is the node losing the attempt, so the retry policy applies.
         reason = "node_lost"
-    to = "lost" if reason == "node_lost" else _FINAL_ATTEMPT_STATE.get(reason, "failed")
     message = (m.message or "")[:4000] or None
-    fact = task_event(
-        a.task_id,
-        "task.exited",
-        actor,
-        attempt_no=a.attempt_no,
-        exit_code=m.exit_code,
-        reason=reason,
-        message=message,
-    )
-    moved = await move_attempt(
-        session,
-        a.task_id,
-        a.attempt_no,
-        from_states=("assigned", "preparing", "running"),
-        to=to,
-        reason=reason,
-        exit_code=m.exit_code,
-        message=message,
-        event=fact,
-    )
-    if not moved:
-        await append(
-            session,
+    if a.state not in ATTEMPT_ACTIVE_STATES:
+        b.events.append(
             task_event(
                 a.task_id,
                 "task.stale_report",
@@ -344,71 +331,174 @@ async def _state(session: AsyncSession, r: Report, a: AttemptRow) -> bool:
                 reason=reason,
                 message=message,
                 attempt_state=a.state,
-            ),
+            )
         )
         return True  # already final: the agent may forget it
-    await apply_attempt_end(
-        session,
+    a.state = "lost" if reason == "node_lost" else _FINAL_ATTEMPT_STATE.get(reason, "failed")
+    a.reason, a.exit_code, a.message, a.finished, a.dirty = reason, m.exit_code, message, True, True
+    b.events.append(
+        task_event(
+            a.task_id,
+            "task.exited",
+            actor,
+            attempt_no=a.attempt_no,
+            exit_code=m.exit_code,
+            reason=reason,
+            message=message,
+        )
+    )
+    node = (a.node_id, a.node_name) if needs_node(t.policy, a.attempt_no, reason) else None
+    decision = decide(
+        t.policy,
         a.task_id,
         a.attempt_no,
         reason=reason,
         exit_code=m.exit_code,
         message=message,
-        actor="system:policy",
+        node=node,
     )
+    if decision is not None and t.state in decision.from_states:
+        t.state = decision.to
+        t.values = decision.values
+        if "avoid_node_ids" in decision.values:
+            t.policy.avoid_node_ids = list(decision.values["avoid_node_ids"])
+        b.events.append(decision.event)
     return True
 
 
-async def _log(session: AsyncSession, r: Report, a: AttemptRow, cap: int) -> int:
-    m: protocol.LogChunk = r.msg  # type: ignore[assignment]  # the caller chose by kind
-    if a.log_truncated:
-        return m.seq
-    # PostgreSQL text cannot hold U+0000, which a task may print: stored as U+FFFD, like the
-    # bytes the agent could not decode (refusing the chunk would resend it for ever).
-    data = replace_nul(m.data)
-    raw = data.encode()
-    size = len(raw)
-    values: dict[str, Any] = {"log_bytes": AttemptRow.log_bytes + size}
-    if a.log_bytes + size > cap:
-        kept = raw[: max(0, cap - a.log_bytes)].decode(
-            errors="ignore"
-        )  # the cap counts bytes, not characters
-        data = kept + f"\n[unidesk] log truncated: this attempt's output passed {cap} bytes\n"
-        values["log_truncated"] = True
-    inserted = await session.execute(
-        pg_insert(LogChunkRow)
-        .values(
-            task_id=a.task_id,
-            attempt_no=a.attempt_no,
-            seq=m.seq,
-            stream=m.stream,
-            data=data,
-            # the source time of the chunk's first line (else: when the server stored it)
-            ts=_source_time(m.ts) if m.ts > 0 else func.now(),
-        )
-        .on_conflict_do_nothing()
-        .returning(LogChunkRow.seq)
-    )
-    if inserted.first() is not None:
-        # The ORM update also brings ``a`` up to date (synchronize_session): adding ``size`` to
-        # ``a.log_bytes`` again here counted every chunk twice and truncated at half the cap.
-        await session.execute(
-            update(AttemptRow)
-            .where(AttemptRow.task_id == a.task_id, AttemptRow.attempt_no == a.attempt_no)
-            .values(**values)
-        )
-    return m.seq
-
-
-def _source_time(ts: float) -> datetime | Any:
-    """The agent's source time as a timestamp; a value no clock gives falls back to now()."""
+def _source_time(ts: float) -> datetime | None:
+    """The agent's source time as a timestamp; None (now(), when stored) if no clock gives it."""
     try:
         return datetime.fromtimestamp(ts, UTC)
     except (OverflowError, OSError, ValueError):
-        return func.now()
+        return None
 
 
-async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -> int:
+async def _logs(
+    session: AsyncSession, b: _Batch, chunks: list[tuple[int, Report, _Attempt]], cap: int
+) -> None:
+    """Store the batch's log chunks (in seq order per attempt) in one INSERT: a chunk already
+    stored (a resend) adds nothing; an attempt's output past ``cap`` bytes is cut with a note,
+    and what follows is dropped. Every chunk's result is its seq (stored, or deliberately not:
+    the agent may forget it)."""
+    if not chunks:
+        return
+    existing = {
+        (row.task_id, row.attempt_no, row.seq)
+        for row in await session.execute(
+            _EXISTING_CHUNKS_SQL,
+            {
+                "tids": [a.task_id for _, _, a in chunks],
+                "nos": [a.attempt_no for _, _, a in chunks],
+                "seqs": [r.msg.seq for _, r, _ in chunks],  # type: ignore[union-attr]  # chunks
+            },
+        )
+    }
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("task_id", "attempt_no", "seq", "stream", "data", "ts")
+    }
+    for i, r, a in chunks:
+        m: protocol.LogChunk = r.msg  # type: ignore[assignment]  # the caller chose by kind
+        b.results[i] = m.seq
+        key = (a.task_id, a.attempt_no, m.seq)
+        if a.log_truncated or key in existing:
+            continue
+        existing.add(key)
+        # PostgreSQL text cannot hold U+0000, which a task may print: stored as U+FFFD, like the
+        # bytes the agent could not decode (refusing the chunk would resend it for ever).
+        data = replace_nul(m.data)
+        raw = data.encode()
+        size = len(raw)
+        if a.log_bytes + size > cap:
+            kept = raw[: max(0, cap - a.log_bytes)].decode(
+                errors="ignore"
+            )  # the cap counts bytes, not characters
+            data = kept + f"\n[unidesk] log truncated: this attempt's output passed {cap} bytes\n"
+            a.log_truncated = True
+        a.log_bytes += size
+        a.dirty = True
+        for k, v in (
+            ("task_id", a.task_id),
+            ("attempt_no", a.attempt_no),
+            ("seq", m.seq),
+            ("stream", m.stream),
+            ("data", data),
+            # the source time of the chunk's first line (else: when the server stored it)
+            ("ts", _source_time(m.ts) if m.ts > 0 else None),
+        ):
+            cols[k].append(v)
+    if cols["seq"]:
+        await session.execute(_INSERT_CHUNKS_SQL, cols)
+
+
+async def _write(session: AsyncSession, b: _Batch) -> None:
+    """Write what the batch changed: the attempts in one UPDATE, the tasks in one (a retried
+    task's own columns alone), each guarded by the state it was read in."""
+    attempts = [a for a in b.attempts.values() if a.dirty]
+    if attempts:
+        cols: dict[str, list[Any]] = {
+            k: [getattr(a, k) for a in attempts]
+            for k in (
+                "task_id",
+                "attempt_no",
+                "from_state",
+                "state",
+                "acked",
+                "started",
+                "finished",
+                "stage",
+                "reason",
+                "exit_code",
+                "message",
+                "log_bytes",
+                "log_truncated",
+            )
+        }
+        written = (await session.execute(_WRITE_ATTEMPTS_SQL, cols)).rowcount  # type: ignore[attr-defined]  # an UPDATE's result
+        if written != len(attempts):  # the rows are locked: only a bug could get here
+            raise RuntimeError(f"report batch wrote {written} of {len(attempts)} attempts")
+    moved = [t for t in b.tasks.values() if t.state != t.from_state]
+    plain = [t for t in moved if t.state != "pending"]
+    if plain:
+        written = (
+            await session.execute(
+                _WRITE_TASKS_SQL,
+                {
+                    "id": [t.id for t in plain],
+                    "from_state": [t.from_state for t in plain],
+                    "state": [t.state for t in plain],
+                    "decided": [bool(t.values) for t in plain],
+                    "final": [t.state in TASK_FINAL_STATES for t in plain],
+                    "reason": [t.values.get("reason") for t in plain],
+                    "message": [t.values.get("message") for t in plain],
+                },
+            )
+        ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result
+        if written != len(plain):
+            raise RuntimeError(f"report batch wrote {written} of {len(plain)} tasks")
+    for t in moved:
+        if t.state == "pending":  # a retry: the policy's own columns (few: retries are rare)
+            await session.execute(
+                update(TaskRow)
+                .where(TaskRow.id == t.id, TaskRow.state == t.from_state)
+                .values(state="pending", updated_at=func.clock_timestamp(), **t.values)
+            )
+
+
+async def _masked(session: AsyncSession, r: Report, task_id: uuid.UUID, masks: Any) -> Report:
+    m = r.msg
+    if isinstance(m, protocol.LogChunk) or (isinstance(m, protocol.AttemptState) and m.message):
+        masker = await masks.masker(session, task_id)
+        if masker is not None:
+            if isinstance(m, protocol.LogChunk):
+                m = msgspec.structs.replace(m, data=masker.mask(m.data))
+            else:
+                m = msgspec.structs.replace(m, message=masker.mask(m.message or ""))
+            return msgspec.structs.replace(r, msg=m)
+    return r
+
+
+async def _data(session: AsyncSession, r: Report, a: _Attempt, plugins: Any) -> int:
     """Hand the batch to the plugins (``unidesk_attempt_data``) inside a savepoint. A plugin's
     refusal (UnideskError) is logged and acknowledged; other errors fail the report (resent
     later)."""
@@ -449,51 +539,43 @@ async def _data(session: AsyncSession, r: Report, a: AttemptRow, plugins: Any) -
     return m.seq
 
 
-async def _masked(session: AsyncSession, r: Report, a: AttemptRow, masks: Any) -> Report:
-    m = r.msg
-    if isinstance(m, protocol.LogChunk) or (isinstance(m, protocol.AttemptState) and m.message):
-        masker = await masks.masker(session, a.task_id)
-        if masker is not None:
-            if isinstance(m, protocol.LogChunk):
-                m = msgspec.structs.replace(m, data=masker.mask(m.data))
-            else:
-                m = msgspec.structs.replace(m, message=masker.mask(m.message or ""))
-            return msgspec.structs.replace(r, msg=m)
-    return r
-
-
-async def apply_report(
+async def apply_batch(
     session: AsyncSession,
-    r: Report,
+    ordered: list[Report],
     *,
     log_cap: int,
     plugins: Any = None,
-    locked: bool = False,
     masks: Any = None,
-) -> Any:
-    """Apply one report; ``locked`` when ``lock_batch`` already locked and loaded its rows.
-    With ``masks`` (the secret store's ``AttemptMasks``), secret values in log text and state
-    messages are masked again before anything is stored."""
-    a = await _fenced_attempt(session, r, locked=locked)
-    if a is None:
-        return None
-    if masks is not None:
-        r = await _masked(session, r, a, masks)
-    if isinstance(r.msg, protocol.Ack):
-        return await _ack(session, r, a)
-    if isinstance(r.msg, protocol.AttemptState):
-        return await _state(session, r, a)
-    if isinstance(r.msg, protocol.AttemptData):
-        if not locked:
-            return await _data(session, r, a, plugins)
-        await flush_deferred(
-            session
-        )  # plugins write in a savepoint: keep its events out of the batch buffer
-        try:
-            return await _data(session, r, a, plugins)
-        finally:
-            defer_events(session)
-    return await _log(session, r, a, log_cap)
+) -> list[Any]:
+    """Apply ``ordered`` (sorted by attempt, then seq; arrival order kept within) in the
+    session's transaction; returns each report's result (None: fenced). With ``masks`` (the
+    secret store's ``AttemptMasks``), secret values in log text and state messages are masked
+    again before anything is stored."""
+    b = await _lock(session, ordered)
+    chunks: list[tuple[int, Report, _Attempt]] = []
+    data: list[tuple[int, Report, _Attempt]] = []
+    for i, r in enumerate(ordered):
+        a = b.attempt(r)
+        if a is None:
+            b.results[i] = None
+            continue
+        if masks is not None:
+            r = await _masked(session, r, a.task_id, masks)
+        m = r.msg
+        if isinstance(m, protocol.Ack):
+            b.results[i] = _ack(b, r, a)
+        elif isinstance(m, protocol.AttemptState):
+            b.results[i] = _state(b, r, a)
+        elif isinstance(m, protocol.LogChunk):
+            chunks.append((i, r, a))
+        else:
+            data.append((i, r, a))
+    await _logs(session, b, chunks, log_cap)
+    await _write(session, b)
+    await append_many(session, b.events)  # one INSERT, one NOTIFY
+    for i, r, a in data:  # plugins write (and append their events) in a savepoint each
+        b.results[i] = await _data(session, r, a, plugins)
+    return [b.results[i] for i in range(len(ordered))]
 
 
 class ReportWriter:
@@ -539,24 +621,9 @@ class ReportWriter:
         )
 
         async def work(session: AsyncSession) -> list[Any]:
-            await lock_batch(session, ordered)
-            defer_events(session)  # the batch's events go out in one INSERT and one NOTIFY
-            leading = await apply_leading(session, ordered)
-            results = [
-                leading[i]
-                if i in leading
-                else await apply_report(
-                    session,
-                    r,
-                    log_cap=self._log_cap,
-                    plugins=self._plugins,
-                    locked=True,
-                    masks=self._masks,
-                )
-                for i, r in enumerate(ordered)
-            ]
-            await flush_deferred(session)
-            return results
+            return await apply_batch(
+                session, ordered, log_cap=self._log_cap, plugins=self._plugins, masks=self._masks
+            )
 
         try:
             results = await in_transaction(self._sessions, work, name="reports")
