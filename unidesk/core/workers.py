@@ -26,6 +26,7 @@ import structlog
 
 from unidesk.core.db.readcache import WriteCounter
 from unidesk.core.settings import Settings
+from unidesk.core.storage.rawbody import UploadHttpProtocol
 
 __all__ = ["UVICORN_OPTIONS", "listen_socket", "serve_workers", "worker_settings"]
 
@@ -36,6 +37,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "ws_max_size": 4 * 1024 * 1024 + 1024,
     "ws_per_message_deflate": False,  # deflate costs ~44 KiB per agent socket
+    "http": UploadHttpProtocol,  # httptools, with signed-file PUT bodies read off the socket
 }
 STOP_TIMEOUT_S = 40.0
 """Longer than a worker's own bound (``shutdown.SHUTDOWN_BOUND_S``) before it is killed."""

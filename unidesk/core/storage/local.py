@@ -13,14 +13,22 @@ import errno
 import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from unidesk.core.storage.protocol import ObjectStat, UploadPlan, check_key
 from unidesk.core.storage.signing import Signer
 from unidesk.errors import BadRequest, Conflict, UnideskError
 
-__all__ = ["WRITE_BATCH", "ClientGone", "InsufficientStorage", "LocalStore", "Received"]
+__all__ = [
+    "WRITE_BATCH",
+    "BodyPump",
+    "ClientGone",
+    "InsufficientStorage",
+    "LocalStore",
+    "Received",
+]
 
 WRITE_BATCH = 4 * 1024 * 1024
 """Bytes gathered before one write+hash step off the event loop."""
@@ -30,6 +38,20 @@ class InsufficientStorage(UnideskError):
     """The server's disk is full: the upload is refused and its partial file removed."""
 
     status, close_code, title = 507, 4507, "Insufficient storage"
+
+
+@runtime_checkable
+class BodyPump(Protocol):
+    """A body read by threads (``rawbody.RawBody``): each piece goes to ``write`` on one
+    thread, then to ``digest`` on another."""
+
+    length: int
+
+    def usable(self) -> bool: ...
+
+    async def pump(
+        self, write: Callable[[memoryview], None], digest: Callable[[memoryview], None]
+    ) -> None: ...
 
 
 class Received:
@@ -167,7 +189,7 @@ class LocalStore:
         sha256: str,
         start: int,
         end: int,
-        body: AsyncIterator[bytes],
+        body: AsyncIterator[bytes] | BodyPump,
         restart: bool = False,
     ) -> Received:
         """Append bytes ``start..end`` (inclusive) of an object of ``size`` bytes from ``body``.
@@ -190,7 +212,10 @@ class LocalStore:
             )
         state.busy = True
         try:
-            await self._append(key, state, end + 1 - start, body)
+            if isinstance(body, BodyPump):
+                await self._pump(key, state, end + 1 - start, body)
+            else:
+                await self._append(key, state, end + 1 - start, body)
         except _BodyMismatch as exc:
             await self.abort_upload(key, upload_id=None)
             raise BadRequest(f"{exc}; nothing was kept") from None
@@ -213,6 +238,23 @@ class LocalStore:
         os.replace(self.partial_path(key), target)
         self._open.pop(key, None)
         return Received(size, True)
+
+    async def _pump(self, key: str, state: _Partial, length: int, body: BodyPump) -> None:
+        """Write on the body's reading thread and hash on its second one (both release the
+        GIL); when ``pump`` returns, offset and hash describe the same bytes on disk."""
+        if body.length != length:
+            raise _BodyMismatch(f"body has {body.length} bytes, {length} were declared")
+        fd = os.open(self.partial_path(key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        hasher = state.hasher
+
+        def write(view: memoryview) -> None:
+            _write(fd, [view])
+            state.offset += len(view)
+
+        try:
+            await body.pump(write, hasher.update)
+        finally:
+            os.close(fd)
 
     async def _append(
         self, key: str, state: _Partial, length: int, body: AsyncIterator[bytes]
@@ -280,7 +322,7 @@ def _hash(hasher: hashlib._Hash, chunks: list[bytes]) -> None:
     hasher.update(b"".join(chunks))
 
 
-def _write(fd: int, chunks: list[bytes]) -> None:
+def _write(fd: int, chunks: Sequence[bytes | memoryview]) -> None:
     """``writev`` of every chunk, resumed after a short write (at most IOV_MAX at a time)."""
     views = [memoryview(c) for c in chunks]
     limit = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024

@@ -23,7 +23,8 @@ from litestar import asgi
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
 from unidesk.core.storage.disposition import attachment
-from unidesk.core.storage.local import ClientGone, LocalStore
+from unidesk.core.storage.local import BodyPump, ClientGone, LocalStore
+from unidesk.core.storage.rawbody import RAW_BODY
 from unidesk.core.storage.signing import SIGNED_PREFIX
 from unidesk.errors import BadRequest, NotFound
 
@@ -80,8 +81,10 @@ async def signed_files(scope: Scope, receive: Receive, send: Send) -> None:
         await _serve(store, get.key, get.filename, _headers(scope), method == "HEAD", send)
     elif method == "PUT":
         put = store.signer.verify_put(key, query)
+        found = (scope.get("extensions") or {}).get(RAW_BODY)
+        pump = found if isinstance(found, BodyPump) else None
         status, headers, body = await _receive(
-            store, put.key, put.size, put.sha256, _headers(scope), receive
+            store, put.key, put.size, put.sha256, _headers(scope), receive, pump
         )
         await _respond(send, status, headers, body)
     else:
@@ -185,8 +188,16 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def _receive(
-    store: LocalStore, key: str, size: int, sha256: str, headers: dict[str, str], receive: Receive
+    store: LocalStore,
+    key: str,
+    size: int,
+    sha256: str,
+    headers: dict[str, str],
+    receive: Receive,
+    raw: BodyPump | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
+    """Store the body (``raw``: read off the socket by a thread, see ``rawbody``; else ASGI
+    ``receive``) and answer 201, 308 (more to come) or 400 (connection dropped)."""
     content_range = headers.get("content-range")
     start, end = 0, size - 1
     if content_range:
@@ -216,7 +227,7 @@ async def _receive(
             sha256=sha256,
             start=start,
             end=end,
-            body=_body(receive),
+            body=raw if raw is not None and raw.usable() else _body(receive),
             restart=content_range is None,
         )
     except ClientGone:
