@@ -121,3 +121,72 @@ def test_server_sigkill_mid_pipeline_loses_nothing(live_server, agent_factory): 
         assert next(s for s in p["steps"] if s["name"] == "first")["points"][0]["task_id"] == first
         tasks = api.get("/api/tasks", params={"limit": 500}).json()["items"]
         assert len(tasks) == 1 + 2 + 1
+
+
+def test_server_sigkill_between_the_pipeline_cancel_and_its_task_cancels(
+    pg_cluster, live_server_factory
+):
+    """The cancel commits the pipeline's state, then cancels its tasks one transaction each.
+    A row lock on the step's task holds the server right there; it is killed with SIGKILL in
+    that window. The restarted server's reconcile cancels the task, once."""
+    import threading
+
+    import psycopg
+
+    from unidesk.core.db.engine import libpq_url
+
+    url = pg_cluster.fresh_database()
+    server = live_server_factory(database_url=url)
+    with server.api() as api:  # no node: the step's task stays pending
+        r = api.post("/api/pipelines", json=_pipeline("k9-cancel", points=1))
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        (first,) = [pt["task_id"] for pt in r.json()["steps"][0]["points"]]
+    token = server.token()
+    dsn = libpq_url(url)
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as watch:
+        holder.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (first,))
+
+        def cancel() -> None:  # blocks on the row lock after the pipeline's commit
+            try:
+                with httpx.Client(
+                    base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                ) as c:
+                    c.post(f"/api/pipelines/{pid}/cancel")
+            except httpx.HTTPError:
+                pass  # the server is killed under it
+
+        caller = threading.Thread(target=cancel, daemon=True)
+        caller.start()
+        wait_for(
+            lambda: watch.execute(
+                "SELECT state FROM pipelines_pipelines WHERE id = %s", (pid,)
+            ).fetchone()[0]
+            == "cancelled"
+            or None,
+            timeout=30,
+            what="the pipeline's cancel committed",
+        )
+        wait_for(  # and the task's cancel waiting for the row lock
+            lambda: watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            ).fetchone()[0]
+            or None,
+            timeout=30,
+            what="the task cancel waiting on the lock",
+        )
+        server.stop(signal.SIGKILL)
+        caller.join(timeout=30)
+        state = watch.execute("SELECT state FROM tasks WHERE id = %s", (first,)).fetchone()[0]
+        assert state == "pending"  # the window: a cancelled pipeline with a live task
+        holder.rollback()
+    server.start()
+    with server.api() as api:
+        task = wait_state(api, first, "cancelled", timeout=60)
+        assert task["state"] == "cancelled"
+        p = _get(api, pid)
+        assert p["state"] == "cancelled"
+        assert [s["state"] for s in p["steps"]] == ["cancelled", "skipped", "skipped", "skipped"]
+        trace = api.get(f"/api/tasks/{first}/trace").json()["items"]
+        assert [e["kind"] for e in trace].count("task.cancelled") == 1
