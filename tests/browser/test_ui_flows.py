@@ -463,6 +463,31 @@ def test_live_pages_fetch_their_data_once_per_load(
     assert len(calls) == 1, calls
 
 
+def test_phone_menu_by_keyboard_escape_closes_and_focus_follows_the_page(
+    page_factory, ui_server: UiServer
+) -> None:
+    """On a phone the menu opens and closes from the keyboard (Escape gives focus back to its
+    button), and a page opened from it gets the focus (it fell to the document body when the
+    menu closed under the focused link)."""
+    page = page_factory(ui_server.url, width=390, height=844)
+    menu = page.get_by_role("button", name="Menu")
+    nav = page.get_by_role("navigation", name="Main")
+    menu.focus()
+    page.keyboard.press("Enter")
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(nav.get_by_role("link", name="Nodes")).to_be_hidden()
+    assert page.evaluate("document.activeElement.textContent") == "Menu"
+    page.keyboard.press("Enter")
+    link = nav.get_by_role("link", name="Nodes")
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Nodes", level=1)).to_be_visible()
+    expect(link).to_be_hidden()
+    assert page.evaluate("document.activeElement.id") == "main"
+
+
 def test_keyboard_skip_link_reaches_main(page: Page) -> None:
     page.goto("/nodes")
     page.get_by_role("heading", name="Nodes").wait_for()

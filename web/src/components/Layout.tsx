@@ -1,5 +1,5 @@
 /** App shell: skip link, navigation (sidebar on laptops, top bar on phones), degraded banner, page outlet. */
-import { useContext, useState } from "react";
+import { useContext, useEffect, useRef, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { AuthContext, LiveContext } from "../state/contexts";
 import { DegradedBanner, LiveIndicator } from "./DegradedBanner";
@@ -22,6 +22,28 @@ export function Layout() {
   // While live updates are down, what is on screen is marked stale (dimmed) as well as bannered.
   const stale = feedState.status === "down" || health.health?.unreachable === true || health.health?.checks?.event_stream === "unreachable";
   const location = useLocation();
+  const mainRef = useRef<HTMLElement>(null);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  // A link in the navigation opened another page: focus goes to the page (its start is read out
+  // next), not left on a link of a closed phone menu, where it fell back to the document body.
+  const lastPath = useRef(location.pathname);
+  useEffect(() => {
+    if (lastPath.current === location.pathname) return;
+    lastPath.current = location.pathname;
+    const active = document.activeElement;
+    if (!active || active === document.body || active.closest("#main-nav")) mainRef.current?.focus({ preventScroll: true });
+  }, [location.pathname]);
+  // Escape closes the phone menu and gives focus back to its button.
+  useEffect(() => {
+    if (!menuOpen) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "Escape") return;
+      setMenuOpen(false);
+      menuButton.current?.focus();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [menuOpen]);
   const nav = [...NAV, ...usePluginNav(), { to: "/admin", label: auth.user.role === "admin" ? "Admin" : "API tokens", end: false }];
   return (
     <div className="shell">
@@ -36,6 +58,7 @@ export function Layout() {
           UniDesk
         </NavLink>
         <button
+          ref={menuButton}
           type="button"
           className="btn btn-ghost menu-toggle"
           aria-expanded={menuOpen}
@@ -74,7 +97,7 @@ export function Layout() {
           ))}
         </ul>
       </nav>
-      <main id="main" className="main" tabIndex={-1} data-stale={stale || undefined}>
+      <main id="main" ref={mainRef} className="main" tabIndex={-1} data-stale={stale || undefined}>
         <DegradedBanner />
         <Outlet />
       </main>

@@ -1,7 +1,8 @@
 /** Files (artifacts): resumable uploads with progress, folders (names with "/"), search and pages, preview in place, download by short-lived URL, delete. */
 import { useContext, useEffect, useRef, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { api } from "../api/client";
+import { ApiError, api } from "../api/client";
+import { humanError } from "../api/humanError";
 import type { Artifact } from "../api/types";
 import { uploadFile, type UploadProgress } from "../api/upload";
 import { folderTrail, previewOf } from "../api/filePreview";
@@ -105,7 +106,8 @@ export function FilesPage() {
           files.reload();
         },
         (err: unknown) => {
-          patch({ error: err instanceof Error ? err.message : String(err) });
+          // A refusal as a sentence ("413: …" read as a status code); the upload's own dropped-connection texts as they are.
+          patch({ error: err instanceof ApiError && err.status === 0 ? err.message : humanError(err).sentence });
           files.reload();
         },
       );
