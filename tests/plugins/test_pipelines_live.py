@@ -159,20 +159,24 @@ def test_server_sigkill_between_the_pipeline_cancel_and_its_task_cancels(
         caller = threading.Thread(target=cancel, daemon=True)
         caller.start()
         wait_for(
-            lambda: watch.execute(
-                "SELECT state FROM pipelines_pipelines WHERE id = %s", (pid,)
-            ).fetchone()[0]
-            == "cancelled"
-            or None,
+            lambda: (
+                watch.execute(
+                    "SELECT state FROM pipelines_pipelines WHERE id = %s", (pid,)
+                ).fetchone()[0]
+                == "cancelled"
+                or None
+            ),
             timeout=30,
             what="the pipeline's cancel committed",
         )
         wait_for(  # and the task's cancel waiting for the row lock
-            lambda: watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND datname = current_database()"
-            ).fetchone()[0]
-            or None,
+            lambda: (
+                watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                ).fetchone()[0]
+                or None
+            ),
             timeout=30,
             what="the task cancel waiting on the lock",
         )
