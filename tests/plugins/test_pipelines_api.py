@@ -12,6 +12,7 @@ import yaml
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from tests.core.conftest import row_counts
 from unidesk.core.tasks.transitions import move_task, task_event
 
 H = dict[str, str]
@@ -528,3 +529,20 @@ async def test_step_task_links_back_to_its_pipeline(
     r = await client.get(f"/api/tasks/{uuid.uuid4()}/links", headers=admin_headers)
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_step_naming_an_account_needs_its_membership_at_submit(
+    client: AsyncTestClient, admin_headers: H, member_headers: H, database_url: str
+) -> None:
+    """A later step's task naming an account the submitter is not a member of is refused when
+    the pipeline is submitted (403, nothing created), not when that step would start."""
+    body = three_steps()
+    body["steps"][2]["task"]["account"] = "apollo"
+    before = row_counts(database_url)
+    r = await client.post("/api/pipelines", json=body, headers=member_headers)
+    assert r.status_code == 403 and "not a member of account 'apollo'" in r.json()["detail"]
+    assert row_counts(database_url) == before
+    me = (await client.get("/api/auth/me", headers=member_headers)).json()
+    r = await client.put(f"/api/accounts/apollo/members/{me['id']}", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await submit(client, member_headers, body))["state"] in ("pending", "running")

@@ -152,6 +152,11 @@ class TaskSubmitter:
         """Refuse (400) a body the task API would refuse, before anything is written."""
         self._tasks.validate(data)
 
+    async def check_account(self, account: str, principal: Principal) -> None:
+        """Refuse (403) an account ``principal`` may not charge tasks to (not one of its
+        members, and not an admin), as a submit naming it would be."""
+        await self._tasks.check_member(account, principal)
+
     async def submit(self, data: TaskCreate, principal: Principal) -> uuid.UUID:
         """Submit one task as ``principal``; returns its id."""
         return (await self._tasks.submit(data, principal)).id

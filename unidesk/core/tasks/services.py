@@ -392,11 +392,11 @@ class TaskService:
             raise BadRequest(f"account: {account!r} is not an account name", field="account")
         if account is not None and len(named) == 1 and named[0][0] == "account":
             # Named by the caller alone (a plugin's account is that plugin's to check).
-            await self._check_member(account, principal)
+            await self.check_member(account, principal)
         return account
 
-    async def _check_member(self, account: str, principal: Principal) -> None:
-        """Refuse an account the principal is not a member of (admins may charge any)."""
+    async def check_member(self, account: str, principal: Principal) -> None:
+        """Refuse (403) an account the principal is not a member of (admins may charge any)."""
         if principal.is_admin or (account, principal.user_id) in self._members_seen:
             return
         if not await is_member(self.s, account, principal.user_id):

@@ -53,6 +53,17 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("cursor: not a cursor this API returned", field="cursor") from None
 
 
+def _named_accounts(data: s.PipelineCreate) -> builtins.list[str]:
+    """The accounts the steps' tasks name themselves (a task with extensions is left to its
+    submit: a plugin may vouch for its account)."""
+    named = set()
+    for step in data.steps:
+        body = {**data.defaults, **step.task}
+        if isinstance(body.get("account"), str) and not body.get("extensions"):
+            named.add(body["account"])
+    return sorted(named)
+
+
 class PipelineService:
     def __init__(
         self,
@@ -96,6 +107,8 @@ class PipelineService:
             max_points=self.limits.max_points_per_step,
             max_tasks=self.limits.max_tasks,
         )
+        for account in _named_accounts(data):  # later steps would fail on them only then
+            await tasks.check_account(account, self.principal)
         row = m.PipelineRow(
             id=uuid.uuid4(),
             name=data.name,
