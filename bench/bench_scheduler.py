@@ -417,6 +417,40 @@ def db_counters(conninfo: str) -> dict[str, int]:
     return {"xacts": int(row[0]), "row_writes": int(row[1]), "events": int(events)}
 
 
+def enable_statement_counts(pg: EmbeddedPostgres, conninfo: str) -> str | None:
+    """Load pg_stat_statements (a restart of the embedded server): the task phase then counts
+    the statements every part sends. Returns the new SQLAlchemy URL, or None if unavailable."""
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        pg.stop()
+        url = pg.start()
+        with psycopg.connect(libpq_url(url), autocommit=True) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return url
+    except (psycopg.Error, OSError, subprocess.CalledProcessError) as exc:
+        print(f"bench: statements not counted ({type(exc).__name__}: {exc})")
+        return None
+
+
+def statement_counts(conninfo: str) -> dict[tuple[int, bool], tuple[str, int]]:
+    """Calls so far per statement of this database (pg_stat_statements), by query id and
+    whether a client sent it (top level) or a function/trigger ran it (nested)."""
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        try:
+            rows = c.execute(
+                "SELECT queryid, toplevel, query, calls FROM pg_stat_statements WHERE dbid = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).fetchall()
+        except psycopg.Error:
+            return {}
+    return {
+        (int(q), bool(top)): (" ".join(str(text).split()), int(n))
+        for q, top, text, n in rows
+        if q is not None
+    }
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -581,6 +615,12 @@ def main() -> None:
         metavar="OUT",
         help="record the server with py-spy during the task phase (collapsed stacks)",
     )
+    p.add_argument(
+        "--top-statements",
+        type=int,
+        default=12,
+        help="statements listed with their calls per task (pg_stat_statements)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = p.parse_args()
     started = time.monotonic()
@@ -590,6 +630,8 @@ def main() -> None:
     pg = EmbeddedPostgres(root / "pg", database="unidesk")
     db_url = pg.start()
     upgrade(db_url)
+    counted = enable_statement_counts(pg, libpq_url(db_url))
+    db_url = counted or db_url
     conninfo = libpq_url(db_url)
     server = workers = None
     try:
@@ -660,6 +702,7 @@ def main() -> None:
             server_cpu0, pg_cpu0 = cpu_s(sp), pg_cpu(root / "pg")
             time.sleep(1.2)  # let pg_stat_database catch up before the first reading
             db0 = db_counters(conninfo)
+            stmts0 = statement_counts(conninfo)
             frames0 = (workers.total("frames_in"), workers.total("frames_out"))
             hb_before = workers.total("heartbeats")
             notifies = NotifyCounter(conninfo)
@@ -702,6 +745,7 @@ def main() -> None:
             db_cpu = pg_cpu(root / "pg") - pg_cpu0
             time.sleep(1.2)
             db1 = db_counters(conninfo)
+            stmts1 = statement_counts(conninfo)
             notify_n = notifies.stop()
             frames1 = (workers.total("frames_in"), workers.total("frames_out"))
             hb_during = workers.total("heartbeats") - hb_before
@@ -756,6 +800,23 @@ def main() -> None:
                 f"(+{hb_during} heartbeats in the phase; transactions include heartbeat "
                 "flushes and the submits' own)"
             )
+            if stmts1:
+                calls = {
+                    k: (text, n - stmts0.get(k, ("", 0))[1]) for k, (text, n) in stmts1.items()
+                }
+                top = sorted(
+                    ((text, n) for (_, toplevel), (text, n) in calls.items() if toplevel),
+                    key=lambda c: -c[1],
+                )
+                nested = sum(n for (_, toplevel), (_, n) in calls.items() if not toplevel)
+                print(
+                    f"statements per task               {sum(n for _, n in top) / done_n:8.2f} "
+                    f"sent by clients (+{nested / done_n:.2f} run inside triggers/functions; "
+                    "pg_stat_statements; an executemany counts each row; the bench's own polls "
+                    "are a few per second); the most called, per task:"
+                )
+                for text, n in top[: args.top_statements]:
+                    print(f"    {n / done_n:6.3f}  {text[:110]}")
             print(
                 f"final states                      {states}; attempts != 1: {multi}; duplicate "
                 f"exits: {dup_exit}; "
