@@ -132,12 +132,12 @@ def test_upload_with_progress_survives_a_dropped_chunk_then_download_and_delete(
     assert downloaded(page, small_row) == small.read_bytes()
     assert downloaded(page, big_row) == big.read_bytes()
 
-    # Picking a name that exists is refused with the server's problem detail, shown on the upload
-    # row.
+    # Picking a name that exists is refused with the server's problem detail as a sentence (not
+    # "409: …"), shown on the upload row.
     page.get_by_test_id("file-input").set_input_files(str(small))
     failed = page.locator("[data-upload-name='hello-ui.txt'][data-phase=failed]")
-    expect(failed.get_by_role("alert")).to_contain_text(
-        "409: an artifact named 'hello-ui.txt' exists"
+    expect(failed.get_by_role("alert")).to_have_text(
+        re.compile(r"^An artifact named 'hello-ui.txt' exists")
     )
     failed.get_by_role("button", name="Dismiss").click()
 

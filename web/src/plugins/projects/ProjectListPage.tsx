@@ -37,7 +37,11 @@ export function ProjectListPage() {
       <ErrorBox error={error} />
       <ErrorBox error={list.error} onRetry={list.reload} />
       {list.loading && !list.data && <Loading />}
-      {list.data && list.data.items.length === 0 && <EmptyState title="No projects yet">Create one above.</EmptyState>}
+      {list.data && list.data.items.length === 0 && (
+        <EmptyState title="No projects yet">
+          <p>A project holds work items on a timeline, with the tasks that do them and the secrets its members share. Name one above to start.</p>
+        </EmptyState>
+      )}
       {list.data && list.data.items.length > 0 && (
         <div className="table-wrap">
           <table className="table">

@@ -36,7 +36,11 @@ function ExperimentListPage() {
       <ErrorBox error={error} />
       <ErrorBox error={list.error} onRetry={list.reload} />
       {list.loading && !list.data && <Loading />}
-      {list.data && list.data.items.length === 0 && <EmptyState title="No experiments yet" />}
+      {list.data && list.data.items.length === 0 && (
+        <EmptyState title="No experiments yet">
+          <p>An experiment gathers runs (tasks) to compare their metrics. Name one above, then pick it under Attach when you submit a task, or start a parameter sweep from its page.</p>
+        </EmptyState>
+      )}
       {list.data && list.data.items.length > 0 && (
         <div className="table-wrap">
           <table className="table">
