@@ -68,6 +68,8 @@ async def test_submits_onto_a_full_cluster_take_light_passes_until_capacity_free
     for t in more:  # given the group's verdict, with its event, like a full pass does
         assert (await sim.task(t)).pending_reason == "waiting_for_resources"
         assert await _kinds(sim, t) == ["task.submitted", "task.waiting"]
+    # A light pass changes no verdict: single submits are still judged in their transactions.
+    assert sched.judge_submitted([await sim.task(more[0])]) is not None
 
     [big] = await sim.tasks(1, alice, cpus=2)  # a group the last full pass did not judge
     sched.wake_submitted()

@@ -393,12 +393,12 @@ class Scheduler:
         only the fresh tasks and gives each its group's verdict of that pass, or turns into a
         full pass if one belongs to a group that pass did not judge."""
         if light_ok and not self._full:
-            self._full = True  # until the light pass commits
+            # ``_full`` stays False meanwhile: a light pass changes no verdict, so submits
+            # written during it are still judged in their own transactions.
             if await in_transaction(self._sessions, self._light, name="schedule-light"):
                 self.passes["light"] += 1
-                self._full = False
                 return 0
-        self._full = True
+        self._full = True  # during a full pass verdicts may change: submits wake a pass
         self._after_commit = None
         self._assigned = []
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
