@@ -489,8 +489,13 @@ def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
     try:
         wait_local_node(f.api)
         # Long enough to still run when the restarted server's agent adopts it; what it
-        # writes while no agent runs is read back from the container's log by the new agent.
-        task = f.submit("echo begin; sleep 4; echo while-down; sleep 20; echo finished")
+        # writes while no agent runs is read back from the container's log by the new agent,
+        # and its declared output is uploaded by the agent that adopted it.
+        task = f.submit(
+            "echo begin; sleep 4; echo while-down; echo result > outputs/r.txt; sleep 20;"
+            " echo finished",
+            outputs=["r.txt"],
+        )
         wait_state(f.api, task["id"], "running", timeout=60)
         wait_for(lambda: "begin" in f.text(task["id"], "stdout"), timeout=15, what="first output")
         first_agent = _local_agent_pid(server)
@@ -509,6 +514,10 @@ def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
         assert [a["state"] for a in done["attempts"]] == ["succeeded"]  # adopted, not retried
         assert f.text(task["id"], "stdout") == "begin\nwhile-down\nfinished\n"
         assert_one_final(f.api, task["id"])
+        r = f.api.get("/api/files", params={"task_id": task["id"], "state": "ready"})
+        assert r.status_code == 200, r.text
+        made = [a["name"] for a in r.json()["items"]]
+        assert made == [f"tasks/{task['id']}/1/r.txt"], made
         wait_for(
             lambda: containers_of(task["id"]) == [] or None, timeout=15, what="no container left"
         )

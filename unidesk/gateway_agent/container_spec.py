@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
+
 from unidesk.gateway_agent.datafeed import METRICS_PATH_IN_CONTAINER
 from unidesk.gateway_agent.exec_config import ExecConfig
 from unidesk.gateway_agent.exec_errors import PrepareFailed
@@ -16,6 +18,7 @@ __all__ = [
     "LABEL_ATTEMPT",
     "LABEL_CACHE",
     "LABEL_NODE",
+    "LABEL_OUTPUTS",
     "LABEL_TASK",
     "LABEL_TIMEOUT",
     "container_config",
@@ -31,6 +34,9 @@ LABEL_ATTEMPT = "unidesk.attempt_no"
 LABEL_NODE = "unidesk.node"
 LABEL_TIMEOUT = "unidesk.timeout_s"
 LABEL_CACHE = "unidesk.cache_dir"
+LABEL_OUTPUTS = "unidesk.outputs"
+"""The attempt's output patterns (JSON list): an agent adopting the container after a restart
+uploads them when it ends (it has no dispatch)."""
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NUMERIC_USER_RE = re.compile(r"^(\d+)(?::(\d+))?$")
 
@@ -131,6 +137,11 @@ def container_config(
             LABEL_ATTEMPT: str(dispatch.attempt_no),
             **owner_labels(config, node),
             LABEL_TIMEOUT: str(dispatch.timeout_s),
+            **(
+                {LABEL_OUTPUTS: msgspec.json.encode(dispatch.outputs).decode()}
+                if dispatch.outputs
+                else {}
+            ),
         },
         "AttachStdout": True,
         "AttachStderr": True,

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiodocker
 import aiohttp
+import msgspec
 
 from unidesk.background import TaskSet
 from unidesk.gateway_agent.caches import CacheKeeper, CacheUses
@@ -36,6 +37,7 @@ from unidesk.gateway_agent.confine import (
     refuse_symlinks_on,
 )
 from unidesk.gateway_agent.container_spec import (
+    LABEL_OUTPUTS,
     LABEL_TIMEOUT,
     container_config,
     container_name,
@@ -62,7 +64,7 @@ from unidesk.gateway_agent.logcap import CappedReporter
 from unidesk.gateway_agent.runner import Outcome, Reporter, StopReason
 from unidesk.gateway_agent.transfer import Transfer, TransferFailed
 from unidesk.gateway_agent.workspace import Workspaces, attempt_name
-from unidesk.protocol import AttemptRef, Dispatch, EndReason
+from unidesk.protocol import AttemptRef, Dispatch, EndReason, FileOutput
 
 __all__ = ["DockerRunner"]
 
@@ -103,6 +105,15 @@ class _Attempt:
         """Set when a stop went past Docker: the cgroup kill ended it (``forced``) or failed."""
         self.forced: str | None = None
         self.stop_failure: str | None = None
+
+
+def _label_outputs(labels: dict[str, str]) -> list[FileOutput]:
+    """The output patterns a container was created with (``LABEL_OUTPUTS``); none when it has
+    no such label or it does not parse."""
+    try:
+        return msgspec.json.decode(labels.get(LABEL_OUTPUTS) or "[]", type=list[FileOutput])
+    except msgspec.DecodeError:
+        return []
 
 
 class DockerRunner:
@@ -314,6 +325,9 @@ class DockerRunner:
                     outcome = await self._follow(
                         container, attempt, capped, remaining, attach_first=True, log_mark=log_mark
                     )
+                outcome = await self._upload_outputs(
+                    attempt, _label_outputs(info["Config"]["Labels"]), outcome, capped
+                )
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             outcome = Outcome(reason="infra_error", message=f"docker unreachable: {exc}")
         except asyncio.CancelledError:
@@ -387,24 +401,31 @@ class DockerRunner:
             command=dispatch.command,
             image=image,
         )
-        if dispatch.outputs and outcome.reason == "succeeded" and self.transfer is not None:
-            try:
-                await self.transfer.upload_outputs(
-                    attempt.ref,
-                    Beneath(self.workspaces.path(attempt.ref), "outputs"),
-                    dispatch.outputs,
-                    reporter.system,
-                )
-            except WorkspaceEscape as exc:
-                reporter.system(exc.detail)
-                return Outcome(
-                    reason="exit_nonzero", exit_code=outcome.exit_code, message=exc.detail
-                )
-            except TransferFailed as exc:
-                reporter.system(exc.detail)
-                return Outcome(
-                    reason="infra_error", exit_code=outcome.exit_code, message=exc.detail
-                )
+        return await self._upload_outputs(attempt, dispatch.outputs, outcome, reporter)
+
+    async def _upload_outputs(
+        self,
+        attempt: _Attempt,
+        outputs: list[FileOutput],
+        outcome: Outcome,
+        reporter: CappedReporter,
+    ) -> Outcome:
+        """Upload a succeeded attempt's declared outputs; the outcome, or why they failed."""
+        if not outputs or outcome.reason != "succeeded" or self.transfer is None:
+            return outcome
+        try:
+            await self.transfer.upload_outputs(
+                attempt.ref,
+                Beneath(self.workspaces.path(attempt.ref), "outputs"),
+                outputs,
+                reporter.system,
+            )
+        except WorkspaceEscape as exc:
+            reporter.system(exc.detail)
+            return Outcome(reason="exit_nonzero", exit_code=outcome.exit_code, message=exc.detail)
+        except TransferFailed as exc:
+            reporter.system(exc.detail)
+            return Outcome(reason="infra_error", exit_code=outcome.exit_code, message=exc.detail)
         return outcome
 
     async def _prepare(
