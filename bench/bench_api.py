@@ -125,6 +125,25 @@ def server_cpu_s(pid: int) -> float:
     return total
 
 
+def postgres_cpu_s(data_dir: Path) -> float:
+    """User+system CPU seconds of the embedded PostgreSQL (postmaster and its backends) so far;
+    backends that exited are not counted (the server's pools keep theirs)."""
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    try:
+        root = psutil.Process(int(pid_file.read_text().split()[0]))
+        procs = [root, *root.children(recursive=True)]
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return float("nan")
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def personal_token(url: str) -> str:
     with httpx.Client(base_url=url, timeout=30) as c:
         c.post(
@@ -223,6 +242,58 @@ def sort_walk(url: str, token: str, pages: int = 20) -> dict[str, dict[str, floa
     return out
 
 
+def cache_defeating_paths(url: str, token: str, pages: int = 200) -> tuple[list[str], list[str]]:
+    """Query strings for runs the read cache cannot answer: every page of the default order
+    (cursors walked by ``next_cursor``, at most ``pages``), and a mix of sorts, filters and
+    cursors (every ``sort=`` order's first pages, ``state=``, ``owner=me``, ``q=``)."""
+    default: list[str] = ["/api/tasks?limit=50"]
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+        cursor = c.get("/api/tasks", params={"limit": 50}).json()["next_cursor"]
+        while cursor and len(default) < pages:
+            default.append(f"/api/tasks?limit=50&cursor={cursor}")
+            cursor = c.get("/api/tasks", params={"limit": 50, "cursor": cursor}).json()[
+                "next_cursor"
+            ]
+        mixed: list[str] = []
+        for sort in SORTS:
+            cursor = None
+            for _ in range(5):
+                q = f"/api/tasks?limit=50&sort={sort}" + (f"&cursor={cursor}" if cursor else "")
+                mixed.append(q)
+                cursor = c.get(q).json()["next_cursor"]
+                if not cursor:
+                    break
+        mixed += [
+            "/api/tasks?limit=50&state=pending",
+            "/api/tasks?limit=50&owner=me",
+            "/api/tasks?limit=50&q=bench-1",
+            "/api/tasks?limit=50&state=pending&sort=-priority",
+        ]
+    return default, mixed
+
+
+def cycling_lua(path: Path, token: str, queries: list[str]) -> Path:
+    """A wrk script that cycles through ``queries`` and adds a parameter no request repeats
+    (``nocache=<thread>-<n>``, ignored by the route): every request misses the read cache."""
+    listing = ",\n".join(f'  "{q}"' for q in queries)
+    path.write_text(
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        f"queries = {{\n{listing}\n}}\n"
+        "local threads = 0\n"
+        "function setup(thread)\n"
+        "  threads = threads + 1\n"
+        '  thread:set("thread_no", threads)\n'
+        "end\n"
+        "local n = 0\n"
+        "function request()\n"
+        "  n = n + 1\n"
+        "  local q = queries[(n + thread_no * 7) % #queries + 1]\n"
+        '  return wrk.format(nil, q .. "&nocache=" .. thread_no .. "-" .. n)\n'
+        "end\n"
+    )
+    return path
+
+
 def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, float]:
     cmd = [
         "wrk",
@@ -267,16 +338,21 @@ def wrk(url: str, script: Path | None, args: argparse.Namespace) -> dict[str, fl
 
 def figures(r: dict[str, float]) -> str:
     cpu = f"  server CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
+    if "pg_cpu_ms" in r:
+        cpu += f", PostgreSQL {r['pg_cpu_ms']:.2f}"
     return f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms{cpu}"
 
 
 def wrk_server(
-    url: str, script: Path | None, args: argparse.Namespace, pid: int
+    url: str, script: Path | None, args: argparse.Namespace, server: Server
 ) -> dict[str, float]:
-    """``wrk`` against the server, with its CPU per request over the run."""
-    before = server_cpu_s(pid)
+    """``wrk`` against the server, with its CPU (and PostgreSQL's) per request over the run."""
+    assert server.proc is not None
+    before, pg_before = server_cpu_s(server.proc.pid), postgres_cpu_s(server.data_dir)
     r = wrk(url, script, args)
-    r["cpu_ms"] = (server_cpu_s(pid) - before) * 1000 / max(r["total"], 1)
+    n = max(r["total"], 1)
+    r["cpu_ms"] = (server_cpu_s(server.proc.pid) - before) * 1000 / n
+    r["pg_cpu_ms"] = (postgres_cpu_s(server.data_dir) - pg_before) * 1000 / n
     return r
 
 
@@ -307,9 +383,9 @@ def only_submit(server: Server, args: argparse.Namespace) -> int:
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         f"wrk.body = [[{json.dumps(TASK)}]]\n"
     )
-    health = wrk_server(f"{server.url}/health", None, args, pid)
+    health = wrk_server(f"{server.url}/health", None, args, server)
     spy = profiler(pid, args)
-    submits = wrk_server(f"{server.url}/api/tasks", post_lua, args, pid)
+    submits = wrk_server(f"{server.url}/api/tasks", post_lua, args, server)
     if spy is not None:
         spy.wait(60)
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
@@ -346,7 +422,7 @@ def main() -> int:
     p.add_argument(
         "--profile",
         metavar="FILE",
-        help="record the server (all workers) with py-spy during the /api/tasks run; "
+        help="record the server (all workers) with py-spy during the uncached /api/tasks run; "
         "FILE gets a flame graph (.svg) or speedscope (.json)",
     )
     args = p.parse_args()
@@ -368,6 +444,9 @@ def main() -> int:
         token = personal_token(server.url)
         batch_s = fill_tasks(server.url, token, args.tasks)
         sorts = sort_walk(server.url, token)
+        default_pages, mixed_pages = cache_defeating_paths(server.url, token)
+        uncached_lua = cycling_lua(tmp / "uncached.lua", token, default_pages)
+        mixed_lua = cycling_lua(tmp / "mixed.lua", token, mixed_pages)
         post_lua = tmp / "post.lua"
         post_lua.write_text(
             'wrk.method = "POST"\n'
@@ -389,16 +468,17 @@ def main() -> int:
         bare_rps = wrk(f"http://127.0.0.1:{bare_port}/", None, args)
         bare.terminate()
         bare.wait(30)
+        health = wrk_server(f"{server.url}/health", None, args, server)
         assert server.proc is not None
-        pid = server.proc.pid
-        health = wrk_server(f"{server.url}/health", None, args, pid)
-        spy = profiler(pid, args)
-        tasks = wrk_server(f"{server.url}/api/tasks", lua, args, pid)
+        spy = profiler(server.proc.pid, args)
+        uncached = wrk_server(f"{server.url}/api/tasks", uncached_lua, args, server)
         if spy is not None:
             spy.wait(60)
             spy = None
-        polls = wrk_server(f"{server.url}/api/tasks", etag_lua, args, pid)
-        submits = wrk_server(f"{server.url}/api/tasks", post_lua, args, pid)
+        mixed = wrk_server(f"{server.url}/api/tasks", mixed_lua, args, server)
+        tasks = wrk_server(f"{server.url}/api/tasks", lua, args, server)
+        polls = wrk_server(f"{server.url}/api/tasks", etag_lua, args, server)
+        submits = wrk_server(f"{server.url}/api/tasks", post_lua, args, server)
         if spy is not None:
             spy.wait(60)
     finally:
@@ -424,6 +504,14 @@ def main() -> int:
         f" : {figures(tasks)}"
     )
     print(f"  GET /api/tasks   (same, If-None-Match: 304)   : {figures(polls)}")
+    print(
+        f"  GET /api/tasks   uncached: {len(default_pages)} pages by cursor, every request "
+        f"a cache miss : {figures(uncached)}"
+    )
+    print(
+        f"  GET /api/tasks   uncached: {len(mixed_pages)} sorts/filters/cursors, every "
+        f"request a miss : {figures(mixed)}"
+    )
     base = sorts["-created_at"]["page_ms"]
     print(
         f"  GET /api/tasks?sort=…  ({args.tasks} tasks; median of 20 first visits of a page "
@@ -440,7 +528,14 @@ def main() -> int:
         f"  ({batch_s:.2f} s)"
     )
     print(f"  POST /api/tasks  (one task a request)         : {figures(submits)}")
-    for name, r in (("/health", health), ("/api/tasks", tasks), ("POST /api/tasks", submits)):
+    runs = (
+        ("/health", health),
+        ("/api/tasks", tasks),
+        ("/api/tasks uncached", uncached),
+        ("/api/tasks mixed", mixed),
+        ("POST /api/tasks", submits),
+    )
+    for name, r in runs:
         if r["non_2xx"] or r["socket_errors"]:
             print(
                 f"  WARNING {name}: {r['non_2xx']:.0f} of {r['total']:.0f} responses not 2xx; "
@@ -449,6 +544,12 @@ def main() -> int:
     print(f"  ratio /api/tasks : /health                    : {tasks['rps'] / health['rps']:.2f}")
     print(f"  ratio /api/tasks : bare Litestar              : {tasks['rps'] / bare_rps['rps']:.2f}")
     print(f"  ratio 304 polls : bare Litestar               : {polls['rps'] / bare_rps['rps']:.2f}")
+    print(
+        f"  ratio uncached /api/tasks : /health           : {uncached['rps'] / health['rps']:.2f}"
+    )
+    print(
+        f"  ratio uncached /api/tasks : bare Litestar     : {uncached['rps'] / bare_rps['rps']:.2f}"
+    )
     print(f"  ratio POST /api/tasks : /health               : {submits['rps'] / health['rps']:.2f}")
     print(f"  ratio cold start fresh : existing             : {cold_fresh / cold_existing:.2f}")
     return 0

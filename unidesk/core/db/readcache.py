@@ -79,7 +79,8 @@ class _Entry(msgspec.Struct):
 
 
 Compute = Callable[[], Awaitable[Any]]
-"""Builds the answer (a msgspec struct or builtins) on a miss."""
+"""Builds the answer (a msgspec struct or builtins, or bytes: the answer already encoded as
+JSON) on a miss."""
 
 
 class ReadCache:
@@ -224,7 +225,7 @@ def _key(scope: Any, principal: Principal) -> tuple[Any, ...]:
 
 
 def _entry(version: int, answer: Any) -> _Entry:
-    body = msgspec.json.encode(answer)
+    body = answer if isinstance(answer, bytes) else msgspec.json.encode(answer)
     return _Entry(
         version=version,
         deadline=time.monotonic() + MAX_AGE_S,

@@ -10,8 +10,9 @@ When every read connection stays busy past the pool's timeout the read is refuse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Executable
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -41,6 +42,31 @@ class Reads:
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
+        raise AssertionError("unreachable")
+
+    async def tuples(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of a SQL text (psycopg ``%(name)s`` parameters) as plain tuples, run on the
+        pooled connection's psycopg connection: no SQLAlchemy execution context, no Row objects,
+        a prepared statement once psycopg has seen the text a few times. For the hottest reads
+        (the task list), whose statement is compiled once per shape."""
+        for attempt in (1, 2):
+            try:
+                async with self.engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    driver: Any = raw.driver_connection
+                    try:
+                        cur = await driver.execute(sql, params)
+                        return cast(list[tuple[Any, ...]], await cur.fetchall())
+                    except psycopg.OperationalError as exc:
+                        if driver.closed:  # the connection died: the pool must drop it
+                            await conn.invalidate(exc)
+                            if attempt == 1:
+                                continue
+                        raise Unavailable("the database is unreachable; see /health") from exc
+            except PoolTimeout:
+                raise Unavailable(
+                    "the database is busy: no read connection came free in time; retry shortly"
+                ) from None
         raise AssertionError("unreachable")
 
     async def first(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:

@@ -98,25 +98,22 @@ class TaskController(Controller):
         Answers carry an ``ETag``; ``If-None-Match`` with it gets 304 while nothing changed."""
         owner_id = owner_filter(owner, principal)
 
-        async def page() -> schemas.TaskPage:
-            async with state.sessions() as db:  # opened on a miss only
-                out = await list_tasks(
-                    reads,
-                    db,
-                    settings,
-                    states=state_filter or [],
-                    owner=owner_id,
-                    q=q,
-                    node=node,
-                    limit=limit,
-                    cursor=cursor,
-                    with_total=total,
-                    sort=sort,
-                    offset=offset,
-                )
-            for task in out.items:
-                _for(principal, task)
-            return out
+        async def page() -> bytes:
+            return await list_tasks(
+                reads,
+                state.sessions,
+                settings,
+                principal,
+                states=state_filter or [],
+                owner=owner_id,
+                q=q,
+                node=node,
+                limit=limit,
+                cursor=cursor,
+                with_total=total,
+                sort=sort,
+                offset=offset,
+            )
 
         return await cached_answer(request, principal, page)
 

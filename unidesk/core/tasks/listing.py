@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 import msgspec
-from sqlalchemy import Table, and_, bindparam, func, or_, select
+from sqlalchemy import String, Table, and_, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from unidesk.core.auth.models import User
 from unidesk.core.tasks.models import AttemptRow, TaskRow
@@ -23,6 +24,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "list_statement",
+    "sort_key_of",
     "sort_value",
 ]
 
@@ -66,6 +68,11 @@ _KEYS: dict[str, tuple[Any, bool]] = {
     "started_at": (_LATEST_START, True),
     "finished_at": (TaskRow.finished_at, True),
 }
+
+
+def sort_key_of(sort: str) -> tuple[Any, bool]:
+    """The SQL expression ``sort`` orders by (None: ``seq`` alone) and whether it may be NULL."""
+    return _KEYS[sort.lstrip("-")]
 
 
 class Cursor(msgspec.Struct, frozen=True, array_like=True):
@@ -215,7 +222,9 @@ def list_statement(
 def filtered(stmt: Any, states: bool, owner: bool, q: bool, node: bool) -> Any:
     """``stmt`` narrowed by the filters that are set (their values are bound params)."""
     if states:
-        stmt = stmt.where(TaskRow.state.in_(bindparam("states", expanding=True)))
+        # = ANY(array): one statement text for any number of states (an expanding IN is
+        # rendered per count, so it could not be compiled once and prepared)
+        stmt = stmt.where(TaskRow.state == any_(bindparam("states", type_=ARRAY(String))))
     if owner:
         stmt = stmt.where(TaskRow.owner_id == bindparam("owner"))
     if q:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import collections
 import functools
 import re
 import shlex
 import uuid
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import Table, bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.core.auth.models import User
@@ -27,10 +25,11 @@ from unidesk.core.events.writer import append, append_many
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.scheduler.accounts import is_member
 from unidesk.core.scheduler.queue import ranked_ahead
+from unidesk.core.scheduler.reasons import RANKED_REASONS
 from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
 from unidesk.core.storage.taskfiles import resolve_task_files
-from unidesk.core.tasks import listing, schemas
+from unidesk.core.tasks import listing, listpage, schemas
 from unidesk.core.tasks.hostmounts import host_mount_request
 from unidesk.core.tasks.models import ACCOUNT_PATTERN, AttemptRow, TaskRow
 from unidesk.core.tasks.states import ATTEMPT_ACTIVE_STATES, TASK_FINAL_STATES, TASK_STATES
@@ -129,14 +128,6 @@ def _resources(t: TaskRow) -> schemas.Resources:
 
 
 _TASK_TABLE = cast(Table, TaskRow.__table__)
-_TaskColumns: Any = collections.namedtuple(  # type: ignore[misc]  # names from the table
-    "_TaskColumns", [*(c.name for c in _TASK_TABLE.c), "owner", "sort_key"]
-)
-"""A list row: every column a Task returns, the owner's name, then the value it is sorted by.
-Attribute access on a namedtuple is ~30 ns against ~1 µs on a SQLAlchemy Row, so ``task_out``
-reads it directly."""
-
-
 _INSERT_RETURNING = insert(_TASK_TABLE).returning(*_TASK_TABLE.c)
 """A single submit's INSERT: the stored row (server defaults included) comes back with it."""
 
@@ -147,26 +138,11 @@ def _count_statement(states: bool, owner: bool, q: bool, node: bool) -> Any:
     return listing.filtered(select(func.count()).select_from(TaskRow), states, owner, q, node)
 
 
-_LATEST_ATTEMPTS = (
-    select(AttemptRow.task_id, AttemptRow.started_at, AttemptRow.node_name)
-    .where(AttemptRow.task_id.in_(bindparam("ids", expanding=True)))
-    .ext(distinct_on(AttemptRow.task_id))
-    .order_by(AttemptRow.task_id, AttemptRow.attempt_no.desc())
-)
-
-
-async def _latest_attempts(reads: Reads, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """Each task's latest attempt: when it started running (None: not yet) and on which node."""
-    if not ids:
-        return {}
-    rows = await reads.all(_LATEST_ATTEMPTS, {"ids": ids})
-    return {r.task_id: r for r in rows}
-
-
 async def list_tasks(
     reads: Reads,
-    session: AsyncSession,
+    sessions: Callable[[], AsyncSession],
     settings: Settings,
+    principal: Principal,
     *,
     states: list[str],
     owner: uuid.UUID | None,
@@ -177,10 +153,12 @@ async def list_tasks(
     with_total: bool = False,
     sort: str = listing.DEFAULT_SORT,
     offset: int = 0,
-) -> schemas.TaskPage:
+) -> bytes:
     """A page of tasks in ``sort`` order (newest first by default), after (or, for a
-    ``before`` cursor, before) ``cursor`` and skipping ``offset`` rows: one Core statement on
-    the read pool, no ORM objects (``session`` only ranks tasks waiting for resources)."""
+    ``before`` cursor, before) ``cursor`` and skipping ``offset`` rows, as the encoded
+    ``TaskPage`` (``schemas.TaskPage``'s JSON): one statement on the read pool whose rows carry
+    each task's JSON object made by PostgreSQL (``listjson``); a session is opened only to rank
+    tasks waiting for resources."""
     bad = [s for s in states if s not in TASK_STATES]
     if bad:
         raise BadRequest(
@@ -202,7 +180,8 @@ async def list_tasks(
         params.update(listing.cursor_params(c))
     if offset:
         params["offset"] = offset
-    stmt = listing.list_statement(
+    sql, constants = listpage.page_sql(
+        reads.engine.dialect,
         sort,
         bool(states),
         owner is not None,
@@ -212,27 +191,44 @@ async def list_tasks(
         c is not None and c.value is None and sort.lstrip("-") != "created_at",
         bool(offset),
     )
-    rows = await reads.all(stmt, params)
+    rows = await reads.tuples(sql, {**constants, **params})
     more = len(rows) > limit
-    page: list[Any] = [_TaskColumns._make(r) for r in rows[:limit]]
-    if c is not None and c.before:
-        page.reverse()
-    ahead = await ranked_ahead(session, settings, cast(list[TaskRow], page))
-    latest = await _latest_attempts(reads, [t.id for t in page if t.attempt_count])
-    items = [task_out(t, t.owner, None, ahead.get(t.id), latest.get(t.id)) for t in page]
+    page = rows[:limit]
     backwards = c is not None and c.before
+    if backwards:
+        page.reverse()
+    ranked: dict[str, int] = {}
+    waiting = [
+        _Waiting(uuid.UUID(r[0]), r[2], r[_PENDING_REASON])
+        for r in page
+        if r[2] == "pending" and r[_PENDING_REASON] in RANKED_REASONS
+    ]
+    if waiting:
+        async with sessions() as session:
+            ahead = await ranked_ahead(session, settings, cast(list[TaskRow], waiting))
+        ranked = {str(k): v for k, v in ahead.items()}
     next_cursor = prev_cursor = None
     if page and (more or backwards):
-        next_cursor = listing.encode_cursor(sort, page[-1])
+        next_cursor = listing.encode_cursor(sort, listpage.boundary(page[-1]))
     if page and ((more and backwards) or (not backwards and (c is not None or offset))):
-        prev_cursor = listing.encode_cursor(sort, page[0], before=True)
+        prev_cursor = listing.encode_cursor(sort, listpage.boundary(page[0]), before=True)
     total = None
     if with_total:
         count = _count_statement(bool(states), owner is not None, bool(q), node is not None)
         total = (await reads.all(count, params))[0][0]
-    return schemas.TaskPage(
-        items=items, next_cursor=next_cursor, prev_cursor=prev_cursor, total=total
-    )
+    return listpage.encode_page(page, principal, ranked, next_cursor, prev_cursor, total)
+
+
+_PENDING_REASON = 29
+"""Position of ``pending_reason`` in a ``listpage.page_sql`` row."""
+
+
+class _Waiting(NamedTuple):
+    """What ``ranked_ahead`` reads of a task."""
+
+    id: uuid.UUID
+    state: str
+    pending_reason: str | None
 
 
 class TaskService:
