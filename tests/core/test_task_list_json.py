@@ -24,24 +24,27 @@ async def test_list_items_equal_the_task_page_for_every_kind_of_value(
     database_url: str,
 ) -> None:
     odd = 'quote " back \\ slash / tab \t nl \n bell \x07 é 中文 \U0001f680'
-    made = [
-        (await client.post("/api/tasks", json=task_body(**kw), headers=h)).json()
+    responses = [
+        await client.post("/api/tasks", json=task_body(**kw), headers=h)
         for h, kw in [
             (admin_headers, {}),
-            (admin_headers, {"name": odd, "env": {"K": odd, "E": ""}, "priority": -3}),
+            (
+                admin_headers,
+                {"name": odd, "env": {"K": odd, "E": ""}, "priority": -3, "account": "lab:x"},
+            ),
             (
                 member_headers,
                 {
                     "resources": {"cpus": 1.5, "memory_mb": 300, "labels": {"zone": "a/b"}},
                     "expected_duration_s": 30,
-                    "account": "lab:x",
                 },
             ),
             (member_headers, {"resources": {"cpus": 2, "memory_mb": 256, "gpus": 0}}),
             (admin_headers, {"command": "echo 'x' && exit 3", "retry_on_failure": True}),
         ]
     ]
-    ids = [t["id"] for t in made]
+    assert [r.status_code for r in responses] == [201] * 5, [r.text for r in responses]
+    ids = [r.json()["id"] for r in responses]
     with psycopg.connect(libpq_url(database_url)) as conn:
         # Values a submit alone does not make: secrets and pids_limit in extra, a pending
         # reason with detail and backoff, whole-second and sub-second times, tiny floats,
