@@ -8,14 +8,17 @@ Starts a real ``unidesk-server serve --workers N`` (embedded database in a tempo
 no local agent), measures process start -> ``/health`` ok on a fresh data dir (initdb included)
 and again on the existing one, fills ``--tasks`` tasks through ``POST /api/task-batches`` (the
 batch submit rate is printed), then runs
-``wrk`` on loopback against ``GET /api/tasks`` (a page of 50, personal token) and, as baselines
+``wrk`` on loopback against ``GET /api/tasks`` (a page of 50, personal token): first uncached
+(every request misses the read cache: a wrk script cycles through the default order's 200
+cursors, then through 44 sorts/filters/cursors, adding a ``nocache=`` parameter no other request
+has), then the same page repeated (the cache answers); as baselines
 in the same run, against ``GET /health`` and a bare Litestar JSON route (one process, uvicorn),
 a second time with ``If-None-Match`` (a polling client: 304 while nothing changed), and last
 ``POST /api/tasks`` (one task a request: the REST submit rate); before those, each ``sort=``
 order is walked page by page (first visits, so the read cache does not answer) against the
 default order, with a jump to the last page by ``offset``. Next to each server run it
 prints the server's CPU per request (the worker processes' user+system time over the run
-divided by the requests answered; PostgreSQL not included): on a shared, loaded machine the
+divided by the requests answered) and the embedded PostgreSQL's: on a shared, loaded machine the
 rates move with the load, CPU per request much less.
 Prints figures and ratios. Every loop is bounded in count and time. Needs ``wrk``.
 """

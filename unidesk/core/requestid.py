@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +22,7 @@ def request_id_of(scope: Scope) -> str:
     if isinstance(kept, str):
         return kept
     incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-    rid = incoming if _SAFE.match(incoming) else uuid.uuid4().hex[:16]
+    rid = incoming if _SAFE.match(incoming) else os.urandom(8).hex()
     scope[SCOPE_KEY] = rid  # type: ignore[literal-required]  # ASGI extension key, not in Scope
     return rid
 

@@ -94,6 +94,44 @@ class ReadCache:
         self._bytes = 0
         self.hits = 0
         self.misses = 0
+        self._memos: dict[str, tuple[int, float, Any]] = {}
+        self._memo_running: dict[tuple[str, int], asyncio.Future[Any]] = {}
+
+    async def memo(self, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """A value that answers depend on (e.g. the ranks of all waiting tasks), kept under the
+        same rule as the answers: until the next write, at most ``MAX_AGE_S``, not while the
+        event stream is down; callers arriving while it is computed share that computation."""
+        if not self.enabled():
+            return await compute()
+        version = self.counter.value()
+        kept = self._memos.get(name)
+        if kept is not None and kept[0] == version and kept[1] >= time.monotonic():
+            return kept[2]
+        running = self._memo_running.get((name, version))
+        if running is not None:
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if running.cancelled():  # the leader's client went away, not this one
+                    return await compute()
+                raise
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._memo_running[(name, version)] = future
+        try:
+            value = await compute()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # marked retrieved: there may be no follower to re-raise it
+            raise
+        finally:
+            self._memo_running.pop((name, version), None)
+        future.set_result(value)
+        if self.counter.value() == version:
+            self._memos[name] = (version, time.monotonic() + MAX_AGE_S, value)
+        return value
 
     async def respond(
         self, request: Request[Any, Any, Any], principal: Principal, compute: Compute

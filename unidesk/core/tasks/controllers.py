@@ -104,6 +104,7 @@ class TaskController(Controller):
                 state.sessions,
                 settings,
                 principal,
+                state.read_cache,
                 states=state_filter or [],
                 owner=owner_id,
                 q=q,

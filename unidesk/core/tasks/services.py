@@ -8,7 +8,7 @@ import re
 import shlex
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Table, func, insert, select
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unidesk.core.auth.models import User
 from unidesk.core.auth.policy import require_owner_or_admin
 from unidesk.core.auth.schemas import Principal
+from unidesk.core.db.readcache import ReadCache
 from unidesk.core.db.reads import Reads
 from unidesk.core.events.hub import to_out
 from unidesk.core.events.models import Event
@@ -24,7 +25,7 @@ from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import append, append_many
 from unidesk.core.nodes.models import NodeRow
 from unidesk.core.scheduler.accounts import is_member
-from unidesk.core.scheduler.queue import ranked_ahead
+from unidesk.core.scheduler.queue import all_ranked, ranked_ahead
 from unidesk.core.scheduler.reasons import RANKED_REASONS
 from unidesk.core.secrets.services import SecretService
 from unidesk.core.settings import Settings
@@ -143,6 +144,7 @@ async def list_tasks(
     sessions: Callable[[], AsyncSession],
     settings: Settings,
     principal: Principal,
+    read_cache: ReadCache,
     *,
     states: list[str],
     owner: uuid.UUID | None,
@@ -157,8 +159,8 @@ async def list_tasks(
     """A page of tasks in ``sort`` order (newest first by default), after (or, for a
     ``before`` cursor, before) ``cursor`` and skipping ``offset`` rows, as the encoded
     ``TaskPage`` (``schemas.TaskPage``'s JSON): one statement on the read pool whose rows carry
-    each task's JSON object made by PostgreSQL (``listjson``); a session is opened only to rank
-    tasks waiting for resources."""
+    each task's columns (``listpage``); tasks waiting for resources get their rank from the
+    ranking of all waiting tasks, kept per write (``ReadCache.memo``)."""
     bad = [s for s in states if s not in TASK_STATES]
     if bad:
         raise BadRequest(
@@ -198,15 +200,13 @@ async def list_tasks(
     if backwards:
         page.reverse()
     ranked: dict[str, int] = {}
-    waiting = [
-        _Waiting(uuid.UUID(r[0]), r[2], r[_PENDING_REASON])
-        for r in page
-        if r[2] == "pending" and r[_PENDING_REASON] in RANKED_REASONS
-    ]
-    if waiting:
-        async with sessions() as session:
-            ahead = await ranked_ahead(session, settings, cast(list[TaskRow], waiting))
-        ranked = {str(k): v for k, v in ahead.items()}
+    if any(r[2] == "pending" and r[_PENDING_REASON] in RANKED_REASONS for r in page):
+
+        async def rank_all() -> dict[str, int]:
+            async with sessions() as session:
+                return await all_ranked(session, settings)
+
+        ranked = await read_cache.memo("ranked_ahead", rank_all)
     next_cursor = prev_cursor = None
     if page and (more or backwards):
         next_cursor = listing.encode_cursor(sort, listpage.boundary(page[-1]))
@@ -221,14 +221,6 @@ async def list_tasks(
 
 _PENDING_REASON = 29
 """Position of ``pending_reason`` in a ``listpage.page_sql`` row."""
-
-
-class _Waiting(NamedTuple):
-    """What ``ranked_ahead`` reads of a task."""
-
-    id: uuid.UUID
-    state: str
-    pending_reason: str | None
 
 
 class TaskService:
