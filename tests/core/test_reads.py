@@ -3,6 +3,7 @@ answers kept in memory until a write, with ETag/304."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 
 import psycopg
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.core.conftest import task_body
 from unidesk.core.db.engine import libpq_url, make_engine, make_read_engine, make_sessionmaker
-from unidesk.core.db.readcache import WriteCounter
+from unidesk.core.db.readcache import ReadCache, WriteCounter
 from unidesk.core.db.reads import Reads
 from unidesk.errors import Unavailable
 
@@ -128,3 +129,58 @@ async def test_only_a_commit_that_wrote_moves_the_counter(database_url: str) -> 
         assert counter.value() == 1
     finally:
         await engine.dispose()
+
+
+async def test_tuples_come_back_a_killed_connection_is_retried_and_a_busy_pool_is_503(
+    database_url: str,
+) -> None:
+    engine = create_async_engine(
+        make_read_engine(database_url, 1).url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.2,
+        isolation_level="AUTOCOMMIT",
+    )
+    reads = Reads(engine)
+    try:
+        assert await reads.tuples("SELECT %(n)s::int, 'a'", {"n": 1}) == [(1, "a")]
+        pid = (await reads.tuples("SELECT pg_backend_pid()", {}))[0][0]
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        again = await reads.tuples("SELECT pg_backend_pid()", {})
+        assert again[0][0] != pid  # the dead connection was dropped and the read retried
+        async with engine.connect():  # the only connection is taken
+            with pytest.raises(Unavailable):
+                await reads.tuples("SELECT 1", {})
+    finally:
+        await engine.dispose()
+
+
+async def test_a_memo_is_kept_until_a_write_and_computed_once_for_concurrent_callers() -> None:
+    counter = WriteCounter()
+    enabled = True
+    cache = ReadCache(counter, enabled=lambda: enabled)
+    calls = 0
+
+    async def compute() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    assert await asyncio.gather(*(cache.memo("n", compute) for _ in range(5))) == [1] * 5
+    assert await cache.memo("n", compute) == 1 and calls == 1  # kept
+    counter.bump()  # a write
+    assert await cache.memo("n", compute) == 2
+    enabled = False  # the event stream is down: nothing is kept
+    assert await cache.memo("n", compute) == 3
+    assert await cache.memo("n", compute) == 4
+
+    async def fail() -> int:
+        raise RuntimeError("boom")
+
+    enabled = True
+    counter.bump()
+    with pytest.raises(RuntimeError):
+        await cache.memo("n", fail)
+    assert await cache.memo("n", compute) == 5  # a failure is not kept
