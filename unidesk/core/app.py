@@ -193,6 +193,7 @@ def create_app(
             state.sessions,
             on_notify=counter.bump,
             keepalive_s=settings.event_stream_keepalive_s,
+            reads=state.reads,
         )
         state.event_hub.add_listener("principal_cache", state.principal_cache.on_events)
         await state.event_hub.start()

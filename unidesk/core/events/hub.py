@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unidesk.backoff import backoff_delay
 from unidesk.core.background import cancel_and_wait
+from unidesk.core.db.reads import Reads
 from unidesk.core.events.models import Event
 from unidesk.core.events.schemas import EventOut
 from unidesk.core.events.writer import NOTIFY_CHANNEL
@@ -92,12 +93,16 @@ class EventHub:
         sessionmaker: async_sessionmaker[AsyncSession],
         on_notify: Callable[[], None] = lambda: None,
         keepalive_s: float = 2.0,
+        reads: Reads | None = None,
     ) -> None:
         """``on_notify`` runs on every NOTIFY heard (and on each (re)connect), before the
         events are read: the read cache's sign that someone committed. Every ``keepalive_s``
-        one task gives each idle ``subscribe(keepalive=True)`` a ``KEEPALIVE``."""
+        one task gives each idle ``subscribe(keepalive=True)`` a ``KEEPALIVE``. ``reads``:
+        the autocommit read pool, for the pump's reads (one round trip each: no BEGIN and
+        ROLLBACK around a single SELECT)."""
         self._dsn = dsn
         self._sessions = sessionmaker
+        self._reads = reads
         self._on_notify = on_notify
         self._listeners: list[tuple[str, Listener]] = []
         self._queues: set[asyncio.Queue[EventOut | Keepalive | None]] = set()
@@ -180,9 +185,13 @@ class EventHub:
                 pass
             self._wake.clear()
             try:
-                async with self._sessions() as s:
-                    params = {"after": self.cursor, "have": [e.id for e in ahead], "limit": 1000}
-                    read = [to_out(r) for r in (await s.execute(_AFTER, params)).all()]
+                params = {"after": self.cursor, "have": [e.id for e in ahead], "limit": 1000}
+                if self._reads is not None:
+                    rows = await self._reads.all(_AFTER, params)
+                else:
+                    async with self._sessions() as s:
+                        rows = (await s.execute(_AFTER, params)).all()
+                read = [to_out(r) for r in rows]
             except Exception as exc:
                 log.warning("event pump read failed", error=str(exc))
                 await asyncio.sleep(0.5)

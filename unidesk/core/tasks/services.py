@@ -326,7 +326,11 @@ class TaskService:
             )
         extra = {
             **(extra or {}),
-            **await resolve_task_files(self.s, data.inputs, data.outputs),
+            **(
+                await resolve_task_files(self.s, data.inputs, data.outputs)
+                if data.inputs or data.outputs
+                else {}
+            ),
             **await self._secret_refs(data, principal),
             **({"pids_limit": data.resources.pids_limit} if data.resources.pids_limit else {}),
             **host_mount_request(data.mounts, data.workspace),
