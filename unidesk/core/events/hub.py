@@ -3,7 +3,9 @@
 The events table is the only source: NOTIFY only says "there is something after id N".
 A pump reads committed events in id order; an id that is missing (a transaction still in
 flight, or rolled back) holds delivery back until it appears or ``GAP_TIMEOUT_S`` passes,
-so subscribers never see events out of order or miss one that commits late.
+so subscribers never see events out of order or miss one that commits late. The events read
+past such a gap are kept, not read again, and the pump waits for the gap's NOTIFY (sent when
+its transaction commits) or half a second, instead of re-reading while it is in flight.
 """
 
 from __future__ import annotations
