@@ -371,6 +371,11 @@ def test_phone_width_has_no_sideways_scroll(page_factory, ui_server: UiServer) -
         == '"Duration"'
     )
     expect(page.locator(".tz-note")).to_be_visible()
+    # Nodes too: each node a labelled card, its heartbeat on screen without scrolling the table.
+    page.goto("/nodes")
+    beat = page.locator("tr[data-node-name]").first.get_by_test_id("heartbeat")
+    expect(beat).to_be_in_viewport()
+    assert beat.evaluate("e => getComputedStyle(e, '::before').content") == '"Last heartbeat"'
     # The top bar's second row holds Live, the time zone, the user and "Sign out" on one line,
     # none of them wrapped (Sign out had a row of its own).
     boxes = [

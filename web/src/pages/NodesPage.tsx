@@ -61,7 +61,7 @@ export function NodesPage() {
       )}
       {items.length > 0 && (
         <div className="table-wrap">
-          <table className="table" data-testid="nodes-table">
+          <table className="table table-cards" data-testid="nodes-table">
             <thead>
               <tr>
                 <th scope="col">Name</th>
@@ -78,11 +78,11 @@ export function NodesPage() {
             <tbody>
               {items.map((n) => (
                 <tr key={n.id} data-node-name={n.name}>
-                  <td>
+                  <td data-label="Name">
                     <Link to={`/nodes/${n.id}`}>{n.name}</Link>
                     <div className="muted small">{n.hostname}</div>
                   </td>
-                  <td>
+                  <td data-label="State">
                     <NodeBadges node={n} />
                     {n.unhealthy_reason && (
                       <div className="node-reason" data-testid="unhealthy-reason">
@@ -90,28 +90,28 @@ export function NodesPage() {
                       </div>
                     )}
                   </td>
-                  <td>
+                  <td data-label="Runtimes">
                     <Runtimes runtimes={n.runtimes} />
                   </td>
-                  <td>
+                  <td data-label="Labels">
                     <Labels labels={n.labels} />
                   </td>
-                  <td className="num">
+                  <td data-label="CPUs" className="num">
                     {n.cpus}
                     {n.usage?.cpu_percent != null && <div className="muted small">{n.usage.cpu_percent.toFixed(0)}% used</div>}
                   </td>
-                  <td className="num">
+                  <td data-label="Memory" className="num">
                     {formatMb(n.memory_mb)}
                     {n.usage?.memory_used_mb != null && <div className="muted small">{formatMb(n.usage.memory_used_mb)} used</div>}
                   </td>
-                  <td>{gpuSummary(n)}</td>
-                  <td data-testid="heartbeat">
+                  <td data-label="GPUs">{gpuSummary(n)}</td>
+                  <td data-label="Last heartbeat" data-testid="heartbeat">
                     <Time value={n.last_heartbeat_at} mode="full" />
                     <div className="muted small">
                       <Time value={n.last_heartbeat_at} mode="relative" now={now} />
                     </div>
                   </td>
-                  <td className="num">{n.running_attempts.length}</td>
+                  <td data-label="Running" className="num">{n.running_attempts.length}</td>
                 </tr>
               ))}
             </tbody>
