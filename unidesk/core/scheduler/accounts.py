@@ -20,7 +20,7 @@ from unidesk.core.scheduler.models import AccountMemberRow
 from unidesk.core.tasks.models import ACCOUNT_PATTERN
 from unidesk.errors import BadRequest, NotFound
 
-__all__ = ["Account", "AccountController", "AccountMember", "is_member"]
+__all__ = ["Account", "AccountController", "AccountMember", "account_name", "is_member"]
 
 
 class AccountMember(msgspec.Struct, kw_only=True):
@@ -43,7 +43,8 @@ async def is_member(db: AsyncSession, account: str, user_id: uuid.UUID) -> bool:
     return bool(await db.scalar(stmt))
 
 
-def _account(account: str) -> str:
+def account_name(account: str) -> str:
+    """``account`` when it is an account name, else 400."""
     if not re.fullmatch(ACCOUNT_PATTERN, account):
         raise BadRequest(f"account: {account!r} is not an account name", field="account")
     return account
@@ -98,7 +99,7 @@ class AccountController(Controller):
     ) -> AccountMember:
         """Let a user charge tasks to ``account`` (admin); adding a member again changes
         nothing."""
-        name = _account(account)
+        name = account_name(account)
         user = await db.get(User, user_id)
         if user is None:
             raise NotFound(f"user {user_id} not found", user_id=str(user_id))
@@ -130,7 +131,7 @@ class AccountController(Controller):
     ) -> None:
         """Stop a user charging new tasks to ``account`` (admin); tasks already submitted keep
         their account."""
-        name = _account(account)
+        name = account_name(account)
         row = await db.get(AccountMemberRow, (name, user_id))
         user = await db.get(User, user_id)
         if row is None or user is None:

@@ -20,10 +20,10 @@ from unidesk.core.auth.models import User
 from unidesk.core.auth.schemas import Principal
 from unidesk.core.deps import owner_filter
 from unidesk.core.events.writer import NewEvent, append
+from unidesk.core.scheduler.accounts import account_name
 from unidesk.core.scheduler.models import QuotaRow
 from unidesk.core.scheduler.shares import daily_usage, share_keys
 from unidesk.core.settings import Settings
-from unidesk.core.tasks.models import ACCOUNT_PATTERN
 from unidesk.errors import BadRequest, NotFound
 
 __all__ = ["Quota", "QuotaController", "QuotaSet", "UsageController"]
@@ -78,12 +78,6 @@ def _label(label: str | None) -> str:
     if not _LABEL.match(label):
         raise BadRequest(f"label: {label!r} is not key=value", field="label")
     return label
-
-
-def _account(account: str) -> str:
-    if not re.fullmatch(ACCOUNT_PATTERN, account):
-        raise BadRequest(f"account: {account!r} is not an account name", field="account")
-    return account
 
 
 async def _put(
@@ -212,7 +206,9 @@ class QuotaController(Controller):
         """Set an account's limits on what all its tasks hold at once, on all nodes or on the
         nodes with ``label`` (admin)."""
         lab = _label(label)
-        row = await _put(db, principal, data, user_id=None, account=_account(account), label=lab)
+        row = await _put(
+            db, principal, data, user_id=None, account=account_name(account), label=lab
+        )
         return _quota_out(row, None)
 
     @delete("/accounts/{account:str}", operation_id="delete_account_quota", guards=[admin_only])
@@ -220,7 +216,9 @@ class QuotaController(Controller):
         self, account: str, db: AsyncSession, principal: Principal, label: Label = None
     ) -> None:
         """Remove an account's quota (on ``label``'s nodes, or the one on all nodes)."""
-        await _delete(db, principal, user_id=None, account=_account(account), label=_label(label))
+        await _delete(
+            db, principal, user_id=None, account=account_name(account), label=_label(label)
+        )
 
 
 class UsageController(Controller):
@@ -243,7 +241,7 @@ class UsageController(Controller):
         user's and account's current fair-share key (decayed usage plus committed running
         work, CPU-hour equivalents; a task ranks by its owner's key plus its account's)."""
         owner_id = owner_filter(owner, principal)
-        acc = _account(account) if account is not None else None
+        acc = account_name(account) if account is not None else None
         since = (datetime.now(UTC) - timedelta(days=days - 1)).date()
         keys = await share_keys(db, settings)
         names: dict[uuid.UUID | None, str] = dict(
