@@ -392,12 +392,15 @@ class Scheduler:
         came since a full pass that placed nothing (every node full, or none fits): it reads
         only the fresh tasks and gives each its group's verdict of that pass, or turns into a
         full pass if one belongs to a group that pass did not judge."""
-        if light_ok and not self._full:
-            # ``_full`` stays False meanwhile: a light pass changes no verdict, so submits
-            # written during it are still judged in their own transactions.
-            if await in_transaction(self._sessions, self._light, name="schedule-light"):
-                self.passes["light"] += 1
-                return 0
+        # ``_full`` stays False during a light pass: it changes no verdict, so submits written
+        # during it are still judged in their own transactions.
+        if (
+            light_ok
+            and not self._full
+            and await in_transaction(self._sessions, self._light, name="schedule-light")
+        ):
+            self.passes["light"] += 1
+            return 0
         self._full = True  # during a full pass verdicts may change: submits wake a pass
         self._after_commit = None
         self._assigned = []
