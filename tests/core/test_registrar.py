@@ -122,3 +122,28 @@ async def test_handshakes_waiting_together_resolve_their_tokens_in_one_read(sess
     assert waits[1].exception().detail == "node token revoked"
     assert isinstance(waits[2].exception(), Unauthenticated)
     assert waits[2].exception().detail == "invalid node token"
+
+
+async def test_new_nodes_wanting_a_taken_name_get_distinct_names(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Names of a batch's new nodes are checked in one read, and against each other: a name
+    already taken, or taken by an earlier hello of the same batch, gets a suffix."""
+    tokens = await _tokens(sessions, 4)
+    registrar = Registrar(
+        sessions, Delivery(sessions, ConnectionTable("i"), ack_timeout_s=5.0), instance_id="inst"
+    )
+    try:
+        first = await _queued(registrar, [(tokens[0], hello("gpu"), "conn-0")])
+        assert first[0].result().node_name == "gpu"
+        batch = [
+            asyncio.create_task(registrar.register(t, hello("gpu"), connection_id=f"conn-{i}"))
+            for i, t in enumerate(tokens[1:], start=1)
+        ]
+        await asyncio.wait(batch, timeout=30)
+    finally:
+        await registrar.stop()
+    names = [t.result().node_name for t in batch]
+    assert len(set(names) | {"gpu"}) == 4
+    assert all(n.startswith("gpu-") and len(n) == len("gpu-") + 6 for n in names)
+    async with sessions() as s:
+        stored = (await s.scalars(select(NodeRow.name))).all()
+    assert sorted(stored) == sorted(["gpu", *names])

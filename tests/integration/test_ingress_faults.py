@@ -4,6 +4,7 @@ code and reason, changes nothing, and leaves the server serving other nodes."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 import uuid
 
@@ -325,3 +326,24 @@ async def test_a_busy_server_refuses_new_agent_sockets_with_503_and_retry_after(
         assert retry_after_of(info.value) == float(response.headers["Retry-After"])
         assert api.get("/api/nodes").json()["items"] == []
         assert api.get("/health").status_code == 200
+
+
+async def test_a_stopping_server_closes_agents_1001_and_records_their_disconnects(live_server):
+    """A graceful stop closes every agent socket with 1001 (the agents' restart window) and
+    records all the disconnects in one transaction: each node's connection is cleared and gets
+    its node.disconnected event; the nodes stay online for the restart grace."""
+    with live_server.api() as api:
+        agents = [
+            await RawAgent.join(live_server.url, node_token(api, f"stop-{i}")["secret"], f"st{i}")
+            for i in range(3)
+        ]
+        ids = {a.welcome.node_id for a in agents}
+    live_server.stop(signal.SIGTERM)
+    for a in agents:
+        assert (await closed_with(a.ws)) == (1001, "server shutting down")
+    live_server.start()
+    with live_server.api() as api:
+        gone = [e for e in events(api, "node.disconnected") if e["subject_id"] in ids]
+        assert sorted(e["subject_id"] for e in gone) == sorted(ids)
+        nodes = {n["id"]: n for n in api.get("/api/nodes").json()["items"]}
+        assert {nodes[i]["state"] for i in ids} == {"online"}

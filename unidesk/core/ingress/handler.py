@@ -221,7 +221,8 @@ async def _serve(
     try:
         await _frame_loop(conn, state)
     finally:
-        if ingress.connections.detach(conn):
+        # while the server stops, close_sockets records every disconnect in one transaction
+        if ingress.connections.detach(conn) and not ingress.stopping:
             await _mark_disconnected(state, conn)
         log.info("node disconnected", node=conn.node_name)
 

@@ -44,12 +44,16 @@ def _resources(hello: protocol.Hello) -> dict[str, Any]:
     }
 
 
-async def _unique_name(session: AsyncSession, wanted: str) -> str:
-    name = (wanted or "node")[:100]
-    taken = await session.scalar(
-        select(func.count()).select_from(NodeRow).where(NodeRow.name == name)
-    )
-    return name if not taken else f"{name}-{uuid.uuid4().hex[:6]}"
+def _wanted_name(h: NodeHello) -> str:
+    return (h.hello.node_name or h.token.name or "node")[:100]
+
+
+def _unique_name(wanted: str, taken: set[str]) -> str:
+    """``wanted``, or it with a random suffix when a node (or an earlier hello of the batch)
+    has it; the name is added to ``taken``."""
+    name = wanted if wanted not in taken else f"{wanted}-{uuid.uuid4().hex[:6]}"
+    taken.add(name)
+    return name
 
 
 async def lose_attempt(session: AsyncSession, attempt: AttemptRow, *, why: str, actor: str) -> None:
@@ -128,6 +132,12 @@ async def register_nodes(
             )
         ).all():
             expected.setdefault(a.node_id, []).append(a)  # type: ignore[arg-type]  # filtered on node_id
+    taken: set[str] = set()
+    wanted = [_wanted_name(h) for h in hellos if h.token.id not in nodes]
+    if wanted:  # names of new nodes: one read for the batch
+        taken.update(
+            (await session.scalars(select(NodeRow.name).where(NodeRow.name.in_(wanted)))).all()
+        )
     regs = []
     for h in hellos:
         node = nodes.get(h.token.id)
@@ -138,6 +148,7 @@ async def register_nodes(
                 h,
                 instance_id=instance_id,
                 expected=expected.get(node.id, []) if node is not None else [],
+                taken=taken,
             )
         )
     return regs
@@ -150,20 +161,20 @@ async def _register(
     *,
     instance_id: str,
     expected: list[AttemptRow],
+    taken: set[str],
 ) -> Registration:
     token, hello, connection_id = h.token, h.hello, h.connection_id
     actor_name = hello.node_name[:100] or token.name
     replaced = None
-    if node is None:
+    if node is None:  # inserted with the batch's other new nodes at the next flush
         node = NodeRow(
             id=uuid.uuid4(),
-            name=await _unique_name(session, hello.node_name or token.name),
+            name=_unique_name(_wanted_name(h), taken),
             token_id=token.id,
             state="online",
             **_resources(hello),
         )
         session.add(node)
-        await session.flush()
         await append(
             session,
             node_event(node.id, "node.registered", f"node:{node.name}", **_resources(hello)),
