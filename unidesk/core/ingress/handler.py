@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
 import uuid
+from contextvars import ContextVar
 
 import msgspec
 import structlog
@@ -25,7 +27,7 @@ from unidesk.core.nodes.models import NodeRow
 from unidesk.core.nodes.services import node_event
 from unidesk.errors import TimedOut, Unauthenticated, Unavailable, close_for
 
-__all__ = ["agent_socket"]
+__all__ = ["RefusalLogFilter", "agent_socket", "install_refusal_log_filter"]
 
 log = structlog.get_logger("unidesk.ingress")
 HELLO_TIMEOUT_S = 10.0
@@ -63,11 +65,33 @@ def _retry_after(state: State) -> int | None:
     return None
 
 
+_REFUSED: ContextVar[bool] = ContextVar("unidesk_ingress_refused", default=False)
+
+
+class RefusalLogFilter(logging.Filter):
+    """Drops uvicorn's lines about a socket this handler refused with HTTP 503 on purpose: its
+    websockets-sansio protocol logs "ASGI callable returned without completing handshake." as an
+    error after any ASGI ``websocket.http.response`` (it never marks that path complete), plus
+    an access line; thousands a second in a storm cost CPU and read as failures. The handler's
+    task context says which requests were refused; every other uvicorn line passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _REFUSED.get()
+
+
+def install_refusal_log_filter() -> None:
+    """Put ``RefusalLogFilter`` on uvicorn's error logger once."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, RefusalLogFilter) for f in logger.filters):
+        logger.addFilter(RefusalLogFilter())
+
+
 async def _refuse_busy(socket: WebSocket, retry_after_s: int, why: str) -> None:
     """HTTP 503 with ``Retry-After`` before the upgrade (the ASGI ``websocket.http.response``
     extension); a server without it accepts and closes 1013 with the same hint in the reason."""
     reason = f"{why}; retry after {retry_after_s} s"
     if "websocket.http.response" in (socket.scope.get("extensions") or {}):
+        _REFUSED.set(True)  # this task's context: uvicorn's lines about it are dropped
         await socket.receive()  # the websocket.connect event
         start: WebSocketResponseStartEvent = {
             "type": "websocket.http.response.start",

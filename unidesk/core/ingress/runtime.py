@@ -13,6 +13,7 @@ from unidesk import protocol
 from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.delivery import Delivery
 from unidesk.core.ingress.disconnects import record_disconnects
+from unidesk.core.ingress.handler import install_refusal_log_filter
 from unidesk.core.ingress.liveness import Liveness
 from unidesk.core.ingress.reconcile import HeartbeatReconciler
 from unidesk.core.ingress.registrar import Registrar
@@ -57,6 +58,7 @@ class IngressRuntime:
             state.sessions, interval_s=settings.heartbeat_interval_s
         )
         self.health_reasons: dict[uuid.UUID, str | None] = {}
+        install_refusal_log_filter()
         self.stopping = False
         """Set when the sockets are closed for a stop: disconnects are recorded in bulk."""
         self._sessions = state.sessions
