@@ -10,9 +10,10 @@ fails, each hello is tried alone, so one bad registration cannot refuse the othe
 
 Admission: ``waiting`` counts the sockets between the handshake and the end of their
 registration; past the ``ingress_max_waiting`` setting (or while the server drains for a stop)
-the handler refuses a new socket before the upgrade with HTTP 503 and ``retry_after_s()``: the
-backlog's drain time at the measured registration rate, spread by jitter, so the refused agents
-come back as the queue empties instead of waiting in it past their timeouts.
+the handler refuses a new socket before the upgrade with HTTP 503 and ``retry_after_s()``: each
+refused agent gets its own slot after the backlog drains, one per 1/rate s at the measured
+registration rate, so a fleet refused together comes back spread at the pace the server can
+take instead of all at once again (or waiting in the queue past its timeouts).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class Registrar:
         self.waiting = 0
         """Sockets past the handshake whose registration has not ended (the handler counts)."""
         self._registered: deque[tuple[float, int]] = deque()
+        self._next_slot = 0.0
+        """When the next refused agent is told to come back (``retry_after_s``)."""
         """(when, how many) of the registration batches of the last ``RATE_WINDOW_S``."""
 
     async def start(self) -> None:
@@ -121,10 +124,15 @@ class Registrar:
         return max(MIN_RATE, sum(n for _, n in self._registered) / RATE_WINDOW_S)
 
     def retry_after_s(self, *, rand: Callable[[], float] = random.random) -> int:
-        """Whole seconds a refused agent should wait: the backlog's drain time at the measured
-        rate, times a jitter in [0.5, 1.5) so the refused sockets come back spread out."""
-        drain = self.waiting / self.rate()
-        return max(1, min(RETRY_AFTER_MAX_S, math.ceil(drain * (0.5 + rand()))))
+        """Whole seconds a refused agent should wait: a slot of its own in the schedule of
+        refused agents, one per 1/rate s after the waiting backlog drains (so a fleet refused
+        together comes back at the rate the server registers, not together again), plus a
+        jitter of up to 1 s. At most ``RETRY_AFTER_MAX_S``."""
+        now = time.monotonic()
+        rate = self.rate()
+        slot = max(now + self.waiting / rate, self._next_slot)
+        self._next_slot = min(slot, now + RETRY_AFTER_MAX_S) + 1.0 / rate
+        return max(1, min(RETRY_AFTER_MAX_S, math.ceil(slot - now + rand())))
 
     async def resolve(self, secret: str) -> NodeToken:
         """The node token a handshake presents, read with the other handshakes waiting; raises

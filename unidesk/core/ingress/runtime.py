@@ -69,19 +69,19 @@ class IngressRuntime:
             await part.start()
 
     async def close_sockets(self) -> None:
-        """Close every agent socket with 1001 and a reason (agents redial on their restart
-        bound), then record all their disconnects in one transaction: a socket handler ending
+        """Record the disconnects of every agent socket in one transaction, then close them
+        with 1001 and a reason (agents redial on their restart bound): a socket handler ending
         while the server stops leaves its record to this (one transaction each made a stop
         with 10,000 nodes outlast its bound, and the cancelled handlers' records were lost)."""
         self.stopping = True
         conns = list(self.connections)
-        await asyncio.gather(
-            *(conn.close(protocol.CLOSE_SERVER_SHUTDOWN, "server shutting down") for conn in conns)
-        )
-        try:
+        try:  # first: closing 10,000 sockets may outlast the drain's bound under load
             await record_disconnects(self._sessions, conns)
         except Exception:
             log.exception("could not record the disconnects of a stop", nodes=len(conns))
+        await asyncio.gather(
+            *(conn.close(protocol.CLOSE_SERVER_SHUTDOWN, "server shutting down") for conn in conns)
+        )
 
     async def stop(self) -> None:
         await self.close_sockets()
