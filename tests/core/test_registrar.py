@@ -4,6 +4,7 @@ fails is tried alone and refused, and the others in its batch still register."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,7 +17,7 @@ from unidesk.core.db.engine import make_engine, make_sessionmaker
 from unidesk.core.events.models import Event
 from unidesk.core.ingress.connections import ConnectionTable
 from unidesk.core.ingress.delivery import Delivery
-from unidesk.core.ingress.registrar import Registrar
+from unidesk.core.ingress.registrar import MIN_RATE, RETRY_AFTER_MAX_S, Registrar
 from unidesk.core.nodes.models import NodeRow
 from unidesk.errors import Unauthenticated
 
@@ -147,3 +148,21 @@ async def test_new_nodes_wanting_a_taken_name_get_distinct_names(sessions) -> No
     async with sessions() as s:
         stored = (await s.scalars(select(NodeRow.name))).all()
     assert sorted(stored) == sorted(["gpu", *names])
+
+
+async def test_refused_agents_get_retry_after_slots_spread_at_the_registration_rate(
+    sessions,
+) -> None:  # type: ignore[no-untyped-def]
+    """Each refused agent is told to come back in its own slot after the waiting backlog, one
+    per 1/rate s: a fleet refused together returns at the pace the server registers."""
+    registrar = Registrar(
+        sessions, Delivery(sessions, ConnectionTable("i"), ack_timeout_s=5.0), instance_id="inst"
+    )
+    registrar.waiting = 100  # no registration measured yet: the floor rate, MIN_RATE (50/s)
+    hints = [registrar.retry_after_s(rand=lambda: 0.0) for _ in range(500)]
+    assert hints == sorted(hints)
+    assert hints[0] == math.ceil(100 / MIN_RATE)  # after the backlog drains
+    assert hints[-1] == math.ceil(100 / MIN_RATE + 499 / MIN_RATE)  # one slot per 1/rate s
+    assert len(set(hints)) > 5
+    many = [registrar.retry_after_s(rand=lambda: 0.0) for _ in range(10_000)]
+    assert max(many) == RETRY_AFTER_MAX_S  # bounded however many are refused
