@@ -47,3 +47,19 @@ def test_dispatch_lists_every_value_to_mask() -> None:
     )
     values = d.secret_values()
     assert {"value-a", "bot:token-b", "token-b", "user:pass-c", "pass-c"} <= set(values)
+
+
+def test_the_log_mark_moves_only_with_cut_container_output() -> None:
+    """``mark`` is where the numbered chunks reach in the container's log: output still
+    pending does not move it, the agent's own lines (no mark) never do."""
+    buf = AttemptLog("t", 1)
+    buf.append("stdout", b"one\n", 1.0, 100)
+    assert buf.mark == 0  # not cut yet: an adopting agent must read it again
+    buf.cut()
+    assert buf.mark == 100
+    buf.append("system", b"[unidesk] note\n")
+    buf.append("stdout", b"two\n", 2.0, 200)
+    buf.append("stderr", b"", 2.5, 250)  # consumed output with nothing to show moves it too
+    assert buf.mark == 100
+    buf.cut()
+    assert buf.mark == 250

@@ -46,7 +46,7 @@ class CappedReporter:
             return
         if not self.dropped:
             if room > 0:
-                self.inner.log(stream, data[:room], ts)
+                self.inner.log(stream, data[:room], ts, mark)
                 self.used += room
             self.inner.log(
                 "system",
