@@ -346,6 +346,19 @@ def figures(r: dict[str, float]) -> str:
     return f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms{cpu}"
 
 
+def idle_cpu(server: Server, seconds: float = 3.0) -> tuple[float, float]:
+    """CPU the server and PostgreSQL use per second with no request (scheduler passes over the
+    pending tasks, event hub): spent during every run too, so a slow run's CPU per request
+    carries more of it."""
+    assert server.proc is not None
+    before, pg_before = server_cpu_s(server.proc.pid), postgres_cpu_s(server.data_dir)
+    time.sleep(seconds)
+    return (
+        (server_cpu_s(server.proc.pid) - before) / seconds,
+        (postgres_cpu_s(server.data_dir) - pg_before) / seconds,
+    )
+
+
 def wrk_server(
     url: str, script: Path | None, args: argparse.Namespace, server: Server
 ) -> dict[str, float]:
@@ -473,6 +486,7 @@ def main() -> int:
         bare.wait(30)
         health = wrk_server(f"{server.url}/health", None, args, server)
         assert server.proc is not None
+        idle = idle_cpu(server)
         spy = profiler(server.proc.pid, args)
         uncached = wrk_server(f"{server.url}/api/tasks", uncached_lua, args, server)
         if spy is not None:
@@ -514,6 +528,11 @@ def main() -> int:
     print(
         f"  GET /api/tasks   uncached: {len(mixed_pages)} sorts/filters/cursors, every "
         f"request a miss : {figures(mixed)}"
+    )
+    print(
+        f"  idle (no requests): server {idle[0] * 100:.0f} % of a core, PostgreSQL "
+        f"{idle[1] * 100:.0f} % (also spent during each run; uncached by cursor net of it: "
+        f"server {uncached['cpu_ms'] - idle[0] * 1000 / max(uncached['rps'], 1):.2f} ms/req)"
     )
     base = sorts["-created_at"]["page_ms"]
     print(
