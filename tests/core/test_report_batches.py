@@ -232,3 +232,31 @@ async def test_one_batch_ends_attempts_every_way_once_and_stores_logs_under_the_
     assert (await _kinds(sim, ok))[-1] == "task.stale_report"
     assert (await _kinds(sim, killed))[-1] == "task.stale_report"
     assert (await sim.states([killed]))[killed] == "pending"
+
+
+async def test_numbers_out_of_the_columns_range_are_fenced_not_a_failed_batch(
+    sim: SimCluster,
+) -> None:
+    """An attempt number or log seq no column can hold names nothing stored: that report is
+    fenced (or refused) and answered, the rest of its batch applies, nothing is Nacked."""
+    await sim.nodes(1)
+    (task,) = await sim.tasks(1, None)
+    assert await Scheduler(sim.sessions).run_pass() == 1
+    (a,) = await sim.active()
+    results: dict[int, object] = {}
+    huge = 2**40
+    batch = [
+        _report(a.node_id, protocol.Ack(task_id=str(task), attempt_no=huge), results, 0),
+        _report(a.node_id, protocol.Ack(task_id=str(task), attempt_no=1), results, 1),
+        _report(
+            a.node_id,
+            protocol.LogChunk(task_id=str(task), attempt_no=1, seq=huge, stream="stdout", data="x"),
+            results,
+            2,
+        ),
+    ]
+    await ReportWriter(sim.sessions, log_cap=1 << 20)._apply(batch)
+    assert results == {0: None, 1: True, 2: huge}
+    assert "node.foreign_report" in await _kinds(sim, a.node_id)
+    async with sim.sessions() as s:
+        assert await s.scalar(select(LogChunkRow.seq).where(LogChunkRow.task_id == task)) is None

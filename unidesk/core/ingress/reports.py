@@ -75,6 +75,18 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+_INT4 = range(-(2**31), 2**31)
+"""An attempt number or seq outside the columns' range names nothing stored (a report
+carrying one is fenced, not a failed batch Nacked for ever)."""
+
+
+def _key(r: Report) -> tuple[uuid.UUID, int] | None:
+    task_id = _uuid(r.msg.task_id)
+    if task_id is None or r.msg.attempt_no not in _INT4:
+        return None
+    return task_id, r.msg.attempt_no
+
+
 class _Attempt:
     """A locked attempt row, followed in memory through the batch; written once at its end."""
 
@@ -229,8 +241,8 @@ class _Batch:
     def attempt(self, r: Report) -> _Attempt | None:
         """The report's attempt if it is the reporting node's; else a ``node.foreign_report``
         fact (the report changes nothing) and None."""
-        task_id = _uuid(r.msg.task_id)
-        a = self.attempts.get((task_id, r.msg.attempt_no)) if task_id is not None else None
+        key = _key(r)
+        a = self.attempts.get(key) if key is not None else None
         if a is not None and a.node_id == r.node_id:
             return a
         self.events.append(
@@ -249,7 +261,7 @@ class _Batch:
 async def _lock(session: AsyncSession, reports: list[Report]) -> _Batch:
     """Lock every task, then every attempt, a batch names (two statements, id order) and read
     what the reports decide on."""
-    keys = {(tid, r.msg.attempt_no) for r in reports if (tid := _uuid(r.msg.task_id)) is not None}
+    keys = {key for r in reports if (key := _key(r)) is not None}
     if not keys:
         return _Batch({}, {})
     ordered = sorted(keys)
@@ -567,7 +579,11 @@ async def apply_batch(
         elif isinstance(m, protocol.AttemptState):
             b.results[i] = _state(b, r, a)
         elif isinstance(m, protocol.LogChunk):
-            chunks.append((i, r, a))
+            if m.seq in _INT4:
+                chunks.append((i, r, a))
+            else:  # no chunk can be stored under it: refused, and the agent may forget it
+                log.info("log chunk refused: seq out of range", node=r.node_name, seq=m.seq)
+                b.results[i] = m.seq
         else:
             data.append((i, r, a))
     await _logs(session, b, chunks, log_cap)
