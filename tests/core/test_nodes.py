@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from litestar.testing import AsyncTestClient
 
+from tests.core.conftest import task_body
 from unidesk.core.db.engine import libpq_url
 
 
@@ -109,3 +110,37 @@ async def test_unknown_node_is_404(
         )
         assert r.status_code == 404, (method, suffix, r.text)
     assert counts() == before
+
+
+async def test_list_and_get_count_a_running_attempt_against_the_node(
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
+) -> None:
+    node_id = add_node(database_url, "busy", state="online")
+    body = task_body(resources={"cpus": 1.5, "memory_mb": 1024, "gpus": 1})
+    task = (await client.post("/api/tasks", json=body, headers=admin_headers)).json()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute(
+            "INSERT INTO task_attempts (task_id, attempt_no, node_id, node_name, state,"
+            " gpu_indices, log_bytes, log_truncated) VALUES (%s, 1, %s, 'busy', 'running',"
+            " '[0]', 0, false)",
+            (task["id"], node_id),
+        )
+        conn.execute(
+            "UPDATE tasks SET state = 'running', attempt_count = 1 WHERE id = %s", (task["id"],)
+        )
+        conn.execute(  # the rule: no state change without its event
+            "INSERT INTO events (kind, subject_type, subject_id, actor)"
+            " VALUES ('task.started', 'task', %s, 'test')",
+            (task["id"],),
+        )
+        conn.execute("SELECT pg_notify('unidesk_events', '0')")
+    want_free = {"cpus": 2.5, "memory_mb": 7168, "gpus": 0}
+    want_running = [{"task_id": task["id"], "attempt_no": 1, "state": "running"}]
+    got = (await client.get(f"/api/nodes/{node_id}", headers=admin_headers)).json()
+    assert got["free"] == want_free and got["running_attempts"] == want_running
+    for _ in range(100):  # the list may be kept until the NOTIFY arrives
+        listed = (await client.get("/api/nodes", headers=admin_headers)).json()["items"]
+        if listed and listed[0]["running_attempts"]:
+            break
+        await asyncio.sleep(0.02)
+    assert listed == [got]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.events.kinds import EventKind
@@ -29,6 +30,23 @@ GROUP BY bucket ORDER BY bucket
 """)
 
 
+_NODES = select(*cast(Table, NodeRow.__table__).c).order_by(NodeRow.name)
+"""Every node as plain rows (no ORM identity map, no attribute instrumentation)."""
+_ACTIVE = (
+    select(
+        AttemptRow.node_id,
+        AttemptRow.task_id,
+        AttemptRow.attempt_no,
+        AttemptRow.state,
+        AttemptRow.gpu_indices,
+        TaskRow.cpus,
+        TaskRow.memory_mb,
+    )
+    .join(TaskRow, TaskRow.id == AttemptRow.task_id)
+    .where(AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES))
+)
+
+
 def node_event(node_id: uuid.UUID, kind: EventKind, actor: str, **payload: object) -> NewEvent:
     return NewEvent(
         kind=kind, subject_type="node", subject_id=str(node_id), actor=actor, payload=payload
@@ -39,26 +57,18 @@ class NodeService:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def _active(
-        self, node_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, list[tuple[AttemptRow, TaskRow]]]:
-        rows = (
-            await self.s.execute(
-                select(AttemptRow, TaskRow)
-                .join(TaskRow, TaskRow.id == AttemptRow.task_id)
-                .where(
-                    AttemptRow.node_id.in_(node_ids), AttemptRow.state.in_(ATTEMPT_ACTIVE_STATES)
-                )
-            )
-        ).all()
-        out: dict[uuid.UUID, list[tuple[AttemptRow, TaskRow]]] = defaultdict(list)
-        for a, t in rows:
-            if a.node_id is not None:  # always: the query filters on node_id
-                out[a.node_id].append((a, t))
+    async def _active(self, node_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        """Each node's active attempts, as rows of the seven columns ``_out`` reads (no ORM
+        objects: a task row carries its JSONB spec)."""
+        rows = (await self.s.execute(_ACTIVE.where(AttemptRow.node_id.in_(node_ids)))).all()
+        out: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for r in rows:
+            out[r.node_id].append(r)  # never None: the query filters on node_id
         return out
 
-    def _out(self, n: NodeRow, active: list[tuple[AttemptRow, TaskRow]]) -> schemas.Node:
-        used_gpus = sum(len(a.gpu_indices) for a, _ in active)
+    def _out(self, n: Any, active: list[Any]) -> schemas.Node:
+        """``n``: a node row (ORM object or Core row); ``active``: its ``_active`` rows."""
+        used_gpus = sum(len(a.gpu_indices) for a in active)
         return schemas.Node(
             id=n.id,
             name=n.name,
@@ -80,17 +90,17 @@ class NodeService:
             usage=dict(n.last_usage),
             running_attempts=[
                 schemas.RunningAttempt(task_id=a.task_id, attempt_no=a.attempt_no, state=a.state)
-                for a, _ in active
+                for a in active
             ],
             free=schemas.NodeFree(
-                cpus=round(n.cpus - sum(t.cpus for _, t in active), 3),
-                memory_mb=n.memory_mb - sum(t.memory_mb for _, t in active),
+                cpus=round(n.cpus - sum(a.cpus for a in active), 3),
+                memory_mb=n.memory_mb - sum(a.memory_mb for a in active),
                 gpus=len(n.gpus) - used_gpus,
             ),
         )
 
     async def list(self) -> list[schemas.Node]:
-        nodes = (await self.s.scalars(select(NodeRow).order_by(NodeRow.name))).all()
+        nodes = (await self.s.execute(_NODES)).all()
         active = await self._active([n.id for n in nodes])
         return [self._out(n, active.get(n.id, [])) for n in nodes]
 
