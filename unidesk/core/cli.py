@@ -210,11 +210,13 @@ def _login_hint(settings: Settings, *, configured: bool) -> str:
 def _serve(settings: Settings, workers: int = 1) -> int:
     from unidesk.core import shutdown
     from unidesk.core.app import create_app
+    from unidesk.core.gctune import tune_gc
     from unidesk.core.workers import UVICORN_OPTIONS, serve_workers
 
     configured = bool(settings.admin_password)
     settings = _first_admin_password(settings)
     print(_login_hint(settings, configured=configured), file=sys.stderr, flush=True)
+    tune_gc()
     if workers != 1:
         return serve_workers(settings, workers or os.cpu_count() or 1)
     shutdown.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
