@@ -92,6 +92,11 @@ def start_server(
             "UNIDESK_LOG_FORMAT": "json",
             "UNIDESK_HEARTBEAT_INTERVAL_S": str(args.heartbeat),
             "UNIDESK_OFFLINE_TIMEOUT_S": str(max(120.0, args.heartbeat * 10)),
+            **(
+                {"UNIDESK_INGRESS_MAX_WAITING": str(args.ingress_max_waiting)}
+                if args.ingress_max_waiting is not None
+                else {}
+            ),
         }
     )
     log = open(root / "server.log", "ab")
@@ -536,7 +541,8 @@ def storm_phase(
         f"{half:.1f} s, server CPU {storm_cpu:.1f} s "
         f"({storm_cpu / max(1, hellos) * 1000:.2f} ms/hello); agents' backoff cap "
         f"{args.backoff_cap:.0f} s, {args.restart_cap:.0f} s after a restart close; "
-        f"{refused} dials refused with 503 + Retry-After; server workers {args.workers}; "
+        f"{refused} dials refused with 503 + Retry-After (ingress_max_waiting "
+        f"{args.ingress_max_waiting or 'default'}); server workers {args.workers}; "
         f"RLIMIT_NOFILE raised to {hard} in server and agents; "
         f"first progress sample {marks[0] if marks else None}"
     )
@@ -602,6 +608,12 @@ def main() -> None:
         type=float,
         default=400.0,
         help="first joins per second over the whole fleet (0: unpaced)",
+    )
+    p.add_argument(
+        "--ingress-max-waiting",
+        type=int,
+        default=None,
+        help="the server's ingress_max_waiting (sockets waiting for registration before 503s)",
     )
     p.add_argument(
         "--workers", type=int, default=1, help="server processes (serve --workers N) on one port"

@@ -77,11 +77,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int,
         Doc(
             description="Agent sockets that may wait for registration at once; past this a new "
-            "one is refused before the upgrade with HTTP 503 and a Retry-After spread over the "
-            "backlog's expected drain time (agents honour it).",
+            "one is refused before the upgrade with HTTP 503 and a Retry-After slot after the "
+            "backlog (agents honour it). Sized to drain within the agents' 30 s welcome timeout "
+            "at ~500 registrations/s; refusing is not free, so a low bound costs more than the "
+            "queue it saves.",
             ge=0,
         ),
-    ] = 1000
+    ] = 10000
     admin_username: Annotated[
         str, Doc(description="Username of the first admin created on first start.")
     ] = "admin"
