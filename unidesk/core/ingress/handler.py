@@ -39,7 +39,10 @@ def _bearer(socket: WebSocket) -> str | None:
 
 
 async def _receive(socket: WebSocket, timeout_s: float) -> protocol.Message:
-    event = await asyncio.wait_for(socket.receive(), timeout_s)
+    # asyncio.timeout, not wait_for: wait_for wraps every frame's receive in a new Task
+    # (~9 µs of CPU per frame over a bare await, against ~4.5 µs for the timeout's timer).
+    async with asyncio.timeout(timeout_s):
+        event = await socket.receive()
     if event["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(detail="disconnected", code=event.get("code", 1000))
     raw = event.get("bytes")
