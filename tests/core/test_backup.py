@@ -310,7 +310,11 @@ def test_next_run() -> None:
 
 
 async def test_schedule_runs_once_per_slot_and_health_shows_failures(
-    client: AsyncTestClient, settings: Settings, database_url: str, tmp_path: Path
+    client: AsyncTestClient,
+    admin_headers: dict[str, str],
+    settings: Settings,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     import msgspec
 
@@ -336,7 +340,7 @@ async def test_schedule_runs_once_per_slot_and_health_shows_failures(
     state.settings = msgspec.structs.replace(state.settings, backup_dir=str(tmp_path / "gone"))
     assert await schedule.run_due(datetime.now(UTC)) is None
     state.health_checks.invalidate()  # results are shared for 1 s
-    r = await client.get("/health")
+    r = await client.get("/health", headers=admin_headers)  # the check's own words: admins
     assert r.status_code == 503
     assert "does not exist" in r.json()["checks"]["backup"]
     with _conn(database_url) as c:
@@ -376,7 +380,7 @@ class FakeClock:
 
 
 async def test_ten_days_of_schedule_with_manual_bursts(
-    client: AsyncTestClient, settings: Settings, tmp_path: Path
+    client: AsyncTestClient, admin_headers: dict[str, str], settings: Settings, tmp_path: Path
 ) -> None:
     """Ten simulated days on a controlled clock: dailies at 19:00 UTC (03:00 Beijing), an extra
     daily the same Beijing day, bursts of manual backups; then /health as the newest ages."""
@@ -398,7 +402,7 @@ async def test_ten_days_of_schedule_with_manual_bursts(
 
     async def health() -> tuple[int, str]:
         state.health_checks.invalidate()
-        r = await client.get("/health")
+        r = await client.get("/health", headers=admin_headers)
         return r.status_code, r.json()["checks"]["backup"]
 
     assert await health() == (200, "ok")  # schedule just started, nothing due yet

@@ -3,15 +3,23 @@ not."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+import msgspec
 import psycopg
 from litestar.testing import AsyncTestClient
 
 import unidesk
+from tests.conftest import ADMIN_PASSWORD, login
+from tests.integration.pg_faults import FaultyPostgres
+from unidesk.core.app import create_app
 from unidesk.core.db.engine import libpq_url
+from unidesk.core.db.migrate import upgrade
 from unidesk.core.ops.backup import BackupResult
 from unidesk.core.ops.backup_schedule import record_backup
+from unidesk.core.settings import Settings
 
 
 async def test_ok_on_fresh_database(client: AsyncTestClient) -> None:
@@ -71,13 +79,60 @@ async def test_degraded_when_migrations_are_behind(
 
 
 async def test_degraded_when_schema_is_from_another_version(
-    client: AsyncTestClient, database_url: str
+    client: AsyncTestClient, admin_headers: dict[str, str], database_url: str
 ) -> None:
     with psycopg.connect(libpq_url(database_url)) as conn:
         conn.execute("DELETE FROM alembic_version")
         conn.execute("INSERT INTO alembic_version VALUES ('from_the_future')")
-    body = (await client.get("/health")).json()
+    body = (await client.get("/health", headers=admin_headers)).json()
     assert body["status"] == "degraded" and "from_the_future" in body["checks"]["migrations"]
+    anonymous = (await client.get("/health")).json()
+    assert anonymous["status"] == "degraded"
+    assert "from_the_future" not in str(anonymous)
+    assert "unidesk-server migrate" in anonymous["checks"]["migrations"]
+
+
+async def test_database_stopped_anonymous_reads_a_generic_reason_admin_the_detail(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """PostgreSQL stopped (``pg_ctl stop``): /health and /health/ready are 503 with "database
+    unreachable" for anyone; the socket path, database and user name reach only an admin."""
+    pg = FaultyPostgres(tmp_path / "faulty")
+    try:
+        upgrade(pg.url)
+        url = urlparse(pg.url)
+        user = url.username or ""
+        app = create_app(msgspec.structs.replace(settings, database_url=pg.url), components=[])
+        async with AsyncTestClient(app=app) as client:
+            admin = await login(client, "admin", ADMIN_PASSWORD)
+            # The admin's token is resolved (and cached) while the database answers: with it
+            # down, only a cached token can be known to be an admin's.
+            assert (await client.get("/api/auth/me", headers=admin)).status_code == 200
+            pg.stop()
+            try:
+                client.app.state.health_checks.invalidate()
+                for path in ("/health", "/health/ready"):
+                    r = await client.get(path)
+                    assert r.status_code == 503, r.text
+                    body = r.json()
+                    assert body["status"] in ("degraded", "not ready")
+                    assert body["checks"]["database"].startswith("database unreachable")
+                    assert any(
+                        x.startswith("database: database unreachable") for x in body["reasons"]
+                    )
+                    for secret in (pg.socket_dir, "unidesk_faults", ".s.PGSQL", "/tmp"):
+                        assert secret not in r.text, (secret, r.text)
+                    if user:
+                        assert f'"{user}"' not in r.text
+                r = await client.get("/health", headers=admin)
+                assert r.status_code == 503
+                detail = r.json()["checks"]["database"]
+                assert not detail.startswith("database unreachable")
+                assert pg.socket_dir in detail or "OperationalError" in detail, detail
+            finally:
+                pg.start()
+    finally:
+        pg.close()
 
 
 async def test_database_gone_is_503_everywhere_not_500(

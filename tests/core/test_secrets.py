@@ -238,7 +238,7 @@ async def test_rotation_reseals_every_secret_while_the_server_runs(
     key_file = settings.data_path / "secrets.key"
     key_file.write_text(old_key_file)
     state.health_checks.invalidate()
-    health = (await client.get("/health")).json()
+    health = (await client.get("/health", headers=admin_headers)).json()  # the detail: admins
     assert "missing from" in health["checks"]["secrets"], health
     async with state.sessions() as s:
         row = await s.get(TaskRow, task_id)

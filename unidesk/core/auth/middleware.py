@@ -9,11 +9,13 @@ are exempt (a browser never adds that header by itself).
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from unidesk.core.auth.schemas import Principal
 from unidesk.core.auth.secrets import hash_secret
 from unidesk.core.auth.services import TokenService
 from unidesk.errors import Forbidden, Unauthenticated
@@ -23,8 +25,12 @@ __all__ = [
     "SESSION_COOKIE",
     "AuthMiddleware",
     "check_same_origin",
+    "optional_principal",
     "presented_secret",
 ]
+
+OPTIONAL_RESOLVE_TIMEOUT_S = 2.0
+"""How long a public route waits to learn who is calling (the database may be the thing down)."""
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -92,10 +98,31 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         state = connection.app.state
         if not connection.headers.get("authorization"):  # the secret is the session cookie
             check_same_origin(connection, state.settings.trusted_origins)
-        key = hash_secret(secret)
-        principal = state.principal_cache.get(key)
-        if principal is None:
-            async with state.sessions() as session:
-                principal, expires_at = await TokenService(session).resolve_with_expiry(secret)
-            state.principal_cache.put(key, principal, expires_at)
-        return AuthenticationResult(user=principal, auth=secret)
+        return AuthenticationResult(user=await _resolve(connection, secret), auth=secret)
+
+
+async def _resolve(connection: ASGIConnection, secret: str) -> Principal:
+    state = connection.app.state
+    key = hash_secret(secret)
+    principal = state.principal_cache.get(key)
+    if principal is None:
+        async with state.sessions() as session:
+            principal, expires_at = await TokenService(session).resolve_with_expiry(secret)
+        state.principal_cache.put(key, principal, expires_at)
+    return principal
+
+
+async def optional_principal(connection: ASGIConnection) -> Principal | None:
+    """Who calls a public route (``/health``), or None: no secret, a bad or expired one, a
+    cross-site cookie, or a database that cannot say within ``OPTIONAL_RESOLVE_TIMEOUT_S``
+    all read as anonymous (the route answers its public form; nothing is refused)."""
+    try:
+        secret = presented_secret(connection)
+        if not secret:
+            return None
+        if not connection.headers.get("authorization"):
+            check_same_origin(connection, connection.app.state.settings.trusted_origins)
+        async with asyncio.timeout(OPTIONAL_RESOLVE_TIMEOUT_S):
+            return await _resolve(connection, secret)
+    except Exception:  # any failure to resolve is "not known to be an admin"
+        return None

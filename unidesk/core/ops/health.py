@@ -1,4 +1,9 @@
-"""/health: is the documented path up? Each check names what is wrong, never hides it."""
+"""/health: is the documented path up? Each check names what is wrong, never hides it.
+
+Anonymous callers (load balancers, monitors) get each failing check's generic public reason
+("database unreachable (OperationalError)"); an admin (session cookie or Bearer token) gets the
+check's own words, which may hold paths, host and user names. The server log holds those words
+too, once per change of a check's answer."""
 
 from __future__ import annotations
 
@@ -11,13 +16,27 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-from litestar import Response, get
+import structlog
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
 import unidesk
+from unidesk.core.auth.middleware import optional_principal
+from unidesk.core.requestid import request_id_of
 
-__all__ = ["WARNING_PREFIX", "Health", "HealthChecks", "Warn", "git_commit", "health"]
+__all__ = [
+    "PUBLIC_REASONS",
+    "WARNING_PREFIX",
+    "Health",
+    "HealthChecks",
+    "Warn",
+    "answers_for",
+    "git_commit",
+    "health",
+]
+
+log = structlog.get_logger("unidesk.health")
 
 CACHE_S = 1.0
 """How long one round of check results is shared between callers."""
@@ -26,10 +45,26 @@ WARNING_PREFIX = "warning: "
 """How a check's answer in ``checks`` starts when it is a warning, not a failure."""
 
 
+PUBLIC_REASONS = {
+    "database": "database unreachable",
+    "migrations": "database schema not at this server's version (run `unidesk-server migrate`) "
+    "or unreadable",
+    "event_stream": "event stream listener down",
+    "storage": "file store unreachable or not writable",
+    "secrets": "secret key file unreadable or missing keys",
+    "local_agent": "local agent not running",
+    "plugins": "a plugin failed to load",
+    "backup": "backups failing or stale",
+}
+"""What anonymous callers read for a failing check: no paths, hosts, users or exception text
+(the exception's type name, or "check timed out", is added in parentheses)."""
+
+
 class Warn(str):
     """A check's answer that is not a failure: the path works, but a person should act (e.g. no
     backup exists and none is scheduled). /health stays 200 and ``status`` "ok"; the sentence is
-    listed in ``warnings`` and the check reads ``"warning: <sentence>"``."""
+    listed in ``warnings`` and the check reads ``"warning: <sentence>"``. Warnings are shown to
+    anonymous callers as written: they must hold no paths, hosts or user names."""
 
 
 Check = Callable[[], Awaitable[str | None]]
@@ -78,7 +113,8 @@ class HealthChecks:
 
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
-        self._cache: dict[tuple[str, ...] | None, tuple[float, dict[str, str]]] = {}
+        self._cache: dict[tuple[str, ...] | None, tuple[float, dict[str, str], dict[str, str]]] = {}
+        self._last: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
     def register(self, name: str, check: Check) -> None:
@@ -92,7 +128,14 @@ class HealthChecks:
     async def run(
         self, timeout_s: float = 3.0, names: Iterable[str] | None = None
     ) -> dict[str, str]:
-        """Run every check (or only those of ``names`` that are registered) at once.
+        """Every check's answer in its own words (the admin's view); see ``run_both``."""
+        return (await self.run_both(timeout_s, names))[0]
+
+    async def run_both(
+        self, timeout_s: float = 3.0, names: Iterable[str] | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Run every check (or only those of ``names`` that are registered) at once: each
+        answer in the check's own words, and as anonymous callers read it (``PUBLIC_REASONS``).
 
         Results are shared for ``CACHE_S``: a burst of probes (load balancers, dashboards)
         costs one round of checks, and a failure still shows within about a second."""
@@ -100,28 +143,64 @@ class HealthChecks:
         async with self._lock:
             hit = self._cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < CACHE_S:
-                return dict(hit[1])
+                return dict(hit[1]), dict(hit[2])
             chosen = (
                 self._checks
                 if names is None
                 else {n: self._checks[n] for n in names if n in self._checks}
             )
 
-            async def one(name: str, check: Check) -> tuple[str, str]:
+            async def one(name: str, check: Check) -> tuple[str, str, str]:
+                generic = PUBLIC_REASONS.get(name, f"{name.replace('_', ' ')} check failing")
                 try:
                     async with asyncio.timeout(timeout_s):
                         reason = await check()
                 except TimeoutError:
-                    reason = "check timed out"
+                    return name, "check timed out", f"{generic} (check timed out)"
                 except Exception as exc:
-                    reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    return (
+                        name,
+                        f"{type(exc).__name__}: {str(exc)[:200]}",
+                        f"{generic} ({type(exc).__name__})",
+                    )
                 if isinstance(reason, Warn):
-                    return name, WARNING_PREFIX + reason
-                return name, reason or "ok"
+                    return name, WARNING_PREFIX + reason, WARNING_PREFIX + reason
+                return (name, reason, generic) if reason else (name, "ok", "ok")
 
-            result = dict(await asyncio.gather(*(one(n, c) for n, c in chosen.items())))
-            self._cache[key] = (time.monotonic(), result)
-            return dict(result)
+            done = await asyncio.gather(*(one(n, c) for n, c in chosen.items()))
+            detail = {n: d for n, d, _ in done}
+            public = {n: p for n, _, p in done}
+            for name, answer in detail.items():
+                if self._last.get(name, "ok") != answer:
+                    failing = answer != "ok" and not _warns(answer)
+                    (log.warning if failing else log.info)(
+                        "health check answer changed", check=name, answer=answer
+                    )
+                self._last[name] = answer
+            self._cache[key] = (time.monotonic(), detail, public)
+            return dict(detail), dict(public)
+
+
+async def answers_for(
+    request: Request, timeout_s: float = 3.0, names: Iterable[str] | None = None
+) -> dict[str, str]:
+    """The checks' answers as this caller may read them: the checks' own words for an admin,
+    else the public reasons; a degraded answer to an anonymous caller is logged with the
+    request id and the full words, for the operator to match."""
+    state = request.app.state
+    detail, public = await state.health_checks.run_both(timeout_s, names)
+    if detail == public:
+        return detail
+    principal = await optional_principal(request)
+    if principal is not None and principal.is_admin:
+        return detail
+    hidden = {k: v for k, v in detail.items() if v != public[k]}
+    log.info(
+        "health answered with public reasons",
+        request_id=request_id_of(request.scope),
+        checks=hidden,
+    )
+    return public
 
 
 def database_check(state: State) -> Check:
@@ -166,9 +245,10 @@ def _warns(answer: str) -> bool:
 
 
 @get("/health", operation_id="health", tags=["health"], exclude_from_auth=True)
-async def health(state: State) -> Response[Health]:
-    """Liveness and the state of every documented dependency; 503 with reasons when degraded."""
-    checks = await state.health_checks.run()
+async def health(request: Request, state: State) -> Response[Health]:
+    """Liveness and the state of every documented dependency; 503 with reasons when degraded
+    (generic reasons unless the caller is an admin)."""
+    checks = await answers_for(request)
     warnings = [f"{k}: {v[len(WARNING_PREFIX) :]}" for k, v in checks.items() if _warns(v)]
     reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok" and not _warns(v)]
     body = Health(
