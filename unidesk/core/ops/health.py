@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -182,13 +182,14 @@ class HealthChecks:
 
 
 async def answers_for(
-    request: Request, timeout_s: float = 3.0, names: Iterable[str] | None = None
+    request: Request[Any, Any, Any], timeout_s: float = 3.0, names: Iterable[str] | None = None
 ) -> dict[str, str]:
     """The checks' answers as this caller may read them: the checks' own words for an admin,
     else the public reasons; a degraded answer to an anonymous caller is logged with the
     request id and the full words, for the operator to match."""
     state = request.app.state
-    detail, public = await state.health_checks.run_both(timeout_s, names)
+    checks: HealthChecks = state.health_checks
+    detail, public = await checks.run_both(timeout_s, names)
     if detail == public:
         return detail
     principal = await optional_principal(request)
@@ -245,7 +246,7 @@ def _warns(answer: str) -> bool:
 
 
 @get("/health", operation_id="health", tags=["health"], exclude_from_auth=True)
-async def health(request: Request, state: State) -> Response[Health]:
+async def health(request: Request[Any, Any, Any], state: State) -> Response[Health]:
     """Liveness and the state of every documented dependency; 503 with reasons when degraded
     (generic reasons unless the caller is an admin)."""
     checks = await answers_for(request)

@@ -3,6 +3,8 @@ plugins."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, Response, get
 from litestar.datastructures import State
 
@@ -16,7 +18,7 @@ READY_CHECKS = ("database", "migrations", "storage", "plugins")
 
 
 @get("/health/ready", operation_id="health_ready", tags=["health"], exclude_from_auth=True)
-async def ready(request: Request, state: State) -> Response[Health]:
+async def ready(request: Request[Any, Any, Any], state: State) -> Response[Health]:
     """Readiness for load balancers: 200 when every readiness check passes (a warning, such as
     a switched-off plugin's schema left in place, passes), else 503 with the reasons (generic
     unless the caller is an admin)."""
