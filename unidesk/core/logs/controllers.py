@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -16,11 +14,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from unidesk.core.events.controllers import SHUTDOWN_MESSAGE
-from unidesk.core.logs.services import LogPage, LogService
+from unidesk.core.logs.services import LogEnd, LogPage, LogService, follow
 
 __all__ = ["LogController"]
 
-FOLLOW_POLL_S = 0.25
 FOLLOW_MAX_S = 6 * 3600
 
 
@@ -56,36 +53,31 @@ class LogController(Controller):
         attempt: Annotated[int | None, Parameter(ge=1)] = None,
         after: Annotated[int, Parameter(ge=0)] = 0,
     ) -> ServerSentEvent:
-        """Follow an attempt's log live (SSE): each chunk as it is stored, then ``event: end``."""
+        """Follow an attempt's log live (SSE): each chunk as it is stored (a chunk stored late,
+        after a higher-numbered one, too: place chunks by their seq, the event id), then
+        ``event: end``."""
         await LogService(db).page(
             task_id, attempt, after, 1
         )  # 404 now rather than inside the stream
 
         async def gen() -> AsyncIterator[ServerSentEventMessage]:
-            cursor = after
-            number = attempt
-            deadline = time.monotonic() + FOLLOW_MAX_S
-            while time.monotonic() < deadline:
-                if getattr(state, "draining", False):
-                    yield SHUTDOWN_MESSAGE
-                    return
-                async with state.sessions() as s:
-                    page = await LogService(s).page(task_id, number, cursor, 1000)
-                number = number or page.attempt_no
-                for line in page.items:
+            async for item in follow(
+                state.sessions,
+                task_id,
+                attempt,
+                after,
+                deadline_s=FOLLOW_MAX_S,
+                stop=lambda: getattr(state, "draining", False),
+            ):
+                if isinstance(item, LogEnd):
                     yield ServerSentEventMessage(
-                        id=str(line.seq), event="log", data=msgspec.json.encode(line).decode()
-                    )
-                cursor = page.next_after
-                if page.final and not page.items:
-                    yield ServerSentEventMessage(
-                        event="end",
-                        data=msgspec.json.encode(
-                            {"attempt_no": number, "truncated": page.truncated}
-                        ).decode(),
+                        event="end", data=msgspec.json.encode(item).decode()
                     )
                     return
-                if not page.items:
-                    await asyncio.sleep(FOLLOW_POLL_S)
+                yield ServerSentEventMessage(
+                    id=str(item.seq), event="log", data=msgspec.json.encode(item).decode()
+                )
+            if getattr(state, "draining", False):
+                yield SHUTDOWN_MESSAGE
 
         return ServerSentEvent(gen())
