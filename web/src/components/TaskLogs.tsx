@@ -1,6 +1,7 @@
 /**
  * Live-following log viewer for one attempt: loads the pages so far, then follows the
- * log stream (resuming after the last seq on reconnect). Fixed-height, virtualised rows
+ * log stream (resuming after the last seq with none missing below it on reconnect); a chunk
+ * stored late (after a higher-numbered one) is placed by its seq. Fixed-height, virtualised rows
  * so streaming never shifts the page layout; search filters and highlights; download saves all.
  * Lines show their terminal colours (as spans: text is never read as HTML), error lines stand
  * out, and each line number is a permalink (#L120) that scrolls to and marks the line.
@@ -13,6 +14,7 @@ import { endpointPath } from "../api/endpoints";
 import { backoffDelay, readSse } from "../api/sse";
 import type { LogLine, Task } from "../api/types";
 import { fileStamp, formatDateTime, formatTime } from "../time";
+import { placeLate } from "./logRows";
 import { CopyButton, ErrorBox } from "./ui";
 
 const ROW_H = 20;
@@ -73,14 +75,25 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
   const liveRef = useRef(live);
   liveRef.current = live;
 
+  const seen = useRef(new Set<number>());
+  const contiguous = useRef(0);
+
   const append = useCallback((lines: LogLine[]) => {
-    const fresh = lines.filter((l) => l.seq > lastSeq.current);
+    const fresh = lines.filter((l) => !seen.current.has(l.seq)).sort((a, b) => a.seq - b.seq);
     if (fresh.length === 0) return;
-    lastSeq.current = fresh[fresh.length - 1].seq;
-    const added = toRows(fresh, lineCount.current + 1);
+    for (const l of fresh) seen.current.add(l.seq);
+    while (seen.current.has(contiguous.current + 1)) contiguous.current++;
+    const tail = fresh.filter((l) => l.seq > lastSeq.current);
+    // A chunk stored after a higher-numbered one (a resend after a failed store) goes in its
+    // place by seq; the lines after it are renumbered.
+    const late = fresh.filter((l) => l.seq < lastSeq.current);
+    const lateRows = late.map((l) => toRows([l], 0));
+    lineCount.current += lateRows.reduce((k, r) => k + r.length, 0);
+    if (tail.length > 0) lastSeq.current = tail[tail.length - 1].seq;
+    const added = toRows(tail, lineCount.current + 1);
     lineCount.current += added.length;
     setRows((old) => {
-      const next = old.concat(added);
+      const next = placeLate(old, lateRows).concat(added);
       if (next.length <= MAX_ROWS) return next;
       setDropped((d) => d + next.length - MAX_ROWS);
       return next.slice(next.length - MAX_ROWS);
@@ -90,6 +103,8 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
   useEffect(() => {
     const ctl = new AbortController();
     lastSeq.current = 0;
+    seen.current = new Set();
+    contiguous.current = 0;
     lineCount.current = 0;
     setRows([]);
     setDropped(0);
@@ -106,13 +121,16 @@ export function TaskLogs({ task, attemptNo, live }: { task: Task; attemptNo: num
         if (res.items.length < PAGE) break;
       }
       lastSeq.current = Math.max(lastSeq.current, after);
+      // Where a (re)connected stream starts: after the last seq with none missing below it (a
+      // chunk stored late is then sent again), looking back at most one page.
+      const resumeAfter = () => Math.max(contiguous.current, lastSeq.current - PAGE);
       let failures = 0;
       while (liveRef.current && !ctl.signal.aborted) {
         setPhase(failures ? "reconnecting" : "following");
         let ended = false;
         try {
           await readSse(
-            endpointPath("taskLogStream", { id: task.id }) + buildQuery({ attempt: attemptNo, after: lastSeq.current }),
+            endpointPath("taskLogStream", { id: task.id }) + buildQuery({ attempt: attemptNo, after: resumeAfter() }),
             {
               signal: ctl.signal,
               onOpen: () => {
