@@ -823,9 +823,11 @@ def main() -> None:
                 nested = sum(n for (_, toplevel), (_, n) in calls.items() if not toplevel)
                 print(
                     f"statements per task               {sum(n for _, n in top) / done_n:8.2f} "
-                    f"sent by clients (+{nested / done_n:.2f} run inside triggers/functions; "
-                    "pg_stat_statements; an executemany counts each row; the bench's own polls "
-                    "are a few per second); the most called, per task:"
+                    f"at top level (+{nested / done_n:.2f} nested in functions; "
+                    "pg_stat_statements; top level includes the deferred projection-guard "
+                    "trigger's check run at COMMIT, once per state change; an executemany counts "
+                    "each row; the bench's own polls are a few per second); the most called, "
+                    "per task:"
                 )
                 for text, n in top[: args.top_statements]:
                     print(f"    {n / done_n:6.3f}  {text[:110]}")
