@@ -46,7 +46,7 @@ log = structlog.get_logger("unidesk.ingress")
 RATE_WINDOW_S = 5.0
 MIN_RATE = 200.0
 """Registrations/s assumed before enough were measured (one process on a loaded 2-core
-machine registered 340–510/s in a storm)."""
+machine registered 340-510/s in a storm)."""
 RETRY_AFTER_MAX_S = 60
 
 
