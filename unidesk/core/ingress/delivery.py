@@ -198,17 +198,20 @@ class Delivery:
             if await conn.send(msg):
                 conn.sent_dispatch[key] = now
                 sent += 1
-        if (
-            not only_tasks
-        ):  # a full pass: forget what is no longer waiting for an ack (bounded memory)
+        if not only_tasks:
+            # A full pass: forget what is no longer waiting for an ack (bounded memory). A
+            # redelivery pass does not read assignments younger than ``resend_after``, so
+            # marks of that age stay (twice it: the database's clock is not this one);
+            # dropping them sent each fresh dispatch again when its event arrived.
+            horizon = read_at - 2 * resend_after if resend_after is not None else read_at
             waiting: dict[uuid.UUID | None, set[tuple[str, int]]] = {}
             for node_id, key in found:
                 waiting.setdefault(node_id, set()).add(key)
             for node_id, conn in conns.items():
                 keep = waiting.get(node_id, set())
-                conn.acked = {k: v for k, v in conn.acked.items() if k in keep or v >= read_at}
+                conn.acked = {k: v for k, v in conn.acked.items() if k in keep or v >= horizon}
                 conn.sent_dispatch = {
-                    k: v for k, v in conn.sent_dispatch.items() if k in keep or v >= read_at
+                    k: v for k, v in conn.sent_dispatch.items() if k in keep or v >= horizon
                 }
         self.dispatched += sent
         return sent
