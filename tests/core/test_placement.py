@@ -175,3 +175,49 @@ def test_host_mounts_only_on_nodes_that_declare_them():
         "no online node declares the host mounts scratch"
     )
     assert never_fits_reason(home, [plain, wsl]) is None
+
+
+def test_fitting_nodes_equals_fits_now_as_capacity_is_consumed() -> None:
+    """The per-pass cache of suited nodes changes no answer: random nodes and demands (labels,
+    runtimes, pins, mounts, draining, GPUs of models), capacity taken between calls."""
+    import random
+
+    from unidesk.core.scheduler.placement import SuitCache, fits_now, fitting_nodes
+
+    rng = random.Random(7)
+    nodes = []
+    for i in range(60):
+        n = node(
+            f"r{i}",
+            cpus=rng.choice([1, 2, 4]),
+            gpus=rng.choice([[], [0], [0, 1]]),
+            labels=rng.choice([{}, {"pool": "a"}, {"pool": "b", "zone": "x"}]),
+            runtimes=rng.choice([[], ["docker"], ["docker", "host.ssh"], ["podman"]]),
+        )
+        n.accepts_work = rng.random() > 0.1
+        n.host_mounts = frozenset(rng.choice([[], ["data"], ["data", "scratch"]]))
+        n.gpu_info = {g: (rng.choice(["A100", "T4"]), 40000) for g in n.gpu_indices}
+        nodes.append(n)
+    cache: SuitCache = {}
+    checked = 0
+    for _ in range(400):
+        d = Demand(
+            task_id=uuid.uuid4(),
+            cpus=rng.choice([0.5, 1, 2]),
+            memory_mb=rng.choice([256, 4096]),
+            gpus=rng.choice([0, 0, 1]),
+            labels=rng.choice([{}, {"pool": "a"}, {"pool": "b"}]),
+            runtime=rng.choice(["docker", "docker", "podman"]),
+            pinned_node=rng.choice([None, None, nodes[3].node_id]),
+            gpu_model=rng.choice([None, "a100"]),
+            host_mounts=frozenset(rng.choice([[], ["data"]])),
+        )
+        want = [n for n in nodes if fits_now(d, n)]
+        assert fitting_nodes(d, nodes, cache) == want
+        checked += bool(want)
+        if want:  # consume some capacity, as a pass does
+            n = rng.choice(want)
+            n.free_cpus -= d.cpus
+            n.free_memory_mb -= d.memory_mb
+            n.free_gpu_indices = n.free_gpu_indices[d.gpus :]
+    assert checked > 50  # enough demands fitted for the comparison to mean something

@@ -40,7 +40,9 @@ from unidesk.core.scheduler import reasons
 from unidesk.core.scheduler.placement import (
     Demand,
     NodeCapacity,
+    SuitCache,
     fits_now,
+    fitting_nodes,
     matching_free_gpus,
     never_fits_reason,
 )
@@ -316,6 +318,7 @@ def plan_pass(
     max_gpus = max((len(n.free_gpu_indices) for n in nodes if n.accepts_work), default=0)
     never: dict[Any, str | None] = {}
     failed: dict[Any, Verdict] = {}
+    suits: SuitCache = {}
     share = dict(shares)
     acc_share = dict(account_shares or {})
     held = {k: Held(v.cpus, v.memory_mb, v.gpus) for k, v in held.items()}
@@ -386,6 +389,7 @@ def plan_pass(
                     running_on,
                     by_node,
                     (max_cpus, max_mem, max_gpus),
+                    suits,
                     blocked,
                 )
                 if (
@@ -476,6 +480,7 @@ def _try_place(
     running_on: dict[uuid.UUID, list[Running]],
     by_node: dict[uuid.UUID, NodeCapacity],
     maxima: tuple[float, int, int],
+    suits: SuitCache,
     blocked: Blocker | None = None,
 ) -> tuple[Assignment | None, Verdict | None]:
     """Place ``d`` now if a node allows it (fits, within label quotas, respects reservations);
@@ -484,7 +489,7 @@ def _try_place(
     if d.runtime == "host.ssh" or (
         d.cpus <= maxima[0] + 1e-9 and d.memory_mb <= maxima[1] and d.gpus <= maxima[2]
     ):
-        fitting = [n for n in nodes if fits_now(d, n)]
+        fitting = fitting_nodes(d, nodes, suits)
     if blocked is not None:
         # Over a label quota everywhere it could go (now, or ever): that is why it waits.
         could = fitting or [i for i in idle if fits_now(d, i)]

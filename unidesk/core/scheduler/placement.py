@@ -12,7 +12,9 @@ __all__ = [
     "Demand",
     "NodeCapacity",
     "Placement",
+    "SuitCache",
     "fits_now",
+    "fitting_nodes",
     "gpu_matches",
     "host_mounts_fit",
     "matching_free_gpus",
@@ -125,15 +127,43 @@ def fits_now(d: Demand, n: NodeCapacity) -> bool:
         d.runtime == "host.ssh"
     ):  # maintenance: no capacity, reaches a draining or unhealthy node too
         return d.pinned_node == n.node_id and "host.ssh" in n.runtimes
-    return n.accepts_work and (
-        d.cpus <= n.free_cpus + 1e-9
-        and d.memory_mb <= n.free_memory_mb
+    return _fits_free(d, n) and _suits(d, n)
+
+
+def _suits(d: Demand, n: NodeCapacity) -> bool:
+    """The part of ``fits_now`` that free capacity does not change (non-maintenance tasks)."""
+    return (
+        n.accepts_work
         and _labels_match(d.labels, n.labels)
         and (d.runtime in n.runtimes or (d.runtime == "docker" and not n.runtimes))
         and (d.pinned_node is None or d.pinned_node == n.node_id)
         and host_mounts_fit(d, n)
-        and _gpus_fit(d, n)
     )
+
+
+def _fits_free(d: Demand, n: NodeCapacity) -> bool:
+    return d.cpus <= n.free_cpus + 1e-9 and d.memory_mb <= n.free_memory_mb and _gpus_fit(d, n)
+
+
+SuitCache = dict[tuple[object, ...], list[NodeCapacity]]
+"""Per pass: the nodes each kind of demand suits (``fitting_nodes``)."""
+
+
+def fitting_nodes(d: Demand, nodes: list[NodeCapacity], cache: SuitCache) -> list[NodeCapacity]:
+    """``[n for n in nodes if fits_now(d, n)]``, checking only free capacity against the nodes
+    ``d``'s kind suits, kept in ``cache`` for the pass (labels, runtimes, pins, mounts and
+    whether a node accepts work do not change within one; free capacity does). A pass over
+    1,000 nodes called ``fits_now`` per node for every task placed (~0.56 ms a task)."""
+    if d.runtime == "host.ssh" or route_refusal(d) is not None:
+        return [n for n in nodes if fits_now(d, n)]
+    key = (tuple(sorted(d.labels.items())), d.runtime, d.pinned_node, d.host_mounts)
+    suited = cache.get(key)
+    if suited is None:
+        suited = cache[key] = [n for n in nodes if _suits(d, n)]
+    cpus, memory = d.cpus - 1e-9, d.memory_mb
+    if d.gpus == 0:
+        return [n for n in suited if n.free_cpus >= cpus and n.free_memory_mb >= memory]
+    return [n for n in suited if _fits_free(d, n)]
 
 
 def place(demands: list[Demand], nodes: list[NodeCapacity]) -> tuple[list[Placement], list[Demand]]:
