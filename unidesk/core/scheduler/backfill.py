@@ -29,6 +29,7 @@ Capacity only shrinks during a pass, so a shape that failed once fails for the r
 from __future__ import annotations
 
 import heapq
+import operator
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -471,6 +472,10 @@ def _blocker(
     return blocked
 
 
+_SPREAD = operator.attrgetter("free_cpus", "free_memory_mb", "name")
+"""Placement spreads load: of the nodes a task may take, the one with the most free CPU."""
+
+
 def _try_place(
     d: Demand,
     c: Candidate,
@@ -507,7 +512,7 @@ def _try_place(
             or not _would_delay(r, d, n, running_on.get(n.node_id, []))
         )
 
-    allowed = [n for n in fitting if respects(n)]
+    allowed = [n for n in fitting if respects(n)] if on_node else fitting
     avoided: list[uuid.UUID] = []
     if d.avoid_nodes and allowed:
         others = [n for n in allowed if n.node_id not in d.avoid_nodes]
@@ -521,7 +526,7 @@ def _try_place(
                 {"avoiding": sorted(by_node[n].name for n in d.avoid_nodes if n in by_node)},
             )
     if allowed:
-        n = max(allowed, key=lambda x: (x.free_cpus - d.cpus, x.free_memory_mb, x.name))
+        n = max(allowed, key=_SPREAD)  # the most free CPU, then memory, then name
         gpus = matching_free_gpus(d, n)[: d.gpus]
         n.free_cpus -= d.cpus
         n.free_memory_mb -= d.memory_mb
