@@ -141,3 +141,29 @@ async def test_short_or_non_hex_commit_is_refused(exec_config, make_repo) -> Non
     repo.commit()
     with pytest.raises(PrepareFailed, match="not a full"):
         await GitCache(exec_config).ensure_commit(repo.url, "HEAD")
+
+
+async def test_lock_files_left_by_a_killed_git_are_cleared_and_the_commit_kept(
+    exec_config, make_repo
+) -> None:
+    """An agent killed (-9, its process group with it) mid-fetch leaves git's lock files in the
+    cache; the next fetch under the cache's own lock clears them, so the commit gets its ref
+    (kept reachable, never pruned) instead of a silent ``cannot lock ref``."""
+    repo = make_repo()
+    first = repo.commit({"a": "1"})
+    cache = GitCache(exec_config)
+    await cache.ensure_commit(repo.url, first)
+    second = repo.commit({"a": "2"})
+    bare = cache.repo_dir(repo.url)
+    left = [f"refs/unidesk/{second}.lock", "packed-refs.lock", "shallow.lock", "config.lock"]
+    for name in left:
+        (bare / name).write_text("")
+    assert (await cache.ensure_commit(repo.url, second)).fetched
+    refs = subprocess.run(
+        ["git", f"--git-dir={bare}", "for-each-ref", "--format=%(refname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert f"refs/unidesk/{second}" in refs
+    assert not [name for name in left if (bare / name).exists()]

@@ -116,6 +116,7 @@ class GitCache:
                 self.uses.hold(owner, "git", repo.name)
             if not repo.exists():
                 await self._init(repo, url)
+            _clear_stale_locks(repo)
             _touch(repo)
             if await self.has_commit(repo, commit):
                 # A repository once fetched with a credential is private: a later attempt must
@@ -153,8 +154,13 @@ class GitCache:
                         f"could not fetch {redact_url(url)}: {_access_hint(err)}{_tail(err)}"
                     )
                 raise PrepareFailed(f"commit {commit} not found in repository {redact_url(url)}")
-            await self._git(repo, "update-ref", f"refs/unidesk/{commit}", commit)
-            await self._git(repo, "-c", "gc.auto=6700", "gc", "--auto", "--quiet")
+            rc, _, err = await self._git(repo, "update-ref", f"refs/unidesk/{commit}", commit)
+            if rc != 0:
+                raise GitFailed(f"could not keep {commit} in the git cache: {_tail(err)}")
+            # in the foreground: no git may run in the repository once its lock is released
+            await self._git(
+                repo, "-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"
+            )
         return FetchResult(str(repo), True, time.monotonic() - started)
 
     def is_private(self, url: str) -> bool:
@@ -318,6 +324,15 @@ class GitCache:
             await _kill(proc)
             raise
         return proc.returncode or 0, out, err
+
+
+def _clear_stale_locks(repo: Path) -> None:
+    """Remove git's lock files a killed git left (agent kill -9 mid-fetch); called under the
+    repository's lock, when no git of this cache runs in it. Left alone, a ``refs/…/x.lock``
+    makes git refuse that ref for ever."""
+    for lock in (*repo.glob("*.lock"), *(repo / "refs").rglob("*.lock")):
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
 
 
 def _write_private(path: Path, text: str) -> None:
