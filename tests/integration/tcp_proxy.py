@@ -11,9 +11,10 @@ __all__ = ["FreezableProxy"]
 
 class FreezableProxy:
     """``127.0.0.1:<port>`` → ``target``. ``freeze()`` stalls every open connection for good;
-    connections made after it pass again (a node whose network came back). ``cut()`` freezes
-    and also stalls every new connection (accepted, never answered: a blackhole) until
-    ``heal()``."""
+        connections made after it pass again (a node whose network came back). ``cut()`` freezes
+        and also stalls every new connection (accepted, never answered: a blackhole) until
+        ``heal()``. ``pause()`` holds every byte in flight until ``resume()`` and then forwards it on
+    the same connections (a short cut that TCP retransmission survives, as an iptables DROP)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -21,6 +22,7 @@ class FreezableProxy:
         self.connections = 0
         self._frozen: list[asyncio.Event] = []
         self._healed: asyncio.Event | None = None
+        self._resumed: asyncio.Event | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -69,6 +71,24 @@ class FreezableProxy:
 
         self._loop.call_soon_threadsafe(go)
 
+    def pause(self) -> None:
+        """Forward nothing, close nothing: bytes wait in the proxy until ``resume()``."""
+
+        def go() -> None:
+            self._resumed = self._resumed or asyncio.Event()
+
+        self._loop.call_soon_threadsafe(go)
+
+    def resume(self) -> None:
+        """Forward what waited, in order, on the connections that were open."""
+
+        def go() -> None:
+            if self._resumed is not None:
+                self._resumed.set()
+                self._resumed = None
+
+        self._loop.call_soon_threadsafe(go)
+
     def close(self) -> None:
         async def shut() -> None:
             if self._server:
@@ -103,9 +123,8 @@ class FreezableProxy:
             self._pump(reader, up_writer, frozen), self._pump(up_reader, writer, frozen)
         )
 
-    @staticmethod
     async def _pump(
-        src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event
     ) -> None:
         while not frozen.is_set():
             read = asyncio.ensure_future(src.read(65536))
@@ -120,6 +139,8 @@ class FreezableProxy:
             if not data:
                 dst.close()
                 return
+            while self._resumed is not None:
+                await self._resumed.wait()
             dst.write(data)
             await dst.drain()
         await asyncio.Event().wait()  # frozen: hold both sockets open, forward nothing, forever

@@ -157,3 +157,34 @@ class _Via:
 
     def api(self):  # type: ignore[no-untyped-def]
         return self._server.api()
+
+
+def test_short_silent_cut_keeps_the_attempt_and_every_log_line(live_server, agent_factory):
+    """A cut shorter than the offline timeout that the connection survives (no FIN, bytes held
+    and then delivered): the attempt runs on, once, and the lines written during the cut reach
+    the server after it, all of them in order."""
+    proxy = FreezableProxy("127.0.0.1", live_server.port).start()
+    try:
+        agent_factory(_Via(live_server, proxy.url), "blip", labels={"pool": "w"})
+        with live_server.api() as api:
+            wait_online(api, "blip")
+            task = submit(
+                api,
+                "for i in $(seq 1 40); do echo line-$i; sleep 0.1; done",
+                resources={"labels": {"pool": "w"}},
+            )
+            wait_state(api, task["id"], "running", timeout=30)
+            proxy.pause()
+            time.sleep(1.5)  # half the tests' 3 s offline timeout
+            proxy.resume()
+            done = wait_state(api, task["id"], timeout=60)
+            assert done["state"] == "succeeded", done
+            assert [(a["node_name"], a["state"]) for a in done["attempts"]] == [
+                ("blip", "succeeded")
+            ]
+            items = api.get(f"/api/tasks/{task['id']}/logs", params={"limit": 1000}).json()
+            text = "".join(c["data"] for c in items["items"] if c["stream"] == "stdout")
+            assert text.split() == [f"line-{i}" for i in range(1, 41)], text
+            assert_one_final(api, task["id"])
+    finally:
+        proxy.close()
