@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -527,3 +528,48 @@ def test_server_kill9_local_agent_dies_with_it_and_the_restarted_one_adopts(
         server.stop()
         f.close()
     assert agent_pid is not None and not _alive(agent_pid)  # no orphan agent after a stop
+
+
+def test_agent_kill9_while_the_env_image_builds(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    """kill -9 of the agent in ``preparing`` (its image build running): the restarted agent has
+    no container to declare, the attempt is lost and retried once, the retry builds and runs;
+    no build container or workspace is left behind."""
+    server = start_docker_server(pg_cluster, tmp_path)
+    f = Flow(server, tmp_path)
+    marker = f"slow-build-{uuid.uuid4().hex[:10]}"
+    f.env_sha = f.env_repo.commit(
+        {
+            "docker/Dockerfile": f"FROM {BUSYBOX_IMAGE}\nRUN echo {marker}; sleep 4; echo b > /env-marker\n"
+        }
+    )
+    try:
+        wait_local_node(f.api)
+        task = f.submit("cat /env-marker")
+        wait_for(lambda: marker in f.text(task["id"], "build"), timeout=60, what="build running")
+        old_pid = _local_agent_pid(server)
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        done = wait_state(f.api, task["id"], timeout=120)
+        task_now = assert_one_final(f.api, task["id"])
+        assert done["state"] == "succeeded", (done["attempts"], trace_kinds(f.api, task["id"]))
+        assert [a["state"] for a in task_now["attempts"]] in (["lost", "succeeded"],)
+        assert f.text(task["id"], "stdout").strip().endswith("b")
+
+        def build_containers() -> list[str]:
+            return [
+                line
+                for line in docker(
+                    "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"
+                ).splitlines()
+                if marker in line
+            ]
+
+        wait_for(lambda: build_containers() == [] or None, timeout=30, what="no build container")
+        wait_for(
+            lambda: not list(f.work_dir.glob(f"{task['id']}-*")) or None,
+            timeout=15,
+            what="no workspace left",
+        )
+    finally:
+        server.stop()
+        f.close()
