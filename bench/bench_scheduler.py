@@ -286,18 +286,25 @@ async def submit_all(
         return first, time.time(), errors
 
 
-def single_latency_phase(api: httpx.Client, conninfo: str, samples: int, bound_s: float) -> int:
+def single_latency_phase(
+    api: httpx.Client, conninfo: str, samples: int, bound_s: float
+) -> tuple[int, list[tuple[str, float, float]]]:
     """Submit ``samples`` single tasks one after another on the idle fleet, each once the one
-    before is final (each wait bounded): the agents time submit→dispatch per task."""
+    before is final (each wait bounded): the agents time submit→dispatch per task. Returns the
+    number final and, per task, ``(id, client submit stamp, HTTP response time)``."""
     done = 0
+    sent: list[tuple[str, float, float]] = []
     deadline = time.monotonic() + bound_s
     with psycopg.connect(conninfo, autocommit=True) as c:
         for i in range(samples):
             if time.monotonic() > deadline:
                 break
-            r = api.post("/api/tasks", json=_spec(i, "single"))
+            spec = _spec(i, "single")
+            r = api.post("/api/tasks", json=spec)
+            responded = time.time()
             r.raise_for_status()
             task_id = r.json()["id"]
+            sent.append((task_id, float(spec["env"]["BENCH_SUBMIT_TS"]), responded))
             end = min(deadline, time.monotonic() + 10.0)
             while time.monotonic() < end:
                 row = c.execute("SELECT state FROM tasks WHERE id = %s", (task_id,)).fetchone()
@@ -306,7 +313,51 @@ def single_latency_phase(api: httpx.Client, conninfo: str, samples: int, bound_s
                     break
                 time.sleep(0.02)
             time.sleep(0.05)
-    return done
+    return done, sent
+
+
+def single_stages(
+    conninfo: str, sent: list[tuple[str, float, float]], arrivals: dict[str, float]
+) -> dict[str, list[float]]:
+    """Where a single task's submit→dispatch time goes, per task (seconds), from the client's
+    stamps, the rows' own timestamps (``now()`` is its transaction's start) and the agent's
+    receive time; one machine, one clock:
+
+    - ``http→submit tx``: client stamp → the submit transaction's start (request, auth,
+      validation, the submit queue);
+    - ``submit tx→attempt``: → the attempt's INSERT in the pass that assigned it (its
+      ``assigned_at`` is ``clock_timestamp()``): the submit's INSERT/events/commit, the wake, any
+      pass already running, then the pass's reads (groups, nodes, running attempts, quotas,
+      fair-share aggregate) and plan;
+    - ``attempt→agent``: → the Dispatch frame's arrival (the pass's other writes, its commit,
+      delivery, the frame on the wire);
+    - ``http response``: client stamp → the POST's response (for comparison)."""
+    ids = [t for t, _, _ in sent]
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        rows = {
+            str(r[0]): (r[1], r[2])
+            for r in c.execute(
+                "SELECT t.id, extract(epoch FROM t.created_at)::float8, "
+                "extract(epoch FROM min(a.assigned_at))::float8 FROM tasks t "
+                "JOIN task_attempts a ON a.task_id = t.id WHERE t.id = ANY(%s::uuid[]) GROUP BY t.id",
+                (ids,),
+            ).fetchall()
+        }
+    out: dict[str, list[float]] = {
+        "http→submit tx": [],
+        "submit tx→attempt": [],
+        "attempt→agent": [],
+        "http response": [],
+    }
+    for task_id, stamp, responded in sent:
+        if task_id not in rows or task_id not in arrivals:
+            continue
+        created, assigned = rows[task_id]
+        out["http→submit tx"].append(created - stamp)
+        out["submit tx→attempt"].append(assigned - created)
+        out["attempt→agent"].append(arrivals[task_id] - assigned)
+        out["http response"].append(responded - stamp)
+    return out
 
 
 def raw_skip_locked_baseline(conninfo: str, seconds: float, rows: int, batch: int) -> float:
@@ -850,16 +901,23 @@ def main() -> None:
                     f"{statistics.fmean(latencies) * 1000:8.1f} ms"
                 )
             if args.latency_samples > 0:
-                n = single_latency_phase(api, conninfo, args.latency_samples, min(120.0, left()))
-                single = [
-                    x for f in workers.ask("latencies") for x in f["latencies"].get("single", [])
-                ]
+                n, sent = single_latency_phase(
+                    api, conninfo, args.latency_samples, min(120.0, left())
+                )
+                answers = workers.ask("latencies")
+                single = [x for f in answers for x in f["latencies"].get("single", [])]
+                arrivals = {k: v for f in answers for k, v in f.get("arrivals", {}).items()}
                 print(
                     f"single task submit→dispatch       p50 {pct(single, 0.5) * 1000:.1f} ms, p99 "
                     f"{pct(single, 0.99) * 1000:.1f} ms, max {max(single or [0]) * 1000:.0f} ms "
                     f"over {len(single)} tasks ({n} final), one at a time on idle nodes (goal p99 "
                     "<= 50 ms); baseline: the same submit's own HTTP round trip is inside it"
                 )
+                for stage, xs in single_stages(conninfo, sent, arrivals).items():
+                    print(
+                        f"    stage {stage:<22} p50 {pct(xs, 0.5) * 1000:6.1f} ms, p99 "
+                        f"{pct(xs, 0.99) * 1000:6.1f} ms, max {max(xs or [0]) * 1000:5.0f} ms"
+                    )
 
         if args.tasks > 0:
             task_phase()

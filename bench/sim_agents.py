@@ -72,6 +72,8 @@ class Fleet:
         self.frames_in = 0
         self.frames_out = 0
         self.latencies: dict[str, list[float]] = {}
+        self.arrivals: dict[str, float] = {}
+        """Receive time (epoch s) of each single-phase dispatch, by task id (stage breakdown)."""
         self._seen: set[tuple[str, int]] = set()
         self._stop = asyncio.Event()
 
@@ -91,6 +93,7 @@ class Fleet:
         }
         if final:
             out["latencies"] = self.latencies
+            out["arrivals"] = self.arrivals
         return out
 
     async def _paced(self) -> None:
@@ -206,6 +209,8 @@ class Fleet:
             if submitted:
                 phase = d.env.get("BENCH_PHASE", "main")
                 self.latencies.setdefault(phase, []).append(now - float(submitted))
+                if phase == "single":
+                    self.arrivals[str(d.task_id)] = now
         self.frames_out += 3  # ack, running, exited (heartbeats are counted apart)
         await ws.send(protocol.encode(protocol.Ack(task_id=d.task_id, attempt_no=d.attempt_no)))
         await ws.send(

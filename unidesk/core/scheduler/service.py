@@ -315,6 +315,8 @@ class Scheduler:
         self.epoch = 0
         """Counts the times something asked for a full pass (see ``judge_submitted``)."""
         self.passes = {"full": 0, "light": 0}
+        self._woken_at = 0.0
+        """When the last ``wake``/``wake_submitted`` came (perf_counter; the debug trace)."""
 
     def _request_full(self) -> None:
         self._full = True
@@ -323,10 +325,12 @@ class Scheduler:
     def wake(self) -> None:
         """Run a full pass soon (capacity, nodes or quotas may have changed)."""
         self._request_full()
+        self._woken_at = time.perf_counter()
         self._wake.set()
 
     def wake_submitted(self) -> None:
         """New pending tasks were committed: a pass soon, a light one if nothing can be placed."""
+        self._woken_at = time.perf_counter()
         self._wake.set()
 
     async def on_events(self, events: list[EventOut]) -> None:
@@ -404,7 +408,9 @@ class Scheduler:
         self._full = True  # during a full pass verdicts may change: submits wake a pass
         self._after_commit = None
         self._assigned = []
+        started = time.perf_counter()
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
+        committed = time.perf_counter()
         self.passes["full"] += 1
         if self._after_commit is not None:  # the cache follows only what was committed
             self._verdicts = self._after_commit
@@ -418,6 +424,16 @@ class Scheduler:
                 await self.on_assigned(self._assigned)
             except Exception:  # delivery's own redelivery pass sends them later
                 log.exception("direct delivery after a pass failed")
+            # Where a dispatch's milliseconds go (docs/scheduling.md "Latency"): the wake, the
+            # pass's phases, its commit, the frames handed to the sockets.
+            log.debug(
+                "pass assigned",
+                assigned=assigned,
+                wake_to_pass_ms=round((started - self._woken_at) * 1000, 1),
+                phases_ms=self.last_timings,
+                commit_ms=round((committed - started) * 1000 - sum(self.last_timings.values()), 1),
+                deliver_ms=round((time.perf_counter() - committed) * 1000, 1),
+            )
         return assigned
 
     async def _assign(self, session: AsyncSession) -> int:
