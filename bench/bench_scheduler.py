@@ -339,7 +339,8 @@ def single_stages(
             for r in c.execute(
                 "SELECT t.id, extract(epoch FROM t.created_at)::float8, "
                 "extract(epoch FROM min(a.assigned_at))::float8 FROM tasks t "
-                "JOIN task_attempts a ON a.task_id = t.id WHERE t.id = ANY(%s::uuid[]) GROUP BY t.id",
+                "JOIN task_attempts a ON a.task_id = t.id WHERE t.id = ANY(%s::uuid[]) "
+                "GROUP BY t.id",
                 (ids,),
             ).fetchall()
         }
