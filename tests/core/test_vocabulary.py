@@ -19,7 +19,7 @@ from unidesk.core.tasks.states import (
 
 CORE = Path(__file__).resolve().parents[2] / "unidesk" / "core"
 _KIND = re.compile(
-    r"^(task|node|user|api_token|node_token|artifact|backup|secrets?|quota)\.[a-z_]+$"
+    r"^(task|node|user|api_token|node_token|artifact|backup|secrets?|quota|account)\.[a-z_]+$"
 )
 EVENT_HELPERS = {"task_event", "node_event", "artifact_event"}
 EVENT_NAMES = {"ev", "e", "event", "last", "live"}
