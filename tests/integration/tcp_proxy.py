@@ -13,8 +13,8 @@ class FreezableProxy:
     """``127.0.0.1:<port>`` → ``target``. ``freeze()`` stalls every open connection for good;
         connections made after it pass again (a node whose network came back). ``cut()`` freezes
         and also stalls every new connection (accepted, never answered: a blackhole) until
-        ``heal()``. ``pause()`` holds every byte in flight until ``resume()`` and then forwards it on
-    the same connections (a short cut that TCP retransmission survives, as an iptables DROP)."""
+        ``heal()``. ``pause()`` holds every byte in flight until ``resume()`` and then forwards it
+    on the same connections (a short cut that TCP retransmission survives, as an iptables DROP)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)

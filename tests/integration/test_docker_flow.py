@@ -539,7 +539,9 @@ def test_agent_kill9_while_the_env_image_builds(pg_cluster: PgCluster, tmp_path:
     marker = f"slow-build-{uuid.uuid4().hex[:10]}"
     f.env_sha = f.env_repo.commit(
         {
-            "docker/Dockerfile": f"FROM {BUSYBOX_IMAGE}\nRUN echo {marker}; sleep 4; echo b > /env-marker\n"
+            "docker/Dockerfile": (
+                f"FROM {BUSYBOX_IMAGE}\nRUN echo {marker}; sleep 4; echo b > /env-marker\n"
+            )
         }
     )
     try:
