@@ -150,3 +150,39 @@ async def test_a_single_submit_onto_a_full_cluster_gets_its_reason_in_its_transa
     assert (await sim.task(row.id)).pending_reason is None
     assert await sched.run_pass(light_ok=True) == 0
     assert (await sim.task(row.id)).pending_reason == "no_node_fits"
+
+
+async def test_a_placement_dropped_on_a_locked_node_is_retried_before_the_timer(
+    sim: SimCluster,
+) -> None:
+    """A pass that finds its chosen node's row held by another transaction (a heartbeat flush,
+    a report batch) drops that placement; the next pass follows shortly, not at the timer's
+    tick (which was a 2 s submit→dispatch outlier in the single-task latency bench)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    alice = await sim.user("alice")
+    [node] = await sim.nodes(1, cpus=1)
+    sched = Scheduler(sim.sessions, Settings(), tick_s=120)  # the timer never fires here
+    await sched.start()
+    try:
+        async with sim.sessions() as holder:  # holds the node row like a heartbeat flush
+            await holder.execute(
+                text("SELECT id FROM nodes WHERE id = :id FOR UPDATE"), {"id": node}
+            )
+            [task] = await sim.tasks(1, alice)
+            sched.wake_submitted()
+            for _ in range(100):  # the pass ran and dropped its placement
+                if sched.passes["full"] >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert sched.passes["full"] >= 1 and sched.assigned_total == 0
+            await holder.rollback()
+        for _ in range(200):  # bounded: 10 s, far below the 120 s timer
+            if (await sim.task(task)).state == "assigned":
+                break
+            await asyncio.sleep(0.05)
+        assert (await sim.task(task)).state == "assigned"
+    finally:
+        await sched.stop()

@@ -325,6 +325,11 @@ class _Laps:
         self._t = now
 
 
+RETRY_LOCKED_S = 0.05
+"""Delay before the pass after one that skipped a locked node or task row (the lock holders,
+heartbeat flushes and report batches, commit within milliseconds)."""
+
+
 class Scheduler:
     name = "scheduler"
 
@@ -341,6 +346,9 @@ class Scheduler:
         self.batch = batch or self.settings.scheduler_batch
         self.tick_s = tick_s
         self._wake = asyncio.Event()
+        self._retry = False
+        """This pass skipped a row another transaction held: a full pass follows shortly."""
+        self._retries = 0
         self._task: asyncio.Task[None] | None = None
         self.assigned_total = 0
         self.last_plan: Plan | None = None
@@ -458,6 +466,7 @@ class Scheduler:
             return 0
         self._full = True  # during a full pass verdicts may change: submits wake a pass
         self._after_commit = None
+        self._retry = False
         self._assigned = []
         started = time.perf_counter()
         assigned = await in_transaction(self._sessions, self._assign, name="schedule")
@@ -470,6 +479,17 @@ class Scheduler:
             # submit can only wait like its group (or be of a new group: then a full pass).
             self._full = assigned > 0 or not self._verdicts
         self.assigned_total += assigned
+        if self._retry:
+            # A placement or candidate was skipped because another writer held its row (a
+            # heartbeat flush on the node, a report on the task): nothing else will wake a
+            # pass for it, so another full one follows shortly rather than at the timer's.
+            # Doubling while rows stay held (a long transaction), never past the timer.
+            delay = min(RETRY_LOCKED_S * 2**self._retries, self.tick_s)
+            self._retries += 1
+            self._request_full()
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+        else:
+            self._retries = 0
         if self._assigned and self.on_assigned is not None:
             try:
                 await self.on_assigned(self._assigned)
@@ -558,6 +578,8 @@ class Scheduler:
                 )
             ).all()
         )
+        if len(mine) < len(cand_rows):
+            self._retry = True  # a pending task locked by another writer right now
         for c in sorted(cand_rows.values(), key=lambda c: (-c.priority, c.seq)):
             if c.id in mine:
                 groups[index[c.group_key]].candidates.append(
@@ -630,7 +652,10 @@ class Scheduler:
                 )
             ).all()
         )
-        plan.placements = [p for p in plan.placements if p.node_id in ok]
+        kept = [p for p in plan.placements if p.node_id in ok]
+        if len(kept) < len(plan.placements):
+            self._retry = True
+        plan.placements = kept
 
     async def _write_reservations(
         self, session: AsyncSession, plan: Plan, before: dict[uuid.UUID, uuid.UUID]
