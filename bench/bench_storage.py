@@ -34,6 +34,17 @@ import psutil
 PASSWORD = "bench-password-123"
 
 
+def write_source(path: Path, size_mib: int) -> str:
+    """Write ``size_mib`` MiB of random data to ``path``; its SHA-256 hex digest."""
+    block = os.urandom(1024 * 1024)
+    h = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for _ in range(size_mib):
+            fh.write(block)
+            h.update(block)
+    return h.hexdigest()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -185,13 +196,7 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         src = work / "src.bin"
-        block = os.urandom(1024 * 1024)
-        h = hashlib.sha256()
-        with open(src, "wb") as fh:
-            for _ in range(ns.size_mib):
-                fh.write(block)
-                h.update(block)
-        digest = h.hexdigest()
+        digest = write_source(src, ns.size_mib)
         www = work / "www"
         www.mkdir()
         os.link(src, www / "src.bin")

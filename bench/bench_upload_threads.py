@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import os
 import shutil
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_storage import PASSWORD, cpu_s, free_port, start_server, timed
+from bench_storage import PASSWORD, cpu_s, free_port, start_server, timed, write_source
 
 
 def thread_times(pid: int) -> dict[str, tuple[int, int]]:
@@ -61,12 +60,7 @@ def main() -> None:
     server = None
     try:
         src = work / "src.bin"
-        block = os.urandom(1024 * 1024)
-        h = hashlib.sha256()
-        with open(src, "wb") as fh:
-            for _ in range(ns.size_mib):
-                fh.write(block)
-                h.update(block)
+        digest = write_source(src, ns.size_mib)
         size = src.stat().st_size
         gib = size / 2**30
         port = free_port()
@@ -78,7 +72,7 @@ def main() -> None:
             ).raise_for_status()
             for i in range(ns.runs):
                 r = api.post(
-                    "/api/files", json={"name": f"run-{i}", "size": size, "sha256": h.hexdigest()}
+                    "/api/files", json={"name": f"run-{i}", "size": size, "sha256": digest}
                 )
                 r.raise_for_status()
                 aid, url = r.json()["artifact"]["id"], r.json()["upload"]["url"]
